@@ -1,0 +1,8 @@
+//! Embedded adapters: the ports implemented on this machine alone, for the local server, unit
+//! tests and developers without an AWS account.
+
+pub mod disk_storage;
+pub mod sqlite;
+
+pub use disk_storage::{DiskStorage, SignedGrant, SignedUrlError};
+pub use sqlite::EmbeddedDb;

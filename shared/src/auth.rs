@@ -1,0 +1,147 @@
+//! API-key authentication. Keys are kept only as SHA-256 hashes and compared in constant time.
+//! Routes take a [`Caller`] (any valid key) or an [`Admin`] (the admin key) as an extractor.
+
+use crate::config::NamedKey;
+use crate::context::AppContext;
+use crate::error::ApiError;
+use axum::extract::FromRequestParts;
+use http::HeaderMap;
+use http::request::Parts;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The owner name recorded on files and jobs created with the admin key.
+pub const ADMIN_OWNER: &str = "admin";
+
+type KeyHash = [u8; 32];
+
+fn hash(key: &str) -> KeyHash {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// The configured keys, as hashes.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRing {
+    users: Vec<(String, KeyHash)>,
+    admin: Option<KeyHash>,
+}
+
+/// Who a valid key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    User(String),
+    Admin,
+}
+
+impl KeyRing {
+    pub fn new(users: &[NamedKey], admin: Option<&str>) -> Self {
+        Self {
+            users: users.iter().map(|k| (k.name.clone(), hash(&k.key))).collect(),
+            admin: admin.map(hash),
+        }
+    }
+
+    /// Looks a presented key up, touching every stored hash so timing reveals nothing.
+    pub fn identify(&self, presented: &str) -> Option<Identity> {
+        let presented = hash(presented);
+        let mut found = None;
+        for (name, stored) in &self.users {
+            if bool::from(stored.ct_eq(&presented)) && found.is_none() {
+                found = Some(Identity::User(name.clone()));
+            }
+        }
+        if let Some(admin) = &self.admin
+            && bool::from(admin.ct_eq(&presented))
+        {
+            found = Some(Identity::Admin);
+        }
+        found
+    }
+}
+
+/// The key a request presents: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+        });
+    bearer
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim))
+        .filter(|k| !k.is_empty())
+}
+
+/// An authenticated caller: the owner of what it creates and the only one who sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub owner: String,
+    pub is_admin: bool,
+}
+
+impl FromRequestParts<AppContext> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppContext) -> Result<Self, ApiError> {
+        let key = presented_key(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        match ctx.keys.identify(key).ok_or(ApiError::Unauthorized)? {
+            Identity::User(owner) => Ok(Self { owner, is_admin: false }),
+            Identity::Admin => Ok(Self {
+                owner: ADMIN_OWNER.to_owned(),
+                is_admin: true,
+            }),
+        }
+    }
+}
+
+/// A caller holding the admin key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin;
+
+impl FromRequestParts<AppContext> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppContext) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, ctx).await?;
+        if caller.is_admin { Ok(Self) } else { Err(ApiError::Forbidden) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> KeyRing {
+        KeyRing::new(
+            &[
+                NamedKey { name: "alice".into(), key: "alice-secret".into() },
+                NamedKey { name: "bob".into(), key: "bob-secret".into() },
+            ],
+            Some("admin-secret"),
+        )
+    }
+
+    #[test]
+    fn identifies_users_and_admin_and_nothing_else() {
+        let r = ring();
+        assert_eq!(r.identify("alice-secret"), Some(Identity::User("alice".into())));
+        assert_eq!(r.identify("bob-secret"), Some(Identity::User("bob".into())));
+        assert_eq!(r.identify("admin-secret"), Some(Identity::Admin));
+        assert_eq!(r.identify("alice-secret "), None);
+        assert_eq!(r.identify(""), None);
+        assert!(!format!("{r:?}").contains("alice-secret"));
+    }
+
+    #[test]
+    fn reads_bearer_and_x_api_key() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented_key(&h), None);
+        h.insert("x-api-key", "k1".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("k1"));
+        h.insert(http::header::AUTHORIZATION, "bearer k2".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("k2"));
+        h.insert(http::header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("k1"));
+    }
+}

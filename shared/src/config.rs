@@ -1,0 +1,251 @@
+//! Configuration from environment variables, with safe defaults. Every limit the API enforces
+//! is here, so tests and deployments can change it without code.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not valid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// A named user API key as configured (`API_KEY`, or `API_KEYS=name:key,...`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct NamedKey {
+    pub name: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for NamedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NamedKey({}, <redacted>)", self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Base URL clients use to reach this deployment (signed local-storage URLs start with it).
+    pub public_base_url: String,
+    pub user_keys: Vec<NamedKey>,
+    pub admin_key: Option<String>,
+    pub cors_origins: Vec<String>,
+    pub max_upload_bytes: u64,
+    pub max_pixels: u64,
+    pub max_files: usize,
+    pub presign_expiry: Duration,
+    pub download_expiry: Duration,
+    /// How long uploads and results are kept before cleanup.
+    pub retention: Duration,
+    pub rate_limit_per_minute: u64,
+    /// A job not finished this long after creation is failed.
+    pub job_deadline: Duration,
+    /// How long a received queue message stays hidden; also the lease of a running job.
+    pub visibility_timeout: Duration,
+    /// Receives before a message moves to the dead letters.
+    pub max_receives: u32,
+    /// Attempts of a job before it fails.
+    pub max_attempts: u32,
+    pub sse_poll_interval: Duration,
+    pub sse_heartbeat: Duration,
+    pub sse_max_duration: Duration,
+    /// Whether a FAL key is configured (FAL-only models are unavailable without one).
+    pub fal_configured: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./.image2model"),
+            public_base_url: "http://127.0.0.1:8000".to_owned(),
+            user_keys: Vec::new(),
+            admin_key: None,
+            cors_origins: vec![
+                "http://localhost:3000".to_owned(),
+                "http://localhost:5173".to_owned(),
+            ],
+            max_upload_bytes: 50 * 1024 * 1024,
+            max_pixels: 40_000_000,
+            max_files: 25,
+            presign_expiry: Duration::from_secs(15 * 60),
+            download_expiry: Duration::from_secs(5 * 60),
+            retention: Duration::from_secs(24 * 3600),
+            rate_limit_per_minute: 60,
+            job_deadline: Duration::from_secs(30 * 60),
+            visibility_timeout: Duration::from_secs(120),
+            max_receives: 5,
+            max_attempts: 3,
+            sse_poll_interval: Duration::from_millis(250),
+            sse_heartbeat: Duration::from_secs(15),
+            sse_max_duration: Duration::from_secs(15 * 60),
+            fal_configured: false,
+        }
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    vars: &HashMap<String, String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(raw) => raw.parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn seconds(
+    vars: &HashMap<String, String>,
+    name: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    parse(vars, name, default.as_secs_f64()).and_then(|s| {
+        Duration::try_from_secs_f64(s).map_err(|e| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        })
+    })
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads configuration from a map of variables (the environment, or a test's own map).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let port: u16 = parse(vars, "PORT", 8000)?;
+        let mut user_keys = Vec::new();
+        if let Some(key) = vars.get("API_KEY").filter(|k| !k.trim().is_empty()) {
+            user_keys.push(NamedKey {
+                name: "default".to_owned(),
+                key: key.trim().to_owned(),
+            });
+        }
+        if let Some(list) = vars.get("API_KEYS") {
+            for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let (name, key) = entry.split_once(':').ok_or(ConfigError::Invalid {
+                    name: "API_KEYS",
+                    reason: "entries are name:key".to_owned(),
+                })?;
+                let valid_name = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !valid_name || key.len() < 8 {
+                    return Err(ConfigError::Invalid {
+                        name: "API_KEYS",
+                        reason: "names are [A-Za-z0-9_-]+ and keys at least 8 characters"
+                            .to_owned(),
+                    });
+                }
+                user_keys.push(NamedKey {
+                    name: name.to_owned(),
+                    key: key.to_owned(),
+                });
+            }
+        }
+        let cors_origins = match vars.get("CORS_ORIGINS") {
+            Some(list) => list
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            None => d.cors_origins,
+        };
+        Ok(Self {
+            data_dir: vars
+                .get("DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or(d.data_dir),
+            public_base_url: vars
+                .get("PUBLIC_BASE_URL")
+                .cloned()
+                .unwrap_or_else(|| format!("http://127.0.0.1:{port}")),
+            user_keys,
+            admin_key: vars
+                .get("ADMIN_API_KEY")
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty()),
+            cors_origins,
+            max_upload_bytes: parse(vars, "MAX_UPLOAD_BYTES", d.max_upload_bytes)?,
+            max_pixels: parse(vars, "MAX_PIXELS", d.max_pixels)?,
+            max_files: parse(vars, "MAX_FILES", d.max_files)?,
+            presign_expiry: seconds(vars, "PRESIGN_EXPIRY_SECONDS", d.presign_expiry)?,
+            download_expiry: seconds(vars, "DOWNLOAD_EXPIRY_SECONDS", d.download_expiry)?,
+            retention: seconds(vars, "RETENTION_SECONDS", d.retention)?,
+            rate_limit_per_minute: parse(vars, "RATE_LIMIT_PER_MINUTE", d.rate_limit_per_minute)?,
+            job_deadline: seconds(vars, "JOB_DEADLINE_SECONDS", d.job_deadline)?,
+            visibility_timeout: seconds(vars, "VISIBILITY_TIMEOUT_SECONDS", d.visibility_timeout)?,
+            max_receives: parse(vars, "MAX_RECEIVES", d.max_receives)?,
+            max_attempts: parse(vars, "MAX_ATTEMPTS", d.max_attempts)?,
+            sse_poll_interval: seconds(vars, "SSE_POLL_SECONDS", d.sse_poll_interval)?,
+            sse_heartbeat: seconds(vars, "SSE_HEARTBEAT_SECONDS", d.sse_heartbeat)?,
+            sse_max_duration: seconds(vars, "SSE_MAX_SECONDS", d.sse_max_duration)?,
+            fal_configured: vars.get("FAL_KEY").is_some_and(|k| !k.trim().is_empty()),
+        })
+    }
+
+    pub fn image_limits(&self) -> crate::validation::ImageLimits {
+        crate::validation::ImageLimits {
+            max_bytes: self.max_upload_bytes,
+            max_pixels: self.max_pixels,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(c.max_upload_bytes, 50 * 1024 * 1024);
+        assert_eq!(c.max_files, 25);
+        assert_eq!(c.rate_limit_per_minute, 60);
+        assert!(c.user_keys.is_empty() && c.admin_key.is_none());
+        assert_eq!(c.public_base_url, "http://127.0.0.1:8000");
+    }
+
+    #[test]
+    fn reads_keys_origins_and_limits() {
+        let c = Config::from_vars(&vars(&[
+            ("API_KEY", "single-key-123"),
+            ("API_KEYS", "alice:alice-key-1, bob:bob-key-22"),
+            ("ADMIN_API_KEY", "admin-key-123"),
+            ("CORS_ORIGINS", "https://a.example/, https://b.example"),
+            ("MAX_UPLOAD_BYTES", "1000"),
+            ("PORT", "9001"),
+        ]))
+        .unwrap();
+        let names: Vec<_> = c.user_keys.iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["default", "alice", "bob"]);
+        assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(c.max_upload_bytes, 1000);
+        assert_eq!(c.public_base_url, "http://127.0.0.1:9001");
+        assert!(!format!("{:?}", c.user_keys).contains("alice-key-1"));
+    }
+
+    #[test]
+    fn refuses_malformed_values() {
+        assert!(Config::from_vars(&vars(&[("MAX_UPLOAD_BYTES", "lots")])).is_err());
+        assert!(Config::from_vars(&vars(&[("API_KEYS", "nokey")])).is_err());
+        assert!(Config::from_vars(&vars(&[("API_KEYS", "a:short")])).is_err());
+        assert!(Config::from_vars(&vars(&[("JOB_DEADLINE_SECONDS", "-1")])).is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! The dependencies every handler gets: configuration, keys and the ports. Built once per
+//! process (in `main`, or by the local server) and cloned cheaply into each request.
+
+use crate::adapters::{DiskStorage, EmbeddedDb};
+use crate::auth::KeyRing;
+use crate::config::Config;
+use crate::ports::{ObjectStorage, Store, StorageError, StoreError, WorkQueue};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppContext {
+    pub config: Arc<Config>,
+    pub keys: Arc<KeyRing>,
+    pub store: Arc<dyn Store>,
+    pub storage: Arc<dyn ObjectStorage>,
+    pub queue: Arc<dyn WorkQueue>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("cannot open the embedded database: {0}")]
+    Database(#[from] StoreError),
+    #[error("cannot open object storage: {0}")]
+    Storage(#[from] StorageError),
+}
+
+/// The embedded adapters of one data directory.
+#[derive(Clone)]
+pub struct EmbeddedAdapters {
+    pub db: EmbeddedDb,
+    pub storage: DiskStorage,
+}
+
+impl EmbeddedAdapters {
+    /// Opens `image2model.db` and `objects/` under the configured data directory.
+    pub fn open(config: &Config) -> Result<Self, ContextError> {
+        let db = EmbeddedDb::open(&config.data_dir.join("image2model.db"), config.max_receives)?;
+        let storage = DiskStorage::open(&config.data_dir.join("objects"), &config.public_base_url)?;
+        Ok(Self { db, storage })
+    }
+}
+
+impl AppContext {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        storage: Arc<dyn ObjectStorage>,
+        queue: Arc<dyn WorkQueue>,
+    ) -> Self {
+        let keys = KeyRing::new(&config.user_keys, config.admin_key.as_deref());
+        Self {
+            config: Arc::new(config),
+            keys: Arc::new(keys),
+            store,
+            storage,
+            queue,
+        }
+    }
+
+    /// A context on the embedded adapters.
+    pub fn embedded(config: Config, adapters: &EmbeddedAdapters) -> Self {
+        Self::new(
+            config,
+            Arc::new(adapters.db.clone()),
+            Arc::new(adapters.storage.clone()),
+            Arc::new(adapters.db.clone()),
+        )
+    }
+}

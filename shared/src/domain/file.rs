@@ -1,0 +1,104 @@
+//! An uploaded file and its ingestion state (`pending -> ready | rejected`).
+
+use super::ids::FileId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStatus {
+    Pending,
+    Ready,
+    Rejected,
+}
+
+impl FileStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Ready => "ready",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// Why ingestion refused a file: a stable error code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRejection {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadedFile {
+    pub file_id: FileId,
+    /// Id of the API key that uploaded the file.
+    pub owner: String,
+    /// Sanitised original filename.
+    pub filename: String,
+    /// Declared type while pending; the sniffed type once ready.
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub status: FileStatus,
+    pub rejection: Option<FileRejection>,
+    pub object_key: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+/// What ingestion learned from the bytes of an accepted file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedImage {
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A file may leave `pending` once; any other change is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("file is {0}, not pending")]
+pub struct FileNotPending(pub &'static str);
+
+impl UploadedFile {
+    /// The object key under which the bytes of `file_id` of `owner` are stored.
+    pub fn object_key_for(owner: &str, file_id: FileId) -> String {
+        format!("uploads/{owner}/{file_id}")
+    }
+
+    pub fn accept(&self, image: AcceptedImage) -> Result<Self, FileNotPending> {
+        self.ensure_pending()?;
+        Ok(Self {
+            content_type: image.content_type,
+            size: image.size,
+            sha256: Some(image.sha256),
+            width: Some(image.width),
+            height: Some(image.height),
+            status: FileStatus::Ready,
+            version: self.version + 1,
+            ..self.clone()
+        })
+    }
+
+    pub fn reject(&self, rejection: FileRejection) -> Result<Self, FileNotPending> {
+        self.ensure_pending()?;
+        Ok(Self {
+            status: FileStatus::Rejected,
+            rejection: Some(rejection),
+            version: self.version + 1,
+            ..self.clone()
+        })
+    }
+
+    fn ensure_pending(&self) -> Result<(), FileNotPending> {
+        match self.status {
+            FileStatus::Pending => Ok(()),
+            other => Err(FileNotPending(other.as_str())),
+        }
+    }
+}

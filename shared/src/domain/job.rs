@@ -1,0 +1,412 @@
+//! A generation job and its state machine. Every change goes through a method here that returns
+//! the next version of the job or a [`TransitionError`]; stores then apply it conditionally on
+//! the version so concurrent writers cannot lose updates, move progress back or leave a
+//! terminal state.
+
+use super::ids::{BatchId, FileId, JobId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const DEFAULT_MODEL_TYPE: &str = "depth_anything_v2";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Processing,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 5] = [
+        Self::Queued,
+        Self::Processing,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Processing => "processing",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Texture quality, as FAL's tripo3d understands it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Texture {
+    #[serde(rename = "no")]
+    No,
+    #[serde(rename = "standard")]
+    Standard,
+    #[serde(rename = "HD")]
+    Hd,
+}
+
+/// Options a client may set on a job. Unknown keys are refused rather than silently dropped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub texture: Option<Texture>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pbr: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u32>,
+}
+
+/// Lowest and highest accepted `face_limit`.
+pub const FACE_LIMIT_RANGE: std::ops::RangeInclusive<u32> = 500..=2_000_000;
+
+impl JobOptions {
+    /// Checks value ranges; returns the offending field and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(limit) = self.face_limit
+            && !FACE_LIMIT_RANGE.contains(&limit)
+        {
+            return Err((
+                "face_limit",
+                format!(
+                    "must be between {} and {}",
+                    FACE_LIMIT_RANGE.start(),
+                    FACE_LIMIT_RANGE.end()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where the generated model is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub object_key: String,
+    pub filename: String,
+    pub size: u64,
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+impl JobError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationJob {
+    pub job_id: JobId,
+    pub batch_id: Option<BatchId>,
+    pub file_id: FileId,
+    pub owner: String,
+    pub model_type: String,
+    pub options: JobOptions,
+    pub status: JobStatus,
+    pub progress: u8,
+    pub message: String,
+    pub attempts: u32,
+    pub result: Option<JobResult>,
+    pub error: Option<JobError>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub version: u64,
+}
+
+/// A change the state machine does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("a {from} job cannot become {to}")]
+    Illegal { from: JobStatus, to: JobStatus },
+    #[error("progress cannot move from {from} to {to}")]
+    ProgressBackwards { from: u8, to: u8 },
+}
+
+impl GenerationJob {
+    /// A new queued job at version 1.
+    pub fn new(
+        file_id: FileId,
+        owner: &str,
+        model_type: &str,
+        options: JobOptions,
+        batch_id: Option<BatchId>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            job_id: JobId::new(),
+            batch_id,
+            file_id,
+            owner: owner.to_owned(),
+            model_type: model_type.to_owned(),
+            options,
+            status: JobStatus::Queued,
+            progress: 0,
+            message: "Queued".to_owned(),
+            attempts: 0,
+            result: None,
+            error: None,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            completed_at: None,
+            version: 1,
+        }
+    }
+
+    /// Whether `from -> to` is an allowed transition of the ordinary lifecycle.
+    pub fn can_transition(from: JobStatus, to: JobStatus) -> bool {
+        use JobStatus::*;
+        matches!(
+            (from, to),
+            (Queued, Processing)
+                | (Queued, Failed)
+                | (Queued, Cancelled)
+                | (Processing, Processing)
+                | (Processing, Queued)
+                | (Processing, Completed)
+                | (Processing, Failed)
+                | (Processing, Cancelled)
+        )
+    }
+
+    fn next(&self, to: JobStatus, now: DateTime<Utc>) -> Result<Self, TransitionError> {
+        if !Self::can_transition(self.status, to) {
+            return Err(TransitionError::Illegal {
+                from: self.status,
+                to,
+            });
+        }
+        let mut next = self.clone();
+        next.status = to;
+        next.updated_at = now.max(self.updated_at);
+        next.version = self.version + 1;
+        Ok(next)
+    }
+
+    /// A worker takes the job (first run, or a takeover after a worker died).
+    pub fn start(&self, now: DateTime<Utc>) -> Result<Self, TransitionError> {
+        let mut next = self.next(JobStatus::Processing, now)?;
+        next.attempts += 1;
+        next.started_at.get_or_insert(now);
+        next.progress = next.progress.max(1);
+        next.message = "Processing started".to_owned();
+        Ok(next)
+    }
+
+    /// Progress of a running job; never backwards, never 100 before completion.
+    pub fn report_progress(
+        &self,
+        progress: u8,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Self, TransitionError> {
+        let progress = progress.min(99);
+        if self.status != JobStatus::Processing {
+            return Err(TransitionError::Illegal {
+                from: self.status,
+                to: JobStatus::Processing,
+            });
+        }
+        if progress < self.progress {
+            return Err(TransitionError::ProgressBackwards {
+                from: self.progress,
+                to: progress,
+            });
+        }
+        let mut next = self.next(JobStatus::Processing, now)?;
+        next.progress = progress;
+        message.clone_into(&mut next.message);
+        Ok(next)
+    }
+
+    /// A failed attempt that may be retried goes back to the queue, keeping its progress.
+    pub fn requeue(&self, message: &str, now: DateTime<Utc>) -> Result<Self, TransitionError> {
+        let mut next = self.next(JobStatus::Queued, now)?;
+        message.clone_into(&mut next.message);
+        Ok(next)
+    }
+
+    pub fn complete(&self, result: JobResult, now: DateTime<Utc>) -> Result<Self, TransitionError> {
+        let mut next = self.next(JobStatus::Completed, now)?;
+        next.progress = 100;
+        next.result = Some(result);
+        next.error = None;
+        next.completed_at = Some(now);
+        next.message = "Model generated".to_owned();
+        Ok(next)
+    }
+
+    pub fn fail(&self, error: JobError, now: DateTime<Utc>) -> Result<Self, TransitionError> {
+        let mut next = self.next(JobStatus::Failed, now)?;
+        next.message.clone_from(&error.message);
+        next.error = Some(error);
+        next.completed_at = Some(now);
+        Ok(next)
+    }
+
+    pub fn cancel(&self, now: DateTime<Utc>) -> Result<Self, TransitionError> {
+        let mut next = self.next(JobStatus::Cancelled, now)?;
+        next.completed_at = Some(now);
+        next.message = "Cancelled".to_owned();
+        Ok(next)
+    }
+
+    /// An administrator's retry: a failed or cancelled job starts over from the queue. This is
+    /// the one way out of a terminal state, and stores apply it with a dedicated operation.
+    pub fn reopen(&self, now: DateTime<Utc>) -> Result<Self, TransitionError> {
+        if !matches!(self.status, JobStatus::Failed | JobStatus::Cancelled) {
+            return Err(TransitionError::Illegal {
+                from: self.status,
+                to: JobStatus::Queued,
+            });
+        }
+        Ok(Self {
+            status: JobStatus::Queued,
+            progress: 0,
+            message: "Queued again by an administrator".to_owned(),
+            attempts: 0,
+            result: None,
+            error: None,
+            started_at: None,
+            completed_at: None,
+            updated_at: now.max(self.updated_at),
+            version: self.version + 1,
+            ..self.clone()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn job() -> GenerationJob {
+        GenerationJob::new(
+            FileId::new(),
+            "alice",
+            DEFAULT_MODEL_TYPE,
+            JobOptions::default(),
+            None,
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn happy_path_bumps_versions_and_ends_at_100() {
+        let now = Utc::now();
+        let queued = job();
+        let running = queued.start(now).unwrap();
+        assert_eq!((running.status, running.attempts, running.version), (JobStatus::Processing, 1, 2));
+        let halfway = running.report_progress(50, "meshing", now).unwrap();
+        let result = JobResult {
+            object_key: "results/x/model.glb".into(),
+            filename: "model.glb".into(),
+            size: 10,
+            content_type: "model/gltf-binary".into(),
+            preview_key: None,
+        };
+        let done = halfway.complete(result, now).unwrap();
+        assert_eq!((done.status, done.progress, done.version), (JobStatus::Completed, 100, 4));
+        assert!(done.completed_at.is_some());
+    }
+
+    #[test]
+    fn terminal_states_refuse_everything_but_reopen() {
+        let now = Utc::now();
+        let failed = job().fail(JobError::new("X", "boom"), now).unwrap();
+        assert!(failed.start(now).is_err());
+        assert!(failed.cancel(now).is_err());
+        assert!(failed.report_progress(10, "", now).is_err());
+        let reopened = failed.reopen(now).unwrap();
+        assert_eq!((reopened.status, reopened.progress, reopened.error.clone()), (JobStatus::Queued, 0, None));
+        assert!(job().reopen(now).is_err(), "a queued job cannot be reopened");
+    }
+
+    #[test]
+    fn progress_never_moves_back_and_caps_below_completion() {
+        let now = Utc::now();
+        let running = job().start(now).unwrap().report_progress(40, "a", now).unwrap();
+        assert_eq!(
+            running.report_progress(39, "b", now),
+            Err(TransitionError::ProgressBackwards { from: 40, to: 39 })
+        );
+        assert_eq!(running.report_progress(100, "c", now).unwrap().progress, 99);
+        assert!(job().report_progress(10, "queued jobs do not progress", now).is_err());
+    }
+
+    #[test]
+    fn options_refuse_unknown_keys_and_out_of_range_values() {
+        assert!(serde_json::from_value::<JobOptions>(serde_json::json!({"quad": true})).is_err());
+        let opts: JobOptions = serde_json::from_value(serde_json::json!({"face_limit": 10, "texture": "HD"})).unwrap();
+        assert_eq!(opts.texture, Some(Texture::Hd));
+        assert_eq!(opts.validate().unwrap_err().0, "face_limit");
+    }
+
+    fn any_step() -> impl Strategy<Value = u8> {
+        0u8..7
+    }
+
+    proptest! {
+        /// Whatever sequence of operations is attempted, accepted steps respect the state machine:
+        /// progress never decreases, versions grow by one, and terminal states stay terminal.
+        #[test]
+        fn random_walks_respect_the_state_machine(steps in proptest::collection::vec((any_step(), 0u8..=120), 1..40)) {
+            let now = Utc::now();
+            let mut current = job();
+            for (op, value) in steps {
+                let attempt = match op {
+                    0 => current.start(now),
+                    1 => current.report_progress(value, "p", now),
+                    2 => current.requeue("r", now),
+                    3 => current.complete(JobResult { object_key: "k".into(), filename: "f".into(), size: 1, content_type: "c".into(), preview_key: None }, now),
+                    4 => current.fail(JobError::new("E", "e"), now),
+                    5 => current.cancel(now),
+                    _ => current.report_progress(current.progress, "same", now),
+                };
+                if let Ok(next) = attempt {
+                    prop_assert!(next.progress >= current.progress);
+                    prop_assert_eq!(next.version, current.version + 1);
+                    prop_assert!(!current.status.is_terminal());
+                    prop_assert!(GenerationJob::can_transition(current.status, next.status));
+                    current = next;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The domain model: ids, uploaded files, generation jobs with their state machine, batches and
+//! the catalog of model types.
+
+pub mod batch;
+pub mod file;
+pub mod ids;
+pub mod job;
+pub mod models;
+
+pub use batch::Batch;
+pub use file::{FileRejection, FileStatus, UploadedFile};
+pub use ids::{BatchId, FileId, InvalidId, JobId};
+pub use job::{GenerationJob, JobError, JobOptions, JobResult, JobStatus, Texture, TransitionError};

@@ -1,0 +1,12 @@
+//! The ports: traits every function talks to, each with an embedded implementation (in
+//! [`crate::adapters`]) and, on AWS, an S3 / DynamoDB / SQS one.
+
+pub mod generator;
+pub mod queue;
+pub mod storage;
+pub mod store;
+
+pub use generator::{GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter};
+pub use queue::{DeadLetter, QueueDepth, QueueError, ReceivedMessage, WorkQueue};
+pub use storage::{ObjectMeta, ObjectStorage, PresignedRequest, StorageError};
+pub use store::{CreateOutcome, JobPage, JobQuery, Store, StoreError};

@@ -1,0 +1,67 @@
+//! Object storage: uploaded images and generated models, plus presigned URLs so browsers move
+//! bytes directly to and from storage.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object {0} not found")]
+    NotFound(String),
+    #[error("invalid object key {0:?}")]
+    InvalidKey(String),
+    #[error("storage I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    pub content_type: String,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// A request a client makes on its own: method, URL and the headers it must send unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresignedRequest {
+    pub url: String,
+    pub method: &'static str,
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait ObjectStorage: Send + Sync {
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), StorageError>;
+    async fn get(&self, key: &str) -> Result<Bytes, StorageError>;
+    /// `None` when the object does not exist.
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError>;
+    /// Deleting a missing object succeeds.
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+    /// Objects under `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError>;
+    /// A PUT URL that only accepts exactly `content_length` bytes of `content_type`.
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StorageError>;
+    /// A GET URL that downloads the object as an attachment named `download_name`.
+    async fn presign_get(
+        &self,
+        key: &str,
+        download_name: &str,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StorageError>;
+    /// A cheap round trip proving the backend answers.
+    async fn ping(&self) -> Result<(), StorageError>;
+}

@@ -1,0 +1,70 @@
+//! Turns a client-supplied filename into a safe display name: no directories, no control
+//! characters, no leading dots, bounded length, extension kept.
+
+const MAX_LEN: usize = 128;
+
+pub fn sanitize_filename(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let mut cleaned = String::with_capacity(base.len());
+    for c in base.chars() {
+        let keep = c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ' | '(' | ')');
+        let c = if keep { c } else { '_' };
+        if !(c == '_' && cleaned.ends_with('_')) {
+            cleaned.push(c);
+        }
+    }
+    let trimmed = cleaned.trim().trim_start_matches(['.', ' ']);
+    let mut name: String = trimmed.to_owned();
+    if name.chars().count() > MAX_LEN {
+        let ext: String = match name.rsplit_once('.') {
+            Some((_, ext)) if ext.chars().count() <= 10 => format!(".{ext}"),
+            _ => String::new(),
+        };
+        let stem: String = name.chars().take(MAX_LEN - ext.chars().count()).collect();
+        name = format!("{stem}{ext}");
+    }
+    if name.is_empty() || name.chars().all(|c| c == '_' || c == '.') {
+        "upload".to_owned()
+    } else {
+        name
+    }
+}
+
+/// The lower-cased extension of a filename, if any.
+pub fn extension(name: &str) -> Option<String> {
+    name.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn strips_paths_controls_and_hidden_prefixes() {
+        assert_eq!(sanitize_filename("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_filename("C:\\Users\\x\\photo.JPG"), "photo.JPG");
+        assert_eq!(sanitize_filename(".htaccess"), "htaccess");
+        assert_eq!(sanitize_filename("a\0b\r\n<script>.png"), "a_b_script_.png");
+        assert_eq!(sanitize_filename(""), "upload");
+        assert_eq!(sanitize_filename("..."), "upload");
+        assert_eq!(sanitize_filename("café photo (1).webp"), "café photo (1).webp");
+    }
+
+    #[test]
+    fn long_names_keep_their_extension() {
+        let name = sanitize_filename(&format!("{}.png", "x".repeat(500)));
+        assert_eq!(name.chars().count(), MAX_LEN);
+        assert!(name.ends_with(".png"));
+    }
+
+    proptest! {
+        #[test]
+        fn output_is_always_safe(raw in any::<String>()) {
+            let name = sanitize_filename(&raw);
+            prop_assert!(!name.is_empty() && name.chars().count() <= MAX_LEN);
+            prop_assert!(!name.contains(['/', '\\', '\0']) && !name.starts_with('.'));
+            prop_assert!(!name.chars().any(char::is_control));
+        }
+    }
+}
