@@ -67,3 +67,19 @@ impl AppContext {
         )
     }
 }
+
+/// Why a function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Context(#[from] ContextError),
+}
+
+/// The context a Lambda function builds once at cold start, from its environment.
+pub fn from_env() -> Result<AppContext, BootError> {
+    let config = Config::from_env()?;
+    let adapters = EmbeddedAdapters::open(&config)?;
+    Ok(AppContext::embedded(config, &adapters))
+}

@@ -2,6 +2,7 @@
 //! envelope, auth and rate limiting, configuration, the ports (traits) with their embedded
 //! adapters, and the HTTP layers every function's router is wrapped in.
 
+pub mod access;
 pub mod adapters;
 pub mod auth;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod listing;
 pub mod metrics;
 pub mod pipeline;
 pub mod ports;

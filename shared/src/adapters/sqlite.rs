@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS files (
     file_id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL,
     created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, version INTEGER NOT NULL,
     body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS files_by_expiry ON files(expires_at);
+CREATE INDEX IF NOT EXISTS files_by_created ON files(created_at);
 CREATE INDEX IF NOT EXISTS files_by_status ON files(status, created_at);
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, owner TEXT NOT NULL, file_id TEXT NOT NULL, batch_id TEXT,
@@ -235,14 +235,14 @@ impl Store for EmbeddedDb {
         Ok(())
     }
 
-    async fn list_files_expiring_before(
+    async fn list_files_created_before(
         &self,
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<UploadedFile>, StoreError> {
         self.call(move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT body FROM files WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2",
+                "SELECT body FROM files WHERE created_at < ?1 ORDER BY created_at LIMIT ?2",
             )?;
             stmt.query_map(params![micros(before), limit as i64], |r| r.get::<_, String>(0))?
                 .map(|raw| from_json(&raw?))

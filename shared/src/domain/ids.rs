@@ -32,6 +32,10 @@ macro_rules! id_type {
                 Self(Uuid::new_v4())
             }
 
+            pub fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+
             pub fn as_uuid(&self) -> Uuid {
                 self.0
             }

@@ -52,8 +52,8 @@ pub trait Store: Send + Sync {
     /// Replaces the file if the stored version is `file.version - 1`.
     async fn update_file(&self, file: &UploadedFile) -> Result<(), StoreError>;
     async fn delete_file(&self, id: FileId) -> Result<(), StoreError>;
-    /// Files whose `expires_at` is before `before`, oldest first.
-    async fn list_files_expiring_before(
+    /// Files created before `before`, oldest first.
+    async fn list_files_created_before(
         &self,
         before: DateTime<Utc>,
         limit: usize,

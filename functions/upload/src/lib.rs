@@ -1,0 +1,7 @@
+//! The upload function: presigned uploads straight to object storage, the synchronous
+//! single-image upload, the compatibility batch upload, and file records.
+
+mod multipart;
+mod routes;
+
+pub use routes::router;

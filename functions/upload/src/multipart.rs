@@ -1,0 +1,36 @@
+//! Reading multipart fields with a byte limit, so an oversized file is refused as soon as it
+//! passes the limit, with `FILE_TOO_LARGE`, never buffered whole.
+
+use axum::extract::multipart::{Field, MultipartError};
+use bytes::{Bytes, BytesMut};
+use image2model_shared::ApiError;
+use image2model_shared::validation::ImageRejection;
+
+pub fn multipart_error(err: MultipartError, limit: u64) -> ApiError {
+    if err.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::InvalidImage(ImageRejection::TooLarge { size: limit + 1, limit })
+    } else {
+        ApiError::validation(format!("malformed multipart body: {}", err.body_text()), None)
+    }
+}
+
+/// Reads a whole field, refusing more than `limit` bytes.
+pub async fn read_limited(mut field: Field<'_>, limit: u64) -> Result<Bytes, ApiError> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::InvalidImage(ImageRejection::TooLarge {
+                size: (buf.len() + chunk.len()) as u64,
+                limit,
+            }));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads a small text field.
+pub async fn read_text(field: Field<'_>, name: &str) -> Result<String, ApiError> {
+    let bytes = read_limited(field, 1024).await.map_err(|_| ApiError::validation(format!("{name} is too long"), Some(name)))?;
+    String::from_utf8(bytes.to_vec()).map(|s| s.trim().to_owned()).map_err(|_| ApiError::validation(format!("{name} must be UTF-8 text"), Some(name)))
+}
