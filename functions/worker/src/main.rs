@@ -1,0 +1,20 @@
+//! Lambda entry point of the worker: SQS batches, answering with the failed message ids only
+//! (`ReportBatchItemFailures`).
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use image2model_worker::{BuiltinGenerator, Worker};
+use lambda_runtime::{LambdaEvent, service_fn};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    image2model_shared::telemetry::init();
+    let ctx = image2model_shared::context::from_env()?;
+    let generator = Arc::new(BuiltinGenerator::new(ctx.config.max_pixels));
+    let worker = Worker::new(ctx, vec![generator]);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let worker = worker.clone();
+        async move { Ok::<_, lambda_runtime::Error>(worker.handle_sqs_event(event.payload).await) }
+    }))
+    .await
+}

@@ -1,0 +1,235 @@
+//! Running one queued job: claim it (conditionally), fetch its image, generate, store the model,
+//! complete it. Every step tolerates redelivery: a finished job is acknowledged, a job another
+//! live worker holds is left alone, a job whose worker died is taken over.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use bytes::Bytes;
+use chrono::Utc;
+use image2model_shared::AppContext;
+use image2model_shared::domain::{FileStatus, GenerationJob, JobError, JobResult, JobStatus};
+use image2model_shared::metrics::record_generation;
+use image2model_shared::pipeline::{UpdateError, WorkMessage, update_job};
+use image2model_shared::ports::{GenerationRequest, Generator, ProgressReporter};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// What to do with the message after handling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageOutcome {
+    /// Acknowledge (delete) it: the job is settled or was handed on.
+    Done,
+    /// Leave it: it becomes visible again and is retried (ending in the dead letters).
+    Retry,
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    ctx: AppContext,
+    generators: Vec<Arc<dyn Generator>>,
+}
+
+/// Writes progress to the job, and notices when the job was settled elsewhere (cancelled).
+struct JobProgress<'a> {
+    ctx: &'a AppContext,
+    job: &'a GenerationJob,
+    settled: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ProgressReporter for JobProgress<'_> {
+    async fn report(&self, progress: u8, message: &str) {
+        let now = Utc::now();
+        let result = update_job(self.ctx.store.as_ref(), self.job.job_id, |job| {
+            if job.progress > progress { Ok(None) } else { job.report_progress(progress, message, now).map(Some) }
+        })
+        .await;
+        match result {
+            Ok(job) if job.status.is_terminal() => self.settled.store(true, Ordering::SeqCst),
+            Ok(_) => {}
+            Err(UpdateError::Transition(_) | UpdateError::NotFound) => self.settled.store(true, Ordering::SeqCst),
+            Err(err) => tracing::warn!(job_id = %self.job.job_id, error = %err, "progress not recorded"),
+        }
+    }
+}
+
+impl Worker {
+    pub fn new(ctx: AppContext, generators: Vec<Arc<dyn Generator>>) -> Self {
+        Self { ctx, generators }
+    }
+
+    /// Handles an SQS batch as Lambda delivers it, reporting only the failed message ids.
+    pub async fn handle_sqs_event(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for record in event.records {
+            let id = record.message_id.unwrap_or_default();
+            let outcome = self.handle_message(record.body.as_deref().unwrap_or_default()).await;
+            if outcome == MessageOutcome::Retry {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+
+    /// Handles one message body.
+    pub async fn handle_message(&self, body: &str) -> MessageOutcome {
+        let message: WorkMessage = match serde_json::from_str(body) {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::error!(error = %err, "malformed work message; it will end in the dead letters");
+                return MessageOutcome::Retry;
+            }
+        };
+        let job_id = message.job_id;
+        match self.run(message).await {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                tracing::warn!(job_id = %job_id, error = %err, "job step failed; message will be redelivered");
+                MessageOutcome::Retry
+            }
+        }
+    }
+
+    async fn fail(&self, job: &GenerationJob, code: &str, message: String) -> Result<MessageOutcome, UpdateError> {
+        let error = JobError::new(code, message);
+        let now = Utc::now();
+        let result = update_job(self.ctx.store.as_ref(), job.job_id, |j| {
+            if j.status.is_terminal() { Ok(None) } else { j.fail(error.clone(), now).map(Some) }
+        })
+        .await;
+        match result {
+            Ok(_) | Err(UpdateError::NotFound) => {
+                tracing::info!(job_id = %job.job_id, code, "job failed");
+                Ok(MessageOutcome::Done)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn run(&self, message: WorkMessage) -> Result<MessageOutcome, UpdateError> {
+        let config = &self.ctx.config;
+        let Some(job) = self.ctx.store.get_job(message.job_id).await? else {
+            return Ok(MessageOutcome::Done);
+        };
+        if job.status.is_terminal() {
+            return Ok(MessageOutcome::Done);
+        }
+        let lease = chrono::Duration::from_std(config.visibility_timeout).unwrap_or_default();
+        if job.status == JobStatus::Processing && job.updated_at > Utc::now() - lease {
+            // Another worker holds a live lease; let the message come back later.
+            return Ok(MessageOutcome::Retry);
+        }
+        if job.attempts >= config.max_attempts {
+            return self.fail(&job, "GENERATION_FAILED", format!("gave up after {} attempts", job.attempts)).await;
+        }
+        let file = match self.ctx.store.get_file(job.file_id).await? {
+            Some(file) if file.status == FileStatus::Ready => file,
+            Some(file) if file.status == FileStatus::Pending => return Ok(MessageOutcome::Done),
+            _ => return self.fail(&job, "FILE_NOT_FOUND", "the uploaded file is gone".to_owned()).await,
+        };
+        let Some(generator) = self.generators.iter().find(|g| g.supports(&job.model_type)).cloned() else {
+            return self.fail(&job, "MODEL_UNAVAILABLE", format!("no generator serves {:?}", job.model_type)).await;
+        };
+
+        let now = Utc::now();
+        let version_seen = job.version;
+        let claimed = match update_job(self.ctx.store.as_ref(), job.job_id, |j| {
+            // Someone else claimed or settled it since we looked: not ours to run.
+            if j.version != version_seen { Ok(None) } else { j.start(now).map(Some) }
+        })
+        .await
+        {
+            Ok(claimed) if claimed.version == version_seen + 1 && claimed.status == JobStatus::Processing => claimed,
+            Ok(_) | Err(UpdateError::Transition(_)) => return Ok(MessageOutcome::Done),
+            Err(e) => return Err(e),
+        };
+        tracing::info!(job_id = %claimed.job_id, attempt = claimed.attempts, model_type = %claimed.model_type, "job started");
+
+        let image = match self.ctx.storage.get(&file.object_key).await {
+            Ok(bytes) => bytes,
+            Err(image2model_shared::ports::StorageError::NotFound(_)) => {
+                return self.fail(&claimed, "FILE_NOT_FOUND", "the uploaded bytes are gone".to_owned()).await;
+            }
+            Err(err) => return self.retry_later(&claimed, &err.to_string()).await,
+        };
+        let progress = JobProgress { ctx: &self.ctx, job: &claimed, settled: AtomicBool::new(false) };
+        let request = GenerationRequest { model_type: claimed.model_type.clone(), options: claimed.options.clone(), image };
+        let started = Instant::now();
+        let generated = generator.generate(request, &progress).await;
+        let outcome = if generated.is_ok() { "success" } else { "error" };
+        record_generation(&claimed.model_type, outcome, started.elapsed());
+        match generated {
+            Ok(model) => {
+                if progress.settled.load(Ordering::SeqCst) {
+                    tracing::info!(job_id = %claimed.job_id, "job settled elsewhere during generation; result discarded");
+                    return Ok(MessageOutcome::Done);
+                }
+                self.store_result(&claimed, &file.filename, model.bytes, model.content_type, model.file_extension).await
+            }
+            Err(err) if err.is_retryable() => self.retry_later(&claimed, &err.to_string()).await,
+            Err(err) => self.fail(&claimed, err.code(), err.to_string()).await,
+        }
+    }
+
+    async fn store_result(
+        &self,
+        job: &GenerationJob,
+        source_name: &str,
+        bytes: Bytes,
+        content_type: &str,
+        extension: &str,
+    ) -> Result<MessageOutcome, UpdateError> {
+        let key = format!("results/{}/model.{extension}", job.job_id);
+        let stem = source_name.rsplit_once('.').map_or(source_name, |(stem, _)| stem);
+        let result = JobResult {
+            object_key: key.clone(),
+            filename: format!("{stem}.{extension}"),
+            size: bytes.len() as u64,
+            content_type: content_type.to_owned(),
+            preview_key: None,
+        };
+        if let Err(err) = self.ctx.storage.put(&key, bytes, content_type).await {
+            return self.retry_later(job, &err.to_string()).await;
+        }
+        let now = Utc::now();
+        match update_job(self.ctx.store.as_ref(), job.job_id, |j| j.complete(result.clone(), now).map(Some)).await {
+            Ok(done) => {
+                tracing::info!(job_id = %done.job_id, size = result.size, "job completed");
+                Ok(MessageOutcome::Done)
+            }
+            Err(UpdateError::Transition(_) | UpdateError::NotFound) => {
+                // Cancelled (or deleted) while we worked: the model is not wanted.
+                if let Err(err) = self.ctx.storage.delete(&key).await {
+                    tracing::warn!(key, error = %err, "could not remove an unwanted result");
+                }
+                Ok(MessageOutcome::Done)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A transient failure: back to the queue with a growing delay, or failed after the last try.
+    async fn retry_later(&self, job: &GenerationJob, reason: &str) -> Result<MessageOutcome, UpdateError> {
+        if job.attempts >= self.ctx.config.max_attempts {
+            return self.fail(job, "GENERATION_FAILED", format!("failed after {} attempts: {reason}", job.attempts)).await;
+        }
+        let now = Utc::now();
+        let message = format!("Attempt {} failed; retrying: {reason}", job.attempts);
+        match update_job(self.ctx.store.as_ref(), job.job_id, |j| j.requeue(&message, now).map(Some)).await {
+            Ok(_) => {}
+            Err(UpdateError::Transition(_) | UpdateError::NotFound) => return Ok(MessageOutcome::Done),
+            Err(e) => return Err(e),
+        }
+        let body = serde_json::to_string(&WorkMessage { job_id: job.job_id }).unwrap_or_default();
+        let delay = Duration::from_secs(5 * u64::from(job.attempts.min(12)));
+        match self.ctx.queue.send(&body, delay).await {
+            Ok(_) => Ok(MessageOutcome::Done),
+            Err(err) => {
+                tracing::warn!(job_id = %job.job_id, error = %err, "retry not enqueued; redelivery will retry");
+                Ok(MessageOutcome::Retry)
+            }
+        }
+    }
+}
