@@ -27,8 +27,11 @@ impl std::fmt::Debug for NamedKey {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
-    /// Base URL clients use to reach this deployment (signed local-storage URLs start with it).
-    pub public_base_url: String,
+    /// Base URL clients use to reach this deployment, when set explicitly (signed local-storage
+    /// URLs start with it); the local server otherwise uses the address it listens on.
+    pub public_base_url: Option<String>,
+    /// Port of the local server.
+    pub port: u16,
     pub user_keys: Vec<NamedKey>,
     pub admin_key: Option<String>,
     pub cors_origins: Vec<String>,
@@ -51,6 +54,10 @@ pub struct Config {
     pub sse_poll_interval: Duration,
     pub sse_heartbeat: Duration,
     pub sse_max_duration: Duration,
+    /// How often the local server sweeps stuck jobs and missed uploads.
+    pub sweep_interval: Duration,
+    /// Messages the local worker runs at once.
+    pub worker_concurrency: usize,
     /// Whether a FAL key is configured (FAL-only models are unavailable without one).
     pub fal_configured: bool,
 }
@@ -59,7 +66,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./.image2model"),
-            public_base_url: "http://127.0.0.1:8000".to_owned(),
+            public_base_url: None,
+            port: 8000,
             user_keys: Vec::new(),
             admin_key: None,
             cors_origins: vec![
@@ -80,6 +88,8 @@ impl Default for Config {
             sse_poll_interval: Duration::from_millis(250),
             sse_heartbeat: Duration::from_secs(15),
             sse_max_duration: Duration::from_secs(15 * 60),
+            sweep_interval: Duration::from_secs(30),
+            worker_concurrency: 2,
             fal_configured: false,
         }
     }
@@ -170,8 +180,9 @@ impl Config {
                 .unwrap_or(d.data_dir),
             public_base_url: vars
                 .get("PUBLIC_BASE_URL")
-                .cloned()
-                .unwrap_or_else(|| format!("http://127.0.0.1:{port}")),
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
+            port,
             user_keys,
             admin_key: vars
                 .get("ADMIN_API_KEY")
@@ -192,6 +203,8 @@ impl Config {
             sse_poll_interval: seconds(vars, "SSE_POLL_SECONDS", d.sse_poll_interval)?,
             sse_heartbeat: seconds(vars, "SSE_HEARTBEAT_SECONDS", d.sse_heartbeat)?,
             sse_max_duration: seconds(vars, "SSE_MAX_SECONDS", d.sse_max_duration)?,
+            sweep_interval: seconds(vars, "SWEEP_INTERVAL_SECONDS", d.sweep_interval)?,
+            worker_concurrency: parse(vars, "WORKER_CONCURRENCY", d.worker_concurrency)?.max(1),
             fal_configured: vars.get("FAL_KEY").is_some_and(|k| !k.trim().is_empty()),
         })
     }
@@ -219,7 +232,7 @@ mod tests {
         assert_eq!(c.max_files, 25);
         assert_eq!(c.rate_limit_per_minute, 60);
         assert!(c.user_keys.is_empty() && c.admin_key.is_none());
-        assert_eq!(c.public_base_url, "http://127.0.0.1:8000");
+        assert_eq!((c.public_base_url, c.port), (None, 8000));
     }
 
     #[test]
@@ -237,7 +250,7 @@ mod tests {
         assert_eq!(names, ["default", "alice", "bob"]);
         assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
         assert_eq!(c.max_upload_bytes, 1000);
-        assert_eq!(c.public_base_url, "http://127.0.0.1:9001");
+        assert_eq!(c.port, 9001);
         assert!(!format!("{:?}", c.user_keys).contains("alice-key-1"));
     }
 

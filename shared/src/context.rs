@@ -32,10 +32,11 @@ pub struct EmbeddedAdapters {
 }
 
 impl EmbeddedAdapters {
-    /// Opens `image2model.db` and `objects/` under the configured data directory.
-    pub fn open(config: &Config) -> Result<Self, ContextError> {
+    /// Opens `image2model.db` and `objects/` under the configured data directory; signed URLs
+    /// start with `base_url`.
+    pub fn open(config: &Config, base_url: &str) -> Result<Self, ContextError> {
         let db = EmbeddedDb::open(&config.data_dir.join("image2model.db"), config.max_receives)?;
-        let storage = DiskStorage::open(&config.data_dir.join("objects"), &config.public_base_url)?;
+        let storage = DiskStorage::open(&config.data_dir.join("objects"), base_url)?;
         Ok(Self { db, storage })
     }
 }
@@ -80,6 +81,10 @@ pub enum BootError {
 /// The context a Lambda function builds once at cold start, from its environment.
 pub fn from_env() -> Result<AppContext, BootError> {
     let config = Config::from_env()?;
-    let adapters = EmbeddedAdapters::open(&config)?;
+    let base_url = config
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", config.port));
+    let adapters = EmbeddedAdapters::open(&config, &base_url)?;
     Ok(AppContext::embedded(config, &adapters))
 }

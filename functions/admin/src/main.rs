@@ -1,0 +1,12 @@
+//! Lambda entry point of the admin function: wires configuration and adapters, serves the routes.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    image2model_shared::telemetry::init();
+    let ctx = image2model_shared::context::from_env()?;
+    let service = image2model_shared::http::into_service(
+        image2model_admin::router().with_state(ctx.clone()),
+        &ctx.config,
+    );
+    lambda_http::run(service).await
+}

@@ -1,0 +1,101 @@
+//! The local stand-in for S3's presigned URLs: `PUT` and `GET` on `/local-storage/<key>` with an
+//! HMAC-signed query. A tampered or expired URL is 403; a body of the wrong type or length is
+//! 400; nothing is stored unless every check passes. A stored upload triggers ingestion, as an
+//! S3 object-created notification does on AWS.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use axum::Router;
+use chrono::Utc;
+use image2model_shared::adapters::{DiskStorage, SignedGrant};
+use image2model_shared::ports::{ObjectStorage, StorageError};
+use image2model_shared::{AppContext, ApiError};
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct StorageState {
+    ctx: AppContext,
+    disk: Arc<DiskStorage>,
+}
+
+pub fn router(ctx: AppContext, disk: Arc<DiskStorage>) -> Router {
+    Router::new()
+        .route("/local-storage/{*key}", put(upload).get(download))
+        .with_state(StorageState { ctx, disk })
+}
+
+fn verify(state: &StorageState, method: &str, key: &str, query: Option<&str>) -> Result<SignedGrant, ApiError> {
+    state
+        .disk
+        .verify(method, key, query.unwrap_or_default(), Utc::now())
+        .map_err(|err| {
+            tracing::info!(key, error = %err, "signed URL refused");
+            ApiError::SignatureInvalid
+        })
+}
+
+async fn upload(
+    State(state): State<StorageState>,
+    Path(key): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let grant = verify(&state, "PUT", &key, query.as_deref())?;
+    let sent_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let signed_type = grant.content_type.as_deref().unwrap_or_default();
+    if sent_type != signed_type {
+        return Err(ApiError::SignedRequestMismatch(format!("Content-Type must be {signed_type}")));
+    }
+    let signed_length = grant.content_length.unwrap_or_default();
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n != signed_length) {
+        return Err(ApiError::SignedRequestMismatch(format!("Content-Length must be {signed_length}")));
+    }
+    let limit = usize::try_from(signed_length).unwrap_or(usize::MAX);
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::SignedRequestMismatch(format!("the body exceeds the signed {signed_length} bytes")))?;
+    if bytes.len() as u64 != signed_length {
+        return Err(ApiError::SignedRequestMismatch(format!("the body is {} bytes, the URL was signed for {signed_length}", bytes.len())));
+    }
+    state.disk.put(&key, bytes, signed_type).await?;
+    if key.starts_with("uploads/") {
+        let ctx = state.ctx.clone();
+        tokio::spawn(async move {
+            if let Err(err) = image2model_ingest::ingest_object(&ctx, &key).await {
+                tracing::warn!(key, error = %err, "ingestion failed; the sweeper will retry");
+            }
+        });
+    }
+    Ok(StatusCode::OK)
+}
+
+async fn download(
+    State(state): State<StorageState>,
+    Path(key): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let grant = verify(&state, "GET", &key, query.as_deref())?;
+    let meta = state.disk.head(&key).await?.ok_or_else(|| ApiError::FileNotFound(key.clone()))?;
+    let bytes = match state.disk.get(&key).await {
+        Ok(bytes) => bytes,
+        Err(StorageError::NotFound(_)) => return Err(ApiError::FileNotFound(key)),
+        Err(e) => return Err(e.into()),
+    };
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    if let Ok(ct) = HeaderValue::from_str(&meta.content_type) {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
+    if let Some(name) = grant.download_name {
+        let safe: String = name.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').filter(|c| *c != '"' && *c != '\\').collect();
+        if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    Ok(response)
+}
