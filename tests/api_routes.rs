@@ -7,22 +7,53 @@ use serde_json::{Value, json};
 
 async fn pending_file(server: &TestServer, key: &str) -> String {
     let body = json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": 1000}]});
-    let (status, presigned) = server.post_json("/api/v1/uploads/presign", Some(key), &body).await;
+    let (status, presigned) = server
+        .post_json("/api/v1/uploads/presign", Some(key), &body)
+        .await;
     assert_eq!(status, StatusCode::OK, "{presigned}");
-    presigned["files"][0]["file_id"].as_str().unwrap().to_owned()
+    presigned["files"][0]["file_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
-async fn upload_image(server: &TestServer, key: &str, bytes: Vec<u8>, name: &str, mime: &str) -> (StatusCode, Value) {
-    let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()).mime_str(mime).unwrap();
+async fn upload_image(
+    server: &TestServer,
+    key: &str,
+    bytes: Vec<u8>,
+    name: &str,
+    mime: &str,
+) -> (StatusCode, Value) {
+    let part = reqwest::multipart::Part::bytes(bytes)
+        .file_name(name.to_owned())
+        .mime_str(mime)
+        .unwrap();
     let form = reqwest::multipart::Form::new().part("file", part);
-    json_of(server.request(Method::POST, "/api/v1/upload/image", Some(key)).multipart(form).send().await.unwrap()).await
+    json_of(
+        server
+            .request(Method::POST, "/api/v1/upload/image", Some(key))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 #[tokio::test]
 async fn health_routes_answer_with_request_ids_and_security_headers() {
     let server = TestServer::start().await;
-    for path in ["/health", "/api/v1/health", "/api/v1/health/", "/api/v1/health/liveness"] {
-        let response = server.request(Method::GET, path, None).send().await.unwrap();
+    for path in [
+        "/health",
+        "/api/v1/health",
+        "/api/v1/health/",
+        "/api/v1/health/liveness",
+    ] {
+        let response = server
+            .request(Method::GET, path, None)
+            .send()
+            .await
+            .unwrap();
         let headers = response.headers().clone();
         let (status, body) = json_of(response).await;
         assert_eq!(status, StatusCode::OK, "{path}");
@@ -33,7 +64,11 @@ async fn health_routes_answer_with_request_ids_and_security_headers() {
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers["x-frame-options"], "DENY");
     }
-    for path in ["/api/v1/health/readiness", "/api/v1/health/db", "/api/v1/health/detailed"] {
+    for path in [
+        "/api/v1/health/readiness",
+        "/api/v1/health/db",
+        "/api/v1/health/detailed",
+    ] {
         let (status, body) = server.get_json(path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
         assert_eq!(body["status"], "ready");
@@ -45,9 +80,19 @@ async fn health_routes_answer_with_request_ids_and_security_headers() {
     assert_eq!(detailed["generator"], "builtin");
 
     // A client-chosen plain request id is echoed; a hostile one is replaced.
-    let response = server.request(Method::GET, "/health", None).header("x-request-id", "trace-abc-123").send().await.unwrap();
+    let response = server
+        .request(Method::GET, "/health", None)
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
-    let response = server.request(Method::GET, "/health", None).header("x-request-id", "a b<script>").send().await.unwrap();
+    let response = server
+        .request(Method::GET, "/health", None)
+        .header("x-request-id", "a b<script>")
+        .send()
+        .await
+        .unwrap();
     assert_ne!(response.headers()["x-request-id"], "a b<script>");
 }
 
@@ -69,28 +114,61 @@ async fn readiness_names_the_failed_component() {
 async fn metrics_count_requests_by_route_template_and_jobs_by_status() {
     let server = TestServer::start().await;
     let id = uuid::Uuid::new_v4();
-    server.get_json(&format!("/api/v1/jobs/{id}"), Some(ALICE)).await;
-    let text = server.request(Method::GET, "/api/v1/health/metrics", None).send().await.unwrap().text().await.unwrap();
+    server
+        .get_json(&format!("/api/v1/jobs/{id}"), Some(ALICE))
+        .await;
+    let text = server
+        .request(Method::GET, "/api/v1/health/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     // The registry is per process and other tests run beside this one: count at least one.
     let counted = text
         .lines()
         .find_map(|l| l.strip_prefix(r#"image2model_http_requests_total{method="GET",route="/api/v1/jobs/{job_id}",status="404"} "#))
         .and_then(|n| n.parse::<u64>().ok());
     assert!(counted >= Some(1), "{text}");
-    assert!(text.contains(r#"image2model_jobs{status="queued"} 0"#), "{text}");
-    assert!(text.contains("image2model_queue_messages{state=\"visible\"}"), "{text}");
+    assert!(
+        text.contains(r#"image2model_jobs{status="queued"} 0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("image2model_queue_messages{state=\"visible\"}"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn authentication_and_authorisation() {
     let server = TestServer::start().await;
-    let response = server.request(Method::GET, "/api/v1/jobs", None).send().await.unwrap();
-    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"image2model\"");
+    let response = server
+        .request(Method::GET, "/api/v1/jobs", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"image2model\""
+    );
     let (status, body) = json_of(response).await;
     assert_error(status, &body, 401, "UNAUTHORIZED");
-    let (status, body) = server.get_json("/api/v1/jobs", Some("wrong-key-0000000000")).await;
+    let (status, body) = server
+        .get_json("/api/v1/jobs", Some("wrong-key-0000000000"))
+        .await;
     assert_error(status, &body, 401, "UNAUTHORIZED");
-    let (status, _) = json_of(server.client.get(server.url("/api/v1/jobs")).header("x-api-key", ALICE).send().await.unwrap()).await;
+    let (status, _) = json_of(
+        server
+            .client
+            .get(server.url("/api/v1/jobs"))
+            .header("x-api-key", ALICE)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = server.get_json("/api/v1/admin/stats", Some(ALICE)).await;
     assert_error(status, &body, 403, "FORBIDDEN");
@@ -103,7 +181,15 @@ async fn authentication_and_authorisation() {
 #[tokio::test]
 async fn hostile_path_ids_are_refused_before_any_lookup() {
     let server = TestServer::start().await;
-    let hostile = ["...", "a%2Fb", "%00", "1'%20OR%201=1", "%3Cscript%3E", "12345678-1234-1234-1234-1234567890abX", &"7".repeat(400)];
+    let hostile = [
+        "...",
+        "a%2Fb",
+        "%00",
+        "1'%20OR%201=1",
+        "%3Cscript%3E",
+        "12345678-1234-1234-1234-1234567890abX",
+        &"7".repeat(400),
+    ];
     for id in hostile {
         for path in [
             format!("/api/v1/jobs/{id}"),
@@ -114,11 +200,27 @@ async fn hostile_path_ids_are_refused_before_any_lookup() {
         ] {
             let (status, body) = server.get_json(&path, Some(ALICE)).await;
             assert_error(status, &body, 400, "INVALID_JOB_ID");
-            assert!(body["detail"].as_str().unwrap().contains("Invalid job ID"), "{body}");
+            assert!(
+                body["detail"].as_str().unwrap().contains("Invalid job ID"),
+                "{body}"
+            );
         }
-        let (status, body) = server.get_json(&format!("/api/v1/files/{id}"), Some(ALICE)).await;
+        let (status, body) = server
+            .get_json(&format!("/api/v1/files/{id}"), Some(ALICE))
+            .await;
         assert_error(status, &body, 400, "INVALID_FILE_ID");
-        let (status, body) = json_of(server.request(Method::POST, &format!("/api/v1/admin/jobs/{id}/retry"), Some(ADMIN)).send().await.unwrap()).await;
+        let (status, body) = json_of(
+            server
+                .request(
+                    Method::POST,
+                    &format!("/api/v1/admin/jobs/{id}/retry"),
+                    Some(ADMIN),
+                )
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_error(status, &body, 400, "INVALID_JOB_ID");
     }
 }
@@ -128,7 +230,14 @@ async fn unknown_routes_and_methods_get_the_envelope() {
     let server = TestServer::start().await;
     let (status, body) = server.get_json("/api/v1/nope", None).await;
     assert_error(status, &body, 404, "NOT_FOUND");
-    let (status, body) = json_of(server.request(Method::PUT, "/api/v1/jobs", Some(ALICE)).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        server
+            .request(Method::PUT, "/api/v1/jobs", Some(ALICE))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &body, 405, "METHOD_NOT_ALLOWED");
 }
 
@@ -139,27 +248,80 @@ async fn presign_refuses_bad_requests_before_signing() {
     let cases = [
         (json!({"files": []}), 422, "VALIDATION_ERROR"),
         (json!({"files": "x"}), 422, "VALIDATION_ERROR"),
-        (json!({"files": vec![file("a.png", "image/png", 10); 26]}), 400, "TOO_MANY_FILES"),
-        (json!({"files": [file("a.gif", "image/gif", 10)]}), 400, "INVALID_FILE_TYPE"),
-        (json!({"files": [file("a.exe", "image/png", 10)]}), 400, "INVALID_FILE_TYPE"),
-        (json!({"files": [file("a.png", "image/png", 0)]}), 400, "EMPTY_FILE"),
-        (json!({"files": [file("a.png", "image/png", 5001)]}), 413, "FILE_TOO_LARGE"),
-        (json!({"files": [file("a.png", "image/png", 10)], "generate": {"model_type": "nope"}}), 422, "VALIDATION_ERROR"),
-        (json!({"files": [file("a.png", "image/png", 10)], "generate": {"model_type": "tripo3d"}}), 400, "MODEL_UNAVAILABLE"),
-        (json!({"files": [file("a.png", "image/png", 10)], "generate": {"options": {"face_limit": 1}}}), 422, "VALIDATION_ERROR"),
-        (json!({"files": [file("a.png", "image/png", 10)], "generate": {"options": {"quad": true}}}), 422, "VALIDATION_ERROR"),
+        (
+            json!({"files": vec![file("a.png", "image/png", 10); 26]}),
+            400,
+            "TOO_MANY_FILES",
+        ),
+        (
+            json!({"files": [file("a.gif", "image/gif", 10)]}),
+            400,
+            "INVALID_FILE_TYPE",
+        ),
+        (
+            json!({"files": [file("a.exe", "image/png", 10)]}),
+            400,
+            "INVALID_FILE_TYPE",
+        ),
+        (
+            json!({"files": [file("a.png", "image/png", 0)]}),
+            400,
+            "EMPTY_FILE",
+        ),
+        (
+            json!({"files": [file("a.png", "image/png", 5001)]}),
+            413,
+            "FILE_TOO_LARGE",
+        ),
+        (
+            json!({"files": [file("a.png", "image/png", 10)], "generate": {"model_type": "nope"}}),
+            422,
+            "VALIDATION_ERROR",
+        ),
+        (
+            json!({"files": [file("a.png", "image/png", 10)], "generate": {"model_type": "tripo3d"}}),
+            400,
+            "MODEL_UNAVAILABLE",
+        ),
+        (
+            json!({"files": [file("a.png", "image/png", 10)], "generate": {"options": {"face_limit": 1}}}),
+            422,
+            "VALIDATION_ERROR",
+        ),
+        (
+            json!({"files": [file("a.png", "image/png", 10)], "generate": {"options": {"quad": true}}}),
+            422,
+            "VALIDATION_ERROR",
+        ),
     ];
     for (body, code, error) in cases {
-        let (status, answer) = server.post_json("/api/v1/uploads/presign", Some(ALICE), &body).await;
+        let (status, answer) = server
+            .post_json("/api/v1/uploads/presign", Some(ALICE), &body)
+            .await;
         assert_error(status, &answer, code, error);
     }
-    let (status, body) = json_of(server.request(Method::POST, "/api/v1/uploads/presign", Some(ALICE)).header("content-type", "application/json").body("{not json").send().await.unwrap()).await;
+    let (status, body) = json_of(
+        server
+            .request(Method::POST, "/api/v1/uploads/presign", Some(ALICE))
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &body, 422, "VALIDATION_ERROR");
     // Nothing was recorded or signed for any refused request.
     let (_, jobs) = server.get_json("/api/v1/jobs", Some(ALICE)).await;
     assert_eq!(jobs["jobs"], json!([]));
 
-    let (status, ok) = server.post_json("/api/v1/uploads/presign", Some(ALICE), &json!({"files": [file("a.png", "image/png", 5000), file("b.jpg", "image/jpeg", 10)]})).await;
+    let (status, ok) = server
+        .post_json(
+            "/api/v1/uploads/presign",
+            Some(ALICE),
+            &json!({"files": [file("a.png", "image/png", 5000), file("b.jpg", "image/jpeg", 10)]}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{ok}");
     let upload = &ok["files"][0]["upload"];
     assert_eq!(upload["method"], "PUT");
@@ -172,33 +334,68 @@ async fn presign_refuses_bad_requests_before_signing() {
 #[tokio::test]
 async fn synchronous_upload_validates_content_not_names() {
     let server = TestServer::start_with(|c| c.max_upload_bytes = 40_000).await;
-    for (bytes, mime, content_type) in [(png(64, 48), "image/png", "image/png"), (jpeg(64, 48), "image/jpeg", "image/jpeg"), (webp(64, 48), "image/webp", "image/webp")] {
+    for (bytes, mime, content_type) in [
+        (png(64, 48), "image/png", "image/png"),
+        (jpeg(64, 48), "image/jpeg", "image/jpeg"),
+        (webp(64, 48), "image/webp", "image/webp"),
+    ] {
         // The declared type is ignored: the bytes decide.
-        let (status, body) = upload_image(&server, ALICE, bytes.clone(), "photo.bin", "application/octet-stream").await;
+        let (status, body) = upload_image(
+            &server,
+            ALICE,
+            bytes.clone(),
+            "photo.bin",
+            "application/octet-stream",
+        )
+        .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        assert_eq!((body["width"].as_u64(), body["height"].as_u64()), (Some(64), Some(48)));
+        assert_eq!(
+            (body["width"].as_u64(), body["height"].as_u64()),
+            (Some(64), Some(48))
+        );
         assert_eq!(body["content_type"], content_type, "{mime}");
         assert_eq!(body["status"], "ready");
         assert_eq!(body["size"].as_u64(), Some(bytes.len() as u64));
-        let (status, file) = server.get_json(&format!("/api/v1/files/{}", body["file_id"].as_str().unwrap()), Some(ALICE)).await;
+        let (status, file) = server
+            .get_json(
+                &format!("/api/v1/files/{}", body["file_id"].as_str().unwrap()),
+                Some(ALICE),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(file["sha256"].as_str().map(str::len), Some(64));
-        let (status, other) = server.get_json(&format!("/api/v1/files/{}", body["file_id"].as_str().unwrap()), Some(BOB)).await;
+        let (status, other) = server
+            .get_json(
+                &format!("/api/v1/files/{}", body["file_id"].as_str().unwrap()),
+                Some(BOB),
+            )
+            .await;
         assert_error(status, &other, 404, "FILE_NOT_FOUND");
     }
     let stored_before = server.ctx.storage.list("uploads/").await.unwrap().len();
 
     let big = noisy_png(150, 150);
     assert!(big.len() > 40_000, "fixture must exceed the limit");
-    let truncated = { let p = png(64, 48); p[..p.len() / 2].to_vec() };
+    let truncated = {
+        let p = png(64, 48);
+        p[..p.len() / 2].to_vec()
+    };
     let mut polyglot = jpeg(32, 32);
     polyglot.extend_from_slice(b"<html><script>alert(1)</script></html>");
     let mut exactly_over = vec![0u8; 40_001];
     exactly_over[..8].copy_from_slice(b"\x89PNG\r\n\x1a\n");
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (Vec::new(), 400, "EMPTY_FILE"),
-        (b"just text, not an image".to_vec(), 400, "INVALID_FILE_TYPE"),
-        (b"GIF89a\x01\x00\x01\x00\x00\x00\x00".to_vec(), 400, "INVALID_FILE_TYPE"),
+        (
+            b"just text, not an image".to_vec(),
+            400,
+            "INVALID_FILE_TYPE",
+        ),
+        (
+            b"GIF89a\x01\x00\x01\x00\x00\x00\x00".to_vec(),
+            400,
+            "INVALID_FILE_TYPE",
+        ),
         (truncated, 422, "INVALID_IMAGE"),
         (polyglot, 422, "INVALID_IMAGE"),
         (exactly_over, 413, "FILE_TOO_LARGE"),
@@ -209,9 +406,21 @@ async fn synchronous_upload_validates_content_not_names() {
         assert_error(status, &body, code, error);
     }
     let form = reqwest::multipart::Form::new().text("other", "x");
-    let (status, body) = json_of(server.request(Method::POST, "/api/v1/upload/image", Some(ALICE)).multipart(form).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        server
+            .request(Method::POST, "/api/v1/upload/image", Some(ALICE))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &body, 422, "VALIDATION_ERROR");
-    assert_eq!(server.ctx.storage.list("uploads/").await.unwrap().len(), stored_before, "refused uploads store nothing");
+    assert_eq!(
+        server.ctx.storage.list("uploads/").await.unwrap().len(),
+        stored_before,
+        "refused uploads store nothing"
+    );
 }
 
 #[tokio::test]
@@ -230,12 +439,24 @@ async fn job_creation_idempotency_ownership_and_listing() {
     let server = TestServer::start().await;
     let file_id = pending_file(&server, ALICE).await;
     for path in ["/api/v1/jobs", "/api/v1/generate/3d-model"] {
-        let (status, body) = server.post_json(path, Some(ALICE), &json!({"file_id": file_id})).await;
+        let (status, body) = server
+            .post_json(path, Some(ALICE), &json!({"file_id": file_id}))
+            .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        assert_eq!((body["status"].as_str(), body["progress"].as_u64(), body["model_type"].as_str()), (Some("queued"), Some(0), Some("depth_anything_v2")));
+        assert_eq!(
+            (
+                body["status"].as_str(),
+                body["progress"].as_u64(),
+                body["model_type"].as_str()
+            ),
+            (Some("queued"), Some(0), Some("depth_anything_v2"))
+        );
     }
     let create = |key: &'static str| {
-        server.request(Method::POST, "/api/v1/jobs", Some(ALICE)).header("idempotency-key", key).json(&json!({"file_id": file_id}))
+        server
+            .request(Method::POST, "/api/v1/jobs", Some(ALICE))
+            .header("idempotency-key", key)
+            .json(&json!({"file_id": file_id}))
     };
     let (_, first) = json_of(create("order-42").send().await.unwrap()).await;
     let (_, again) = json_of(create("order-42").send().await.unwrap()).await;
@@ -243,46 +464,124 @@ async fn job_creation_idempotency_ownership_and_listing() {
     let (status, body) = json_of(create("bad key with spaces").send().await.unwrap()).await;
     assert_error(status, &body, 422, "VALIDATION_ERROR");
 
-    let (status, body) = server.post_json("/api/v1/jobs", Some(BOB), &json!({"file_id": file_id})).await;
+    let (status, body) = server
+        .post_json("/api/v1/jobs", Some(BOB), &json!({"file_id": file_id}))
+        .await;
     assert_error(status, &body, 404, "FILE_NOT_FOUND");
-    let (status, body) = server.post_json("/api/v1/jobs", Some(ALICE), &json!({"file_id": file_id, "model_type": "hunyuan3d"})).await;
+    let (status, body) = server
+        .post_json(
+            "/api/v1/jobs",
+            Some(ALICE),
+            &json!({"file_id": file_id, "model_type": "hunyuan3d"}),
+        )
+        .await;
     assert_error(status, &body, 400, "MODEL_UNAVAILABLE");
-    let (status, body) = server.post_json("/api/v1/jobs", Some(ALICE), &json!({"file_id": "nope"})).await;
+    let (status, body) = server
+        .post_json("/api/v1/jobs", Some(ALICE), &json!({"file_id": "nope"}))
+        .await;
     assert_error(status, &body, 422, "VALIDATION_ERROR");
-    let (status, body) = server.post_json("/api/v1/jobs", Some(ALICE), &json!({"file_id": file_id, "options": {"texture": "ultra"}})).await;
+    let (status, body) = server
+        .post_json(
+            "/api/v1/jobs",
+            Some(ALICE),
+            &json!({"file_id": file_id, "options": {"texture": "ultra"}}),
+        )
+        .await;
     assert_error(status, &body, 422, "VALIDATION_ERROR");
 
     // Three jobs now; page through them two at a time, newest first, without repeats.
     let (_, page1) = server.get_json("/api/v1/jobs?limit=2", Some(ALICE)).await;
     assert_eq!(page1["jobs"].as_array().unwrap().len(), 2);
     let cursor = page1["next_cursor"].as_str().unwrap();
-    let (_, page2) = server.get_json(&format!("/api/v1/jobs?limit=2&cursor={cursor}"), Some(ALICE)).await;
+    let (_, page2) = server
+        .get_json(
+            &format!("/api/v1/jobs?limit=2&cursor={cursor}"),
+            Some(ALICE),
+        )
+        .await;
     assert_eq!(page2["jobs"].as_array().unwrap().len(), 1);
     assert!(page2["next_cursor"].is_null());
-    let created: Vec<&str> = page1["jobs"].as_array().unwrap().iter().chain(page2["jobs"].as_array().unwrap()).map(|j| j["created_at"].as_str().unwrap()).collect();
+    let created: Vec<&str> = page1["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page2["jobs"].as_array().unwrap())
+        .map(|j| j["created_at"].as_str().unwrap())
+        .collect();
     assert!(created.windows(2).all(|w| w[0] >= w[1]), "{created:?}");
     let (_, bobs) = server.get_json("/api/v1/jobs", Some(BOB)).await;
     assert_eq!(bobs["jobs"], json!([]));
-    let (_, queued) = server.get_json("/api/v1/jobs?status=queued", Some(ALICE)).await;
+    let (_, queued) = server
+        .get_json("/api/v1/jobs?status=queued", Some(ALICE))
+        .await;
     assert_eq!(queued["jobs"].as_array().unwrap().len(), 3);
-    for bad in ["status=bogus", "limit=0", "limit=101", "cursor=zz", "unknown=1"] {
-        let (status, body) = server.get_json(&format!("/api/v1/jobs?{bad}"), Some(ALICE)).await;
+    for bad in [
+        "status=bogus",
+        "limit=0",
+        "limit=101",
+        "cursor=zz",
+        "unknown=1",
+    ] {
+        let (status, body) = server
+            .get_json(&format!("/api/v1/jobs?{bad}"), Some(ALICE))
+            .await;
         assert_error(status, &body, 422, "VALIDATION_ERROR");
     }
 
     // Cancel, then a second cancel is a state conflict; another owner sees nothing.
     let job_id = first["job_id"].as_str().unwrap();
-    let (status, body) = server.get_json(&format!("/api/v1/jobs/{job_id}"), Some(BOB)).await;
+    let (status, body) = server
+        .get_json(&format!("/api/v1/jobs/{job_id}"), Some(BOB))
+        .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
-    let (status, body) = json_of(server.request(Method::DELETE, &format!("/api/v1/jobs/{job_id}"), Some(BOB)).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        server
+            .request(Method::DELETE, &format!("/api/v1/jobs/{job_id}"), Some(BOB))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
-    let (status, body) = json_of(server.request(Method::DELETE, &format!("/api/v1/jobs/{job_id}"), Some(ALICE)).send().await.unwrap()).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("cancelled")));
-    let (status, body) = json_of(server.request(Method::DELETE, &format!("/api/v1/jobs/{job_id}"), Some(ALICE)).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        server
+            .request(
+                Method::DELETE,
+                &format!("/api/v1/jobs/{job_id}"),
+                Some(ALICE),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+    let (status, body) = json_of(
+        server
+            .request(
+                Method::DELETE,
+                &format!("/api/v1/jobs/{job_id}"),
+                Some(ALICE),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &body, 409, "INVALID_JOB_STATE");
-    let (status, body) = server.get_json(&format!("/api/v1/download/{job_id}"), Some(ALICE)).await;
+    let (status, body) = server
+        .get_json(&format!("/api/v1/download/{job_id}"), Some(ALICE))
+        .await;
     assert_error(status, &body, 409, "RESULT_NOT_READY");
-    let (status, body) = server.get_json(&format!("/api/v1/jobs/{}", uuid::Uuid::new_v4()), Some(ALICE)).await;
+    let (status, body) = server
+        .get_json(
+            &format!("/api/v1/jobs/{}", uuid::Uuid::new_v4()),
+            Some(ALICE),
+        )
+        .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
 }
 
@@ -290,14 +589,25 @@ async fn job_creation_idempotency_ownership_and_listing() {
 async fn jobs_on_a_rejected_file_are_refused() {
     let server = TestServer::start().await;
     let body = json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": 4}]});
-    let (_, presigned) = server.post_json("/api/v1/uploads/presign", Some(ALICE), &body).await;
+    let (_, presigned) = server
+        .post_json("/api/v1/uploads/presign", Some(ALICE), &body)
+        .await;
     let file_id = presigned["files"][0]["file_id"].as_str().unwrap();
     let upload = &presigned["files"][0]["upload"];
-    server.client.put(upload["url"].as_str().unwrap()).header("content-type", "image/png").body("oops").send().await.unwrap();
+    server
+        .client
+        .put(upload["url"].as_str().unwrap())
+        .header("content-type", "image/png")
+        .body("oops")
+        .send()
+        .await
+        .unwrap();
     let file = server.wait_for_file(ALICE, file_id).await;
     assert_eq!(file["status"], "rejected");
     assert_eq!(file["rejection"]["code"], "INVALID_FILE_TYPE");
-    let (status, body) = server.post_json("/api/v1/jobs", Some(ALICE), &json!({"file_id": file_id})).await;
+    let (status, body) = server
+        .post_json("/api/v1/jobs", Some(ALICE), &json!({"file_id": file_id}))
+        .await;
     assert_error(status, &body, 409, "FILE_NOT_READY");
 }
 
@@ -306,23 +616,50 @@ async fn uploads_are_rate_limited_per_key_with_headers() {
     let server = TestServer::start_with(|c| c.rate_limit_per_minute = 3).await;
     let body = json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": 10}]});
     for remaining in (0..3).rev() {
-        let response = server.request(Method::POST, "/api/v1/uploads/presign", Some(ALICE)).json(&body).send().await.unwrap();
+        let response = server
+            .request(Method::POST, "/api/v1/uploads/presign", Some(ALICE))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["x-ratelimit-limit"], "3");
-        assert_eq!(response.headers()["x-ratelimit-remaining"], remaining.to_string().as_str());
+        assert_eq!(
+            response.headers()["x-ratelimit-remaining"],
+            remaining.to_string().as_str()
+        );
         assert!(response.headers().contains_key("x-ratelimit-reset"));
     }
-    let response = server.request(Method::POST, "/api/v1/uploads/presign", Some(ALICE)).json(&body).send().await.unwrap();
-    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let response = server
+        .request(Method::POST, "/api/v1/uploads/presign", Some(ALICE))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry_after));
     assert_eq!(response.headers()["x-ratelimit-remaining"], "0");
     let (status, answer) = json_of(response).await;
     assert_error(status, &answer, 429, "RATE_LIMITED");
     // Another key has its own window.
-    let response = server.request(Method::POST, "/api/v1/uploads/presign", Some(BOB)).json(&body).send().await.unwrap();
+    let response = server
+        .request(Method::POST, "/api/v1/uploads/presign", Some(BOB))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     // Unauthenticated callers are counted per address, and still refused.
-    let response = server.request(Method::POST, "/api/v1/uploads/presign", None).json(&body).send().await.unwrap();
+    let response = server
+        .request(Method::POST, "/api/v1/uploads/presign", None)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.headers()["x-ratelimit-remaining"], "2");
 }
@@ -336,18 +673,44 @@ async fn cors_allows_configured_origins_only() {
             .request(Method::OPTIONS, server.url("/api/v1/uploads/presign"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
     };
     let response = preflight("http://localhost:3000").send().await.unwrap();
     assert!(response.status().is_success());
-    assert_eq!(response.headers()["access-control-allow-origin"], "http://localhost:3000");
-    let allowed = response.headers()["access-control-allow-headers"].to_str().unwrap().to_lowercase();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let allowed = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
     assert!(allowed.contains("authorization") && allowed.contains("content-type"));
     let response = preflight("https://evil.example").send().await.unwrap();
-    assert!(!response.headers().contains_key("access-control-allow-origin"));
-    let response = server.request(Method::GET, "/api/v1/health", None).header("origin", "http://localhost:5173").send().await.unwrap();
-    assert_eq!(response.headers()["access-control-allow-origin"], "http://localhost:5173");
-    assert!(response.headers()["access-control-expose-headers"].to_str().unwrap().contains("x-request-id"));
+    assert!(
+        !response
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    let response = server
+        .request(Method::GET, "/api/v1/health", None)
+        .header("origin", "http://localhost:5173")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    assert!(
+        response.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("x-request-id")
+    );
 }
 
 #[tokio::test]
@@ -360,14 +723,24 @@ async fn openapi_document_matches_the_routes() {
     assert!(paths.len() >= 28);
     let id = uuid::Uuid::new_v4().to_string();
     for (path, ops) in paths {
-        let concrete = path.replace("{job_id}", &id).replace("{task_id}", &id).replace("{file_id}", &id);
+        let concrete = path
+            .replace("{job_id}", &id)
+            .replace("{task_id}", &id)
+            .replace("{file_id}", &id);
         for method in ops.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let response = server.request(method.clone(), &concrete, Some(ADMIN)).send().await.unwrap();
+            let response = server
+                .request(method.clone(), &concrete, Some(ADMIN))
+                .send()
+                .await
+                .unwrap();
             let status = response.status();
             let (_, body) = json_of(response).await;
             assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
-            assert_ne!(body["error_code"], "NOT_FOUND", "{method} {path} is documented but not routed");
+            assert_ne!(
+                body["error_code"], "NOT_FOUND",
+                "{method} {path} is documented but not routed"
+            );
         }
     }
 }
@@ -379,7 +752,12 @@ async fn models_available_reflects_the_deployment() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["default"], "depth_anything_v2");
     assert_eq!(body["available"], json!(["depth_anything_v2"]));
-    let tripo = body["models"].as_array().unwrap().iter().find(|m| m["model_type"] == "tripo3d").unwrap();
+    let tripo = body["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model_type"] == "tripo3d")
+        .unwrap();
     assert_eq!(tripo["available"], false);
 }
 
@@ -387,36 +765,80 @@ async fn models_available_reflects_the_deployment() {
 async fn sse_validates_before_streaming() {
     let server = TestServer::start().await;
     let id = uuid::Uuid::new_v4();
-    let (status, body) = server.get_json(&format!("/api/v1/status/tasks/{id}/sse"), Some(ALICE)).await;
+    let (status, body) = server
+        .get_json(&format!("/api/v1/status/tasks/{id}/sse"), Some(ALICE))
+        .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
     let file_id = pending_file(&server, ALICE).await;
-    let (_, job) = server.post_json("/api/v1/jobs", Some(ALICE), &json!({"file_id": file_id})).await;
+    let (_, job) = server
+        .post_json("/api/v1/jobs", Some(ALICE), &json!({"file_id": file_id}))
+        .await;
     let job_id = job["job_id"].as_str().unwrap();
     for bad in ["timeout=abc", "timeout=-1"] {
-        let (status, body) = server.get_json(&format!("/api/v1/status/tasks/{job_id}/stream?{bad}"), Some(ALICE)).await;
+        let (status, body) = server
+            .get_json(
+                &format!("/api/v1/status/tasks/{job_id}/stream?{bad}"),
+                Some(ALICE),
+            )
+            .await;
         assert_error(status, &body, 422, "VALIDATION_ERROR");
     }
     // A bounded stream on a job that stays queued: the queued frame, then the timeout frame.
-    let text = server.request(Method::GET, &format!("/api/v1/status/tasks/{job_id}/sse?timeout=0.3"), Some(ALICE)).send().await.unwrap().text().await.unwrap();
-    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    let text = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/status/tasks/{job_id}/sse?timeout=0.3"),
+            Some(ALICE),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
     assert_eq!(events, ["task_queued", "timeout"], "{text}");
-    let (status, body) = server.get_json(&format!("/api/v1/status/tasks/{job_id}/status"), Some(ALICE)).await;
+    let (status, body) = server
+        .get_json(
+            &format!("/api/v1/status/tasks/{job_id}/status"),
+            Some(ALICE),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((body["task_id"].as_str(), body["status"].as_str(), body["progress"].as_u64()), (Some(job_id), Some("queued"), Some(0)));
+    assert_eq!(
+        (
+            body["task_id"].as_str(),
+            body["status"].as_str(),
+            body["progress"].as_u64()
+        ),
+        (Some(job_id), Some("queued"), Some(0))
+    );
 }
 
 #[tokio::test]
 async fn admin_routes_list_retry_delete_and_report() {
     let server = TestServer::start().await;
     let file_id = pending_file(&server, ALICE).await;
-    let (_, job) = server.post_json("/api/v1/jobs", Some(ALICE), &json!({"file_id": file_id})).await;
+    let (_, job) = server
+        .post_json("/api/v1/jobs", Some(ALICE), &json!({"file_id": file_id}))
+        .await;
     let job_id = job["job_id"].as_str().unwrap().to_owned();
     let bob_file = pending_file(&server, BOB).await;
-    server.post_json("/api/v1/jobs", Some(BOB), &json!({"file_id": bob_file})).await;
+    server
+        .post_json("/api/v1/jobs", Some(BOB), &json!({"file_id": bob_file}))
+        .await;
 
     let (status, all) = server.get_json("/api/v1/admin/jobs", Some(ADMIN)).await;
     assert_eq!(status, StatusCode::OK);
-    let owners: std::collections::BTreeSet<&str> = all["jobs"].as_array().unwrap().iter().map(|j| j["owner"].as_str().unwrap()).collect();
+    let owners: std::collections::BTreeSet<&str> = all["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["owner"].as_str().unwrap())
+        .collect();
     assert_eq!(owners, ["alice", "bob"].into());
 
     let (status, stats) = server.get_json("/api/v1/admin/stats", Some(ADMIN)).await;
@@ -426,28 +848,100 @@ async fn admin_routes_list_retry_delete_and_report() {
 
     // Retrying a queued job is a state conflict; a cancelled one goes back to the queue.
     let retry = format!("/api/v1/admin/jobs/{job_id}/retry");
-    let (status, body) = json_of(server.request(Method::POST, &retry, Some(ADMIN)).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        server
+            .request(Method::POST, &retry, Some(ADMIN))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &body, 409, "INVALID_JOB_STATE");
-    server.request(Method::DELETE, &format!("/api/v1/jobs/{job_id}"), Some(ALICE)).send().await.unwrap();
-    let (status, body) = json_of(server.request(Method::POST, &retry, Some(ADMIN)).send().await.unwrap()).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("queued")), "{body}");
-    let (status, body) = json_of(server.request(Method::POST, &retry, Some(ALICE)).send().await.unwrap()).await;
+    server
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/jobs/{job_id}"),
+            Some(ALICE),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(
+        server
+            .request(Method::POST, &retry, Some(ADMIN))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("queued")),
+        "{body}"
+    );
+    let (status, body) = json_of(
+        server
+            .request(Method::POST, &retry, Some(ALICE))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &body, 403, "FORBIDDEN");
 
-    let (status, letters) = server.get_json("/api/v1/admin/dead-letters", Some(ADMIN)).await;
-    assert_eq!((status, letters["count"].as_u64()), (StatusCode::OK, Some(0)));
-    let (status, body) = server.get_json("/api/v1/admin/dead-letters?limit=0", Some(ADMIN)).await;
+    let (status, letters) = server
+        .get_json("/api/v1/admin/dead-letters", Some(ADMIN))
+        .await;
+    assert_eq!(
+        (status, letters["count"].as_u64()),
+        (StatusCode::OK, Some(0))
+    );
+    let (status, body) = server
+        .get_json("/api/v1/admin/dead-letters?limit=0", Some(ADMIN))
+        .await;
     assert_error(status, &body, 422, "VALIDATION_ERROR");
 
-    let (status, body) = server.post_json("/api/v1/admin/cleanup", Some(ADMIN), &json!({"hours": -1})).await;
+    let (status, body) = server
+        .post_json("/api/v1/admin/cleanup", Some(ADMIN), &json!({"hours": -1}))
+        .await;
     assert_error(status, &body, 422, "VALIDATION_ERROR");
-    let (status, body) = server.post_json("/api/v1/admin/sweep", Some(ADMIN), &json!({})).await;
+    let (status, body) = server
+        .post_json("/api/v1/admin/sweep", Some(ADMIN), &json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let (status, body) = json_of(server.request(Method::DELETE, &format!("/api/v1/admin/jobs/{job_id}"), Some(ADMIN)).send().await.unwrap()).await;
-    assert_eq!((status, body["deleted"].as_bool()), (StatusCode::OK, Some(true)), "{body}");
-    let (status, body) = server.get_json(&format!("/api/v1/jobs/{job_id}"), Some(ALICE)).await;
+    let (status, body) = json_of(
+        server
+            .request(
+                Method::DELETE,
+                &format!("/api/v1/admin/jobs/{job_id}"),
+                Some(ADMIN),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["deleted"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{body}"
+    );
+    let (status, body) = server
+        .get_json(&format!("/api/v1/jobs/{job_id}"), Some(ALICE))
+        .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
-    let (status, body) = json_of(server.request(Method::DELETE, &format!("/api/v1/admin/jobs/{job_id}"), Some(ADMIN)).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        server
+            .request(
+                Method::DELETE,
+                &format!("/api/v1/admin/jobs/{job_id}"),
+                Some(ADMIN),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
 }

@@ -1,1 +1,177 @@
-fn main(){}
+//! The functions as Lambda runs them, fed real event JSON from `tests/fixtures/events`: an S3
+//! object-created event to ingest, an SQS batch to the worker (reporting only the failed item),
+//! and API Gateway HTTP API events through the same router the HTTP functions serve.
+
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::SqsEvent;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use image2model_ingest::{IngestOutcome, handle_s3_event};
+use image2model_shared::AppContext;
+use image2model_shared::context::EmbeddedAdapters;
+use image2model_shared::domain::{FileId, FileStatus, JobId, JobStatus};
+use image2model_tests::contract::{file, job};
+use image2model_tests::{png, test_config};
+use image2model_worker::{BuiltinGenerator, Worker};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/fixtures/events/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn context() -> (tempfile::TempDir, AppContext) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").unwrap();
+    (dir, AppContext::embedded(config, &adapters))
+}
+
+fn fixed_id(n: u8) -> uuid::Uuid {
+    format!("00000000-0000-4000-8000-00000000000{n}")
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn s3_object_created_event_runs_ingestion() {
+    let (_dir, ctx) = context();
+    let mut pending = file("alice");
+    pending.file_id = FileId::from_uuid(fixed_id(1));
+    pending.object_key = format!("uploads/alice/{}", pending.file_id);
+    ctx.store.create_file(&pending).await.unwrap();
+    ctx.storage
+        .put(&pending.object_key, Bytes::from(png(30, 20)), "image/png")
+        .await
+        .unwrap();
+    let waiting = job("alice", pending.file_id);
+    ctx.store
+        .create_jobs(std::slice::from_ref(&waiting), None, None)
+        .await
+        .unwrap();
+
+    let event: S3Event = serde_json::from_str(&fixture("s3_object_created.json")).unwrap();
+    let outcomes = handle_s3_event(&ctx, event.clone()).await.unwrap();
+    assert_eq!(
+        outcomes,
+        [IngestOutcome::Accepted {
+            file_id: pending.file_id,
+            released_jobs: 1
+        }]
+    );
+    let stored = ctx.store.get_file(pending.file_id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.width, stored.height),
+        (FileStatus::Ready, Some(30), Some(20))
+    );
+    // S3 delivers at least once: the duplicate changes nothing.
+    assert_eq!(
+        handle_s3_event(&ctx, event).await.unwrap(),
+        [IngestOutcome::AlreadyProcessed {
+            file_id: pending.file_id
+        }]
+    );
+    assert_eq!(ctx.queue.depth().await.unwrap().visible, 1);
+}
+
+#[tokio::test]
+async fn sqs_batch_reports_only_the_failed_message() {
+    let (_dir, ctx) = context();
+    let bytes = png(40, 30);
+    let mut ready = file("alice");
+    ready.size = bytes.len() as u64;
+    ctx.storage
+        .put(&ready.object_key, Bytes::from(bytes.clone()), "image/png")
+        .await
+        .unwrap();
+    let image =
+        image2model_shared::validation::inspect_image(&bytes, ctx.config.image_limits()).unwrap();
+    let ready = image2model_shared::domain::UploadedFile {
+        version: 1,
+        ..ready.accept(image).unwrap()
+    };
+    ctx.store.create_file(&ready).await.unwrap();
+    let mut j = job("alice", ready.file_id);
+    j.job_id = JobId::from_uuid(fixed_id(2));
+    ctx.store
+        .create_jobs(std::slice::from_ref(&j), None, None)
+        .await
+        .unwrap();
+
+    let worker = Worker::new(
+        ctx.clone(),
+        vec![Arc::new(BuiltinGenerator::new(ctx.config.max_pixels))],
+    );
+    let event: SqsEvent = serde_json::from_str(&fixture("sqs_generate_batch.json")).unwrap();
+    let response = worker.handle_sqs_event(event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["2e1424d4-f796-459a-8184-9c92662be6da"]);
+    assert_eq!(
+        ctx.store.get_job(j.job_id).await.unwrap().unwrap().status,
+        JobStatus::Completed
+    );
+    let json = serde_json::to_value(&response).unwrap();
+    assert_eq!(
+        json["batchItemFailures"][0]["itemIdentifier"],
+        "2e1424d4-f796-459a-8184-9c92662be6da"
+    );
+}
+
+async fn invoke(
+    ctx: &AppContext,
+    event: &str,
+) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
+    let request = lambda_http::request::from_str(event).expect("a valid API Gateway event");
+    let service = image2model_shared::http::into_service(
+        image2model_local::api_router(ctx).with_state(ctx.clone()),
+        &ctx.config,
+    );
+    let response = service.oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        serde_json::from_slice(&bytes).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn api_gateway_http_events_run_through_the_routers() {
+    let (_dir, ctx) = context();
+    let (status, headers, body) = invoke(&ctx, &fixture("apigw_http_health.json")).await;
+    assert_eq!(status, http::StatusCode::OK);
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    assert!(headers.contains_key("x-request-id"));
+
+    let (status, _, body) = invoke(&ctx, &fixture("apigw_http_list_jobs.json")).await;
+    assert_eq!(status, http::StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            body["jobs"].as_array().map(Vec::len),
+            body["limit"].as_u64()
+        ),
+        (Some(0), Some(5))
+    );
+
+    let unauthenticated = fixture("apigw_http_list_jobs.json")
+        .replace("\"authorization\": \"Bearer alice-key-0123456789\",", "");
+    let (status, headers, body) = invoke(&ctx, &unauthenticated).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (http::StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"))
+    );
+    assert!(headers.contains_key("www-authenticate"));
+}

@@ -18,25 +18,47 @@ async fn read_sse(response: reqwest::Response) -> Vec<(String, Value)> {
             text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
         }
     };
-    tokio::time::timeout(Duration::from_secs(60), read).await.expect("stream ends after the terminal event");
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("stream ends after the terminal event");
     text.split("\n\n")
         .filter(|frame| !frame.trim().is_empty())
         .map(|frame| {
-            let event = frame.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or_default().to_owned();
-            let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("null");
+            let event = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or_default()
+                .to_owned();
+            let data = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap_or("null");
             (event, serde_json::from_str(data).unwrap())
         })
         .collect()
 }
 
 async fn download_glb(server: &TestServer, key: &str, job_id: &str) -> Vec<u8> {
-    let response = server.request(Method::GET, &format!("/api/v1/download/{job_id}"), Some(key)).send().await.unwrap();
+    let response = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/download/{job_id}"),
+            Some(key),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let model = server.client.get(&location).send().await.unwrap();
     assert_eq!(model.status(), StatusCode::OK);
     assert_eq!(model.headers()["content-type"], "model/gltf-binary");
-    assert!(model.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename="));
+    assert!(
+        model.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=")
+    );
     model.bytes().await.unwrap().to_vec()
 }
 
@@ -44,10 +66,20 @@ async fn download_glb(server: &TestServer, key: &str, job_id: &str) -> Vec<u8> {
 async fn photo_to_glb_through_presign_sse_and_download() {
     let server = TestServer::start().await;
     let photo = jpeg(320, 240);
-    let (file_id, job_id) = server.upload_presigned(ALICE, &photo, "image/jpeg", true).await;
+    let (file_id, job_id) = server
+        .upload_presigned(ALICE, &photo, "image/jpeg", true)
+        .await;
     let job_id = job_id.expect("presign with generate creates a job");
 
-    let stream = server.request(Method::GET, &format!("/api/v1/status/tasks/{job_id}/sse"), Some(ALICE)).send().await.unwrap();
+    let stream = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/status/tasks/{job_id}/sse"),
+            Some(ALICE),
+        )
+        .send()
+        .await
+        .unwrap();
     let frames = read_sse(stream).await;
     let (last_event, last) = frames.last().unwrap();
     assert_eq!(last_event, "task_completed", "{frames:?}");
@@ -55,33 +87,73 @@ async fn photo_to_glb_through_presign_sse_and_download() {
     assert_eq!(last["progress"], 100);
     assert_eq!(last["result"]["content_type"], "model/gltf-binary");
     for (event, data) in &frames {
-        assert!(["task_queued", "task_progress", "task_completed"].contains(&event.as_str()), "{event}");
+        assert!(
+            ["task_queued", "task_progress", "task_completed"].contains(&event.as_str()),
+            "{event}"
+        );
         for field in ["task_id", "status", "progress", "message", "timestamp"] {
             assert!(!data[field].is_null(), "{event} lacks {field}: {data}");
         }
     }
-    let progress: Vec<u64> = frames.iter().map(|(_, d)| d["progress"].as_u64().unwrap()).collect();
-    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "progress moved back: {progress:?}");
+    let progress: Vec<u64> = frames
+        .iter()
+        .map(|(_, d)| d["progress"].as_u64().unwrap())
+        .collect();
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress moved back: {progress:?}"
+    );
     // One frame per change: no two consecutive frames are identical.
-    assert!(frames.windows(2).all(|w| (&w[0].1["status"], &w[0].1["progress"], &w[0].1["message"]) != (&w[1].1["status"], &w[1].1["progress"], &w[1].1["message"])));
+    assert!(frames.windows(2).all(|w| (
+        &w[0].1["status"],
+        &w[0].1["progress"],
+        &w[0].1["message"]
+    ) != (
+        &w[1].1["status"],
+        &w[1].1["progress"],
+        &w[1].1["message"]
+    )));
 
-    let (_, file) = server.get_json(&format!("/api/v1/files/{file_id}"), Some(ALICE)).await;
-    assert_eq!((file["status"].as_str(), file["width"].as_u64()), (Some("ready"), Some(320)));
+    let (_, file) = server
+        .get_json(&format!("/api/v1/files/{file_id}"), Some(ALICE))
+        .await;
+    assert_eq!(
+        (file["status"].as_str(), file["width"].as_u64()),
+        (Some("ready"), Some(320))
+    );
     let job = server.wait_for_job(ALICE, &job_id).await;
-    assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("completed"), Some(1)));
+    assert_eq!(
+        (job["status"].as_str(), job["attempts"].as_u64()),
+        (Some("completed"), Some(1))
+    );
 
     let glb = download_glb(&server, ALICE, &job_id).await;
     assert_eq!(job["result"]["size"].as_u64(), Some(glb.len() as u64));
     let (vertices, triangles, texture) = inspect_glb(&glb);
-    assert!(triangles <= 20_000 && triangles > 10_000, "face_limit 20000 gave {triangles}");
+    assert!(
+        triangles <= 20_000 && triangles > 10_000,
+        "face_limit 20000 gave {triangles}"
+    );
     assert!(vertices > 1000);
     assert_eq!(texture, (320, 240));
 
-    let (status, link) = server.get_json(&format!("/api/v1/download/{job_id}?redirect=false"), Some(ALICE)).await;
+    let (status, link) = server
+        .get_json(
+            &format!("/api/v1/download/{job_id}?redirect=false"),
+            Some(ALICE),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(link["url"].as_str().unwrap().contains("/local-storage/results/"));
+    assert!(
+        link["url"]
+            .as_str()
+            .unwrap()
+            .contains("/local-storage/results/")
+    );
     assert!(link["expires_at"].is_string());
-    let (status, body) = server.get_json(&format!("/api/v1/download/{job_id}"), Some(BOB)).await;
+    let (status, body) = server
+        .get_json(&format!("/api/v1/download/{job_id}"), Some(BOB))
+        .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
 }
 
@@ -106,7 +178,12 @@ async fn every_shared_photo_becomes_a_model() {
         let (_, triangles, (w, h)) = inspect_glb(&glb);
         let original = image::load_from_memory(&bytes).unwrap();
         // The photos are under the 1024 px texture limit, so the texture keeps their size.
-        assert_eq!((w, h), (original.width(), original.height()), "{}", path.display());
+        assert_eq!(
+            (w, h),
+            (original.width(), original.height()),
+            "{}",
+            path.display()
+        );
         assert!(triangles > 0);
         seen += 1;
     }
@@ -116,89 +193,250 @@ async fn every_shared_photo_becomes_a_model() {
 #[tokio::test]
 async fn compatibility_batch_upload_runs_one_job_per_file() {
     let server = TestServer::start().await;
-    let images = [("a.png", png(120, 90), "image/png"), ("b.jpg", jpeg(100, 100), "image/jpeg"), ("c.webp", webp(80, 120), "image/webp"), ("d.png", rgba_png(90, 90), "image/png")];
-    let mut form = reqwest::multipart::Form::new().text("face_limit", "5000").text("model_type", "depth_anything_v2");
+    let images = [
+        ("a.png", png(120, 90), "image/png"),
+        ("b.jpg", jpeg(100, 100), "image/jpeg"),
+        ("c.webp", webp(80, 120), "image/webp"),
+        ("d.png", rgba_png(90, 90), "image/png"),
+    ];
+    let mut form = reqwest::multipart::Form::new()
+        .text("face_limit", "5000")
+        .text("model_type", "depth_anything_v2");
     for (name, bytes, mime) in &images {
-        form = form.part("files", reqwest::multipart::Part::bytes(bytes.clone()).file_name(*name).mime_str(mime).unwrap());
+        form = form.part(
+            "files",
+            reqwest::multipart::Part::bytes(bytes.clone())
+                .file_name(*name)
+                .mime_str(mime)
+                .unwrap(),
+        );
     }
-    let (status, batch) = json_of(server.request(Method::POST, "/api/v1/upload/", Some(ALICE)).multipart(form).send().await.unwrap()).await;
+    let (status, batch) = json_of(
+        server
+            .request(Method::POST, "/api/v1/upload/", Some(ALICE))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{batch}");
     let batch_id = batch["batch_id"].as_str().unwrap();
     assert_eq!(batch["job_id"], batch["batch_id"]);
     assert_eq!(batch["task_id"], batch["batch_id"]);
-    assert_eq!((batch["total_files"].as_u64(), batch["face_limit"].as_u64(), batch["status"].as_str()), (Some(4), Some(5000), Some("uploaded")));
+    assert_eq!(
+        (
+            batch["total_files"].as_u64(),
+            batch["face_limit"].as_u64(),
+            batch["status"].as_str()
+        ),
+        (Some(4), Some(5000), Some("uploaded"))
+    );
     let files = batch["uploaded_files"].as_array().unwrap();
     assert_eq!(files.len(), 4);
     for (file, (name, bytes, mime)) in files.iter().zip(&images) {
-        assert_eq!((file["filename"].as_str(), file["file_size"].as_u64(), file["content_type"].as_str()), (Some(*name), Some(bytes.len() as u64), Some(*mime)));
+        assert_eq!(
+            (
+                file["filename"].as_str(),
+                file["file_size"].as_u64(),
+                file["content_type"].as_str()
+            ),
+            (Some(*name), Some(bytes.len() as u64), Some(*mime))
+        );
         assert!(file["job_id"].is_string());
     }
 
-    let frames = read_sse(server.request(Method::GET, &format!("/api/v1/status/tasks/{batch_id}/stream"), Some(ALICE)).send().await.unwrap()).await;
+    let frames = read_sse(
+        server
+            .request(
+                Method::GET,
+                &format!("/api/v1/status/tasks/{batch_id}/stream"),
+                Some(ALICE),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(frames.last().unwrap().0, "task_completed", "{frames:?}");
-    let (status, summary) = server.get_json(&format!("/api/v1/status/tasks/{batch_id}/status"), Some(ALICE)).await;
+    let (status, summary) = server
+        .get_json(
+            &format!("/api/v1/status/tasks/{batch_id}/status"),
+            Some(ALICE),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((summary["status"].as_str(), summary["progress"].as_u64()), (Some("completed"), Some(100)));
+    assert_eq!(
+        (summary["status"].as_str(), summary["progress"].as_u64()),
+        (Some("completed"), Some(100))
+    );
     assert_eq!(summary["jobs"].as_array().unwrap().len(), 4);
 
-    let (status, all) = server.get_json(&format!("/api/v1/download/{batch_id}/all"), Some(ALICE)).await;
+    let (status, all) = server
+        .get_json(&format!("/api/v1/download/{batch_id}/all"), Some(ALICE))
+        .await;
     assert_eq!(status, StatusCode::OK, "{all}");
     assert_eq!(all["total_files"], 4);
     assert_eq!(all["files"].as_array().unwrap().len(), 4);
-    for (entry, url) in all["files"].as_array().unwrap().iter().zip(all["download_urls"].as_array().unwrap()) {
+    for (entry, url) in all["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(all["download_urls"].as_array().unwrap())
+    {
         assert_eq!(entry["mime_type"], "model/gltf-binary");
-        let glb = server.client.get(url.as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+        let glb = server
+            .client
+            .get(url.as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         assert_eq!(entry["size"].as_u64(), Some(glb.len() as u64));
         let (_, triangles, _) = inspect_glb(&glb);
         assert!(triangles <= 5000);
     }
-    let (status, body) = server.get_json(&format!("/api/v1/status/tasks/{batch_id}/status"), Some(BOB)).await;
+    let (status, body) = server
+        .get_json(
+            &format!("/api/v1/status/tasks/{batch_id}/status"),
+            Some(BOB),
+        )
+        .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
 
     // Too many files: refused as a whole, nothing stored.
     let server = TestServer::start_with(|c| c.max_files = 2).await;
     let mut form = reqwest::multipart::Form::new();
     for _ in 0..3 {
-        form = form.part("files", reqwest::multipart::Part::bytes(png(10, 10)).file_name("x.png").mime_str("image/png").unwrap());
+        form = form.part(
+            "files",
+            reqwest::multipart::Part::bytes(png(10, 10))
+                .file_name("x.png")
+                .mime_str("image/png")
+                .unwrap(),
+        );
     }
-    let (status, body) = json_of(server.request(Method::POST, "/api/v1/upload", Some(ALICE)).multipart(form).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        server
+            .request(Method::POST, "/api/v1/upload", Some(ALICE))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &body, 400, "TOO_MANY_FILES");
-    assert!(server.ctx.storage.list("uploads/").await.unwrap().is_empty());
+    assert!(
+        server
+            .ctx
+            .storage
+            .list("uploads/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn signed_urls_refuse_tampering_expiry_and_mismatched_bodies() {
     let server = TestServer::start_with(|c| c.presign_expiry = Duration::from_secs(1)).await;
     let bytes = png(40, 40);
-    let body = json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": bytes.len()}]});
-    let (_, presigned) = server.post_json("/api/v1/uploads/presign", Some(ALICE), &body).await;
-    let url = presigned["files"][0]["upload"]["url"].as_str().unwrap().to_owned();
-    let file_id = presigned["files"][0]["file_id"].as_str().unwrap().to_owned();
-    let put = |url: String, ct: &'static str, body: Vec<u8>| server.client.put(url).header("content-type", ct).body(body);
+    let body =
+        json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": bytes.len()}]});
+    let (_, presigned) = server
+        .post_json("/api/v1/uploads/presign", Some(ALICE), &body)
+        .await;
+    let url = presigned["files"][0]["upload"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file_id = presigned["files"][0]["file_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let put = |url: String, ct: &'static str, body: Vec<u8>| {
+        server.client.put(url).header("content-type", ct).body(body)
+    };
 
     let sig_at = url.find("signature=").unwrap() + "signature=".len();
     let mut tampered = url.clone();
-    tampered.replace_range(sig_at..sig_at + 1, if &url[sig_at..sig_at + 1] == "a" { "b" } else { "a" });
-    let (status, answer) = json_of(put(tampered, "image/png", bytes.clone()).send().await.unwrap()).await;
+    tampered.replace_range(
+        sig_at..sig_at + 1,
+        if &url[sig_at..sig_at + 1] == "a" {
+            "b"
+        } else {
+            "a"
+        },
+    );
+    let (status, answer) = json_of(
+        put(tampered, "image/png", bytes.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &answer, 403, "SIGNATURE_INVALID");
-    let other_key = url.replace(&file_id.replace('-', "%2D"), &uuid::Uuid::new_v4().to_string().replace('-', "%2D"));
-    let (status, _) = json_of(put(other_key, "image/png", bytes.clone()).send().await.unwrap()).await;
+    let other_key = url.replace(
+        &file_id.replace('-', "%2D"),
+        &uuid::Uuid::new_v4().to_string().replace('-', "%2D"),
+    );
+    let (status, _) = json_of(
+        put(other_key, "image/png", bytes.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, answer) = json_of(put(url.clone(), "image/jpeg", bytes.clone()).send().await.unwrap()).await;
+    let (status, answer) = json_of(
+        put(url.clone(), "image/jpeg", bytes.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &answer, 400, "SIGNED_REQUEST_MISMATCH");
     let mut longer = bytes.clone();
     longer.push(0);
-    let (status, answer) = json_of(put(url.clone(), "image/png", longer).send().await.unwrap()).await;
+    let (status, answer) =
+        json_of(put(url.clone(), "image/png", longer).send().await.unwrap()).await;
     assert_error(status, &answer, 400, "SIGNED_REQUEST_MISMATCH");
-    let (status, _) = json_of(put(url.clone(), "image/png", bytes[..bytes.len() - 1].to_vec()).send().await.unwrap()).await;
+    let (status, _) = json_of(
+        put(url.clone(), "image/png", bytes[..bytes.len() - 1].to_vec())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(server.ctx.storage.list("uploads/").await.unwrap().is_empty(), "refused PUTs store nothing");
+    assert!(
+        server
+            .ctx
+            .storage
+            .list("uploads/")
+            .await
+            .unwrap()
+            .is_empty(),
+        "refused PUTs store nothing"
+    );
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (status, answer) = json_of(put(url, "image/png", bytes).send().await.unwrap()).await;
     assert_error(status, &answer, 403, "SIGNATURE_INVALID");
-    assert!(server.ctx.storage.list("uploads/").await.unwrap().is_empty());
-    let (_, file) = server.get_json(&format!("/api/v1/files/{file_id}"), Some(ALICE)).await;
+    assert!(
+        server
+            .ctx
+            .storage
+            .list("uploads/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (_, file) = server
+        .get_json(&format!("/api/v1/files/{file_id}"), Some(ALICE))
+        .await;
     assert_eq!(file["status"], "pending");
 }
 
@@ -207,14 +445,38 @@ async fn a_job_waiting_on_a_rejected_upload_fails_with_the_ingestion_error() {
     let server = TestServer::start().await;
     let mut fake = png(30, 30);
     fake.truncate(fake.len() - 20);
-    let (file_id, job_id) = server.upload_presigned(ALICE, &fake, "image/png", true).await;
+    let (file_id, job_id) = server
+        .upload_presigned(ALICE, &fake, "image/png", true)
+        .await;
     let job = server.wait_for_job(ALICE, job_id.as_deref().unwrap()).await;
     assert_eq!(job["status"], "failed");
     assert_eq!(job["error"]["code"], "INVALID_IMAGE");
-    let (_, file) = server.get_json(&format!("/api/v1/files/{file_id}"), Some(ALICE)).await;
+    let (_, file) = server
+        .get_json(&format!("/api/v1/files/{file_id}"), Some(ALICE))
+        .await;
     assert_eq!(file["status"], "rejected");
-    assert!(server.ctx.storage.list("uploads/").await.unwrap().is_empty(), "rejected bytes are deleted");
-    let frames = read_sse(server.request(Method::GET, &format!("/api/v1/status/tasks/{}/sse", job_id.unwrap()), Some(ALICE)).send().await.unwrap()).await;
+    assert!(
+        server
+            .ctx
+            .storage
+            .list("uploads/")
+            .await
+            .unwrap()
+            .is_empty(),
+        "rejected bytes are deleted"
+    );
+    let frames = read_sse(
+        server
+            .request(
+                Method::GET,
+                &format!("/api/v1/status/tasks/{}/sse", job_id.unwrap()),
+                Some(ALICE),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0].0, "task_failed");
     assert_eq!(frames[0].1["error"]["code"], "INVALID_IMAGE");
@@ -225,35 +487,78 @@ async fn a_job_cancelled_before_its_upload_arrives_stays_cancelled() {
     let server = TestServer::start().await;
     let bytes = png(50, 50);
     let body = json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": bytes.len()}], "generate": {}});
-    let (_, presigned) = server.post_json("/api/v1/uploads/presign", Some(ALICE), &body).await;
+    let (_, presigned) = server
+        .post_json("/api/v1/uploads/presign", Some(ALICE), &body)
+        .await;
     let entry = &presigned["files"][0];
     let job_id = entry["job_id"].as_str().unwrap();
-    let (status, cancelled) = json_of(server.request(Method::DELETE, &format!("/api/v1/jobs/{job_id}"), Some(ALICE)).send().await.unwrap()).await;
-    assert_eq!((status, cancelled["status"].as_str()), (StatusCode::OK, Some("cancelled")));
-    server.client.put(entry["upload"]["url"].as_str().unwrap()).header("content-type", "image/png").body(bytes).send().await.unwrap();
-    let file = server.wait_for_file(ALICE, entry["file_id"].as_str().unwrap()).await;
+    let (status, cancelled) = json_of(
+        server
+            .request(
+                Method::DELETE,
+                &format!("/api/v1/jobs/{job_id}"),
+                Some(ALICE),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+    server
+        .client
+        .put(entry["upload"]["url"].as_str().unwrap())
+        .header("content-type", "image/png")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let file = server
+        .wait_for_file(ALICE, entry["file_id"].as_str().unwrap())
+        .await;
     assert_eq!(file["status"], "ready");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, job) = server.get_json(&format!("/api/v1/jobs/{job_id}"), Some(ALICE)).await;
-    assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("cancelled"), Some(0)));
+    let (_, job) = server
+        .get_json(&format!("/api/v1/jobs/{job_id}"), Some(ALICE))
+        .await;
+    assert_eq!(
+        (job["status"].as_str(), job["attempts"].as_u64()),
+        (Some("cancelled"), Some(0))
+    );
 }
 
 #[tokio::test]
 async fn a_restart_keeps_files_jobs_results_and_keys() {
     let server = TestServer::start().await;
-    let (file_id, job_id) = server.upload_presigned(ALICE, &jpeg(64, 64), "image/jpeg", true).await;
+    let (file_id, job_id) = server
+        .upload_presigned(ALICE, &jpeg(64, 64), "image/jpeg", true)
+        .await;
     let job_id = job_id.unwrap();
     server.wait_for_job(ALICE, &job_id).await;
     let pending = json!({"files": [{"filename": "later.png", "content_type": "image/png", "size": 10}], "generate": {}});
-    let (_, waiting) = server.post_json("/api/v1/uploads/presign", Some(ALICE), &pending).await;
+    let (_, waiting) = server
+        .post_json("/api/v1/uploads/presign", Some(ALICE), &pending)
+        .await;
 
     let server = server.restart().await;
-    let (status, job) = server.get_json(&format!("/api/v1/jobs/{job_id}"), Some(ALICE)).await;
-    assert_eq!((status, job["status"].as_str()), (StatusCode::OK, Some("completed")));
-    let (_, file) = server.get_json(&format!("/api/v1/files/{file_id}"), Some(ALICE)).await;
+    let (status, job) = server
+        .get_json(&format!("/api/v1/jobs/{job_id}"), Some(ALICE))
+        .await;
+    assert_eq!(
+        (status, job["status"].as_str()),
+        (StatusCode::OK, Some("completed"))
+    );
+    let (_, file) = server
+        .get_json(&format!("/api/v1/files/{file_id}"), Some(ALICE))
+        .await;
     assert_eq!(file["status"], "ready");
     inspect_glb(&download_glb(&server, ALICE, &job_id).await);
     let waiting_job = waiting["files"][0]["job_id"].as_str().unwrap();
-    let (_, job) = server.get_json(&format!("/api/v1/jobs/{waiting_job}"), Some(ALICE)).await;
+    let (_, job) = server
+        .get_json(&format!("/api/v1/jobs/{waiting_job}"), Some(ALICE))
+        .await;
     assert_eq!(job["status"], "queued");
 }

@@ -1,1 +1,473 @@
-fn main(){}
+//! The job pipeline without HTTP: worker idempotency under redelivery and concurrency, takeover
+//! of a dead worker's job, retries, the sweeper (deadlines, lost messages, missed uploads) and
+//! cleanup, on the embedded adapters.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{Duration as Span, Utc};
+use image2model_shared::AppContext;
+use image2model_shared::context::EmbeddedAdapters;
+use image2model_shared::domain::{FileStatus, GenerationJob, JobStatus, UploadedFile};
+use image2model_shared::pipeline::{WorkMessage, enqueue_job};
+use image2model_shared::ports::{
+    GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter,
+};
+use image2model_tests::contract::{file, job};
+use image2model_tests::{png, test_config};
+use image2model_worker::{BuiltinGenerator, MessageOutcome, Worker};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The built-in generator, counting how often it runs (or failing transiently when asked).
+struct Counting {
+    inner: BuiltinGenerator,
+    runs: AtomicUsize,
+    fail_transiently: bool,
+}
+
+#[async_trait]
+impl Generator for Counting {
+    fn supports(&self, model_type: &str) -> bool {
+        self.inner.supports(model_type)
+    }
+    async fn generate(
+        &self,
+        request: GenerationRequest,
+        progress: &dyn ProgressReporter,
+    ) -> Result<GeneratedModel, GeneratorError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        if self.fail_transiently {
+            return Err(GeneratorError::Transient("upstream hiccup".into()));
+        }
+        self.inner.generate(request, progress).await
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    ctx: AppContext,
+    generator: Arc<Counting>,
+    worker: Worker,
+}
+
+fn setup(fail_transiently: bool) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").unwrap();
+    let ctx = AppContext::embedded(config, &adapters);
+    let generator = Arc::new(Counting {
+        inner: BuiltinGenerator::new(40_000_000),
+        runs: AtomicUsize::new(0),
+        fail_transiently,
+    });
+    let worker = Worker::new(ctx.clone(), vec![generator.clone()]);
+    Setup {
+        _dir: dir,
+        ctx,
+        generator,
+        worker,
+    }
+}
+
+async fn ready_file(ctx: &AppContext) -> UploadedFile {
+    let pending = file("alice");
+    let bytes = png(48, 32);
+    ctx.storage
+        .put(&pending.object_key, Bytes::from(bytes.clone()), "image/png")
+        .await
+        .unwrap();
+    let image =
+        image2model_shared::validation::inspect_image(&bytes, ctx.config.image_limits()).unwrap();
+    let ready = pending.accept(image).unwrap();
+    ctx.store
+        .create_file(&UploadedFile {
+            version: 1,
+            ..ready.clone()
+        })
+        .await
+        .unwrap();
+    UploadedFile {
+        version: 1,
+        ..ready
+    }
+}
+
+async fn stored_job(ctx: &AppContext, job: &GenerationJob) -> GenerationJob {
+    ctx.store.get_job(job.job_id).await.unwrap().unwrap()
+}
+
+fn body(job: &GenerationJob) -> String {
+    serde_json::to_string(&WorkMessage { job_id: job.job_id }).unwrap()
+}
+
+#[tokio::test]
+async fn a_redelivered_message_never_runs_a_job_twice() {
+    let s = setup(false);
+    let f = ready_file(&s.ctx).await;
+    let j = job("alice", f.file_id);
+    s.ctx
+        .store
+        .create_jobs(std::slice::from_ref(&j), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.worker.handle_message(&body(&j)).await,
+        MessageOutcome::Done
+    );
+    let done = stored_job(&s.ctx, &j).await;
+    assert_eq!(
+        (done.status, done.progress, done.attempts),
+        (JobStatus::Completed, 100, 1)
+    );
+    let result = done.result.clone().unwrap();
+    assert_eq!(
+        s.ctx
+            .storage
+            .head(&result.object_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .size,
+        result.size
+    );
+
+    assert_eq!(
+        s.worker.handle_message(&body(&j)).await,
+        MessageOutcome::Done
+    );
+    assert_eq!(s.generator.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        stored_job(&s.ctx, &j).await,
+        done,
+        "the redelivery changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_run_the_job_once() {
+    let s = setup(false);
+    let f = ready_file(&s.ctx).await;
+    let j = job("alice", f.file_id);
+    s.ctx
+        .store
+        .create_jobs(std::slice::from_ref(&j), None, None)
+        .await
+        .unwrap();
+    let message = body(&j);
+    let outcomes =
+        futures_util::future::join_all((0..4).map(|_| s.worker.handle_message(&message))).await;
+    assert_eq!(s.generator.runs.load(Ordering::SeqCst), 1, "{outcomes:?}");
+    let done = stored_job(&s.ctx, &j).await;
+    assert_eq!((done.status, done.attempts), (JobStatus::Completed, 1));
+}
+
+#[tokio::test]
+async fn a_dead_workers_job_is_taken_over_but_a_live_one_is_left_alone() {
+    let s = setup(false);
+    let f = ready_file(&s.ctx).await;
+    let j = job("alice", f.file_id);
+    s.ctx
+        .store
+        .create_jobs(std::slice::from_ref(&j), None, None)
+        .await
+        .unwrap();
+    let live = j
+        .start(Utc::now())
+        .unwrap()
+        .report_progress(30, "working", Utc::now())
+        .unwrap();
+    s.ctx
+        .store
+        .update_job(&j.start(Utc::now()).unwrap())
+        .await
+        .unwrap();
+    s.ctx.store.update_job(&live).await.unwrap();
+    assert_eq!(
+        s.worker.handle_message(&body(&j)).await,
+        MessageOutcome::Retry
+    );
+    assert_eq!(s.generator.runs.load(Ordering::SeqCst), 0);
+
+    // The same job, its worker silent for longer than the lease.
+    let long_ago = Utc::now() - Span::minutes(10);
+    let mut j2 = job("alice", f.file_id);
+    (j2.created_at, j2.updated_at) = (long_ago, long_ago);
+    s.ctx
+        .store
+        .create_jobs(std::slice::from_ref(&j2), None, None)
+        .await
+        .unwrap();
+    let dead = j2
+        .start(long_ago)
+        .unwrap()
+        .report_progress(40, "working", long_ago)
+        .unwrap();
+    s.ctx
+        .store
+        .update_job(&j2.start(long_ago).unwrap())
+        .await
+        .unwrap();
+    s.ctx.store.update_job(&dead).await.unwrap();
+    assert_eq!(
+        s.worker.handle_message(&body(&j2)).await,
+        MessageOutcome::Done
+    );
+    let done = stored_job(&s.ctx, &j2).await;
+    assert_eq!((done.status, done.attempts), (JobStatus::Completed, 2));
+}
+
+#[tokio::test]
+async fn transient_failures_retry_with_a_delay_then_fail() {
+    let s = setup(true);
+    let f = ready_file(&s.ctx).await;
+    let j = job("alice", f.file_id);
+    s.ctx
+        .store
+        .create_jobs(std::slice::from_ref(&j), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.worker.handle_message(&body(&j)).await,
+        MessageOutcome::Done
+    );
+    let requeued = stored_job(&s.ctx, &j).await;
+    assert_eq!((requeued.status, requeued.attempts), (JobStatus::Queued, 1));
+    assert!(requeued.message.contains("upstream hiccup"));
+    let depth = s.ctx.queue.depth().await.unwrap();
+    assert_eq!(
+        (depth.delayed, depth.visible),
+        (1, 0),
+        "the retry waits before it is delivered"
+    );
+    for _ in 1..s.ctx.config.max_attempts {
+        s.worker.handle_message(&body(&j)).await;
+    }
+    let failed = stored_job(&s.ctx, &j).await;
+    assert_eq!(
+        (failed.status, failed.attempts),
+        (JobStatus::Failed, s.ctx.config.max_attempts)
+    );
+    assert_eq!(failed.error.unwrap().code, "GENERATION_FAILED");
+    assert_eq!(
+        s.generator.runs.load(Ordering::SeqCst),
+        s.ctx.config.max_attempts as usize
+    );
+}
+
+#[tokio::test]
+async fn malformed_or_orphan_messages_do_not_loop_forever() {
+    let s = setup(false);
+    assert_eq!(
+        s.worker.handle_message("{not json").await,
+        MessageOutcome::Retry
+    );
+    assert_eq!(
+        s.worker.handle_message(r#"{"job_id":"nope"}"#).await,
+        MessageOutcome::Retry
+    );
+    let orphan = job("alice", file("alice").file_id);
+    assert_eq!(
+        s.worker.handle_message(&body(&orphan)).await,
+        MessageOutcome::Done,
+        "a deleted job is acknowledged"
+    );
+    // Retried malformed messages end in the dead letters after the receive limit.
+    s.ctx.queue.send("{not json", Duration::ZERO).await.unwrap();
+    for _ in 0..=s.ctx.config.max_receives {
+        for m in s.ctx.queue.receive(10, Duration::ZERO).await.unwrap() {
+            assert_eq!(
+                s.worker.handle_message(&m.body).await,
+                MessageOutcome::Retry
+            );
+        }
+    }
+    let dead = s.ctx.queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].receive_count, s.ctx.config.max_receives);
+}
+
+#[tokio::test]
+async fn the_sweeper_fails_overdue_jobs_and_requeues_lost_ones() {
+    let s = setup(false);
+    let f = ready_file(&s.ctx).await;
+    let mut overdue = job("alice", f.file_id);
+    overdue.created_at = Utc::now() - Span::hours(2);
+    overdue.updated_at = overdue.created_at;
+    let mut lost = job("alice", f.file_id);
+    lost.updated_at = Utc::now() - Span::minutes(5);
+    lost.created_at = lost.updated_at;
+    let fresh = job("alice", f.file_id);
+    s.ctx
+        .store
+        .create_jobs(&[overdue.clone(), lost.clone(), fresh.clone()], None, None)
+        .await
+        .unwrap();
+
+    let report = image2model_admin::sweep(&s.ctx, Utc::now()).await.unwrap();
+    assert_eq!(report.timed_out, [overdue.job_id]);
+    assert_eq!(report.requeued, [lost.job_id]);
+    let failed = stored_job(&s.ctx, &overdue).await;
+    assert_eq!(
+        (failed.status, failed.error.unwrap().code.as_str()),
+        (JobStatus::Failed, "JOB_DEADLINE_EXCEEDED")
+    );
+    let delivered = s
+        .ctx
+        .queue
+        .receive(10, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        s.worker.handle_message(&delivered[0].body).await,
+        MessageOutcome::Done
+    );
+    assert_eq!(stored_job(&s.ctx, &lost).await.status, JobStatus::Completed);
+    assert_eq!(
+        stored_job(&s.ctx, &fresh).await.status,
+        JobStatus::Queued,
+        "a fresh job is left to its message"
+    );
+}
+
+#[tokio::test]
+async fn the_sweeper_ingests_uploads_whose_event_never_came() {
+    let s = setup(false);
+    let mut pending = file("alice");
+    pending.created_at = Utc::now() - Span::minutes(5);
+    let bytes = png(20, 20);
+    pending.size = bytes.len() as u64;
+    s.ctx.store.create_file(&pending).await.unwrap();
+    s.ctx
+        .storage
+        .put(&pending.object_key, Bytes::from(bytes), "image/png")
+        .await
+        .unwrap();
+    let waiting = job("alice", pending.file_id);
+    s.ctx
+        .store
+        .create_jobs(std::slice::from_ref(&waiting), None, None)
+        .await
+        .unwrap();
+
+    let report = image2model_admin::sweep(&s.ctx, Utc::now()).await.unwrap();
+    assert_eq!(report.ingested, [pending.file_id]);
+    assert_eq!(
+        s.ctx
+            .store
+            .get_file(pending.file_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        FileStatus::Ready
+    );
+    let released = s
+        .ctx
+        .queue
+        .receive(10, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(released.len(), 1, "the waiting job was released");
+}
+
+#[tokio::test]
+async fn cleanup_deletes_old_uploads_results_and_records_but_not_live_work() {
+    let s = setup(false);
+    let old_file = ready_file(&s.ctx).await;
+    let j = job("alice", old_file.file_id);
+    s.ctx
+        .store
+        .create_jobs(std::slice::from_ref(&j), None, None)
+        .await
+        .unwrap();
+    s.worker.handle_message(&body(&j)).await;
+    let done = stored_job(&s.ctx, &j).await;
+    let result_key = done.result.clone().unwrap().object_key;
+
+    let busy_file = ready_file(&s.ctx).await;
+    let live = job("alice", busy_file.file_id);
+    s.ctx
+        .store
+        .create_jobs(std::slice::from_ref(&live), None, None)
+        .await
+        .unwrap();
+    s.ctx
+        .storage
+        .put(
+            "uploads/alice/orphan",
+            Bytes::from_static(b"x"),
+            "image/png",
+        )
+        .await
+        .unwrap();
+    enqueue_job(s.ctx.queue.as_ref(), live.job_id)
+        .await
+        .unwrap();
+
+    let later = Utc::now() + Span::hours(48);
+    let dry = image2model_admin::cleanup(&s.ctx, Duration::from_secs(24 * 3600), true, later)
+        .await
+        .unwrap();
+    assert_eq!(dry.jobs, [j.job_id]);
+    assert_eq!(dry.files, [old_file.file_id]);
+    assert!(dry.objects.contains(&result_key) && dry.objects.contains(&old_file.object_key));
+    assert!(dry.objects.contains(&"uploads/alice/orphan".to_owned()));
+    assert!(
+        s.ctx.storage.head(&result_key).await.unwrap().is_some(),
+        "a dry run deletes nothing"
+    );
+    assert!(s.ctx.store.get_job(j.job_id).await.unwrap().is_some());
+
+    let real = image2model_admin::cleanup(&s.ctx, Duration::from_secs(24 * 3600), false, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        (real.jobs.clone(), real.files.clone(), real.bytes),
+        (dry.jobs, dry.files, dry.bytes)
+    );
+    assert!(s.ctx.storage.head(&result_key).await.unwrap().is_none());
+    assert!(
+        s.ctx
+            .storage
+            .head(&old_file.object_key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.ctx
+            .storage
+            .head("uploads/alice/orphan")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.ctx.store.get_job(j.job_id).await.unwrap().is_none());
+    assert!(
+        s.ctx
+            .store
+            .get_file(old_file.file_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The queued job's file survives, bytes and all.
+    assert!(
+        s.ctx
+            .store
+            .get_file(busy_file.file_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.ctx
+            .storage
+            .head(&busy_file.object_key)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

@@ -10,14 +10,22 @@ fn visible(caller: &Caller, owner: &str) -> bool {
     caller.is_admin || caller.owner == owner
 }
 
-pub async fn owned_job(ctx: &AppContext, caller: &Caller, id: JobId) -> Result<GenerationJob, ApiError> {
+pub async fn owned_job(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: JobId,
+) -> Result<GenerationJob, ApiError> {
     match ctx.store.get_job(id).await? {
         Some(job) if visible(caller, &job.owner) => Ok(job),
         _ => Err(ApiError::JobNotFound(id.to_string())),
     }
 }
 
-pub async fn owned_file(ctx: &AppContext, caller: &Caller, id: FileId) -> Result<UploadedFile, ApiError> {
+pub async fn owned_file(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: FileId,
+) -> Result<UploadedFile, ApiError> {
     match ctx.store.get_file(id).await? {
         Some(file) if visible(caller, &file.owner) => Ok(file),
         _ => Err(ApiError::FileNotFound(id.to_string())),
@@ -26,7 +34,7 @@ pub async fn owned_file(ctx: &AppContext, caller: &Caller, id: FileId) -> Result
 
 /// A task id names a job or a batch.
 pub enum Task {
-    Job(GenerationJob),
+    Job(Box<GenerationJob>),
     Batch(Batch, Vec<GenerationJob>),
 }
 
@@ -34,7 +42,7 @@ pub enum Task {
 pub async fn owned_task(ctx: &AppContext, caller: &Caller, id: JobId) -> Result<Task, ApiError> {
     if let Some(job) = ctx.store.get_job(id).await? {
         return if visible(caller, &job.owner) {
-            Ok(Task::Job(job))
+            Ok(Task::Job(Box::new(job)))
         } else {
             Err(ApiError::JobNotFound(id.to_string()))
         };

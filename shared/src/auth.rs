@@ -36,7 +36,10 @@ pub enum Identity {
 impl KeyRing {
     pub fn new(users: &[NamedKey], admin: Option<&str>) -> Self {
         Self {
-            users: users.iter().map(|k| (k.name.clone(), hash(&k.key))).collect(),
+            users: users
+                .iter()
+                .map(|k| (k.name.clone(), hash(&k.key)))
+                .collect(),
             admin: admin.map(hash),
         }
     }
@@ -66,10 +69,17 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then_some(token.trim())
         });
     bearer
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim))
+        .or_else(|| {
+            headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        })
         .filter(|k| !k.is_empty())
 }
 
@@ -86,7 +96,10 @@ impl FromRequestParts<AppContext> for Caller {
     async fn from_request_parts(parts: &mut Parts, ctx: &AppContext) -> Result<Self, ApiError> {
         let key = presented_key(&parts.headers).ok_or(ApiError::Unauthorized)?;
         match ctx.keys.identify(key).ok_or(ApiError::Unauthorized)? {
-            Identity::User(owner) => Ok(Self { owner, is_admin: false }),
+            Identity::User(owner) => Ok(Self {
+                owner,
+                is_admin: false,
+            }),
             Identity::Admin => Ok(Self {
                 owner: ADMIN_OWNER.to_owned(),
                 is_admin: true,
@@ -104,7 +117,11 @@ impl FromRequestParts<AppContext> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, ctx: &AppContext) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, ctx).await?;
-        if caller.is_admin { Ok(Self) } else { Err(ApiError::Forbidden) }
+        if caller.is_admin {
+            Ok(Self)
+        } else {
+            Err(ApiError::Forbidden)
+        }
     }
 }
 
@@ -115,8 +132,14 @@ mod tests {
     fn ring() -> KeyRing {
         KeyRing::new(
             &[
-                NamedKey { name: "alice".into(), key: "alice-secret".into() },
-                NamedKey { name: "bob".into(), key: "bob-secret".into() },
+                NamedKey {
+                    name: "alice".into(),
+                    key: "alice-secret".into(),
+                },
+                NamedKey {
+                    name: "bob".into(),
+                    key: "bob-secret".into(),
+                },
             ],
             Some("admin-secret"),
         )
@@ -125,7 +148,10 @@ mod tests {
     #[test]
     fn identifies_users_and_admin_and_nothing_else() {
         let r = ring();
-        assert_eq!(r.identify("alice-secret"), Some(Identity::User("alice".into())));
+        assert_eq!(
+            r.identify("alice-secret"),
+            Some(Identity::User("alice".into()))
+        );
         assert_eq!(r.identify("bob-secret"), Some(Identity::User("bob".into())));
         assert_eq!(r.identify("admin-secret"), Some(Identity::Admin));
         assert_eq!(r.identify("alice-secret "), None);

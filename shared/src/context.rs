@@ -4,7 +4,7 @@
 use crate::adapters::{DiskStorage, EmbeddedDb};
 use crate::auth::KeyRing;
 use crate::config::Config;
-use crate::ports::{ObjectStorage, Store, StorageError, StoreError, WorkQueue};
+use crate::ports::{ObjectStorage, StorageError, Store, StoreError, WorkQueue};
 use std::sync::Arc;
 
 #[derive(Clone)]

@@ -32,7 +32,9 @@ pub enum ApiError {
     InvalidImage(#[from] ImageRejection),
     #[error("{count} files sent; at most {limit} per request")]
     TooManyFiles { count: usize, limit: usize },
-    #[error("content type {declared:?} is not accepted (allowed: image/jpeg, image/png, image/webp)")]
+    #[error(
+        "content type {declared:?} is not accepted (allowed: image/jpeg, image/png, image/webp)"
+    )]
     InvalidFileType { declared: String },
     #[error("file {file_id} is {status}: {reason}")]
     FileNotReady {
@@ -49,11 +51,17 @@ pub enum ApiError {
         action: &'static str,
     },
     #[error("job {job_id} has no model yet (status {status})")]
-    ResultNotReady { job_id: String, status: &'static str },
+    ResultNotReady {
+        job_id: String,
+        status: &'static str,
+    },
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{message}")]
-    Validation { message: String, field: Option<String> },
+    Validation {
+        message: String,
+        field: Option<String>,
+    },
     #[error("the signed URL is invalid or has expired")]
     SignatureInvalid,
     #[error("the request does not match the signed URL: {0}")]
@@ -167,7 +175,11 @@ impl ApiError {
             Self::InvalidImage(ImageRejection::TooLarge { size, limit }) => {
                 json!({"size": size, "limit": limit})
             }
-            Self::InvalidImage(ImageRejection::TooManyPixels { width, height, limit }) => {
+            Self::InvalidImage(ImageRejection::TooManyPixels {
+                width,
+                height,
+                limit,
+            }) => {
                 json!({"width": width, "height": height, "max_pixels": limit})
             }
             Self::FileNotReady { status, .. } => json!({"file_status": status}),

@@ -23,7 +23,9 @@ impl<S: Send + Sync> FromRequestParts<S> for JobIdParam {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let raw = raw_path_id(parts, state).await.ok_or(ApiError::InvalidJobId)?;
+        let raw = raw_path_id(parts, state)
+            .await
+            .ok_or(ApiError::InvalidJobId)?;
         raw.parse().map(Self).map_err(|_| ApiError::InvalidJobId)
     }
 }
@@ -36,7 +38,9 @@ impl<S: Send + Sync> FromRequestParts<S> for FileIdParam {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let raw = raw_path_id(parts, state).await.ok_or(ApiError::InvalidFileId)?;
+        let raw = raw_path_id(parts, state)
+            .await
+            .ok_or(ApiError::InvalidFileId)?;
         raw.parse().map(Self).map_err(|_| ApiError::InvalidFileId)
     }
 }

@@ -64,7 +64,12 @@ async fn request_context(req: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     metrics::record_request(method.as_str(), route, status, elapsed);
     span.in_scope(|| {
-        tracing::info!(status, route, elapsed_ms = elapsed.as_millis() as u64, "request finished");
+        tracing::info!(
+            status,
+            route,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "request finished"
+        );
     });
     response
 }
@@ -95,7 +100,13 @@ fn cors(config: &Config) -> CorsLayer {
         .collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

@@ -24,8 +24,9 @@ pub fn job_query(params: ListParams, owner: Option<String>) -> Result<JobQuery, 
         .status
         .filter(|s| !s.is_empty())
         .map(|s| {
-            JobStatus::parse(&s)
-                .ok_or_else(|| ApiError::validation(format!("unknown status {s:?}"), Some("status")))
+            JobStatus::parse(&s).ok_or_else(|| {
+                ApiError::validation(format!("unknown status {s:?}"), Some("status"))
+            })
         })
         .transpose()?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
@@ -44,7 +45,11 @@ pub fn job_query(params: ListParams, owner: Option<String>) -> Result<JobQuery, 
 }
 
 /// `{jobs, next_cursor, limit}` for one page.
-pub async fn list_jobs(ctx: &AppContext, params: ListParams, owner: Option<String>) -> Result<Value, ApiError> {
+pub async fn list_jobs(
+    ctx: &AppContext,
+    params: ListParams,
+    owner: Option<String>,
+) -> Result<Value, ApiError> {
     let query = job_query(params, owner)?;
     let page = ctx.store.list_jobs(&query).await.map_err(|e| match e {
         StoreError::InvalidCursor => ApiError::validation("invalid cursor", Some("cursor")),

@@ -19,7 +19,10 @@ pub struct Metrics {
 fn build() -> Result<Metrics, prometheus::Error> {
     let registry = Registry::new_custom(Some("image2model".to_owned()), None)?;
     let requests = IntCounterVec::new(
-        Opts::new("http_requests_total", "HTTP requests by route template and status"),
+        Opts::new(
+            "http_requests_total",
+            "HTTP requests by route template and status",
+        ),
         &["method", "route", "status"],
     )?;
     let request_seconds = HistogramVec::new(

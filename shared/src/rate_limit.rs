@@ -33,7 +33,10 @@ fn subject(ctx: &AppContext, req: &Request) -> String {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip().to_string());
-    format!("ip:{}", peer.or(forwarded).unwrap_or_else(|| "unknown".to_owned()))
+    format!(
+        "ip:{}",
+        peer.or(forwarded).unwrap_or_else(|| "unknown".to_owned())
+    )
 }
 
 fn set_headers(headers: &mut HeaderMap, limit: u64, remaining: u64, reset: DateTime<Utc>) {

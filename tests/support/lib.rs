@@ -1,6 +1,8 @@
 //! Test support: a local server on a free loopback port with its own data directory, test keys,
 //! HTTP helpers, images made on the fly, and GLB checks.
 
+pub mod contract;
+
 use image::{ImageBuffer, ImageFormat, Rgb, Rgba};
 use image2model_local::RunningServer;
 use image2model_shared::AppContext;
@@ -20,8 +22,14 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         data_dir: dir.to_owned(),
         user_keys: vec![
-            NamedKey { name: "alice".into(), key: ALICE.into() },
-            NamedKey { name: "bob".into(), key: BOB.into() },
+            NamedKey {
+                name: "alice".into(),
+                key: ALICE.into(),
+            },
+            NamedKey {
+                name: "bob".into(),
+                key: BOB.into(),
+            },
         ],
         admin_key: Some(ADMIN.into()),
         sse_poll_interval: Duration::from_millis(50),
@@ -51,10 +59,23 @@ impl TestServer {
     }
 
     async fn start_in(dir: TempDir, config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let server = image2model_local::start(config, listener).await.expect("server starts");
-        let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Self { base: format!("http://{}", server.addr), client, ctx: server.ctx.clone(), server: Some(server), dir }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let server = image2model_local::start(config, listener)
+            .await
+            .expect("server starts");
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            base: format!("http://{}", server.addr),
+            client,
+            ctx: server.ctx.clone(),
+            server: Some(server),
+            dir,
+        }
     }
 
     /// Stops the server and starts a new one on the same data directory.
@@ -67,7 +88,11 @@ impl TestServer {
     }
 
     pub fn url(&self, path: &str) -> String {
-        if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) }
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
     }
 
     pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
@@ -79,15 +104,39 @@ impl TestServer {
     }
 
     pub async fn get_json(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
-        json_of(self.request(Method::GET, path, key).send().await.expect("request")).await
+        json_of(
+            self.request(Method::GET, path, key)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
     }
 
-    pub async fn post_json(&self, path: &str, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
-        json_of(self.request(Method::POST, path, key).json(body).send().await.expect("request")).await
+    pub async fn post_json(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: &Value,
+    ) -> (StatusCode, Value) {
+        json_of(
+            self.request(Method::POST, path, key)
+                .json(body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
     }
 
     /// Presigns one file (optionally with a job), PUTs its bytes, returns (file_id, job_id).
-    pub async fn upload_presigned(&self, key: &str, bytes: &[u8], content_type: &str, generate: bool) -> (String, Option<String>) {
+    pub async fn upload_presigned(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        content_type: &str,
+        generate: bool,
+    ) -> (String, Option<String>) {
         let mut body = json!({"files": [{"filename": "photo.img", "content_type": content_type, "size": bytes.len()}]});
         body["files"][0]["filename"] = json!(match content_type {
             "image/png" => "photo.png",
@@ -95,9 +144,12 @@ impl TestServer {
             _ => "photo.jpg",
         });
         if generate {
-            body["generate"] = json!({"model_type": "depth_anything_v2", "options": {"face_limit": 20000}});
+            body["generate"] =
+                json!({"model_type": "depth_anything_v2", "options": {"face_limit": 20000}});
         }
-        let (status, presigned) = self.post_json("/api/v1/uploads/presign", Some(key), &body).await;
+        let (status, presigned) = self
+            .post_json("/api/v1/uploads/presign", Some(key), &body)
+            .await;
         assert_eq!(status, StatusCode::OK, "{presigned}");
         let file = &presigned["files"][0];
         let upload = &file["upload"];
@@ -107,19 +159,27 @@ impl TestServer {
         }
         let response = put.body(bytes.to_vec()).send().await.expect("PUT");
         assert_eq!(response.status(), StatusCode::OK);
-        (file["file_id"].as_str().unwrap().to_owned(), file["job_id"].as_str().map(str::to_owned))
+        (
+            file["file_id"].as_str().unwrap().to_owned(),
+            file["job_id"].as_str().map(str::to_owned),
+        )
     }
 
     /// Polls a job until it is in a terminal state (or the timeout passes).
     pub async fn wait_for_job(&self, key: &str, job_id: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let (status, job) = self.get_json(&format!("/api/v1/jobs/{job_id}"), Some(key)).await;
+            let (status, job) = self
+                .get_json(&format!("/api/v1/jobs/{job_id}"), Some(key))
+                .await;
             assert_eq!(status, StatusCode::OK, "{job}");
             if ["completed", "failed", "cancelled"].contains(&job["status"].as_str().unwrap()) {
                 return job;
             }
-            assert!(tokio::time::Instant::now() < deadline, "job never finished: {job}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job never finished: {job}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -128,11 +188,16 @@ impl TestServer {
     pub async fn wait_for_file(&self, key: &str, file_id: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let (_, file) = self.get_json(&format!("/api/v1/files/{file_id}"), Some(key)).await;
+            let (_, file) = self
+                .get_json(&format!("/api/v1/files/{file_id}"), Some(key))
+                .await;
             if file["status"] != "pending" {
                 return file;
             }
-            assert!(tokio::time::Instant::now() < deadline, "file never ingested: {file}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "file never ingested: {file}"
+            );
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
     }
@@ -152,15 +217,23 @@ pub fn assert_error(status: StatusCode, body: &Value, expected_status: u16, code
     assert_eq!(body["error_code"], json!(code), "{body}");
     assert_eq!(body["status_code"], json!(expected_status), "{body}");
     for field in ["message", "detail", "request_id"] {
-        assert!(body[field].as_str().is_some_and(|s| !s.is_empty()), "missing {field}: {body}");
+        assert!(
+            body[field].as_str().is_some_and(|s| !s.is_empty()),
+            "missing {field}: {body}"
+        );
     }
     assert!(body["details"].is_object(), "{body}");
 }
 
 fn encode_rgb(w: u32, h: u32, format: ImageFormat) -> Vec<u8> {
     let img = ImageBuffer::from_fn(w, h, |x, y| {
-        let inside = (x as i64 - w as i64 / 2).pow(2) + (y as i64 - h as i64 / 2).pow(2) < (w.min(h) as i64 / 3).pow(2);
-        if inside { Rgb([200, (x * 255 / w) as u8, (y * 255 / h) as u8]) } else { Rgb([245, 245, 240]) }
+        let inside = (x as i64 - w as i64 / 2).pow(2) + (y as i64 - h as i64 / 2).pow(2)
+            < (w.min(h) as i64 / 3).pow(2);
+        if inside {
+            Rgb([200, (x * 255 / w) as u8, (y * 255 / h) as u8])
+        } else {
+            Rgb([245, 245, 240])
+        }
     });
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, format).expect("encode");
@@ -182,7 +255,11 @@ pub fn webp(w: u32, h: u32) -> Vec<u8> {
 pub fn rgba_png(w: u32, h: u32) -> Vec<u8> {
     let img = ImageBuffer::from_fn(w, h, |x, y| {
         let inside = x > w / 4 && x < 3 * w / 4 && y > h / 4 && y < 3 * h / 4;
-        if inside { Rgba([30u8, 120, 200, 255]) } else { Rgba([0u8, 0, 0, 0]) }
+        if inside {
+            Rgba([30u8, 120, 200, 255])
+        } else {
+            Rgba([0u8, 0, 0, 0])
+        }
     });
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, ImageFormat::Png).expect("encode");
@@ -193,11 +270,21 @@ pub fn rgba_png(w: u32, h: u32) -> Vec<u8> {
 pub fn inspect_glb(bytes: &[u8]) -> (usize, usize, (u32, u32)) {
     assert_eq!(&bytes[..4], b"glTF");
     let (doc, buffers, images) = gltf::import_slice(bytes).expect("a valid glTF binary");
-    let primitive = doc.meshes().next().expect("a mesh").primitives().next().expect("a primitive");
+    let primitive = doc
+        .meshes()
+        .next()
+        .expect("a mesh")
+        .primitives()
+        .next()
+        .expect("a primitive");
     let reader = primitive.reader(|b| Some(&buffers[b.index()]));
     let vertices = reader.read_positions().expect("positions").count();
     let triangles = reader.read_indices().expect("indices").into_u32().count() / 3;
-    primitive.material().pbr_metallic_roughness().base_color_texture().expect("a texture");
+    primitive
+        .material()
+        .pbr_metallic_roughness()
+        .base_color_texture()
+        .expect("a texture");
     (vertices, triangles, (images[0].width, images[0].height))
 }
 

@@ -53,10 +53,17 @@ pub async fn sweep(ctx: &AppContext, now: DateTime<Utc>) -> Result<SweepReport, 
             if job.created_at < deadline {
                 let error = JobError::new(
                     "JOB_DEADLINE_EXCEEDED",
-                    format!("the job did not finish within {} s", config.job_deadline.as_secs()),
+                    format!(
+                        "the job did not finish within {} s",
+                        config.job_deadline.as_secs()
+                    ),
                 );
                 match update_job(ctx.store.as_ref(), job.job_id, |j| {
-                    if j.status.is_terminal() { Ok(None) } else { j.fail(error.clone(), now).map(Some) }
+                    if j.status.is_terminal() {
+                        Ok(None)
+                    } else {
+                        j.fail(error.clone(), now).map(Some)
+                    }
                 })
                 .await
                 {
@@ -68,21 +75,34 @@ pub async fn sweep(ctx: &AppContext, now: DateTime<Utc>) -> Result<SweepReport, 
             if job.updated_at >= stale {
                 continue;
             }
-            let file_ready = ctx.store.get_file(job.file_id).await?.is_some_and(|f| f.status == FileStatus::Ready);
+            let file_ready = ctx
+                .store
+                .get_file(job.file_id)
+                .await?
+                .is_some_and(|f| f.status == FileStatus::Ready);
             if file_ready {
                 enqueue_job(ctx.queue.as_ref(), job.job_id).await?;
                 report.requeued.push(job.job_id);
             }
         }
     }
-    for file in ctx.store.list_pending_files(ago(now, PENDING_GRACE), PAGE).await? {
+    for file in ctx
+        .store
+        .list_pending_files(ago(now, PENDING_GRACE), PAGE)
+        .await?
+    {
         if ctx.storage.head(&file.object_key).await?.is_some() {
             ingest_object(ctx, &file.object_key).await?;
             report.ingested.push(file.file_id);
         }
     }
     if report != SweepReport::default() {
-        tracing::info!(requeued = report.requeued.len(), timed_out = report.timed_out.len(), ingested = report.ingested.len(), "sweep");
+        tracing::info!(
+            requeued = report.requeued.len(),
+            timed_out = report.timed_out.len(),
+            ingested = report.ingested.len(),
+            "sweep"
+        );
     }
     Ok(report)
 }
@@ -99,12 +119,25 @@ pub struct CleanupReport {
 }
 
 /// Deletes (or, in a dry run, lists) what is older than `older_than`.
-pub async fn cleanup(ctx: &AppContext, older_than: Duration, dry_run: bool, now: DateTime<Utc>) -> Result<CleanupReport, MaintenanceError> {
+pub async fn cleanup(
+    ctx: &AppContext,
+    older_than: Duration,
+    dry_run: bool,
+    now: DateTime<Utc>,
+) -> Result<CleanupReport, MaintenanceError> {
     let cutoff = ago(now, older_than);
-    let mut report = CleanupReport { dry_run, cutoff, ..CleanupReport::default() };
+    let mut report = CleanupReport {
+        dry_run,
+        cutoff,
+        ..CleanupReport::default()
+    };
     let mut touched_batches = BTreeSet::new();
 
-    for status in [JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled] {
+    for status in [
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ] {
         for job in ctx.store.list_jobs_by_status(status, cutoff, PAGE).await? {
             if let Some(result) = &job.result {
                 remove_object(ctx, &result.object_key, dry_run, &mut report).await?;
@@ -117,7 +150,9 @@ pub async fn cleanup(ctx: &AppContext, older_than: Duration, dry_run: bool, now:
         }
     }
     for batch_id in touched_batches {
-        let Some(batch) = ctx.store.get_batch(batch_id).await? else { continue };
+        let Some(batch) = ctx.store.get_batch(batch_id).await? else {
+            continue;
+        };
         let mut remaining = 0;
         for id in &batch.job_ids {
             if !report.jobs.contains(id) && ctx.store.get_job(*id).await?.is_some() {
@@ -133,7 +168,9 @@ pub async fn cleanup(ctx: &AppContext, older_than: Duration, dry_run: bool, now:
     }
     for file in ctx.store.list_files_created_before(cutoff, PAGE).await? {
         let jobs = ctx.store.list_jobs_for_file(file.file_id).await?;
-        let live = jobs.iter().any(|j| !j.status.is_terminal() && !report.jobs.contains(&j.job_id));
+        let live = jobs
+            .iter()
+            .any(|j| !j.status.is_terminal() && !report.jobs.contains(&j.job_id));
         if live {
             continue;
         }
@@ -160,7 +197,11 @@ pub async fn cleanup(ctx: &AppContext, older_than: Duration, dry_run: bool, now:
         if object.last_modified >= cutoff || report.objects.contains(&object.key) {
             continue;
         }
-        let job_id = object.key.split('/').nth(1).and_then(|id| id.parse::<JobId>().ok());
+        let job_id = object
+            .key
+            .split('/')
+            .nth(1)
+            .and_then(|id| id.parse::<JobId>().ok());
         let recorded = match job_id {
             Some(id) => ctx.store.get_job(id).await?.is_some(),
             None => false,
@@ -169,11 +210,23 @@ pub async fn cleanup(ctx: &AppContext, older_than: Duration, dry_run: bool, now:
             remove_object(ctx, &object.key, dry_run, &mut report).await?;
         }
     }
-    tracing::info!(dry_run, files = report.files.len(), jobs = report.jobs.len(), objects = report.objects.len(), bytes = report.bytes, "cleanup");
+    tracing::info!(
+        dry_run,
+        files = report.files.len(),
+        jobs = report.jobs.len(),
+        objects = report.objects.len(),
+        bytes = report.bytes,
+        "cleanup"
+    );
     Ok(report)
 }
 
-async fn remove_object(ctx: &AppContext, key: &str, dry_run: bool, report: &mut CleanupReport) -> Result<(), MaintenanceError> {
+async fn remove_object(
+    ctx: &AppContext,
+    key: &str,
+    dry_run: bool,
+    report: &mut CleanupReport,
+) -> Result<(), MaintenanceError> {
     if let Some(meta) = ctx.storage.head(key).await? {
         if !dry_run {
             ctx.storage.delete(key).await?;

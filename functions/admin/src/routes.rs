@@ -7,13 +7,13 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use image2model_shared::auth::Admin;
-use image2model_shared::domain::models::{self, CATALOG};
 use image2model_shared::domain::FileStatus;
+use image2model_shared::domain::models::{self, CATALOG};
 use image2model_shared::extract::{ApiJson, ApiQuery, JobIdParam};
 use image2model_shared::listing::{ListParams, list_jobs};
 use image2model_shared::pipeline::{UpdateError, enqueue_job, update_job};
 use image2model_shared::ports::StoreError;
-use image2model_shared::{AppContext, ApiError};
+use image2model_shared::{ApiError, AppContext};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -31,7 +31,10 @@ pub fn router() -> Router<AppContext> {
 
 impl From<MaintenanceError> for AdminError {
     fn from(err: MaintenanceError) -> Self {
-        Self(ApiError::Unavailable { component: "maintenance", reason: err.to_string() })
+        Self(ApiError::Unavailable {
+            component: "maintenance",
+            reason: err.to_string(),
+        })
     }
 }
 
@@ -56,7 +59,11 @@ impl axum::response::IntoResponse for AdminError {
     }
 }
 
-async fn all_jobs(State(ctx): State<AppContext>, _: Admin, ApiQuery(params): ApiQuery<ListParams>) -> Result<Json<Value>, ApiError> {
+async fn all_jobs(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Value>, ApiError> {
     list_jobs(&ctx, params, None).await.map(Json)
 }
 
@@ -64,8 +71,15 @@ async fn stats(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, A
     let counts = ctx.store.count_jobs_by_status().await?;
     let depth = ctx.queue.depth().await?;
     let total: u64 = counts.values().sum();
-    let by_status: serde_json::Map<String, Value> = counts.iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect();
-    let available: Vec<&str> = CATALOG.iter().filter(|m| models::is_available(m, ctx.config.fal_configured)).map(|m| m.id).collect();
+    let by_status: serde_json::Map<String, Value> = counts
+        .iter()
+        .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
+        .collect();
+    let available: Vec<&str> = CATALOG
+        .iter()
+        .filter(|m| models::is_available(m, ctx.config.fal_configured))
+        .map(|m| m.id)
+        .collect();
     Ok(Json(json!({
         "jobs": { "total": total, "by_status": by_status },
         "queue": depth,
@@ -90,11 +104,19 @@ struct CleanupRequest {
     dry_run: bool,
 }
 
-async fn run_cleanup(State(ctx): State<AppContext>, _: Admin, ApiJson(request): ApiJson<CleanupRequest>) -> Result<Json<Value>, AdminError> {
+async fn run_cleanup(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    ApiJson(request): ApiJson<CleanupRequest>,
+) -> Result<Json<Value>, AdminError> {
     let older_than = match request.hours {
         None => ctx.config.retention,
-        Some(h) if h.is_finite() && h >= 0.0 && h <= 24.0 * 3650.0 => Duration::from_secs_f64(h * 3600.0),
-        Some(_) => return Err(ApiError::validation("hours must be between 0 and 87600", Some("hours")).into()),
+        Some(h) if (0.0..=24.0 * 3650.0).contains(&h) => Duration::from_secs_f64(h * 3600.0),
+        Some(_) => {
+            return Err(
+                ApiError::validation("hours must be between 0 and 87600", Some("hours")).into(),
+            );
+        }
     };
     let report = cleanup(&ctx, older_than, request.dry_run, Utc::now()).await?;
     Ok(Json(json!(report)))
@@ -104,28 +126,60 @@ async fn run_sweep(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value
     Ok(Json(json!(sweep(&ctx, Utc::now()).await?)))
 }
 
-async fn retry_job(State(ctx): State<AppContext>, _: Admin, JobIdParam(id): JobIdParam) -> Result<Json<Value>, ApiError> {
-    let job = ctx.store.get_job(id).await?.ok_or_else(|| ApiError::JobNotFound(id.to_string()))?;
-    let reopened = job.reopen(Utc::now()).map_err(|_| ApiError::JobStateConflict {
-        job_id: id.to_string(),
-        status: job.status.as_str(),
-        action: "retried",
-    })?;
+async fn retry_job(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    JobIdParam(id): JobIdParam,
+) -> Result<Json<Value>, ApiError> {
+    let job = ctx
+        .store
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::JobNotFound(id.to_string()))?;
+    let reopened = job
+        .reopen(Utc::now())
+        .map_err(|_| ApiError::JobStateConflict {
+            job_id: id.to_string(),
+            status: job.status.as_str(),
+            action: "retried",
+        })?;
     ctx.store.reopen_job(&reopened).await?;
-    let file_ready = ctx.store.get_file(job.file_id).await?.is_some_and(|f| f.status == FileStatus::Ready);
+    let file_ready = ctx
+        .store
+        .get_file(job.file_id)
+        .await?
+        .is_some_and(|f| f.status == FileStatus::Ready);
     if file_ready {
         enqueue_job(ctx.queue.as_ref(), id).await?;
     }
     tracing::info!(job_id = %id, "job retried by an administrator");
-    Ok(Json(json!({ "job_id": id, "status": reopened.status, "file_ready": file_ready })))
+    Ok(Json(
+        json!({ "job_id": id, "status": reopened.status, "file_ready": file_ready }),
+    ))
 }
 
-async fn delete_job(State(ctx): State<AppContext>, _: Admin, JobIdParam(id): JobIdParam) -> Result<Json<Value>, ApiError> {
-    let job = ctx.store.get_job(id).await?.ok_or_else(|| ApiError::JobNotFound(id.to_string()))?;
+async fn delete_job(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    JobIdParam(id): JobIdParam,
+) -> Result<Json<Value>, ApiError> {
+    let job = ctx
+        .store
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::JobNotFound(id.to_string()))?;
     if !job.status.is_terminal() {
         // Cancel first so a running worker discards its result instead of completing.
         let now = Utc::now();
-        match update_job(ctx.store.as_ref(), id, |j| if j.status.is_terminal() { Ok(None) } else { j.cancel(now).map(Some) }).await {
+        match update_job(ctx.store.as_ref(), id, |j| {
+            if j.status.is_terminal() {
+                Ok(None)
+            } else {
+                j.cancel(now).map(Some)
+            }
+        })
+        .await
+        {
             Ok(_) | Err(UpdateError::NotFound) => {}
             Err(UpdateError::Store(e)) => return Err(e.into()),
             Err(_) => return Err(ApiError::Conflict),
@@ -137,7 +191,9 @@ async fn delete_job(State(ctx): State<AppContext>, _: Admin, JobIdParam(id): Job
     }
     ctx.store.delete_job(id).await?;
     tracing::info!(job_id = %id, "job deleted by an administrator");
-    Ok(Json(json!({ "job_id": id, "deleted": true, "status_before": settled.status })))
+    Ok(Json(
+        json!({ "job_id": id, "deleted": true, "status_before": settled.status }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,12 +202,20 @@ struct DeadLetterParams {
     limit: Option<usize>,
 }
 
-async fn dead_letters(State(ctx): State<AppContext>, _: Admin, ApiQuery(params): ApiQuery<DeadLetterParams>) -> Result<Json<Value>, ApiError> {
+async fn dead_letters(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    ApiQuery(params): ApiQuery<DeadLetterParams>,
+) -> Result<Json<Value>, ApiError> {
     let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation("limit must be between 1 and 500", Some("limit")));
+        return Err(ApiError::validation(
+            "limit must be between 1 and 500",
+            Some("limit"),
+        ));
     }
     let letters = ctx.queue.dead_letters(limit).await?;
-    Ok(Json(json!({ "count": letters.len(), "dead_letters": letters })))
+    Ok(Json(
+        json!({ "count": letters.len(), "dead_letters": letters }),
+    ))
 }
-

@@ -11,7 +11,7 @@ use image2model_shared::auth::Caller;
 use image2model_shared::domain::{GenerationJob, JobResult, JobStatus};
 use image2model_shared::extract::{ApiQuery, JobIdParam};
 use image2model_shared::ports::PresignedRequest;
-use image2model_shared::{AppContext, ApiError};
+use image2model_shared::{ApiError, AppContext};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -24,12 +24,22 @@ pub fn router() -> Router<AppContext> {
 fn completed_result(job: &GenerationJob) -> Result<&JobResult, ApiError> {
     match (&job.status, &job.result) {
         (JobStatus::Completed, Some(result)) => Ok(result),
-        _ => Err(ApiError::ResultNotReady { job_id: job.job_id.to_string(), status: job.status.as_str() }),
+        _ => Err(ApiError::ResultNotReady {
+            job_id: job.job_id.to_string(),
+            status: job.status.as_str(),
+        }),
     }
 }
 
 async fn sign(ctx: &AppContext, result: &JobResult) -> Result<PresignedRequest, ApiError> {
-    Ok(ctx.storage.presign_get(&result.object_key, &result.filename, ctx.config.download_expiry).await?)
+    Ok(ctx
+        .storage
+        .presign_get(
+            &result.object_key,
+            &result.filename,
+            ctx.config.download_expiry,
+        )
+        .await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,20 +67,32 @@ async fn download(
         }))
         .into_response());
     }
-    let location = HeaderValue::from_str(&signed.url)
-        .map_err(|_| ApiError::Unavailable { component: "object storage", reason: "unusable signed URL".to_owned() })?;
+    let location = HeaderValue::from_str(&signed.url).map_err(|_| ApiError::Unavailable {
+        component: "object storage",
+        reason: "unusable signed URL".to_owned(),
+    })?;
     Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
 }
 
-async fn download_all(State(ctx): State<AppContext>, caller: Caller, JobIdParam(id): JobIdParam) -> Result<Json<serde_json::Value>, ApiError> {
+async fn download_all(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    JobIdParam(id): JobIdParam,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let jobs = match owned_task(&ctx, &caller, id).await? {
-        Task::Job(job) => vec![job],
+        Task::Job(job) => vec![*job],
         Task::Batch(_, jobs) => jobs,
     };
-    let completed: Vec<&GenerationJob> = jobs.iter().filter(|j| j.status == JobStatus::Completed && j.result.is_some()).collect();
+    let completed: Vec<&GenerationJob> = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Completed && j.result.is_some())
+        .collect();
     if completed.is_empty() {
         let status = jobs.first().map_or("queued", |j| j.status.as_str());
-        return Err(ApiError::ResultNotReady { job_id: id.to_string(), status });
+        return Err(ApiError::ResultNotReady {
+            job_id: id.to_string(),
+            status,
+        });
     }
     let mut files = Vec::with_capacity(completed.len());
     let mut urls = Vec::with_capacity(completed.len());
@@ -87,5 +109,7 @@ async fn download_all(State(ctx): State<AppContext>, caller: Caller, JobIdParam(
         }));
         urls.push(signed.url);
     }
-    Ok(Json(json!({ "job_id": id, "files": files, "download_urls": urls, "total_files": urls.len() })))
+    Ok(Json(
+        json!({ "job_id": id, "files": files, "download_urls": urls, "total_files": urls.len() }),
+    ))
 }

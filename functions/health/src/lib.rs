@@ -31,7 +31,9 @@ pub fn router() -> Router<AppContext> {
 }
 
 async fn liveness() -> Json<Value> {
-    Json(json!({ "status": "healthy", "service": SERVICE, "version": VERSION, "timestamp": Utc::now() }))
+    Json(
+        json!({ "status": "healthy", "service": SERVICE, "version": VERSION, "timestamp": Utc::now() }),
+    )
 }
 
 /// One component check: name, passed, latency and the error if any.
@@ -48,7 +50,11 @@ where
 {
     let started = Instant::now();
     let error = probe.await.err().map(|e| e.to_string());
-    Check { component, error, elapsed_ms: started.elapsed().as_secs_f64() * 1000.0 }
+    Check {
+        component,
+        error,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }
 }
 
 async fn store_check(ctx: &AppContext) -> Check {
@@ -64,11 +70,16 @@ async fn all_checks(ctx: &AppContext) -> Vec<Check> {
 }
 
 fn checks_response(checks: &[Check], extra: Value) -> Response {
-    let failed: Vec<&str> = checks.iter().filter(|c| c.error.is_some()).map(|c| c.component).collect();
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.error.is_some())
+        .map(|c| c.component)
+        .collect();
     let details: serde_json::Map<String, Value> = checks
         .iter()
         .map(|c| {
-            let v = json!({ "ok": c.error.is_none(), "latency_ms": c.elapsed_ms, "error": c.error });
+            let v =
+                json!({ "ok": c.error.is_none(), "latency_ms": c.elapsed_ms, "error": c.error });
             (c.component.to_owned(), v)
         })
         .collect();
@@ -105,10 +116,17 @@ async fn database(State(ctx): State<AppContext>) -> Response {
 async fn detailed(State(ctx): State<AppContext>) -> Response {
     let checks = all_checks(&ctx).await;
     let jobs = ctx.store.count_jobs_by_status().await.ok().map(|counts| {
-        counts.iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>()
+        counts
+            .iter()
+            .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
+            .collect::<serde_json::Map<_, _>>()
     });
     let queue = ctx.queue.depth().await.ok();
-    let available: Vec<&str> = CATALOG.iter().filter(|m| models::is_available(m, ctx.config.fal_configured)).map(|m| m.id).collect();
+    let available: Vec<&str> = CATALOG
+        .iter()
+        .filter(|m| models::is_available(m, ctx.config.fal_configured))
+        .map(|m| m.id)
+        .collect();
     checks_response(
         &checks,
         json!({
@@ -125,15 +143,31 @@ async fn prometheus(State(ctx): State<AppContext>) -> Response {
     let m = metrics::metrics();
     if let Ok(counts) = ctx.store.count_jobs_by_status().await {
         for (status, n) in counts {
-            m.jobs.with_label_values(&[status.as_str()]).set(i64::try_from(n).unwrap_or(i64::MAX));
+            m.jobs
+                .with_label_values(&[status.as_str()])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
     if let Ok(depth) = ctx.queue.depth().await {
-        for (state, n) in [("visible", depth.visible), ("in_flight", depth.in_flight), ("delayed", depth.delayed), ("dead", depth.dead)] {
-            m.queue_messages.with_label_values(&[state]).set(i64::try_from(n).unwrap_or(i64::MAX));
+        for (state, n) in [
+            ("visible", depth.visible),
+            ("in_flight", depth.in_flight),
+            ("delayed", depth.delayed),
+            ("dead", depth.dead),
+        ] {
+            m.queue_messages
+                .with_label_values(&[state])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics::render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(),
+    )
+        .into_response()
 }
 
 async fn openapi() -> Response {

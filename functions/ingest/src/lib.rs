@@ -5,7 +5,9 @@
 use aws_lambda_events::event::s3::S3Event;
 use chrono::Utc;
 use image2model_shared::AppContext;
-use image2model_shared::domain::{FileId, FileRejection, FileStatus, JobError, JobStatus, UploadedFile};
+use image2model_shared::domain::{
+    FileId, FileRejection, FileStatus, JobError, JobStatus, UploadedFile,
+};
 use image2model_shared::pipeline::{UpdateError, enqueue_job, update_job};
 use image2model_shared::ports::{QueueError, StorageError, StoreError};
 use image2model_shared::validation::{ImageRejection, inspect_image};
@@ -26,8 +28,15 @@ pub enum IngestError {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum IngestOutcome {
-    Accepted { file_id: FileId, released_jobs: usize },
-    Rejected { file_id: FileId, code: String, failed_jobs: usize },
+    Accepted {
+        file_id: FileId,
+        released_jobs: usize,
+    },
+    Rejected {
+        file_id: FileId,
+        code: String,
+        failed_jobs: usize,
+    },
     /// The file had already left `pending` (a duplicate event).
     AlreadyProcessed { file_id: FileId },
     /// Not an upload we know about.
@@ -46,14 +55,21 @@ pub fn parse_upload_key(key: &str) -> Option<FileId> {
 /// S3 event keys are URL-encoded with `+` for spaces.
 pub fn decode_s3_key(raw: &str) -> String {
     let spaced = raw.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Ingests every record of an S3 event; fails (so Lambda retries) if any record failed.
-pub async fn handle_s3_event(ctx: &AppContext, event: S3Event) -> Result<Vec<IngestOutcome>, IngestError> {
+pub async fn handle_s3_event(
+    ctx: &AppContext,
+    event: S3Event,
+) -> Result<Vec<IngestOutcome>, IngestError> {
     let mut outcomes = Vec::with_capacity(event.records.len());
     for record in event.records {
-        let Some(raw_key) = record.s3.object.key else { continue };
+        let Some(raw_key) = record.s3.object.key else {
+            continue;
+        };
         let key = decode_s3_key(&raw_key);
         outcomes.push(ingest_object(ctx, &key).await?);
     }
@@ -79,7 +95,10 @@ pub async fn ingest_object(ctx: &AppContext, key: &str) -> Result<IngestOutcome,
     let limits = ctx.config.image_limits();
     let verdict = match ctx.storage.head(key).await? {
         None => return Ok(IngestOutcome::Ignored),
-        Some(meta) if meta.size > limits.max_bytes => Err(ImageRejection::TooLarge { size: meta.size, limit: limits.max_bytes }),
+        Some(meta) if meta.size > limits.max_bytes => Err(ImageRejection::TooLarge {
+            size: meta.size,
+            limit: limits.max_bytes,
+        }),
         Some(_) => {
             let bytes = ctx.storage.get(key).await?;
             inspect_image(&bytes, limits)
@@ -97,11 +116,17 @@ async fn accept(
     image: image2model_shared::domain::file::AcceptedImage,
 ) -> Result<IngestOutcome, IngestError> {
     let Ok(ready) = file.accept(image) else {
-        return Ok(IngestOutcome::AlreadyProcessed { file_id: file.file_id });
+        return Ok(IngestOutcome::AlreadyProcessed {
+            file_id: file.file_id,
+        });
     };
     match ctx.store.update_file(&ready).await {
         Ok(()) => {}
-        Err(StoreError::Conflict) => return Ok(IngestOutcome::AlreadyProcessed { file_id: file.file_id }),
+        Err(StoreError::Conflict) => {
+            return Ok(IngestOutcome::AlreadyProcessed {
+                file_id: file.file_id,
+            });
+        }
         Err(e) => return Err(e.into()),
     }
     let mut released = 0;
@@ -112,21 +137,40 @@ async fn accept(
         }
     }
     tracing::info!(file_id = %file.file_id, released, "file accepted");
-    Ok(IngestOutcome::Accepted { file_id: file.file_id, released_jobs: released })
+    Ok(IngestOutcome::Accepted {
+        file_id: file.file_id,
+        released_jobs: released,
+    })
 }
 
-async fn reject(ctx: &AppContext, file: &UploadedFile, rejection: &ImageRejection) -> Result<IngestOutcome, IngestError> {
-    let reason = FileRejection { code: rejection.code().to_owned(), message: rejection.to_string() };
+async fn reject(
+    ctx: &AppContext,
+    file: &UploadedFile,
+    rejection: &ImageRejection,
+) -> Result<IngestOutcome, IngestError> {
+    let reason = FileRejection {
+        code: rejection.code().to_owned(),
+        message: rejection.to_string(),
+    };
     let Ok(rejected) = file.reject(reason.clone()) else {
-        return Ok(IngestOutcome::AlreadyProcessed { file_id: file.file_id });
+        return Ok(IngestOutcome::AlreadyProcessed {
+            file_id: file.file_id,
+        });
     };
     match ctx.store.update_file(&rejected).await {
         Ok(()) => {}
-        Err(StoreError::Conflict) => return Ok(IngestOutcome::AlreadyProcessed { file_id: file.file_id }),
+        Err(StoreError::Conflict) => {
+            return Ok(IngestOutcome::AlreadyProcessed {
+                file_id: file.file_id,
+            });
+        }
         Err(e) => return Err(e.into()),
     }
     ctx.storage.delete(&file.object_key).await?;
-    let error = JobError::new(reason.code.clone(), format!("upload rejected: {}", reason.message));
+    let error = JobError::new(
+        reason.code.clone(),
+        format!("upload rejected: {}", reason.message),
+    );
     let now = Utc::now();
     let mut failed = 0;
     for job in ctx.store.list_jobs_for_file(file.file_id).await? {
@@ -134,7 +178,11 @@ async fn reject(ctx: &AppContext, file: &UploadedFile, rejection: &ImageRejectio
             continue;
         }
         let result = update_job(ctx.store.as_ref(), job.job_id, |j| {
-            if j.status.is_terminal() { Ok(None) } else { j.fail(error.clone(), now).map(Some) }
+            if j.status.is_terminal() {
+                Ok(None)
+            } else {
+                j.fail(error.clone(), now).map(Some)
+            }
         })
         .await;
         match result {
@@ -144,7 +192,11 @@ async fn reject(ctx: &AppContext, file: &UploadedFile, rejection: &ImageRejectio
         }
     }
     tracing::info!(file_id = %file.file_id, code = %reason.code, failed, "file rejected");
-    Ok(IngestOutcome::Rejected { file_id: file.file_id, code: reason.code, failed_jobs: failed })
+    Ok(IngestOutcome::Rejected {
+        file_id: file.file_id,
+        code: reason.code,
+        failed_jobs: failed,
+    })
 }
 
 #[cfg(test)]

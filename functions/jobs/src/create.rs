@@ -10,7 +10,7 @@ use image2model_shared::domain::{
 };
 use image2model_shared::pipeline::{enqueue_job, update_job};
 use image2model_shared::ports::CreateOutcome;
-use image2model_shared::{AppContext, ApiError};
+use image2model_shared::{ApiError, AppContext};
 use serde::Deserialize;
 
 /// Body of `POST /api/v1/jobs` and `POST /api/v1/generate/3d-model`.
@@ -25,8 +25,14 @@ pub struct CreateJobRequest {
 }
 
 /// The catalog entry for `model_type` (the default when absent), if this deployment runs it.
-pub fn resolve_model(ctx: &AppContext, model_type: Option<&str>) -> Result<&'static ModelSpec, ApiError> {
-    let id = model_type.map(str::trim).filter(|m| !m.is_empty()).unwrap_or(DEFAULT_MODEL_TYPE);
+pub fn resolve_model(
+    ctx: &AppContext,
+    model_type: Option<&str>,
+) -> Result<&'static ModelSpec, ApiError> {
+    let id = model_type
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .unwrap_or(DEFAULT_MODEL_TYPE);
     let spec = models::find(id).ok_or_else(|| {
         let known: Vec<&str> = models::CATALOG.iter().map(|m| m.id).collect();
         ApiError::validation(
@@ -61,10 +67,10 @@ fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
 
 fn ensure_usable(file: &UploadedFile) -> Result<(), ApiError> {
     if file.status == FileStatus::Rejected {
-        let reason = file
-            .rejection
-            .as_ref()
-            .map_or_else(|| "rejected".to_owned(), |r| format!("{}: {}", r.code, r.message));
+        let reason = file.rejection.as_ref().map_or_else(
+            || "rejected".to_owned(),
+            |r| format!("{}: {}", r.code, r.message),
+        );
         return Err(ApiError::FileNotReady {
             file_id: file.file_id.to_string(),
             status: file.status.as_str(),
@@ -93,7 +99,11 @@ pub async fn create_job(
     };
     ensure_usable(&file)?;
     let job = GenerationJob::new(file.file_id, owner, model.id, options, None, Utc::now());
-    match ctx.store.create_jobs(std::slice::from_ref(&job), None, idempotency_key).await? {
+    match ctx
+        .store
+        .create_jobs(std::slice::from_ref(&job), None, idempotency_key)
+        .await?
+    {
         CreateOutcome::Existing(existing) => {
             return match ctx.store.get_job(existing).await? {
                 Some(job) => Ok(job),
@@ -118,7 +128,16 @@ pub async fn create_batch(
     let batch_id = BatchId::new();
     let jobs: Vec<GenerationJob> = files
         .iter()
-        .map(|f| GenerationJob::new(f.file_id, owner, model.id, options.clone(), Some(batch_id), now))
+        .map(|f| {
+            GenerationJob::new(
+                f.file_id,
+                owner,
+                model.id,
+                options.clone(),
+                Some(batch_id),
+                now,
+            )
+        })
         .collect();
     let batch = Batch {
         batch_id,
@@ -137,7 +156,10 @@ pub async fn create_batch(
 /// Enqueues a new job whose file is ready; fails it if the file was rejected in the meantime;
 /// leaves it waiting for ingestion otherwise. A failed enqueue is logged, not fatal: the
 /// sweeper enqueues queued jobs that sat too long.
-async fn start_when_ready(ctx: &AppContext, job: &GenerationJob) -> Result<GenerationJob, ApiError> {
+async fn start_when_ready(
+    ctx: &AppContext,
+    job: &GenerationJob,
+) -> Result<GenerationJob, ApiError> {
     let file = ctx.store.get_file(job.file_id).await?;
     match file.as_ref().map(|f| (f.status, f.rejection.clone())) {
         Some((FileStatus::Ready, _)) => {
@@ -153,10 +175,17 @@ async fn start_when_ready(ctx: &AppContext, job: &GenerationJob) -> Result<Gener
             );
             let now = Utc::now();
             update_job(ctx.store.as_ref(), job.job_id, |j| {
-                if j.status.is_terminal() { Ok(None) } else { j.fail(error.clone(), now).map(Some) }
+                if j.status.is_terminal() {
+                    Ok(None)
+                } else {
+                    j.fail(error.clone(), now).map(Some)
+                }
             })
             .await
-            .map_err(|e| ApiError::Unavailable { component: "store", reason: e.to_string() })
+            .map_err(|e| ApiError::Unavailable {
+                component: "store",
+                reason: e.to_string(),
+            })
         }
         _ => Ok(job.clone()),
     }

@@ -8,13 +8,13 @@ use axum::{Json, Router};
 use chrono::Utc;
 use image2model_shared::access::owned_job;
 use image2model_shared::auth::Caller;
-use image2model_shared::domain::models::{self, CATALOG};
-use image2model_shared::domain::job::DEFAULT_MODEL_TYPE;
 use image2model_shared::domain::GenerationJob;
+use image2model_shared::domain::job::DEFAULT_MODEL_TYPE;
+use image2model_shared::domain::models::{self, CATALOG};
 use image2model_shared::extract::{ApiJson, ApiQuery, JobIdParam};
-use image2model_shared::pipeline::{UpdateError, update_job};
 use image2model_shared::listing::{ListParams, list_jobs};
-use image2model_shared::{AppContext, ApiError};
+use image2model_shared::pipeline::{UpdateError, update_job};
+use image2model_shared::{ApiError, AppContext};
 use serde_json::{Value, json};
 
 pub fn router() -> Router<AppContext> {
@@ -33,7 +33,11 @@ async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = headers
         .get("idempotency-key")
-        .map(|v| v.to_str().map_err(|_| ApiError::validation("Idempotency-Key must be ASCII", Some("Idempotency-Key"))))
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::validation("Idempotency-Key must be ASCII", Some("Idempotency-Key"))
+            })
+        })
         .transpose()?;
     let job = create_job(&ctx, &caller.owner, request, key).await?;
     Ok((
@@ -49,7 +53,11 @@ async fn create(
     ))
 }
 
-async fn show(State(ctx): State<AppContext>, caller: Caller, JobIdParam(id): JobIdParam) -> Result<Json<GenerationJob>, ApiError> {
+async fn show(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    JobIdParam(id): JobIdParam,
+) -> Result<Json<GenerationJob>, ApiError> {
     owned_job(&ctx, &caller, id).await.map(Json)
 }
 
@@ -61,7 +69,11 @@ async fn list(
     list_jobs(&ctx, params, Some(caller.owner)).await.map(Json)
 }
 
-async fn cancel(State(ctx): State<AppContext>, caller: Caller, JobIdParam(id): JobIdParam) -> Result<Json<GenerationJob>, ApiError> {
+async fn cancel(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    JobIdParam(id): JobIdParam,
+) -> Result<Json<GenerationJob>, ApiError> {
     owned_job(&ctx, &caller, id).await?;
     let now = Utc::now();
     match update_job(ctx.store.as_ref(), id, |job| job.cancel(now).map(Some)).await {
@@ -70,8 +82,16 @@ async fn cancel(State(ctx): State<AppContext>, caller: Caller, JobIdParam(id): J
             Ok(Json(job))
         }
         Err(UpdateError::Transition(_)) => {
-            let status = ctx.store.get_job(id).await?.map_or("deleted", |j| j.status.as_str());
-            Err(ApiError::JobStateConflict { job_id: id.to_string(), status, action: "cancelled" })
+            let status = ctx
+                .store
+                .get_job(id)
+                .await?
+                .map_or("deleted", |j| j.status.as_str());
+            Err(ApiError::JobStateConflict {
+                job_id: id.to_string(),
+                status,
+                action: "cancelled",
+            })
         }
         Err(UpdateError::NotFound) => Err(ApiError::JobNotFound(id.to_string())),
         Err(UpdateError::Store(e)) => Err(e.into()),
@@ -93,6 +113,10 @@ async fn available_models(State(ctx): State<AppContext>) -> Json<Value> {
             })
         })
         .collect();
-    let available: Vec<&str> = CATALOG.iter().filter(|m| models::is_available(m, fal)).map(|m| m.id).collect();
+    let available: Vec<&str> = CATALOG
+        .iter()
+        .filter(|m| models::is_available(m, fal))
+        .map(|m| m.id)
+        .collect();
     Json(json!({ "models": list, "available": available, "default": DEFAULT_MODEL_TYPE }))
 }

@@ -14,7 +14,7 @@ use image2model_shared::access::owned_task;
 use image2model_shared::auth::Caller;
 use image2model_shared::domain::JobId;
 use image2model_shared::extract::{ApiQuery, JobIdParam};
-use image2model_shared::{AppContext, ApiError};
+use image2model_shared::{ApiError, AppContext};
 use serde::Deserialize;
 use snapshot::Snapshot;
 use std::convert::Infallible;
@@ -29,10 +29,16 @@ pub fn router() -> Router<AppContext> {
 }
 
 async fn snapshot(ctx: &AppContext, caller: &Caller, id: JobId) -> Result<Snapshot, ApiError> {
-    owned_task(ctx, caller, id).await.map(|task| Snapshot::of(id, &task))
+    owned_task(ctx, caller, id)
+        .await
+        .map(|task| Snapshot::of(id, &task))
 }
 
-async fn status(State(ctx): State<AppContext>, caller: Caller, JobIdParam(id): JobIdParam) -> Result<Json<serde_json::Value>, ApiError> {
+async fn status(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    JobIdParam(id): JobIdParam,
+) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(snapshot(&ctx, &caller, id).await?.to_json()))
 }
 
@@ -63,12 +69,25 @@ async fn events(
     let timeout = match params.timeout {
         None => max,
         Some(secs) if secs > 0.0 && secs.is_finite() => Duration::from_secs_f64(secs).min(max),
-        Some(_) => return Err(ApiError::validation("timeout must be a positive number of seconds", Some("timeout"))),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "timeout must be a positive number of seconds",
+                Some("timeout"),
+            ));
+        }
     };
     // Refuse unknown or foreign ids before the stream starts.
     snapshot(&ctx, &caller, id).await?;
     let now = Instant::now();
-    let state = StreamState { ctx, caller, id, last: None, last_frame: now, deadline: now + timeout, done: false };
+    let state = StreamState {
+        ctx,
+        caller,
+        id,
+        last: None,
+        last_frame: now,
+        deadline: now + timeout,
+        done: false,
+    };
     Ok(Sse::new(stream::unfold(state, next_frame)))
 }
 
@@ -89,7 +108,12 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
                 let data = serde_json::json!({"task_id": s.id, "message": "stream timeout reached", "timestamp": chrono::Utc::now()});
                 return Some((frame("timeout", &data), s));
             }
-            tokio::time::sleep(config.sse_poll_interval.min(s.deadline.saturating_duration_since(Instant::now()))).await;
+            tokio::time::sleep(
+                config
+                    .sse_poll_interval
+                    .min(s.deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
         }
         match snapshot(&s.ctx, &s.caller, s.id).await {
             Ok(current) if s.last.as_ref().is_none_or(|last| last.changed(&current)) => {
@@ -105,7 +129,9 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
                 let data = serde_json::json!({"task_id": s.id, "status": "deleted", "message": "the task no longer exists", "timestamp": chrono::Utc::now()});
                 return Some((frame("task_failed", &data), s));
             }
-            Err(err) => tracing::warn!(task_id = %s.id, error = %err, "status poll failed; retrying"),
+            Err(err) => {
+                tracing::warn!(task_id = %s.id, error = %err, "status poll failed; retrying")
+            }
         }
         if s.last_frame.elapsed() >= config.sse_heartbeat {
             s.last_frame = Instant::now();

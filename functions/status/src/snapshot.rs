@@ -34,17 +34,33 @@ fn aggregate(jobs: &[GenerationJob]) -> (JobStatus, u8, String) {
     let total = jobs.len().max(1);
     let progress = (jobs.iter().map(|j| u32::from(j.progress)).sum::<u32>() / total as u32) as u8;
     let count = |s: JobStatus| jobs.iter().filter(|j| j.status == s).count();
-    let (completed, failed, cancelled) = (count(JobStatus::Completed), count(JobStatus::Failed), count(JobStatus::Cancelled));
+    let (completed, failed, cancelled) = (
+        count(JobStatus::Completed),
+        count(JobStatus::Failed),
+        count(JobStatus::Cancelled),
+    );
     let ended = completed + failed + cancelled;
     let status = if ended == jobs.len() {
-        if completed > 0 { JobStatus::Completed } else { JobStatus::Failed }
+        if completed > 0 {
+            JobStatus::Completed
+        } else {
+            JobStatus::Failed
+        }
     } else if jobs.iter().any(|j| j.status != JobStatus::Queued) {
         JobStatus::Processing
     } else {
         JobStatus::Queued
     };
-    let progress = if status == JobStatus::Completed { 100 } else { progress.min(99) };
-    let message = format!("{completed} of {} completed, {} failed or cancelled", jobs.len(), failed + cancelled);
+    let progress = if status == JobStatus::Completed {
+        100
+    } else {
+        progress.min(99)
+    };
+    let message = format!(
+        "{completed} of {} completed, {} failed or cancelled",
+        jobs.len(),
+        failed + cancelled
+    );
     (status, progress, message)
 }
 
@@ -56,12 +72,19 @@ impl Snapshot {
                 status: job.status,
                 progress: job.progress,
                 message: job.message.clone(),
-                jobs: vec![job.clone()],
+                jobs: vec![(**job).clone()],
                 is_batch: false,
             },
             Task::Batch(_, jobs) => {
                 let (status, progress, message) = aggregate(jobs);
-                Self { task_id, status, progress, message, jobs: jobs.clone(), is_batch: true }
+                Self {
+                    task_id,
+                    status,
+                    progress,
+                    message,
+                    jobs: jobs.clone(),
+                    is_batch: true,
+                }
             }
         }
     }
@@ -116,7 +139,11 @@ impl Snapshot {
             "error": self.error(),
         });
         if self.is_batch {
-            v["jobs"] = self.jobs.iter().map(|j| json!({"job_id": j.job_id, "status": j.status, "progress": j.progress})).collect();
+            v["jobs"] = self
+                .jobs
+                .iter()
+                .map(|j| json!({"job_id": j.job_id, "status": j.status, "progress": j.progress}))
+                .collect();
         }
         v
     }
@@ -125,7 +152,11 @@ impl Snapshot {
         let mut v = self.to_json();
         v["timestamp"] = json!(Utc::now());
         if self.is_terminal() {
-            let job_id = if self.is_batch { self.task_id } else { self.jobs.first().map_or(self.task_id, |j| j.job_id) };
+            let job_id = if self.is_batch {
+                self.task_id
+            } else {
+                self.jobs.first().map_or(self.task_id, |j| j.job_id)
+            };
             v["job_id"] = json!(job_id);
         }
         v
@@ -138,19 +169,39 @@ mod tests {
     use image2model_shared::domain::{FileId, JobOptions, JobResult};
 
     fn job() -> GenerationJob {
-        GenerationJob::new(FileId::new(), "o", "depth_anything_v2", JobOptions::default(), None, Utc::now())
+        GenerationJob::new(
+            FileId::new(),
+            "o",
+            "depth_anything_v2",
+            JobOptions::default(),
+            None,
+            Utc::now(),
+        )
     }
 
     #[test]
     fn batch_aggregates_its_jobs() {
         let now = Utc::now();
         let queued = job();
-        let running = job().start(now).unwrap().report_progress(50, "x", now).unwrap();
-        let result = JobResult { object_key: "k".into(), filename: "a.glb".into(), size: 3, content_type: "model/gltf-binary".into(), preview_key: None };
+        let running = job()
+            .start(now)
+            .unwrap()
+            .report_progress(50, "x", now)
+            .unwrap();
+        let result = JobResult {
+            object_key: "k".into(),
+            filename: "a.glb".into(),
+            size: 3,
+            content_type: "model/gltf-binary".into(),
+            preview_key: None,
+        };
         let done = job().start(now).unwrap().complete(result, now).unwrap();
         let failed = job().fail(JobError::new("E", "e"), now).unwrap();
 
-        assert_eq!(aggregate(&[queued.clone(), queued.clone()]).0, JobStatus::Queued);
+        assert_eq!(
+            aggregate(&[queued.clone(), queued.clone()]).0,
+            JobStatus::Queued
+        );
         let (status, progress, _) = aggregate(&[queued, running]);
         assert_eq!((status, progress), (JobStatus::Processing, 25));
         let (status, progress, message) = aggregate(&[done.clone(), failed.clone()]);
@@ -158,11 +209,22 @@ mod tests {
         assert!(message.starts_with("1 of 2 completed"));
         assert_eq!(aggregate(&[failed]).0, JobStatus::Failed);
 
-        let batch = Snapshot::of(JobId::new(), &Task::Batch(
-            image2model_shared::domain::Batch { batch_id: Default::default(), owner: "o".into(), job_ids: vec![], created_at: now },
-            vec![done],
-        ));
+        let batch = Snapshot::of(
+            JobId::new(),
+            &Task::Batch(
+                image2model_shared::domain::Batch {
+                    batch_id: Default::default(),
+                    owner: "o".into(),
+                    job_ids: vec![],
+                    created_at: now,
+                },
+                vec![done],
+            ),
+        );
         assert_eq!(batch.event_name(), "task_completed");
-        assert_eq!(batch.to_json()["result"]["jobs"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            batch.to_json()["result"]["jobs"].as_array().unwrap().len(),
+            1
+        );
     }
 }

@@ -8,9 +8,15 @@ use image2model_shared::validation::ImageRejection;
 
 pub fn multipart_error(err: MultipartError, limit: u64) -> ApiError {
     if err.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::InvalidImage(ImageRejection::TooLarge { size: limit + 1, limit })
+        ApiError::InvalidImage(ImageRejection::TooLarge {
+            size: limit + 1,
+            limit,
+        })
     } else {
-        ApiError::validation(format!("malformed multipart body: {}", err.body_text()), None)
+        ApiError::validation(
+            format!("malformed multipart body: {}", err.body_text()),
+            None,
+        )
     }
 }
 
@@ -31,6 +37,10 @@ pub async fn read_limited(mut field: Field<'_>, limit: u64) -> Result<Bytes, Api
 
 /// Reads a small text field.
 pub async fn read_text(field: Field<'_>, name: &str) -> Result<String, ApiError> {
-    let bytes = read_limited(field, 1024).await.map_err(|_| ApiError::validation(format!("{name} is too long"), Some(name)))?;
-    String::from_utf8(bytes.to_vec()).map(|s| s.trim().to_owned()).map_err(|_| ApiError::validation(format!("{name} must be UTF-8 text"), Some(name)))
+    let bytes = read_limited(field, 1024)
+        .await
+        .map_err(|_| ApiError::validation(format!("{name} is too long"), Some(name)))?;
+    String::from_utf8(bytes.to_vec())
+        .map(|s| s.trim().to_owned())
+        .map_err(|_| ApiError::validation(format!("{name} must be UTF-8 text"), Some(name)))
 }

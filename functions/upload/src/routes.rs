@@ -18,7 +18,7 @@ use image2model_shared::extract::{ApiJson, FileIdParam};
 use image2model_shared::ports::PresignedRequest;
 use image2model_shared::validation::filename::extension;
 use image2model_shared::validation::{ImageKind, ImageRejection, inspect_image, sanitize_filename};
-use image2model_shared::{AppContext, ApiError, rate_limit};
+use image2model_shared::{ApiError, AppContext, rate_limit};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -26,27 +26,34 @@ use serde_json::{Value, json};
 const MULTIPART_OVERHEAD: u64 = 1024 * 1024;
 
 pub fn router(ctx: &AppContext) -> Router<AppContext> {
-    let body_limit = usize::try_from(ctx.config.max_upload_bytes + MULTIPART_OVERHEAD).unwrap_or(usize::MAX);
+    let body_limit =
+        usize::try_from(ctx.config.max_upload_bytes + MULTIPART_OVERHEAD).unwrap_or(usize::MAX);
     let limited = Router::new()
         .route("/api/v1/uploads/presign", post(presign))
         .route("/api/v1/upload/image", post(upload_image))
         .route("/api/v1/upload", post(upload_batch))
         .layer(DefaultBodyLimit::max(body_limit))
-        .route_layer(middleware::from_fn_with_state(ctx.clone(), rate_limit::limit));
+        .route_layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            rate_limit::limit,
+        ));
     limited.route("/api/v1/files/{file_id}", get(show_file))
 }
 
 fn expires_at(ctx: &AppContext, now: DateTime<Utc>) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(ctx.config.retention).unwrap_or_else(|_| chrono::Duration::days(1))
+    now + chrono::Duration::from_std(ctx.config.retention)
+        .unwrap_or_else(|_| chrono::Duration::days(1))
 }
 
 /// The accepted kind of a declared content type and filename, or `INVALID_FILE_TYPE`.
 fn declared_kind(content_type: &str, filename: &str) -> Result<ImageKind, ApiError> {
-    let kind = ImageKind::from_mime(content_type).ok_or_else(|| ApiError::InvalidFileType { declared: content_type.to_owned() })?;
+    let kind = ImageKind::from_mime(content_type).ok_or_else(|| ApiError::InvalidFileType {
+        declared: content_type.to_owned(),
+    })?;
     match extension(filename) {
-        Some(ext) if ImageKind::from_extension(&ext).is_none() => {
-            Err(ApiError::InvalidFileType { declared: format!("{content_type} (file extension .{ext})") })
-        }
+        Some(ext) if ImageKind::from_extension(&ext).is_none() => Err(ApiError::InvalidFileType {
+            declared: format!("{content_type} (file extension .{ext})"),
+        }),
         _ => Ok(kind),
     }
 }
@@ -103,7 +110,10 @@ async fn presign(
     ApiJson(request): ApiJson<PresignRequest>,
 ) -> Result<Json<Value>, ApiError> {
     if request.files.is_empty() {
-        return Err(ApiError::validation("files must list at least one file", Some("files")));
+        return Err(ApiError::validation(
+            "files must list at least one file",
+            Some("files"),
+        ));
     }
     check_count(request.files.len(), ctx.config.max_files)?;
     let limit = ctx.config.max_upload_bytes;
@@ -114,7 +124,11 @@ async fn presign(
             return Err(ImageRejection::Empty.into());
         }
         if file.size > limit {
-            return Err(ImageRejection::TooLarge { size: file.size, limit }.into());
+            return Err(ImageRejection::TooLarge {
+                size: file.size,
+                limit,
+            }
+            .into());
         }
         kinds.push(kind);
     }
@@ -132,7 +146,12 @@ async fn presign(
         let object_key = UploadedFile::object_key_for(&caller.owner, file_id);
         let upload: PresignedRequest = ctx
             .storage
-            .presign_put(&object_key, kind.mime(), file.size, ctx.config.presign_expiry)
+            .presign_put(
+                &object_key,
+                kind.mime(),
+                file.size,
+                ctx.config.presign_expiry,
+            )
             .await?;
         let record = UploadedFile {
             file_id,
@@ -158,7 +177,11 @@ async fn presign(
                     model_type: generate.model_type.clone(),
                     options: generate.options.clone(),
                 };
-                Some(create_job(&ctx, &caller.owner, job_request, None).await?.job_id)
+                Some(
+                    create_job(&ctx, &caller.owner, job_request, None)
+                        .await?
+                        .job_id,
+                )
             }
             None => None,
         };
@@ -183,7 +206,9 @@ async fn store_validated(
     let now = Utc::now();
     let file_id = FileId::new();
     let object_key = UploadedFile::object_key_for(owner, file_id);
-    ctx.storage.put(&object_key, bytes, &image.content_type).await?;
+    ctx.storage
+        .put(&object_key, bytes, &image.content_type)
+        .await?;
     let file = UploadedFile {
         file_id,
         owner: owner.to_owned(),
@@ -217,11 +242,18 @@ struct ValidatedPart {
     image: AcceptedImage,
 }
 
-async fn validated_part(ctx: &AppContext, field: axum::extract::multipart::Field<'_>) -> Result<ValidatedPart, ApiError> {
+async fn validated_part(
+    ctx: &AppContext,
+    field: axum::extract::multipart::Field<'_>,
+) -> Result<ValidatedPart, ApiError> {
     let filename = field.file_name().unwrap_or("upload").to_owned();
     let bytes = read_limited(field, ctx.config.max_upload_bytes).await?;
     let image = inspect_image(&bytes, ctx.config.image_limits())?;
-    Ok(ValidatedPart { filename, bytes, image })
+    Ok(ValidatedPart {
+        filename,
+        bytes,
+        image,
+    })
 }
 
 async fn upload_image(
@@ -231,7 +263,11 @@ async fn upload_image(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let limit = ctx.config.max_upload_bytes;
     let mut part = None;
-    while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
         if field.name() == Some("file") {
             if part.is_some() {
                 return Err(ApiError::TooManyFiles { count: 2, limit: 1 });
@@ -239,7 +275,9 @@ async fn upload_image(
             part = Some(validated_part(&ctx, field).await?);
         }
     }
-    let part = part.ok_or_else(|| ApiError::validation("multipart field \"file\" is required", Some("file")))?;
+    let part = part.ok_or_else(|| {
+        ApiError::validation("multipart field \"file\" is required", Some("file"))
+    })?;
     let file = store_validated(&ctx, &caller.owner, &part.filename, part.bytes, part.image).await?;
     Ok((StatusCode::CREATED, Json(file_view(&file))))
 }
@@ -253,7 +291,11 @@ async fn upload_batch(
     let mut parts = Vec::new();
     let mut face_limit = None;
     let mut model_type = None;
-    while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
         match field.name() {
             Some("files") | Some("files[]") | Some("file") => {
                 check_count(parts.len() + 1, ctx.config.max_files)?;
@@ -262,7 +304,12 @@ async fn upload_batch(
             Some("face_limit") => {
                 let raw = read_text(field, "face_limit").await?;
                 if !raw.is_empty() {
-                    face_limit = Some(raw.parse::<u32>().map_err(|_| ApiError::validation("face_limit must be a positive integer", Some("face_limit")))?);
+                    face_limit = Some(raw.parse::<u32>().map_err(|_| {
+                        ApiError::validation(
+                            "face_limit must be a positive integer",
+                            Some("face_limit"),
+                        )
+                    })?);
                 }
             }
             Some("model_type") => model_type = Some(read_text(field, "model_type").await?),
@@ -270,15 +317,23 @@ async fn upload_batch(
         }
     }
     if parts.is_empty() {
-        return Err(ApiError::validation("multipart field \"files\" is required", Some("files")));
+        return Err(ApiError::validation(
+            "multipart field \"files\" is required",
+            Some("files"),
+        ));
     }
-    let options = JobOptions { face_limit, ..JobOptions::default() };
+    let options = JobOptions {
+        face_limit,
+        ..JobOptions::default()
+    };
     image2model_jobs::validate_options(&options)?;
     let model = resolve_model(&ctx, model_type.as_deref())?;
 
     let mut files = Vec::with_capacity(parts.len());
     for part in parts {
-        files.push(store_validated(&ctx, &caller.owner, &part.filename, part.bytes, part.image).await?);
+        files.push(
+            store_validated(&ctx, &caller.owner, &part.filename, part.bytes, part.image).await?,
+        );
     }
     let (batch, jobs) = create_batch(&ctx, &caller.owner, &files, model, &options).await?;
     let uploaded: Vec<Value> = files
@@ -309,6 +364,12 @@ async fn upload_batch(
     })))
 }
 
-async fn show_file(State(ctx): State<AppContext>, caller: Caller, FileIdParam(id): FileIdParam) -> Result<Json<Value>, ApiError> {
-    owned_file(&ctx, &caller, id).await.map(|f| Json(file_view(&f)))
+async fn show_file(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    FileIdParam(id): FileIdParam,
+) -> Result<Json<Value>, ApiError> {
+    owned_file(&ctx, &caller, id)
+        .await
+        .map(|f| Json(file_view(&f)))
 }

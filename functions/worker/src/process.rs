@@ -41,14 +41,22 @@ impl ProgressReporter for JobProgress<'_> {
     async fn report(&self, progress: u8, message: &str) {
         let now = Utc::now();
         let result = update_job(self.ctx.store.as_ref(), self.job.job_id, |job| {
-            if job.progress > progress { Ok(None) } else { job.report_progress(progress, message, now).map(Some) }
+            if job.progress > progress {
+                Ok(None)
+            } else {
+                job.report_progress(progress, message, now).map(Some)
+            }
         })
         .await;
         match result {
             Ok(job) if job.status.is_terminal() => self.settled.store(true, Ordering::SeqCst),
             Ok(_) => {}
-            Err(UpdateError::Transition(_) | UpdateError::NotFound) => self.settled.store(true, Ordering::SeqCst),
-            Err(err) => tracing::warn!(job_id = %self.job.job_id, error = %err, "progress not recorded"),
+            Err(UpdateError::Transition(_) | UpdateError::NotFound) => {
+                self.settled.store(true, Ordering::SeqCst)
+            }
+            Err(err) => {
+                tracing::warn!(job_id = %self.job.job_id, error = %err, "progress not recorded")
+            }
         }
     }
 }
@@ -63,7 +71,9 @@ impl Worker {
         let mut response = SqsBatchResponse::default();
         for record in event.records {
             let id = record.message_id.unwrap_or_default();
-            let outcome = self.handle_message(record.body.as_deref().unwrap_or_default()).await;
+            let outcome = self
+                .handle_message(record.body.as_deref().unwrap_or_default())
+                .await;
             if outcome == MessageOutcome::Retry {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
@@ -92,11 +102,20 @@ impl Worker {
         }
     }
 
-    async fn fail(&self, job: &GenerationJob, code: &str, message: String) -> Result<MessageOutcome, UpdateError> {
+    async fn fail(
+        &self,
+        job: &GenerationJob,
+        code: &str,
+        message: String,
+    ) -> Result<MessageOutcome, UpdateError> {
         let error = JobError::new(code, message);
         let now = Utc::now();
         let result = update_job(self.ctx.store.as_ref(), job.job_id, |j| {
-            if j.status.is_terminal() { Ok(None) } else { j.fail(error.clone(), now).map(Some) }
+            if j.status.is_terminal() {
+                Ok(None)
+            } else {
+                j.fail(error.clone(), now).map(Some)
+            }
         })
         .await;
         match result {
@@ -122,43 +141,86 @@ impl Worker {
             return Ok(MessageOutcome::Retry);
         }
         if job.attempts >= config.max_attempts {
-            return self.fail(&job, "GENERATION_FAILED", format!("gave up after {} attempts", job.attempts)).await;
+            return self
+                .fail(
+                    &job,
+                    "GENERATION_FAILED",
+                    format!("gave up after {} attempts", job.attempts),
+                )
+                .await;
         }
         let file = match self.ctx.store.get_file(job.file_id).await? {
             Some(file) if file.status == FileStatus::Ready => file,
             Some(file) if file.status == FileStatus::Pending => return Ok(MessageOutcome::Done),
-            _ => return self.fail(&job, "FILE_NOT_FOUND", "the uploaded file is gone".to_owned()).await,
+            _ => {
+                return self
+                    .fail(
+                        &job,
+                        "FILE_NOT_FOUND",
+                        "the uploaded file is gone".to_owned(),
+                    )
+                    .await;
+            }
         };
-        let Some(generator) = self.generators.iter().find(|g| g.supports(&job.model_type)).cloned() else {
-            return self.fail(&job, "MODEL_UNAVAILABLE", format!("no generator serves {:?}", job.model_type)).await;
+        let Some(generator) = self
+            .generators
+            .iter()
+            .find(|g| g.supports(&job.model_type))
+            .cloned()
+        else {
+            return self
+                .fail(
+                    &job,
+                    "MODEL_UNAVAILABLE",
+                    format!("no generator serves {:?}", job.model_type),
+                )
+                .await;
         };
 
-        let now = Utc::now();
-        let version_seen = job.version;
-        let claimed = match update_job(self.ctx.store.as_ref(), job.job_id, |j| {
-            // Someone else claimed or settled it since we looked: not ours to run.
-            if j.version != version_seen { Ok(None) } else { j.start(now).map(Some) }
-        })
-        .await
-        {
-            Ok(claimed) if claimed.version == version_seen + 1 && claimed.status == JobStatus::Processing => claimed,
-            Ok(_) | Err(UpdateError::Transition(_)) => return Ok(MessageOutcome::Done),
-            Err(e) => return Err(e),
+        // Claim with one conditional write on the version we read: of several deliveries of
+        // the same job, exactly one wins; the others find it changed and stand down.
+        let Ok(claimed) = job.start(Utc::now()) else {
+            return Ok(MessageOutcome::Done);
         };
+        match self.ctx.store.update_job(&claimed).await {
+            Ok(()) => {}
+            Err(image2model_shared::ports::StoreError::Conflict) => {
+                return Ok(MessageOutcome::Retry);
+            }
+            Err(e) => return Err(e.into()),
+        }
         tracing::info!(job_id = %claimed.job_id, attempt = claimed.attempts, model_type = %claimed.model_type, "job started");
 
         let image = match self.ctx.storage.get(&file.object_key).await {
             Ok(bytes) => bytes,
             Err(image2model_shared::ports::StorageError::NotFound(_)) => {
-                return self.fail(&claimed, "FILE_NOT_FOUND", "the uploaded bytes are gone".to_owned()).await;
+                return self
+                    .fail(
+                        &claimed,
+                        "FILE_NOT_FOUND",
+                        "the uploaded bytes are gone".to_owned(),
+                    )
+                    .await;
             }
             Err(err) => return self.retry_later(&claimed, &err.to_string()).await,
         };
-        let progress = JobProgress { ctx: &self.ctx, job: &claimed, settled: AtomicBool::new(false) };
-        let request = GenerationRequest { model_type: claimed.model_type.clone(), options: claimed.options.clone(), image };
+        let progress = JobProgress {
+            ctx: &self.ctx,
+            job: &claimed,
+            settled: AtomicBool::new(false),
+        };
+        let request = GenerationRequest {
+            model_type: claimed.model_type.clone(),
+            options: claimed.options.clone(),
+            image,
+        };
         let started = Instant::now();
         let generated = generator.generate(request, &progress).await;
-        let outcome = if generated.is_ok() { "success" } else { "error" };
+        let outcome = if generated.is_ok() {
+            "success"
+        } else {
+            "error"
+        };
         record_generation(&claimed.model_type, outcome, started.elapsed());
         match generated {
             Ok(model) => {
@@ -166,7 +228,14 @@ impl Worker {
                     tracing::info!(job_id = %claimed.job_id, "job settled elsewhere during generation; result discarded");
                     return Ok(MessageOutcome::Done);
                 }
-                self.store_result(&claimed, &file.filename, model.bytes, model.content_type, model.file_extension).await
+                self.store_result(
+                    &claimed,
+                    &file.filename,
+                    model.bytes,
+                    model.content_type,
+                    model.file_extension,
+                )
+                .await
             }
             Err(err) if err.is_retryable() => self.retry_later(&claimed, &err.to_string()).await,
             Err(err) => self.fail(&claimed, err.code(), err.to_string()).await,
@@ -182,7 +251,9 @@ impl Worker {
         extension: &str,
     ) -> Result<MessageOutcome, UpdateError> {
         let key = format!("results/{}/model.{extension}", job.job_id);
-        let stem = source_name.rsplit_once('.').map_or(source_name, |(stem, _)| stem);
+        let stem = source_name
+            .rsplit_once('.')
+            .map_or(source_name, |(stem, _)| stem);
         let result = JobResult {
             object_key: key.clone(),
             filename: format!("{stem}.{extension}"),
@@ -194,7 +265,11 @@ impl Worker {
             return self.retry_later(job, &err.to_string()).await;
         }
         let now = Utc::now();
-        match update_job(self.ctx.store.as_ref(), job.job_id, |j| j.complete(result.clone(), now).map(Some)).await {
+        match update_job(self.ctx.store.as_ref(), job.job_id, |j| {
+            j.complete(result.clone(), now).map(Some)
+        })
+        .await
+        {
             Ok(done) => {
                 tracing::info!(job_id = %done.job_id, size = result.size, "job completed");
                 Ok(MessageOutcome::Done)
@@ -211,15 +286,31 @@ impl Worker {
     }
 
     /// A transient failure: back to the queue with a growing delay, or failed after the last try.
-    async fn retry_later(&self, job: &GenerationJob, reason: &str) -> Result<MessageOutcome, UpdateError> {
+    async fn retry_later(
+        &self,
+        job: &GenerationJob,
+        reason: &str,
+    ) -> Result<MessageOutcome, UpdateError> {
         if job.attempts >= self.ctx.config.max_attempts {
-            return self.fail(job, "GENERATION_FAILED", format!("failed after {} attempts: {reason}", job.attempts)).await;
+            return self
+                .fail(
+                    job,
+                    "GENERATION_FAILED",
+                    format!("failed after {} attempts: {reason}", job.attempts),
+                )
+                .await;
         }
         let now = Utc::now();
         let message = format!("Attempt {} failed; retrying: {reason}", job.attempts);
-        match update_job(self.ctx.store.as_ref(), job.job_id, |j| j.requeue(&message, now).map(Some)).await {
+        match update_job(self.ctx.store.as_ref(), job.job_id, |j| {
+            j.requeue(&message, now).map(Some)
+        })
+        .await
+        {
             Ok(_) => {}
-            Err(UpdateError::Transition(_) | UpdateError::NotFound) => return Ok(MessageOutcome::Done),
+            Err(UpdateError::Transition(_) | UpdateError::NotFound) => {
+                return Ok(MessageOutcome::Done);
+            }
             Err(e) => return Err(e),
         }
         let body = serde_json::to_string(&WorkMessage { job_id: job.job_id }).unwrap_or_default();

@@ -24,7 +24,11 @@ async fn pause(signal: &mut watch::Receiver<bool>, d: Duration) -> bool {
 pub async fn run_worker(ctx: AppContext, worker: Worker, mut signal: watch::Receiver<bool>) {
     let visibility = ctx.config.visibility_timeout;
     while !*signal.borrow() {
-        let messages = match ctx.queue.receive(ctx.config.worker_concurrency, visibility).await {
+        let messages = match ctx
+            .queue
+            .receive(ctx.config.worker_concurrency, visibility)
+            .await
+        {
             Ok(messages) => messages,
             Err(err) => {
                 tracing::warn!(error = %err, "queue receive failed");
@@ -67,7 +71,9 @@ pub async fn run_sweeper(ctx: AppContext, mut signal: watch::Receiver<bool>) {
         }
         if last_cleanup.elapsed() >= CLEANUP_EVERY {
             last_cleanup = Instant::now();
-            if let Err(err) = image2model_admin::cleanup(&ctx, ctx.config.retention, false, Utc::now()).await {
+            if let Err(err) =
+                image2model_admin::cleanup(&ctx, ctx.config.retention, false, Utc::now()).await
+            {
                 tracing::warn!(error = %err, "cleanup failed");
             }
         }

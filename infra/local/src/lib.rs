@@ -56,31 +56,50 @@ pub fn api_router(ctx: &AppContext) -> Router<AppContext> {
 /// Starts the server on `listener` with the embedded adapters under `config.data_dir`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<RunningServer, LocalError> {
     let addr = listener.local_addr()?;
-    let base_url = config.public_base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let base_url = config
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let adapters = EmbeddedAdapters::open(&config, &base_url)?;
     let ctx = AppContext::embedded(config, &adapters);
 
     let app = api_router(&ctx)
         .with_state(ctx.clone())
-        .merge(storage_routes::router(ctx.clone(), Arc::new(adapters.storage.clone())));
+        .merge(storage_routes::router(
+            ctx.clone(),
+            Arc::new(adapters.storage.clone()),
+        ));
     let service = image2model_shared::http::into_service(app, &ctx.config);
 
     let (shutdown, signal) = watch::channel(false);
     let mut server_signal = signal.clone();
     let server = tokio::spawn(async move {
-        let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(service);
+        let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            SocketAddr,
+        >(service);
         let graceful = async move {
             let _ = server_signal.wait_for(|stop| *stop).await;
         };
-        if let Err(err) = axum::serve(listener, make).with_graceful_shutdown(graceful).await {
+        if let Err(err) = axum::serve(listener, make)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
             tracing::error!(error = %err, "server stopped");
         }
     });
-    let worker = Worker::new(ctx.clone(), vec![Arc::new(BuiltinGenerator::new(ctx.config.max_pixels))]);
+    let worker = Worker::new(
+        ctx.clone(),
+        vec![Arc::new(BuiltinGenerator::new(ctx.config.max_pixels))],
+    );
     let tasks = vec![
         server,
         tokio::spawn(background::run_worker(ctx.clone(), worker, signal.clone())),
         tokio::spawn(background::run_sweeper(ctx.clone(), signal)),
     ];
-    Ok(RunningServer { addr, ctx, shutdown, tasks })
+    Ok(RunningServer {
+        addr,
+        ctx,
+        shutdown,
+        tasks,
+    })
 }

@@ -17,7 +17,9 @@ fn port_arg(args: &[String]) -> Result<Option<String>, String> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--port" | "-p" => port = Some(it.next().ok_or("--port needs a value")?.clone()),
-            other if other.starts_with("--port=") => port = Some(other["--port=".len()..].to_owned()),
+            other if other.starts_with("--port=") => {
+                port = Some(other["--port=".len()..].to_owned())
+            }
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -44,13 +46,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -68,12 +71,17 @@ async fn run() -> Result<(), String> {
     }
     let mut config = Config::from_vars(&vars).map_err(|e| e.to_string())?;
     if config.user_keys.is_empty() {
-        let key = persistent_key(&config.data_dir, "dev-api-key", "i2m_dev_").map_err(|e| e.to_string())?;
+        let key = persistent_key(&config.data_dir, "dev-api-key", "i2m_dev_")
+            .map_err(|e| e.to_string())?;
         println!("dev API key: {key}");
-        config.user_keys.push(NamedKey { name: "dev".to_owned(), key });
+        config.user_keys.push(NamedKey {
+            name: "dev".to_owned(),
+            key,
+        });
     }
     if config.admin_key.is_none() {
-        let key = persistent_key(&config.data_dir, "dev-admin-key", "i2m_admin_").map_err(|e| e.to_string())?;
+        let key = persistent_key(&config.data_dir, "dev-admin-key", "i2m_admin_")
+            .map_err(|e| e.to_string())?;
         println!("dev admin key: {key}");
         config.admin_key = Some(key);
     }
@@ -82,7 +90,9 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {host}:{}: {e}", config.port))?;
     let data_dir = config.data_dir.clone();
-    let server = image2model_local::start(config, listener).await.map_err(|e| e.to_string())?;
+    let server = image2model_local::start(config, listener)
+        .await
+        .map_err(|e| e.to_string())?;
     println!("listening on http://{}", server.addr);
     tracing::info!(addr = %server.addr, data_dir = %data_dir.display(), "image2model local server ready");
     shutdown_signal().await;

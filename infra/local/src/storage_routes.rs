@@ -3,16 +3,16 @@
 //! 400; nothing is stored unless every check passes. A stored upload triggers ingestion, as an
 //! S3 object-created notification does on AWS.
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
-use axum::Router;
 use chrono::Utc;
 use image2model_shared::adapters::{DiskStorage, SignedGrant};
 use image2model_shared::ports::{ObjectStorage, StorageError};
-use image2model_shared::{AppContext, ApiError};
+use image2model_shared::{ApiError, AppContext};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -27,7 +27,12 @@ pub fn router(ctx: AppContext, disk: Arc<DiskStorage>) -> Router {
         .with_state(StorageState { ctx, disk })
 }
 
-fn verify(state: &StorageState, method: &str, key: &str, query: Option<&str>) -> Result<SignedGrant, ApiError> {
+fn verify(
+    state: &StorageState,
+    method: &str,
+    key: &str,
+    query: Option<&str>,
+) -> Result<SignedGrant, ApiError> {
     state
         .disk
         .verify(method, key, query.unwrap_or_default(), Utc::now())
@@ -45,22 +50,37 @@ async fn upload(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let grant = verify(&state, "PUT", &key, query.as_deref())?;
-    let sent_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let sent_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let signed_type = grant.content_type.as_deref().unwrap_or_default();
     if sent_type != signed_type {
-        return Err(ApiError::SignedRequestMismatch(format!("Content-Type must be {signed_type}")));
+        return Err(ApiError::SignedRequestMismatch(format!(
+            "Content-Type must be {signed_type}"
+        )));
     }
     let signed_length = grant.content_length.unwrap_or_default();
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n != signed_length) {
-        return Err(ApiError::SignedRequestMismatch(format!("Content-Length must be {signed_length}")));
+        return Err(ApiError::SignedRequestMismatch(format!(
+            "Content-Length must be {signed_length}"
+        )));
     }
     let limit = usize::try_from(signed_length).unwrap_or(usize::MAX);
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::SignedRequestMismatch(format!("the body exceeds the signed {signed_length} bytes")))?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::SignedRequestMismatch(format!(
+            "the body exceeds the signed {signed_length} bytes"
+        ))
+    })?;
     if bytes.len() as u64 != signed_length {
-        return Err(ApiError::SignedRequestMismatch(format!("the body is {} bytes, the URL was signed for {signed_length}", bytes.len())));
+        return Err(ApiError::SignedRequestMismatch(format!(
+            "the body is {} bytes, the URL was signed for {signed_length}",
+            bytes.len()
+        )));
     }
     state.disk.put(&key, bytes, signed_type).await?;
     if key.starts_with("uploads/") {
@@ -80,7 +100,11 @@ async fn download(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let grant = verify(&state, "GET", &key, query.as_deref())?;
-    let meta = state.disk.head(&key).await?.ok_or_else(|| ApiError::FileNotFound(key.clone()))?;
+    let meta = state
+        .disk
+        .head(&key)
+        .await?
+        .ok_or_else(|| ApiError::FileNotFound(key.clone()))?;
     let bytes = match state.disk.get(&key).await {
         Ok(bytes) => bytes,
         Err(StorageError::NotFound(_)) => return Err(ApiError::FileNotFound(key)),
@@ -92,7 +116,11 @@ async fn download(
         headers.insert(header::CONTENT_TYPE, ct);
     }
     if let Some(name) = grant.download_name {
-        let safe: String = name.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').filter(|c| *c != '"' && *c != '\\').collect();
+        let safe: String = name
+            .chars()
+            .filter(|c| c.is_ascii_graphic() || *c == ' ')
+            .filter(|c| *c != '"' && *c != '\\')
+            .collect();
         if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
             headers.insert(header::CONTENT_DISPOSITION, value);
         }

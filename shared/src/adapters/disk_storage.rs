@@ -224,14 +224,12 @@ fn write_atomically(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Res
     std::fs::rename(&tmp, target)
 }
 
-fn blocking_io<T: Send + 'static>(
+async fn blocking_io<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> impl Future<Output = Result<T, StorageError>> {
-    async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| StorageError::Backend(e.to_string()))?
-    }
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Backend(e.to_string()))?
 }
 
 fn not_found_as(key: &str, err: std::io::Error) -> StorageError {
@@ -425,15 +423,22 @@ mod tests {
     fn split(url: &str) -> (String, String) {
         let rest = url.split_once(SIGNED_URL_PREFIX).unwrap().1;
         let (key, query) = rest.split_once('?').unwrap();
-        let key = percent_encoding::percent_decode_str(key).decode_utf8().unwrap();
+        let key = percent_encoding::percent_decode_str(key)
+            .decode_utf8()
+            .unwrap();
         (key.into_owned(), query.to_owned())
     }
 
     #[tokio::test]
     async fn put_get_head_list_delete() {
         let (_dir, s) = storage();
-        s.put("uploads/alice/a", Bytes::from_static(b"hello"), "image/png").await.unwrap();
-        assert_eq!(s.get("uploads/alice/a").await.unwrap(), Bytes::from_static(b"hello"));
+        s.put("uploads/alice/a", Bytes::from_static(b"hello"), "image/png")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get("uploads/alice/a").await.unwrap(),
+            Bytes::from_static(b"hello")
+        );
         let meta = s.head("uploads/alice/a").await.unwrap().unwrap();
         assert_eq!((meta.size, meta.content_type.as_str()), (5, "image/png"));
         assert_eq!(s.list("uploads/").await.unwrap().len(), 1);
@@ -441,38 +446,65 @@ mod tests {
         s.delete("uploads/alice/a").await.unwrap();
         s.delete("uploads/alice/a").await.unwrap();
         assert!(s.head("uploads/alice/a").await.unwrap().is_none());
-        assert!(matches!(s.get("uploads/alice/a").await, Err(StorageError::NotFound(_))));
+        assert!(matches!(
+            s.get("uploads/alice/a").await,
+            Err(StorageError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
     async fn refuses_keys_that_escape_the_root() {
         let (_dir, s) = storage();
         for key in ["../x", "a/../../x", "/abs", "a//b", "a/./b", "a\0b", ""] {
-            assert!(matches!(
-                s.put(key, Bytes::new(), "x").await,
-                Err(StorageError::InvalidKey(_))
-            ), "{key:?}");
+            assert!(
+                matches!(
+                    s.put(key, Bytes::new(), "x").await,
+                    Err(StorageError::InvalidKey(_))
+                ),
+                "{key:?}"
+            );
         }
     }
 
     #[tokio::test]
     async fn signed_urls_verify_and_refuse_tampering_and_expiry() {
         let (_dir, s) = storage();
-        let put = s.presign_put("uploads/u/f", "image/png", 42, Duration::from_secs(60)).await.unwrap();
+        let put = s
+            .presign_put("uploads/u/f", "image/png", 42, Duration::from_secs(60))
+            .await
+            .unwrap();
         let (key, query) = split(&put.url);
         let grant = s.verify("PUT", &key, &query, Utc::now()).unwrap();
         assert_eq!(grant.content_type.as_deref(), Some("image/png"));
         assert_eq!(grant.content_length, Some(42));
 
-        assert_eq!(s.verify("GET", &key, &query, Utc::now()), Err(SignedUrlError::BadSignature));
-        assert_eq!(s.verify("PUT", "uploads/u/g", &query, Utc::now()), Err(SignedUrlError::BadSignature));
+        assert_eq!(
+            s.verify("GET", &key, &query, Utc::now()),
+            Err(SignedUrlError::BadSignature)
+        );
+        assert_eq!(
+            s.verify("PUT", "uploads/u/g", &query, Utc::now()),
+            Err(SignedUrlError::BadSignature)
+        );
         let longer = query.replace("content_length=42", "content_length=43");
-        assert_eq!(s.verify("PUT", &key, &longer, Utc::now()), Err(SignedUrlError::BadSignature));
+        assert_eq!(
+            s.verify("PUT", &key, &longer, Utc::now()),
+            Err(SignedUrlError::BadSignature)
+        );
         let later = Utc::now() + chrono::Duration::seconds(61);
-        assert_eq!(s.verify("PUT", &key, &query, later), Err(SignedUrlError::Expired));
-        assert_eq!(s.verify("PUT", &key, "method=PUT", Utc::now()), Err(SignedUrlError::Malformed));
+        assert_eq!(
+            s.verify("PUT", &key, &query, later),
+            Err(SignedUrlError::Expired)
+        );
+        assert_eq!(
+            s.verify("PUT", &key, "method=PUT", Utc::now()),
+            Err(SignedUrlError::Malformed)
+        );
 
-        let get = s.presign_get("results/j/model.glb", "model.glb", Duration::from_secs(60)).await.unwrap();
+        let get = s
+            .presign_get("results/j/model.glb", "model.glb", Duration::from_secs(60))
+            .await
+            .unwrap();
         let (key, query) = split(&get.url);
         let grant = s.verify("GET", &key, &query, Utc::now()).unwrap();
         assert_eq!(grant.download_name.as_deref(), Some("model.glb"));
@@ -482,7 +514,11 @@ mod tests {
     async fn signing_secret_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let first = DiskStorage::open(dir.path(), "http://x").unwrap();
-        let url = first.presign_get("results/a/b.glb", "b.glb", Duration::from_secs(60)).await.unwrap().url;
+        let url = first
+            .presign_get("results/a/b.glb", "b.glb", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .url;
         let second = DiskStorage::open(dir.path(), "http://x").unwrap();
         let (key, query) = split(&url);
         assert!(second.verify("GET", &key, &query, Utc::now()).is_ok());

@@ -161,7 +161,10 @@ fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
     Ok((at, id.to_string()))
 }
 
-fn jobs_from_rows(stmt: &mut rusqlite::Statement<'_>, params: impl rusqlite::Params) -> rusqlite::Result<Vec<GenerationJob>> {
+fn jobs_from_rows(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<GenerationJob>> {
     stmt.query_map(params, |row| row.get::<_, String>(0))?
         .map(|raw| from_json(&raw?))
         .collect()
@@ -197,10 +200,14 @@ impl Store for EmbeddedDb {
 
     async fn get_file(&self, id: FileId) -> Result<Option<UploadedFile>, StoreError> {
         self.call(move |conn| {
-            conn.query_row("SELECT body FROM files WHERE file_id = ?1", [id.to_string()], |r| r.get::<_, String>(0))
-                .optional()?
-                .map(|raw| from_json(&raw))
-                .transpose()
+            conn.query_row(
+                "SELECT body FROM files WHERE file_id = ?1",
+                [id.to_string()],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .map(|raw| from_json(&raw))
+            .transpose()
         })
         .await
         .map_err(backend)
@@ -229,9 +236,11 @@ impl Store for EmbeddedDb {
     }
 
     async fn delete_file(&self, id: FileId) -> Result<(), StoreError> {
-        self.call(move |conn| conn.execute("DELETE FROM files WHERE file_id = ?1", [id.to_string()]))
-            .await
-            .map_err(backend)?;
+        self.call(move |conn| {
+            conn.execute("DELETE FROM files WHERE file_id = ?1", [id.to_string()])
+        })
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 
@@ -244,9 +253,11 @@ impl Store for EmbeddedDb {
             let mut stmt = conn.prepare(
                 "SELECT body FROM files WHERE created_at < ?1 ORDER BY created_at LIMIT ?2",
             )?;
-            stmt.query_map(params![micros(before), limit as i64], |r| r.get::<_, String>(0))?
-                .map(|raw| from_json(&raw?))
-                .collect()
+            stmt.query_map(params![micros(before), limit as i64], |r| {
+                r.get::<_, String>(0)
+            })?
+            .map(|raw| from_json(&raw?))
+            .collect()
         })
         .await
         .map_err(backend)
@@ -323,10 +334,14 @@ impl Store for EmbeddedDb {
 
     async fn get_job(&self, id: JobId) -> Result<Option<GenerationJob>, StoreError> {
         self.call(move |conn| {
-            conn.query_row("SELECT body FROM jobs WHERE job_id = ?1", [id.to_string()], |r| r.get::<_, String>(0))
-                .optional()?
-                .map(|raw| from_json(&raw))
-                .transpose()
+            conn.query_row(
+                "SELECT body FROM jobs WHERE job_id = ?1",
+                [id.to_string()],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .map(|raw| from_json(&raw))
+            .transpose()
         })
         .await
         .map_err(backend)
@@ -384,7 +399,10 @@ impl Store for EmbeddedDb {
         self.call(move |conn| {
             let tx = conn.transaction()?;
             tx.execute("DELETE FROM jobs WHERE job_id = ?1", [id.to_string()])?;
-            tx.execute("DELETE FROM idempotency_keys WHERE job_id = ?1", [id.to_string()])?;
+            tx.execute(
+                "DELETE FROM idempotency_keys WHERE job_id = ?1",
+                [id.to_string()],
+            )?;
             tx.commit()
         })
         .await
@@ -405,7 +423,10 @@ impl Store for EmbeddedDb {
                        AND (created_at < ?3 OR (created_at = ?3 AND job_id < ?4) OR ?4 = '')
                      ORDER BY created_at DESC, job_id DESC LIMIT ?5",
                 )?;
-                jobs_from_rows(&mut stmt, params![owner, status, at, id, (limit + 1) as i64])
+                jobs_from_rows(
+                    &mut stmt,
+                    params![owner, status, at, id, (limit + 1) as i64],
+                )
             })
             .await
             .map_err(backend)?;
@@ -436,7 +457,8 @@ impl Store for EmbeddedDb {
 
     async fn list_jobs_for_file(&self, file_id: FileId) -> Result<Vec<GenerationJob>, StoreError> {
         self.call(move |conn| {
-            let mut stmt = conn.prepare("SELECT body FROM jobs WHERE file_id = ?1 ORDER BY created_at")?;
+            let mut stmt =
+                conn.prepare("SELECT body FROM jobs WHERE file_id = ?1 ORDER BY created_at")?;
             jobs_from_rows(&mut stmt, [file_id.to_string()])
         })
         .await
@@ -463,23 +485,33 @@ impl Store for EmbeddedDb {
 
     async fn get_batch(&self, id: BatchId) -> Result<Option<Batch>, StoreError> {
         self.call(move |conn| {
-            conn.query_row("SELECT body FROM batches WHERE batch_id = ?1", [id.to_string()], |r| r.get::<_, String>(0))
-                .optional()?
-                .map(|raw| from_json(&raw))
-                .transpose()
+            conn.query_row(
+                "SELECT body FROM batches WHERE batch_id = ?1",
+                [id.to_string()],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .map(|raw| from_json(&raw))
+            .transpose()
         })
         .await
         .map_err(backend)
     }
 
     async fn delete_batch(&self, id: BatchId) -> Result<(), StoreError> {
-        self.call(move |conn| conn.execute("DELETE FROM batches WHERE batch_id = ?1", [id.to_string()]))
-            .await
-            .map_err(backend)?;
+        self.call(move |conn| {
+            conn.execute("DELETE FROM batches WHERE batch_id = ?1", [id.to_string()])
+        })
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 
-    async fn increment_counter(&self, key: &str, expires_at: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn increment_counter(
+        &self,
+        key: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let key = key.to_owned();
         let now = micros(Utc::now());
         self.call(move |conn| {
@@ -525,7 +557,11 @@ impl WorkQueue for EmbeddedDb {
         Ok(id)
     }
 
-    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
         let max_receives = self.max_receives;
         let now = Utc::now();
         let hidden_until = micros(now + chrono::Duration::from_std(visibility).unwrap_or_default());

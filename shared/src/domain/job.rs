@@ -332,7 +332,10 @@ mod tests {
         let now = Utc::now();
         let queued = job();
         let running = queued.start(now).unwrap();
-        assert_eq!((running.status, running.attempts, running.version), (JobStatus::Processing, 1, 2));
+        assert_eq!(
+            (running.status, running.attempts, running.version),
+            (JobStatus::Processing, 1, 2)
+        );
         let halfway = running.report_progress(50, "meshing", now).unwrap();
         let result = JobResult {
             object_key: "results/x/model.glb".into(),
@@ -342,7 +345,10 @@ mod tests {
             preview_key: None,
         };
         let done = halfway.complete(result, now).unwrap();
-        assert_eq!((done.status, done.progress, done.version), (JobStatus::Completed, 100, 4));
+        assert_eq!(
+            (done.status, done.progress, done.version),
+            (JobStatus::Completed, 100, 4)
+        );
         assert!(done.completed_at.is_some());
     }
 
@@ -354,26 +360,41 @@ mod tests {
         assert!(failed.cancel(now).is_err());
         assert!(failed.report_progress(10, "", now).is_err());
         let reopened = failed.reopen(now).unwrap();
-        assert_eq!((reopened.status, reopened.progress, reopened.error.clone()), (JobStatus::Queued, 0, None));
-        assert!(job().reopen(now).is_err(), "a queued job cannot be reopened");
+        assert_eq!(
+            (reopened.status, reopened.progress, reopened.error.clone()),
+            (JobStatus::Queued, 0, None)
+        );
+        assert!(
+            job().reopen(now).is_err(),
+            "a queued job cannot be reopened"
+        );
     }
 
     #[test]
     fn progress_never_moves_back_and_caps_below_completion() {
         let now = Utc::now();
-        let running = job().start(now).unwrap().report_progress(40, "a", now).unwrap();
+        let running = job()
+            .start(now)
+            .unwrap()
+            .report_progress(40, "a", now)
+            .unwrap();
         assert_eq!(
             running.report_progress(39, "b", now),
             Err(TransitionError::ProgressBackwards { from: 40, to: 39 })
         );
         assert_eq!(running.report_progress(100, "c", now).unwrap().progress, 99);
-        assert!(job().report_progress(10, "queued jobs do not progress", now).is_err());
+        assert!(
+            job()
+                .report_progress(10, "queued jobs do not progress", now)
+                .is_err()
+        );
     }
 
     #[test]
     fn options_refuse_unknown_keys_and_out_of_range_values() {
         assert!(serde_json::from_value::<JobOptions>(serde_json::json!({"quad": true})).is_err());
-        let opts: JobOptions = serde_json::from_value(serde_json::json!({"face_limit": 10, "texture": "HD"})).unwrap();
+        let opts: JobOptions =
+            serde_json::from_value(serde_json::json!({"face_limit": 10, "texture": "HD"})).unwrap();
         assert_eq!(opts.texture, Some(Texture::Hd));
         assert_eq!(opts.validate().unwrap_err().0, "face_limit");
     }

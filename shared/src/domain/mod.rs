@@ -10,4 +10,6 @@ pub mod models;
 pub use batch::Batch;
 pub use file::{FileRejection, FileStatus, UploadedFile};
 pub use ids::{BatchId, FileId, InvalidId, JobId};
-pub use job::{GenerationJob, JobError, JobOptions, JobResult, JobStatus, Texture, TransitionError};
+pub use job::{
+    GenerationJob, JobError, JobOptions, JobResult, JobStatus, Texture, TransitionError,
+};

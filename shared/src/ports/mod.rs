@@ -6,7 +6,9 @@ pub mod queue;
 pub mod storage;
 pub mod store;
 
-pub use generator::{GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter};
+pub use generator::{
+    GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter,
+};
 pub use queue::{DeadLetter, QueueDepth, QueueError, ReceivedMessage, WorkQueue};
 pub use storage::{ObjectMeta, ObjectStorage, PresignedRequest, StorageError};
 pub use store::{CreateOutcome, JobPage, JobQuery, Store, StoreError};

@@ -32,7 +32,8 @@ pub fn sanitize_filename(raw: &str) -> String {
 
 /// The lower-cased extension of a filename, if any.
 pub fn extension(name: &str) -> Option<String> {
-    name.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase())
+    name.rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -48,7 +49,10 @@ mod tests {
         assert_eq!(sanitize_filename("a\0b\r\n<script>.png"), "a_b_script_.png");
         assert_eq!(sanitize_filename(""), "upload");
         assert_eq!(sanitize_filename("..."), "upload");
-        assert_eq!(sanitize_filename("café photo (1).webp"), "café photo (1).webp");
+        assert_eq!(
+            sanitize_filename("café photo (1).webp"),
+            "café photo (1).webp"
+        );
     }
 
     #[test]

@@ -223,7 +223,9 @@ fn png_end(bytes: &[u8]) -> Result<usize, &'static str> {
     let mut at = 8;
     loop {
         let len = be_u32(bytes, at).ok_or("PNG chunk header cut short")?;
-        let kind = bytes.get(at + 4..at + 8).ok_or("PNG chunk header cut short")?;
+        let kind = bytes
+            .get(at + 4..at + 8)
+            .ok_or("PNG chunk header cut short")?;
         let next = at
             .checked_add(12)
             .and_then(|n| n.checked_add(len))
@@ -290,7 +292,11 @@ fn webp_end(bytes: &[u8]) -> Result<usize, &'static str> {
         return Err("WebP data runs past the end of the file");
     }
     // An odd-sized payload may carry one padding byte.
-    Ok(if riff % 2 == 1 && end < bytes.len() { end + 1 } else { end })
+    Ok(if riff % 2 == 1 && end < bytes.len() {
+        end + 1
+    } else {
+        end
+    })
 }
 
 #[cfg(test)]
@@ -328,7 +334,10 @@ mod tests {
         ] {
             let bytes = encode(format, alpha);
             let img = inspect_image(&bytes, LIMITS).unwrap();
-            assert_eq!((img.content_type.as_str(), img.width, img.height), (mime, 40, 30));
+            assert_eq!(
+                (img.content_type.as_str(), img.width, img.height),
+                (mime, 40, 30)
+            );
             assert_eq!(img.size, bytes.len() as u64);
             assert_eq!(img.sha256.len(), 64);
         }
@@ -337,7 +346,12 @@ mod tests {
     #[test]
     fn rejects_empty_and_non_images() {
         assert_eq!(inspect_image(b"", LIMITS), Err(ImageRejection::Empty));
-        assert_eq!(inspect_image(b"<html><script>alert(1)</script>", LIMITS).unwrap_err().code(), "INVALID_FILE_TYPE");
+        assert_eq!(
+            inspect_image(b"<html><script>alert(1)</script>", LIMITS)
+                .unwrap_err()
+                .code(),
+            "INVALID_FILE_TYPE"
+        );
         assert_eq!(
             inspect_image(b"GIF89a\x01\x00\x01\x00", LIMITS),
             Err(ImageRejection::Unsupported { format: "GIF" })
@@ -347,9 +361,18 @@ mod tests {
     #[test]
     fn one_byte_over_the_limit_is_too_large() {
         let bytes = encode(ImageFormat::Png, false);
-        let limits = ImageLimits { max_bytes: bytes.len() as u64 - 1, ..LIMITS };
-        assert_eq!(inspect_image(&bytes, limits).unwrap_err().code(), "FILE_TOO_LARGE");
-        let exact = ImageLimits { max_bytes: bytes.len() as u64, ..LIMITS };
+        let limits = ImageLimits {
+            max_bytes: bytes.len() as u64 - 1,
+            ..LIMITS
+        };
+        assert_eq!(
+            inspect_image(&bytes, limits).unwrap_err().code(),
+            "FILE_TOO_LARGE"
+        );
+        let exact = ImageLimits {
+            max_bytes: bytes.len() as u64,
+            ..LIMITS
+        };
         assert!(inspect_image(&bytes, exact).is_ok());
     }
 
@@ -359,7 +382,11 @@ mod tests {
             let bytes = encode(format, false);
             for cut in [bytes.len() / 2, bytes.len() - 1] {
                 let err = inspect_image(&bytes[..cut], LIMITS).unwrap_err();
-                assert_eq!(err.code(), "INVALID_IMAGE", "{format:?} cut at {cut}: {err}");
+                assert_eq!(
+                    err.code(),
+                    "INVALID_IMAGE",
+                    "{format:?} cut at {cut}: {err}"
+                );
             }
         }
     }
@@ -369,10 +396,13 @@ mod tests {
         for format in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP] {
             let mut bytes = encode(format, false);
             bytes.extend_from_slice(b"PK\x03\x04<html><script>alert(1)</script></html>");
-            assert!(matches!(
-                inspect_image(&bytes, LIMITS),
-                Err(ImageRejection::TrailingData { .. })
-            ), "{format:?}");
+            assert!(
+                matches!(
+                    inspect_image(&bytes, LIMITS),
+                    Err(ImageRejection::TrailingData { .. })
+                ),
+                "{format:?}"
+            );
         }
         // Zero padding after the end is harmless and common.
         let mut padded = encode(ImageFormat::Jpeg, false);
@@ -399,7 +429,11 @@ mod tests {
         png.extend_from_slice(&crc32(b"IEND").to_be_bytes());
         assert_eq!(
             inspect_image(&png, LIMITS),
-            Err(ImageRejection::TooManyPixels { width: 100_000, height: 100_000, limit: LIMITS.max_pixels })
+            Err(ImageRejection::TooManyPixels {
+                width: 100_000,
+                height: 100_000,
+                limit: LIMITS.max_pixels
+            })
         );
     }
 
@@ -408,7 +442,11 @@ mod tests {
         for &byte in data {
             crc ^= u32::from(byte);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -416,7 +454,10 @@ mod tests {
 
     #[test]
     fn mime_and_extension_mapping() {
-        assert_eq!(ImageKind::from_mime("IMAGE/JPEG; charset=x"), Some(ImageKind::Jpeg));
+        assert_eq!(
+            ImageKind::from_mime("IMAGE/JPEG; charset=x"),
+            Some(ImageKind::Jpeg)
+        );
         assert_eq!(ImageKind::from_mime("image/gif"), None);
         assert_eq!(ImageKind::from_extension("JPG"), Some(ImageKind::Jpeg));
         assert_eq!(ImageKind::from_extension("exe"), None);

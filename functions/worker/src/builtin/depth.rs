@@ -37,7 +37,9 @@ fn blur(values: &[f32], width: usize, height: usize, sigma: f32) -> Vec<f32> {
         return values.to_vec();
     }
     let radius = (sigma * 3.0).ceil() as isize;
-    let kernel: Vec<f32> = (-radius..=radius).map(|i| (-((i * i) as f32) / (2.0 * sigma * sigma)).exp()).collect();
+    let kernel: Vec<f32> = (-radius..=radius)
+        .map(|i| (-((i * i) as f32) / (2.0 * sigma * sigma)).exp())
+        .collect();
     let norm: f32 = kernel.iter().sum();
     let pass = |src: &[f32], horizontal: bool| -> Vec<f32> {
         let mut out = vec![0.0; src.len()];
@@ -47,9 +49,15 @@ fn blur(values: &[f32], width: usize, height: usize, sigma: f32) -> Vec<f32> {
                 for (k, weight) in kernel.iter().enumerate() {
                     let offset = k as isize - radius;
                     let (sx, sy) = if horizontal {
-                        ((x as isize + offset).clamp(0, width as isize - 1) as usize, y)
+                        (
+                            (x as isize + offset).clamp(0, width as isize - 1) as usize,
+                            y,
+                        )
                     } else {
-                        (x, (y as isize + offset).clamp(0, height as isize - 1) as usize)
+                        (
+                            x,
+                            (y as isize + offset).clamp(0, height as isize - 1) as usize,
+                        )
                     };
                     acc += weight * src[sy * width + sx];
                 }
@@ -94,14 +102,22 @@ fn foreground_mask(small: &RgbaImage) -> Vec<f32> {
         small
             .pixels()
             .map(|p| {
-                let d: f32 = (0..3).map(|c| (f32::from(p.0[c]) - bg[c]).powi(2)).sum::<f32>().sqrt() / (255.0 * 3f32.sqrt());
+                let d: f32 = (0..3)
+                    .map(|c| (f32::from(p.0[c]) - bg[c]).powi(2))
+                    .sum::<f32>()
+                    .sqrt()
+                    / (255.0 * 3f32.sqrt());
                 smoothstep(0.06, 0.2, d)
             })
             .collect()
     };
     let coverage = mask.iter().sum::<f32>() / mask.len() as f32;
     // No separable subject (a uniform frame, or a photo filled edge to edge): relief everywhere.
-    if !(0.02..=0.97).contains(&coverage) { vec![1.0; mask.len()] } else { mask }
+    if !(0.02..=0.97).contains(&coverage) {
+        vec![1.0; mask.len()]
+    } else {
+        mask
+    }
 }
 
 fn normalise_within(values: &mut [f32], mask: &[f32]) {
@@ -114,7 +130,11 @@ fn normalise_within(values: &mut [f32], mask: &[f32]) {
     }
     let span = hi - lo;
     for v in values.iter_mut() {
-        *v = if span > 1e-6 { ((*v - lo) / span).clamp(0.0, 1.0) } else { 0.5 };
+        *v = if span > 1e-6 {
+            ((*v - lo) / span).clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
     }
 }
 
@@ -127,7 +147,10 @@ pub fn estimate(image: &RgbaImage, grid_w: u32, grid_h: u32) -> DepthMap {
     let mask = blur(&foreground_mask(&small), w, h, scale / 200.0);
     let luminance: Vec<f32> = small
         .pixels()
-        .map(|p| (0.2126 * f32::from(p.0[0]) + 0.7152 * f32::from(p.0[1]) + 0.0722 * f32::from(p.0[2])) / 255.0)
+        .map(|p| {
+            (0.2126 * f32::from(p.0[0]) + 0.7152 * f32::from(p.0[1]) + 0.0722 * f32::from(p.0[2]))
+                / 255.0
+        })
         .collect();
     let mut detail = blur(&luminance, w, h, scale / 100.0);
     normalise_within(&mut detail, &mask);
@@ -140,7 +163,11 @@ pub fn estimate(image: &RgbaImage, grid_w: u32, grid_h: u32) -> DepthMap {
         .zip(&inflation)
         .map(|((m, d), i)| (m * (0.55 * i + 0.45 * d)).clamp(0.0, 1.0))
         .collect();
-    DepthMap { width: w, height: h, values }
+    DepthMap {
+        width: w,
+        height: h,
+        values,
+    }
 }
 
 #[cfg(test)]
@@ -153,10 +180,17 @@ mod tests {
         // A bright disc on a dark uniform background.
         let img = RgbaImage::from_fn(120, 80, |x, y| {
             let (dx, dy) = (x as f32 - 60.0, y as f32 - 40.0);
-            if dx * dx + dy * dy < 25.0 * 25.0 { Rgba([230, 200, 180, 255]) } else { Rgba([20, 30, 40, 255]) }
+            if dx * dx + dy * dy < 25.0 * 25.0 {
+                Rgba([230, 200, 180, 255])
+            } else {
+                Rgba([20, 30, 40, 255])
+            }
         });
         let depth = estimate(&img, 60, 40);
-        assert_eq!((depth.width, depth.height, depth.values.len()), (60, 40, 2400));
+        assert_eq!(
+            (depth.width, depth.height, depth.values.len()),
+            (60, 40, 2400)
+        );
         assert!(depth.at(0, 0) < 0.05, "corner {}", depth.at(0, 0));
         assert!(depth.at(30, 20) > 0.6, "centre {}", depth.at(30, 20));
         assert!(depth.values.iter().all(|v| (0.0..=1.0).contains(v)));
@@ -164,7 +198,13 @@ mod tests {
 
     #[test]
     fn alpha_decides_the_subject() {
-        let img = RgbaImage::from_fn(64, 64, |x, _| if x < 32 { Rgba([255, 255, 255, 0]) } else { Rgba([255, 255, 255, 255]) });
+        let img = RgbaImage::from_fn(64, 64, |x, _| {
+            if x < 32 {
+                Rgba([255, 255, 255, 0])
+            } else {
+                Rgba([255, 255, 255, 255])
+            }
+        });
         assert!(has_transparency(&img));
         let depth = estimate(&img, 32, 32);
         assert!(depth.at(2, 16) < 0.05);

@@ -14,7 +14,7 @@ const UNSIGNED_INT: u32 = 5125;
 
 /// Appends `bytes` to the binary buffer at a 4-byte aligned offset; returns (offset, length).
 fn push_aligned(bin: &mut Vec<u8>, bytes: &[u8]) -> (usize, usize) {
-    while bin.len() % 4 != 0 {
+    while !bin.len().is_multiple_of(4) {
         bin.push(0);
     }
     let offset = bin.len();
@@ -23,7 +23,10 @@ fn push_aligned(bin: &mut Vec<u8>, bytes: &[u8]) -> (usize, usize) {
 }
 
 fn floats<const N: usize>(items: &[[f32; N]]) -> Vec<u8> {
-    items.iter().flat_map(|v| v.iter().flat_map(|f| f.to_le_bytes())).collect()
+    items
+        .iter()
+        .flat_map(|v| v.iter().flat_map(|f| f.to_le_bytes()))
+        .collect()
 }
 
 /// Encodes `mesh` with `texture` (image bytes of `mime`) as a GLB file.
@@ -35,7 +38,7 @@ pub fn encode(mesh: &Mesh, texture: &[u8], mime: &str) -> Vec<u8> {
     let index_bytes: Vec<u8> = mesh.indices.iter().flat_map(|i| i.to_le_bytes()).collect();
     let indices = push_aligned(&mut bin, &index_bytes);
     let image = push_aligned(&mut bin, texture);
-    while bin.len() % 4 != 0 {
+    while !bin.len().is_multiple_of(4) {
         bin.push(0);
     }
     let (min, max) = mesh.bounds();
@@ -85,7 +88,7 @@ pub fn encode(mesh: &Mesh, texture: &[u8], mime: &str) -> Vec<u8> {
         "buffers": [{"byteLength": bin.len()}]
     });
     let mut json_chunk = document.to_string().into_bytes();
-    while json_chunk.len() % 4 != 0 {
+    while !json_chunk.len().is_multiple_of(4) {
         json_chunk.push(b' ');
     }
     let total = 12 + 8 + json_chunk.len() + 8 + bin.len();

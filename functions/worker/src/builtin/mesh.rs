@@ -56,7 +56,10 @@ pub fn grid_size(image_w: u32, image_h: u32, face_limit: Option<u32>) -> (u32, u
     let (rw, rh) = (image_w.max(1) as f64 / long, image_h.max(1) as f64 / long);
     let fit = |n: u32| {
         let n = f64::from(n);
-        (((n - 1.0) * rw).round() as u32 + 1, ((n - 1.0) * rh).round() as u32 + 1)
+        (
+            ((n - 1.0) * rw).round() as u32 + 1,
+            ((n - 1.0) * rh).round() as u32 + 1,
+        )
     };
     let mut n = DEFAULT_GRID_LONG_SIDE;
     if let Some(limit) = face_limit {
@@ -72,12 +75,19 @@ pub fn grid_size(image_w: u32, image_h: u32, face_limit: Option<u32>) -> (u32, u
     (w.max(2), h.max(2))
 }
 
+/// Grid points along one border, in order, and that border's outward normal.
+type Side = (Vec<(usize, usize)>, [f32; 3]);
+
 fn sub(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
 fn cross(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 
 fn dot(a: [f32; 3], b: [f32; 3]) -> f32 {
@@ -86,14 +96,22 @@ fn dot(a: [f32; 3], b: [f32; 3]) -> f32 {
 
 fn normalise(v: [f32; 3]) -> [f32; 3] {
     let len = dot(v, v).sqrt();
-    if len > 1e-12 { [v[0] / len, v[1] / len, v[2] / len] } else { [0.0, 0.0, 1.0] }
+    if len > 1e-12 {
+        [v[0] / len, v[1] / len, v[2] / len]
+    } else {
+        [0.0, 0.0, 1.0]
+    }
 }
 
 /// Builds the closed relief for `depth`, whose image has width/height `aspect`. The longer side
 /// spans 1 unit, centred on the origin; the back plate lies at z = 0, the relief rises to +z.
 pub fn relief_mesh(depth: &DepthMap, aspect: f32) -> Mesh {
     let (gw, gh) = (depth.width, depth.height);
-    let (width, height) = if aspect >= 1.0 { (1.0, 1.0 / aspect) } else { (aspect, 1.0) };
+    let (width, height) = if aspect >= 1.0 {
+        (1.0, 1.0 / aspect)
+    } else {
+        (aspect, 1.0)
+    };
     let x_at = |i: usize| -width / 2.0 + width * i as f32 / (gw - 1) as f32;
     let y_at = |j: usize| height / 2.0 - height * j as f32 / (gh - 1) as f32;
     let uv_at = |i: usize, j: usize| [i as f32 / (gw - 1) as f32, j as f32 / (gh - 1) as f32];
@@ -104,8 +122,14 @@ pub fn relief_mesh(depth: &DepthMap, aspect: f32) -> Mesh {
     // Front surface.
     for j in 0..gh {
         for i in 0..gw {
-            let tx = sub(front_pos((i + 1).min(gw - 1), j), front_pos(i.saturating_sub(1), j));
-            let ty = sub(front_pos(i, j.saturating_sub(1)), front_pos(i, (j + 1).min(gh - 1)));
+            let tx = sub(
+                front_pos((i + 1).min(gw - 1), j),
+                front_pos(i.saturating_sub(1), j),
+            );
+            let ty = sub(
+                front_pos(i, j.saturating_sub(1)),
+                front_pos(i, (j + 1).min(gh - 1)),
+            );
             mesh.positions.push(front_pos(i, j));
             mesh.normals.push(normalise(cross(tx, ty)));
             mesh.uvs.push(uv_at(i, j));
@@ -125,11 +149,18 @@ pub fn relief_mesh(depth: &DepthMap, aspect: f32) -> Mesh {
         for i in 0..gw - 1 {
             let (a, b, c, d) = (idx(i, j), idx(i + 1, j), idx(i, j + 1), idx(i + 1, j + 1));
             mesh.indices.extend_from_slice(&[a, c, b, b, c, d]);
-            mesh.indices.extend_from_slice(&[back + a, back + b, back + c, back + b, back + d, back + c]);
+            mesh.indices.extend_from_slice(&[
+                back + a,
+                back + b,
+                back + c,
+                back + b,
+                back + d,
+                back + c,
+            ]);
         }
     }
     // Side walls: one strip per side, each with its own outward normal.
-    let sides: [(Vec<(usize, usize)>, [f32; 3]); 4] = [
+    let sides: [Side; 4] = [
         ((0..gw).map(|i| (i, 0)).collect(), [0.0, 1.0, 0.0]),
         ((0..gw).map(|i| (i, gh - 1)).collect(), [0.0, -1.0, 0.0]),
         ((0..gh).map(|j| (0, j)).collect(), [-1.0, 0.0, 0.0]),
@@ -145,7 +176,12 @@ pub fn relief_mesh(depth: &DepthMap, aspect: f32) -> Mesh {
             mesh.uvs.extend_from_slice(&[uv_at(i, j), uv_at(i, j)]);
         }
         for k in 0..points.len() as u32 - 1 {
-            let (t0, b0, t1, b1) = (start + 2 * k, start + 2 * k + 1, start + 2 * k + 2, start + 2 * k + 3);
+            let (t0, b0, t1, b1) = (
+                start + 2 * k,
+                start + 2 * k + 1,
+                start + 2 * k + 2,
+                start + 2 * k + 3,
+            );
             let p = |v: u32| mesh.positions[v as usize];
             let facing = dot(cross(sub(p(b0), p(t0)), sub(p(t1), p(t0))), outward);
             if facing >= 0.0 {
@@ -164,7 +200,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn flat(w: usize, h: usize, v: f32) -> DepthMap {
-        DepthMap { width: w, height: h, values: vec![v; w * h] }
+        DepthMap {
+            width: w,
+            height: h,
+            values: vec![v; w * h],
+        }
     }
 
     #[test]
@@ -183,7 +223,11 @@ mod tests {
     /// (consistent winding), once vertices at the same position are identified.
     #[test]
     fn mesh_is_closed_and_consistently_wound() {
-        let depth = DepthMap { width: 6, height: 5, values: (0..30).map(|i| (i % 7) as f32 / 7.0).collect() };
+        let depth = DepthMap {
+            width: 6,
+            height: 5,
+            values: (0..30).map(|i| (i % 7) as f32 / 7.0).collect(),
+        };
         let mesh = relief_mesh(&depth, 1.3);
         let key = |v: u32| mesh.positions[v as usize].map(f32::to_bits);
         let mut edges = std::collections::HashMap::new();

@@ -8,9 +8,11 @@ pub mod mesh;
 use async_trait::async_trait;
 use bytes::Bytes;
 use image::{DynamicImage, ImageReader, RgbaImage};
-use image2model_shared::ports::{GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter};
-use image2model_shared::validation::image::decode_limits;
+use image2model_shared::ports::{
+    GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter,
+};
 use image2model_shared::validation::ImageLimits;
+use image2model_shared::validation::image::decode_limits;
 use std::io::Cursor;
 
 /// The model type the built-in generator serves.
@@ -29,7 +31,10 @@ impl BuiltinGenerator {
 }
 
 fn invalid(message: String) -> GeneratorError {
-    GeneratorError::InvalidInput { code: "INVALID_IMAGE", message }
+    GeneratorError::InvalidInput {
+        code: "INVALID_IMAGE",
+        message,
+    }
 }
 
 /// Decodes an image under the pixel limit.
@@ -37,21 +42,34 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, GeneratorEr
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| invalid(e.to_string()))?;
-    reader.limits(decode_limits(ImageLimits { max_bytes: u64::MAX, max_pixels }));
-    reader.decode().map_err(|e| invalid(format!("cannot decode the image: {e}")))
+    reader.limits(decode_limits(ImageLimits {
+        max_bytes: u64::MAX,
+        max_pixels,
+    }));
+    reader
+        .decode()
+        .map_err(|e| invalid(format!("cannot decode the image: {e}")))
 }
 
 /// The photo as the model's texture: at most 1024 px, JPEG (PNG when it has transparency).
 pub fn texture(image: &DynamicImage) -> Result<(Vec<u8>, &'static str), GeneratorError> {
     let scaled = if image.width().max(image.height()) > TEXTURE_MAX_SIDE {
-        image.resize(TEXTURE_MAX_SIDE, TEXTURE_MAX_SIDE, image::imageops::FilterType::Triangle)
+        image.resize(
+            TEXTURE_MAX_SIDE,
+            TEXTURE_MAX_SIDE,
+            image::imageops::FilterType::Triangle,
+        )
     } else {
         image.clone()
     };
     let mut out = Cursor::new(Vec::new());
-    let encode_failed = |e: image::ImageError| GeneratorError::Transient(format!("texture encoding failed: {e}"));
+    let encode_failed =
+        |e: image::ImageError| GeneratorError::Transient(format!("texture encoding failed: {e}"));
     if depth::has_transparency(&scaled.to_rgba8()) {
-        scaled.to_rgba8().write_to(&mut out, image::ImageFormat::Png).map_err(encode_failed)?;
+        scaled
+            .to_rgba8()
+            .write_to(&mut out, image::ImageFormat::Png)
+            .map_err(encode_failed)?;
         Ok((out.into_inner(), "image/png"))
     } else {
         let rgb = scaled.to_rgb8();
@@ -70,7 +88,9 @@ pub fn generate_glb(rgba: &RgbaImage, texture: (&[u8], &str), face_limit: Option
     glb::encode(&mesh, texture.0, texture.1)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, GeneratorError> + Send + 'static) -> Result<T, GeneratorError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, GeneratorError> + Send + 'static,
+) -> Result<T, GeneratorError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| GeneratorError::Transient(format!("generator task failed: {e}")))?
@@ -96,11 +116,24 @@ impl Generator for BuiltinGenerator {
         let decoded = blocking(move || decode(&image, max_pixels)).await?;
         progress.report(30, "Preparing texture").await;
         let (decoded, tex) = blocking(move || texture(&decoded).map(|t| (decoded, t))).await?;
-        progress.report(50, "Estimating depth and building the relief mesh").await;
+        progress
+            .report(50, "Estimating depth and building the relief mesh")
+            .await;
         let face_limit = request.options.face_limit;
-        let bytes = blocking(move || Ok(generate_glb(&decoded.to_rgba8(), (&tex.0, tex.1), face_limit))).await?;
+        let bytes = blocking(move || {
+            Ok(generate_glb(
+                &decoded.to_rgba8(),
+                (&tex.0, tex.1),
+                face_limit,
+            ))
+        })
+        .await?;
         progress.report(90, "Model encoded").await;
-        Ok(GeneratedModel { bytes: Bytes::from(bytes), content_type: "model/gltf-binary", file_extension: "glb" })
+        Ok(GeneratedModel {
+            bytes: Bytes::from(bytes),
+            content_type: "model/gltf-binary",
+            file_extension: "glb",
+        })
     }
 }
 
@@ -137,9 +170,19 @@ mod tests {
 
     async fn run(bytes: Vec<u8>, options: JobOptions) -> (Vec<u8>, Vec<u8>) {
         let recorder = Recorder::default();
-        let request = GenerationRequest { model_type: BUILTIN_MODEL.into(), options, image: Bytes::from(bytes) };
-        let model = BuiltinGenerator::new(40_000_000).generate(request, &recorder).await.unwrap();
-        assert_eq!((model.content_type, model.file_extension), ("model/gltf-binary", "glb"));
+        let request = GenerationRequest {
+            model_type: BUILTIN_MODEL.into(),
+            options,
+            image: Bytes::from(bytes),
+        };
+        let model = BuiltinGenerator::new(40_000_000)
+            .generate(request, &recorder)
+            .await
+            .unwrap();
+        assert_eq!(
+            (model.content_type, model.file_extension),
+            ("model/gltf-binary", "glb")
+        );
         let progress = recorder.0.into_inner().unwrap();
         (model.bytes.to_vec(), progress)
     }
@@ -153,14 +196,29 @@ mod tests {
         let positions: Vec<[f32; 3]> = reader.read_positions().unwrap().collect();
         let triangles = reader.read_indices().unwrap().into_u32().count() / 3;
         assert_eq!(reader.read_normals().unwrap().count(), positions.len());
-        assert_eq!(reader.read_tex_coords(0).unwrap().into_f32().count(), positions.len());
+        assert_eq!(
+            reader.read_tex_coords(0).unwrap().into_f32().count(),
+            positions.len()
+        );
         let bbox = primitive.bounding_box();
-        assert!((bbox.max[0] - 0.5).abs() < 1e-6 && (bbox.min[0] + 0.5).abs() < 1e-6, "x spans 1 unit: {bbox:?}");
-        assert!((bbox.max[1] - 1.0 / 3.0).abs() < 1e-3, "y spans 2/3 unit: {bbox:?}");
+        assert!(
+            (bbox.max[0] - 0.5).abs() < 1e-6 && (bbox.min[0] + 0.5).abs() < 1e-6,
+            "x spans 1 unit: {bbox:?}"
+        );
+        assert!(
+            (bbox.max[1] - 1.0 / 3.0).abs() < 1e-3,
+            "y spans 2/3 unit: {bbox:?}"
+        );
         assert_eq!(bbox.min[2], 0.0);
-        assert!(bbox.max[2] > mesh::BASE_THICKNESS + 0.05 && bbox.max[2] <= mesh::BASE_THICKNESS + mesh::RELIEF_HEIGHT + 1e-6);
+        assert!(
+            bbox.max[2] > mesh::BASE_THICKNESS + 0.05
+                && bbox.max[2] <= mesh::BASE_THICKNESS + mesh::RELIEF_HEIGHT + 1e-6
+        );
         let material = primitive.material();
-        let texture = material.pbr_metallic_roughness().base_color_texture().expect("textured");
+        let texture = material
+            .pbr_metallic_roughness()
+            .base_color_texture()
+            .expect("textured");
         match texture.texture().source().source() {
             gltf::image::Source::View { mime_type, .. } => assert_eq!(mime_type, expect_mime),
             other => panic!("texture must be embedded, got {other:?}"),
@@ -177,12 +235,18 @@ mod tests {
         assert_eq!((gw, gh), (128, 86));
         assert_eq!(vertices as u64, mesh::vertices_for(gw, gh));
         assert_eq!(triangles as u64, mesh::triangles_for(gw, gh));
-        assert!(progress.windows(2).all(|w| w[0] <= w[1]) && progress.len() >= 3, "{progress:?}");
+        assert!(
+            progress.windows(2).all(|w| w[0] <= w[1]) && progress.len() >= 3,
+            "{progress:?}"
+        );
     }
 
     #[tokio::test]
     async fn transparency_gives_a_png_texture_and_face_limit_is_respected() {
-        let options = JobOptions { face_limit: Some(5000), ..JobOptions::default() };
+        let options = JobOptions {
+            face_limit: Some(5000),
+            ..JobOptions::default()
+        };
         let (glb, _) = run(photo(true), options).await;
         let (_, triangles) = check_glb(&glb, "image/png");
         assert!(triangles <= 5000 && triangles > 2500, "{triangles}");
@@ -190,11 +254,27 @@ mod tests {
 
     #[tokio::test]
     async fn garbage_is_invalid_input_not_a_retry() {
-        let request = GenerationRequest { model_type: BUILTIN_MODEL.into(), options: JobOptions::default(), image: Bytes::from_static(b"nope") };
-        let err = BuiltinGenerator::new(1000).generate(request, &Recorder::default()).await.unwrap_err();
+        let request = GenerationRequest {
+            model_type: BUILTIN_MODEL.into(),
+            options: JobOptions::default(),
+            image: Bytes::from_static(b"nope"),
+        };
+        let err = BuiltinGenerator::new(1000)
+            .generate(request, &Recorder::default())
+            .await
+            .unwrap_err();
         assert!(!err.is_retryable());
         assert_eq!(err.code(), "INVALID_IMAGE");
-        let request = GenerationRequest { model_type: "tripo3d".into(), options: JobOptions::default(), image: Bytes::new() };
-        assert!(matches!(BuiltinGenerator::new(1000).generate(request, &Recorder::default()).await, Err(GeneratorError::Unavailable(_))));
+        let request = GenerationRequest {
+            model_type: "tripo3d".into(),
+            options: JobOptions::default(),
+            image: Bytes::new(),
+        };
+        assert!(matches!(
+            BuiltinGenerator::new(1000)
+                .generate(request, &Recorder::default())
+                .await,
+            Err(GeneratorError::Unavailable(_))
+        ));
     }
 }

@@ -1,0 +1,435 @@
+//! The contract every adapter set must meet, written against the ports only, so the same checks
+//! run against the embedded adapters and the AWS ones.
+
+use bytes::Bytes;
+use chrono::{Duration as Span, Utc};
+use image2model_shared::domain::{
+    Batch, BatchId, FileId, FileStatus, GenerationJob, JobError, JobOptions, JobStatus,
+    UploadedFile,
+};
+use image2model_shared::ports::{
+    CreateOutcome, JobQuery, ObjectStorage, Store, StoreError, WorkQueue,
+};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+pub fn file(owner: &str) -> UploadedFile {
+    let file_id = FileId::new();
+    let now = Utc::now();
+    UploadedFile {
+        file_id,
+        owner: owner.to_owned(),
+        filename: "a.png".into(),
+        content_type: "image/png".into(),
+        size: 10,
+        sha256: None,
+        width: None,
+        height: None,
+        status: FileStatus::Pending,
+        rejection: None,
+        object_key: UploadedFile::object_key_for(owner, file_id),
+        created_at: now,
+        expires_at: now + Span::hours(1),
+        version: 1,
+    }
+}
+
+pub fn job(owner: &str, file_id: FileId) -> GenerationJob {
+    GenerationJob::new(
+        file_id,
+        owner,
+        "depth_anything_v2",
+        JobOptions::default(),
+        None,
+        Utc::now(),
+    )
+}
+
+pub async fn files_are_created_once_and_updated_conditionally(store: &dyn Store) {
+    let f = file("alice");
+    store.create_file(&f).await.unwrap();
+    assert!(matches!(
+        store.create_file(&f).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(store.get_file(f.file_id).await.unwrap(), Some(f.clone()));
+    let ready = f
+        .accept(image2model_shared::domain::file::AcceptedImage {
+            content_type: "image/png".into(),
+            size: 10,
+            sha256: "0".repeat(64),
+            width: 2,
+            height: 3,
+        })
+        .unwrap();
+    store.update_file(&ready).await.unwrap();
+    // A second writer holding the old version loses.
+    let rejected = f
+        .reject(image2model_shared::domain::FileRejection {
+            code: "X".into(),
+            message: "x".into(),
+        })
+        .unwrap();
+    assert!(matches!(
+        store.update_file(&rejected).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.get_file(f.file_id).await.unwrap().unwrap().status,
+        FileStatus::Ready
+    );
+    store.delete_file(f.file_id).await.unwrap();
+    assert_eq!(store.get_file(f.file_id).await.unwrap(), None);
+}
+
+pub async fn job_updates_are_conditional_and_monotonic(store: &dyn Store) {
+    let f = file("alice");
+    let j = job("alice", f.file_id);
+    assert_eq!(
+        store
+            .create_jobs(std::slice::from_ref(&j), None, None)
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+    assert!(matches!(
+        store
+            .create_jobs(std::slice::from_ref(&j), None, None)
+            .await,
+        Err(StoreError::AlreadyExists)
+    ));
+    let now = Utc::now();
+    let running = j.start(now).unwrap();
+    store.update_job(&running).await.unwrap();
+    // Lost update: a writer that read version 1 cannot write over version 2.
+    assert!(matches!(
+        store.update_job(&j.cancel(now).unwrap()).await,
+        Err(StoreError::Conflict)
+    ));
+    let at_60 = running.report_progress(60, "x", now).unwrap();
+    store.update_job(&at_60).await.unwrap();
+    // Even with the right version, the store refuses progress that moves back.
+    let mut backwards = at_60.report_progress(60, "y", now).unwrap();
+    backwards.progress = 30;
+    assert!(matches!(
+        store.update_job(&backwards).await,
+        Err(StoreError::Conflict)
+    ));
+    let failed = at_60.fail(JobError::new("E", "e"), now).unwrap();
+    store.update_job(&failed).await.unwrap();
+    // Nothing leaves a terminal state through an ordinary update, whatever it claims.
+    let mut escape = failed.clone();
+    escape.status = JobStatus::Processing;
+    escape.version += 1;
+    assert!(matches!(
+        store.update_job(&escape).await,
+        Err(StoreError::Conflict)
+    ));
+    // Only an administrator's reopen does, and only from failed or cancelled.
+    let reopened = failed.reopen(now).unwrap();
+    store.reopen_job(&reopened).await.unwrap();
+    assert!(matches!(
+        store
+            .reopen_job(&reopened.reopen(now).unwrap_or(reopened.clone()))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let stored = store.get_job(j.job_id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.progress, stored.version),
+        (JobStatus::Queued, 0, reopened.version)
+    );
+}
+
+pub async fn concurrent_writers_cannot_both_win(store: &dyn Store) {
+    let j = job("alice", FileId::new());
+    store
+        .create_jobs(std::slice::from_ref(&j), None, None)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let (started, cancelled) = (j.start(now).unwrap(), j.cancel(now).unwrap());
+    let (a, b) = tokio::join!(store.update_job(&started), store.update_job(&cancelled));
+    assert!(
+        a.is_ok() ^ b.is_ok(),
+        "exactly one of two writers of version 1 wins: {a:?} {b:?}"
+    );
+}
+
+pub async fn listings_paginate_filter_and_order(store: &dyn Store) {
+    let owner = format!("lister-{}", uuid::Uuid::new_v4().simple());
+    let base = Utc::now() - Span::minutes(10);
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let mut j = job(&owner, FileId::new());
+        j.created_at = base + Span::seconds(i);
+        j.updated_at = j.created_at;
+        store
+            .create_jobs(std::slice::from_ref(&j), None, None)
+            .await
+            .unwrap();
+        ids.push(j.job_id);
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_jobs(&JobQuery {
+                owner: Some(owner.clone()),
+                status: None,
+                limit: 3,
+                cursor: cursor.clone(),
+            })
+            .await
+            .unwrap();
+        assert!(page.jobs.len() <= 3);
+        seen.extend(page.jobs.iter().map(|j| j.job_id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "every job once, newest first");
+    let other = store
+        .list_jobs(&JobQuery {
+            owner: Some("nobody".into()),
+            status: None,
+            limit: 10,
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    assert!(other.jobs.is_empty());
+    let processing = store
+        .list_jobs(&JobQuery {
+            owner: Some(owner.clone()),
+            status: Some(JobStatus::Processing),
+            limit: 10,
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    assert!(processing.jobs.is_empty());
+    assert!(matches!(
+        store
+            .list_jobs(&JobQuery {
+                owner: Some(owner.clone()),
+                status: None,
+                limit: 3,
+                cursor: Some("not-a-cursor".into())
+            })
+            .await,
+        Err(StoreError::InvalidCursor)
+    ));
+    let oldest = store
+        .list_jobs_by_status(JobStatus::Queued, base + Span::seconds(3), 100)
+        .await
+        .unwrap();
+    let mine: Vec<_> = oldest
+        .iter()
+        .filter(|j| j.owner == owner)
+        .map(|j| j.job_id)
+        .collect();
+    assert_eq!(
+        mine,
+        ids.iter().rev().take(3).copied().collect::<Vec<_>>(),
+        "oldest update first, before the bound"
+    );
+    let counts = store.count_jobs_by_status().await.unwrap();
+    assert!(counts[&JobStatus::Queued] >= 7);
+}
+
+pub async fn batches_and_idempotency_are_atomic(store: &dyn Store) {
+    let batch_id = BatchId::new();
+    let jobs: Vec<_> = (0..3)
+        .map(|_| {
+            let mut j = job("alice", FileId::new());
+            j.batch_id = Some(batch_id);
+            j
+        })
+        .collect();
+    let batch = Batch {
+        batch_id,
+        owner: "alice".into(),
+        job_ids: jobs.iter().map(|j| j.job_id).collect(),
+        created_at: Utc::now(),
+    };
+    store.create_jobs(&jobs, Some(&batch), None).await.unwrap();
+    assert_eq!(
+        store.get_batch(batch_id).await.unwrap(),
+        Some(batch.clone())
+    );
+    // A batch whose second job collides writes nothing at all.
+    let fresh = job("alice", FileId::new());
+    let clash_batch = Batch {
+        batch_id: BatchId::new(),
+        owner: "alice".into(),
+        job_ids: vec![fresh.job_id, jobs[0].job_id],
+        created_at: Utc::now(),
+    };
+    assert!(
+        store
+            .create_jobs(&[fresh.clone(), jobs[0].clone()], Some(&clash_batch), None)
+            .await
+            .is_err()
+    );
+    assert_eq!(store.get_job(fresh.job_id).await.unwrap(), None);
+    assert_eq!(store.get_batch(clash_batch.batch_id).await.unwrap(), None);
+
+    let first = job("alice", FileId::new());
+    assert_eq!(
+        store
+            .create_jobs(std::slice::from_ref(&first), None, Some("k1"))
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+    let second = job("alice", FileId::new());
+    assert_eq!(
+        store
+            .create_jobs(std::slice::from_ref(&second), None, Some("k1"))
+            .await
+            .unwrap(),
+        CreateOutcome::Existing(first.job_id)
+    );
+    assert_eq!(store.get_job(second.job_id).await.unwrap(), None);
+    // Keys are per owner.
+    let bobs = job("bob", FileId::new());
+    assert_eq!(
+        store
+            .create_jobs(std::slice::from_ref(&bobs), None, Some("k1"))
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+    store.delete_batch(batch_id).await.unwrap();
+    assert_eq!(store.get_batch(batch_id).await.unwrap(), None);
+}
+
+pub async fn counters_count_per_window(store: &dyn Store) {
+    let key = format!("counter-{}", uuid::Uuid::new_v4());
+    let until = Utc::now() + Span::seconds(60);
+    for expected in 1..=3 {
+        assert_eq!(
+            store.increment_counter(&key, until).await.unwrap(),
+            expected
+        );
+    }
+    let other = format!("{key}-other");
+    assert_eq!(store.increment_counter(&other, until).await.unwrap(), 1);
+    store.ping().await.unwrap();
+}
+
+/// `max_receives` must be the queue's configured limit.
+pub async fn queue_delivers_with_delays_visibility_and_dead_letters(
+    queue: &dyn WorkQueue,
+    max_receives: u32,
+) {
+    let short = Duration::from_millis(300);
+    let id = queue.send("now", Duration::ZERO).await.unwrap();
+    queue
+        .send("later", Duration::from_millis(400))
+        .await
+        .unwrap();
+    let got = queue.receive(10, short).await.unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["now"],
+        "the delayed message is not visible yet"
+    );
+    assert_eq!(
+        (got[0].message_id.as_str(), got[0].receive_count),
+        (id.as_str(), 1)
+    );
+    assert!(
+        queue.receive(10, short).await.unwrap().is_empty(),
+        "hidden while in flight"
+    );
+    let depth = queue.depth().await.unwrap();
+    assert_eq!((depth.in_flight, depth.delayed, depth.visible), (1, 1, 0));
+
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    // The unacknowledged message comes back (a crashed handler), with its count, and the
+    // delayed one is visible now.
+    let mut again = queue.receive(10, short).await.unwrap();
+    again.sort_by(|a, b| a.body.cmp(&b.body));
+    assert_eq!(
+        again
+            .iter()
+            .map(|m| (m.body.as_str(), m.receive_count))
+            .collect::<Vec<_>>(),
+        [("later", 1), ("now", 2)]
+    );
+    // A stale receipt cannot acknowledge a redelivered message.
+    assert!(queue.delete(&got[0].receipt).await.is_err());
+    for m in &again {
+        if m.body == "later" {
+            queue.delete(&m.receipt).await.unwrap();
+        }
+    }
+    // Keep failing "now": after `max_receives` deliveries it moves to the dead letters.
+    for _ in 2..max_receives {
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let m = queue.receive(10, short).await.unwrap();
+        assert_eq!(m.len(), 1);
+    }
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(queue.receive(10, short).await.unwrap().is_empty());
+    let dead = queue.dead_letters(10).await.unwrap();
+    assert_eq!(
+        dead.iter()
+            .map(|d| (d.body.as_str(), d.receive_count))
+            .collect::<Vec<_>>(),
+        [("now", max_receives)]
+    );
+    let depth = queue.depth().await.unwrap();
+    assert_eq!(
+        (depth.visible, depth.in_flight, depth.delayed, depth.dead),
+        (0, 0, 0, 1)
+    );
+}
+
+pub async fn storage_round_trips_and_signs(storage: &dyn ObjectStorage) {
+    let key = format!("uploads/contract/{}", uuid::Uuid::new_v4());
+    assert!(storage.head(&key).await.unwrap().is_none());
+    storage
+        .put(&key, Bytes::from_static(b"\x89PNG data"), "image/png")
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.get(&key).await.unwrap(),
+        Bytes::from_static(b"\x89PNG data")
+    );
+    let meta = storage.head(&key).await.unwrap().unwrap();
+    assert_eq!((meta.size, meta.content_type.as_str()), (9, "image/png"));
+    let keys: BTreeSet<String> = storage
+        .list("uploads/contract/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert!(keys.contains(&key));
+    let put = storage
+        .presign_put(&key, "image/png", 9, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        (put.method, put.headers["Content-Type"].as_str()),
+        ("PUT", "image/png")
+    );
+    assert!(
+        put.expires_at > Utc::now() + Span::seconds(50)
+            && put.expires_at <= Utc::now() + Span::seconds(61)
+    );
+    let get = storage
+        .presign_get(&key, "model.glb", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(get.method, "GET");
+    storage.delete(&key).await.unwrap();
+    storage.delete(&key).await.unwrap();
+    assert!(storage.get(&key).await.is_err());
+    storage.ping().await.unwrap();
+}
