@@ -945,3 +945,42 @@ async fn admin_routes_list_retry_delete_and_report() {
     .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
 }
+
+#[tokio::test]
+async fn sse_sends_heartbeats_only_when_nothing_changes() {
+    let server =
+        TestServer::start_with(|c| c.sse_heartbeat = std::time::Duration::from_millis(200)).await;
+    let file_id = pending_file(&server, ALICE).await;
+    let (_, job) = server
+        .post_json("/api/v1/jobs", Some(ALICE), &json!({"file_id": file_id}))
+        .await;
+    let job_id = job["job_id"].as_str().unwrap();
+    let text = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/status/tasks/{job_id}/sse?timeout=0.9"),
+            Some(ALICE),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events.first(), Some(&"task_queued"), "{text}");
+    assert_eq!(events.last(), Some(&"timeout"), "{text}");
+    let heartbeats = events.iter().filter(|e| **e == "heartbeat").count();
+    assert!(
+        (3..=5).contains(&heartbeats),
+        "about one heartbeat per 200 ms of silence: {events:?}"
+    );
+    assert_eq!(
+        events.len(),
+        heartbeats + 2,
+        "no frame repeats an unchanged state: {events:?}"
+    );
+}
