@@ -209,18 +209,13 @@ async fn hostile_path_ids_are_refused_before_any_lookup() {
             .get_json(&format!("/api/v1/files/{id}"), Some(ALICE))
             .await;
         assert_error(status, &body, 400, "INVALID_FILE_ID");
-        let (status, body) = json_of(
-            server
-                .request(
-                    Method::POST,
-                    &format!("/api/v1/admin/jobs/{id}/retry"),
-                    Some(ADMIN),
-                )
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, body) = server
+            .call(
+                Method::POST,
+                &format!("/api/v1/admin/jobs/{id}/retry"),
+                Some(ADMIN),
+            )
+            .await;
         assert_error(status, &body, 400, "INVALID_JOB_ID");
     }
 }
@@ -230,14 +225,7 @@ async fn unknown_routes_and_methods_get_the_envelope() {
     let server = TestServer::start().await;
     let (status, body) = server.get_json("/api/v1/nope", None).await;
     assert_error(status, &body, 404, "NOT_FOUND");
-    let (status, body) = json_of(
-        server
-            .request(Method::PUT, "/api/v1/jobs", Some(ALICE))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = server.call(Method::PUT, "/api/v1/jobs", Some(ALICE)).await;
     assert_error(status, &body, 405, "METHOD_NOT_ALLOWED");
 }
 
@@ -534,43 +522,28 @@ async fn job_creation_idempotency_ownership_and_listing() {
         .get_json(&format!("/api/v1/jobs/{job_id}"), Some(BOB))
         .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
-    let (status, body) = json_of(
-        server
-            .request(Method::DELETE, &format!("/api/v1/jobs/{job_id}"), Some(BOB))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = server
+        .call(Method::DELETE, &format!("/api/v1/jobs/{job_id}"), Some(BOB))
+        .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
-    let (status, body) = json_of(
-        server
-            .request(
-                Method::DELETE,
-                &format!("/api/v1/jobs/{job_id}"),
-                Some(ALICE),
-            )
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = server
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/jobs/{job_id}"),
+            Some(ALICE),
+        )
+        .await;
     assert_eq!(
         (status, body["status"].as_str()),
         (StatusCode::OK, Some("cancelled"))
     );
-    let (status, body) = json_of(
-        server
-            .request(
-                Method::DELETE,
-                &format!("/api/v1/jobs/{job_id}"),
-                Some(ALICE),
-            )
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = server
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/jobs/{job_id}"),
+            Some(ALICE),
+        )
+        .await;
     assert_error(status, &body, 409, "INVALID_JOB_STATE");
     let (status, body) = server
         .get_json(&format!("/api/v1/download/{job_id}"), Some(ALICE))
@@ -848,14 +821,7 @@ async fn admin_routes_list_retry_delete_and_report() {
 
     // Retrying a queued job is a state conflict; a cancelled one goes back to the queue.
     let retry = format!("/api/v1/admin/jobs/{job_id}/retry");
-    let (status, body) = json_of(
-        server
-            .request(Method::POST, &retry, Some(ADMIN))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = server.call(Method::POST, &retry, Some(ADMIN)).await;
     assert_error(status, &body, 409, "INVALID_JOB_STATE");
     server
         .request(
@@ -866,27 +832,13 @@ async fn admin_routes_list_retry_delete_and_report() {
         .send()
         .await
         .unwrap();
-    let (status, body) = json_of(
-        server
-            .request(Method::POST, &retry, Some(ADMIN))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = server.call(Method::POST, &retry, Some(ADMIN)).await;
     assert_eq!(
         (status, body["status"].as_str()),
         (StatusCode::OK, Some("queued")),
         "{body}"
     );
-    let (status, body) = json_of(
-        server
-            .request(Method::POST, &retry, Some(ALICE))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = server.call(Method::POST, &retry, Some(ALICE)).await;
     assert_error(status, &body, 403, "FORBIDDEN");
 
     let (status, letters) = server
@@ -906,22 +858,33 @@ async fn admin_routes_list_retry_delete_and_report() {
         .await;
     assert_error(status, &body, 422, "VALIDATION_ERROR");
     let (status, body) = server
+        .post_json(
+            "/api/v1/admin/cleanup",
+            Some(ADMIN),
+            &json!({"hours": 0, "dry_run": true}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["dry_run"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{body}"
+    );
+    assert!(
+        body["jobs"].as_array().unwrap().is_empty(),
+        "live jobs are never cleaned: {body}"
+    );
+    let (status, body) = server
         .post_json("/api/v1/admin/sweep", Some(ADMIN), &json!({}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let (status, body) = json_of(
-        server
-            .request(
-                Method::DELETE,
-                &format!("/api/v1/admin/jobs/{job_id}"),
-                Some(ADMIN),
-            )
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = server
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/admin/jobs/{job_id}"),
+            Some(ADMIN),
+        )
+        .await;
     assert_eq!(
         (status, body["deleted"].as_bool()),
         (StatusCode::OK, Some(true)),
@@ -931,18 +894,13 @@ async fn admin_routes_list_retry_delete_and_report() {
         .get_json(&format!("/api/v1/jobs/{job_id}"), Some(ALICE))
         .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
-    let (status, body) = json_of(
-        server
-            .request(
-                Method::DELETE,
-                &format!("/api/v1/admin/jobs/{job_id}"),
-                Some(ADMIN),
-            )
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = server
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/admin/jobs/{job_id}"),
+            Some(ADMIN),
+        )
+        .await;
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
 }
 

@@ -492,18 +492,13 @@ async fn a_job_cancelled_before_its_upload_arrives_stays_cancelled() {
         .await;
     let entry = &presigned["files"][0];
     let job_id = entry["job_id"].as_str().unwrap();
-    let (status, cancelled) = json_of(
-        server
-            .request(
-                Method::DELETE,
-                &format!("/api/v1/jobs/{job_id}"),
-                Some(ALICE),
-            )
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, cancelled) = server
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/jobs/{job_id}"),
+            Some(ALICE),
+        )
+        .await;
     assert_eq!(
         (status, cancelled["status"].as_str()),
         (StatusCode::OK, Some("cancelled"))

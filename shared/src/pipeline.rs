@@ -58,3 +58,20 @@ where
     }
     Err(UpdateError::Contended)
 }
+
+/// Fails a job with `error` unless it already ended; returns the job as stored afterwards.
+pub async fn fail_job(
+    store: &dyn Store,
+    id: JobId,
+    error: &crate::domain::JobError,
+) -> Result<GenerationJob, UpdateError> {
+    let now = chrono::Utc::now();
+    update_job(store, id, |job| {
+        if job.status.is_terminal() {
+            Ok(None)
+        } else {
+            job.fail(error.clone(), now).map(Some)
+        }
+    })
+    .await
+}

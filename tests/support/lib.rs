@@ -103,6 +103,17 @@ impl TestServer {
         }
     }
 
+    /// Sends a request without a body and reads the JSON answer.
+    pub async fn call(&self, method: Method, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        json_of(
+            self.request(method, path, key)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
     pub async fn get_json(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
         json_of(
             self.request(Method::GET, path, key)

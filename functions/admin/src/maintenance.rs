@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use image2model_ingest::{IngestError, ingest_object, parse_upload_key};
 use image2model_shared::AppContext;
 use image2model_shared::domain::{BatchId, FileId, FileStatus, JobError, JobId, JobStatus};
-use image2model_shared::pipeline::{UpdateError, enqueue_job, update_job};
+use image2model_shared::pipeline::{UpdateError, enqueue_job, fail_job};
 use image2model_shared::ports::{QueueError, StorageError, StoreError};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -58,15 +58,7 @@ pub async fn sweep(ctx: &AppContext, now: DateTime<Utc>) -> Result<SweepReport, 
                         config.job_deadline.as_secs()
                     ),
                 );
-                match update_job(ctx.store.as_ref(), job.job_id, |j| {
-                    if j.status.is_terminal() {
-                        Ok(None)
-                    } else {
-                        j.fail(error.clone(), now).map(Some)
-                    }
-                })
-                .await
-                {
+                match fail_job(ctx.store.as_ref(), job.job_id, &error).await {
                     Ok(_) | Err(UpdateError::NotFound) => report.timed_out.push(job.job_id),
                     Err(e) => return Err(e.into()),
                 }

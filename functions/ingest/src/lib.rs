@@ -3,12 +3,11 @@
 //! (deleting the bytes and failing the waiting jobs). Duplicate events are harmless.
 
 use aws_lambda_events::event::s3::S3Event;
-use chrono::Utc;
 use image2model_shared::AppContext;
 use image2model_shared::domain::{
     FileId, FileRejection, FileStatus, JobError, JobStatus, UploadedFile,
 };
-use image2model_shared::pipeline::{UpdateError, enqueue_job, update_job};
+use image2model_shared::pipeline::{UpdateError, enqueue_job, fail_job};
 use image2model_shared::ports::{QueueError, StorageError, StoreError};
 use image2model_shared::validation::{ImageRejection, inspect_image};
 
@@ -171,20 +170,12 @@ async fn reject(
         reason.code.clone(),
         format!("upload rejected: {}", reason.message),
     );
-    let now = Utc::now();
     let mut failed = 0;
     for job in ctx.store.list_jobs_for_file(file.file_id).await? {
         if job.status.is_terminal() {
             continue;
         }
-        let result = update_job(ctx.store.as_ref(), job.job_id, |j| {
-            if j.status.is_terminal() {
-                Ok(None)
-            } else {
-                j.fail(error.clone(), now).map(Some)
-            }
-        })
-        .await;
+        let result = fail_job(ctx.store.as_ref(), job.job_id, &error).await;
         match result {
             Ok(_) => failed += 1,
             Err(UpdateError::NotFound) => {}

@@ -8,7 +8,7 @@ use image2model_shared::domain::models::{self, ModelSpec};
 use image2model_shared::domain::{
     Batch, BatchId, FileId, FileStatus, GenerationJob, JobError, JobOptions, UploadedFile,
 };
-use image2model_shared::pipeline::{enqueue_job, update_job};
+use image2model_shared::pipeline::{enqueue_job, fail_job};
 use image2model_shared::ports::CreateOutcome;
 use image2model_shared::{ApiError, AppContext};
 use serde::Deserialize;
@@ -173,19 +173,12 @@ async fn start_when_ready(
                 || JobError::new("FILE_REJECTED", "the file was rejected"),
                 |r| JobError::new(r.code, r.message),
             );
-            let now = Utc::now();
-            update_job(ctx.store.as_ref(), job.job_id, |j| {
-                if j.status.is_terminal() {
-                    Ok(None)
-                } else {
-                    j.fail(error.clone(), now).map(Some)
-                }
-            })
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                component: "store",
-                reason: e.to_string(),
-            })
+            fail_job(ctx.store.as_ref(), job.job_id, &error)
+                .await
+                .map_err(|e| ApiError::Unavailable {
+                    component: "store",
+                    reason: e.to_string(),
+                })
         }
         _ => Ok(job.clone()),
     }

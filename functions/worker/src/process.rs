@@ -8,7 +8,7 @@ use chrono::Utc;
 use image2model_shared::AppContext;
 use image2model_shared::domain::{FileStatus, GenerationJob, JobError, JobResult, JobStatus};
 use image2model_shared::metrics::record_generation;
-use image2model_shared::pipeline::{UpdateError, WorkMessage, update_job};
+use image2model_shared::pipeline::{UpdateError, WorkMessage, fail_job, update_job};
 use image2model_shared::ports::{GenerationRequest, Generator, ProgressReporter};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,15 +109,7 @@ impl Worker {
         message: String,
     ) -> Result<MessageOutcome, UpdateError> {
         let error = JobError::new(code, message);
-        let now = Utc::now();
-        let result = update_job(self.ctx.store.as_ref(), job.job_id, |j| {
-            if j.status.is_terminal() {
-                Ok(None)
-            } else {
-                j.fail(error.clone(), now).map(Some)
-            }
-        })
-        .await;
+        let result = fail_job(self.ctx.store.as_ref(), job.job_id, &error).await;
         match result {
             Ok(_) | Err(UpdateError::NotFound) => {
                 tracing::info!(job_id = %job.job_id, code, "job failed");
