@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting, lints, then every unit, contract and flow test.
-# Needs only a Rust toolchain; installs cargo-nextest if it is missing.
+# Runs the whole test suite: formatting, lints, the SAM template lint, then every unit, contract
+# and flow test, with the AWS adapters tested against a moto server started (and stopped) here.
+# Needs a Rust toolchain and Python 3; installs cargo-nextest and a pinned Python venv if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
@@ -11,9 +13,37 @@ for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
 
+venv="$root/.venv"
+requirements="$root/infra/emulator/requirements.txt"
+if ! cmp -s "$requirements" "$venv/.installed-requirements" 2>/dev/null; then
+    echo "== python venv (moto, cfn-lint)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/.installed-requirements"
+fi
+
+echo "== cfn-lint template.yaml"
+"$venv/bin/cfn-lint" template.yaml
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== moto server"
+port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p target
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null && break
+    sleep 0.2
+done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+while IFS= read -r line; do
+    export "${line?}"
+done < <("$venv/bin/python" infra/emulator/provision.py template.yaml "$AWS_ENDPOINT_URL" image2model-test)
+
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast

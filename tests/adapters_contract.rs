@@ -1,5 +1,7 @@
-//! The port contract run against the embedded adapters (SQLite store and queue, disk storage),
-//! plus what only an embedded database must show: nothing is lost on restart.
+//! The port contract run against both adapter sets: the embedded adapters (SQLite store and
+//! queue, disk storage) and the AWS ones (DynamoDB, SQS, S3) on the emulator that
+//! `scripts/test.sh` starts; plus what only an embedded database must show: nothing is lost on
+//! restart.
 
 use image2model_shared::adapters::{DiskStorage, EmbeddedDb};
 use image2model_shared::ports::{Store, WorkQueue};
@@ -49,7 +51,19 @@ async fn embedded_counters() {
 
 #[tokio::test]
 async fn embedded_queue() {
-    contract::queue_delivers_with_delays_visibility_and_dead_letters(&db().1, MAX_RECEIVES).await;
+    let (_dir, db) = db();
+    contract::queue_delivers_with_delays_visibility_and_dead_letters(
+        &db,
+        MAX_RECEIVES,
+        Duration::from_millis(300),
+    )
+    .await;
+    // A stale receipt cannot acknowledge a redelivered message.
+    db.send("x", Duration::ZERO).await.unwrap();
+    let first = db.receive(1, Duration::ZERO).await.unwrap();
+    let second = db.receive(1, Duration::from_secs(60)).await.unwrap();
+    assert!(db.delete(&first[0].receipt).await.is_err());
+    db.delete(&second[0].receipt).await.unwrap();
 }
 
 #[tokio::test]
@@ -93,4 +107,128 @@ async fn a_restart_keeps_records_and_in_flight_messages() {
         ["in flight", "queued"],
         "the message whose handler died is delivered again"
     );
+}
+
+mod aws {
+    use image2model_tests::aws::{AwsAdapters, adapters};
+    use image2model_tests::contract;
+    use std::time::Duration;
+
+    async fn aws() -> AwsAdapters {
+        adapters().await
+    }
+
+    #[tokio::test]
+    async fn dynamodb_files() {
+        contract::files_are_created_once_and_updated_conditionally(aws().await.store.as_ref())
+            .await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_job_updates() {
+        contract::job_updates_are_conditional_and_monotonic(aws().await.store.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_concurrent_writers() {
+        let a = aws().await;
+        for _ in 0..10 {
+            contract::concurrent_writers_cannot_both_win(a.store.as_ref()).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn dynamodb_listings() {
+        contract::listings_paginate_filter_and_order(aws().await.store.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_batches_and_idempotency() {
+        contract::batches_and_idempotency_are_atomic(aws().await.store.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_counters() {
+        contract::counters_count_per_window(aws().await.store.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn sqs_queue() {
+        let a = aws().await;
+        contract::queue_delivers_with_delays_visibility_and_dead_letters(
+            a.queue.as_ref(),
+            a.max_receives,
+            Duration::from_secs(1),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn s3_storage() {
+        contract::storage_round_trips_and_signs(aws().await.storage.as_ref()).await;
+    }
+}
+
+/// moto does not check signatures, so what our code signs is checked by decoding the URLs.
+#[tokio::test]
+async fn s3_presigned_urls_sign_type_length_and_expiry() {
+    let a = image2model_tests::aws::adapters().await;
+    let key = format!("uploads/signing/{}", uuid::Uuid::new_v4());
+    let put = a
+        .storage
+        .presign_put(&key, "image/png", 1234, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let query = |url: &str| -> std::collections::HashMap<String, String> {
+        let raw = url.split_once('?').unwrap().1;
+        raw.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.to_owned(),
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                )
+            })
+            .collect()
+    };
+    let q = query(&put.url);
+    assert_eq!(q["X-Amz-Expires"], "600");
+    let signed: Vec<&str> = q["X-Amz-SignedHeaders"].split(';').collect();
+    for header in ["content-length", "content-type", "host"] {
+        assert!(
+            signed.contains(&header),
+            "{header} must be signed: {signed:?}"
+        );
+    }
+    assert_eq!(
+        (
+            put.headers["Content-Type"].as_str(),
+            put.headers["Content-Length"].as_str()
+        ),
+        ("image/png", "1234")
+    );
+    let get = a
+        .storage
+        .presign_get(&key, "my model.glb", Duration::from_secs(300))
+        .await
+        .unwrap();
+    let q = query(&get.url);
+    assert_eq!(q["X-Amz-Expires"], "300");
+    assert_eq!(
+        q["response-content-disposition"],
+        "attachment; filename=\"my model.glb\""
+    );
+
+    // The client's PUT with exactly the signed headers lands in the bucket.
+    let body = vec![7u8; 1234];
+    let client = reqwest::Client::new();
+    let mut request = client.put(&put.url).body(body.clone());
+    for (name, value) in &put.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    assert!(request.send().await.unwrap().status().is_success());
+    let meta = a.storage.head(&key).await.unwrap().unwrap();
+    assert_eq!((meta.size, meta.content_type.as_str()), (1234, "image/png"));
 }

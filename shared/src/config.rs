@@ -24,6 +24,15 @@ impl std::fmt::Debug for NamedKey {
     }
 }
 
+/// The AWS resources a deployment uses (set by the SAM template).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsResources {
+    pub table: String,
+    pub bucket: String,
+    pub queue_url: String,
+    pub dead_letter_queue_url: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
@@ -58,6 +67,8 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// Messages the local worker runs at once.
     pub worker_concurrency: usize,
+    /// S3, DynamoDB and SQS names when running on AWS (or an emulator); embedded otherwise.
+    pub aws: Option<AwsResources>,
     /// Whether a FAL key is configured (FAL-only models are unavailable without one).
     pub fal_configured: bool,
 }
@@ -90,6 +101,7 @@ impl Default for Config {
             sse_max_duration: Duration::from_secs(15 * 60),
             sweep_interval: Duration::from_secs(30),
             worker_concurrency: 2,
+            aws: None,
             fal_configured: false,
         }
     }
@@ -123,6 +135,43 @@ fn seconds(
             reason: e.to_string(),
         })
     })
+}
+
+/// `TABLE_NAME`, `BUCKET_NAME`, `QUEUE_URL` and `DEAD_LETTER_QUEUE_URL`: all or none.
+fn aws_resources(vars: &HashMap<String, String>) -> Result<Option<AwsResources>, ConfigError> {
+    let names = [
+        "TABLE_NAME",
+        "BUCKET_NAME",
+        "QUEUE_URL",
+        "DEAD_LETTER_QUEUE_URL",
+    ];
+    let values: Vec<Option<String>> = names
+        .iter()
+        .map(|n| {
+            vars.get(*n)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        })
+        .collect();
+    match values.as_slice() {
+        [
+            Some(table),
+            Some(bucket),
+            Some(queue_url),
+            Some(dead_letter_queue_url),
+        ] => Ok(Some(AwsResources {
+            table: table.clone(),
+            bucket: bucket.clone(),
+            queue_url: queue_url.clone(),
+            dead_letter_queue_url: dead_letter_queue_url.clone(),
+        })),
+        [None, None, None, None] => Ok(None),
+        _ => Err(ConfigError::Invalid {
+            name: "TABLE_NAME",
+            reason: "TABLE_NAME, BUCKET_NAME, QUEUE_URL and DEAD_LETTER_QUEUE_URL go together"
+                .to_owned(),
+        }),
+    }
 }
 
 impl Config {
@@ -205,6 +254,7 @@ impl Config {
             sse_max_duration: seconds(vars, "SSE_MAX_SECONDS", d.sse_max_duration)?,
             sweep_interval: seconds(vars, "SWEEP_INTERVAL_SECONDS", d.sweep_interval)?,
             worker_concurrency: parse(vars, "WORKER_CONCURRENCY", d.worker_concurrency)?.max(1),
+            aws: aws_resources(vars)?,
             fal_configured: vars.get("FAL_KEY").is_some_and(|k| !k.trim().is_empty()),
         })
     }
@@ -263,5 +313,6 @@ mod tests {
         assert!(Config::from_vars(&vars(&[("API_KEYS", "nokey")])).is_err());
         assert!(Config::from_vars(&vars(&[("API_KEYS", "a:short")])).is_err());
         assert!(Config::from_vars(&vars(&[("JOB_DEADLINE_SECONDS", "-1")])).is_err());
+        assert!(Config::from_vars(&vars(&[("TABLE_NAME", "t")])).is_err());
     }
 }

@@ -76,15 +76,60 @@ pub enum BootError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Context(#[from] ContextError),
+    #[error("AWS resources are configured but this build has no AWS adapters (feature `aws`)")]
+    AwsUnavailable,
 }
 
-/// The context a Lambda function builds once at cold start, from its environment.
-pub fn from_env() -> Result<AppContext, BootError> {
+/// The context a Lambda function builds once at cold start, from its environment: the AWS
+/// adapters when `TABLE_NAME` and friends are set (and the `aws` feature is on), the embedded
+/// ones otherwise.
+pub async fn from_env() -> Result<AppContext, BootError> {
     let config = Config::from_env()?;
+    #[cfg(feature = "aws")]
+    if let Some(resources) = config.aws.clone() {
+        return Ok(aws_context(
+            config,
+            &resources,
+            &crate::adapters::aws::sdk_config().await,
+        ));
+    }
+    if config.aws.is_some() {
+        return Err(BootError::AwsUnavailable);
+    }
     let base_url = config
         .public_base_url
         .clone()
         .unwrap_or_else(|| format!("http://127.0.0.1:{}", config.port));
     let adapters = EmbeddedAdapters::open(&config, &base_url)?;
     Ok(AppContext::embedded(config, &adapters))
+}
+
+/// A context on S3, DynamoDB and SQS, with clients built from one SDK configuration.
+#[cfg(feature = "aws")]
+pub fn aws_context(
+    config: Config,
+    resources: &crate::config::AwsResources,
+    sdk: &aws_config::SdkConfig,
+) -> AppContext {
+    use crate::adapters::aws::{DynamoStore, S3Storage, SqsQueue};
+    // Emulators serve buckets on the path, not on a subdomain.
+    let s3 = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(std::env::var_os("AWS_ENDPOINT_URL").is_some())
+        .build();
+    AppContext::new(
+        config,
+        Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &resources.table,
+        )),
+        Arc::new(S3Storage::new(
+            aws_sdk_s3::Client::from_conf(s3),
+            &resources.bucket,
+        )),
+        Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            &resources.queue_url,
+            &resources.dead_letter_queue_url,
+        )),
+    )
 }

@@ -1,6 +1,7 @@
 //! Test support: a local server on a free loopback port with its own data directory, test keys,
 //! HTTP helpers, images made on the fly, and GLB checks.
 
+pub mod aws;
 pub mod contract;
 
 use image::{ImageBuffer, ImageFormat, Rgb, Rgba};

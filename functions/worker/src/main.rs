@@ -9,7 +9,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     image2model_shared::telemetry::init();
-    let ctx = image2model_shared::context::from_env()?;
+    let ctx = image2model_shared::context::from_env().await?;
     let generator = Arc::new(BuiltinGenerator::new(ctx.config.max_pixels));
     let worker = Worker::new(ctx, vec![generator]);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {

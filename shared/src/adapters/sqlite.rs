@@ -627,7 +627,7 @@ impl WorkQueue for EmbeddedDb {
                     body: r.get(1)?,
                     receive_count: r.get(2)?,
                     sent_at: from_micros(r.get(3)?),
-                    dead_at: from_micros(r.get(4)?),
+                    dead_at: Some(from_micros(r.get(4)?)),
                 })
             })?
             .collect()

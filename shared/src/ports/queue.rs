@@ -30,7 +30,8 @@ pub struct DeadLetter {
     pub body: String,
     pub receive_count: u32,
     pub sent_at: DateTime<Utc>,
-    pub dead_at: DateTime<Utc>,
+    /// When the message was dead-lettered, where the backend records it.
+    pub dead_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

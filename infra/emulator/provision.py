@@ -1,0 +1,90 @@
+"""Creates the template's bucket, table and queues in an AWS API emulator (moto server).
+
+The definitions are read from template.yaml itself, so the emulator and AWS never drift apart:
+the table's keys and indexes, the queues' visibility timeout and redrive policy. Prints the
+environment variables the functions need, as KEY=VALUE lines.
+
+usage: python provision.py TEMPLATE ENDPOINT_URL BUCKET_NAME
+"""
+
+import json
+import sys
+
+import boto3
+import yaml
+
+
+class CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation's short-form intrinsic tags (!Ref, !Sub, ...) as plain data."""
+
+
+def _intrinsic(loader, tag_suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {tag_suffix: value}
+
+
+CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def main(template_path, endpoint, bucket):
+    with open(template_path, encoding="utf-8") as f:
+        resources = yaml.load(f, Loader=CfnLoader)["Resources"]
+    session = boto3.session.Session(region_name="us-east-1")
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    s3 = session.client("s3", endpoint_url=endpoint)
+
+    table = resources["JobsTable"]["Properties"]
+    table_name = "image2model-jobs"
+    dynamodb.create_table(
+        TableName=table_name,
+        BillingMode=table["BillingMode"],
+        AttributeDefinitions=table["AttributeDefinitions"],
+        KeySchema=table["KeySchema"],
+        GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
+    )
+    ttl = table["TimeToLiveSpecification"]
+    dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
+
+    dead = resources["DeadLetterQueue"]["Properties"]
+    dead_url = sqs.create_queue(
+        QueueName="image2model-dead-letters",
+        Attributes={"MessageRetentionPeriod": str(dead["MessageRetentionPeriod"])},
+    )["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    work = resources["WorkQueue"]["Properties"]
+    redrive = {"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(work["RedrivePolicy"]["maxReceiveCount"])}
+    work_url = sqs.create_queue(
+        QueueName="image2model-work",
+        Attributes={
+            "VisibilityTimeout": str(work["VisibilityTimeout"]),
+            "MessageRetentionPeriod": str(work["MessageRetentionPeriod"]),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )["QueueUrl"]
+
+    s3.create_bucket(Bucket=bucket)
+    cors = resources["UploadsBucket"]["Properties"]["CorsConfiguration"]["CorsRules"][0]
+    # CloudFormation spells two CORS fields differently from the S3 API.
+    rule = {
+        "AllowedMethods": cors["AllowedMethods"],
+        "AllowedHeaders": cors["AllowedHeaders"],
+        "AllowedOrigins": ["http://localhost:3000", "http://localhost:5173"],
+        "ExposeHeaders": cors["ExposedHeaders"],
+        "MaxAgeSeconds": cors["MaxAge"],
+    }
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
+    print(f"TABLE_NAME={table_name}")
+    print(f"BUCKET_NAME={bucket}")
+    print(f"QUEUE_URL={work_url}")
+    print(f"DEAD_LETTER_QUEUE_URL={dead_url}")
+    print(f"MAX_RECEIVES={work['RedrivePolicy']['maxReceiveCount']}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

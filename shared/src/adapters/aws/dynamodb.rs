@@ -1,0 +1,628 @@
+//! The store on one DynamoDB table. Items are typed by their key prefix (`FILE#`, `JOB#`,
+//! `BATCH#`, `IDEM#`, `COUNTER#`) and carry the record as JSON next to the attributes the
+//! indexes and conditions use. Every state change is a conditional write; job creation with its
+//! batch and idempotency key is one transaction.
+//!
+//! Indexes (defined in `template.yaml`): `gsi1` jobs of an owner by creation time, `gsi2`
+//! jobs by status by update time (and files by status by creation time), `gsi3` every job by
+//! creation time, `gsi4` jobs of a file.
+
+use crate::domain::{Batch, BatchId, FileId, GenerationJob, JobId, JobStatus, UploadedFile};
+use crate::ports::store::{CreateOutcome, JobPage, JobQuery, Store, StoreError};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, Select, TransactWriteItem};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Idempotency keys and rate-limit counters are kept this long after their window.
+const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+/// File records outlive their `expires_at` by this much, so cleanup sees them first.
+const FILE_TTL_GRACE_SECS: i64 = 7 * 24 * 3600;
+const TERMINAL: [&str; 3] = ["completed", "failed", "cancelled"];
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: &str) -> Self {
+        Self {
+            client,
+            table: table.to_owned(),
+        }
+    }
+}
+
+fn backend<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Backend(match err.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or_default()
+        ),
+        None => aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string(),
+    })
+}
+
+fn is_conditional_failure<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| {
+            code == "ConditionalCheckFailedException" || code == "TransactionCanceledException"
+        })
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Sort keys order by time: zero-padded microseconds, then the id.
+fn time_key(t: DateTime<Utc>, id: impl std::fmt::Display) -> String {
+    format!("{:020}#{id}", t.timestamp_micros().max(0))
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(v)
+        .map(s)
+        .map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+fn body<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let raw = item
+        .get("body")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StoreError::Backend("item without body".to_owned()))?;
+    serde_json::from_str(raw).map_err(|e| StoreError::Backend(format!("corrupt record: {e}")))
+}
+
+fn job_item(job: &GenerationJob) -> Result<Item, StoreError> {
+    let mut item = key(format!("JOB#{}", job.job_id), "JOB");
+    item.extend([
+        ("kind".to_owned(), s("job")),
+        ("owner".to_owned(), s(&job.owner)),
+        ("status".to_owned(), s(job.status.as_str())),
+        ("progress".to_owned(), n(job.progress)),
+        ("version".to_owned(), n(job.version)),
+        ("body".to_owned(), json(job)?),
+        ("gsi1pk".to_owned(), s(format!("OWNER#{}", job.owner))),
+        ("gsi1sk".to_owned(), s(time_key(job.created_at, job.job_id))),
+        (
+            "gsi2pk".to_owned(),
+            s(format!("JOBSTATUS#{}", job.status.as_str())),
+        ),
+        ("gsi2sk".to_owned(), s(time_key(job.updated_at, job.job_id))),
+        ("gsi3pk".to_owned(), s("JOBS")),
+        ("gsi3sk".to_owned(), s(time_key(job.created_at, job.job_id))),
+        ("gsi4pk".to_owned(), s(format!("JOBFILE#{}", job.file_id))),
+        ("gsi4sk".to_owned(), s(time_key(job.created_at, job.job_id))),
+    ]);
+    Ok(item)
+}
+
+fn file_item(file: &UploadedFile) -> Result<Item, StoreError> {
+    let mut item = key(format!("FILE#{}", file.file_id), "FILE");
+    item.extend([
+        ("kind".to_owned(), s("file")),
+        ("owner".to_owned(), s(&file.owner)),
+        ("status".to_owned(), s(file.status.as_str())),
+        ("version".to_owned(), n(file.version)),
+        ("body".to_owned(), json(file)?),
+        (
+            "gsi2pk".to_owned(),
+            s(format!("FILESTATUS#{}", file.status.as_str())),
+        ),
+        (
+            "gsi2sk".to_owned(),
+            s(time_key(file.created_at, file.file_id)),
+        ),
+        (
+            "ttl".to_owned(),
+            n(file.expires_at.timestamp() + FILE_TTL_GRACE_SECS),
+        ),
+    ]);
+    Ok(item)
+}
+
+/// The cursor names the last job of a page: its creation time and id.
+fn encode_cursor(job: &GenerationJob) -> String {
+    hex::encode(format!(
+        "{}|{}",
+        job.created_at.timestamp_micros(),
+        job.job_id
+    ))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, JobId), StoreError> {
+    let raw = String::from_utf8(hex::decode(cursor).map_err(|_| StoreError::InvalidCursor)?)
+        .map_err(|_| StoreError::InvalidCursor)?;
+    let (at, id) = raw.split_once('|').ok_or(StoreError::InvalidCursor)?;
+    let at = at
+        .parse()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or(StoreError::InvalidCursor)?;
+    Ok((at, id.parse().map_err(|_| StoreError::InvalidCursor)?))
+}
+
+impl DynamoStore {
+    async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(output.item)
+    }
+
+    /// Every item of a query (following pages), up to `limit`.
+    async fn query_all(
+        &self,
+        index: &str,
+        pk_name: &str,
+        pk: String,
+        sk_below: Option<String>,
+        forward: bool,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let sk_name = pk_name.replace("pk", "sk");
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_values(":pk", s(&pk))
+                .scan_index_forward(forward)
+                .set_exclusive_start_key(start.take());
+            query = match &sk_below {
+                Some(bound) => query
+                    .key_condition_expression("#pk = :pk AND #sk < :sk")
+                    .expression_attribute_names("#sk", &sk_name)
+                    .expression_attribute_values(":sk", s(bound)),
+                None => query.key_condition_expression("#pk = :pk"),
+            };
+            let output = query.send().await.map_err(backend)?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(next) if items.len() < limit => start = Some(next),
+                _ => break,
+            }
+        }
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    async fn conditional_put(
+        &self,
+        item: Item,
+        condition: &str,
+        values: Item,
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition);
+        if condition.contains("#status") {
+            request = request.expression_attribute_names("#status", "status");
+        }
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional_failure(&err) => Err(StoreError::Conflict),
+            Err(err) => Err(backend(err)),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn create_file(&self, file: &UploadedFile) -> Result<(), StoreError> {
+        self.conditional_put(file_item(file)?, "attribute_not_exists(pk)", Item::new())
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict => StoreError::AlreadyExists,
+                other => other,
+            })
+    }
+
+    async fn get_file(&self, id: FileId) -> Result<Option<UploadedFile>, StoreError> {
+        self.get_item(format!("FILE#{id}"), "FILE")
+            .await?
+            .map(|item| body(&item))
+            .transpose()
+    }
+
+    async fn update_file(&self, file: &UploadedFile) -> Result<(), StoreError> {
+        let values = Item::from([(":prev".to_owned(), n(file.version.saturating_sub(1)))]);
+        self.conditional_put(file_item(file)?, "version = :prev", values)
+            .await
+    }
+
+    async fn delete_file(&self, id: FileId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("FILE#{id}"), "FILE")))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_files_created_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<UploadedFile>, StoreError> {
+        let mut files = Vec::new();
+        for status in ["pending", "ready", "rejected"] {
+            let bound = time_key(before, "");
+            for item in self
+                .query_all(
+                    "gsi2",
+                    "gsi2pk",
+                    format!("FILESTATUS#{status}"),
+                    Some(bound),
+                    true,
+                    limit,
+                )
+                .await?
+            {
+                files.push(body::<UploadedFile>(&item)?);
+            }
+        }
+        files.sort_by_key(|f| f.created_at);
+        files.truncate(limit);
+        Ok(files)
+    }
+
+    async fn list_pending_files(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<UploadedFile>, StoreError> {
+        self.query_all(
+            "gsi2",
+            "gsi2pk",
+            "FILESTATUS#pending".to_owned(),
+            Some(time_key(before, "")),
+            true,
+            limit,
+        )
+        .await?
+        .iter()
+        .map(body)
+        .collect()
+    }
+
+    async fn create_jobs(
+        &self,
+        jobs: &[GenerationJob],
+        batch: Option<&Batch>,
+        idempotency_key: Option<&str>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let idem_pk = match (idempotency_key, jobs.first()) {
+            (Some(k), Some(first)) => Some(format!("IDEM#{}#{k}", first.owner)),
+            _ => None,
+        };
+        let existing = |item: Item| -> Result<CreateOutcome, StoreError> {
+            let id = item
+                .get("job_id")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|v| v.parse().ok());
+            id.map(CreateOutcome::Existing)
+                .ok_or_else(|| StoreError::Backend("corrupt idempotency record".to_owned()))
+        };
+        if let Some(pk) = &idem_pk
+            && let Some(item) = self.get_item(pk.clone(), "IDEM").await?
+        {
+            return existing(item);
+        }
+        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        let mut writes = Vec::with_capacity(jobs.len() + 2);
+        for job in jobs {
+            writes.push(put(job_item(job)?)?);
+        }
+        if let Some(batch) = batch {
+            let mut item = key(format!("BATCH#{}", batch.batch_id), "BATCH");
+            item.extend([
+                ("kind".to_owned(), s("batch")),
+                ("owner".to_owned(), s(&batch.owner)),
+                ("body".to_owned(), json(batch)?),
+            ]);
+            writes.push(put(item)?);
+        }
+        if let (Some(pk), Some(first)) = (&idem_pk, jobs.first()) {
+            let mut item = key(pk.clone(), "IDEM");
+            item.extend([
+                ("kind".to_owned(), s("idempotency")),
+                ("job_id".to_owned(), s(first.job_id.to_string())),
+                (
+                    "ttl".to_owned(),
+                    n(first.created_at.timestamp() + IDEMPOTENCY_TTL_SECS),
+                ),
+            ]);
+            writes.push(put(item)?);
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(err) if is_conditional_failure(&err) => match &idem_pk {
+                Some(pk) => match self.get_item(pk.clone(), "IDEM").await? {
+                    Some(item) => existing(item),
+                    None => Err(StoreError::AlreadyExists),
+                },
+                None => Err(StoreError::AlreadyExists),
+            },
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    async fn get_job(&self, id: JobId) -> Result<Option<GenerationJob>, StoreError> {
+        self.get_item(format!("JOB#{id}"), "JOB")
+            .await?
+            .map(|item| body(&item))
+            .transpose()
+    }
+
+    async fn update_job(&self, job: &GenerationJob) -> Result<(), StoreError> {
+        let values = Item::from([
+            (":prev".to_owned(), n(job.version.saturating_sub(1))),
+            (":progress".to_owned(), n(job.progress)),
+            (":t0".to_owned(), s(TERMINAL[0])),
+            (":t1".to_owned(), s(TERMINAL[1])),
+            (":t2".to_owned(), s(TERMINAL[2])),
+        ]);
+        self.conditional_put(
+            job_item(job)?,
+            "version = :prev AND progress <= :progress AND NOT (#status IN (:t0, :t1, :t2))",
+            values,
+        )
+        .await
+    }
+
+    async fn reopen_job(&self, job: &GenerationJob) -> Result<(), StoreError> {
+        if job.status != JobStatus::Queued {
+            return Err(StoreError::Conflict);
+        }
+        let values = Item::from([
+            (":prev".to_owned(), n(job.version.saturating_sub(1))),
+            (":failed".to_owned(), s("failed")),
+            (":cancelled".to_owned(), s("cancelled")),
+        ]);
+        self.conditional_put(
+            job_item(job)?,
+            "version = :prev AND #status IN (:failed, :cancelled)",
+            values,
+        )
+        .await
+    }
+
+    async fn delete_job(&self, id: JobId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("JOB#{id}"), "JOB")))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_jobs(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
+        let limit = query.limit.clamp(1, 1000);
+        let (index, pk_name, sk_name, pk) = match &query.owner {
+            Some(owner) => ("gsi1", "gsi1pk", "gsi1sk", format!("OWNER#{owner}")),
+            None => ("gsi3", "gsi3pk", "gsi3sk", "JOBS".to_owned()),
+        };
+        let mut start = match query.cursor.as_deref() {
+            Some(cursor) => {
+                let (at, id) = decode_cursor(cursor)?;
+                let mut k = key(format!("JOB#{id}"), "JOB");
+                k.insert(pk_name.to_owned(), s(&pk));
+                k.insert(sk_name.to_owned(), s(time_key(at, id)));
+                Some(k)
+            }
+            None => None,
+        };
+        let mut jobs: Vec<GenerationJob> = Vec::new();
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_values(":pk", s(&pk))
+                .scan_index_forward(false)
+                .limit((limit + 1) as i32)
+                .set_exclusive_start_key(start.take());
+            if let Some(status) = query.status {
+                request = request
+                    .filter_expression("#status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", s(status.as_str()));
+            }
+            let output = request.send().await.map_err(backend)?;
+            for item in output.items.unwrap_or_default() {
+                jobs.push(body(&item)?);
+            }
+            match output.last_evaluated_key {
+                Some(next) if jobs.len() <= limit => start = Some(next),
+                _ => break,
+            }
+        }
+        let next_cursor = if jobs.len() > limit {
+            jobs.truncate(limit);
+            jobs.last().map(encode_cursor)
+        } else {
+            None
+        };
+        Ok(JobPage { jobs, next_cursor })
+    }
+
+    async fn list_jobs_by_status(
+        &self,
+        status: JobStatus,
+        updated_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<GenerationJob>, StoreError> {
+        self.query_all(
+            "gsi2",
+            "gsi2pk",
+            format!("JOBSTATUS#{}", status.as_str()),
+            Some(time_key(updated_before, "")),
+            true,
+            limit,
+        )
+        .await?
+        .iter()
+        .map(body)
+        .collect()
+    }
+
+    async fn list_jobs_for_file(&self, file_id: FileId) -> Result<Vec<GenerationJob>, StoreError> {
+        self.query_all(
+            "gsi4",
+            "gsi4pk",
+            format!("JOBFILE#{file_id}"),
+            None,
+            true,
+            1000,
+        )
+        .await?
+        .iter()
+        .map(body)
+        .collect()
+    }
+
+    async fn count_jobs_by_status(&self) -> Result<BTreeMap<JobStatus, u64>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for status in JobStatus::ALL {
+            let mut total = 0u64;
+            let mut start = None;
+            loop {
+                let output = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("gsi2")
+                    .key_condition_expression("gsi2pk = :pk")
+                    .expression_attribute_values(":pk", s(format!("JOBSTATUS#{}", status.as_str())))
+                    .select(Select::Count)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                total += output.count.max(0) as u64;
+                match output.last_evaluated_key {
+                    Some(next) => start = Some(next),
+                    None => break,
+                }
+            }
+            counts.insert(status, total);
+        }
+        Ok(counts)
+    }
+
+    async fn get_batch(&self, id: BatchId) -> Result<Option<Batch>, StoreError> {
+        self.get_item(format!("BATCH#{id}"), "BATCH")
+            .await?
+            .map(|item| body(&item))
+            .transpose()
+    }
+
+    async fn delete_batch(&self, id: BatchId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("BATCH#{id}"), "BATCH")))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn increment_counter(
+        &self,
+        counter: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("COUNTER#{counter}"), "COUNTER")))
+            .update_expression("ADD #value :one SET #ttl = :ttl")
+            .expression_attribute_names("#value", "value")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":ttl", n(expires_at.timestamp() + IDEMPOTENCY_TTL_SECS))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(backend)?;
+        output
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get("value"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::Backend("counter without value".to_owned()))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}

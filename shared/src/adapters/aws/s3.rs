@@ -1,0 +1,219 @@
+//! Object storage on S3: objects, presigned PUT URLs that sign the content type and length,
+//! and presigned GET URLs that download as an attachment.
+
+use super::describe;
+use crate::ports::storage::{ObjectMeta, ObjectStorage, PresignedRequest, StorageError};
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct S3Storage {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Storage {
+    pub fn new(client: Client, bucket: &str) -> Self {
+        Self {
+            client,
+            bucket: bucket.to_owned(),
+        }
+    }
+}
+
+fn backend<E, R>(err: aws_sdk_s3::error::SdkError<E, R>) -> StorageError
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StorageError::Backend(describe(&err))
+}
+
+fn to_chrono(t: Option<&aws_sdk_s3::primitives::DateTime>) -> DateTime<Utc> {
+    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+        .unwrap_or_default()
+}
+
+fn presigning(expires_in: Duration) -> Result<PresigningConfig, StorageError> {
+    PresigningConfig::expires_in(expires_in).map_err(|e| StorageError::Backend(e.to_string()))
+}
+
+fn expiry(expires_in: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(expires_in).unwrap_or_default()
+}
+
+#[async_trait]
+impl ObjectStorage for S3Storage {
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Err(StorageError::NotFound(key.to_owned()));
+            }
+            Err(err) => return Err(backend(err)),
+        };
+        let data = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::Backend(e.to_string()))?;
+        Ok(data.into_bytes())
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(head) => Ok(Some(ObjectMeta {
+                key: key.to_owned(),
+                size: head.content_length().unwrap_or_default().max(0) as u64,
+                content_type: head
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_owned(),
+                last_modified: to_chrono(head.last_modified()),
+            })),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for object in page.map_err(backend)?.contents() {
+                let Some(key) = object.key() else { continue };
+                // Listings carry no content type; it is read per object when needed.
+                out.push(ObjectMeta {
+                    key: key.to_owned(),
+                    size: object.size().unwrap_or_default().max(0) as u64,
+                    content_type: String::new(),
+                    last_modified: to_chrono(object.last_modified()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StorageError> {
+        let length =
+            i64::try_from(content_length).map_err(|_| StorageError::InvalidKey(key.to_owned()))?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(length)
+            .presigned(presigning(expires_in)?)
+            .await
+            .map_err(backend)?;
+        let mut headers: BTreeMap<String, String> = request
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        headers.insert("Content-Type".to_owned(), content_type.to_owned());
+        headers.insert("Content-Length".to_owned(), content_length.to_string());
+        headers.retain(|k, _| !k.eq_ignore_ascii_case("content-type") || k == "Content-Type");
+        headers.retain(|k, _| !k.eq_ignore_ascii_case("content-length") || k == "Content-Length");
+        Ok(PresignedRequest {
+            url: request.uri().to_owned(),
+            method: "PUT",
+            headers,
+            expires_at: expiry(expires_in),
+        })
+    }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        download_name: &str,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StorageError> {
+        let safe: String = download_name
+            .chars()
+            .filter(|c| c.is_ascii_graphic() || *c == ' ')
+            .filter(|c| *c != '"' && *c != '\\')
+            .collect();
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_disposition(format!("attachment; filename=\"{safe}\""))
+            .presigned(presigning(expires_in)?)
+            .await
+            .map_err(backend)?;
+        Ok(PresignedRequest {
+            url: request.uri().to_owned(),
+            method: "GET",
+            headers: BTreeMap::new(),
+            expires_at: expiry(expires_in),
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}

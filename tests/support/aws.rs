@@ -1,0 +1,32 @@
+//! The AWS adapters on the emulator `scripts/test.sh` starts: it exports `AWS_ENDPOINT_URL`,
+//! dummy credentials and the resource names it provisioned from `template.yaml`.
+
+use image2model_shared::config::Config;
+use image2model_shared::context::aws_context;
+use image2model_shared::ports::{ObjectStorage, Store, WorkQueue};
+use std::sync::Arc;
+
+pub struct AwsAdapters {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn WorkQueue>,
+    pub storage: Arc<dyn ObjectStorage>,
+    pub max_receives: u32,
+}
+
+/// The adapters for the provisioned emulator resources; panics with how to get them otherwise.
+pub async fn adapters() -> AwsAdapters {
+    let config = Config::from_env().expect("valid environment");
+    let resources = config.aws.clone().expect(
+        "AWS adapter tests need the emulator: run `bash scripts/test.sh`, which starts moto \\
+         and exports TABLE_NAME, BUCKET_NAME, QUEUE_URL, DEAD_LETTER_QUEUE_URL and AWS_ENDPOINT_URL",
+    );
+    let max_receives = config.max_receives;
+    let sdk = image2model_shared::adapters::aws::sdk_config().await;
+    let ctx = aws_context(config, &resources, &sdk);
+    AwsAdapters {
+        store: ctx.store,
+        queue: ctx.queue,
+        storage: ctx.storage,
+        max_receives,
+    }
+}
