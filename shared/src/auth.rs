@@ -1,7 +1,7 @@
 //! API-key authentication. Keys are kept only as SHA-256 hashes and compared in constant time.
 //! Routes take a [`Caller`] (any valid key) or an [`Admin`] (the admin key) as an extractor.
 
-use crate::config::NamedKey;
+use crate::config::{Config, NamedKey};
 use crate::context::AppContext;
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
@@ -42,6 +42,21 @@ impl KeyRing {
                 .collect(),
             admin: admin.map(hash),
         }
+    }
+
+    /// Every key of the configuration: plain keys (hashed here) and configured hashes.
+    pub fn from_config(config: &Config) -> Self {
+        let mut ring = Self::new(&config.user_keys, config.admin_key.as_deref());
+        ring.users.extend(
+            config
+                .user_key_hashes
+                .iter()
+                .map(|k| (k.name.clone(), k.sha256)),
+        );
+        if ring.admin.is_none() {
+            ring.admin = config.admin_key_hash;
+        }
+        ring
     }
 
     /// Looks a presented key up, touching every stored hash so timing reveals nothing.
@@ -157,6 +172,27 @@ mod tests {
         assert_eq!(r.identify("alice-secret "), None);
         assert_eq!(r.identify(""), None);
         assert!(!format!("{r:?}").contains("alice-secret"));
+    }
+
+    #[test]
+    fn configured_hashes_identify_their_keys() {
+        let vars = std::collections::HashMap::from([
+            (
+                "API_KEY_HASHES".to_owned(),
+                format!("carol:{}", hex::encode(hash("carol-secret"))),
+            ),
+            (
+                "ADMIN_API_KEY_HASH".to_owned(),
+                hex::encode(hash("root-secret")),
+            ),
+        ]);
+        let ring = KeyRing::from_config(&Config::from_vars(&vars).unwrap());
+        assert_eq!(
+            ring.identify("carol-secret"),
+            Some(Identity::User("carol".into()))
+        );
+        assert_eq!(ring.identify("root-secret"), Some(Identity::Admin));
+        assert_eq!(ring.identify("carol-secret2"), None);
     }
 
     #[test]

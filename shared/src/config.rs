@@ -33,6 +33,14 @@ pub struct AwsResources {
     pub dead_letter_queue_url: String,
 }
 
+/// A user key known only by its SHA-256 hash (`API_KEY_HASHES=name:hex,...`), as deployments
+/// configure keys so that no plain key sits in their environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedKeyHash {
+    pub name: String,
+    pub sha256: [u8; 32],
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
@@ -42,7 +50,9 @@ pub struct Config {
     /// Port of the local server.
     pub port: u16,
     pub user_keys: Vec<NamedKey>,
+    pub user_key_hashes: Vec<NamedKeyHash>,
     pub admin_key: Option<String>,
+    pub admin_key_hash: Option<[u8; 32]>,
     pub cors_origins: Vec<String>,
     pub max_upload_bytes: u64,
     pub max_pixels: u64,
@@ -80,7 +90,9 @@ impl Default for Config {
             public_base_url: None,
             port: 8000,
             user_keys: Vec::new(),
+            user_key_hashes: Vec::new(),
             admin_key: None,
+            admin_key_hash: None,
             cors_origins: vec![
                 "http://localhost:3000".to_owned(),
                 "http://localhost:5173".to_owned(),
@@ -135,6 +147,38 @@ fn seconds(
             reason: e.to_string(),
         })
     })
+}
+
+fn sha256_hex(name: &'static str, raw: &str) -> Result<[u8; 32], ConfigError> {
+    let bytes = hex::decode(raw.trim()).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: e.to_string(),
+    })?;
+    bytes.try_into().map_err(|_| ConfigError::Invalid {
+        name,
+        reason: "a SHA-256 hash is 64 hex digits".to_owned(),
+    })
+}
+
+/// `API_KEY_HASHES=name:sha256hex,...`
+fn key_hashes(vars: &HashMap<String, String>) -> Result<Vec<NamedKeyHash>, ConfigError> {
+    let Some(list) = vars.get("API_KEY_HASHES") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let (name, hash) = entry.split_once(':').ok_or(ConfigError::Invalid {
+                name: "API_KEY_HASHES",
+                reason: "entries are name:sha256hex".to_owned(),
+            })?;
+            Ok(NamedKeyHash {
+                name: name.to_owned(),
+                sha256: sha256_hex("API_KEY_HASHES", hash)?,
+            })
+        })
+        .collect()
 }
 
 /// `TABLE_NAME`, `BUCKET_NAME`, `QUEUE_URL` and `DEAD_LETTER_QUEUE_URL`: all or none.
@@ -233,6 +277,11 @@ impl Config {
                 .filter(|u| !u.is_empty()),
             port,
             user_keys,
+            user_key_hashes: key_hashes(vars)?,
+            admin_key_hash: vars
+                .get("ADMIN_API_KEY_HASH")
+                .map(|h| sha256_hex("ADMIN_API_KEY_HASH", h))
+                .transpose()?,
             admin_key: vars
                 .get("ADMIN_API_KEY")
                 .map(|k| k.trim().to_owned())
@@ -314,5 +363,7 @@ mod tests {
         assert!(Config::from_vars(&vars(&[("API_KEYS", "a:short")])).is_err());
         assert!(Config::from_vars(&vars(&[("JOB_DEADLINE_SECONDS", "-1")])).is_err());
         assert!(Config::from_vars(&vars(&[("TABLE_NAME", "t")])).is_err());
+        assert!(Config::from_vars(&vars(&[("API_KEY_HASHES", "a:zz")])).is_err());
+        assert!(Config::from_vars(&vars(&[("ADMIN_API_KEY_HASH", "abcd")])).is_err());
     }
 }

@@ -48,7 +48,7 @@ impl AppContext {
         storage: Arc<dyn ObjectStorage>,
         queue: Arc<dyn WorkQueue>,
     ) -> Self {
-        let keys = KeyRing::new(&config.user_keys, config.admin_key.as_deref());
+        let keys = KeyRing::from_config(&config);
         Self {
             config: Arc::new(config),
             keys: Arc::new(keys),

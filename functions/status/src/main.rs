@@ -1,4 +1,6 @@
-//! Lambda entry point of the status function: wires configuration and adapters, serves the routes.
+//! Lambda entry point of the status function. It runs with response streaming behind a Function
+//! URL (`InvokeMode: RESPONSE_STREAM`), so Server-Sent Events reach the client as they happen;
+//! the same URL answers plain status polls.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -8,5 +10,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         image2model_status::router().with_state(ctx.clone()),
         &ctx.config,
     );
-    lambda_http::run(service).await
+    lambda_http::run_with_streaming_response(service).await
 }
