@@ -79,6 +79,24 @@ def main(template_path, endpoint, bucket):
         "MaxAgeSeconds": cors["MaxAge"],
     }
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
+    # The emulator cannot invoke Lambda: object-created events go to a queue, from which the
+    # tests hand them to the ingest handler exactly as Lambda would.
+    events_url = sqs.create_queue(QueueName="image2model-upload-events")["QueueUrl"]
+    events_arn = sqs.get_queue_attributes(QueueUrl=events_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rules = resources["IngestFunction"]["Properties"]["Events"]["Uploaded"]["Properties"]
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": events_arn,
+                    "Events": [rules["Events"]],
+                    "Filter": {"Key": {"FilterRules": rules["Filter"]["S3Key"]["Rules"]}},
+                }
+            ]
+        },
+    )
+    print(f"UPLOAD_EVENTS_QUEUE_URL={events_url}")
     print(f"TABLE_NAME={table_name}")
     print(f"BUCKET_NAME={bucket}")
     print(f"QUEUE_URL={work_url}")

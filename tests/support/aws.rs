@@ -30,3 +30,17 @@ pub async fn adapters() -> AwsAdapters {
         max_receives,
     }
 }
+
+/// A whole context on the emulator, with the test keys of [`crate::test_config`].
+pub async fn context() -> image2model_shared::AppContext {
+    let mut config = Config::from_env().expect("valid environment");
+    let resources = config
+        .aws
+        .clone()
+        .expect("run `bash scripts/test.sh`: it starts the emulator");
+    let keys = crate::test_config(std::path::Path::new("."));
+    config.user_keys = keys.user_keys;
+    config.admin_key = keys.admin_key;
+    let sdk = image2model_shared::adapters::aws::sdk_config().await;
+    aws_context(config, &resources, &sdk)
+}

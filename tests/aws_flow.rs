@@ -1,0 +1,198 @@
+//! The whole flow on the AWS API emulator, each function invoked as Lambda would: presign ->
+//! PUT to the presigned S3 URL -> the S3 notification -> the ingest handler -> SQS -> the worker
+//! handler with the received batch -> the result in S3 -> status -> presigned download.
+
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::SqsEvent;
+use http_body_util::BodyExt;
+use image2model_ingest::{IngestOutcome, handle_s3_event};
+use image2model_shared::AppContext;
+use image2model_tests::{ALICE, aws, inspect_glb, jpeg};
+use image2model_worker::{BuiltinGenerator, Worker};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+async fn call(
+    ctx: &AppContext,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (http::StatusCode, Value) {
+    let service = image2model_shared::http::into_service(
+        image2model_local::api_router(ctx).with_state(ctx.clone()),
+        &ctx.config,
+    );
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {ALICE}"));
+    let body = match body {
+        Some(json) => {
+            request = request.header("content-type", "application/json");
+            axum::body::Body::from(json.to_string())
+        }
+        None => axum::body::Body::empty(),
+    };
+    let response = service.oneshot(request.body(body).unwrap()).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Receives from an SQS queue by URL with the raw SDK, as the Lambda event source does.
+async fn receive_raw(url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let sdk = image2model_shared::adapters::aws::sdk_config().await;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    for _ in 0..50 {
+        let output = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let messages = output.messages.unwrap_or_default();
+        if !messages.is_empty() {
+            for m in &messages {
+                client
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            return messages;
+        }
+    }
+    panic!("no message arrived on {url}");
+}
+
+#[tokio::test]
+async fn photo_to_glb_on_s3_dynamodb_and_sqs() {
+    let ctx = aws::context().await;
+    let photo = jpeg(160, 120);
+    let (status, presigned) = call(
+        &ctx,
+        "POST",
+        "/api/v1/uploads/presign",
+        Some(json!({"files": [{"filename": "cat.jpg", "content_type": "image/jpeg", "size": photo.len()}], "generate": {}})),
+    )
+    .await;
+    assert_eq!(status, http::StatusCode::OK, "{presigned}");
+    let entry = &presigned["files"][0];
+    let job_id = entry["job_id"].as_str().unwrap().to_owned();
+    let upload = &entry["upload"];
+    assert!(upload["url"].as_str().unwrap().contains("X-Amz-Signature="));
+
+    let client = reqwest::Client::new();
+    let mut put = client
+        .put(upload["url"].as_str().unwrap())
+        .body(photo.clone());
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        put = put.header(name.as_str(), value.as_str().unwrap());
+    }
+    assert!(put.send().await.unwrap().status().is_success());
+
+    // S3 -> notification queue -> the ingest handler, with the event body exactly as sent.
+    let events_url =
+        std::env::var("UPLOAD_EVENTS_QUEUE_URL").expect("provisioned by scripts/test.sh");
+    let mut outcomes = Vec::new();
+    while outcomes.is_empty() {
+        for message in receive_raw(&events_url).await {
+            let mut body: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            let Some(records) = body.get_mut("Records").and_then(Value::as_array_mut) else {
+                continue; // the s3:TestEvent sent when notifications are configured
+            };
+            // moto leaves out three fields real S3 always sends; Lambda would deliver them.
+            for record in records.iter_mut() {
+                let record = record.as_object_mut().unwrap();
+                record
+                    .entry("userIdentity")
+                    .or_insert(json!({"principalId": "AWS:EMULATOR"}));
+                record
+                    .entry("requestParameters")
+                    .or_insert(json!({"sourceIPAddress": "127.0.0.1"}));
+                record.entry("responseElements").or_insert(json!({}));
+            }
+            let event: S3Event =
+                serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{e}: {body}"));
+            outcomes.extend(handle_s3_event(&ctx, event).await.unwrap());
+        }
+    }
+    assert!(
+        matches!(
+            outcomes[..],
+            [IngestOutcome::Accepted {
+                released_jobs: 1,
+                ..
+            }]
+        ),
+        "{outcomes:?}"
+    );
+
+    // SQS -> the worker handler with the batch as Lambda builds it; acknowledged on success.
+    let worker = Worker::new(
+        ctx.clone(),
+        vec![Arc::new(BuiltinGenerator::new(ctx.config.max_pixels))],
+    );
+    let work_url = std::env::var("QUEUE_URL").unwrap();
+    let mut finished = false;
+    for _ in 0..10 {
+        let messages = receive_raw(&work_url).await;
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
+            .collect();
+        let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+        let response = worker.handle_sqs_event(event).await;
+        assert!(response.batch_item_failures.is_empty());
+        let (_, job) = call(&ctx, "GET", &format!("/api/v1/jobs/{job_id}"), None).await;
+        if job["status"] == "completed" {
+            finished = true;
+            break;
+        }
+    }
+    assert!(finished, "the job completed");
+
+    let (status, task) = call(
+        &ctx,
+        "GET",
+        &format!("/api/v1/status/tasks/{job_id}/status"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, task["status"].as_str(), task["progress"].as_u64()),
+        (http::StatusCode::OK, Some("completed"), Some(100))
+    );
+    let (status, link) = call(
+        &ctx,
+        "GET",
+        &format!("/api/v1/download/{job_id}?redirect=false"),
+        None,
+    )
+    .await;
+    assert_eq!(status, http::StatusCode::OK, "{link}");
+    let url = link["url"].as_str().unwrap();
+    assert!(url.contains("response-content-disposition="), "{url}");
+    let model = client
+        .get(url)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    assert!(model.status().is_success());
+    let glb = model.bytes().await.unwrap();
+    let (_, triangles, texture) = inspect_glb(&glb);
+    assert!(triangles > 1000);
+    assert_eq!(texture, (160, 120));
+    let (status, health) = call(&ctx, "GET", "/api/v1/health/readiness", None).await;
+    assert_eq!(status, http::StatusCode::OK, "{health}");
+}
