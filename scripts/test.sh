@@ -16,14 +16,17 @@ done
 venv="$root/.venv"
 requirements="$root/infra/emulator/requirements.txt"
 if ! cmp -s "$requirements" "$venv/.installed-requirements" 2>/dev/null; then
-    echo "== python venv (moto, cfn-lint)"
+    echo "== python venv (moto, cfn-lint, aws-sam-cli, cargo-lambda)"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
     cp "$requirements" "$venv/.installed-requirements"
 fi
 
-echo "== cfn-lint template.yaml"
-"$venv/bin/cfn-lint" template.yaml
+export PATH="$venv/bin:$PATH"
+echo "== cfn-lint and sam validate --lint"
+cfn-lint template.yaml
+AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy SAM_CLI_TELEMETRY=0 \
+    sam validate --lint --template template.yaml
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -47,3 +50,6 @@ done < <("$venv/bin/python" infra/emulator/provision.py template.yaml "$AWS_ENDP
 
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast
+
+echo "== cargo lambda invoke"
+PYTHON="$venv/bin/python" bash scripts/lambda_invoke.sh
