@@ -171,7 +171,7 @@ mod aws {
 
 /// moto does not check signatures, so what our code signs is checked by decoding the URLs.
 #[tokio::test]
-async fn s3_presigned_urls_sign_type_length_and_expiry() {
+async fn s3_presigned_requests_sign_type_length_and_expiry() {
     let a = image2model_tests::aws::adapters().await;
     let key = format!("uploads/signing/{}", uuid::Uuid::new_v4());
     let put = a
@@ -231,4 +231,62 @@ async fn s3_presigned_urls_sign_type_length_and_expiry() {
     assert!(request.send().await.unwrap().status().is_success());
     let meta = a.storage.head(&key).await.unwrap().unwrap();
     assert_eq!((meta.size, meta.content_type.as_str()), (1234, "image/png"));
+
+    // The POST policy: key prefix, exact type, length range, expiry, SigV4 fields.
+    let form_key = format!("uploads/signing/{}", uuid::Uuid::new_v4());
+    let post = a
+        .storage
+        .presign_post(&form_key, "image/jpeg", 5000, Duration::from_secs(120))
+        .await
+        .unwrap();
+    use base64::Engine;
+    let policy: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(&post.fields["policy"])
+            .unwrap(),
+    )
+    .unwrap();
+    let conditions = policy["conditions"].as_array().unwrap();
+    assert!(
+        conditions.contains(&serde_json::json!([
+            "starts-with",
+            "$key",
+            "uploads/signing/"
+        ])),
+        "{policy}"
+    );
+    assert!(
+        conditions.contains(&serde_json::json!(["content-length-range", 1, 5000])),
+        "{policy}"
+    );
+    assert!(
+        conditions.contains(&serde_json::json!(["eq", "$Content-Type", "image/jpeg"])),
+        "{policy}"
+    );
+    let expiration =
+        chrono::DateTime::parse_from_rfc3339(policy["expiration"].as_str().unwrap()).unwrap();
+    let left = expiration.timestamp() - chrono::Utc::now().timestamp();
+    assert!((110..=121).contains(&left), "{left}");
+    assert_eq!(post.fields["x-amz-algorithm"], "AWS4-HMAC-SHA256");
+    assert_eq!(post.fields["x-amz-signature"].len(), 64);
+    assert!(post.fields["x-amz-credential"].ends_with("/us-east-1/s3/aws4_request"));
+    // A browser's form POST with those fields lands in the bucket.
+    let mut form = reqwest::multipart::Form::new();
+    for (name, value) in &post.fields {
+        form = form.text(name.clone(), value.clone());
+    }
+    let form = form.part(
+        "file",
+        reqwest::multipart::Part::bytes(vec![1u8; 4000])
+            .file_name("a.jpg")
+            .mime_str("image/jpeg")
+            .unwrap(),
+    );
+    let response = client.post(&post.url).multipart(form).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{:?}",
+        response.text().await
+    );
+    assert_eq!(a.storage.head(&form_key).await.unwrap().unwrap().size, 4000);
 }

@@ -557,3 +557,94 @@ async fn a_restart_keeps_files_jobs_results_and_keys() {
         .await;
     assert_eq!(job["status"], "queued");
 }
+
+/// Sends a presigned form: every policy field, then the file.
+fn form(
+    fields: &serde_json::Map<String, Value>,
+    bytes: Vec<u8>,
+    mime: &str,
+) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new();
+    for (name, value) in fields {
+        form = form.text(name.clone(), value.as_str().unwrap().to_owned());
+    }
+    form.part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes)
+            .file_name("photo")
+            .mime_str(mime)
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn browser_form_posts_upload_within_their_policy() {
+    let server = TestServer::start().await;
+    let photo = png(90, 60);
+    let body = json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": photo.len()}], "generate": {}, "upload_method": "POST"});
+    let (status, presigned) = server
+        .post_json("/api/v1/uploads/presign", Some(ALICE), &body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{presigned}");
+    let upload = &presigned["files"][0]["upload"];
+    assert_eq!(upload["method"], "POST");
+    let fields = upload["fields"].as_object().unwrap();
+    let url = upload["url"].as_str().unwrap();
+
+    let mut bigger = photo.clone();
+    bigger.push(0);
+    let (status, answer) = json_of(
+        server
+            .client
+            .post(url)
+            .multipart(form(fields, bigger, "image/png"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &answer, 400, "SIGNED_REQUEST_MISMATCH");
+    let mut tampered = fields.clone();
+    tampered.insert("max_length".into(), json!("999999999"));
+    let (status, answer) = json_of(
+        server
+            .client
+            .post(url)
+            .multipart(form(&tampered, photo.clone(), "image/png"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &answer, 403, "SIGNATURE_INVALID");
+    let mut elsewhere = fields.clone();
+    elsewhere.insert("key".into(), json!("results/someone/model.glb"));
+    let (status, answer) = json_of(
+        server
+            .client
+            .post(url)
+            .multipart(form(&elsewhere, photo.clone(), "image/png"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &answer, 400, "SIGNED_REQUEST_MISMATCH");
+    assert!(
+        server.ctx.storage.list("").await.unwrap().is_empty(),
+        "refused forms store nothing"
+    );
+
+    let response = server
+        .client
+        .post(url)
+        .multipart(form(fields, photo, "image/png"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let job = server
+        .wait_for_job(ALICE, presigned["files"][0]["job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(job["status"], "completed");
+}

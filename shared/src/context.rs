@@ -125,6 +125,7 @@ pub fn aws_context(
         Arc::new(S3Storage::new(
             aws_sdk_s3::Client::from_conf(s3),
             &resources.bucket,
+            sdk,
         )),
         Arc::new(SqsQueue::new(
             aws_sdk_sqs::Client::new(sdk),

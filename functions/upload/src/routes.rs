@@ -15,7 +15,6 @@ use image2model_shared::auth::Caller;
 use image2model_shared::domain::file::AcceptedImage;
 use image2model_shared::domain::{FileId, FileStatus, JobOptions, UploadedFile};
 use image2model_shared::extract::{ApiJson, FileIdParam};
-use image2model_shared::ports::PresignedRequest;
 use image2model_shared::validation::filename::extension;
 use image2model_shared::validation::{ImageKind, ImageRejection, inspect_image, sanitize_filename};
 use image2model_shared::{ApiError, AppContext, rate_limit};
@@ -89,11 +88,23 @@ struct GenerateSpec {
     options: Option<JobOptions>,
 }
 
+/// How the browser sends the bytes: a signed PUT (default) or a form POST with a policy.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+enum UploadMethod {
+    #[default]
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "POST")]
+    Post,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PresignRequest {
     files: Vec<PresignFile>,
     generate: Option<GenerateSpec>,
+    #[serde(default)]
+    upload_method: UploadMethod,
 }
 
 fn check_count(count: usize, limit: usize) -> Result<(), ApiError> {
@@ -144,15 +155,19 @@ async fn presign(
     for (file, kind) in request.files.iter().zip(kinds) {
         let file_id = FileId::new();
         let object_key = UploadedFile::object_key_for(&caller.owner, file_id);
-        let upload: PresignedRequest = ctx
-            .storage
-            .presign_put(
-                &object_key,
-                kind.mime(),
-                file.size,
-                ctx.config.presign_expiry,
-            )
-            .await?;
+        let expiry = ctx.config.presign_expiry;
+        let upload = match request.upload_method {
+            UploadMethod::Put => json!(
+                ctx.storage
+                    .presign_put(&object_key, kind.mime(), file.size, expiry)
+                    .await?
+            ),
+            UploadMethod::Post => json!(
+                ctx.storage
+                    .presign_post(&object_key, kind.mime(), file.size, expiry)
+                    .await?
+            ),
+        };
         let record = UploadedFile {
             file_id,
             owner: caller.owner.clone(),

@@ -1,18 +1,20 @@
 //! The local stand-in for S3's presigned URLs: `PUT` and `GET` on `/local-storage/<key>` with an
-//! HMAC-signed query. A tampered or expired URL is 403; a body of the wrong type or length is
+//! HMAC-signed query, and browser form `POST`s to `/local-storage` with a signed policy. A tampered or expired URL is 403; a body of the wrong type or length is
 //! 400; nothing is stored unless every check passes. A stored upload triggers ingestion, as an
 //! S3 object-created notification does on AWS.
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::put;
+use axum::routing::{post, put};
 use chrono::Utc;
+use image2model_shared::adapters::disk_storage::FORM_UPLOAD_PATH;
 use image2model_shared::adapters::{DiskStorage, SignedGrant};
 use image2model_shared::ports::{ObjectStorage, StorageError};
 use image2model_shared::{ApiError, AppContext};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -22,9 +24,92 @@ struct StorageState {
 }
 
 pub fn router(ctx: AppContext, disk: Arc<DiskStorage>) -> Router {
+    // The form endpoint reads its own limit from the signed policy; this only bounds the body.
+    let form_limit =
+        usize::try_from(ctx.config.max_upload_bytes + 1024 * 1024).unwrap_or(usize::MAX);
     Router::new()
         .route("/local-storage/{*key}", put(upload).get(download))
+        .route(
+            FORM_UPLOAD_PATH,
+            post(form_upload).layer(DefaultBodyLimit::max(form_limit)),
+        )
         .with_state(StorageState { ctx, disk })
+}
+
+/// Stores an accepted upload and, under `uploads/`, starts ingestion as S3's notification would.
+async fn store_upload(
+    state: &StorageState,
+    key: String,
+    bytes: bytes::Bytes,
+    content_type: &str,
+) -> Result<(), ApiError> {
+    state.disk.put(&key, bytes, content_type).await?;
+    if key.starts_with("uploads/") {
+        let ctx = state.ctx.clone();
+        tokio::spawn(async move {
+            if let Err(err) = image2model_ingest::ingest_object(&ctx, &key).await {
+                tracing::warn!(key, error = %err, "ingestion failed; the sweeper will retry");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The stand-in for S3's browser POST: policy fields first, then the `file` part.
+async fn form_upload(
+    State(state): State<StorageState>,
+    mut form: Multipart,
+) -> Result<StatusCode, ApiError> {
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        ApiError::validation(format!("malformed form: {}", e.body_text()), None)
+    };
+    let mut fields = BTreeMap::new();
+    while let Some(mut field) = form.next_field().await.map_err(malformed)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name != "file" {
+            let value = field.text().await.map_err(malformed)?;
+            if value.len() > 4096 {
+                return Err(ApiError::validation(
+                    format!("form field {name} is too long"),
+                    Some(&name),
+                ));
+            }
+            fields.insert(name, value);
+            continue;
+        }
+        let grant = state.disk.verify_post(&fields, Utc::now()).map_err(|err| {
+            tracing::info!(error = %err, "form upload policy refused");
+            ApiError::SignatureInvalid
+        })?;
+        let key = fields.get("key").cloned().unwrap_or_default();
+        if !key.starts_with(&grant.key_prefix) || key.len() == grant.key_prefix.len() {
+            return Err(ApiError::SignedRequestMismatch(format!(
+                "the key must start with {}",
+                grant.key_prefix
+            )));
+        }
+        let mut bytes = bytes::BytesMut::new();
+        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            if (bytes.len() + chunk.len()) as u64 > grant.max_length {
+                return Err(ApiError::SignedRequestMismatch(format!(
+                    "the file exceeds the policy's {} bytes",
+                    grant.max_length
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if bytes.is_empty() {
+            return Err(ApiError::SignedRequestMismatch(
+                "the file is empty".to_owned(),
+            ));
+        }
+        store_upload(&state, key, bytes.freeze(), &grant.content_type).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    Err(ApiError::validation(
+        "the form has no file part",
+        Some("file"),
+    ))
 }
 
 fn verify(
@@ -82,15 +167,7 @@ async fn upload(
             bytes.len()
         )));
     }
-    state.disk.put(&key, bytes, signed_type).await?;
-    if key.starts_with("uploads/") {
-        let ctx = state.ctx.clone();
-        tokio::spawn(async move {
-            if let Err(err) = image2model_ingest::ingest_object(&ctx, &key).await {
-                tracing::warn!(key, error = %err, "ingestion failed; the sweeper will retry");
-            }
-        });
-    }
+    store_upload(&state, key, bytes, signed_type).await?;
     Ok(StatusCode::OK)
 }
 

@@ -2,7 +2,9 @@
 //! serves. A signed PUT fixes the content type and exact length; a signed GET fixes the
 //! download filename. The signing secret lives in the data directory so URLs survive restarts.
 
-use crate::ports::storage::{ObjectMeta, ObjectStorage, PresignedRequest, StorageError};
+use crate::ports::storage::{
+    ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, key_prefix,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -16,6 +18,8 @@ use std::time::Duration;
 
 /// The path prefix under which the local server serves signed URLs.
 pub const SIGNED_URL_PREFIX: &str = "/local-storage/";
+/// The path of the local server's form-upload endpoint (the stand-in for S3's POST).
+pub const FORM_UPLOAD_PATH: &str = "/local-storage";
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -45,6 +49,14 @@ pub struct SignedGrant {
     pub content_type: Option<String>,
     pub content_length: Option<u64>,
     pub download_name: Option<String>,
+}
+
+/// What a verified form-upload policy allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedPostGrant {
+    pub key_prefix: String,
+    pub content_type: String,
+    pub max_length: u64,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +162,36 @@ impl DiskStorage {
             path.join("/"),
             query
         )
+    }
+
+    /// Checks the signed fields of a form upload (every field but the file).
+    pub fn verify_post(
+        &self,
+        fields: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<SignedPostGrant, SignedUrlError> {
+        let field = |name: &str| fields.get(name).ok_or(SignedUrlError::Malformed);
+        let (prefix, content_type) = (field("key_prefix")?, field("Content-Type")?);
+        let (expires, max_length) = (field("expires")?, field("max_length")?);
+        let expected =
+            hex::decode(self.sign(&["POST", prefix, expires, content_type, max_length, ""]))
+                .map_err(|_| SignedUrlError::BadSignature)?;
+        let given = hex::decode(field("signature")?).map_err(|_| SignedUrlError::BadSignature)?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            given.as_slice(),
+            expected.as_slice(),
+        )) {
+            return Err(SignedUrlError::BadSignature);
+        }
+        let expires: i64 = expires.parse().map_err(|_| SignedUrlError::Malformed)?;
+        if now.timestamp() > expires {
+            return Err(SignedUrlError::Expired);
+        }
+        Ok(SignedPostGrant {
+            key_prefix: prefix.clone(),
+            content_type: content_type.clone(),
+            max_length: max_length.parse().map_err(|_| SignedUrlError::Malformed)?,
+        })
     }
 
     /// Checks a signed request for `method` on `key` with the raw query string.
@@ -375,6 +417,37 @@ impl ObjectStorage for DiskStorage {
         })
     }
 
+    async fn presign_post(
+        &self,
+        key: &str,
+        content_type: &str,
+        max_length: u64,
+        expires_in: Duration,
+    ) -> Result<PresignedPost, StorageError> {
+        validate_key(key)?;
+        let expires_at = expiry(expires_in);
+        let (prefix, expires, max) = (
+            key_prefix(key),
+            expires_at.timestamp().to_string(),
+            max_length.to_string(),
+        );
+        let signature = self.sign(&["POST", prefix, &expires, content_type, &max, ""]);
+        let fields = BTreeMap::from([
+            ("key".to_owned(), key.to_owned()),
+            ("key_prefix".to_owned(), prefix.to_owned()),
+            ("Content-Type".to_owned(), content_type.to_owned()),
+            ("expires".to_owned(), expires),
+            ("max_length".to_owned(), max),
+            ("signature".to_owned(), signature),
+        ]);
+        Ok(PresignedPost {
+            url: format!("{}{FORM_UPLOAD_PATH}", self.base_url),
+            method: "POST",
+            fields,
+            expires_at,
+        })
+    }
+
     async fn presign_get(
         &self,
         key: &str,
@@ -508,6 +581,48 @@ mod tests {
         let (key, query) = split(&get.url);
         let grant = s.verify("GET", &key, &query, Utc::now()).unwrap();
         assert_eq!(grant.download_name.as_deref(), Some("model.glb"));
+    }
+
+    #[tokio::test]
+    async fn form_policies_verify_and_refuse_tampering_and_expiry() {
+        let (_dir, s) = storage();
+        let post = s
+            .presign_post("uploads/u/f", "image/png", 100, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            (post.method, post.fields["key_prefix"].as_str()),
+            ("POST", "uploads/u/")
+        );
+        let grant = s.verify_post(&post.fields, Utc::now()).unwrap();
+        assert_eq!(
+            (grant.content_type.as_str(), grant.max_length),
+            ("image/png", 100)
+        );
+        for (field, value) in [
+            ("max_length", "1000"),
+            ("Content-Type", "text/html"),
+            ("key_prefix", "uploads/"),
+        ] {
+            let mut tampered = post.fields.clone();
+            tampered.insert(field.to_owned(), value.to_owned());
+            assert_eq!(
+                s.verify_post(&tampered, Utc::now()),
+                Err(SignedUrlError::BadSignature),
+                "{field}"
+            );
+        }
+        let later = Utc::now() + chrono::Duration::seconds(61);
+        assert_eq!(
+            s.verify_post(&post.fields, later),
+            Err(SignedUrlError::Expired)
+        );
+        let mut missing = post.fields.clone();
+        missing.remove("signature");
+        assert_eq!(
+            s.verify_post(&missing, Utc::now()),
+            Err(SignedUrlError::Malformed)
+        );
     }
 
     #[tokio::test]

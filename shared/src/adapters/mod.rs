@@ -6,5 +6,5 @@ pub mod aws;
 pub mod disk_storage;
 pub mod sqlite;
 
-pub use disk_storage::{DiskStorage, SignedGrant, SignedUrlError};
+pub use disk_storage::{DiskStorage, SignedGrant, SignedPostGrant, SignedUrlError};
 pub use sqlite::EmbeddedDb;

@@ -10,5 +10,5 @@ pub use generator::{
     GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter,
 };
 pub use queue::{DeadLetter, QueueDepth, QueueError, ReceivedMessage, WorkQueue};
-pub use storage::{ObjectMeta, ObjectStorage, PresignedRequest, StorageError};
+pub use storage::{ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError};
 pub use store::{CreateOutcome, JobPage, JobQuery, Store, StoreError};

@@ -37,6 +37,23 @@ pub struct PresignedRequest {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A browser form upload: POST `url` as `multipart/form-data` with every field of `fields`,
+/// then the file as the last part, named `file`. The signed policy fixes the key prefix, the
+/// content type and the allowed length range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresignedPost {
+    pub url: String,
+    pub method: &'static str,
+    pub fields: BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The folder part of a key (`uploads/alice/` of `uploads/alice/<id>`): the prefix a POST
+/// policy allows.
+pub fn key_prefix(key: &str) -> &str {
+    key.rfind('/').map_or("", |i| &key[..=i])
+}
+
 #[async_trait]
 pub trait ObjectStorage: Send + Sync {
     async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), StorageError>;
@@ -55,6 +72,15 @@ pub trait ObjectStorage: Send + Sync {
         content_length: u64,
         expires_in: Duration,
     ) -> Result<PresignedRequest, StorageError>;
+    /// A POST form for `key`: a policy with the key's prefix, `content_type` and
+    /// `content-length-range` 1..=`max_length`.
+    async fn presign_post(
+        &self,
+        key: &str,
+        content_type: &str,
+        max_length: u64,
+        expires_in: Duration,
+    ) -> Result<PresignedPost, StorageError>;
     /// A GET URL that downloads the object as an attachment named `download_name`.
     async fn presign_get(
         &self,

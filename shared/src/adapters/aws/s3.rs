@@ -2,9 +2,12 @@
 //! and presigned GET URLs that download as an attachment.
 
 use super::describe;
-use crate::ports::storage::{ObjectMeta, ObjectStorage, PresignedRequest, StorageError};
+use crate::ports::storage::{
+    ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, key_prefix,
+};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::SharedCredentialsProvider;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
@@ -16,15 +19,40 @@ use std::time::Duration;
 pub struct S3Storage {
     client: Client,
     bucket: String,
+    /// Signs POST policies (the SDK presigns only single requests).
+    credentials: Option<SharedCredentialsProvider>,
+    region: String,
+    /// Where form POSTs go: the bucket's virtual-hosted URL, or `<endpoint>/<bucket>` on an
+    /// emulator.
+    post_url: String,
 }
 
 impl S3Storage {
-    pub fn new(client: Client, bucket: &str) -> Self {
+    pub fn new(client: Client, bucket: &str, sdk: &aws_config::SdkConfig) -> Self {
+        let region = sdk
+            .region()
+            .map_or("us-east-1".to_owned(), |r| r.to_string());
+        let post_url = match sdk.endpoint_url() {
+            Some(endpoint) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+            None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+        };
         Self {
             client,
             bucket: bucket.to_owned(),
+            credentials: sdk.credentials_provider(),
+            region,
+            post_url,
         }
     }
+}
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+fn sign(key: &[u8], data: &str) -> Vec<u8> {
+    use hmac::Mac;
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts any key size");
+    mac.update(data.as_bytes());
+    mac.finalize().into_bytes().to_vec()
 }
 
 fn backend<E, R>(err: aws_sdk_s3::error::SdkError<E, R>) -> StorageError
@@ -176,6 +204,80 @@ impl ObjectStorage for S3Storage {
             method: "PUT",
             headers,
             expires_at: expiry(expires_in),
+        })
+    }
+
+    async fn presign_post(
+        &self,
+        key: &str,
+        content_type: &str,
+        max_length: u64,
+        expires_in: Duration,
+    ) -> Result<PresignedPost, StorageError> {
+        use aws_sdk_s3::config::ProvideCredentials;
+        use base64::Engine;
+        let region = &self.region;
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| StorageError::Backend("no AWS credentials configured".to_owned()))?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| StorageError::Backend(e.to_string()))?;
+        let now = Utc::now();
+        let date = now.format("%Y%m%d").to_string();
+        let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
+        let credential = format!(
+            "{}/{date}/{region}/s3/aws4_request",
+            credentials.access_key_id()
+        );
+        let expires_at = expiry(expires_in);
+        let mut conditions = vec![
+            serde_json::json!({"bucket": self.bucket}),
+            serde_json::json!(["starts-with", "$key", key_prefix(key)]),
+            serde_json::json!(["eq", "$Content-Type", content_type]),
+            serde_json::json!(["content-length-range", 1, max_length]),
+            serde_json::json!({"x-amz-algorithm": "AWS4-HMAC-SHA256"}),
+            serde_json::json!({"x-amz-credential": credential}),
+            serde_json::json!({"x-amz-date": amz_date}),
+        ];
+        if let Some(token) = credentials.session_token() {
+            conditions.push(serde_json::json!({"x-amz-security-token": token}));
+        }
+        let policy = serde_json::json!({
+            "expiration": expires_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            "conditions": conditions,
+        });
+        let policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
+        let signing_key = ["s3", "aws4_request"].iter().fold(
+            sign(
+                &sign(
+                    format!("AWS4{}", credentials.secret_access_key()).as_bytes(),
+                    &date,
+                ),
+                region,
+            ),
+            |key, part| sign(&key, part),
+        );
+        let signature = hex::encode(sign(&signing_key, &policy));
+        let mut fields = BTreeMap::from([
+            ("key".to_owned(), key.to_owned()),
+            ("Content-Type".to_owned(), content_type.to_owned()),
+            ("x-amz-algorithm".to_owned(), "AWS4-HMAC-SHA256".to_owned()),
+            ("x-amz-credential".to_owned(), credential),
+            ("x-amz-date".to_owned(), amz_date),
+            ("policy".to_owned(), policy),
+            ("x-amz-signature".to_owned(), signature),
+        ]);
+        if let Some(token) = credentials.session_token() {
+            fields.insert("x-amz-security-token".to_owned(), token.to_owned());
+        }
+        Ok(PresignedPost {
+            url: self.post_url.clone(),
+            method: "POST",
+            fields,
+            expires_at,
         })
     }
 
