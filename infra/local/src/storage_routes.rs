@@ -13,6 +13,7 @@ use chrono::Utc;
 use image2model_shared::adapters::disk_storage::FORM_UPLOAD_PATH;
 use image2model_shared::adapters::{DiskStorage, SignedGrant};
 use image2model_shared::ports::{ObjectStorage, StorageError};
+use image2model_shared::validation::filename::attachment_disposition;
 use image2model_shared::{ApiError, AppContext};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -192,15 +193,10 @@ async fn download(
     if let Ok(ct) = HeaderValue::from_str(&meta.content_type) {
         headers.insert(header::CONTENT_TYPE, ct);
     }
-    if let Some(name) = grant.download_name {
-        let safe: String = name
-            .chars()
-            .filter(|c| c.is_ascii_graphic() || *c == ' ')
-            .filter(|c| *c != '"' && *c != '\\')
-            .collect();
-        if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
-            headers.insert(header::CONTENT_DISPOSITION, value);
-        }
+    if let Some(name) = grant.download_name
+        && let Ok(value) = HeaderValue::from_str(&attachment_disposition(&name))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
 }

@@ -30,6 +30,16 @@ pub fn sanitize_filename(raw: &str) -> String {
     }
 }
 
+/// A `Content-Disposition` value that downloads as `name`, with only characters that are safe
+/// inside the quoted filename (non-ASCII, quotes and backslashes are dropped).
+pub fn attachment_disposition(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .filter(|c| (c.is_ascii_graphic() || *c == ' ') && *c != '"' && *c != '\\')
+        .collect();
+    format!("attachment; filename=\"{safe}\"")
+}
+
 /// The lower-cased extension of a filename, if any.
 pub fn extension(name: &str) -> Option<String> {
     name.rsplit_once('.')
@@ -52,6 +62,18 @@ mod tests {
         assert_eq!(
             sanitize_filename("café photo (1).webp"),
             "café photo (1).webp"
+        );
+    }
+
+    #[test]
+    fn dispositions_cannot_break_out_of_the_quotes() {
+        assert_eq!(
+            attachment_disposition("a \"b\"\\c\r\n.glb"),
+            "attachment; filename=\"a bc.glb\""
+        );
+        assert_eq!(
+            attachment_disposition("café.glb"),
+            "attachment; filename=\"caf.glb\""
         );
     }
 

@@ -5,6 +5,7 @@ use super::describe;
 use crate::ports::storage::{
     ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, key_prefix,
 };
+use crate::validation::filename::attachment_disposition;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::SharedCredentialsProvider;
@@ -287,17 +288,12 @@ impl ObjectStorage for S3Storage {
         download_name: &str,
         expires_in: Duration,
     ) -> Result<PresignedRequest, StorageError> {
-        let safe: String = download_name
-            .chars()
-            .filter(|c| c.is_ascii_graphic() || *c == ' ')
-            .filter(|c| *c != '"' && *c != '\\')
-            .collect();
         let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
-            .response_content_disposition(format!("attachment; filename=\"{safe}\""))
+            .response_content_disposition(attachment_disposition(download_name))
             .presigned(presigning(expires_in)?)
             .await
             .map_err(backend)?;
