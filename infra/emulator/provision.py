@@ -31,6 +31,27 @@ def _intrinsic(loader, tag_suffix, node):
 CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
+def create_queue_pair(sqs, resources, name):
+    """The work queue and its dead-letter queue, as the template defines them."""
+    dead = resources["DeadLetterQueue"]["Properties"]
+    dead_url = sqs.create_queue(
+        QueueName=f"{name}-dead-letters",
+        Attributes={"MessageRetentionPeriod": str(dead["MessageRetentionPeriod"])},
+    )["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    work = resources["WorkQueue"]["Properties"]
+    redrive = {"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(work["RedrivePolicy"]["maxReceiveCount"])}
+    work_url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(work["VisibilityTimeout"]),
+            "MessageRetentionPeriod": str(work["MessageRetentionPeriod"]),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )["QueueUrl"]
+    return work_url, dead_url
+
+
 def main(template_path, endpoint, bucket):
     with open(template_path, encoding="utf-8") as f:
         resources = yaml.load(f, Loader=CfnLoader)["Resources"]
@@ -51,22 +72,9 @@ def main(template_path, endpoint, bucket):
     ttl = table["TimeToLiveSpecification"]
     dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
 
-    dead = resources["DeadLetterQueue"]["Properties"]
-    dead_url = sqs.create_queue(
-        QueueName="image2model-dead-letters",
-        Attributes={"MessageRetentionPeriod": str(dead["MessageRetentionPeriod"])},
-    )["QueueUrl"]
-    dead_arn = sqs.get_queue_attributes(QueueUrl=dead_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    work = resources["WorkQueue"]["Properties"]
-    redrive = {"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(work["RedrivePolicy"]["maxReceiveCount"])}
-    work_url = sqs.create_queue(
-        QueueName="image2model-work",
-        Attributes={
-            "VisibilityTimeout": str(work["VisibilityTimeout"]),
-            "MessageRetentionPeriod": str(work["MessageRetentionPeriod"]),
-            "RedrivePolicy": json.dumps(redrive),
-        },
-    )["QueueUrl"]
+    work_url, dead_url = create_queue_pair(sqs, resources, "image2model-work")
+    # A second pair with the same definitions, so the queue contract test owns its messages.
+    contract_url, contract_dead_url = create_queue_pair(sqs, resources, "image2model-contract")
 
     s3.create_bucket(Bucket=bucket)
     cors = resources["UploadsBucket"]["Properties"]["CorsConfiguration"]["CorsRules"][0]
@@ -101,7 +109,9 @@ def main(template_path, endpoint, bucket):
     print(f"BUCKET_NAME={bucket}")
     print(f"QUEUE_URL={work_url}")
     print(f"DEAD_LETTER_QUEUE_URL={dead_url}")
-    print(f"MAX_RECEIVES={work['RedrivePolicy']['maxReceiveCount']}")
+    print(f"CONTRACT_QUEUE_URL={contract_url}")
+    print(f"CONTRACT_DEAD_LETTER_QUEUE_URL={contract_dead_url}")
+    print(f"MAX_RECEIVES={resources['WorkQueue']['Properties']['RedrivePolicy']['maxReceiveCount']}")
 
 
 if __name__ == "__main__":

@@ -13,13 +13,19 @@ pub struct AwsAdapters {
     pub max_receives: u32,
 }
 
-/// The adapters for the provisioned emulator resources; panics with how to get them otherwise.
+/// The adapters for the provisioned emulator resources, on the contract test's own queue pair
+/// (the flow test uses the work queue); panics with how to get them otherwise.
 pub async fn adapters() -> AwsAdapters {
     let config = Config::from_env().expect("valid environment");
-    let resources = config.aws.clone().expect(
+    let mut resources = config.aws.clone().expect(
         "AWS adapter tests need the emulator: run `bash scripts/test.sh`, which starts moto \\
          and exports TABLE_NAME, BUCKET_NAME, QUEUE_URL, DEAD_LETTER_QUEUE_URL and AWS_ENDPOINT_URL",
     );
+    let contract_queue = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is provisioned by scripts/test.sh"))
+    };
+    resources.queue_url = contract_queue("CONTRACT_QUEUE_URL");
+    resources.dead_letter_queue_url = contract_queue("CONTRACT_DEAD_LETTER_QUEUE_URL");
     let max_receives = config.max_receives;
     let sdk = image2model_shared::adapters::aws::sdk_config().await;
     let ctx = aws_context(config, &resources, &sdk);
