@@ -10,7 +10,7 @@ use image2model_ingest::{IngestOutcome, handle_s3_event};
 use image2model_shared::AppContext;
 use image2model_shared::context::EmbeddedAdapters;
 use image2model_shared::domain::{FileId, FileStatus, JobId, JobStatus};
-use image2model_tests::contract::{file, job};
+use image2model_tests::contract::{file, insert_job, job};
 use image2model_tests::{png, test_config};
 use image2model_worker::{BuiltinGenerator, Worker};
 use std::sync::Arc;
@@ -49,10 +49,7 @@ async fn s3_object_created_event_runs_ingestion() {
         .await
         .unwrap();
     let waiting = job("alice", pending.file_id);
-    ctx.store
-        .create_jobs(std::slice::from_ref(&waiting), None, None)
-        .await
-        .unwrap();
+    insert_job(ctx.store.as_ref(), &waiting).await;
 
     let event: S3Event = serde_json::from_str(&fixture("s3_object_created.json")).unwrap();
     let outcomes = handle_s3_event(&ctx, event.clone()).await.unwrap();
@@ -97,10 +94,7 @@ async fn sqs_batch_reports_only_the_failed_message() {
     ctx.store.create_file(&ready).await.unwrap();
     let mut j = job("alice", ready.file_id);
     j.job_id = JobId::from_uuid(fixed_id(2));
-    ctx.store
-        .create_jobs(std::slice::from_ref(&j), None, None)
-        .await
-        .unwrap();
+    insert_job(ctx.store.as_ref(), &j).await;
 
     let worker = Worker::new(
         ctx.clone(),

@@ -12,7 +12,7 @@ use image2model_shared::pipeline::{WorkMessage, enqueue_job};
 use image2model_shared::ports::{
     GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter,
 };
-use image2model_tests::contract::{file, job};
+use image2model_tests::contract::{file, insert_job, job};
 use image2model_tests::{png, test_config};
 use image2model_worker::{BuiltinGenerator, MessageOutcome, Worker};
 use std::sync::Arc;
@@ -106,11 +106,7 @@ async fn a_redelivered_message_never_runs_a_job_twice() {
     let s = setup(false);
     let f = ready_file(&s.ctx).await;
     let j = job("alice", f.file_id);
-    s.ctx
-        .store
-        .create_jobs(std::slice::from_ref(&j), None, None)
-        .await
-        .unwrap();
+    insert_job(s.ctx.store.as_ref(), &j).await;
     assert_eq!(
         s.worker.handle_message(&body(&j)).await,
         MessageOutcome::Done
@@ -149,11 +145,7 @@ async fn concurrent_deliveries_run_the_job_once() {
     let s = setup(false);
     let f = ready_file(&s.ctx).await;
     let j = job("alice", f.file_id);
-    s.ctx
-        .store
-        .create_jobs(std::slice::from_ref(&j), None, None)
-        .await
-        .unwrap();
+    insert_job(s.ctx.store.as_ref(), &j).await;
     let message = body(&j);
     let outcomes =
         futures_util::future::join_all((0..4).map(|_| s.worker.handle_message(&message))).await;
@@ -167,11 +159,7 @@ async fn a_dead_workers_job_is_taken_over_but_a_live_one_is_left_alone() {
     let s = setup(false);
     let f = ready_file(&s.ctx).await;
     let j = job("alice", f.file_id);
-    s.ctx
-        .store
-        .create_jobs(std::slice::from_ref(&j), None, None)
-        .await
-        .unwrap();
+    insert_job(s.ctx.store.as_ref(), &j).await;
     let live = j
         .start(Utc::now())
         .unwrap()
@@ -193,11 +181,7 @@ async fn a_dead_workers_job_is_taken_over_but_a_live_one_is_left_alone() {
     let long_ago = Utc::now() - Span::minutes(10);
     let mut j2 = job("alice", f.file_id);
     (j2.created_at, j2.updated_at) = (long_ago, long_ago);
-    s.ctx
-        .store
-        .create_jobs(std::slice::from_ref(&j2), None, None)
-        .await
-        .unwrap();
+    insert_job(s.ctx.store.as_ref(), &j2).await;
     let dead = j2
         .start(long_ago)
         .unwrap()
@@ -222,11 +206,7 @@ async fn transient_failures_retry_with_a_delay_then_fail() {
     let s = setup(true);
     let f = ready_file(&s.ctx).await;
     let j = job("alice", f.file_id);
-    s.ctx
-        .store
-        .create_jobs(std::slice::from_ref(&j), None, None)
-        .await
-        .unwrap();
+    insert_job(s.ctx.store.as_ref(), &j).await;
     assert_eq!(
         s.worker.handle_message(&body(&j)).await,
         MessageOutcome::Done
@@ -345,11 +325,7 @@ async fn the_sweeper_ingests_uploads_whose_event_never_came() {
         .await
         .unwrap();
     let waiting = job("alice", pending.file_id);
-    s.ctx
-        .store
-        .create_jobs(std::slice::from_ref(&waiting), None, None)
-        .await
-        .unwrap();
+    insert_job(s.ctx.store.as_ref(), &waiting).await;
 
     let report = image2model_admin::sweep(&s.ctx, Utc::now()).await.unwrap();
     assert_eq!(report.ingested, [pending.file_id]);
@@ -377,22 +353,14 @@ async fn cleanup_deletes_old_uploads_results_and_records_but_not_live_work() {
     let s = setup(false);
     let old_file = ready_file(&s.ctx).await;
     let j = job("alice", old_file.file_id);
-    s.ctx
-        .store
-        .create_jobs(std::slice::from_ref(&j), None, None)
-        .await
-        .unwrap();
+    insert_job(s.ctx.store.as_ref(), &j).await;
     s.worker.handle_message(&body(&j)).await;
     let done = stored_job(&s.ctx, &j).await;
     let result_key = done.result.clone().unwrap().object_key;
 
     let busy_file = ready_file(&s.ctx).await;
     let live = job("alice", busy_file.file_id);
-    s.ctx
-        .store
-        .create_jobs(std::slice::from_ref(&live), None, None)
-        .await
-        .unwrap();
+    insert_job(s.ctx.store.as_ref(), &live).await;
     s.ctx
         .storage
         .put(

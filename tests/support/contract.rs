@@ -45,6 +45,14 @@ pub fn job(owner: &str, file_id: FileId) -> GenerationJob {
     )
 }
 
+/// Stores one new job (no batch, no idempotency key).
+pub async fn insert_job(store: &dyn Store, job: &GenerationJob) {
+    store
+        .create_jobs(std::slice::from_ref(job), None, None)
+        .await
+        .expect("job stored");
+}
+
 pub async fn files_are_created_once_and_updated_conditionally(store: &dyn Store) {
     let f = file("alice");
     store.create_file(&f).await.unwrap();

@@ -3,7 +3,8 @@
 //! download filename. The signing secret lives in the data directory so URLs survive restarts.
 
 use crate::ports::storage::{
-    ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, key_prefix,
+    ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, expiry_from_now,
+    key_prefix,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -397,7 +398,7 @@ impl ObjectStorage for DiskStorage {
         expires_in: Duration,
     ) -> Result<PresignedRequest, StorageError> {
         validate_key(key)?;
-        let expires_at = expiry(expires_in);
+        let expires_at = expiry_from_now(expires_in);
         let url = self.signed_url(
             "PUT",
             key,
@@ -425,7 +426,7 @@ impl ObjectStorage for DiskStorage {
         expires_in: Duration,
     ) -> Result<PresignedPost, StorageError> {
         validate_key(key)?;
-        let expires_at = expiry(expires_in);
+        let expires_at = expiry_from_now(expires_in);
         let (prefix, expires, max) = (
             key_prefix(key),
             expires_at.timestamp().to_string(),
@@ -455,7 +456,7 @@ impl ObjectStorage for DiskStorage {
         expires_in: Duration,
     ) -> Result<PresignedRequest, StorageError> {
         validate_key(key)?;
-        let expires_at = expiry(expires_in);
+        let expires_at = expiry_from_now(expires_in);
         let url = self.signed_url("GET", key, expires_at, None, None, Some(download_name));
         Ok(PresignedRequest {
             url,
@@ -475,12 +476,6 @@ impl ObjectStorage for DiskStorage {
         })
         .await
     }
-}
-
-/// Expiry rounded to whole seconds, as signed URLs carry it.
-fn expiry(expires_in: Duration) -> DateTime<Utc> {
-    let secs = i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX / 2);
-    DateTime::from_timestamp(Utc::now().timestamp().saturating_add(secs), 0).unwrap_or_default()
 }
 
 #[cfg(test)]

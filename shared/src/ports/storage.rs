@@ -48,6 +48,12 @@ pub struct PresignedPost {
     pub expires_at: DateTime<Utc>,
 }
 
+/// When a URL signed now for `expires_in` expires, in whole seconds (as signatures carry it).
+pub fn expiry_from_now(expires_in: Duration) -> DateTime<Utc> {
+    let secs = i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX / 2);
+    DateTime::from_timestamp(Utc::now().timestamp().saturating_add(secs), 0).unwrap_or_default()
+}
+
 /// The folder part of a key (`uploads/alice/` of `uploads/alice/<id>`): the prefix a POST
 /// policy allows.
 pub fn key_prefix(key: &str) -> &str {

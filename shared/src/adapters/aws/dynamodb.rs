@@ -178,6 +178,29 @@ impl DynamoStore {
         Ok(output.item)
     }
 
+    /// The record stored in the item `pk`/`sk`, if any.
+    async fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.get_item(pk, sk)
+            .await?
+            .map(|item| body(&item))
+            .transpose()
+    }
+
+    async fn delete(&self, pk: String, sk: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     /// Every item of a query (following pages), up to `limit`.
     async fn query_all(
         &self,
@@ -257,10 +280,7 @@ impl Store for DynamoStore {
     }
 
     async fn get_file(&self, id: FileId) -> Result<Option<UploadedFile>, StoreError> {
-        self.get_item(format!("FILE#{id}"), "FILE")
-            .await?
-            .map(|item| body(&item))
-            .transpose()
+        self.get_record(format!("FILE#{id}"), "FILE").await
     }
 
     async fn update_file(&self, file: &UploadedFile) -> Result<(), StoreError> {
@@ -270,14 +290,7 @@ impl Store for DynamoStore {
     }
 
     async fn delete_file(&self, id: FileId) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("FILE#{id}"), "FILE")))
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.delete(format!("FILE#{id}"), "FILE").await
     }
 
     async fn list_files_created_before(
@@ -403,10 +416,7 @@ impl Store for DynamoStore {
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<GenerationJob>, StoreError> {
-        self.get_item(format!("JOB#{id}"), "JOB")
-            .await?
-            .map(|item| body(&item))
-            .transpose()
+        self.get_record(format!("JOB#{id}"), "JOB").await
     }
 
     async fn update_job(&self, job: &GenerationJob) -> Result<(), StoreError> {
@@ -443,14 +453,7 @@ impl Store for DynamoStore {
     }
 
     async fn delete_job(&self, id: JobId) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("JOB#{id}"), "JOB")))
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.delete(format!("JOB#{id}"), "JOB").await
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
@@ -571,21 +574,11 @@ impl Store for DynamoStore {
     }
 
     async fn get_batch(&self, id: BatchId) -> Result<Option<Batch>, StoreError> {
-        self.get_item(format!("BATCH#{id}"), "BATCH")
-            .await?
-            .map(|item| body(&item))
-            .transpose()
+        self.get_record(format!("BATCH#{id}"), "BATCH").await
     }
 
     async fn delete_batch(&self, id: BatchId) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("BATCH#{id}"), "BATCH")))
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.delete(format!("BATCH#{id}"), "BATCH").await
     }
 
     async fn increment_counter(

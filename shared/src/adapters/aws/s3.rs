@@ -3,7 +3,8 @@
 
 use super::describe;
 use crate::ports::storage::{
-    ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, key_prefix,
+    ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, expiry_from_now,
+    key_prefix,
 };
 use crate::validation::filename::attachment_disposition;
 use async_trait::async_trait;
@@ -71,10 +72,6 @@ fn to_chrono(t: Option<&aws_sdk_s3::primitives::DateTime>) -> DateTime<Utc> {
 
 fn presigning(expires_in: Duration) -> Result<PresigningConfig, StorageError> {
     PresigningConfig::expires_in(expires_in).map_err(|e| StorageError::Backend(e.to_string()))
-}
-
-fn expiry(expires_in: Duration) -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(expires_in).unwrap_or_default()
 }
 
 #[async_trait]
@@ -204,7 +201,7 @@ impl ObjectStorage for S3Storage {
             url: request.uri().to_owned(),
             method: "PUT",
             headers,
-            expires_at: expiry(expires_in),
+            expires_at: expiry_from_now(expires_in),
         })
     }
 
@@ -233,7 +230,7 @@ impl ObjectStorage for S3Storage {
             "{}/{date}/{region}/s3/aws4_request",
             credentials.access_key_id()
         );
-        let expires_at = expiry(expires_in);
+        let expires_at = expiry_from_now(expires_in);
         let mut conditions = vec![
             serde_json::json!({"bucket": self.bucket}),
             serde_json::json!(["starts-with", "$key", key_prefix(key)]),
@@ -301,7 +298,7 @@ impl ObjectStorage for S3Storage {
             url: request.uri().to_owned(),
             method: "GET",
             headers: BTreeMap::new(),
-            expires_at: expiry(expires_in),
+            expires_at: expiry_from_now(expires_in),
         })
     }
 
