@@ -50,6 +50,11 @@ async fn embedded_counters() {
 }
 
 #[tokio::test]
+async fn embedded_state_documents() {
+    contract::state_documents_are_versioned(&db().1).await;
+}
+
+#[tokio::test]
 async fn embedded_queue() {
     let (_dir, db) = db();
     contract::queue_delivers_with_delays_visibility_and_dead_letters(
@@ -150,6 +155,11 @@ mod aws {
     #[tokio::test]
     async fn dynamodb_counters() {
         contract::counters_count_per_window(aws().await.store.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_state_documents() {
+        contract::state_documents_are_versioned(aws().await.store.as_ref()).await;
     }
 
     #[tokio::test]

@@ -21,7 +21,9 @@ async fn call(
     body: Option<Value>,
 ) -> (http::StatusCode, Value) {
     let service = image2model_shared::http::into_service(
-        image2model_local::api_router(ctx).with_state(ctx.clone()),
+        image2model_local::api_router(ctx)
+            .expect("router")
+            .with_state(ctx.clone()),
         &ctx.config,
     );
     let mut request = http::Request::builder()

@@ -125,7 +125,9 @@ async fn invoke(
 ) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
     let request = lambda_http::request::from_str(event).expect("a valid API Gateway event");
     let service = image2model_shared::http::into_service(
-        image2model_local::api_router(ctx).with_state(ctx.clone()),
+        image2model_local::api_router(ctx)
+            .expect("router")
+            .with_state(ctx.clone()),
         &ctx.config,
     );
     let response = service.oneshot(request).await.unwrap();

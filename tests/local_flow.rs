@@ -38,30 +38,6 @@ async fn read_sse(response: reqwest::Response) -> Vec<(String, Value)> {
         .collect()
 }
 
-async fn download_glb(server: &TestServer, key: &str, job_id: &str) -> Vec<u8> {
-    let response = server
-        .request(
-            Method::GET,
-            &format!("/api/v1/download/{job_id}"),
-            Some(key),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::FOUND);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let model = server.client.get(&location).send().await.unwrap();
-    assert_eq!(model.status(), StatusCode::OK);
-    assert_eq!(model.headers()["content-type"], "model/gltf-binary");
-    assert!(
-        model.headers()["content-disposition"]
-            .to_str()
-            .unwrap()
-            .starts_with("attachment; filename=")
-    );
-    model.bytes().await.unwrap().to_vec()
-}
-
 #[tokio::test]
 async fn photo_to_glb_through_presign_sse_and_download() {
     let server = TestServer::start().await;
@@ -127,7 +103,7 @@ async fn photo_to_glb_through_presign_sse_and_download() {
         (Some("completed"), Some(1))
     );
 
-    let glb = download_glb(&server, ALICE, &job_id).await;
+    let glb = server.download_model(ALICE, &job_id).await;
     assert_eq!(job["result"]["size"].as_u64(), Some(glb.len() as u64));
     let (vertices, triangles, texture) = inspect_glb(&glb);
     assert!(
@@ -174,7 +150,9 @@ async fn every_shared_photo_becomes_a_model() {
         let (_, job_id) = server.upload_presigned(ALICE, &bytes, mime, true).await;
         let job = server.wait_for_job(ALICE, job_id.as_deref().unwrap()).await;
         assert_eq!(job["status"], "completed", "{}: {job}", path.display());
-        let glb = download_glb(&server, ALICE, job_id.as_deref().unwrap()).await;
+        let glb = server
+            .download_model(ALICE, job_id.as_deref().unwrap())
+            .await;
         let (_, triangles, (w, h)) = inspect_glb(&glb);
         let original = image::load_from_memory(&bytes).unwrap();
         // The photos are under the 1024 px texture limit, so the texture keeps their size.
@@ -550,7 +528,7 @@ async fn a_restart_keeps_files_jobs_results_and_keys() {
         .get_json(&format!("/api/v1/files/{file_id}"), Some(ALICE))
         .await;
     assert_eq!(file["status"], "ready");
-    inspect_glb(&download_glb(&server, ALICE, &job_id).await);
+    inspect_glb(&server.download_model(ALICE, &job_id).await);
     let waiting_job = waiting["files"][0]["job_id"].as_str().unwrap();
     let (_, job) = server
         .get_json(&format!("/api/v1/jobs/{waiting_job}"), Some(ALICE))

@@ -98,7 +98,7 @@ async fn stored_job(ctx: &AppContext, job: &GenerationJob) -> GenerationJob {
 }
 
 fn body(job: &GenerationJob) -> String {
-    serde_json::to_string(&WorkMessage { job_id: job.job_id }).unwrap()
+    serde_json::to_string(&WorkMessage::generate(job.job_id)).unwrap()
 }
 
 #[tokio::test]

@@ -41,6 +41,126 @@ pub struct NamedKeyHash {
     pub sha256: [u8; 32],
 }
 
+/// The FAL key; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FalKey(pub String);
+
+impl std::fmt::Debug for FalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FalKey(<redacted>)")
+    }
+}
+
+/// How this deployment talks to FAL.AI: the key, where to submit, where webhooks come back, and
+/// the timing of polls, retries, the circuit breaker and the cost guard.
+#[derive(Debug, Clone)]
+pub struct FalSettings {
+    /// `FAL_KEY`; FAL-only models are unavailable without one.
+    pub key: Option<FalKey>,
+    /// Submissions go to `{base_url}/{app}`; status, result and cancel use the URLs FAL returns.
+    pub base_url: String,
+    /// Our public `POST /api/v1/webhooks/fal` URL; without one, completion is found by polling.
+    pub webhook_url: Option<String>,
+    /// Where FAL publishes the public keys of its webhook signatures.
+    pub jwks_url: String,
+    /// Timeout of one FAL API call.
+    pub request_timeout: Duration,
+    /// Timeout of downloading a result file.
+    pub download_timeout: Duration,
+    /// Largest result file copied into our storage.
+    pub max_download_bytes: u64,
+    /// Retries of one FAL call after transport errors, 429 and 5xx.
+    pub max_retries: u32,
+    pub retry_base: Duration,
+    /// Longest wait between retries in one invocation; a longer `Retry-After` re-queues the job.
+    pub retry_max: Duration,
+    /// Delay of the first status poll, doubled after each poll up to `poll_max`.
+    pub poll_initial: Duration,
+    pub poll_max: Duration,
+    /// A job still running at FAL this long after submission is cancelled there and fails with
+    /// `GENERATION_TIMEOUT`.
+    pub generation_timeout: Duration,
+    /// Consecutive FAL failures (across all workers) that open the circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long the open breaker holds submissions before one probe may try.
+    pub breaker_cooldown: Duration,
+    /// Jobs allowed in flight at FAL at once, across all workers.
+    pub max_in_flight: u32,
+    /// Jobs each API key may send to FAL per UTC day.
+    pub daily_quota: u64,
+}
+
+impl Default for FalSettings {
+    fn default() -> Self {
+        Self {
+            key: None,
+            base_url: "https://queue.fal.run".to_owned(),
+            webhook_url: None,
+            jwks_url: "https://rest.alpha.fal.ai/.well-known/jwks.json".to_owned(),
+            request_timeout: Duration::from_secs(30),
+            download_timeout: Duration::from_secs(120),
+            max_download_bytes: 200 * 1024 * 1024,
+            max_retries: 3,
+            retry_base: Duration::from_millis(500),
+            retry_max: Duration::from_secs(10),
+            poll_initial: Duration::from_secs(5),
+            poll_max: Duration::from_secs(60),
+            generation_timeout: Duration::from_secs(15 * 60),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(60),
+            max_in_flight: 20,
+            daily_quota: 100,
+        }
+    }
+}
+
+impl FalSettings {
+    fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let url = |name: &'static str, default: String| -> Result<String, ConfigError> {
+            let value = vars
+                .get(name)
+                .map(|v| v.trim().trim_end_matches('/').to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or(default);
+            if value.starts_with("https://") || value.starts_with("http://") {
+                Ok(value)
+            } else {
+                Err(ConfigError::Invalid {
+                    name,
+                    reason: "an http(s) URL is expected".to_owned(),
+                })
+            }
+        };
+        Ok(Self {
+            key: vars
+                .get("FAL_KEY")
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty())
+                .map(FalKey),
+            base_url: url("FAL_BASE_URL", d.base_url)?,
+            webhook_url: match vars.get("FAL_WEBHOOK_URL").filter(|v| !v.trim().is_empty()) {
+                Some(_) => Some(url("FAL_WEBHOOK_URL", String::new())?),
+                None => None,
+            },
+            jwks_url: url("FAL_JWKS_URL", d.jwks_url)?,
+            request_timeout: seconds(vars, "FAL_REQUEST_TIMEOUT_SECONDS", d.request_timeout)?,
+            download_timeout: seconds(vars, "FAL_DOWNLOAD_TIMEOUT_SECONDS", d.download_timeout)?,
+            max_download_bytes: parse(vars, "FAL_MAX_DOWNLOAD_BYTES", d.max_download_bytes)?,
+            max_retries: parse(vars, "FAL_MAX_RETRIES", d.max_retries)?,
+            retry_base: seconds(vars, "FAL_RETRY_BASE_SECONDS", d.retry_base)?,
+            retry_max: seconds(vars, "FAL_RETRY_MAX_SECONDS", d.retry_max)?,
+            poll_initial: seconds(vars, "FAL_POLL_INITIAL_SECONDS", d.poll_initial)?,
+            poll_max: seconds(vars, "FAL_POLL_MAX_SECONDS", d.poll_max)?,
+            generation_timeout: seconds(vars, "GENERATION_TIMEOUT_SECONDS", d.generation_timeout)?,
+            breaker_threshold: parse(vars, "FAL_BREAKER_THRESHOLD", d.breaker_threshold)?.max(1),
+            breaker_cooldown: seconds(vars, "FAL_BREAKER_COOLDOWN_SECONDS", d.breaker_cooldown)?,
+            max_in_flight: parse(vars, "FAL_MAX_IN_FLIGHT", d.max_in_flight)?.max(1),
+            daily_quota: parse(vars, "DAILY_JOB_QUOTA", d.daily_quota)?,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
@@ -79,8 +199,7 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// S3, DynamoDB and SQS names when running on AWS (or an emulator); embedded otherwise.
     pub aws: Option<AwsResources>,
-    /// Whether a FAL key is configured (FAL-only models are unavailable without one).
-    pub fal_configured: bool,
+    pub fal: FalSettings,
 }
 
 impl Default for Config {
@@ -114,7 +233,7 @@ impl Default for Config {
             sweep_interval: Duration::from_secs(30),
             worker_concurrency: 2,
             aws: None,
-            fal_configured: false,
+            fal: FalSettings::default(),
         }
     }
 }
@@ -304,8 +423,13 @@ impl Config {
             sweep_interval: seconds(vars, "SWEEP_INTERVAL_SECONDS", d.sweep_interval)?,
             worker_concurrency: parse(vars, "WORKER_CONCURRENCY", d.worker_concurrency)?.max(1),
             aws: aws_resources(vars)?,
-            fal_configured: vars.get("FAL_KEY").is_some_and(|k| !k.trim().is_empty()),
+            fal: FalSettings::from_vars(vars)?,
         })
+    }
+
+    /// Whether a FAL key is configured: FAL models are then served through FAL.
+    pub fn fal_configured(&self) -> bool {
+        self.fal.key.is_some()
     }
 
     pub fn image_limits(&self) -> crate::validation::ImageLimits {
@@ -365,5 +489,25 @@ mod tests {
         assert!(Config::from_vars(&vars(&[("TABLE_NAME", "t")])).is_err());
         assert!(Config::from_vars(&vars(&[("API_KEY_HASHES", "a:zz")])).is_err());
         assert!(Config::from_vars(&vars(&[("ADMIN_API_KEY_HASH", "abcd")])).is_err());
+        assert!(Config::from_vars(&vars(&[("FAL_BASE_URL", "queue.fal.run")])).is_err());
+        assert!(Config::from_vars(&vars(&[("FAL_POLL_MAX_SECONDS", "soon")])).is_err());
+    }
+
+    #[test]
+    fn fal_settings_default_to_fal_and_hide_the_key() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert!(!c.fal_configured());
+        assert_eq!(c.fal.base_url, "https://queue.fal.run");
+        let c = Config::from_vars(&vars(&[
+            ("FAL_KEY", "secret-fal-key"),
+            ("FAL_BASE_URL", "http://127.0.0.1:9/"),
+            ("FAL_WEBHOOK_URL", "https://api.example/api/v1/webhooks/fal"),
+            ("FAL_POLL_INITIAL_SECONDS", "0.1"),
+        ]))
+        .unwrap();
+        assert!(c.fal_configured());
+        assert_eq!(c.fal.base_url, "http://127.0.0.1:9");
+        assert_eq!(c.fal.poll_initial, Duration::from_millis(100));
+        assert!(!format!("{c:?}").contains("secret-fal-key"));
     }
 }

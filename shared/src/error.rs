@@ -57,6 +57,16 @@ pub enum ApiError {
     },
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error(
+        "daily quota of {limit} jobs used ({used} today); it resets at 00:00 UTC, in {retry_after_secs} s"
+    )]
+    QuotaExceeded {
+        limit: u64,
+        used: u64,
+        retry_after_secs: u64,
+    },
+    #[error("webhook refused: {0}")]
+    WebhookUnverified(String),
     #[error("{message}")]
     Validation {
         message: String,
@@ -101,7 +111,7 @@ impl ApiError {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
             },
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::WebhookUnverified(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::SignatureInvalid => StatusCode::FORBIDDEN,
             Self::JobNotFound(_) | Self::FileNotFound(_) | Self::RouteNotFound(_) => {
                 StatusCode::NOT_FOUND
@@ -111,7 +121,7 @@ impl ApiError {
             | Self::JobStateConflict { .. }
             | Self::ResultNotReady { .. }
             | Self::Conflict => StatusCode::CONFLICT,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -135,6 +145,8 @@ impl ApiError {
             Self::JobStateConflict { .. } => "INVALID_JOB_STATE",
             Self::ResultNotReady { .. } => "RESULT_NOT_READY",
             Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
+            Self::WebhookUnverified(_) => "WEBHOOK_SIGNATURE_INVALID",
             Self::Validation { .. } => "VALIDATION_ERROR",
             Self::SignatureInvalid => "SIGNATURE_INVALID",
             Self::SignedRequestMismatch(_) => "SIGNED_REQUEST_MISMATCH",
@@ -161,6 +173,8 @@ impl ApiError {
             Self::JobStateConflict { .. } => "Invalid job state",
             Self::ResultNotReady { .. } => "Result not ready",
             Self::RateLimited { .. } => "Rate limit exceeded",
+            Self::QuotaExceeded { .. } => "Daily quota exceeded",
+            Self::WebhookUnverified(_) => "Webhook signature invalid",
             Self::Validation { .. } => "Validation error",
             Self::SignatureInvalid => "Invalid signature",
             Self::SignedRequestMismatch(_) => "Request does not match signature",
@@ -188,6 +202,11 @@ impl ApiError {
                 json!({"job_status": status})
             }
             Self::RateLimited { retry_after_secs } => json!({"retry_after": retry_after_secs}),
+            Self::QuotaExceeded {
+                limit,
+                used,
+                retry_after_secs,
+            } => json!({"limit": limit, "used": used, "retry_after": retry_after_secs}),
             Self::Validation {
                 field: Some(field), ..
             } => json!({"field": field}),
@@ -223,7 +242,10 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"image2model\""),
                 );
             }
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs }
+            | Self::QuotaExceeded {
+                retry_after_secs, ..
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}

@@ -10,6 +10,7 @@ pub mod context;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod fal;
 pub mod http;
 pub mod listing;
 pub mod metrics;

@@ -52,8 +52,8 @@ pub async fn limit(State(ctx): State<AppContext>, req: Request, next: Next) -> R
     let window_start = now.timestamp() - now.timestamp().rem_euclid(WINDOW_SECS);
     let reset = DateTime::from_timestamp(window_start + WINDOW_SECS, 0).unwrap_or(now);
     let key = format!("ratelimit:{}:{window_start}", subject(&ctx, &req));
-    let count = match ctx.store.increment_counter(&key, reset).await {
-        Ok(count) => count,
+    let count = match ctx.store.add_to_counter(&key, 1, reset).await {
+        Ok(count) => count.max(0) as u64,
         Err(err) => {
             // Failing open keeps uploads working while the store hiccups; the store error
             // surfaces on the route itself if it persists.

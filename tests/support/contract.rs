@@ -8,7 +8,8 @@ use image2model_shared::domain::{
     UploadedFile,
 };
 use image2model_shared::ports::{
-    CreateOutcome, JobQuery, ObjectStorage, Store, StoreError, WorkQueue,
+    CreateOutcome, JobQuery, ObjectStorage, Store, StoreError, Versioned, WorkQueue, read_state,
+    update_state,
 };
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -318,15 +319,71 @@ pub async fn batches_and_idempotency_are_atomic(store: &dyn Store) {
 pub async fn counters_count_per_window(store: &dyn Store) {
     let key = format!("counter-{}", uuid::Uuid::new_v4());
     let until = Utc::now() + Span::seconds(60);
+    assert_eq!(store.get_counter(&key).await.unwrap(), 0);
     for expected in 1..=3 {
         assert_eq!(
-            store.increment_counter(&key, until).await.unwrap(),
+            store.add_to_counter(&key, 1, until).await.unwrap(),
             expected
         );
     }
+    assert_eq!(store.add_to_counter(&key, 5, until).await.unwrap(), 8);
+    assert_eq!(store.add_to_counter(&key, -5, until).await.unwrap(), 3);
+    assert_eq!(store.get_counter(&key).await.unwrap(), 3);
     let other = format!("{key}-other");
-    assert_eq!(store.increment_counter(&other, until).await.unwrap(), 1);
+    assert_eq!(store.add_to_counter(&other, 1, until).await.unwrap(), 1);
+    let expired = format!("{key}-expired");
+    store
+        .add_to_counter(&expired, 4, Utc::now() - Span::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(store.get_counter(&expired).await.unwrap(), 0);
     store.ping().await.unwrap();
+}
+
+/// State documents are written conditionally on their version: a stale writer is refused, and
+/// concurrent read-modify-write loops lose no update.
+pub async fn state_documents_are_versioned(store: &dyn Store) {
+    let key = format!("state-{}", uuid::Uuid::new_v4());
+    assert_eq!(store.get_state(&key).await.unwrap(), None);
+    let first = Versioned {
+        value: "one".into(),
+        version: 1,
+    };
+    store.put_state(&key, &first).await.unwrap();
+    assert!(matches!(
+        store.put_state(&key, &first).await,
+        Err(StoreError::Conflict)
+    ));
+    let second = Versioned {
+        value: "two".into(),
+        version: 2,
+    };
+    store.put_state(&key, &second).await.unwrap();
+    assert!(matches!(
+        store
+            .put_state(
+                &key,
+                &Versioned {
+                    value: "stale".into(),
+                    version: 2
+                }
+            )
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.get_state(&key).await.unwrap(), Some(second));
+
+    let counter = format!("{key}-sum");
+    let adds = (0..8).map(|_| {
+        update_state::<u64, ()>(store, &counter, |n| {
+            *n += 1;
+            (true, ())
+        })
+    });
+    for result in futures_util::future::join_all(adds).await {
+        result.unwrap();
+    }
+    assert_eq!(read_state::<u64>(store, &counter).await.unwrap(), 8);
 }
 
 /// `max_receives` must be the queue's configured limit; `unit` the shortest visibility timeout

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod contract;
+pub mod fake_fal;
 
 use image::{ImageBuffer, ImageFormat, Rgb, Rgba};
 use image2model_local::RunningServer;
@@ -53,16 +54,29 @@ impl TestServer {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_at(|config, _| adjust(config)).await
+    }
+
+    /// Starts with a configuration that may depend on the server's own base URL (webhooks).
+    pub async fn start_at(adjust: impl FnOnce(&mut Config, &str)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
         let mut config = test_config(dir.path());
-        adjust(&mut config);
-        Self::start_in(dir, config).await
+        adjust(&mut config, &base);
+        Self::serve(dir, config, listener).await
     }
 
     async fn start_in(dir: TempDir, config: Config) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        Self::serve(dir, config, listener).await
+    }
+
+    async fn serve(dir: TempDir, config: Config, listener: tokio::net::TcpListener) -> Self {
         let server = image2model_local::start(config, listener)
             .await
             .expect("server starts");
@@ -175,6 +189,31 @@ impl TestServer {
             file["file_id"].as_str().unwrap().to_owned(),
             file["job_id"].as_str().map(str::to_owned),
         )
+    }
+
+    /// Downloads a completed job's model through the download route's redirect.
+    pub async fn download_model(&self, key: &str, job_id: &str) -> Vec<u8> {
+        let response = self
+            .request(
+                Method::GET,
+                &format!("/api/v1/download/{job_id}"),
+                Some(key),
+            )
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(response.status(), StatusCode::FOUND);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        let model = self.client.get(&location).send().await.expect("model");
+        assert_eq!(model.status(), StatusCode::OK);
+        assert_eq!(model.headers()["content-type"], "model/gltf-binary");
+        assert!(
+            model.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment; filename=")
+        );
+        model.bytes().await.expect("body").to_vec()
     }
 
     /// Polls a job until it is in a terminal state (or the timeout passes).

@@ -10,6 +10,7 @@ use image2model_shared::auth::Admin;
 use image2model_shared::domain::FileStatus;
 use image2model_shared::domain::models::{self, CATALOG};
 use image2model_shared::extract::{ApiJson, ApiQuery, JobIdParam};
+use image2model_shared::fal::guard;
 use image2model_shared::listing::{ListParams, list_jobs};
 use image2model_shared::pipeline::{UpdateError, enqueue_job, update_job};
 use image2model_shared::ports::StoreError;
@@ -77,12 +78,21 @@ async fn stats(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, A
         .collect();
     let available: Vec<&str> = CATALOG
         .iter()
-        .filter(|m| models::is_available(m, ctx.config.fal_configured))
+        .filter(|m| models::is_available(m, ctx.config.fal_configured()))
         .map(|m| m.id)
         .collect();
+    let now = Utc::now();
+    let fal = image2model_shared::fal::overview(&ctx, now).await?;
+    let spend = guard::daily_spend(ctx.store.as_ref(), 7, now).await?;
     Ok(Json(json!({
         "jobs": { "total": total, "by_status": by_status },
         "queue": depth,
+        "fal": fal,
+        "spend": {
+            "today_usd": spend.first().map_or(0.0, |d| d.estimated_usd),
+            "daily": spend,
+            "prices_usd": CATALOG.iter().map(|m| (m.id, m.price_per_run_usd)).collect::<std::collections::BTreeMap<_, _>>(),
+        },
         "models_available": available,
         "limits": {
             "max_upload_bytes": ctx.config.max_upload_bytes,
@@ -90,6 +100,8 @@ async fn stats(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, A
             "max_files": ctx.config.max_files,
             "rate_limit_per_minute": ctx.config.rate_limit_per_minute,
             "job_deadline_seconds": ctx.config.job_deadline.as_secs(),
+            "generation_timeout_seconds": ctx.config.fal.generation_timeout.as_secs(),
+            "daily_job_quota": ctx.config.fal.daily_quota,
         },
         "timestamp": Utc::now(),
     })))

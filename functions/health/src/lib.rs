@@ -122,9 +122,12 @@ async fn detailed(State(ctx): State<AppContext>) -> Response {
             .collect::<serde_json::Map<_, _>>()
     });
     let queue = ctx.queue.depth().await.ok();
+    let fal = image2model_shared::fal::overview(&ctx, chrono::Utc::now())
+        .await
+        .ok();
     let available: Vec<&str> = CATALOG
         .iter()
-        .filter(|m| models::is_available(m, ctx.config.fal_configured))
+        .filter(|m| models::is_available(m, ctx.config.fal_configured()))
         .map(|m| m.id)
         .collect();
     checks_response(
@@ -133,7 +136,8 @@ async fn detailed(State(ctx): State<AppContext>) -> Response {
             "jobs": jobs,
             "queue": queue,
             "models_available": available,
-            "generator": if ctx.config.fal_configured { "fal" } else { "builtin" },
+            "generator": if ctx.config.fal_configured() { "fal" } else { "builtin" },
+            "fal": fal,
         }),
     )
 }

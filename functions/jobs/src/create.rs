@@ -8,6 +8,7 @@ use image2model_shared::domain::models::{self, ModelSpec};
 use image2model_shared::domain::{
     Batch, BatchId, FileId, FileStatus, GenerationJob, JobError, JobOptions, UploadedFile,
 };
+use image2model_shared::fal::guard;
 use image2model_shared::pipeline::{enqueue_job, fail_job};
 use image2model_shared::ports::CreateOutcome;
 use image2model_shared::{ApiError, AppContext};
@@ -40,17 +41,62 @@ pub fn resolve_model(
             Some("model_type"),
         )
     })?;
-    if models::is_available(spec, ctx.config.fal_configured) {
+    if models::is_available(spec, ctx.config.fal_configured()) {
         Ok(spec)
     } else {
         Err(ApiError::ModelUnavailable(id.to_owned()))
     }
 }
 
-pub fn validate_options(options: &JobOptions) -> Result<(), ApiError> {
-    options
-        .validate()
-        .map_err(|(field, reason)| ApiError::validation(format!("{field} {reason}"), Some(field)))
+/// Checks option values, and that `model` takes every option that is set.
+pub fn validate_options(model: &ModelSpec, options: &JobOptions) -> Result<(), ApiError> {
+    options.validate().map_err(|(field, reason)| {
+        ApiError::validation(format!("{field} {reason}"), Some(field))
+    })?;
+    match model.unsupported_option(options) {
+        Some(field) => Err(ApiError::validation(
+            format!(
+                "{field} is not an option of {} (it takes: {})",
+                model.id,
+                model.accepted_options.join(", ")
+            ),
+            Some(&field),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Takes `count` jobs from the caller's daily quota when they will run (and be paid for) at
+/// FAL; `QUOTA_EXCEEDED` when that would go over it.
+async fn take_quota(ctx: &AppContext, owner: &str, count: usize) -> Result<(), ApiError> {
+    if !ctx.config.fal_configured() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let limit = ctx.config.fal.daily_quota;
+    match guard::take_quota(ctx.store.as_ref(), owner, count as u64, limit, now).await? {
+        Ok(_) => Ok(()),
+        Err(used) => {
+            let midnight = (now.date_naive() + chrono::Days::new(1))
+                .and_hms_opt(0, 0, 0)
+                .map_or(now, |t| t.and_utc());
+            Err(ApiError::QuotaExceeded {
+                limit,
+                used,
+                retry_after_secs: (midnight - now).num_seconds().max(1) as u64,
+            })
+        }
+    }
+}
+
+/// Gives quota back for jobs that were not created after all.
+async fn refund_quota(ctx: &AppContext, owner: &str, count: usize) {
+    if ctx.config.fal_configured()
+        && let Err(err) =
+            guard::refund_quota(ctx.store.as_ref(), owner, count as u64, Utc::now()).await
+    {
+        tracing::warn!(owner, error = %err, "quota not refunded");
+    }
 }
 
 fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
@@ -88,8 +134,8 @@ pub async fn create_job(
     idempotency_key: Option<&str>,
 ) -> Result<GenerationJob, ApiError> {
     let options = request.options.unwrap_or_default();
-    validate_options(&options)?;
     let model = resolve_model(ctx, request.model_type.as_deref())?;
+    validate_options(model, &options)?;
     if let Some(key) = idempotency_key {
         validate_idempotency_key(key)?;
     }
@@ -99,11 +145,15 @@ pub async fn create_job(
     };
     ensure_usable(&file)?;
     let job = GenerationJob::new(file.file_id, owner, model.id, options, None, Utc::now());
-    match ctx
+    take_quota(ctx, owner, 1).await?;
+    let created = ctx
         .store
         .create_jobs(std::slice::from_ref(&job), None, idempotency_key)
-        .await?
-    {
+        .await;
+    if !matches!(created, Ok(CreateOutcome::Created)) {
+        refund_quota(ctx, owner, 1).await;
+    }
+    match created? {
         CreateOutcome::Existing(existing) => {
             return match ctx.store.get_job(existing).await? {
                 Some(job) => Ok(job),
@@ -145,7 +195,11 @@ pub async fn create_batch(
         job_ids: jobs.iter().map(|j| j.job_id).collect(),
         created_at: now,
     };
-    ctx.store.create_jobs(&jobs, Some(&batch), None).await?;
+    take_quota(ctx, owner, jobs.len()).await?;
+    if let Err(err) = ctx.store.create_jobs(&jobs, Some(&batch), None).await {
+        refund_quota(ctx, owner, jobs.len()).await;
+        return Err(err.into());
+    }
     let mut started = Vec::with_capacity(jobs.len());
     for job in &jobs {
         started.push(start_when_ready(ctx, job).await?);

@@ -100,7 +100,7 @@ async fn cancel(
 }
 
 async fn available_models(State(ctx): State<AppContext>) -> Json<Value> {
-    let fal = ctx.config.fal_configured;
+    let fal = ctx.config.fal_configured();
     let list: Vec<Value> = CATALOG
         .iter()
         .map(|m| {

@@ -144,9 +144,9 @@ async fn presign(
         kinds.push(kind);
     }
     if let Some(generate) = &request.generate {
-        resolve_model(&ctx, generate.model_type.as_deref())?;
+        let model = resolve_model(&ctx, generate.model_type.as_deref())?;
         if let Some(options) = &generate.options {
-            image2model_jobs::validate_options(options)?;
+            image2model_jobs::validate_options(model, options)?;
         }
     }
 
@@ -341,8 +341,8 @@ async fn upload_batch(
         face_limit,
         ..JobOptions::default()
     };
-    image2model_jobs::validate_options(&options)?;
     let model = resolve_model(&ctx, model_type.as_deref())?;
+    image2model_jobs::validate_options(model, &options)?;
 
     let mut files = Vec::with_capacity(parts.len());
     for part in parts {

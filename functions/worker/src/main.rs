@@ -2,6 +2,7 @@
 //! (`ReportBatchItemFailures`).
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use image2model_shared::fal::FalClient;
 use image2model_worker::{BuiltinGenerator, Worker};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
@@ -11,7 +12,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     image2model_shared::telemetry::init();
     let ctx = image2model_shared::context::from_env().await?;
     let generator = Arc::new(BuiltinGenerator::new(ctx.config.max_pixels));
-    let worker = Worker::new(ctx, vec![generator]);
+    let fal = FalClient::new(&ctx.config.fal).transpose()?;
+    let mut worker = Worker::new(ctx, vec![generator]);
+    if let Some(client) = fal {
+        worker = worker.with_fal(client);
+    }
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let worker = worker.clone();
         async move { Ok::<_, lambda_runtime::Error>(worker.handle_sqs_event(event.payload).await) }

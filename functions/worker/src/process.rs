@@ -6,10 +6,15 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use bytes::Bytes;
 use chrono::Utc;
 use image2model_shared::AppContext;
-use image2model_shared::domain::{FileStatus, GenerationJob, JobError, JobResult, JobStatus};
+use image2model_shared::domain::{
+    FileStatus, GenerationJob, JobError, JobId, JobResult, JobStatus,
+};
+use image2model_shared::fal::FalClient;
 use image2model_shared::metrics::record_generation;
-use image2model_shared::pipeline::{UpdateError, WorkMessage, fail_job, update_job};
-use image2model_shared::ports::{GenerationRequest, Generator, ProgressReporter};
+use image2model_shared::pipeline::{
+    UpdateError, WorkMessage, WorkStep, fail_job, send_work, update_job,
+};
+use image2model_shared::ports::{GenerationRequest, Generator, ProgressReporter, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -25,15 +30,17 @@ pub enum MessageOutcome {
 
 #[derive(Clone)]
 pub struct Worker {
-    ctx: AppContext,
+    pub(crate) ctx: AppContext,
     generators: Vec<Arc<dyn Generator>>,
+    /// Set when a FAL key is configured: every catalog model then runs at FAL.
+    pub(crate) fal: Option<FalClient>,
 }
 
 /// Writes progress to the job, and notices when the job was settled elsewhere (cancelled).
-struct JobProgress<'a> {
-    ctx: &'a AppContext,
-    job: &'a GenerationJob,
-    settled: AtomicBool,
+pub(crate) struct JobProgress<'a> {
+    pub(crate) ctx: &'a AppContext,
+    pub(crate) job: &'a GenerationJob,
+    pub(crate) settled: AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -63,7 +70,17 @@ impl ProgressReporter for JobProgress<'_> {
 
 impl Worker {
     pub fn new(ctx: AppContext, generators: Vec<Arc<dyn Generator>>) -> Self {
-        Self { ctx, generators }
+        Self {
+            ctx,
+            generators,
+            fal: None,
+        }
+    }
+
+    /// Runs jobs through FAL.AI with `client` instead of the built-in generators.
+    pub fn with_fal(mut self, client: FalClient) -> Self {
+        self.fal = Some(client);
+        self
     }
 
     /// Handles an SQS batch as Lambda delivers it, reporting only the failed message ids.
@@ -102,7 +119,7 @@ impl Worker {
         }
     }
 
-    async fn fail(
+    pub(crate) async fn fail(
         &self,
         job: &GenerationJob,
         code: &str,
@@ -120,12 +137,31 @@ impl Worker {
     }
 
     async fn run(&self, message: WorkMessage) -> Result<MessageOutcome, UpdateError> {
+        match message.step {
+            WorkStep::Generate => self.generate(message.job_id).await,
+            step => self.check_at_fal(message.job_id, step).await,
+        }
+    }
+
+    async fn generate(&self, job_id: JobId) -> Result<MessageOutcome, UpdateError> {
         let config = &self.ctx.config;
-        let Some(job) = self.ctx.store.get_job(message.job_id).await? else {
+        let Some(job) = self.ctx.store.get_job(job_id).await? else {
             return Ok(MessageOutcome::Done);
         };
         if job.status.is_terminal() {
             return Ok(MessageOutcome::Done);
+        }
+        if job.fal.is_some() {
+            // Redelivered (or re-sent by the sweeper) after the submission was recorded: never
+            // submit twice, look instead. Polls write a heartbeat, so a job updated within the
+            // lease has a live poll chain and this look starts no second one.
+            let lease = chrono::Duration::from_std(config.visibility_timeout).unwrap_or_default();
+            let step = if job.updated_at > Utc::now() - lease {
+                WorkStep::Webhook { attempt: 0 }
+            } else {
+                WorkStep::Poll { attempt: 0 }
+            };
+            return self.check_at_fal(job_id, step).await;
         }
         let lease = chrono::Duration::from_std(config.visibility_timeout).unwrap_or_default();
         if job.status == JobStatus::Processing && job.updated_at > Utc::now() - lease {
@@ -154,6 +190,9 @@ impl Worker {
                     .await;
             }
         };
+        if let Some(client) = &self.fal {
+            return self.submit_to_fal(client, &job, &file).await;
+        }
         let Some(generator) = self
             .generators
             .iter()
@@ -169,19 +208,10 @@ impl Worker {
                 .await;
         };
 
-        // Claim with one conditional write on the version we read: of several deliveries of
-        // the same job, exactly one wins; the others find it changed and stand down.
-        let Ok(claimed) = job.start(Utc::now()) else {
-            return Ok(MessageOutcome::Done);
+        let claimed = match self.claim(&job).await? {
+            Ok(claimed) => claimed,
+            Err(outcome) => return Ok(outcome),
         };
-        match self.ctx.store.update_job(&claimed).await {
-            Ok(()) => {}
-            Err(image2model_shared::ports::StoreError::Conflict) => {
-                return Ok(MessageOutcome::Retry);
-            }
-            Err(e) => return Err(e.into()),
-        }
-        tracing::info!(job_id = %claimed.job_id, attempt = claimed.attempts, model_type = %claimed.model_type, "job started");
 
         let image = match self.ctx.storage.get(&file.object_key).await {
             Ok(bytes) => bytes,
@@ -194,7 +224,11 @@ impl Worker {
                     )
                     .await;
             }
-            Err(err) => return self.retry_later(&claimed, &err.to_string()).await,
+            Err(err) => {
+                return self
+                    .retry_later(&claimed, "GENERATION_FAILED", &err.to_string(), None)
+                    .await;
+            }
         };
         let progress = JobProgress {
             ctx: &self.ctx,
@@ -229,12 +263,34 @@ impl Worker {
                 )
                 .await
             }
-            Err(err) if err.is_retryable() => self.retry_later(&claimed, &err.to_string()).await,
+            Err(err) if err.is_retryable() => {
+                self.retry_later(&claimed, err.code(), &err.to_string(), None)
+                    .await
+            }
             Err(err) => self.fail(&claimed, err.code(), err.to_string()).await,
         }
     }
 
-    async fn store_result(
+    /// Claims the job with one conditional write on the version we read: of several deliveries
+    /// of the same job, exactly one wins; the others find it changed and stand down (with the
+    /// outcome for their message).
+    pub(crate) async fn claim(
+        &self,
+        job: &GenerationJob,
+    ) -> Result<Result<GenerationJob, MessageOutcome>, UpdateError> {
+        let Ok(claimed) = job.start(Utc::now()) else {
+            return Ok(Err(MessageOutcome::Done));
+        };
+        match self.ctx.store.update_job(&claimed).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Ok(Err(MessageOutcome::Retry)),
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(job_id = %claimed.job_id, attempt = claimed.attempts, model_type = %claimed.model_type, "job started");
+        Ok(Ok(claimed))
+    }
+
+    pub(crate) async fn store_result(
         &self,
         job: &GenerationJob,
         source_name: &str,
@@ -254,7 +310,9 @@ impl Worker {
             preview_key: None,
         };
         if let Err(err) = self.ctx.storage.put(&key, bytes, content_type).await {
-            return self.retry_later(job, &err.to_string()).await;
+            return self
+                .retry_later(job, "GENERATION_FAILED", &err.to_string(), None)
+                .await;
         }
         let now = Utc::now();
         match update_job(self.ctx.store.as_ref(), job.job_id, |j| {
@@ -267,8 +325,16 @@ impl Worker {
                 Ok(MessageOutcome::Done)
             }
             Err(UpdateError::Transition(_) | UpdateError::NotFound) => {
-                // Cancelled (or deleted) while we worked: the model is not wanted.
-                if let Err(err) = self.ctx.storage.delete(&key).await {
+                // Settled while we worked. If another delivery completed it (a webhook and a
+                // poll can both get here), the object is that result; otherwise the job was
+                // cancelled or deleted and the model is not wanted.
+                let completed_here = self
+                    .ctx
+                    .store
+                    .get_job(job.job_id)
+                    .await?
+                    .is_some_and(|j| j.result.as_ref().is_some_and(|r| r.object_key == key));
+                if !completed_here && let Err(err) = self.ctx.storage.delete(&key).await {
                     tracing::warn!(key, error = %err, "could not remove an unwanted result");
                 }
                 Ok(MessageOutcome::Done)
@@ -277,17 +343,20 @@ impl Worker {
         }
     }
 
-    /// A transient failure: back to the queue with a growing delay, or failed after the last try.
-    async fn retry_later(
+    /// A transient failure: back to the queue after `retry_after` (or a growing delay), or
+    /// failed with `code` after the last attempt.
+    pub(crate) async fn retry_later(
         &self,
         job: &GenerationJob,
+        code: &str,
         reason: &str,
+        retry_after: Option<Duration>,
     ) -> Result<MessageOutcome, UpdateError> {
         if job.attempts >= self.ctx.config.max_attempts {
             return self
                 .fail(
                     job,
-                    "GENERATION_FAILED",
+                    code,
                     format!("failed after {} attempts: {reason}", job.attempts),
                 )
                 .await;
@@ -305,12 +374,22 @@ impl Worker {
             }
             Err(e) => return Err(e),
         }
-        let body = serde_json::to_string(&WorkMessage { job_id: job.job_id }).unwrap_or_default();
-        let delay = Duration::from_secs(5 * u64::from(job.attempts.min(12)));
-        match self.ctx.queue.send(&body, delay).await {
-            Ok(_) => Ok(MessageOutcome::Done),
+        // The server's Retry-After when it gave one; a growing delay otherwise.
+        let delay =
+            retry_after.unwrap_or_else(|| Duration::from_secs(5 * u64::from(job.attempts.min(12))));
+        self.send(WorkMessage::generate(job.job_id), delay).await
+    }
+
+    /// Enqueues `message`; when that fails, the current message is retried instead.
+    pub(crate) async fn send(
+        &self,
+        message: WorkMessage,
+        delay: Duration,
+    ) -> Result<MessageOutcome, UpdateError> {
+        match send_work(self.ctx.queue.as_ref(), &message, delay).await {
+            Ok(()) => Ok(MessageOutcome::Done),
             Err(err) => {
-                tracing::warn!(job_id = %job.job_id, error = %err, "retry not enqueued; redelivery will retry");
+                tracing::warn!(job_id = %message.job_id, error = %err, "follow-up not enqueued; redelivery will retry");
                 Ok(MessageOutcome::Retry)
             }
         }

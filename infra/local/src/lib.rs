@@ -9,6 +9,8 @@ use axum::Router;
 use image2model_shared::AppContext;
 use image2model_shared::config::Config;
 use image2model_shared::context::{ContextError, EmbeddedAdapters};
+use image2model_shared::fal::{FalClient, FalError};
+use image2model_webhook::SignatureVerifier;
 use image2model_worker::{BuiltinGenerator, Worker};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ pub enum LocalError {
     Context(#[from] ContextError),
     #[error("network error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot build the FAL client: {0}")]
+    Fal(#[from] FalError),
 }
 
 /// A started local server.
@@ -43,14 +47,17 @@ impl RunningServer {
 }
 
 /// Every function's routes in one router (the local server's whole API).
-pub fn api_router(ctx: &AppContext) -> Router<AppContext> {
-    Router::new()
+pub fn api_router(ctx: &AppContext) -> Result<Router<AppContext>, LocalError> {
+    let verifier = SignatureVerifier::new(&ctx.config.fal)
+        .map_err(|e| LocalError::Fal(FalError::Transport(e.to_string())))?;
+    Ok(Router::new()
         .merge(image2model_health::router())
         .merge(image2model_upload::router(ctx))
         .merge(image2model_jobs::router())
         .merge(image2model_status::router())
         .merge(image2model_download::router())
         .merge(image2model_admin::router())
+        .merge(image2model_webhook::router(Arc::new(verifier))))
 }
 
 /// Starts the server on `listener` with the embedded adapters under `config.data_dir`.
@@ -63,7 +70,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningServe
     let adapters = EmbeddedAdapters::open(&config, &base_url)?;
     let ctx = AppContext::embedded(config, &adapters);
 
-    let app = api_router(&ctx)
+    let app = api_router(&ctx)?
         .with_state(ctx.clone())
         .merge(storage_routes::router(
             ctx.clone(),
@@ -87,10 +94,13 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningServe
             tracing::error!(error = %err, "server stopped");
         }
     });
-    let worker = Worker::new(
+    let mut worker = Worker::new(
         ctx.clone(),
         vec![Arc::new(BuiltinGenerator::new(ctx.config.max_pixels))],
     );
+    if let Some(client) = FalClient::new(&ctx.config.fal).transpose()? {
+        worker = worker.with_fal(client);
+    }
     let tasks = vec![
         server,
         tokio::spawn(background::run_worker(ctx.clone(), worker, signal.clone())),

@@ -4,7 +4,7 @@
 
 use crate::domain::{Batch, BatchId, FileId, GenerationJob, JobId, JobStatus, UploadedFile};
 use crate::ports::queue::{DeadLetter, QueueDepth, QueueError, ReceivedMessage, WorkQueue};
-use crate::ports::store::{CreateOutcome, JobPage, JobQuery, Store, StoreError};
+use crate::ports::store::{CreateOutcome, JobPage, JobQuery, Store, StoreError, Versioned};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     PRIMARY KEY (owner, key));
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS counters_by_expiry ON counters(expires_at);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS queue (
     message_id TEXT PRIMARY KEY, body TEXT NOT NULL, sent_at INTEGER NOT NULL,
     visible_at INTEGER NOT NULL, receive_count INTEGER NOT NULL, receipt TEXT);
@@ -507,27 +508,90 @@ impl Store for EmbeddedDb {
         Ok(())
     }
 
-    async fn increment_counter(
+    async fn add_to_counter(
         &self,
         key: &str,
+        delta: i64,
         expires_at: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<i64, StoreError> {
         let key = key.to_owned();
         let now = micros(Utc::now());
         self.call(move |conn| {
             let tx = conn.transaction()?;
             tx.execute("DELETE FROM counters WHERE expires_at <= ?1", [now])?;
             let value: i64 = tx.query_row(
-                "INSERT INTO counters (key, value, expires_at) VALUES (?1, 1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = value + 1 RETURNING value",
-                params![key, micros(expires_at)],
+                "INSERT INTO counters (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET value = value + ?2 RETURNING value",
+                params![key, delta, micros(expires_at)],
                 |r| r.get(0),
             )?;
             tx.commit()?;
-            Ok(value.max(0) as u64)
+            Ok(value)
         })
         .await
         .map_err(backend)
+    }
+
+    async fn get_counter(&self, key: &str) -> Result<i64, StoreError> {
+        let key = key.to_owned();
+        let now = micros(Utc::now());
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT value FROM counters WHERE key = ?1 AND expires_at > ?2",
+                params![key, now],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+        })
+        .await
+        .map_err(backend)
+    }
+
+    async fn get_state(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        let key = key.to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT value, version FROM state WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(Versioned {
+                        value: r.get(0)?,
+                        version: r.get::<_, i64>(1)?.max(0) as u64,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+        .map_err(backend)
+    }
+
+    async fn put_state(&self, key: &str, state: &Versioned) -> Result<(), StoreError> {
+        let (key, state) = (key.to_owned(), state.clone());
+        let version = i64::try_from(state.version).map_err(|_| StoreError::Conflict)?;
+        let changed = self
+            .call(move |conn| {
+                if version == 1 {
+                    conn.execute(
+                        "INSERT INTO state (key, value, version) VALUES (?1, ?2, 1)
+                         ON CONFLICT(key) DO NOTHING",
+                        params![key, state.value],
+                    )
+                } else {
+                    conn.execute(
+                        "UPDATE state SET value = ?2, version = ?3 WHERE key = ?1 AND version = ?3 - 1",
+                        params![key, state.value, version],
+                    )
+                }
+            })
+            .await
+            .map_err(backend)?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

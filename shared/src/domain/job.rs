@@ -127,6 +127,17 @@ impl JobError {
     }
 }
 
+/// Where a job runs at FAL.AI: the request id and the URLs FAL returned for it (they are used as
+/// returned, never rebuilt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FalRequest {
+    pub request_id: String,
+    pub status_url: String,
+    pub response_url: String,
+    pub cancel_url: String,
+    pub submitted_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerationJob {
     pub job_id: JobId,
@@ -145,6 +156,9 @@ pub struct GenerationJob {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Set once the job was submitted to FAL.AI; a job is submitted at most once per attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fal: Option<FalRequest>,
     pub version: u64,
 }
 
@@ -155,6 +169,8 @@ pub enum TransitionError {
     Illegal { from: JobStatus, to: JobStatus },
     #[error("progress cannot move from {from} to {to}")]
     ProgressBackwards { from: u8, to: u8 },
+    #[error("the job was already submitted to FAL as {0}")]
+    AlreadySubmitted(String),
 }
 
 impl GenerationJob {
@@ -184,6 +200,7 @@ impl GenerationJob {
             updated_at: now,
             started_at: None,
             completed_at: None,
+            fal: None,
             version: 1,
         }
     }
@@ -254,10 +271,30 @@ impl GenerationJob {
         Ok(next)
     }
 
-    /// A failed attempt that may be retried goes back to the queue, keeping its progress.
+    /// Records the FAL request a running job was submitted as. Refused when one is already
+    /// recorded, so two workers can never both believe they submitted the job.
+    pub fn record_submission(
+        &self,
+        request: FalRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Self, TransitionError> {
+        if let Some(existing) = &self.fal {
+            return Err(TransitionError::AlreadySubmitted(
+                existing.request_id.clone(),
+            ));
+        }
+        let mut next = self.next(JobStatus::Processing, now)?;
+        next.message = "Submitted to FAL.AI".to_owned();
+        next.fal = Some(request);
+        Ok(next)
+    }
+
+    /// A failed attempt that may be retried goes back to the queue, keeping its progress; the
+    /// next attempt submits afresh.
     pub fn requeue(&self, message: &str, now: DateTime<Utc>) -> Result<Self, TransitionError> {
         let mut next = self.next(JobStatus::Queued, now)?;
         message.clone_into(&mut next.message);
+        next.fal = None;
         Ok(next)
     }
 
@@ -304,6 +341,7 @@ impl GenerationJob {
             error: None,
             started_at: None,
             completed_at: None,
+            fal: None,
             updated_at: now.max(self.updated_at),
             version: self.version + 1,
             ..self.clone()

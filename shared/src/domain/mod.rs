@@ -11,5 +11,5 @@ pub use batch::Batch;
 pub use file::{FileRejection, FileStatus, UploadedFile};
 pub use ids::{BatchId, FileId, InvalidId, JobId};
 pub use job::{
-    GenerationJob, JobError, JobOptions, JobResult, JobStatus, Texture, TransitionError,
+    FalRequest, GenerationJob, JobError, JobOptions, JobResult, JobStatus, Texture, TransitionError,
 };

@@ -45,6 +45,13 @@ pub enum CreateOutcome {
     Existing(JobId),
 }
 
+/// A state document with the version conditional writes check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub value: String,
+    pub version: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn create_file(&self, file: &UploadedFile) -> Result<(), StoreError>;
@@ -95,13 +102,80 @@ pub trait Store: Send + Sync {
     async fn get_batch(&self, id: BatchId) -> Result<Option<Batch>, StoreError>;
     async fn delete_batch(&self, id: BatchId) -> Result<(), StoreError>;
 
-    /// Adds one to the counter `key` and returns the new value; the counter lives until
-    /// `expires_at` (a fixed rate-limit window).
-    async fn increment_counter(
+    /// Adds `delta` (which may be negative) to the counter `key` and returns the new value; the
+    /// counter lives until `expires_at` (a fixed window: a minute, a day).
+    async fn add_to_counter(
         &self,
         key: &str,
+        delta: i64,
         expires_at: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<i64, StoreError>;
+    /// The counter's value; 0 when it never counted or expired.
+    async fn get_counter(&self, key: &str) -> Result<i64, StoreError>;
+
+    /// A small shared state document (a circuit breaker, a set of slots) and its version.
+    async fn get_state(&self, key: &str) -> Result<Option<Versioned>, StoreError>;
+    /// Writes `state`, conditional on the stored version being `state.version - 1` (on there
+    /// being none when `state.version` is 1); [`StoreError::Conflict`] otherwise.
+    async fn put_state(&self, key: &str, state: &Versioned) -> Result<(), StoreError>;
 
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Reads the state document `key` (the default when absent), lets `change` modify it, and writes
+/// it back conditionally, starting over when another writer got there first. `change` returns
+/// whether it changed anything; nothing is written otherwise. Returns the state as stored.
+pub async fn update_state<T, R>(
+    store: &dyn Store,
+    key: &str,
+    mut change: impl FnMut(&mut T) -> (bool, R),
+) -> Result<(T, R), StoreError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Default,
+{
+    const MAX_TRIES: usize = 16;
+    for _ in 0..MAX_TRIES {
+        let stored = store.get_state(key).await?;
+        let (mut state, version) = match &stored {
+            Some(v) => (
+                serde_json::from_str(&v.value)
+                    .map_err(|e| StoreError::Backend(format!("corrupt state {key}: {e}")))?,
+                v.version,
+            ),
+            None => (T::default(), 0),
+        };
+        let (changed, answer) = change(&mut state);
+        if !changed {
+            return Ok((state, answer));
+        }
+        let value = serde_json::to_string(&state)
+            .map_err(|e| StoreError::Backend(format!("state {key} not serializable: {e}")))?;
+        match store
+            .put_state(
+                key,
+                &Versioned {
+                    value,
+                    version: version + 1,
+                },
+            )
+            .await
+        {
+            Ok(()) => return Ok((state, answer)),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict)
+}
+
+/// Reads the state document `key`, the default when absent.
+pub async fn read_state<T>(store: &dyn Store, key: &str) -> Result<T, StoreError>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    match store.get_state(key).await? {
+        Some(v) => serde_json::from_str(&v.value)
+            .map_err(|e| StoreError::Backend(format!("corrupt state {key}: {e}"))),
+        None => Ok(T::default()),
+    }
 }

@@ -170,10 +170,33 @@ pub fn estimate(image: &RgbaImage, grid_w: u32, grid_h: u32) -> DepthMap {
     }
 }
 
+/// A depth map computed elsewhere (a depth model's output image, bright = near), resampled to
+/// the grid and stretched to 0..1.
+pub fn from_depth_image(depth: &image::GrayImage, grid_w: u32, grid_h: u32) -> DepthMap {
+    let small = imageops::resize(depth, grid_w, grid_h, FilterType::Triangle);
+    let mut values: Vec<f32> = small.pixels().map(|p| f32::from(p.0[0]) / 255.0).collect();
+    let everywhere = vec![1.0; values.len()];
+    normalise_within(&mut values, &everywhere);
+    DepthMap {
+        width: grid_w as usize,
+        height: grid_h as usize,
+        values,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use image::Rgba;
+
+    #[test]
+    fn depth_images_are_resampled_and_stretched() {
+        let gradient = image::GrayImage::from_fn(100, 50, |x, _| image::Luma([(50 + x) as u8]));
+        let depth = from_depth_image(&gradient, 20, 10);
+        assert_eq!((depth.width, depth.height), (20, 10));
+        assert!(depth.at(0, 5) < 0.05 && depth.at(19, 5) > 0.95);
+        assert!(depth.at(5, 5) < depth.at(15, 5));
+    }
 
     #[test]
     fn background_is_flat_and_subject_stands_out() {

@@ -88,7 +88,29 @@ pub fn generate_glb(rgba: &RgbaImage, texture: (&[u8], &str), face_limit: Option
     glb::encode(&mesh, texture.0, texture.1)
 }
 
-async fn blocking<T: Send + 'static>(
+/// The relief mesh of `photo` shaped by a depth map image computed elsewhere (FAL's depth
+/// model), textured with the photo.
+pub fn glb_from_depth_image(
+    photo: &[u8],
+    depth_image: &[u8],
+    max_pixels: u64,
+    face_limit: Option<u32>,
+) -> Result<Vec<u8>, GeneratorError> {
+    let photo = decode(photo, max_pixels)?;
+    let depth_image =
+        decode(depth_image, max_pixels).map_err(|e| GeneratorError::InvalidInput {
+            code: "FAL_BAD_OUTPUT",
+            message: format!("the depth map is not a readable image: {e}"),
+        })?;
+    let tex = texture(&photo)?;
+    let (grid_w, grid_h) = mesh::grid_size(photo.width(), photo.height(), face_limit);
+    let depth = depth::from_depth_image(&depth_image.to_luma8(), grid_w, grid_h);
+    let mesh = mesh::relief_mesh(&depth, photo.width() as f32 / photo.height() as f32);
+    Ok(glb::encode(&mesh, &tex.0, tex.1))
+}
+
+/// Runs `f` on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, GeneratorError> + Send + 'static,
 ) -> Result<T, GeneratorError> {
     tokio::task::spawn_blocking(f)

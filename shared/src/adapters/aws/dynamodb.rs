@@ -8,7 +8,7 @@
 //! creation time, `gsi4` jobs of a file.
 
 use crate::domain::{Batch, BatchId, FileId, GenerationJob, JobId, JobStatus, UploadedFile};
-use crate::ports::store::{CreateOutcome, JobPage, JobQuery, Store, StoreError};
+use crate::ports::store::{CreateOutcome, JobPage, JobQuery, Store, StoreError, Versioned};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, Select, TransactWriteItem};
@@ -581,21 +581,24 @@ impl Store for DynamoStore {
         self.delete(format!("BATCH#{id}"), "BATCH").await
     }
 
-    async fn increment_counter(
+    async fn add_to_counter(
         &self,
         counter: &str,
+        delta: i64,
         expires_at: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<i64, StoreError> {
         let output = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(format!("COUNTER#{counter}"), "COUNTER")))
-            .update_expression("ADD #value :one SET #ttl = :ttl")
+            .update_expression("ADD #value :delta SET #ttl = :ttl, #expires = :expires")
             .expression_attribute_names("#value", "value")
             .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_names("#expires", "expires_at")
+            .expression_attribute_values(":delta", n(delta))
             .expression_attribute_values(":ttl", n(expires_at.timestamp() + IDEMPOTENCY_TTL_SECS))
+            .expression_attribute_values(":expires", n(expires_at.timestamp()))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
@@ -607,6 +610,55 @@ impl Store for DynamoStore {
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| StoreError::Backend("counter without value".to_owned()))
+    }
+
+    async fn get_counter(&self, counter: &str) -> Result<i64, StoreError> {
+        let Some(item) = self
+            .get_item(format!("COUNTER#{counter}"), "COUNTER")
+            .await?
+        else {
+            return Ok(0);
+        };
+        let number = |name: &str| -> Option<i64> { item.get(name)?.as_n().ok()?.parse().ok() };
+        // DynamoDB removes expired items lazily; an expired counter counts as zero.
+        match number("expires_at") {
+            Some(expires) if expires <= Utc::now().timestamp() => Ok(0),
+            _ => Ok(number("value").unwrap_or_default()),
+        }
+    }
+
+    async fn get_state(&self, state: &str) -> Result<Option<Versioned>, StoreError> {
+        let Some(item) = self.get_item(format!("STATE#{state}"), "STATE").await? else {
+            return Ok(None);
+        };
+        let value = item
+            .get("value")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| StoreError::Backend(format!("state {state} without value")))?;
+        let version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::Backend(format!("state {state} without version")))?;
+        Ok(Some(Versioned { value, version }))
+    }
+
+    async fn put_state(&self, state: &str, next: &Versioned) -> Result<(), StoreError> {
+        let mut item = key(format!("STATE#{state}"), "STATE");
+        item.insert("value".to_owned(), s(&next.value));
+        item.insert("version".to_owned(), n(next.version));
+        if next.version <= 1 {
+            self.conditional_put(item, "attribute_not_exists(pk)", Item::new())
+                .await
+        } else {
+            self.conditional_put(
+                item,
+                "version = :previous",
+                Item::from([(":previous".to_owned(), n(next.version - 1))]),
+            )
+            .await
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

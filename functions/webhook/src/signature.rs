@@ -1,0 +1,208 @@
+//! FAL's webhook signatures: Ed25519 over `request_id \n user_id \n timestamp \n
+//! hex(sha256(body))`, hex encoded in `X-Fal-Webhook-Signature`, with FAL's public keys from a
+//! JWKS URL. Keys are cached; an unknown signature refreshes them (at most once a minute) so key
+//! rotation needs no restart. Timestamps more than 5 minutes away are refused (replays).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signature, VerifyingKey};
+use http::HeaderMap;
+use image2model_shared::config::FalSettings;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use tokio::sync::RwLock;
+
+/// Largest accepted distance between a delivery's timestamp and our clock.
+pub const TIMESTAMP_TOLERANCE_SECS: i64 = 300;
+/// Cached keys are used this long before they are fetched again.
+const KEYS_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Keys are refreshed at most this often when a signature does not verify.
+const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("header {0} is missing or not text")]
+    MissingHeader(&'static str),
+    #[error("timestamp {0:?} is not a Unix time in seconds")]
+    BadTimestamp(String),
+    #[error("timestamp is {0} s away from now (at most {TIMESTAMP_TOLERANCE_SECS} s allowed)")]
+    StaleTimestamp(i64),
+    #[error("the signature is not 64 hex-encoded bytes")]
+    MalformedSignature,
+    #[error("no FAL public key verifies the signature")]
+    BadSignature,
+    #[error("FAL's public keys are unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+#[derive(Deserialize)]
+struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Deserialize)]
+struct Jwk {
+    #[serde(default)]
+    kty: String,
+    #[serde(default)]
+    crv: String,
+    #[serde(default)]
+    x: String,
+}
+
+struct CachedKeys {
+    keys: Vec<VerifyingKey>,
+    fetched_at: tokio::time::Instant,
+}
+
+pub struct SignatureVerifier {
+    http: reqwest::Client,
+    jwks_url: String,
+    cache: RwLock<Option<CachedKeys>>,
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, VerifyError> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or(VerifyError::MissingHeader(name))
+}
+
+/// The Ed25519 keys of a JWKS document (other key types are skipped).
+fn parse_jwks(body: &str) -> Result<Vec<VerifyingKey>, VerifyError> {
+    let jwks: Jwks =
+        serde_json::from_str(body).map_err(|e| VerifyError::KeysUnavailable(e.to_string()))?;
+    let keys: Vec<VerifyingKey> = jwks
+        .keys
+        .iter()
+        .filter(|k| k.kty == "OKP" && k.crv == "Ed25519")
+        .filter_map(|k| {
+            let raw = URL_SAFE_NO_PAD.decode(k.x.trim_end_matches('=')).ok()?;
+            VerifyingKey::from_bytes(&raw.try_into().ok()?).ok()
+        })
+        .collect();
+    if keys.is_empty() {
+        return Err(VerifyError::KeysUnavailable(
+            "the key set holds no Ed25519 key".to_owned(),
+        ));
+    }
+    Ok(keys)
+}
+
+/// The signed message of a delivery.
+pub fn signed_message(request_id: &str, user_id: &str, timestamp: &str, body: &[u8]) -> String {
+    format!(
+        "{request_id}\n{user_id}\n{timestamp}\n{}",
+        hex::encode(Sha256::digest(body))
+    )
+}
+
+impl SignatureVerifier {
+    pub fn new(settings: &FalSettings) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(settings.request_timeout)
+                .build()?,
+            jwks_url: settings.jwks_url.clone(),
+            cache: RwLock::new(None),
+        })
+    }
+
+    async fn fetch_keys(&self) -> Result<Vec<VerifyingKey>, VerifyError> {
+        let unavailable = |e: reqwest::Error| VerifyError::KeysUnavailable(e.to_string());
+        let body = self
+            .http
+            .get(&self.jwks_url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(unavailable)?
+            .text()
+            .await
+            .map_err(unavailable)?;
+        let keys = parse_jwks(&body)?;
+        *self.cache.write().await = Some(CachedKeys {
+            keys: keys.clone(),
+            fetched_at: tokio::time::Instant::now(),
+        });
+        Ok(keys)
+    }
+
+    /// The cached keys (fetched when absent or old) and whether they may be refreshed now.
+    async fn keys(&self) -> Result<(Vec<VerifyingKey>, bool), VerifyError> {
+        if let Some(cached) = self.cache.read().await.as_ref()
+            && cached.fetched_at.elapsed() < KEYS_TTL
+        {
+            let refreshable = cached.fetched_at.elapsed() >= REFRESH_AT_MOST_EVERY;
+            return Ok((cached.keys.clone(), refreshable));
+        }
+        Ok((self.fetch_keys().await?, false))
+    }
+
+    /// Verifies a delivery: its headers, its timestamp against `now`, and its signature over
+    /// the raw `body`. Returns the request id the signature covers.
+    pub async fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<String, VerifyError> {
+        let request_id = header(headers, "x-fal-webhook-request-id")?;
+        let user_id = header(headers, "x-fal-webhook-user-id")?;
+        let timestamp = header(headers, "x-fal-webhook-timestamp")?;
+        let signature = header(headers, "x-fal-webhook-signature")?;
+        let seconds: i64 = timestamp
+            .parse()
+            .map_err(|_| VerifyError::BadTimestamp(timestamp.to_owned()))?;
+        let skew = (now.timestamp() - seconds).abs();
+        if skew > TIMESTAMP_TOLERANCE_SECS {
+            return Err(VerifyError::StaleTimestamp(skew));
+        }
+        let signature: [u8; 64] = hex::decode(signature)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(VerifyError::MalformedSignature)?;
+        let signature = Signature::from_bytes(&signature);
+        let message = signed_message(request_id, user_id, timestamp, body);
+        let verifies = |keys: &[VerifyingKey]| {
+            keys.iter()
+                .any(|k| k.verify_strict(message.as_bytes(), &signature).is_ok())
+        };
+        let (keys, refreshable) = self.keys().await?;
+        if verifies(&keys) || (refreshable && verifies(&self.fetch_keys().await?)) {
+            Ok(request_id.to_owned())
+        } else {
+            Err(VerifyError::BadSignature)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwks_yields_the_ed25519_keys_only() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let x = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+        let body = format!(
+            r#"{{"keys":[{{"kty":"RSA","n":"abc","e":"AQAB"}},{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"k1"}}]}}"#
+        );
+        assert_eq!(parse_jwks(&body).unwrap(), vec![key.verifying_key()]);
+        assert!(parse_jwks(r#"{"keys":[]}"#).is_err());
+        assert!(parse_jwks("not json").is_err());
+    }
+
+    #[test]
+    fn the_message_binds_ids_time_and_body() {
+        let message = signed_message("req", "user", "1700000000", b"{}");
+        assert_eq!(
+            message,
+            "req\nuser\n1700000000\n44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+    }
+}

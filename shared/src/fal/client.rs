@@ -1,0 +1,479 @@
+//! The FAL.AI queue protocol: submit, status (with logs), result, cancel, and downloading the
+//! files a result points to. Status, result and cancel use the URLs FAL returned at submission,
+//! never rebuilt ones. Transport errors, 429 and 5xx are retried with capped exponential backoff
+//! and full jitter, honouring `Retry-After`; 401, 403 and 422 are not retried.
+
+use crate::config::FalSettings;
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// How a FAL call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FalError {
+    #[error("FAL refused the key (401): {0}")]
+    Unauthorized(String),
+    #[error("the FAL account is locked (403): {0}")]
+    Locked(String),
+    #[error("FAL refused the input (422): {0}")]
+    InvalidInput(String),
+    #[error("FAL is rate limiting (429): {message}")]
+    RateLimited {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("FAL failed ({status}): {message}")]
+    Server { status: u16, message: String },
+    #[error("FAL answered {status}: {message}")]
+    Rejected { status: u16, message: String },
+    #[error("FAL could not be reached: {0}")]
+    Transport(String),
+    #[error("FAL answered something unreadable: {0}")]
+    Malformed(String),
+    #[error("the result file is gone from FAL ({0})")]
+    Expired(String),
+    #[error("the result file is larger than {0} bytes")]
+    TooLarge(u64),
+}
+
+impl FalError {
+    /// The `error_code` a job fails with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized(_) => "FAL_UNAUTHORIZED",
+            Self::Locked(_) => "FAL_ACCOUNT_LOCKED",
+            Self::InvalidInput(_) => "FAL_INVALID_INPUT",
+            Self::RateLimited { .. } => "FAL_RATE_LIMITED",
+            Self::Server { .. } | Self::Transport(_) => "FAL_UNAVAILABLE",
+            Self::Rejected { .. } => "FAL_REQUEST_REJECTED",
+            Self::Malformed(_) => "FAL_BAD_RESPONSE",
+            Self::Expired(_) => "FAL_RESULT_EXPIRED",
+            Self::TooLarge(_) => "FAL_RESULT_TOO_LARGE",
+        }
+    }
+
+    /// Whether the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. } | Self::Server { .. } | Self::Transport(_)
+        )
+    }
+
+    /// Whether the failure says FAL itself is unwell (what the circuit breaker counts).
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            Self::Server { .. } | Self::Transport(_) | Self::Malformed(_)
+        )
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// What `POST {base}/{app}` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Submission {
+    pub request_id: String,
+    pub status_url: String,
+    pub response_url: String,
+    pub cancel_url: String,
+    #[serde(default)]
+    pub queue_position: Option<u32>,
+}
+
+/// Where a request stands in FAL's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueStatus {
+    InQueue {
+        position: Option<u32>,
+    },
+    InProgress {
+        logs: Vec<String>,
+    },
+    /// Finished; the result (success or the model's own error) is at the response URL.
+    Completed {
+        logs: Vec<String>,
+    },
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    status: String,
+    #[serde(default)]
+    queue_position: Option<u32>,
+    #[serde(default)]
+    logs: Option<Vec<LogLine>>,
+}
+
+#[derive(Deserialize)]
+struct LogLine {
+    #[serde(default)]
+    message: String,
+}
+
+/// The retry policy of one call.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (0-based): full jitter over a capped exponential,
+    /// but never less than the server's `Retry-After`. `None` when the server asks for a longer
+    /// wait than this policy's cap (the caller then re-queues instead of sleeping).
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        let exponential = self
+            .base
+            .saturating_mul(2u32.saturating_pow(retry))
+            .min(self.max);
+        let jittered = exponential.mul_f64(fastrand::f64());
+        match retry_after {
+            Some(asked) if asked > self.max => None,
+            Some(asked) => Some(jittered.max(asked)),
+            None => Some(jittered),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct FalClient {
+    http: reqwest::Client,
+    key: String,
+    base_url: String,
+    policy: RetryPolicy,
+    download_timeout: Duration,
+    max_download_bytes: u64,
+}
+
+/// The readable part of an error body: `detail` (a string or `[{loc, msg, type}]`), with the
+/// `error_type` (body or `X-Fal-Error-Type` header) in front when there is one.
+fn error_message(headers: &HeaderMap, body: &str) -> String {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let detail = parsed.as_ref().and_then(|v| v.get("detail"));
+    let mut message = match detail {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                let msg = item.get("msg").and_then(Value::as_str).unwrap_or("invalid");
+                let loc: Vec<String> = item
+                    .get("loc")
+                    .and_then(Value::as_array)
+                    .map(|l| {
+                        l.iter()
+                            .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if loc.is_empty() {
+                    msg.to_owned()
+                } else {
+                    format!("{}: {msg}", loc.join("."))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => body.chars().take(300).collect(),
+    };
+    let error_type = parsed
+        .as_ref()
+        .and_then(|v| v.get("error_type"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| {
+            headers
+                .get("x-fal-error-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+    if let Some(kind) = error_type {
+        message = format!("{kind}: {message}");
+    }
+    if message.trim().is_empty() {
+        "no detail given".to_owned()
+    } else {
+        message
+    }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    raw.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+}
+
+/// Maps a non-success answer to an error.
+fn status_error(status: StatusCode, headers: &HeaderMap, body: &str) -> FalError {
+    let message = error_message(headers, body);
+    match status.as_u16() {
+        401 => FalError::Unauthorized(message),
+        403 => FalError::Locked(message),
+        422 => FalError::InvalidInput(message),
+        429 => FalError::RateLimited {
+            message,
+            retry_after: retry_after(headers),
+        },
+        code @ 500..=599 => FalError::Server {
+            status: code,
+            message,
+        },
+        code => FalError::Rejected {
+            status: code,
+            message,
+        },
+    }
+}
+
+fn transport(err: &reqwest::Error) -> FalError {
+    FalError::Transport(if err.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(inner) = source {
+            message = format!("{message}: {inner}");
+            source = inner.source();
+        }
+        message
+    })
+}
+
+impl FalClient {
+    /// A client for `settings`; `None` when no key is configured.
+    pub fn new(settings: &FalSettings) -> Option<Result<Self, FalError>> {
+        let key = settings.key.as_ref()?.0.clone();
+        Some(
+            reqwest::Client::builder()
+                .timeout(settings.request_timeout)
+                .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
+                .user_agent(concat!("image2model/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map(|http| Self {
+                    http,
+                    key,
+                    base_url: settings.base_url.clone(),
+                    policy: RetryPolicy {
+                        max_retries: settings.max_retries,
+                        base: settings.retry_base,
+                        max: settings.retry_max,
+                    },
+                    download_timeout: settings.download_timeout,
+                    max_download_bytes: settings.max_download_bytes,
+                })
+                .map_err(|e| FalError::Transport(e.to_string())),
+        )
+    }
+
+    /// Sends the request `build` makes (with our key), retrying what may succeed later; returns
+    /// the body of a successful answer.
+    async fn call(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<String, FalError> {
+        let mut retry = 0;
+        loop {
+            let err = match build()
+                .header(AUTHORIZATION, format!("Key {}", self.key))
+                .send()
+                .await
+            {
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    match response.text().await {
+                        Ok(body) if status.is_success() => return Ok(body),
+                        Ok(body) => status_error(status, &headers, &body),
+                        Err(err) => transport(&err),
+                    }
+                }
+                Err(err) => transport(&err),
+            };
+            if !err.is_retryable() || retry >= self.policy.max_retries {
+                return Err(err);
+            }
+            let Some(delay) = self.policy.delay(retry, err.retry_after()) else {
+                return Err(err);
+            };
+            tracing::info!(error = %err, retry = retry + 1, delay_ms = delay.as_millis() as u64, "FAL call failed; retrying");
+            tokio::time::sleep(delay).await;
+            retry += 1;
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, FalError> {
+        serde_json::from_str(body).map_err(|e| FalError::Malformed(e.to_string()))
+    }
+
+    /// Queues `input` on the FAL application `app`; FAL will POST the outcome to `webhook`.
+    pub async fn submit(
+        &self,
+        app: &str,
+        input: &Value,
+        webhook: Option<&str>,
+    ) -> Result<Submission, FalError> {
+        let url = format!("{}/{app}", self.base_url);
+        let body = self
+            .call(|| {
+                let request = self.http.post(&url).json(input);
+                match webhook {
+                    Some(hook) => request.query(&[("fal_webhook", hook)]),
+                    None => request,
+                }
+            })
+            .await?;
+        Self::parse(&body)
+    }
+
+    /// Where the request stands, with its logs.
+    pub async fn status(&self, status_url: &str) -> Result<QueueStatus, FalError> {
+        let body = self
+            .call(|| self.http.get(status_url).query(&[("logs", "1")]))
+            .await?;
+        let parsed: StatusBody = Self::parse(&body)?;
+        let logs = parsed
+            .logs
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| l.message)
+            .filter(|m| !m.trim().is_empty())
+            .collect();
+        match parsed.status.as_str() {
+            "IN_QUEUE" => Ok(QueueStatus::InQueue {
+                position: parsed.queue_position,
+            }),
+            "IN_PROGRESS" => Ok(QueueStatus::InProgress { logs }),
+            "COMPLETED" => Ok(QueueStatus::Completed { logs }),
+            other => Err(FalError::Malformed(format!("unknown status {other:?}"))),
+        }
+    }
+
+    /// The model's output (its own error status becomes the error, e.g. 422 with details).
+    pub async fn result(&self, response_url: &str) -> Result<Value, FalError> {
+        let body = self.call(|| self.http.get(response_url)).await?;
+        Self::parse(&body)
+    }
+
+    /// Asks FAL to stop the request. A request that already finished cannot be cancelled; that
+    /// is not an error here.
+    pub async fn cancel(&self, cancel_url: &str) -> Result<(), FalError> {
+        match self.call(|| self.http.put(cancel_url)).await {
+            Ok(_) | Err(FalError::Rejected { status: 400, .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Downloads a file a result points to, without our key (it is not FAL's API), up to the
+    /// size limit. A file that is gone (404, 403, 410) is [`FalError::Expired`].
+    pub async fn download(&self, url: &str) -> Result<Bytes, FalError> {
+        let mut retry = 0;
+        loop {
+            let attempt = self.download_once(url).await;
+            match attempt {
+                Err(err) if err.is_retryable() && retry < self.policy.max_retries => {
+                    if let Some(delay) = self.policy.delay(retry, err.retry_after()) {
+                        tokio::time::sleep(delay).await;
+                        retry += 1;
+                        continue;
+                    }
+                    return Err(err);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn download_once(&self, url: &str) -> Result<Bytes, FalError> {
+        let mut response = self
+            .http
+            .get(url)
+            .timeout(self.download_timeout)
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        let status = response.status();
+        if matches!(status.as_u16(), 403 | 404 | 410) {
+            return Err(FalError::Expired(format!("HTTP {status}")));
+        }
+        if !status.is_success() {
+            let headers = response.headers().clone();
+            let body = response.text().await.unwrap_or_default();
+            return Err(status_error(status, &headers, &body));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_download_bytes)
+        {
+            return Err(FalError::TooLarge(self.max_download_bytes));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
+            if (bytes.len() + chunk.len()) as u64 > self.max_download_bytes {
+                return Err(FalError::TooLarge(self.max_download_bytes));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_jittered_and_honours_retry_after() {
+        let policy = RetryPolicy {
+            max_retries: 5,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        };
+        for retry in 0..10 {
+            let cap = Duration::from_millis(100)
+                .saturating_mul(2u32.pow(retry))
+                .min(Duration::from_secs(2));
+            let delay = policy.delay(retry, None).unwrap();
+            assert!(delay <= cap, "{delay:?} above {cap:?}");
+        }
+        let asked = Duration::from_millis(1500);
+        assert!(policy.delay(0, Some(asked)).unwrap() >= asked);
+        assert_eq!(policy.delay(0, Some(Duration::from_secs(30))), None);
+    }
+
+    #[test]
+    fn error_bodies_become_readable_messages() {
+        let mut headers = HeaderMap::new();
+        let body = r#"{"detail":[{"loc":["body","image_url"],"msg":"field required","type":"value_error.missing"}]}"#;
+        assert_eq!(
+            error_message(&headers, body),
+            "body.image_url: field required"
+        );
+        headers.insert("x-fal-error-type", "image_too_small".parse().unwrap());
+        assert_eq!(
+            error_message(&headers, r#"{"detail":"too small"}"#),
+            "image_too_small: too small"
+        );
+        headers.insert(RETRY_AFTER, "3".parse().unwrap());
+        let err = status_error(StatusCode::TOO_MANY_REQUESTS, &headers, "{}");
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+        assert!(err.is_retryable() && !err.is_outage());
+        for (status, code) in [
+            (401, "FAL_UNAUTHORIZED"),
+            (403, "FAL_ACCOUNT_LOCKED"),
+            (422, "FAL_INVALID_INPUT"),
+            (503, "FAL_UNAVAILABLE"),
+        ] {
+            let err = status_error(StatusCode::from_u16(status).unwrap(), &HeaderMap::new(), "");
+            assert_eq!(err.code(), code);
+            assert_eq!(err.is_retryable(), status == 503);
+        }
+    }
+}
