@@ -1,6 +1,7 @@
 //! The functions as Lambda runs them, fed real event JSON from `tests/fixtures/events`: an S3
 //! object-created event to ingest, an SQS batch to the worker (reporting only the failed item),
-//! and API Gateway HTTP API events through the same router the HTTP functions serve.
+//! and API Gateway HTTP API events (including a FAL webhook delivery) through the same router the
+//! HTTP functions serve.
 
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -170,4 +171,28 @@ async fn api_gateway_http_events_run_through_the_routers() {
         (http::StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"))
     );
     assert!(headers.contains_key("www-authenticate"));
+}
+
+#[tokio::test]
+async fn a_fal_webhook_event_with_a_stale_signature_is_refused_and_changes_nothing() {
+    let (_dir, ctx) = context();
+    let mut waiting = job("alice", FileId::new());
+    waiting.job_id = JobId::from_uuid(fixed_id(7));
+    insert_job(ctx.store.as_ref(), &waiting).await;
+    let (status, _, body) = invoke(&ctx, &fixture("apigw_http_fal_webhook.json")).await;
+    assert_eq!(status, http::StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error_code"], "WEBHOOK_SIGNATURE_INVALID");
+    assert!(
+        body["detail"].as_str().unwrap().contains("timestamp"),
+        "{body}"
+    );
+    assert_eq!(
+        ctx.store.get_job(waiting.job_id).await.unwrap().unwrap(),
+        waiting
+    );
+    assert_eq!(
+        ctx.queue.depth().await.unwrap().visible,
+        0,
+        "nothing was enqueued"
+    );
 }

@@ -57,6 +57,9 @@ impl std::fmt::Debug for FalKey {
 pub struct FalSettings {
     /// `FAL_KEY`; FAL-only models are unavailable without one.
     pub key: Option<FalKey>,
+    /// `FAL_ENABLED`: FAL models are offered although this function holds no key (on AWS only
+    /// the worker, which calls FAL, holds it).
+    pub enabled: bool,
     /// Submissions go to `{base_url}/{app}`; status, result and cancel use the URLs FAL returns.
     pub base_url: String,
     /// Our public `POST /api/v1/webhooks/fal` URL; without one, completion is found by polling.
@@ -94,6 +97,7 @@ impl Default for FalSettings {
     fn default() -> Self {
         Self {
             key: None,
+            enabled: false,
             base_url: "https://queue.fal.run".to_owned(),
             webhook_url: None,
             jwks_url: "https://rest.alpha.fal.ai/.well-known/jwks.json".to_owned(),
@@ -138,6 +142,7 @@ impl FalSettings {
                 .map(|k| k.trim().to_owned())
                 .filter(|k| !k.is_empty())
                 .map(FalKey),
+            enabled: parse(vars, "FAL_ENABLED", false)?,
             base_url: url("FAL_BASE_URL", d.base_url)?,
             webhook_url: match vars.get("FAL_WEBHOOK_URL").filter(|v| !v.trim().is_empty()) {
                 Some(_) => Some(url("FAL_WEBHOOK_URL", String::new())?),
@@ -427,9 +432,10 @@ impl Config {
         })
     }
 
-    /// Whether a FAL key is configured: FAL models are then served through FAL.
+    /// Whether FAL serves this deployment's models (a key is configured here or, with
+    /// `FAL_ENABLED`, in the worker).
     pub fn fal_configured(&self) -> bool {
-        self.fal.key.is_some()
+        self.fal.key.is_some() || self.fal.enabled
     }
 
     pub fn image_limits(&self) -> crate::validation::ImageLimits {
@@ -509,5 +515,7 @@ mod tests {
         assert_eq!(c.fal.base_url, "http://127.0.0.1:9");
         assert_eq!(c.fal.poll_initial, Duration::from_millis(100));
         assert!(!format!("{c:?}").contains("secret-fal-key"));
+        let c = Config::from_vars(&vars(&[("FAL_ENABLED", "true")])).unwrap();
+        assert!(c.fal_configured() && c.fal.key.is_none());
     }
 }

@@ -93,6 +93,10 @@ async fn run() -> Result<(), String> {
     let server = image2model_local::start(config, listener)
         .await
         .map_err(|e| e.to_string())?;
+    match &server.ctx.config.fal.key {
+        Some(_) => println!("models run at FAL.AI ({})", server.ctx.config.fal.base_url),
+        None => println!("models run on the built-in generator (set FAL_KEY to use FAL.AI)"),
+    }
     println!("listening on http://{}", server.addr);
     tracing::info!(addr = %server.addr, data_dir = %data_dir.display(), "image2model local server ready");
     shutdown_signal().await;
