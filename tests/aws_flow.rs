@@ -1,13 +1,19 @@
 //! The whole flow on the AWS API emulator, each function invoked as Lambda would: presign ->
 //! PUT to the presigned S3 URL -> the S3 notification -> the ingest handler -> SQS -> the worker
-//! handler with the received batch -> the result in S3 -> status -> presigned download.
+//! handler with the received batch -> the result in S3 -> status -> presigned download. And the
+//! FAL path on the same adapters: FAL fetches the upload through a presigned S3 GET URL, polls
+//! travel as delayed SQS messages, the breaker and slots live in DynamoDB.
 
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::SqsEvent;
 use http_body_util::BodyExt;
 use image2model_ingest::{IngestOutcome, handle_s3_event};
 use image2model_shared::AppContext;
-use image2model_tests::{ALICE, aws, inspect_glb, jpeg};
+use image2model_shared::config::Config;
+use image2model_shared::context::aws_context;
+use image2model_tests::contract::file;
+use image2model_tests::fake_fal::{FakeFal, Script, sample_glb};
+use image2model_tests::{ADMIN, ALICE, aws, inspect_glb, jpeg, test_config};
 use image2model_worker::{BuiltinGenerator, Worker};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -16,6 +22,16 @@ use tower::ServiceExt;
 
 async fn call(
     ctx: &AppContext,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (http::StatusCode, Value) {
+    call_as(ctx, ALICE, method, path, body).await
+}
+
+async fn call_as(
+    ctx: &AppContext,
+    key: &str,
     method: &str,
     path: &str,
     body: Option<Value>,
@@ -29,7 +45,7 @@ async fn call(
     let mut request = http::Request::builder()
         .method(method)
         .uri(path)
-        .header("authorization", format!("Bearer {ALICE}"));
+        .header("authorization", format!("Bearer {key}"));
     let body = match body {
         Some(json) => {
             request = request.header("content-type", "application/json");
@@ -199,4 +215,162 @@ async fn photo_to_glb_on_s3_dynamodb_and_sqs() {
     assert_eq!(texture, (160, 120));
     let (status, health) = call(&ctx, "GET", "/api/v1/health/readiness", None).await;
     assert_eq!(status, http::StatusCode::OK, "{health}");
+}
+
+/// A work queue of this test's own, so no other test's worker takes its messages.
+async fn own_queue_url() -> (String, String) {
+    let sdk = image2model_shared::adapters::aws::sdk_config().await;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let name = format!("fal-flow-{}", uuid::Uuid::new_v4().simple());
+    let mut urls = Vec::new();
+    for queue in [format!("{name}-dead"), name] {
+        let created = client
+            .create_queue()
+            .queue_name(queue)
+            .send()
+            .await
+            .unwrap();
+        urls.push(created.queue_url().unwrap().to_owned());
+    }
+    (urls.pop().unwrap(), urls.pop().unwrap())
+}
+
+#[tokio::test]
+async fn fal_job_on_s3_dynamodb_and_sqs() {
+    let fake = FakeFal::start(Script {
+        run_time: Duration::from_millis(1500),
+        ..Script::default()
+    })
+    .await;
+    let mut config = Config::from_env().expect("valid environment");
+    let mut resources = config.aws.clone().expect("run `bash scripts/test.sh`");
+    (resources.queue_url, resources.dead_letter_queue_url) = own_queue_url().await;
+    let keys = test_config(std::path::Path::new("."));
+    config.user_keys = keys.user_keys;
+    config.admin_key = keys.admin_key;
+    fake.configure(&mut config);
+    config.fal.poll_initial = Duration::from_secs(1);
+    config.fal.poll_max = Duration::from_secs(1);
+    let sdk = image2model_shared::adapters::aws::sdk_config().await;
+    let ctx = aws_context(config, &resources, &sdk);
+
+    // An upload ingested as the S3 event would, then a tripo3d job through the jobs route.
+    let photo = jpeg(120, 90);
+    let mut upload = file("alice");
+    upload.filename = "rocket.jpg".into();
+    upload.content_type = "image/jpeg".into();
+    ctx.store.create_file(&upload).await.unwrap();
+    ctx.storage
+        .put(
+            &upload.object_key,
+            bytes::Bytes::from(photo.clone()),
+            "image/jpeg",
+        )
+        .await
+        .unwrap();
+    image2model_ingest::ingest_object(&ctx, &upload.object_key)
+        .await
+        .unwrap();
+    let (status, created) = call(
+        &ctx,
+        "POST",
+        "/api/v1/jobs",
+        Some(json!({"file_id": upload.file_id, "model_type": "tripo3d"})),
+    )
+    .await;
+    assert_eq!(status, http::StatusCode::ACCEPTED, "{created}");
+    let job_id: image2model_shared::domain::JobId =
+        created["job_id"].as_str().unwrap().parse().unwrap();
+
+    // The worker takes messages as Lambda would: submit, then delayed polls until completion.
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let worker = Worker::new(ctx.clone(), Vec::new()).with_fal(
+        image2model_shared::fal::FalClient::new(&ctx.config.fal)
+            .unwrap()
+            .unwrap(),
+    );
+    let mut handled = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = ctx.store.get_job(job_id).await.unwrap().unwrap();
+        if job.status.is_terminal() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job never finished: {job:?}"
+        );
+        let output = client
+            .receive_message()
+            .queue_url(&resources.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let records: Vec<Value> = output
+            .messages
+            .unwrap_or_default()
+            .iter()
+            .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
+            .collect();
+        handled += records.len();
+        let receipts: Vec<String> = records
+            .iter()
+            .map(|r| r["receiptHandle"].as_str().unwrap().to_owned())
+            .collect();
+        let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+        assert!(
+            worker
+                .handle_sqs_event(event)
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
+        for receipt in receipts {
+            client
+                .delete_message()
+                .queue_url(&resources.queue_url)
+                .receipt_handle(receipt)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let job = ctx.store.get_job(job_id).await.unwrap().unwrap();
+    assert_eq!(
+        job.status,
+        image2model_shared::domain::JobStatus::Completed,
+        "{job:?}"
+    );
+    assert!(
+        handled >= 3,
+        "a submission and at least two polls: {handled}"
+    );
+
+    let submissions = fake.submissions();
+    assert_eq!(submissions.len(), 1);
+    let image_url = submissions[0].input["image_url"].as_str().unwrap();
+    assert!(image_url.contains("X-Amz-Signature="), "{image_url}");
+    assert_eq!(
+        submissions[0].input_image.as_deref(),
+        Some(photo.as_slice())
+    );
+    let stored = ctx
+        .storage
+        .get(&job.result.unwrap().object_key)
+        .await
+        .unwrap();
+    assert_eq!(stored.as_ref(), sample_glb().as_slice());
+
+    let (status, stats) = call_as(&ctx, ADMIN, "GET", "/api/v1/admin/stats", None).await;
+    assert_eq!(status, http::StatusCode::OK, "{stats}");
+    assert_eq!(stats["fal"]["in_flight"], 0, "{stats}");
+    assert_eq!(stats["fal"]["circuit_breaker"]["state"], "closed");
+    assert!(
+        stats["spend"]["daily"][0]["runs"]["tripo3d"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
 }
