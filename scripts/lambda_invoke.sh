@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the functions under `cargo lambda watch` (the Lambda runtime emulator) and invokes one of
-# each event kind from tests/fixtures/events: an API Gateway HTTP event, an S3 object-created
-# event and an SQS batch. The functions use whatever adapters the environment selects (the
-# emulator's, when called from scripts/test.sh). Exits non-zero when an answer is wrong.
+# each event kind from tests/fixtures/events: API Gateway HTTP events (health, a FAL webhook),
+# an S3 object-created event and an SQS batch. The functions use whatever adapters the
+# environment selects (the emulator's, when called from scripts/test.sh). Exits non-zero when an
+# answer is wrong.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -46,3 +47,7 @@ check "S3 event -> ingest function (unknown upload is ignored)" "$ingest" 'd == 
 worker=$(invoke image2model-worker sqs_generate_batch.json)
 check "SQS event -> worker reports only the malformed message" "$worker" \
     'd == {"batchItemFailures": [{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]}'
+
+webhook=$(invoke image2model-webhook apigw_http_fal_webhook.json)
+check "FAL webhook event -> webhook function refuses the stale signature" "$webhook" \
+    'd["statusCode"] == 401 and json.loads(d["body"])["error_code"] == "WEBHOOK_SIGNATURE_INVALID"'

@@ -108,6 +108,8 @@ async fn tripo_job_is_submitted_once_polled_with_real_progress_and_copied_into_s
     .await;
     let (job, seen) = watch(&server, &job_id).await;
     assert_eq!(job["status"], "completed", "{job}");
+    assert!(job["fal_request_id"].is_string(), "{job}");
+    assert!(job.get("fal").is_none(), "FAL's URLs stay inside: {job}");
 
     let submissions = fake.submissions();
     assert_eq!(submissions.len(), 1);

@@ -55,5 +55,6 @@ pub async fn list_jobs(
         StoreError::InvalidCursor => ApiError::validation("invalid cursor", Some("cursor")),
         other => other.into(),
     })?;
-    Ok(json!({ "jobs": page.jobs, "next_cursor": page.next_cursor, "limit": query.limit }))
+    let jobs: Vec<Value> = page.jobs.iter().map(|j| j.public_json()).collect();
+    Ok(json!({ "jobs": jobs, "next_cursor": page.next_cursor, "limit": query.limit }))
 }

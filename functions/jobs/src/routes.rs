@@ -8,7 +8,6 @@ use axum::{Json, Router};
 use chrono::Utc;
 use image2model_shared::access::owned_job;
 use image2model_shared::auth::Caller;
-use image2model_shared::domain::GenerationJob;
 use image2model_shared::domain::job::DEFAULT_MODEL_TYPE;
 use image2model_shared::domain::models::{self, CATALOG};
 use image2model_shared::extract::{ApiJson, ApiQuery, JobIdParam};
@@ -57,8 +56,10 @@ async fn show(
     State(ctx): State<AppContext>,
     caller: Caller,
     JobIdParam(id): JobIdParam,
-) -> Result<Json<GenerationJob>, ApiError> {
-    owned_job(&ctx, &caller, id).await.map(Json)
+) -> Result<Json<Value>, ApiError> {
+    owned_job(&ctx, &caller, id)
+        .await
+        .map(|job| Json(job.public_json()))
 }
 
 async fn list(
@@ -73,13 +74,13 @@ async fn cancel(
     State(ctx): State<AppContext>,
     caller: Caller,
     JobIdParam(id): JobIdParam,
-) -> Result<Json<GenerationJob>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     owned_job(&ctx, &caller, id).await?;
     let now = Utc::now();
     match update_job(ctx.store.as_ref(), id, |job| job.cancel(now).map(Some)).await {
         Ok(job) => {
             tracing::info!(job_id = %id, "job cancelled");
-            Ok(Json(job))
+            Ok(Json(job.public_json()))
         }
         Err(UpdateError::Transition(_)) => {
             let status = ctx

@@ -271,6 +271,18 @@ impl GenerationJob {
         Ok(next)
     }
 
+    /// The job as clients see it: FAL's request id, but not the URLs only our worker uses.
+    pub fn public_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("fal");
+            if let Some(fal) = &self.fal {
+                fields.insert("fal_request_id".to_owned(), fal.request_id.clone().into());
+            }
+        }
+        value
+    }
+
     /// Records the FAL request a running job was submitted as. Refused when one is already
     /// recorded, so two workers can never both believe they submitted the job.
     pub fn record_submission(
