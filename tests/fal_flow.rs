@@ -15,19 +15,23 @@ use std::time::Duration;
 /// Signature headers of a webhook delivery.
 type Signed = Vec<(&'static str, String)>;
 
-async fn fal_server(
-    fake: &FakeFal,
+/// A fake FAL following `script`, and a local server pointed at it (with its webhook URL when
+/// `webhooks`), adjusted by `adjust`.
+async fn setup(
+    script: Script,
     webhooks: bool,
     adjust: impl FnOnce(&mut Config),
-) -> TestServer {
-    TestServer::start_at(|config, base| {
+) -> (FakeFal, TestServer) {
+    let fake = FakeFal::start(script).await;
+    let server = TestServer::start_at(|config, base| {
         fake.configure(config);
         if webhooks {
             config.fal.webhook_url = Some(format!("{base}/api/v1/webhooks/fal"));
         }
         adjust(config);
     })
-    .await
+    .await;
+    (fake, server)
 }
 
 /// Uploads a photo for `key` and creates a job of `model_type`; returns the job id and photo.
@@ -79,6 +83,19 @@ async fn watch(server: &TestServer, job_id: &str) -> (Value, Vec<(u64, String)>)
     }
 }
 
+/// The FAL request id recorded on a job.
+async fn fal_request_id(server: &TestServer, job_id: &str) -> String {
+    let job = server
+        .ctx
+        .store
+        .get_job(job_id.parse().unwrap())
+        .await
+        .unwrap();
+    job.and_then(|j| j.fal)
+        .expect("a recorded FAL request")
+        .request_id
+}
+
 fn assert_failed(job: &Value, code: &str) {
     assert_eq!(job["status"], "failed", "{job}");
     assert_eq!(job["error"]["code"], code, "{job}");
@@ -97,8 +114,7 @@ async fn fal_stats(server: &TestServer) -> Value {
 
 #[tokio::test]
 async fn tripo_job_is_submitted_once_polled_with_real_progress_and_copied_into_storage() {
-    let fake = FakeFal::start(Script::default()).await;
-    let server = fal_server(&fake, false, |_| {}).await;
+    let (fake, server) = setup(Script::default(), false, |_| {}).await;
     let (job_id, photo) = start_job(
         &server,
         ALICE,
@@ -151,8 +167,7 @@ async fn tripo_job_is_submitted_once_polled_with_real_progress_and_copied_into_s
 
 #[tokio::test]
 async fn each_model_gets_its_own_input_schema() {
-    let fake = FakeFal::start(Script::default()).await;
-    let server = fal_server(&fake, false, |_| {}).await;
+    let (fake, server) = setup(Script::default(), false, |_| {}).await;
     for model in ["hunyuan3d", "trellis"] {
         let (job_id, _) = start_job(&server, ALICE, model, json!({})).await;
         assert_eq!(
@@ -185,12 +200,15 @@ async fn each_model_gets_its_own_input_schema() {
 #[tokio::test]
 async fn depth_model_turns_fals_depth_map_into_our_relief_mesh() {
     let depth = depth_png(64, 48);
-    let fake = FakeFal::start(Script {
-        output: Output::DepthMap(depth.clone()),
-        ..Script::default()
-    })
+    let (fake, server) = setup(
+        Script {
+            output: Output::DepthMap(depth.clone()),
+            ..Script::default()
+        },
+        false,
+        |_| {},
+    )
     .await;
-    let server = fal_server(&fake, false, |_| {}).await;
     let (job_id, photo) = start_job(
         &server,
         ALICE,
@@ -215,15 +233,15 @@ async fn depth_model_turns_fals_depth_map_into_our_relief_mesh() {
 
 #[tokio::test]
 async fn duplicate_webhooks_finish_the_job_once() {
-    let fake = FakeFal::start(Script {
-        webhooks: Webhooks::Deliver(3),
-        ..Script::default()
-    })
-    .await;
     // Polls start only after a minute: completion must come by webhook.
-    let server = fal_server(&fake, true, |c| {
-        c.fal.poll_initial = Duration::from_secs(60)
-    })
+    let (fake, server) = setup(
+        Script {
+            webhooks: Webhooks::Deliver(3),
+            ..Script::default()
+        },
+        true,
+        |c| c.fal.poll_initial = Duration::from_secs(60),
+    )
     .await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     let job = server.wait_for_job(ALICE, &job_id).await;
@@ -253,14 +271,14 @@ async fn duplicate_webhooks_finish_the_job_once() {
 
 #[tokio::test]
 async fn a_webhook_for_an_earlier_request_is_ignored() {
-    let fake = FakeFal::start(Script {
-        webhooks: Webhooks::StaleFirst,
-        ..Script::default()
-    })
-    .await;
-    let server = fal_server(&fake, true, |c| {
-        c.fal.poll_initial = Duration::from_secs(60)
-    })
+    let (fake, server) = setup(
+        Script {
+            webhooks: Webhooks::StaleFirst,
+            ..Script::default()
+        },
+        true,
+        |c| c.fal.poll_initial = Duration::from_secs(60),
+    )
     .await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     let job = server.wait_for_job(ALICE, &job_id).await;
@@ -271,16 +289,18 @@ async fn a_webhook_for_an_earlier_request_is_ignored() {
 
 #[tokio::test]
 async fn unverifiable_webhooks_are_refused_and_change_nothing() {
-    let fake = FakeFal::start(Script {
-        webhooks: Webhooks::BadSignature,
-        run_time: Duration::from_millis(200),
-        ..Script::default()
-    })
-    .await;
-    let server = fal_server(&fake, true, |c| {
-        c.fal.poll_initial = Duration::from_secs(2);
-        c.fal.poll_max = Duration::from_secs(2);
-    })
+    let (fake, server) = setup(
+        Script {
+            webhooks: Webhooks::BadSignature,
+            run_time: Duration::from_millis(200),
+            ..Script::default()
+        },
+        true,
+        |c| {
+            c.fal.poll_initial = Duration::from_secs(2);
+            c.fal.poll_max = Duration::from_secs(2);
+        },
+    )
     .await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     // The impostor's delivery is refused; polling still finishes the job.
@@ -289,16 +309,7 @@ async fn unverifiable_webhooks_are_refused_and_change_nothing() {
     assert_eq!(fake.webhook_answers(), [401]);
 
     // Hand-made deliveries against the finished job: every refusal is a 401 and leaves it as is.
-    let request_id = server
-        .ctx
-        .store
-        .get_job(job_id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .fal
-        .unwrap()
-        .request_id;
+    let request_id = fal_request_id(&server, &job_id).await;
     let body = serde_json::to_vec(
         &json!({"request_id": request_id, "gateway_request_id": request_id,
         "status": "OK", "payload": {}, "error": null, "payload_error": null}),
@@ -373,12 +384,15 @@ async fn refusals_at_submit_fail_the_job_without_retrying() {
         (Reply::Malformed, "FAL_BAD_RESPONSE"),
     ];
     for (reply, code) in cases {
-        let fake = FakeFal::start(Script {
-            submit: [reply].into(),
-            ..Script::default()
-        })
+        let (fake, server) = setup(
+            Script {
+                submit: [reply].into(),
+                ..Script::default()
+            },
+            false,
+            |_| {},
+        )
         .await;
-        let server = fal_server(&fake, false, |_| {}).await;
         let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
         let job = server.wait_for_job(ALICE, &job_id).await;
         assert_failed(&job, code);
@@ -396,22 +410,25 @@ async fn refusals_at_submit_fail_the_job_without_retrying() {
 
 #[tokio::test]
 async fn rate_limits_and_server_errors_are_retried_until_fal_accepts() {
-    let fake = FakeFal::start(Script {
-        submit: [
-            Reply::Error {
-                status: 429,
-                body: json!({"detail": "Too many requests"}),
-                retry_after: Some("0.1"),
-                error_type: None,
-            },
-            Reply::status(503),
-            Reply::status(500),
-        ]
-        .into(),
-        ..Script::default()
-    })
+    let (fake, server) = setup(
+        Script {
+            submit: [
+                Reply::Error {
+                    status: 429,
+                    body: json!({"detail": "Too many requests"}),
+                    retry_after: Some("0.1"),
+                    error_type: None,
+                },
+                Reply::status(503),
+                Reply::status(500),
+            ]
+            .into(),
+            ..Script::default()
+        },
+        false,
+        |_| {},
+    )
     .await;
-    let server = fal_server(&fake, false, |_| {}).await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     let job = server.wait_for_job(ALICE, &job_id).await;
     assert_eq!(job["status"], "completed", "{job}");
@@ -426,18 +443,21 @@ async fn rate_limits_and_server_errors_are_retried_until_fal_accepts() {
 
 #[tokio::test]
 async fn a_long_retry_after_requeues_the_job_instead_of_sleeping() {
-    let fake = FakeFal::start(Script {
-        submit: [Reply::Error {
-            status: 429,
-            body: json!({"detail": "Too many requests"}),
-            retry_after: Some("1"),
-            error_type: None,
-        }]
-        .into(),
-        ..Script::default()
-    })
+    let (fake, server) = setup(
+        Script {
+            submit: [Reply::Error {
+                status: 429,
+                body: json!({"detail": "Too many requests"}),
+                retry_after: Some("1"),
+                error_type: None,
+            }]
+            .into(),
+            ..Script::default()
+        },
+        false,
+        |_| {},
+    )
     .await;
-    let server = fal_server(&fake, false, |_| {}).await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     let started = tokio::time::Instant::now();
     let job = server.wait_for_job(ALICE, &job_id).await;
@@ -452,16 +472,18 @@ async fn a_long_retry_after_requeues_the_job_instead_of_sleeping() {
 
 #[tokio::test]
 async fn persistent_outages_fail_after_the_last_attempt() {
-    let fake = FakeFal::start(Script {
-        submit: std::iter::repeat_n(Reply::status(502), 20).collect(),
-        ..Script::default()
-    })
-    .await;
-    let server = fal_server(&fake, false, |c| {
-        c.max_attempts = 2;
-        c.fal.max_retries = 2;
-        c.fal.breaker_threshold = 100;
-    })
+    let (fake, server) = setup(
+        Script {
+            submit: std::iter::repeat_n(Reply::status(502), 20).collect(),
+            ..Script::default()
+        },
+        false,
+        |c| {
+            c.max_attempts = 2;
+            c.fal.max_retries = 2;
+            c.fal.breaker_threshold = 100;
+        },
+    )
     .await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     let job = tokio::time::timeout(Duration::from_secs(30), server.wait_for_job(ALICE, &job_id))
@@ -477,14 +499,14 @@ async fn persistent_outages_fail_after_the_last_attempt() {
 
 #[tokio::test]
 async fn a_submit_timeout_is_retried() {
-    let fake = FakeFal::start(Script {
-        submit: [Reply::Slow(Duration::from_secs(2))].into(),
-        ..Script::default()
-    })
-    .await;
-    let server = fal_server(&fake, false, |c| {
-        c.fal.request_timeout = Duration::from_millis(500)
-    })
+    let (fake, server) = setup(
+        Script {
+            submit: [Reply::Slow(Duration::from_secs(2))].into(),
+            ..Script::default()
+        },
+        false,
+        |c| c.fal.request_timeout = Duration::from_millis(500),
+    )
     .await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     let job = server.wait_for_job(ALICE, &job_id).await;
@@ -494,12 +516,15 @@ async fn a_submit_timeout_is_retried() {
 
 #[tokio::test]
 async fn status_errors_during_polling_are_ridden_out() {
-    let fake = FakeFal::start(Script {
-        status_errors: [503, 500, 503].into(),
-        ..Script::default()
-    })
+    let (fake, server) = setup(
+        Script {
+            status_errors: [503, 500, 503].into(),
+            ..Script::default()
+        },
+        false,
+        |c| c.fal.max_retries = 0,
+    )
     .await;
-    let server = fal_server(&fake, false, |c| c.fal.max_retries = 0).await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     let job = server.wait_for_job(ALICE, &job_id).await;
     assert_eq!(job["status"], "completed", "{job}");
@@ -524,13 +549,16 @@ async fn bad_results_fail_with_their_own_codes() {
         ),
     ];
     for (output, code) in cases {
-        let fake = FakeFal::start(Script {
-            output,
-            run_time: Duration::from_millis(100),
-            ..Script::default()
-        })
+        let (fake, server) = setup(
+            Script {
+                output,
+                run_time: Duration::from_millis(100),
+                ..Script::default()
+            },
+            false,
+            |_| {},
+        )
         .await;
-        let server = fal_server(&fake, false, |_| {}).await;
         let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
         let job = server.wait_for_job(ALICE, &job_id).await;
         assert_failed(&job, code);
@@ -541,13 +569,16 @@ async fn bad_results_fail_with_their_own_codes() {
 
 #[tokio::test]
 async fn an_expired_result_url_resubmits_the_job() {
-    let fake = FakeFal::start(Script {
-        expired_downloads: 1,
-        run_time: Duration::from_millis(100),
-        ..Script::default()
-    })
+    let (fake, server) = setup(
+        Script {
+            expired_downloads: 1,
+            run_time: Duration::from_millis(100),
+            ..Script::default()
+        },
+        false,
+        |_| {},
+    )
     .await;
-    let server = fal_server(&fake, false, |_| {}).await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     let job = server.wait_for_job(ALICE, &job_id).await;
     assert_eq!(job["status"], "completed", "{job}");
@@ -559,13 +590,16 @@ async fn an_expired_result_url_resubmits_the_job() {
     assert_eq!(server.download_model(ALICE, &job_id).await, sample_glb());
 
     // Without attempts left, the job fails with the expiry.
-    let fake = FakeFal::start(Script {
-        expired_downloads: 10,
-        run_time: Duration::from_millis(100),
-        ..Script::default()
-    })
+    let (_fake, server) = setup(
+        Script {
+            expired_downloads: 10,
+            run_time: Duration::from_millis(100),
+            ..Script::default()
+        },
+        false,
+        |c| c.max_attempts = 1,
+    )
     .await;
-    let server = fal_server(&fake, false, |c| c.max_attempts = 1).await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     assert_failed(
         &server.wait_for_job(ALICE, &job_id).await,
@@ -575,40 +609,34 @@ async fn an_expired_result_url_resubmits_the_job() {
 
 #[tokio::test]
 async fn a_job_past_its_deadline_is_cancelled_at_fal() {
-    let fake = FakeFal::start(Script {
-        run_time: Duration::from_secs(3600),
-        ..Script::default()
-    })
-    .await;
-    let server = fal_server(&fake, false, |c| {
-        c.fal.generation_timeout = Duration::from_millis(700)
-    })
+    let (fake, server) = setup(
+        Script {
+            run_time: Duration::from_secs(3600),
+            ..Script::default()
+        },
+        false,
+        |c| c.fal.generation_timeout = Duration::from_millis(700),
+    )
     .await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     let job = server.wait_for_job(ALICE, &job_id).await;
     assert_failed(&job, "GENERATION_TIMEOUT");
-    let request_id = server
-        .ctx
-        .store
-        .get_job(job_id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .fal
-        .unwrap()
-        .request_id;
+    let request_id = fal_request_id(&server, &job_id).await;
     assert_eq!(fake.cancels(), [request_id]);
     assert_eq!(fal_stats(&server).await["fal"]["in_flight"], 0);
 }
 
 #[tokio::test]
 async fn cancelling_a_job_cancels_its_fal_request() {
-    let fake = FakeFal::start(Script {
-        run_time: Duration::from_secs(3600),
-        ..Script::default()
-    })
+    let (fake, server) = setup(
+        Script {
+            run_time: Duration::from_secs(3600),
+            ..Script::default()
+        },
+        false,
+        |_| {},
+    )
     .await;
-    let server = fal_server(&fake, false, |_| {}).await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     while fake.status_calls() == 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -638,18 +666,20 @@ async fn cancelling_a_job_cancels_its_fal_request() {
 
 #[tokio::test]
 async fn the_circuit_breaker_opens_holds_submissions_and_closes_after_one_probe() {
-    let fake = FakeFal::start(Script {
-        submit: [Reply::status(503), Reply::status(503)].into(),
-        run_time: Duration::from_millis(100),
-        ..Script::default()
-    })
-    .await;
-    let server = fal_server(&fake, false, |c| {
-        c.max_attempts = 1;
-        c.fal.max_retries = 0;
-        c.fal.breaker_threshold = 2;
-        c.fal.breaker_cooldown = Duration::from_secs(2);
-    })
+    let (fake, server) = setup(
+        Script {
+            submit: [Reply::status(503), Reply::status(503)].into(),
+            run_time: Duration::from_millis(100),
+            ..Script::default()
+        },
+        false,
+        |c| {
+            c.max_attempts = 1;
+            c.fal.max_retries = 0;
+            c.fal.breaker_threshold = 2;
+            c.fal.breaker_cooldown = Duration::from_secs(2);
+        },
+    )
     .await;
     for _ in 0..2 {
         let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
@@ -699,15 +729,17 @@ async fn the_circuit_breaker_opens_holds_submissions_and_closes_after_one_probe(
 
 #[tokio::test]
 async fn the_in_flight_cap_holds_across_jobs() {
-    let fake = FakeFal::start(Script {
-        run_time: Duration::from_millis(300),
-        ..Script::default()
-    })
-    .await;
-    let server = fal_server(&fake, false, |c| {
-        c.fal.max_in_flight = 1;
-        c.worker_concurrency = 4;
-    })
+    let (fake, server) = setup(
+        Script {
+            run_time: Duration::from_millis(300),
+            ..Script::default()
+        },
+        false,
+        |c| {
+            c.fal.max_in_flight = 1;
+            c.worker_concurrency = 4;
+        },
+    )
     .await;
     let mut jobs = Vec::new();
     for _ in 0..3 {
@@ -729,8 +761,7 @@ async fn the_in_flight_cap_holds_across_jobs() {
 
 #[tokio::test]
 async fn the_daily_quota_is_per_key_and_refuses_with_429() {
-    let fake = FakeFal::start(Script::default()).await;
-    let server = fal_server(&fake, false, |c| c.fal.daily_quota = 2).await;
+    let (_fake, server) = setup(Script::default(), false, |c| c.fal.daily_quota = 2).await;
     let (file_id, _) = server
         .upload_presigned(ALICE, &png(32, 32), "image/png", false)
         .await;
@@ -769,25 +800,11 @@ async fn the_daily_quota_is_per_key_and_refuses_with_429() {
 }
 
 #[tokio::test]
-async fn without_a_key_fal_models_are_unavailable_and_the_default_runs_builtin() {
+async fn without_a_key_health_shows_fal_unconfigured() {
     let server = TestServer::start().await;
-    let (_, models) = server.get_json("/api/v1/models/available", None).await;
-    assert_eq!(
-        models["available"],
-        json!(["depth_anything_v2"]),
-        "{models}"
-    );
-    let (file_id, _) = server
-        .upload_presigned(ALICE, &png(32, 32), "image/png", false)
-        .await;
-    let (status, body) = server
-        .post_json(
-            "/api/v1/jobs",
-            Some(ALICE),
-            &json!({"file_id": file_id, "model_type": "tripo3d"}),
-        )
-        .await;
-    assert_error(status, &body, 400, "MODEL_UNAVAILABLE");
     let (_, health) = server.get_json("/api/v1/health/detailed", None).await;
+    assert_eq!(health["generator"], "builtin", "{health}");
     assert_eq!(health["fal"]["configured"], false);
+    assert_eq!(health["fal"]["circuit_breaker"]["state"], "closed");
+    assert_eq!(health["fal"]["in_flight"], 0);
 }
