@@ -288,6 +288,106 @@ async fn a_webhook_for_an_earlier_request_is_ignored() {
 }
 
 #[tokio::test]
+async fn a_webhook_that_overtakes_its_submission_still_finishes_the_job() {
+    // FAL finishes at once and calls back before answering the submission; polls would only
+    // start after a minute.
+    let (fake, server) = setup(
+        Script {
+            webhooks: Webhooks::BeforeAnswer,
+            run_time: Duration::ZERO,
+            ..Script::default()
+        },
+        true,
+        |c| c.fal.poll_initial = Duration::from_secs(60),
+    )
+    .await;
+    let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
+    let started = tokio::time::Instant::now();
+    let job = server.wait_for_job(ALICE, &job_id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "done by the webhook, not a poll"
+    );
+    assert_eq!(fake.webhook_answers(), [200]);
+    assert_eq!(fake.submissions().len(), 1);
+    assert_eq!(server.download_model(ALICE, &job_id).await, sample_glb());
+}
+
+/// On Lambda a webhook's message can be handled while the submission is still being recorded:
+/// the worker looks again a few times, then leaves the job to its poll chain.
+#[tokio::test]
+async fn a_webhook_message_ahead_of_the_record_waits_for_it() {
+    use image2model_shared::pipeline::{WorkMessage, WorkStep};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = image2model_tests::test_config(dir.path());
+    let fake = FakeFal::start(Script::default()).await;
+    fake.configure(&mut config);
+    let adapters =
+        image2model_shared::context::EmbeddedAdapters::open(&config, "http://127.0.0.1:9").unwrap();
+    let ctx = image2model_shared::AppContext::embedded(config, &adapters);
+    let client = image2model_shared::fal::FalClient::new(&ctx.config.fal)
+        .unwrap()
+        .unwrap();
+    let worker = image2model_worker::Worker::new(ctx.clone(), Vec::new()).with_fal(client);
+    let queued =
+        image2model_tests::contract::job("alice", image2model_shared::domain::FileId::new());
+    image2model_tests::contract::insert_job(ctx.store.as_ref(), &queued).await;
+    let running = queued.start(chrono::Utc::now()).unwrap();
+    ctx.store.update_job(&running).await.unwrap();
+
+    let handle = |attempt: u32| {
+        let body = serde_json::to_string(&WorkMessage {
+            job_id: running.job_id,
+            step: WorkStep::Webhook { attempt },
+        })
+        .unwrap();
+        let worker = worker.clone();
+        async move { worker.handle_message(&body).await }
+    };
+    // Not recorded yet: look again in 2 s.
+    assert_eq!(handle(0).await, image2model_worker::MessageOutcome::Done);
+    let depth = ctx.queue.depth().await.unwrap();
+    assert_eq!((depth.visible, depth.delayed), (0, 1), "one delayed look");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let next = ctx.queue.receive(1, Duration::from_secs(30)).await.unwrap();
+    let message: WorkMessage = serde_json::from_str(&next[0].body).unwrap();
+    assert_eq!(message.step, WorkStep::Webhook { attempt: 1 });
+    ctx.queue.delete(&next[0].receipt).await.unwrap();
+    // After five looks it stops: the poll chain (or the sweeper) takes over.
+    assert_eq!(handle(5).await, image2model_worker::MessageOutcome::Done);
+    assert_eq!(ctx.queue.depth().await.unwrap().delayed, 0);
+
+    // Once the submission is recorded, the same message looks at FAL and starts no chain.
+    let client = image2model_shared::fal::FalClient::new(&ctx.config.fal)
+        .unwrap()
+        .unwrap();
+    let submitted = client
+        .submit(
+            "fal-ai/trellis",
+            &json!({"image_url": "http://127.0.0.1:9/x"}),
+            None,
+        )
+        .await
+        .unwrap();
+    let request = image2model_shared::domain::FalRequest {
+        request_id: submitted.request_id,
+        status_url: submitted.status_url,
+        response_url: submitted.response_url,
+        cancel_url: submitted.cancel_url,
+        submitted_at: chrono::Utc::now(),
+    };
+    let recorded = running
+        .record_submission(request, chrono::Utc::now())
+        .unwrap();
+    ctx.store.update_job(&recorded).await.unwrap();
+    assert_eq!(handle(0).await, image2model_worker::MessageOutcome::Done);
+    assert_eq!(fake.status_calls(), 1);
+    let depth = ctx.queue.depth().await.unwrap();
+    assert_eq!((depth.visible, depth.delayed), (0, 0));
+}
+
+#[tokio::test]
 async fn unverifiable_webhooks_are_refused_and_change_nothing() {
     let (fake, server) = setup(
         Script {

@@ -76,6 +76,9 @@ pub enum Webhooks {
     BadSignature,
     /// A delivery for an earlier, unknown request first, then the real one.
     StaleFirst,
+    /// One delivery made before the submission is even answered (set `run_time` to zero): it
+    /// overtakes the record of the submission.
+    BeforeAnswer,
 }
 
 #[derive(Debug, Clone)]
@@ -274,7 +277,7 @@ impl Inner {
             .result_body(&request_id, &output)
             .unwrap_or(Value::Null);
         match mode {
-            Webhooks::Off => {}
+            Webhooks::Off | Webhooks::BeforeAnswer => {}
             Webhooks::Deliver(times) => {
                 for _ in 0..times {
                     self.deliver(&url, &request_id, payload.clone(), &self.key)
@@ -374,7 +377,20 @@ async fn submit(
         recorded.max_in_flight = recorded.max_in_flight.max(Inner::in_flight(&recorded));
     }
     if let Some(hook) = query.fal_webhook {
-        tokio::spawn(inner.clone().announce(hook, request_id.clone(), run_time));
+        let (mode, output) = {
+            let script = inner.script.lock().unwrap();
+            (script.webhooks, script.output.clone())
+        };
+        if mode == Webhooks::BeforeAnswer {
+            let payload = inner
+                .result_body(&request_id, &output)
+                .unwrap_or(Value::Null);
+            inner.deliver(&hook, &request_id, payload, &inner.key).await;
+            // Give the worker time to look before the submission is even recorded.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        } else {
+            tokio::spawn(inner.clone().announce(hook, request_id.clone(), run_time));
+        }
     }
     // Status, result and cancel live under a different prefix than submissions: clients must
     // use these URLs, not rebuild them.
