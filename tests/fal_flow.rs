@@ -158,6 +158,16 @@ async fn tripo_job_is_submitted_once_polled_with_real_progress_and_copied_into_s
         "our FAL key never goes to file hosts"
     );
 
+    let (_, metrics) = server.get_json("/api/v1/health/metrics", None).await;
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains(r#"image2model_fal_calls_total{operation="submit",outcome="ok"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"image2model_fal_calls_total{operation="download",outcome="ok"} 1"#)
+    );
+
     let stats = fal_stats(&server).await;
     assert_eq!(stats["fal"]["in_flight"], 0, "{stats}");
     assert_eq!(stats["fal"]["circuit_breaker"]["state"], "closed");

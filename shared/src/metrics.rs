@@ -1,5 +1,6 @@
 //! Process-wide Prometheus metrics: requests by route template and status, request latency,
-//! generator timings, and gauges (jobs by status, queue depth) refreshed when scraped.
+//! generator timings, FAL.AI calls by operation and outcome, and gauges (jobs by status, queue
+//! depth) refreshed when scraped.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -14,6 +15,7 @@ pub struct Metrics {
     pub generation_seconds: HistogramVec,
     pub jobs: IntGaugeVec,
     pub queue_messages: IntGaugeVec,
+    pub fal_calls: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -39,6 +41,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Opts::new("queue_messages", "Work-queue messages by state"),
         &["state"],
     )?;
+    let fal_calls = IntCounterVec::new(
+        Opts::new(
+            "fal_calls_total",
+            "FAL.AI HTTP calls by operation and outcome (ok, or the error code)",
+        ),
+        &["operation", "outcome"],
+    )?;
+    registry.register(Box::new(fal_calls.clone()))?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(request_seconds.clone()))?;
     registry.register(Box::new(generation_seconds.clone()))?;
@@ -51,6 +61,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         generation_seconds,
         jobs,
         queue_messages,
+        fal_calls,
     })
 }
 
@@ -76,6 +87,13 @@ pub fn record_generation(model_type: &str, outcome: &str, elapsed: Duration) {
         .generation_seconds
         .with_label_values(&[model_type, outcome])
         .observe(elapsed.as_secs_f64());
+}
+
+pub fn record_fal_call(operation: &str, outcome: &str) {
+    metrics()
+        .fal_calls
+        .with_label_values(&[operation, outcome])
+        .inc();
 }
 
 /// The Prometheus text exposition of every metric.

@@ -12,6 +12,7 @@ use chrono::Utc;
 use image2model_shared::domain::models::{self, ModelOutput, ModelSpec};
 use image2model_shared::domain::{FalRequest, GenerationJob, JobId, JobStatus, UploadedFile};
 use image2model_shared::fal::{Admission, FalClient, FalError, QueueStatus, guard};
+use image2model_shared::metrics::record_generation;
 use image2model_shared::pipeline::{UpdateError, WorkMessage, WorkStep, update_job};
 use image2model_shared::ports::{GeneratorError, ProgressReporter};
 use std::sync::atomic::AtomicBool;
@@ -420,6 +421,10 @@ impl Worker {
         let outcome = self
             .store_result(job, &file.filename, model_bytes, GLB_CONTENT_TYPE, "glb")
             .await;
+        let at_fal = (Utc::now() - request.submitted_at)
+            .to_std()
+            .unwrap_or_default();
+        record_generation(&job.model_type, "success", at_fal);
         self.release_slot(job.job_id).await;
         outcome
     }

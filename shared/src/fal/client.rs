@@ -4,6 +4,7 @@
 //! and full jitter, honouring `Retry-After`; 401, 403 and 422 are not retried.
 
 use crate::config::FalSettings;
+use crate::metrics::record_fal_call;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
@@ -278,7 +279,11 @@ impl FalClient {
 
     /// Sends the request `build` makes (with our key), retrying what may succeed later; returns
     /// the body of a successful answer.
-    async fn call(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<String, FalError> {
+    async fn call(
+        &self,
+        operation: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<String, FalError> {
         let mut retry = 0;
         loop {
             let err = match build()
@@ -290,13 +295,17 @@ impl FalClient {
                     let status = response.status();
                     let headers = response.headers().clone();
                     match response.text().await {
-                        Ok(body) if status.is_success() => return Ok(body),
+                        Ok(body) if status.is_success() => {
+                            record_fal_call(operation, "ok");
+                            return Ok(body);
+                        }
                         Ok(body) => status_error(status, &headers, &body),
                         Err(err) => transport(&err),
                     }
                 }
                 Err(err) => transport(&err),
             };
+            record_fal_call(operation, err.code());
             if !err.is_retryable() || retry >= self.policy.max_retries {
                 return Err(err);
             }
@@ -322,7 +331,7 @@ impl FalClient {
     ) -> Result<Submission, FalError> {
         let url = format!("{}/{app}", self.base_url);
         let body = self
-            .call(|| {
+            .call("submit", || {
                 let request = self.http.post(&url).json(input);
                 match webhook {
                     Some(hook) => request.query(&[("fal_webhook", hook)]),
@@ -336,7 +345,9 @@ impl FalClient {
     /// Where the request stands, with its logs.
     pub async fn status(&self, status_url: &str) -> Result<QueueStatus, FalError> {
         let body = self
-            .call(|| self.http.get(status_url).query(&[("logs", "1")]))
+            .call("status", || {
+                self.http.get(status_url).query(&[("logs", "1")])
+            })
             .await?;
         let parsed: StatusBody = Self::parse(&body)?;
         let logs = parsed
@@ -358,14 +369,14 @@ impl FalClient {
 
     /// The model's output (its own error status becomes the error, e.g. 422 with details).
     pub async fn result(&self, response_url: &str) -> Result<Value, FalError> {
-        let body = self.call(|| self.http.get(response_url)).await?;
+        let body = self.call("result", || self.http.get(response_url)).await?;
         Self::parse(&body)
     }
 
     /// Asks FAL to stop the request. A request that already finished cannot be cancelled; that
     /// is not an error here.
     pub async fn cancel(&self, cancel_url: &str) -> Result<(), FalError> {
-        match self.call(|| self.http.put(cancel_url)).await {
+        match self.call("cancel", || self.http.put(cancel_url)).await {
             Ok(_) | Err(FalError::Rejected { status: 400, .. }) => Ok(()),
             Err(err) => Err(err),
         }
@@ -377,6 +388,10 @@ impl FalClient {
         let mut retry = 0;
         loop {
             let attempt = self.download_once(url).await;
+            record_fal_call(
+                "download",
+                attempt.as_ref().map_or_else(FalError::code, |_| "ok"),
+            );
             match attempt {
                 Err(err) if err.is_retryable() && retry < self.policy.max_retries => {
                     if let Some(delay) = self.policy.delay(retry, err.retry_after()) {
