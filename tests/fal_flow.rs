@@ -176,6 +176,41 @@ async fn tripo_job_is_submitted_once_polled_with_real_progress_and_copied_into_s
 }
 
 #[tokio::test]
+async fn duplicate_and_redelivered_messages_never_submit_twice() {
+    let (fake, server) = setup(Script::default(), false, |c| c.worker_concurrency = 4).await;
+    let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
+    let id = job_id.parse().unwrap();
+    let queue = server.ctx.queue.as_ref();
+    for _ in 0..3 {
+        image2model_shared::pipeline::enqueue_job(queue, id)
+            .await
+            .unwrap();
+    }
+    while fake.submissions().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Redelivered after the submission was recorded: looked at, not submitted.
+    image2model_shared::pipeline::enqueue_job(queue, id)
+        .await
+        .unwrap();
+    let job = server.wait_for_job(ALICE, &job_id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    image2model_shared::pipeline::enqueue_job(queue, id)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.submissions().len(), 1);
+    let (_, after) = server
+        .get_json(&format!("/api/v1/jobs/{job_id}"), Some(ALICE))
+        .await;
+    assert_eq!(
+        after["version"], job["version"],
+        "a finished job stays as it is"
+    );
+    assert_eq!(after["attempts"], 1);
+}
+
+#[tokio::test]
 async fn each_model_gets_its_own_input_schema() {
     let (fake, server) = setup(Script::default(), false, |_| {}).await;
     for model in ["hunyuan3d", "trellis"] {
