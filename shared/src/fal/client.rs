@@ -383,7 +383,8 @@ impl FalClient {
     }
 
     /// Downloads a file a result points to, without our key (it is not FAL's API), up to the
-    /// size limit. A file that is gone (404, 403, 410) is [`FalError::Expired`].
+    /// size limit. A file that is gone (404, 403, 410) is [`FalError::Expired`]. Retried once
+    /// at most: a download may take its whole timeout, and the next poll tries again anyway.
     pub async fn download(&self, url: &str) -> Result<Bytes, FalError> {
         let mut retry = 0;
         loop {
@@ -393,7 +394,7 @@ impl FalClient {
                 attempt.as_ref().map_or_else(FalError::code, |_| "ok"),
             );
             match attempt {
-                Err(err) if err.is_retryable() && retry < self.policy.max_retries => {
+                Err(err) if err.is_retryable() && retry < self.policy.max_retries.min(1) => {
                     if let Some(delay) = self.policy.delay(retry, err.retry_after()) {
                         tokio::time::sleep(delay).await;
                         retry += 1;
