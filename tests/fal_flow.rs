@@ -247,7 +247,7 @@ async fn depth_model_turns_fals_depth_map_into_our_relief_mesh() {
     let depth = depth_png(64, 48);
     let (fake, server) = setup(
         Script {
-            output: Output::DepthMap(depth.clone()),
+            depth_output: Some(depth.clone()),
             ..Script::default()
         },
         false,

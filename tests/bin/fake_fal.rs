@@ -1,14 +1,16 @@
 //! The fake FAL.AI as a standalone server, for demos of the FAL path without a FAL account:
 //! `cargo run -p image2model-tests --bin fake-fal`, then start the local server with the
-//! environment it prints. Requests take a few seconds (queue, then logs) and return a GLB.
+//! environment it prints. Requests take a few seconds (queue, then logs) and return a GLB, or a
+//! depth map for the depth model.
 
-use image2model_tests::fake_fal::{FAKE_FAL_KEY, FakeFal, Script};
+use image2model_tests::fake_fal::{FAKE_FAL_KEY, FakeFal, Script, depth_png};
 use std::time::Duration;
 
 #[tokio::main]
 async fn main() {
     let fake = FakeFal::start(Script {
         run_time: Duration::from_secs(6),
+        depth_output: Some(depth_png(256, 192)),
         ..Script::default()
     })
     .await;

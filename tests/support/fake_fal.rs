@@ -90,6 +90,8 @@ pub struct Script {
     /// Time from submission to COMPLETED: the first half in the queue, the second running.
     pub run_time: Duration,
     pub output: Output,
+    /// When set, requests of depth-map applications answer with this PNG instead of `output`.
+    pub depth_output: Option<Vec<u8>>,
     /// The first this many result-file downloads answer 404 (an expired URL).
     pub expired_downloads: u32,
     pub webhooks: Webhooks,
@@ -102,6 +104,7 @@ impl Default for Script {
             status_errors: VecDeque::new(),
             run_time: Duration::from_millis(400),
             output: Output::Mesh(sample_glb()),
+            depth_output: None,
             expired_downloads: 0,
             webhooks: Webhooks::Off,
         }
@@ -119,6 +122,7 @@ pub struct Submitted {
 }
 
 struct Request {
+    app: String,
     submitted_at: Instant,
     cancelled: bool,
     settled: bool,
@@ -203,6 +207,26 @@ impl Inner {
         recorded.requests.values().filter(|r| !r.settled).count()
     }
 
+    /// What the request answers: the depth map for depth applications when the script has
+    /// one, the script's output otherwise.
+    fn output_for(&self, request_id: &str) -> Output {
+        let (output, depth) = {
+            let script = self.script.lock().unwrap();
+            (script.output.clone(), script.depth_output.clone())
+        };
+        let is_depth = self
+            .recorded
+            .lock()
+            .unwrap()
+            .requests
+            .get(request_id)
+            .is_some_and(|r| r.app.contains("depth-anything"));
+        match depth {
+            Some(png) if is_depth => Output::DepthMap(png),
+            _ => output,
+        }
+    }
+
     fn result_body(&self, request_id: &str, output: &Output) -> Option<Value> {
         let file = |ext: &str| format!("{}/files/{request_id}.{ext}", self.base);
         match output {
@@ -269,10 +293,8 @@ impl Inner {
     /// Announces a completion the way the script says.
     async fn announce(self: Arc<Self>, url: String, request_id: String, run_time: Duration) {
         tokio::time::sleep(run_time).await;
-        let (mode, output) = {
-            let script = self.script.lock().unwrap();
-            (script.webhooks, script.output.clone())
-        };
+        let mode = self.script.lock().unwrap().webhooks;
+        let output = self.output_for(&request_id);
         let payload = self
             .result_body(&request_id, &output)
             .unwrap_or(Value::Null);
@@ -369,6 +391,7 @@ async fn submit(
         recorded.requests.insert(
             request_id.clone(),
             Request {
+                app: app.clone(),
                 submitted_at: Instant::now(),
                 cancelled: false,
                 settled: false,
@@ -377,11 +400,9 @@ async fn submit(
         recorded.max_in_flight = recorded.max_in_flight.max(Inner::in_flight(&recorded));
     }
     if let Some(hook) = query.fal_webhook {
-        let (mode, output) = {
-            let script = inner.script.lock().unwrap();
-            (script.webhooks, script.output.clone())
-        };
+        let mode = inner.script.lock().unwrap().webhooks;
         if mode == Webhooks::BeforeAnswer {
+            let output = inner.output_for(&request_id);
             let payload = inner
                 .result_body(&request_id, &output)
                 .unwrap_or(Value::Null);
@@ -467,10 +488,8 @@ async fn result(
     if !authorized(&headers) {
         return unauthorized();
     }
-    let (output, run_time) = {
-        let script = inner.script.lock().unwrap();
-        (script.output.clone(), script.run_time)
-    };
+    let run_time = inner.script.lock().unwrap().run_time;
+    let output = inner.output_for(&request_id);
     {
         let mut recorded = inner.recorded.lock().unwrap();
         let Some(request) = recorded.requests.get_mut(&request_id) else {
@@ -516,18 +535,18 @@ async fn file(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let output = {
+    if headers.contains_key("authorization") {
+        inner.recorded.lock().unwrap().file_downloads_with_key += 1;
+    }
+    {
         let mut script = inner.script.lock().unwrap();
-        if headers.contains_key("authorization") {
-            inner.recorded.lock().unwrap().file_downloads_with_key += 1;
-        }
         if script.expired_downloads > 0 {
             script.expired_downloads -= 1;
             return json_response(404, &json!({"detail": "File not found"}));
         }
-        script.output.clone()
-    };
-    match (output, name.rsplit_once('.').map(|(_, ext)| ext)) {
+    }
+    let (request_id, ext) = name.rsplit_once('.').unwrap_or((&name, ""));
+    match (inner.output_for(request_id), Some(ext)) {
         (Output::Mesh(bytes), Some("glb")) => {
             ([("content-type", "model/gltf-binary")], bytes).into_response()
         }

@@ -184,6 +184,110 @@ impl SignatureVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+    use proptest::prelude::*;
+
+    const NOW: i64 = 1_795_608_000;
+
+    /// A verifier whose key cache already holds `key` (nothing is fetched).
+    fn verifier_with(key: &SigningKey) -> SignatureVerifier {
+        let verifier = SignatureVerifier::new(&FalSettings {
+            jwks_url: "http://127.0.0.1:9/jwks.json".to_owned(),
+            ..FalSettings::default()
+        })
+        .unwrap();
+        *verifier.cache.try_write().unwrap() = Some(CachedKeys {
+            keys: vec![key.verifying_key()],
+            fetched_at: tokio::time::Instant::now(),
+        });
+        verifier
+    }
+
+    fn headers(key: &SigningKey, request_id: &str, timestamp: i64, body: &[u8]) -> HeaderMap {
+        let message = signed_message(request_id, "user-1", &timestamp.to_string(), body);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-fal-webhook-request-id", request_id.parse().unwrap());
+        headers.insert("x-fal-webhook-user-id", "user-1".parse().unwrap());
+        headers.insert(
+            "x-fal-webhook-timestamp",
+            timestamp.to_string().parse().unwrap(),
+        );
+        headers.insert(
+            "x-fal-webhook-signature",
+            hex::encode(key.sign(message.as_bytes()).to_bytes())
+                .parse()
+                .unwrap(),
+        );
+        headers
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(seconds, 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn genuine_deliveries_verify_within_five_minutes_only() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let verifier = verifier_with(&key);
+        let body = br#"{"request_id":"r-1","status":"OK"}"#;
+        for skew in [-300, -299, 0, 299, 300] {
+            let signed = headers(&key, "r-1", NOW + skew, body);
+            assert_eq!(
+                verifier.verify(&signed, body, at(NOW)).await.unwrap(),
+                "r-1"
+            );
+        }
+        for skew in [-301, 301, -86_400] {
+            let signed = headers(&key, "r-1", NOW + skew, body);
+            assert!(matches!(
+                verifier.verify(&signed, body, at(NOW)).await,
+                Err(VerifyError::StaleTimestamp(_))
+            ));
+        }
+        let mut missing = headers(&key, "r-1", NOW, body);
+        missing.remove("x-fal-webhook-user-id");
+        assert!(matches!(
+            verifier.verify(&missing, body, at(NOW)).await,
+            Err(VerifyError::MissingHeader("x-fal-webhook-user-id"))
+        ));
+        let mut garbled = headers(&key, "r-1", NOW, body);
+        garbled.insert("x-fal-webhook-signature", "zz".parse().unwrap());
+        assert!(matches!(
+            verifier.verify(&garbled, body, at(NOW)).await,
+            Err(VerifyError::MalformedSignature)
+        ));
+    }
+
+    proptest! {
+        /// Any change to the body, the request id or the signer makes a delivery fail.
+        #[test]
+        fn tampering_never_verifies(
+            body in proptest::collection::vec(any::<u8>(), 1..300),
+            flip in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+            seed in any::<[u8; 32]>(),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let key = SigningKey::from_bytes(&[3; 32]);
+            let verifier = verifier_with(&key);
+            let signed = headers(&key, "r-1", NOW, &body);
+            prop_assert!(runtime.block_on(verifier.verify(&signed, &body, at(NOW))).is_ok());
+
+            let mut tampered = body.clone();
+            tampered[flip.index(body.len())] ^= 1 << bit;
+            prop_assert!(matches!(
+                runtime.block_on(verifier.verify(&signed, &tampered, at(NOW))),
+                Err(VerifyError::BadSignature)
+            ));
+            let mut other_request = signed.clone();
+            other_request.insert("x-fal-webhook-request-id", "r-2".parse().unwrap());
+            prop_assert!(runtime.block_on(verifier.verify(&other_request, &body, at(NOW))).is_err());
+            let impostor = SigningKey::from_bytes(&seed);
+            prop_assume!(impostor.verifying_key() != key.verifying_key());
+            let forged = headers(&impostor, "r-1", NOW, &body);
+            prop_assert!(runtime.block_on(verifier.verify(&forged, &body, at(NOW))).is_err());
+        }
+    }
 
     #[test]
     fn jwks_yields_the_ed25519_keys_only() {
