@@ -822,7 +822,7 @@ async fn the_circuit_breaker_opens_holds_submissions_and_closes_after_one_probe(
             c.max_attempts = 1;
             c.fal.max_retries = 0;
             c.fal.breaker_threshold = 2;
-            c.fal.breaker_cooldown = Duration::from_secs(2);
+            c.fal.breaker_cooldown = Duration::from_secs(5);
         },
     )
     .await;
