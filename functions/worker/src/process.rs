@@ -5,6 +5,7 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use bytes::Bytes;
 use chrono::Utc;
+use futures_util::future::join_all;
 use image2model_shared::AppContext;
 use image2model_shared::domain::{
     FileStatus, GenerationJob, JobError, JobId, JobResult, JobStatus,
@@ -83,17 +84,22 @@ impl Worker {
         self
     }
 
-    /// Handles an SQS batch as Lambda delivers it, reporting only the failed message ids.
+    /// Handles an SQS batch as Lambda delivers it, its messages concurrently (a slow FAL
+    /// submission does not hold up the quick polls beside it), reporting only the failed
+    /// message ids.
     pub async fn handle_sqs_event(&self, event: SqsEvent) -> SqsBatchResponse {
+        let outcomes = join_all(
+            event
+                .records
+                .iter()
+                .map(|record| self.handle_message(record.body.as_deref().unwrap_or_default())),
+        )
+        .await;
         let mut response = SqsBatchResponse::default();
-        for record in event.records {
-            let id = record.message_id.unwrap_or_default();
-            let outcome = self
-                .handle_message(record.body.as_deref().unwrap_or_default())
-                .await;
+        for (record, outcome) in event.records.into_iter().zip(outcomes) {
             if outcome == MessageOutcome::Retry {
                 let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
+                failure.item_identifier = record.message_id.unwrap_or_default();
                 response.batch_item_failures.push(failure);
             }
         }
