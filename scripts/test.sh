@@ -6,6 +6,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
+# The shared photos sit beside the project; a clone made elsewhere finds them beside the
+# repository it was cloned from.
+if [ -z "${PHOTO_FIXTURES:-}" ]; then
+    origin=$(git config --get remote.origin.url 2>/dev/null || true)
+    for candidate in "$root/../shared/fixtures/photos" "$origin/../shared/fixtures/photos"; do
+        if [ -d "$candidate" ]; then
+            PHOTO_FIXTURES=$(cd "$candidate" && pwd)
+            export PHOTO_FIXTURES
+            break
+        fi
+    done
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi

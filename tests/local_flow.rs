@@ -135,7 +135,7 @@ async fn photo_to_glb_through_presign_sse_and_download() {
 
 #[tokio::test]
 async fn every_shared_photo_becomes_a_model() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/photos");
+    let dir = image2model_tests::photo_fixtures_dir();
     let server = TestServer::start().await;
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).expect("the shared photo fixtures beside the project") {

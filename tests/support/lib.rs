@@ -19,6 +19,15 @@ pub const ALICE: &str = "alice-key-0123456789";
 pub const BOB: &str = "bob-key-0123456789";
 pub const ADMIN: &str = "admin-key-0123456789";
 
+/// The shared photos: `PHOTO_FIXTURES` (set by `scripts/test.sh`), or `../shared/fixtures/photos`
+/// beside the project.
+pub fn photo_fixtures_dir() -> std::path::PathBuf {
+    std::env::var_os("PHOTO_FIXTURES").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/photos"),
+        std::path::PathBuf::from,
+    )
+}
+
 /// The configuration every test starts from: two users, an admin, fast polling.
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 const RUNS: u32 = 5;
 
 fn photos() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/photos");
+    let dir = std::env::var_os("PHOTO_FIXTURES").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/photos"),
+        PathBuf::from,
+    );
     let mut found: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .map(|entries| {
             entries
