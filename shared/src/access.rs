@@ -10,13 +10,21 @@ fn visible(caller: &Caller, owner: &str) -> bool {
     caller.is_admin || caller.owner == owner
 }
 
+/// Any job, whoever owns it (administrators' routes); `JOB_NOT_FOUND` when there is none.
+pub async fn any_job(ctx: &AppContext, id: JobId) -> Result<GenerationJob, ApiError> {
+    ctx.store
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::JobNotFound(id.to_string()))
+}
+
 pub async fn owned_job(
     ctx: &AppContext,
     caller: &Caller,
     id: JobId,
 ) -> Result<GenerationJob, ApiError> {
-    match ctx.store.get_job(id).await? {
-        Some(job) if visible(caller, &job.owner) => Ok(job),
+    match any_job(ctx, id).await? {
+        job if visible(caller, &job.owner) => Ok(job),
         _ => Err(ApiError::JobNotFound(id.to_string())),
     }
 }

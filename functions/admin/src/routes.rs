@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use image2model_shared::access::any_job;
 use image2model_shared::auth::Admin;
 use image2model_shared::domain::FileStatus;
 use image2model_shared::domain::models::{self, CATALOG};
@@ -143,11 +144,7 @@ async fn retry_job(
     _: Admin,
     JobIdParam(id): JobIdParam,
 ) -> Result<Json<Value>, ApiError> {
-    let job = ctx
-        .store
-        .get_job(id)
-        .await?
-        .ok_or_else(|| ApiError::JobNotFound(id.to_string()))?;
+    let job = any_job(&ctx, id).await?;
     let reopened = job
         .reopen(Utc::now())
         .map_err(|_| ApiError::JobStateConflict {
@@ -175,11 +172,7 @@ async fn delete_job(
     _: Admin,
     JobIdParam(id): JobIdParam,
 ) -> Result<Json<Value>, ApiError> {
-    let job = ctx
-        .store
-        .get_job(id)
-        .await?
-        .ok_or_else(|| ApiError::JobNotFound(id.to_string()))?;
+    let job = any_job(&ctx, id).await?;
     if !job.status.is_terminal() {
         // Cancel first so a running worker discards its result instead of completing.
         let now = Utc::now();

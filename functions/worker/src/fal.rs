@@ -400,15 +400,6 @@ impl Worker {
             Err(err) => return self.fail_at_fal(job, err.code(), err.to_string()).await,
         };
         self.report(job, (90, "Storing the model".to_owned())).await;
-        let model_bytes = match self.model_from_output(model, job, downloaded).await {
-            Ok(bytes) => bytes,
-            Err(err) if err.is_retryable() => {
-                return self
-                    .retry_later(job, err.code(), &err.to_string(), None)
-                    .await;
-            }
-            Err(err) => return self.fail_at_fal(job, err.code(), err.to_string()).await,
-        };
         let Some(file) = self.ctx.store.get_file(job.file_id).await? else {
             return self
                 .fail_at_fal(
@@ -417,6 +408,15 @@ impl Worker {
                     "the uploaded file is gone".to_owned(),
                 )
                 .await;
+        };
+        let model_bytes = match self.model_from_output(model, job, &file, downloaded).await {
+            Ok(bytes) => bytes,
+            Err(err) if err.is_retryable() => {
+                return self
+                    .retry_later(job, err.code(), &err.to_string(), None)
+                    .await;
+            }
+            Err(err) => return self.fail_at_fal(job, err.code(), err.to_string()).await,
         };
         let outcome = self
             .store_result(job, &file.filename, model_bytes, GLB_CONTENT_TYPE, "glb")
@@ -434,6 +434,7 @@ impl Worker {
         &self,
         model: &ModelSpec,
         job: &GenerationJob,
+        file: &UploadedFile,
         downloaded: Bytes,
     ) -> Result<Bytes, GeneratorError> {
         match model.output {
@@ -443,16 +444,6 @@ impl Worker {
                 message: format!("FAL.AI's `{field}` is not a glTF 2.0 binary"),
             }),
             ModelOutput::DepthMap { .. } => {
-                let file = self
-                    .ctx
-                    .store
-                    .get_file(job.file_id)
-                    .await
-                    .map_err(|e| GeneratorError::Transient(e.to_string()))?
-                    .ok_or_else(|| GeneratorError::InvalidInput {
-                        code: "FILE_NOT_FOUND",
-                        message: "the uploaded file is gone".to_owned(),
-                    })?;
                 let photo = self
                     .ctx
                     .storage

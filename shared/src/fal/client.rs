@@ -277,6 +277,40 @@ impl FalClient {
         )
     }
 
+    /// Runs `attempt` until it succeeds, fails for good, or `max_retries` retries are spent;
+    /// counts every outcome under `operation` and waits as the policy says between tries.
+    async fn retrying<T, F, Fut>(
+        &self,
+        operation: &str,
+        max_retries: u32,
+        attempt: F,
+    ) -> Result<T, FalError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, FalError>>,
+    {
+        let mut retry = 0;
+        loop {
+            let err = match attempt().await {
+                Ok(value) => {
+                    record_fal_call(operation, "ok");
+                    return Ok(value);
+                }
+                Err(err) => err,
+            };
+            record_fal_call(operation, err.code());
+            if !err.is_retryable() || retry >= max_retries {
+                return Err(err);
+            }
+            let Some(delay) = self.policy.delay(retry, err.retry_after()) else {
+                return Err(err);
+            };
+            tracing::info!(operation, error = %err, retry = retry + 1, delay_ms = delay.as_millis() as u64, "FAL call failed; retrying");
+            tokio::time::sleep(delay).await;
+            retry += 1;
+        }
+    }
+
     /// Sends the request `build` makes (with our key), retrying what may succeed later; returns
     /// the body of a successful answer.
     async fn call(
@@ -284,38 +318,22 @@ impl FalClient {
         operation: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<String, FalError> {
-        let mut retry = 0;
-        loop {
-            let err = match build()
+        self.retrying(operation, self.policy.max_retries, || async {
+            let response = build()
                 .header(AUTHORIZATION, format!("Key {}", self.key))
                 .send()
                 .await
-            {
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    match response.text().await {
-                        Ok(body) if status.is_success() => {
-                            record_fal_call(operation, "ok");
-                            return Ok(body);
-                        }
-                        Ok(body) => status_error(status, &headers, &body),
-                        Err(err) => transport(&err),
-                    }
-                }
-                Err(err) => transport(&err),
-            };
-            record_fal_call(operation, err.code());
-            if !err.is_retryable() || retry >= self.policy.max_retries {
-                return Err(err);
+                .map_err(|e| transport(&e))?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.text().await.map_err(|e| transport(&e))?;
+            if status.is_success() {
+                Ok(body)
+            } else {
+                Err(status_error(status, &headers, &body))
             }
-            let Some(delay) = self.policy.delay(retry, err.retry_after()) else {
-                return Err(err);
-            };
-            tracing::info!(error = %err, retry = retry + 1, delay_ms = delay.as_millis() as u64, "FAL call failed; retrying");
-            tokio::time::sleep(delay).await;
-            retry += 1;
-        }
+        })
+        .await
     }
 
     fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, FalError> {
@@ -386,25 +404,10 @@ impl FalClient {
     /// size limit. A file that is gone (404, 403, 410) is [`FalError::Expired`]. Retried once
     /// at most: a download may take its whole timeout, and the next poll tries again anyway.
     pub async fn download(&self, url: &str) -> Result<Bytes, FalError> {
-        let mut retry = 0;
-        loop {
-            let attempt = self.download_once(url).await;
-            record_fal_call(
-                "download",
-                attempt.as_ref().map_or_else(FalError::code, |_| "ok"),
-            );
-            match attempt {
-                Err(err) if err.is_retryable() && retry < self.policy.max_retries.min(1) => {
-                    if let Some(delay) = self.policy.delay(retry, err.retry_after()) {
-                        tokio::time::sleep(delay).await;
-                        retry += 1;
-                        continue;
-                    }
-                    return Err(err);
-                }
-                other => return other,
-            }
-        }
+        self.retrying("download", self.policy.max_retries.min(1), || {
+            self.download_once(url)
+        })
+        .await
     }
 
     async fn download_once(&self, url: &str) -> Result<Bytes, FalError> {

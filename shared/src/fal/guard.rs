@@ -24,6 +24,26 @@ fn end_of_day(day: NaiveDate, keep_days: u64) -> DateTime<Utc> {
         .map_or_else(Utc::now, |d| d.and_utc())
 }
 
+/// Frees the slots of `ended` holders, then takes one for `job_id` if there is room. Answers
+/// whether it changed anything, and `Err(holders)` when every slot is taken.
+fn take_slot(
+    slots: &mut Slots,
+    job_id: JobId,
+    cap: usize,
+    now: DateTime<Utc>,
+    ended: &[JobId],
+) -> (bool, Result<(), Slots>) {
+    if slots.contains_key(&job_id) {
+        return (false, Ok(()));
+    }
+    let freed = ended.iter().filter(|id| slots.remove(id).is_some()).count();
+    if slots.len() >= cap {
+        return (freed > 0, Err(slots.clone()));
+    }
+    slots.insert(job_id, now);
+    (true, Ok(()))
+}
+
 /// Takes a slot for `job_id` (keeping the one it already holds). When all slots are taken,
 /// slots of jobs that ended (or vanished) are freed first; `false` when none is left.
 pub async fn acquire_slot(
@@ -33,34 +53,34 @@ pub async fn acquire_slot(
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let cap = cap as usize;
-    let slots: Slots = read_state(store, SLOTS_KEY).await?;
-    let mut ended = Vec::new();
-    if !slots.contains_key(&job_id) && slots.len() >= cap {
-        for (holder, taken_at) in &slots {
-            let live = match store.get_job(*holder).await? {
-                Some(job) if job.status == JobStatus::Processing => true,
-                // Taken a moment ago, about to be claimed.
-                Some(job) if job.status == JobStatus::Queued => now - *taken_at < CLAIM_GRACE,
-                _ => false,
-            };
-            if !live {
-                ended.push(*holder);
-            }
-        }
-    }
     let (_, taken) = update_state(store, SLOTS_KEY, |slots: &mut Slots| {
-        if slots.contains_key(&job_id) {
-            return (false, true);
-        }
-        let freed = ended.iter().filter(|id| slots.remove(id).is_some()).count();
-        if slots.len() >= cap {
-            return (freed > 0, false);
-        }
-        slots.insert(job_id, now);
-        (true, true)
+        take_slot(slots, job_id, cap, now, &[])
     })
     .await?;
-    Ok(taken)
+    let Err(holders) = taken else {
+        return Ok(true);
+    };
+    // Full: look for holders whose job ended (or vanished) and try once more without them.
+    let mut ended = Vec::new();
+    for (holder, taken_at) in holders {
+        let live = match store.get_job(holder).await? {
+            Some(job) if job.status == JobStatus::Processing => true,
+            // Taken a moment ago, about to be claimed.
+            Some(job) if job.status == JobStatus::Queued => now - taken_at < CLAIM_GRACE,
+            _ => false,
+        };
+        if !live {
+            ended.push(holder);
+        }
+    }
+    if ended.is_empty() {
+        return Ok(false);
+    }
+    let (_, taken) = update_state(store, SLOTS_KEY, |slots: &mut Slots| {
+        take_slot(slots, job_id, cap, now, &ended)
+    })
+    .await?;
+    Ok(taken.is_ok())
 }
 
 /// Gives back the slot of `job_id`, if it holds one.

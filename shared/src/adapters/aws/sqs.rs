@@ -62,6 +62,15 @@ fn secs(d: Duration, max: u64) -> i32 {
     d.as_secs().min(max) as i32
 }
 
+/// How often SQS has delivered `message`, when it says.
+fn receive_count(message: &aws_sdk_sqs::types::Message) -> Option<u32> {
+    message
+        .attributes()?
+        .get(&MessageSystemAttributeName::ApproximateReceiveCount)?
+        .parse()
+        .ok()
+}
+
 fn millis_attr(
     message: &aws_sdk_sqs::types::Message,
     name: MessageSystemAttributeName,
@@ -111,11 +120,7 @@ impl WorkQueue for SqsQueue {
                 message_id: m.message_id().unwrap_or_default().to_owned(),
                 receipt: m.receipt_handle().unwrap_or_default().to_owned(),
                 body: m.body().unwrap_or_default().to_owned(),
-                receive_count: m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1),
+                receive_count: receive_count(m).unwrap_or(1),
             })
             .collect())
     }
@@ -150,11 +155,7 @@ impl WorkQueue for SqsQueue {
             .map(|m| DeadLetter {
                 message_id: m.message_id().unwrap_or_default().to_owned(),
                 body: m.body().unwrap_or_default().to_owned(),
-                receive_count: m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
+                receive_count: receive_count(m).unwrap_or(0),
                 sent_at: millis_attr(m, MessageSystemAttributeName::SentTimestamp),
                 // SQS does not record when a message moved to the dead-letter queue.
                 dead_at: None,
