@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, the SAM template lint, then every unit, contract
 # and flow test, with the AWS adapters tested against a moto server started (and stopped) here.
-# Needs a Rust toolchain and Python 3; installs cargo-nextest and a pinned Python venv if missing.
+# Needs a Rust toolchain and Python 3; installs cargo-nextest, cargo-machete and a pinned Python
+# venv if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,6 +22,10 @@ fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
+fi
+machete_version=0.9.2
+if ! cargo machete --version 2>/dev/null | grep -q "$machete_version"; then
+    cargo install --locked "cargo-machete@$machete_version"
 fi
 for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
@@ -45,6 +50,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo machete (unused dependencies)"
+cargo machete
 
 echo "== moto server"
 port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

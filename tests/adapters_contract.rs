@@ -3,7 +3,7 @@
 //! `scripts/test.sh` starts; plus what only an embedded database must show: nothing is lost on
 //! restart.
 
-use image2model_shared::adapters::{DiskStorage, EmbeddedDb};
+use image2model_shared::adapters::embedded::{DiskStorage, EmbeddedDb};
 use image2model_shared::ports::{Store, WorkQueue};
 use image2model_tests::contract::{self, file, job};
 use std::time::Duration;

@@ -7,14 +7,16 @@
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::SqsEvent;
 use http_body_util::BodyExt;
-use image2model_ingest::{IngestOutcome, handle_s3_event};
+use image2model_ingest::handle_s3_event;
 use image2model_shared::AppContext;
+use image2model_shared::app::ingest::IngestOutcome;
+use image2model_shared::app::work::Worker;
+use image2model_shared::builtin_generator::BuiltinGenerator;
 use image2model_shared::config::Config;
 use image2model_shared::context::aws_context;
 use image2model_tests::contract::file;
 use image2model_tests::fake_fal::{FakeFal, Script, sample_glb};
 use image2model_tests::{ADMIN, ALICE, aws, inspect_glb, jpeg, test_config};
-use image2model_worker::{BuiltinGenerator, Worker};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +38,7 @@ async fn call_as(
     path: &str,
     body: Option<Value>,
 ) -> (http::StatusCode, Value) {
-    let service = image2model_shared::http::into_service(
+    let service = image2model_shared::web::into_service(
         image2model_local::api_router(ctx)
             .expect("router")
             .with_state(ctx.clone()),
@@ -171,7 +173,7 @@ async fn photo_to_glb_on_s3_dynamodb_and_sqs() {
             .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
             .collect();
         let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
-        let response = worker.handle_sqs_event(event).await;
+        let response = image2model_worker::handle_sqs_event(&worker, event).await;
         assert!(response.batch_item_failures.is_empty());
         let (_, job) = call(&ctx, "GET", &format!("/api/v1/jobs/{job_id}"), None).await;
         if job["status"] == "completed" {
@@ -268,7 +270,7 @@ async fn fal_job_on_s3_dynamodb_and_sqs() {
         )
         .await
         .unwrap();
-    image2model_ingest::ingest_object(&ctx, &upload.object_key)
+    image2model_shared::app::ingest::ingest_object(&ctx, &upload.object_key)
         .await
         .unwrap();
     let (status, created) = call(
@@ -321,8 +323,7 @@ async fn fal_job_on_s3_dynamodb_and_sqs() {
             .collect();
         let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
         assert!(
-            worker
-                .handle_sqs_event(event)
+            image2model_worker::handle_sqs_event(&worker, event)
                 .await
                 .batch_item_failures
                 .is_empty()

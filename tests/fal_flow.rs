@@ -182,22 +182,16 @@ async fn duplicate_and_redelivered_messages_never_submit_twice() {
     let id = job_id.parse().unwrap();
     let queue = server.ctx.queue.as_ref();
     for _ in 0..3 {
-        image2model_shared::pipeline::enqueue_job(queue, id)
-            .await
-            .unwrap();
+        image2model_tests::send_generate(queue, id).await.unwrap();
     }
     while fake.submissions().is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Redelivered after the submission was recorded: looked at, not submitted.
-    image2model_shared::pipeline::enqueue_job(queue, id)
-        .await
-        .unwrap();
+    image2model_tests::send_generate(queue, id).await.unwrap();
     let job = server.wait_for_job(ALICE, &job_id).await;
     assert_eq!(job["status"], "completed", "{job}");
-    image2model_shared::pipeline::enqueue_job(queue, id)
-        .await
-        .unwrap();
+    image2model_tests::send_generate(queue, id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.submissions().len(), 1);
     let (_, after) = server
@@ -267,9 +261,13 @@ async fn depth_model_turns_fals_depth_map_into_our_relief_mesh() {
         fake.submissions()[0].app,
         "fal-ai/image-preprocessors/depth-anything/v2"
     );
-    let expected =
-        image2model_worker::builtin::glb_from_depth_image(&photo, &depth, 40_000_000, Some(4000))
-            .unwrap();
+    let expected = image2model_shared::builtin_generator::glb_from_depth_image(
+        &photo,
+        &depth,
+        40_000_000,
+        Some(4000),
+    )
+    .unwrap();
     let stored = server.download_model(ALICE, &job_id).await;
     assert_eq!(stored, expected);
     let (_, triangles, _) = image2model_tests::inspect_glb(&stored);
@@ -363,7 +361,7 @@ async fn a_webhook_that_overtakes_its_submission_still_finishes_the_job() {
 /// the worker looks again a few times, then leaves the job to its poll chain.
 #[tokio::test]
 async fn a_webhook_message_ahead_of_the_record_waits_for_it() {
-    use image2model_shared::pipeline::{WorkMessage, WorkStep};
+    use image2model_shared::app::enqueue::{WorkMessage, WorkStep};
     let dir = tempfile::tempdir().unwrap();
     let mut config = image2model_tests::test_config(dir.path());
     let fake = FakeFal::start(Script::default()).await;
@@ -374,7 +372,8 @@ async fn a_webhook_message_ahead_of_the_record_waits_for_it() {
     let client = image2model_shared::fal::FalClient::new(&ctx.config.fal)
         .unwrap()
         .unwrap();
-    let worker = image2model_worker::Worker::new(ctx.clone(), Vec::new()).with_fal(client);
+    let worker =
+        image2model_shared::app::work::Worker::new(ctx.clone(), Vec::new()).with_fal(client);
     let queued =
         image2model_tests::contract::job("alice", image2model_shared::domain::FileId::new());
     image2model_tests::contract::insert_job(ctx.store.as_ref(), &queued).await;
@@ -391,7 +390,10 @@ async fn a_webhook_message_ahead_of_the_record_waits_for_it() {
         async move { worker.handle_message(&body).await }
     };
     // Not recorded yet: look again in 2 s.
-    assert_eq!(handle(0).await, image2model_worker::MessageOutcome::Done);
+    assert_eq!(
+        handle(0).await,
+        image2model_shared::app::work::MessageOutcome::Done
+    );
     let depth = ctx.queue.depth().await.unwrap();
     assert_eq!((depth.visible, depth.delayed), (0, 1), "one delayed look");
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -400,7 +402,10 @@ async fn a_webhook_message_ahead_of_the_record_waits_for_it() {
     assert_eq!(message.step, WorkStep::Webhook { attempt: 1 });
     ctx.queue.delete(&next[0].receipt).await.unwrap();
     // After five looks it stops: the poll chain (or the sweeper) takes over.
-    assert_eq!(handle(5).await, image2model_worker::MessageOutcome::Done);
+    assert_eq!(
+        handle(5).await,
+        image2model_shared::app::work::MessageOutcome::Done
+    );
     assert_eq!(ctx.queue.depth().await.unwrap().delayed, 0);
 
     // Once the submission is recorded, the same message looks at FAL and starts no chain.
@@ -426,7 +431,10 @@ async fn a_webhook_message_ahead_of_the_record_waits_for_it() {
         .record_submission(request, chrono::Utc::now())
         .unwrap();
     ctx.store.update_job(&recorded).await.unwrap();
-    assert_eq!(handle(0).await, image2model_worker::MessageOutcome::Done);
+    assert_eq!(
+        handle(0).await,
+        image2model_shared::app::work::MessageOutcome::Done
+    );
     assert_eq!(fake.status_calls(), 1);
     let depth = ctx.queue.depth().await.unwrap();
     assert_eq!((depth.visible, depth.delayed), (0, 0));

@@ -7,13 +7,15 @@ use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::SqsEvent;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use image2model_ingest::{IngestOutcome, handle_s3_event};
+use image2model_ingest::handle_s3_event;
 use image2model_shared::AppContext;
+use image2model_shared::app::ingest::IngestOutcome;
+use image2model_shared::app::work::Worker;
+use image2model_shared::builtin_generator::BuiltinGenerator;
 use image2model_shared::context::EmbeddedAdapters;
-use image2model_shared::domain::{FileId, FileStatus, JobId, JobStatus};
+use image2model_shared::domain::{FileId, FileStatus, JobId, JobStatus, UploadedFile};
 use image2model_tests::contract::{file, insert_job, job};
 use image2model_tests::{png, test_config};
-use image2model_worker::{BuiltinGenerator, Worker};
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -80,18 +82,14 @@ async fn s3_object_created_event_runs_ingestion() {
 async fn sqs_batch_reports_only_the_failed_message() {
     let (_dir, ctx) = context();
     let bytes = png(40, 30);
-    let mut ready = file("alice");
-    ready.size = bytes.len() as u64;
-    ctx.storage
-        .put(&ready.object_key, Bytes::from(bytes.clone()), "image/png")
-        .await
-        .unwrap();
     let image =
         image2model_shared::validation::inspect_image(&bytes, ctx.config.image_limits()).unwrap();
-    let ready = image2model_shared::domain::UploadedFile {
-        version: 1,
-        ..ready.accept(image).unwrap()
-    };
+    let now = chrono::Utc::now();
+    let ready = UploadedFile::ready("alice", "a.png", image, now, ctx.config.expires_at(now));
+    ctx.storage
+        .put(&ready.object_key, Bytes::from(bytes), "image/png")
+        .await
+        .unwrap();
     ctx.store.create_file(&ready).await.unwrap();
     let mut j = job("alice", ready.file_id);
     j.job_id = JobId::from_uuid(fixed_id(2));
@@ -102,7 +100,7 @@ async fn sqs_batch_reports_only_the_failed_message() {
         vec![Arc::new(BuiltinGenerator::new(ctx.config.max_pixels))],
     );
     let event: SqsEvent = serde_json::from_str(&fixture("sqs_generate_batch.json")).unwrap();
-    let response = worker.handle_sqs_event(event).await;
+    let response = image2model_worker::handle_sqs_event(&worker, event).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -125,7 +123,7 @@ async fn invoke(
     event: &str,
 ) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
     let request = lambda_http::request::from_str(event).expect("a valid API Gateway event");
-    let service = image2model_shared::http::into_service(
+    let service = image2model_shared::web::into_service(
         image2model_local::api_router(ctx)
             .expect("router")
             .with_state(ctx.clone()),

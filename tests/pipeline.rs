@@ -6,15 +6,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{Duration as Span, Utc};
 use image2model_shared::AppContext;
+use image2model_shared::app::enqueue::WorkMessage;
+use image2model_shared::app::work::{MessageOutcome, Worker};
+use image2model_shared::builtin_generator::BuiltinGenerator;
 use image2model_shared::context::EmbeddedAdapters;
 use image2model_shared::domain::{FileStatus, GenerationJob, JobStatus, UploadedFile};
-use image2model_shared::pipeline::{WorkMessage, enqueue_job};
 use image2model_shared::ports::{
     GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter,
 };
 use image2model_tests::contract::{file, insert_job, job};
+use image2model_tests::send_generate;
 use image2model_tests::{png, test_config};
-use image2model_worker::{BuiltinGenerator, MessageOutcome, Worker};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -71,26 +73,17 @@ fn setup(fail_transiently: bool) -> Setup {
 }
 
 async fn ready_file(ctx: &AppContext) -> UploadedFile {
-    let pending = file("alice");
     let bytes = png(48, 32);
-    ctx.storage
-        .put(&pending.object_key, Bytes::from(bytes.clone()), "image/png")
-        .await
-        .unwrap();
     let image =
         image2model_shared::validation::inspect_image(&bytes, ctx.config.image_limits()).unwrap();
-    let ready = pending.accept(image).unwrap();
-    ctx.store
-        .create_file(&UploadedFile {
-            version: 1,
-            ..ready.clone()
-        })
+    let now = Utc::now();
+    let ready = UploadedFile::ready("alice", "a.png", image, now, ctx.config.expires_at(now));
+    ctx.storage
+        .put(&ready.object_key, Bytes::from(bytes), "image/png")
         .await
         .unwrap();
-    UploadedFile {
-        version: 1,
-        ..ready
-    }
+    ctx.store.create_file(&ready).await.unwrap();
+    ready
 }
 
 async fn stored_job(ctx: &AppContext, job: &GenerationJob) -> GenerationJob {
@@ -284,7 +277,9 @@ async fn the_sweeper_fails_overdue_jobs_and_requeues_lost_ones() {
         .await
         .unwrap();
 
-    let report = image2model_admin::sweep(&s.ctx, Utc::now()).await.unwrap();
+    let report = image2model_shared::app::sweep::sweep(&s.ctx, Utc::now())
+        .await
+        .unwrap();
     assert_eq!(report.timed_out, [overdue.job_id]);
     assert_eq!(report.requeued, [lost.job_id]);
     let failed = stored_job(&s.ctx, &overdue).await;
@@ -327,7 +322,9 @@ async fn the_sweeper_ingests_uploads_whose_event_never_came() {
     let waiting = job("alice", pending.file_id);
     insert_job(s.ctx.store.as_ref(), &waiting).await;
 
-    let report = image2model_admin::sweep(&s.ctx, Utc::now()).await.unwrap();
+    let report = image2model_shared::app::sweep::sweep(&s.ctx, Utc::now())
+        .await
+        .unwrap();
     assert_eq!(report.ingested, [pending.file_id]);
     assert_eq!(
         s.ctx
@@ -370,14 +367,19 @@ async fn cleanup_deletes_old_uploads_results_and_records_but_not_live_work() {
         )
         .await
         .unwrap();
-    enqueue_job(s.ctx.queue.as_ref(), live.job_id)
+    send_generate(s.ctx.queue.as_ref(), live.job_id)
         .await
         .unwrap();
 
     let later = Utc::now() + Span::hours(48);
-    let dry = image2model_admin::cleanup(&s.ctx, Duration::from_secs(24 * 3600), true, later)
-        .await
-        .unwrap();
+    let dry = image2model_shared::app::cleanup::cleanup(
+        &s.ctx,
+        Duration::from_secs(24 * 3600),
+        true,
+        later,
+    )
+    .await
+    .unwrap();
     assert_eq!(dry.jobs, [j.job_id]);
     assert_eq!(dry.files, [old_file.file_id]);
     assert!(dry.objects.contains(&result_key) && dry.objects.contains(&old_file.object_key));
@@ -388,9 +390,14 @@ async fn cleanup_deletes_old_uploads_results_and_records_but_not_live_work() {
     );
     assert!(s.ctx.store.get_job(j.job_id).await.unwrap().is_some());
 
-    let real = image2model_admin::cleanup(&s.ctx, Duration::from_secs(24 * 3600), false, later)
-        .await
-        .unwrap();
+    let real = image2model_shared::app::cleanup::cleanup(
+        &s.ctx,
+        Duration::from_secs(24 * 3600),
+        false,
+        later,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (real.jobs.clone(), real.files.clone(), real.bytes),
         (dry.jobs, dry.files, dry.bytes)

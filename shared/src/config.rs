@@ -438,6 +438,12 @@ impl Config {
         self.fal.key.is_some() || self.fal.enabled
     }
 
+    /// When what is created at `now` (uploads, their records) is due for cleanup.
+    pub fn expires_at(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now + chrono::Duration::from_std(self.retention)
+            .unwrap_or_else(|_| chrono::Duration::days(1))
+    }
+
     pub fn image_limits(&self) -> crate::validation::ImageLimits {
         crate::validation::ImageLimits {
             max_bytes: self.max_upload_bytes,

@@ -1,11 +1,15 @@
 //! The dependencies every handler gets: configuration, keys and the ports. Built once per
-//! process (in `main`, or by the local server) and cloned cheaply into each request.
+//! process (in `main`, or by the local server) and cloned cheaply into each request or event.
+//! `from_env` picks the AWS adapters when `TABLE_NAME` and friends are set, the embedded ones
+//! otherwise (each behind its feature, so a Lambda build links only the AWS side).
 
-use crate::adapters::{DiskStorage, EmbeddedDb};
-use crate::auth::KeyRing;
 use crate::config::Config;
-use crate::ports::{ObjectStorage, StorageError, Store, StoreError, WorkQueue};
+use crate::keys::KeyRing;
+use crate::ports::{ObjectStorage, Store, WorkQueue};
 use std::sync::Arc;
+
+#[cfg(feature = "embedded")]
+pub use embedded::{ContextError, EmbeddedAdapters};
 
 #[derive(Clone)]
 pub struct AppContext {
@@ -14,31 +18,6 @@ pub struct AppContext {
     pub store: Arc<dyn Store>,
     pub storage: Arc<dyn ObjectStorage>,
     pub queue: Arc<dyn WorkQueue>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ContextError {
-    #[error("cannot open the embedded database: {0}")]
-    Database(#[from] StoreError),
-    #[error("cannot open object storage: {0}")]
-    Storage(#[from] StorageError),
-}
-
-/// The embedded adapters of one data directory.
-#[derive(Clone)]
-pub struct EmbeddedAdapters {
-    pub db: EmbeddedDb,
-    pub storage: DiskStorage,
-}
-
-impl EmbeddedAdapters {
-    /// Opens `image2model.db` and `objects/` under the configured data directory; signed URLs
-    /// start with `base_url`.
-    pub fn open(config: &Config, base_url: &str) -> Result<Self, ContextError> {
-        let db = EmbeddedDb::open(&config.data_dir.join("image2model.db"), config.max_receives)?;
-        let storage = DiskStorage::open(&config.data_dir.join("objects"), base_url)?;
-        Ok(Self { db, storage })
-    }
 }
 
 impl AppContext {
@@ -57,16 +36,6 @@ impl AppContext {
             queue,
         }
     }
-
-    /// A context on the embedded adapters.
-    pub fn embedded(config: Config, adapters: &EmbeddedAdapters) -> Self {
-        Self::new(
-            config,
-            Arc::new(adapters.db.clone()),
-            Arc::new(adapters.storage.clone()),
-            Arc::new(adapters.db.clone()),
-        )
-    }
 }
 
 /// Why a function could not start.
@@ -74,34 +43,42 @@ impl AppContext {
 pub enum BootError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[cfg(feature = "embedded")]
     #[error(transparent)]
-    Context(#[from] ContextError),
+    Embedded(#[from] ContextError),
     #[error("AWS resources are configured but this build has no AWS adapters (feature `aws`)")]
     AwsUnavailable,
+    #[error(
+        "no AWS resources are configured (TABLE_NAME, BUCKET_NAME, QUEUE_URL, DEAD_LETTER_QUEUE_URL) \
+         and this build has no embedded adapters (feature `embedded`)"
+    )]
+    EmbeddedUnavailable,
 }
 
-/// The context a Lambda function builds once at cold start, from its environment: the AWS
-/// adapters when `TABLE_NAME` and friends are set (and the `aws` feature is on), the embedded
-/// ones otherwise.
+/// The context a Lambda function builds once at cold start, from its environment.
 pub async fn from_env() -> Result<AppContext, BootError> {
     let config = Config::from_env()?;
-    #[cfg(feature = "aws")]
-    if let Some(resources) = config.aws.clone() {
-        return Ok(aws_context(
+    match config.aws.clone() {
+        #[cfg(feature = "aws")]
+        Some(resources) => Ok(aws_context(
             config,
             &resources,
             &crate::adapters::aws::sdk_config().await,
-        ));
+        )),
+        #[cfg(not(feature = "aws"))]
+        Some(_) => Err(BootError::AwsUnavailable),
+        #[cfg(feature = "embedded")]
+        None => {
+            let base_url = config
+                .public_base_url
+                .clone()
+                .unwrap_or_else(|| format!("http://127.0.0.1:{}", config.port));
+            let adapters = EmbeddedAdapters::open(&config, &base_url)?;
+            Ok(AppContext::embedded(config, &adapters))
+        }
+        #[cfg(not(feature = "embedded"))]
+        None => Err(BootError::EmbeddedUnavailable),
     }
-    if config.aws.is_some() {
-        return Err(BootError::AwsUnavailable);
-    }
-    let base_url = config
-        .public_base_url
-        .clone()
-        .unwrap_or_else(|| format!("http://127.0.0.1:{}", config.port));
-    let adapters = EmbeddedAdapters::open(&config, &base_url)?;
-    Ok(AppContext::embedded(config, &adapters))
 }
 
 /// A context on S3, DynamoDB and SQS, with clients built from one SDK configuration.
@@ -133,4 +110,52 @@ pub fn aws_context(
             &resources.dead_letter_queue_url,
         )),
     )
+}
+
+/// Contexts on the embedded adapters of one data directory.
+#[cfg(feature = "embedded")]
+pub mod embedded {
+    use super::AppContext;
+    use crate::adapters::embedded::{DiskStorage, EmbeddedDb};
+    use crate::config::Config;
+    use crate::ports::{StorageError, StoreError};
+    use std::sync::Arc;
+
+    #[derive(Debug, thiserror::Error)]
+    pub enum ContextError {
+        #[error("cannot open the embedded database: {0}")]
+        Database(#[from] StoreError),
+        #[error("cannot open object storage: {0}")]
+        Storage(#[from] StorageError),
+    }
+
+    /// The embedded adapters of one data directory.
+    #[derive(Clone)]
+    pub struct EmbeddedAdapters {
+        pub db: EmbeddedDb,
+        pub storage: DiskStorage,
+    }
+
+    impl EmbeddedAdapters {
+        /// Opens `image2model.db` and `objects/` under the configured data directory; signed
+        /// URLs start with `base_url`.
+        pub fn open(config: &Config, base_url: &str) -> Result<Self, ContextError> {
+            let db =
+                EmbeddedDb::open(&config.data_dir.join("image2model.db"), config.max_receives)?;
+            let storage = DiskStorage::open(&config.data_dir.join("objects"), base_url)?;
+            Ok(Self { db, storage })
+        }
+    }
+
+    impl AppContext {
+        /// A context on the embedded adapters.
+        pub fn embedded(config: Config, adapters: &EmbeddedAdapters) -> Self {
+            Self::new(
+                config,
+                Arc::new(adapters.db.clone()),
+                Arc::new(adapters.storage.clone()),
+                Arc::new(adapters.db.clone()),
+            )
+        }
+    }
 }

@@ -1,24 +1,30 @@
-//! Everything two or more image2model functions use: the domain model, validation, the error
-//! envelope, auth and rate limiting, configuration, the ports (traits) with their embedded
-//! adapters, and the HTTP layers every function's router is wrapped in.
+//! Everything two or more image2model functions use, grouped by layer:
+//!
+//! - `domain/`: ids, files, jobs and their state machine, batches, the model catalog;
+//! - `validation/`: image bytes and filenames, never trusted by extension;
+//! - `ports/`: the traits the services talk to (store, object storage, queue, generator);
+//! - `adapters/`: the ports on this machine (`embedded/`) and on AWS (`aws/`);
+//! - `builtin_generator/` and `fal/`: how models are made, here and at FAL.AI;
+//! - `app/`: the application services, one file per use case;
+//! - `web/`: the HTTP layer of the functions that serve routes;
+//! - `config.rs`, `keys.rs`, `context.rs`, `metrics.rs`, `telemetry.rs`.
+//!
+//! Lower layers never import higher ones (`tests/architecture.rs` checks it).
 
-pub mod access;
 pub mod adapters;
-pub mod auth;
+pub mod app;
+pub mod builtin_generator;
 pub mod config;
 pub mod context;
 pub mod domain;
-pub mod error;
-pub mod extract;
 pub mod fal;
-pub mod http;
-pub mod listing;
+pub mod keys;
 pub mod metrics;
-pub mod pipeline;
 pub mod ports;
-pub mod rate_limit;
 pub mod telemetry;
 pub mod validation;
+pub mod web;
 
+pub use app::AppError;
 pub use context::AppContext;
-pub use error::ApiError;
+pub use web::ApiError;

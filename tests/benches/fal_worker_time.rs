@@ -7,13 +7,13 @@
 use bytes::Bytes;
 use chrono::Utc;
 use image2model_shared::AppContext;
+use image2model_shared::app::work::{MessageOutcome, Worker};
 use image2model_shared::context::EmbeddedAdapters;
 use image2model_shared::domain::{JobId, JobStatus};
 use image2model_shared::fal::FalClient;
 use image2model_tests::contract::file;
 use image2model_tests::fake_fal::{FakeFal, Script};
 use image2model_tests::{jpeg, test_config};
-use image2model_worker::{MessageOutcome, Worker};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -35,14 +35,14 @@ async fn create_jobs(ctx: &AppContext) -> Vec<JobId> {
             )
             .await
             .unwrap();
-        image2model_ingest::ingest_object(ctx, &upload.object_key)
+        image2model_shared::app::ingest::ingest_object(ctx, &upload.object_key)
             .await
             .unwrap();
         let request = serde_json::from_value(
             serde_json::json!({"file_id": upload.file_id, "model_type": "tripo3d"}),
         )
         .unwrap();
-        let job = image2model_jobs::create_job(ctx, "alice", request, None)
+        let job = image2model_shared::app::create_job::create_job(ctx, "alice", request, None)
             .await
             .unwrap();
         jobs.push(job.job_id);

@@ -15,24 +15,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 pub fn file(owner: &str) -> UploadedFile {
-    let file_id = FileId::new();
     let now = Utc::now();
-    UploadedFile {
-        file_id,
-        owner: owner.to_owned(),
-        filename: "a.png".into(),
-        content_type: "image/png".into(),
-        size: 10,
-        sha256: None,
-        width: None,
-        height: None,
-        status: FileStatus::Pending,
-        rejection: None,
-        object_key: UploadedFile::object_key_for(owner, file_id),
-        created_at: now,
-        expires_at: now + Span::hours(1),
-        version: 1,
-    }
+    UploadedFile::pending(owner, "a.png", "image/png", 10, now, now + Span::hours(1))
 }
 
 pub fn job(owner: &str, file_id: FileId) -> GenerationJob {

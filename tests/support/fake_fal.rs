@@ -164,7 +164,7 @@ pub fn sample_glb() -> Vec<u8> {
     let photo = image::RgbaImage::from_fn(48, 32, |x, y| {
         image::Rgba([(x * 5) as u8, (y * 7) as u8, 120, 255])
     });
-    image2model_worker::builtin::generate_glb(&photo, (&crate::png(8, 8), "image/png"), Some(2000))
+    image2model_relief::generate_glb(&photo, (&crate::png(8, 8), "image/png"), Some(2000))
 }
 
 /// A depth map as FAL's depth model returns it: a grayscale PNG, bright = near.

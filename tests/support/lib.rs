@@ -8,7 +8,10 @@ pub mod fake_fal;
 use image::{ImageBuffer, ImageFormat, Rgb, Rgba};
 use image2model_local::RunningServer;
 use image2model_shared::AppContext;
+use image2model_shared::app::enqueue::{WorkMessage, send_work};
 use image2model_shared::config::{Config, NamedKey};
+use image2model_shared::domain::JobId;
+use image2model_shared::ports::{QueueError, WorkQueue};
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use std::io::Cursor;
@@ -26,6 +29,12 @@ pub fn photo_fixtures_dir() -> std::path::PathBuf {
         || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/photos"),
         std::path::PathBuf::from,
     )
+}
+
+/// Sends a generate message for `job_id` whatever its state, as a duplicate or redelivered
+/// message would arrive.
+pub async fn send_generate(queue: &dyn WorkQueue, job_id: JobId) -> Result<(), QueueError> {
+    send_work(queue, &WorkMessage::generate(job_id), Duration::ZERO).await
 }
 
 /// The configuration every test starts from: two users, an admin, fast polling.

@@ -1,8 +1,7 @@
-//! The admin function (admin key only): every job, statistics, retries, deletions, dead letters
-//! and cleanup; plus the maintenance that keeps every job moving to an end (the sweeper).
+//! The admin function (admin key only): every job, statistics, retries, deletions, dead letters,
+//! and maintenance on demand. Its routes call `image2model_shared::app` (`retry_job`,
+//! `delete_job`, `sweep`, `cleanup`, `stats`) and map their answers.
 
-pub mod maintenance;
 mod routes;
 
-pub use maintenance::{CleanupReport, MaintenanceError, SweepReport, cleanup, sweep};
 pub use routes::router;

@@ -1,17 +1,20 @@
 //! The health function: liveness, readiness that really exercises the store, object storage
-//! and the queue (503 naming what failed), Prometheus metrics and the OpenAPI document.
+//! and the queue (`image2model_shared::app::health`; a 503 envelope naming what failed),
+//! Prometheus metrics and the OpenAPI document.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
 use image2model_shared::AppContext;
-use image2model_shared::domain::models::{self, CATALOG};
+use image2model_shared::app::health::{Check, check_all, check_store};
+use image2model_shared::app::stats::{fal_overview, job_counts};
+use image2model_shared::domain::models;
 use image2model_shared::metrics;
-use serde_json::{Value, json};
-use std::time::Instant;
+use image2model_shared::web::ApiError;
+use serde_json::{Map, Value, json};
 
 pub const SERVICE: &str = "image2model";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -36,107 +39,67 @@ async fn liveness() -> Json<Value> {
     )
 }
 
-/// One component check: name, passed, latency and the error if any.
-struct Check {
-    component: &'static str,
-    error: Option<String>,
-    elapsed_ms: f64,
-}
-
-async fn check<F, E>(component: &'static str, probe: F) -> Check
-where
-    F: Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
-{
-    let started = Instant::now();
-    let error = probe.await.err().map(|e| e.to_string());
-    Check {
-        component,
-        error,
-        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-    }
-}
-
-async fn store_check(ctx: &AppContext) -> Check {
-    check("store", ctx.store.ping()).await
-}
-
-async fn all_checks(ctx: &AppContext) -> Vec<Check> {
-    vec![
-        store_check(ctx).await,
-        check("object_storage", ctx.storage.ping()).await,
-        check("queue", async { ctx.queue.depth().await.map(drop) }).await,
-    ]
-}
-
-fn checks_response(checks: &[Check], extra: Value) -> Response {
-    let failed: Vec<&str> = checks
+/// The readiness body of `checks`: 200 when every component answered, otherwise the 503
+/// envelope naming what failed, with the same report beside it.
+fn checks_response(checks: &[Check], extra: Value) -> Result<Json<Value>, ApiError> {
+    let failed: Vec<&'static str> = checks
         .iter()
-        .filter(|c| c.error.is_some())
+        .filter(|c| !c.ok)
         .map(|c| c.component)
         .collect();
-    let details: serde_json::Map<String, Value> = checks
+    let details: Map<String, Value> = checks
         .iter()
         .map(|c| {
-            let v =
-                json!({ "ok": c.error.is_none(), "latency_ms": c.elapsed_ms, "error": c.error });
+            let error = (!c.ok).then_some("unavailable");
+            let v = json!({ "ok": c.ok, "latency_ms": c.elapsed_ms, "error": error });
             (c.component.to_owned(), v)
         })
         .collect();
-    let mut body = json!({
-        "status": if failed.is_empty() { "ready" } else { "unavailable" },
-        "service": SERVICE,
-        "version": VERSION,
-        "checks": details,
-        "timestamp": Utc::now(),
-    });
-    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
-        body.extend(extra);
+    let mut report = Map::from_iter([
+        (
+            "status".to_owned(),
+            json!(if failed.is_empty() {
+                "ready"
+            } else {
+                "unavailable"
+            }),
+        ),
+        ("service".to_owned(), json!(SERVICE)),
+        ("version".to_owned(), json!(VERSION)),
+        ("checks".to_owned(), Value::Object(details)),
+        ("timestamp".to_owned(), json!(Utc::now())),
+    ]);
+    if let Value::Object(extra) = extra {
+        report.extend(extra);
     }
     if failed.is_empty() {
-        (StatusCode::OK, Json(body)).into_response()
+        Ok(Json(Value::Object(report)))
     } else {
-        body["error"] = json!(true);
-        body["error_code"] = json!("SERVICE_UNAVAILABLE");
-        body["message"] = json!(format!("unavailable: {}", failed.join(", ")));
-        body["failed_components"] = json!(failed);
-        body["request_id"] = json!(image2model_shared::http::current_request_id());
-        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        Err(ApiError::NotReady { failed, report })
     }
 }
 
-async fn readiness(State(ctx): State<AppContext>) -> Response {
-    checks_response(&all_checks(&ctx).await, json!({}))
+async fn readiness(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError> {
+    checks_response(&check_all(&ctx).await, json!({}))
 }
 
-async fn database(State(ctx): State<AppContext>) -> Response {
-    checks_response(&[store_check(&ctx).await], json!({}))
+async fn database(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError> {
+    checks_response(&[check_store(&ctx).await], json!({}))
 }
 
-async fn detailed(State(ctx): State<AppContext>) -> Response {
-    let checks = all_checks(&ctx).await;
-    let jobs = ctx.store.count_jobs_by_status().await.ok().map(|counts| {
-        counts
-            .iter()
-            .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
-            .collect::<serde_json::Map<_, _>>()
-    });
+async fn detailed(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError> {
+    let checks = check_all(&ctx).await;
+    let jobs = job_counts(&ctx).await.ok().map(|(by_status, _)| by_status);
     let queue = ctx.queue.depth().await.ok();
-    let fal = image2model_shared::fal::overview(&ctx, chrono::Utc::now())
-        .await
-        .ok();
-    let available: Vec<&str> = CATALOG
-        .iter()
-        .filter(|m| models::is_available(m, ctx.config.fal_configured()))
-        .map(|m| m.id)
-        .collect();
+    let fal = fal_overview(&ctx, Utc::now()).await.ok();
+    let fal_configured = ctx.config.fal_configured();
     checks_response(
         &checks,
         json!({
             "jobs": jobs,
             "queue": queue,
-            "models_available": available,
-            "generator": if ctx.config.fal_configured() { "fal" } else { "builtin" },
+            "models_available": models::available_ids(fal_configured),
+            "generator": if fal_configured { "fal" } else { "builtin" },
             "fal": fal,
         }),
     )

@@ -4,7 +4,7 @@
 async fn main() -> Result<(), lambda_http::Error> {
     image2model_shared::telemetry::init();
     let ctx = image2model_shared::context::from_env().await?;
-    let service = image2model_shared::http::into_service(
+    let service = image2model_shared::web::into_service(
         image2model_health::router().with_state(ctx.clone()),
         &ctx.config,
     );

@@ -1,8 +1,7 @@
-//! The jobs function: creates generation jobs (the only place a job is born), lists and cancels
-//! them, and tells clients which model types this deployment can run.
+//! The jobs function: creates generation jobs, lists and cancels them, and tells clients which
+//! model types this deployment can run. Its routes call the services of
+//! `image2model_shared::app` (`create_job`, `list_jobs`, `cancel_job`) and map their answers.
 
-mod create;
 mod routes;
 
-pub use create::{CreateJobRequest, create_batch, create_job, resolve_model, validate_options};
 pub use routes::router;

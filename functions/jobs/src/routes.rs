@@ -1,19 +1,18 @@
 //! HTTP routes of the jobs function.
 
-use crate::create::{CreateJobRequest, create_job};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::Utc;
-use image2model_shared::access::owned_job;
-use image2model_shared::auth::Caller;
-use image2model_shared::domain::job::DEFAULT_MODEL_TYPE;
-use image2model_shared::domain::models::{self, CATALOG};
-use image2model_shared::extract::{ApiJson, ApiQuery, JobIdParam};
-use image2model_shared::listing::{ListParams, list_jobs};
-use image2model_shared::pipeline::{UpdateError, update_job};
-use image2model_shared::{ApiError, AppContext};
+use image2model_shared::AppContext;
+use image2model_shared::app::access::owned_job;
+use image2model_shared::app::cancel_job::cancel_job;
+use image2model_shared::app::create_job::{CreateJobRequest, create_job};
+use image2model_shared::app::list_jobs::{ListParams, list_jobs};
+use image2model_shared::domain::models::{self, CATALOG, DEFAULT_MODEL};
+use image2model_shared::web::extract::{ApiJson, ApiQuery, JobIdParam};
+use image2model_shared::web::views::job_list_json;
+use image2model_shared::web::{ApiError, Caller};
 use serde_json::{Value, json};
 
 pub fn router() -> Router<AppContext> {
@@ -57,9 +56,8 @@ async fn show(
     caller: Caller,
     JobIdParam(id): JobIdParam,
 ) -> Result<Json<Value>, ApiError> {
-    owned_job(&ctx, &caller, id)
-        .await
-        .map(|job| Json(job.public_json()))
+    let job = owned_job(&ctx, &caller, id).await?;
+    Ok(Json(job.public_json()))
 }
 
 async fn list(
@@ -67,7 +65,8 @@ async fn list(
     caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    list_jobs(&ctx, params, Some(caller.owner)).await.map(Json)
+    let list = list_jobs(&ctx, params, Some(caller.owner)).await?;
+    Ok(Json(job_list_json(&list)))
 }
 
 async fn cancel(
@@ -75,29 +74,8 @@ async fn cancel(
     caller: Caller,
     JobIdParam(id): JobIdParam,
 ) -> Result<Json<Value>, ApiError> {
-    owned_job(&ctx, &caller, id).await?;
-    let now = Utc::now();
-    match update_job(ctx.store.as_ref(), id, |job| job.cancel(now).map(Some)).await {
-        Ok(job) => {
-            tracing::info!(job_id = %id, "job cancelled");
-            Ok(Json(job.public_json()))
-        }
-        Err(UpdateError::Transition(_)) => {
-            let status = ctx
-                .store
-                .get_job(id)
-                .await?
-                .map_or("deleted", |j| j.status.as_str());
-            Err(ApiError::JobStateConflict {
-                job_id: id.to_string(),
-                status,
-                action: "cancelled",
-            })
-        }
-        Err(UpdateError::NotFound) => Err(ApiError::JobNotFound(id.to_string())),
-        Err(UpdateError::Store(e)) => Err(e.into()),
-        Err(UpdateError::Contended) => Err(ApiError::Conflict),
-    }
+    let job = cancel_job(&ctx, &caller, id).await?;
+    Ok(Json(job.public_json()))
 }
 
 async fn available_models(State(ctx): State<AppContext>) -> Json<Value> {
@@ -114,10 +92,9 @@ async fn available_models(State(ctx): State<AppContext>) -> Json<Value> {
             })
         })
         .collect();
-    let available: Vec<&str> = CATALOG
-        .iter()
-        .filter(|m| models::is_available(m, fal))
-        .map(|m| m.id)
-        .collect();
-    Json(json!({ "models": list, "available": available, "default": DEFAULT_MODEL_TYPE }))
+    Json(json!({
+        "models": list,
+        "available": models::available_ids(fal),
+        "default": DEFAULT_MODEL,
+    }))
 }

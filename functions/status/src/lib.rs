@@ -1,22 +1,23 @@
 //! The status function: where a task (a job, or a batch of jobs) stands, as one JSON answer or
 //! as a Server-Sent Events stream with one frame per change, heartbeats, and an end after the
-//! terminal event. The stream polls the store, so it works the same under Lambda response
-//! streaming as in the local server.
+//! terminal event. Each answer is a `task_snapshot` of `image2model_shared::app::task_status`;
+//! the stream polls it, so it works the same under Lambda response streaming as in the local
+//! server.
 
-mod snapshot;
+mod view;
 
 use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream};
-use image2model_shared::access::owned_task;
-use image2model_shared::auth::Caller;
+use image2model_shared::AppContext;
+use image2model_shared::app::AppError;
+use image2model_shared::app::task_status::{Snapshot, task_snapshot};
 use image2model_shared::domain::JobId;
-use image2model_shared::extract::{ApiQuery, JobIdParam};
-use image2model_shared::{ApiError, AppContext};
+use image2model_shared::web::extract::{ApiQuery, JobIdParam};
+use image2model_shared::web::{ApiError, Caller};
 use serde::Deserialize;
-use snapshot::Snapshot;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -28,18 +29,14 @@ pub fn router() -> Router<AppContext> {
         .route("/api/v1/status/tasks/{task_id}/stream", get(events))
 }
 
-async fn snapshot(ctx: &AppContext, caller: &Caller, id: JobId) -> Result<Snapshot, ApiError> {
-    owned_task(ctx, caller, id)
-        .await
-        .map(|task| Snapshot::of(id, &task))
-}
-
 async fn status(
     State(ctx): State<AppContext>,
     caller: Caller,
     JobIdParam(id): JobIdParam,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(snapshot(&ctx, &caller, id).await?.to_json()))
+    Ok(Json(view::to_json(
+        &task_snapshot(&ctx, &caller, id).await?,
+    )))
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,7 +74,7 @@ async fn events(
         }
     };
     // Refuse unknown or foreign ids before the stream starts.
-    snapshot(&ctx, &caller, id).await?;
+    task_snapshot(&ctx, &caller, id).await?;
     let now = Instant::now();
     let state = StreamState {
         ctx,
@@ -115,16 +112,16 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
             )
             .await;
         }
-        match snapshot(&s.ctx, &s.caller, s.id).await {
+        match task_snapshot(&s.ctx, &s.caller, s.id).await {
             Ok(current) if s.last.as_ref().is_none_or(|last| last.changed(&current)) => {
                 s.done = current.is_terminal();
                 s.last_frame = Instant::now();
-                let event = frame(current.event_name(), &current.to_event_json());
+                let event = frame(view::event_name(&current), &view::to_event_json(&current));
                 s.last = Some(current);
                 return Some((event, s));
             }
             Ok(_) => {}
-            Err(ApiError::JobNotFound(_)) => {
+            Err(AppError::JobNotFound(_)) => {
                 s.done = true;
                 let data = serde_json::json!({"task_id": s.id, "status": "deleted", "message": "the task no longer exists", "timestamp": chrono::Utc::now()});
                 return Some((frame("task_failed", &data), s));

@@ -6,7 +6,7 @@
 async fn main() -> Result<(), lambda_http::Error> {
     image2model_shared::telemetry::init();
     let ctx = image2model_shared::context::from_env().await?;
-    let service = image2model_shared::http::into_service(
+    let service = image2model_shared::web::into_service(
         image2model_status::router().with_state(ctx.clone()),
         &ctx.config,
     );

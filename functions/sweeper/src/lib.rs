@@ -1,50 +1,12 @@
-//! The sweeper function, run on a schedule (EventBridge): one sweep (overdue jobs failed, lost
-//! messages re-sent, missed uploads ingested) and one cleanup of what is older than the
-//! retention. The local server runs the same maintenance on a timer.
+//! The sweeper function's handler, run on a schedule (EventBridge; the event's content does not
+//! matter): one round of `image2model_shared::app::maintenance` (overdue jobs failed, lost
+//! messages re-sent, missed uploads ingested, expired data deleted).
 
 use chrono::Utc;
-use image2model_admin::{CleanupReport, MaintenanceError, SweepReport, cleanup, sweep};
 use image2model_shared::AppContext;
-use serde::Serialize;
+use image2model_shared::app::AppError;
+use image2model_shared::app::maintenance::{MaintenanceReport, run_maintenance};
 
-#[derive(Debug, Serialize)]
-pub struct Report {
-    pub sweep: SweepReport,
-    pub cleanup: CleanupReport,
-}
-
-/// Runs one round of maintenance. The scheduled event's content does not matter.
-pub async fn run(ctx: &AppContext) -> Result<Report, MaintenanceError> {
-    let now = Utc::now();
-    let sweep = sweep(ctx, now).await?;
-    let cleanup = cleanup(ctx, ctx.config.retention, false, now).await?;
-    tracing::info!(
-        requeued = sweep.requeued.len(),
-        timed_out = sweep.timed_out.len(),
-        ingested = sweep.ingested.len(),
-        deleted_jobs = cleanup.jobs.len(),
-        deleted_files = cleanup.files.len(),
-        "maintenance done"
-    );
-    Ok(Report { sweep, cleanup })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use image2model_shared::config::Config;
-    use image2model_shared::context::EmbeddedAdapters;
-
-    #[tokio::test]
-    async fn an_empty_deployment_has_nothing_to_do() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: dir.path().to_owned(),
-            ..Config::default()
-        };
-        let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").unwrap();
-        let report = run(&AppContext::embedded(config, &adapters)).await.unwrap();
-        assert!(report.sweep.requeued.is_empty() && report.cleanup.jobs.is_empty());
-        assert!(!report.cleanup.dry_run);
-    }
+pub async fn run(ctx: &AppContext) -> Result<MaintenanceReport, AppError> {
+    run_maintenance(ctx, Utc::now()).await
 }

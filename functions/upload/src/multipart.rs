@@ -3,15 +3,16 @@
 
 use axum::extract::multipart::{Field, MultipartError};
 use bytes::{Bytes, BytesMut};
-use image2model_shared::ApiError;
 use image2model_shared::validation::ImageRejection;
+use image2model_shared::web::ApiError;
 
 pub fn multipart_error(err: MultipartError, limit: u64) -> ApiError {
     if err.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::InvalidImage(ImageRejection::TooLarge {
+        ImageRejection::TooLarge {
             size: limit + 1,
             limit,
-        })
+        }
+        .into()
     } else {
         ApiError::validation(
             format!("malformed multipart body: {}", err.body_text()),
@@ -25,10 +26,11 @@ pub async fn read_limited(mut field: Field<'_>, limit: u64) -> Result<Bytes, Api
     let mut buf = BytesMut::new();
     while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
         if (buf.len() + chunk.len()) as u64 > limit {
-            return Err(ApiError::InvalidImage(ImageRejection::TooLarge {
+            return Err(ImageRejection::TooLarge {
                 size: (buf.len() + chunk.len()) as u64,
                 limit,
-            }));
+            }
+            .into());
         }
         buf.extend_from_slice(&chunk);
     }

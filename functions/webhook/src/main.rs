@@ -9,7 +9,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     image2model_shared::telemetry::init();
     let ctx = image2model_shared::context::from_env().await?;
     let verifier = Arc::new(SignatureVerifier::new(&ctx.config.fal)?);
-    let service = image2model_shared::http::into_service(
+    let service = image2model_shared::web::into_service(
         image2model_webhook::router(verifier).with_state(ctx.clone()),
         &ctx.config,
     );

@@ -7,13 +7,13 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use chrono::Utc;
+use image2model_shared::AppContext;
+use image2model_shared::app::fal_webhook::{WebhookOutcome, accept_fal_webhook};
 use image2model_shared::domain::JobId;
-use image2model_shared::pipeline::{WorkMessage, WorkStep, send_work};
-use image2model_shared::{ApiError, AppContext};
+use image2model_shared::web::ApiError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub fn router(verifier: Arc<SignatureVerifier>) -> Router<AppContext> {
     Router::new()
@@ -71,29 +71,15 @@ async fn receive(
         ));
     }
     // Answers below are 200s: FAL retries anything else, and retrying cannot help these.
-    let Some(job_id) = query
+    let job_id = query
         .job_id
         .as_deref()
-        .and_then(|id| id.parse::<JobId>().ok())
-    else {
-        return Ok(ignored("no job_id in the webhook URL"));
-    };
-    let Some(job) = ctx.store.get_job(job_id).await? else {
-        return Ok(ignored("unknown job"));
-    };
-    if job.status.is_terminal() {
-        return Ok(ignored("the job already ended"));
+        .and_then(|id| id.parse::<JobId>().ok());
+    match accept_fal_webhook(&ctx, job_id, &delivery.request_id).await? {
+        WebhookOutcome::Ignored(reason) => Ok(ignored(reason)),
+        WebhookOutcome::Accepted(job_id) => {
+            tracing::info!(job_id = %job_id, request_id = %delivery.request_id, status = %delivery.status, "FAL webhook accepted");
+            Ok(Json(json!({ "accepted": true, "job_id": job_id })))
+        }
     }
-    if let Some(fal) = &job.fal
-        && fal.request_id != delivery.request_id
-    {
-        return Ok(ignored("the webhook is for an earlier submission"));
-    }
-    let message = WorkMessage {
-        job_id,
-        step: WorkStep::Webhook { attempt: 0 },
-    };
-    send_work(ctx.queue.as_ref(), &message, Duration::ZERO).await?;
-    tracing::info!(job_id = %job_id, request_id = %delivery.request_id, status = %delivery.status, "FAL webhook accepted");
-    Ok(Json(json!({ "accepted": true, "job_id": job_id })))
 }

@@ -2,8 +2,9 @@
 //! (`ReportBatchItemFailures`).
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use image2model_shared::app::work::Worker;
+use image2model_shared::builtin_generator::BuiltinGenerator;
 use image2model_shared::fal::FalClient;
-use image2model_worker::{BuiltinGenerator, Worker};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 
@@ -19,7 +20,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     }
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let worker = worker.clone();
-        async move { Ok::<_, lambda_runtime::Error>(worker.handle_sqs_event(event.payload).await) }
+        async move {
+            Ok::<_, lambda_runtime::Error>(
+                image2model_worker::handle_sqs_event(&worker, event.payload).await,
+            )
+        }
     }))
     .await
 }

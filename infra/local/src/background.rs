@@ -4,7 +4,9 @@
 use chrono::Utc;
 use futures_util::future::join_all;
 use image2model_shared::AppContext;
-use image2model_worker::{MessageOutcome, Worker};
+use image2model_shared::app::cleanup::cleanup;
+use image2model_shared::app::sweep::sweep;
+use image2model_shared::app::work::{MessageOutcome, Worker};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -66,14 +68,12 @@ pub async fn run_sweeper(ctx: AppContext, mut signal: watch::Receiver<bool>) {
         if pause(&mut signal, ctx.config.sweep_interval).await {
             break;
         }
-        if let Err(err) = image2model_admin::sweep(&ctx, Utc::now()).await {
+        if let Err(err) = sweep(&ctx, Utc::now()).await {
             tracing::warn!(error = %err, "sweep failed");
         }
         if last_cleanup.elapsed() >= CLEANUP_EVERY {
             last_cleanup = Instant::now();
-            if let Err(err) =
-                image2model_admin::cleanup(&ctx, ctx.config.retention, false, Utc::now()).await
-            {
+            if let Err(err) = cleanup(&ctx, ctx.config.retention, false, Utc::now()).await {
                 tracing::warn!(error = %err, "cleanup failed");
             }
         }

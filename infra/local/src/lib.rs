@@ -7,11 +7,12 @@ mod storage_routes;
 
 use axum::Router;
 use image2model_shared::AppContext;
+use image2model_shared::app::work::Worker;
+use image2model_shared::builtin_generator::BuiltinGenerator;
 use image2model_shared::config::Config;
 use image2model_shared::context::{ContextError, EmbeddedAdapters};
 use image2model_shared::fal::{FalClient, FalError};
 use image2model_webhook::SignatureVerifier;
-use image2model_worker::{BuiltinGenerator, Worker};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -76,7 +77,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningServe
             ctx.clone(),
             Arc::new(adapters.storage.clone()),
         ));
-    let service = image2model_shared::http::into_service(app, &ctx.config);
+    let service = image2model_shared::web::into_service(app, &ctx.config);
 
     let (shutdown, signal) = watch::channel(false);
     let mut server_signal = signal.clone();

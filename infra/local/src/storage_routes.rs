@@ -10,11 +10,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use chrono::Utc;
-use image2model_shared::adapters::disk_storage::FORM_UPLOAD_PATH;
-use image2model_shared::adapters::{DiskStorage, SignedGrant};
+use image2model_shared::AppContext;
+use image2model_shared::adapters::embedded::url_signer::FORM_UPLOAD_PATH;
+use image2model_shared::adapters::embedded::{DiskStorage, SignedGrant};
+use image2model_shared::app::ingest::ingest_object;
+use image2model_shared::domain::UPLOADS_PREFIX;
 use image2model_shared::ports::{ObjectStorage, StorageError};
 use image2model_shared::validation::filename::attachment_disposition;
-use image2model_shared::{ApiError, AppContext};
+use image2model_shared::web::ApiError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -45,10 +48,10 @@ async fn store_upload(
     content_type: &str,
 ) -> Result<(), ApiError> {
     state.disk.put(&key, bytes, content_type).await?;
-    if key.starts_with("uploads/") {
+    if key.starts_with(UPLOADS_PREFIX) {
         let ctx = state.ctx.clone();
         tokio::spawn(async move {
-            if let Err(err) = image2model_ingest::ingest_object(&ctx, &key).await {
+            if let Err(err) = ingest_object(&ctx, &key).await {
                 tracing::warn!(key, error = %err, "ingestion failed; the sweeper will retry");
             }
         });
@@ -78,10 +81,14 @@ async fn form_upload(
             fields.insert(name, value);
             continue;
         }
-        let grant = state.disk.verify_post(&fields, Utc::now()).map_err(|err| {
-            tracing::info!(error = %err, "form upload policy refused");
-            ApiError::SignatureInvalid
-        })?;
+        let grant = state
+            .disk
+            .signer()
+            .verify_post(&fields, Utc::now())
+            .map_err(|err| {
+                tracing::info!(error = %err, "form upload policy refused");
+                ApiError::SignatureInvalid
+            })?;
         let key = fields.get("key").cloned().unwrap_or_default();
         if !key.starts_with(&grant.key_prefix) || key.len() == grant.key_prefix.len() {
             return Err(ApiError::SignedRequestMismatch(format!(
@@ -121,6 +128,7 @@ fn verify(
 ) -> Result<SignedGrant, ApiError> {
     state
         .disk
+        .signer()
         .verify(method, key, query.unwrap_or_default(), Utc::now())
         .map_err(|err| {
             tracing::info!(key, error = %err, "signed URL refused");
@@ -182,10 +190,10 @@ async fn download(
         .disk
         .head(&key)
         .await?
-        .ok_or_else(|| ApiError::FileNotFound(key.clone()))?;
+        .ok_or_else(|| ApiError::ObjectNotFound(key.clone()))?;
     let bytes = match state.disk.get(&key).await {
         Ok(bytes) => bytes,
-        Err(StorageError::NotFound(_)) => return Err(ApiError::FileNotFound(key)),
+        Err(StorageError::NotFound(_)) => return Err(ApiError::ObjectNotFound(key)),
         Err(e) => return Err(e.into()),
     };
     let mut response = bytes.into_response();

@@ -1,10 +1,7 @@
-//! Embedded adapters: the ports implemented on this machine alone, for the local server, unit
-//! tests and developers without an AWS account.
+//! Adapters: the ports implemented on this machine alone (`embedded/`, feature `embedded`) and
+//! on AWS (`aws/`, feature `aws`).
 
 #[cfg(feature = "aws")]
 pub mod aws;
-pub mod disk_storage;
-pub mod sqlite;
-
-pub use disk_storage::{DiskStorage, SignedGrant, SignedPostGrant, SignedUrlError};
-pub use sqlite::EmbeddedDb;
+#[cfg(feature = "embedded")]
+pub mod embedded;

@@ -4,6 +4,9 @@ use super::ids::FileId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Where uploaded bytes live in object storage.
+pub const UPLOADS_PREFIX: &str = "uploads/";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FileStatus {
@@ -66,9 +69,72 @@ pub struct AcceptedImage {
 pub struct FileNotPending(pub &'static str);
 
 impl UploadedFile {
+    /// A file announced for a presigned upload: `pending` until ingestion has seen its bytes.
+    /// `filename` is already sanitised; `content_type` is the declared one.
+    pub fn pending(
+        owner: &str,
+        filename: &str,
+        content_type: &str,
+        size: u64,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        let file_id = FileId::new();
+        Self {
+            file_id,
+            owner: owner.to_owned(),
+            filename: filename.to_owned(),
+            content_type: content_type.to_owned(),
+            size,
+            sha256: None,
+            width: None,
+            height: None,
+            status: FileStatus::Pending,
+            rejection: None,
+            object_key: Self::object_key_for(owner, file_id),
+            created_at,
+            expires_at,
+            version: 1,
+        }
+    }
+
+    /// A file whose bytes were validated as they arrived (a direct upload): `ready` at once.
+    pub fn ready(
+        owner: &str,
+        filename: &str,
+        image: AcceptedImage,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        let pending = Self::pending(
+            owner,
+            filename,
+            &image.content_type,
+            image.size,
+            created_at,
+            expires_at,
+        );
+        Self {
+            sha256: Some(image.sha256),
+            width: Some(image.width),
+            height: Some(image.height),
+            status: FileStatus::Ready,
+            ..pending
+        }
+    }
+
     /// The object key under which the bytes of `file_id` of `owner` are stored.
     pub fn object_key_for(owner: &str, file_id: FileId) -> String {
-        format!("uploads/{owner}/{file_id}")
+        format!("{UPLOADS_PREFIX}{owner}/{file_id}")
+    }
+
+    /// The file id of an upload key (`uploads/<owner>/<file_id>`); `None` for any other key.
+    pub fn file_id_of_key(key: &str) -> Option<FileId> {
+        let mut parts = key.strip_prefix(UPLOADS_PREFIX)?.split('/');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(owner), Some(id), None) if !owner.is_empty() => id.parse().ok(),
+            _ => None,
+        }
     }
 
     pub fn accept(&self, image: AcceptedImage) -> Result<Self, FileNotPending> {
@@ -100,5 +166,34 @@ impl UploadedFile {
             FileStatus::Pending => Ok(()),
             other => Err(FileNotPending(other.as_str())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_keys_name_their_file_and_nothing_else_does() {
+        let id = FileId::new();
+        let key = UploadedFile::object_key_for("alice", id);
+        assert_eq!(key, format!("uploads/alice/{id}"));
+        assert_eq!(UploadedFile::file_id_of_key(&key), Some(id));
+        assert_eq!(
+            UploadedFile::file_id_of_key(&format!("results/alice/{id}")),
+            None
+        );
+        assert_eq!(
+            UploadedFile::file_id_of_key(&format!("uploads/alice/{id}/x")),
+            None
+        );
+        assert_eq!(
+            UploadedFile::file_id_of_key(&format!("uploads//{id}")),
+            None
+        );
+        assert_eq!(
+            UploadedFile::file_id_of_key("uploads/alice/not-an-id"),
+            None
+        );
     }
 }

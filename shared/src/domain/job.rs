@@ -8,8 +8,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-pub const DEFAULT_MODEL_TYPE: &str = "depth_anything_v2";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
@@ -45,6 +43,22 @@ impl JobStatus {
 
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+
+    /// The statuses a job never leaves by an ordinary transition; stores refuse updates of jobs
+    /// in them.
+    pub fn terminal() -> impl Iterator<Item = Self> {
+        Self::ALL.into_iter().filter(|s| s.is_terminal())
+    }
+
+    /// Whether an administrator's retry may reopen a job in this status.
+    pub fn can_reopen(self) -> bool {
+        matches!(self, Self::Failed | Self::Cancelled)
+    }
+
+    /// The statuses an administrator's retry reopens.
+    pub fn reopenable() -> impl Iterator<Item = Self> {
+        Self::ALL.into_iter().filter(|s| s.can_reopen())
     }
 }
 
@@ -101,6 +115,9 @@ impl JobOptions {
     }
 }
 
+/// Where generated models live in object storage.
+pub const RESULTS_PREFIX: &str = "results/";
+
 /// Where the generated model is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobResult {
@@ -110,6 +127,22 @@ pub struct JobResult {
     pub content_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_key: Option<String>,
+}
+
+impl JobResult {
+    /// The object key of the model of `job_id` (`results/<job_id>/model.<extension>`).
+    pub fn object_key_for(job_id: JobId, extension: &str) -> String {
+        format!("{RESULTS_PREFIX}{job_id}/model.{extension}")
+    }
+
+    /// The job id of a result key; `None` for any other key.
+    pub fn job_id_of_key(key: &str) -> Option<JobId> {
+        key.strip_prefix(RESULTS_PREFIX)?
+            .split('/')
+            .next()?
+            .parse()
+            .ok()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,7 +371,7 @@ impl GenerationJob {
     /// An administrator's retry: a failed or cancelled job starts over from the queue. This is
     /// the one way out of a terminal state, and stores apply it with a dedicated operation.
     pub fn reopen(&self, now: DateTime<Utc>) -> Result<Self, TransitionError> {
-        if !matches!(self.status, JobStatus::Failed | JobStatus::Cancelled) {
+        if !self.status.can_reopen() {
             return Err(TransitionError::Illegal {
                 from: self.status,
                 to: JobStatus::Queued,
@@ -370,7 +403,7 @@ mod tests {
         GenerationJob::new(
             FileId::new(),
             "alice",
-            DEFAULT_MODEL_TYPE,
+            crate::domain::models::DEFAULT_MODEL,
             JobOptions::default(),
             None,
             Utc::now(),
@@ -400,6 +433,40 @@ mod tests {
             (JobStatus::Completed, 100, 4)
         );
         assert!(done.completed_at.is_some());
+    }
+
+    #[test]
+    fn result_keys_name_their_job() {
+        let id = JobId::new();
+        let key = JobResult::object_key_for(id, "glb");
+        assert_eq!(key, format!("results/{id}/model.glb"));
+        assert_eq!(JobResult::job_id_of_key(&key), Some(id));
+        assert_eq!(
+            JobResult::job_id_of_key(&format!("uploads/{id}/model.glb")),
+            None
+        );
+        assert_eq!(JobResult::job_id_of_key("results/x/model.glb"), None);
+    }
+
+    #[test]
+    fn terminal_and_reopenable_statuses_agree_with_the_state_machine() {
+        let terminal: Vec<_> = JobStatus::terminal().collect();
+        assert_eq!(
+            terminal,
+            [
+                JobStatus::Completed,
+                JobStatus::Failed,
+                JobStatus::Cancelled
+            ]
+        );
+        for from in JobStatus::ALL {
+            let leaves = JobStatus::ALL
+                .into_iter()
+                .any(|to| GenerationJob::can_transition(from, to));
+            assert_eq!(leaves, !from.is_terminal(), "{from}");
+        }
+        assert!(JobStatus::reopenable().all(JobStatus::is_terminal));
+        assert!(!JobStatus::Completed.can_reopen());
     }
 
     #[test]

@@ -8,8 +8,9 @@ pub mod job;
 pub mod models;
 
 pub use batch::Batch;
-pub use file::{FileRejection, FileStatus, UploadedFile};
+pub use file::{AcceptedImage, FileRejection, FileStatus, UPLOADS_PREFIX, UploadedFile};
 pub use ids::{BatchId, FileId, InvalidId, JobId};
 pub use job::{
-    FalRequest, GenerationJob, JobError, JobOptions, JobResult, JobStatus, Texture, TransitionError,
+    FalRequest, GenerationJob, JobError, JobOptions, JobResult, JobStatus, RESULTS_PREFIX, Texture,
+    TransitionError,
 };

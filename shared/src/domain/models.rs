@@ -51,9 +51,12 @@ pub struct ModelSpec {
     pub price_per_run_usd: f64,
 }
 
+/// The model type of jobs that name none; the built-in generator serves it.
+pub const DEFAULT_MODEL: &str = "depth_anything_v2";
+
 pub const CATALOG: &[ModelSpec] = &[
     ModelSpec {
-        id: "depth_anything_v2",
+        id: DEFAULT_MODEL,
         description: "Depth relief: the photo as a textured relief mesh from a depth map",
         fal_app: "fal-ai/image-preprocessors/depth-anything/v2",
         image_field: "image_url",
@@ -121,6 +124,15 @@ pub fn is_available(model: &ModelSpec, fal_configured: bool) -> bool {
     model.builtin || fal_configured
 }
 
+/// The ids of the models a deployment with (or without) a FAL key can run.
+pub fn available_ids(fal_configured: bool) -> Vec<&'static str> {
+    CATALOG
+        .iter()
+        .filter(|m| is_available(m, fal_configured))
+        .map(|m| m.id)
+        .collect()
+}
+
 /// The options that are set, as a JSON object.
 fn set_options(options: &JobOptions) -> Map<String, Value> {
     match serde_json::to_value(options) {
@@ -161,7 +173,7 @@ mod tests {
 
     #[test]
     fn default_model_is_builtin_and_fal_models_need_a_key() {
-        let default = find(super::super::job::DEFAULT_MODEL_TYPE).unwrap();
+        let default = find(DEFAULT_MODEL).unwrap();
         assert!(is_available(default, false));
         let tripo = find("tripo3d").unwrap();
         assert!(!is_available(tripo, false));

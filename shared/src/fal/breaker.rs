@@ -144,7 +144,7 @@ impl CircuitBreaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::EmbeddedDb;
+    use crate::adapters::embedded::EmbeddedDb;
 
     #[tokio::test]
     async fn opens_after_threshold_then_lets_one_probe_through() {

@@ -196,7 +196,7 @@ pub async fn daily_spend(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::EmbeddedDb;
+    use crate::adapters::embedded::EmbeddedDb;
 
     #[tokio::test]
     async fn quota_refuses_beyond_the_limit_without_taking_anything() {

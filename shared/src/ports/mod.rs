@@ -12,5 +12,6 @@ pub use generator::{
 pub use queue::{DeadLetter, QueueDepth, QueueError, ReceivedMessage, WorkQueue};
 pub use storage::{ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError};
 pub use store::{
-    CreateOutcome, JobPage, JobQuery, Store, StoreError, Versioned, read_state, update_state,
+    CreateOutcome, JobCursor, JobPage, JobQuery, Store, StoreError, Versioned, read_state,
+    update_state,
 };

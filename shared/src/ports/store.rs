@@ -31,10 +31,64 @@ pub struct JobQuery {
     pub cursor: Option<String>,
 }
 
+/// Where a job listing goes on: the creation time and id of the last job of the previous page.
+/// Clients see it as an opaque hex string; both stores read and write this one format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobCursor {
+    pub created_at: DateTime<Utc>,
+    pub job_id: JobId,
+}
+
+impl JobCursor {
+    /// The cursor of the page that follows `last`.
+    pub fn after(last: &GenerationJob) -> Self {
+        Self {
+            created_at: last.created_at,
+            job_id: last.job_id,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        hex::encode(format!(
+            "{}|{}",
+            self.created_at.timestamp_micros(),
+            self.job_id
+        ))
+    }
+
+    /// Reads a client's cursor; anything this module did not write is [`StoreError::InvalidCursor`].
+    pub fn decode(raw: &str) -> Result<Self, StoreError> {
+        let raw = String::from_utf8(hex::decode(raw).map_err(|_| StoreError::InvalidCursor)?)
+            .map_err(|_| StoreError::InvalidCursor)?;
+        let (at, id) = raw.split_once('|').ok_or(StoreError::InvalidCursor)?;
+        let created_at = at
+            .parse()
+            .ok()
+            .and_then(DateTime::from_timestamp_micros)
+            .ok_or(StoreError::InvalidCursor)?;
+        let job_id = id.parse().map_err(|_| StoreError::InvalidCursor)?;
+        Ok(Self { created_at, job_id })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobPage {
     pub jobs: Vec<GenerationJob>,
     pub next_cursor: Option<String>,
+}
+
+impl JobPage {
+    /// A page of `limit` jobs from a query that asked for one more: when it got it, there is a
+    /// next page, which starts after the last job kept.
+    pub fn from_overfetched(mut jobs: Vec<GenerationJob>, limit: usize) -> Self {
+        let next_cursor = if jobs.len() > limit {
+            jobs.truncate(limit);
+            jobs.last().map(|last| JobCursor::after(last).encode())
+        } else {
+            None
+        };
+        Self { jobs, next_cursor }
+    }
 }
 
 /// Result of creating jobs under an idempotency key.
@@ -177,5 +231,31 @@ where
         Some(v) => serde_json::from_str(&v.value)
             .map_err(|e| StoreError::Backend(format!("corrupt state {key}: {e}"))),
         None => Ok(T::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        let cursor = JobCursor {
+            created_at: DateTime::from_timestamp_micros(1_795_608_000_123_456).unwrap(),
+            job_id: JobId::new(),
+        };
+        assert_eq!(JobCursor::decode(&cursor.encode()).unwrap(), cursor);
+        for raw in [
+            "",
+            "zz",
+            &hex::encode("1|not-an-id"),
+            &hex::encode("x|y"),
+            &hex::encode(format!("{}", cursor.job_id)),
+        ] {
+            assert!(
+                matches!(JobCursor::decode(raw), Err(StoreError::InvalidCursor)),
+                "{raw}"
+            );
+        }
     }
 }

@@ -7,10 +7,14 @@
 //! jobs by status by update time (and files by status by creation time), `gsi3` every job by
 //! creation time, `gsi4` jobs of a file.
 
+use super::describe;
 use crate::domain::{Batch, BatchId, FileId, GenerationJob, JobId, JobStatus, UploadedFile};
-use crate::ports::store::{CreateOutcome, JobPage, JobQuery, Store, StoreError, Versioned};
+use crate::ports::store::{
+    CreateOutcome, JobCursor, JobPage, JobQuery, Store, StoreError, Versioned,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, Select, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -21,7 +25,6 @@ type Item = HashMap<String, AttributeValue>;
 const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 /// File records outlive their `expires_at` by this much, so cleanup sees them first.
 const FILE_TTL_GRACE_SECS: i64 = 7 * 24 * 3600;
-const TERMINAL: [&str; 3] = ["completed", "failed", "cancelled"];
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -38,19 +41,12 @@ impl DynamoStore {
     }
 }
 
-fn backend<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+fn backend<E, R>(err: SdkError<E, R>) -> StoreError
 where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    StoreError::Backend(match err.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("error"),
-            service.message().unwrap_or_default()
-        ),
-        None => aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string(),
-    })
+    StoreError::Backend(describe(&err))
 }
 
 fn is_conditional_failure<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
@@ -75,6 +71,17 @@ fn n(v: impl ToString) -> AttributeValue {
 /// Sort keys order by time: zero-padded microseconds, then the id.
 fn time_key(t: DateTime<Utc>, id: impl std::fmt::Display) -> String {
     format!("{:020}#{id}", t.timestamp_micros().max(0))
+}
+
+/// `:t0, :t1` and their values: a condition's list of the statuses `statuses` yields.
+fn status_list(name: &str, statuses: impl Iterator<Item = JobStatus>) -> (String, Item) {
+    let values: Item = statuses
+        .enumerate()
+        .map(|(i, status)| (format!(":{name}{i}"), s(status.as_str())))
+        .collect();
+    let mut names: Vec<&str> = values.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    (names.join(", "), values)
 }
 
 fn key(pk: String, sk: &str) -> Item {
@@ -141,27 +148,6 @@ fn file_item(file: &UploadedFile) -> Result<Item, StoreError> {
         ),
     ]);
     Ok(item)
-}
-
-/// The cursor names the last job of a page: its creation time and id.
-fn encode_cursor(job: &GenerationJob) -> String {
-    hex::encode(format!(
-        "{}|{}",
-        job.created_at.timestamp_micros(),
-        job.job_id
-    ))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, JobId), StoreError> {
-    let raw = String::from_utf8(hex::decode(cursor).map_err(|_| StoreError::InvalidCursor)?)
-        .map_err(|_| StoreError::InvalidCursor)?;
-    let (at, id) = raw.split_once('|').ok_or(StoreError::InvalidCursor)?;
-    let at = at
-        .parse()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or(StoreError::InvalidCursor)?;
-    Ok((at, id.parse().map_err(|_| StoreError::InvalidCursor)?))
 }
 
 impl DynamoStore {
@@ -420,16 +406,14 @@ impl Store for DynamoStore {
     }
 
     async fn update_job(&self, job: &GenerationJob) -> Result<(), StoreError> {
-        let values = Item::from([
+        let (terminal, mut values) = status_list("t", JobStatus::terminal());
+        values.extend([
             (":prev".to_owned(), n(job.version.saturating_sub(1))),
             (":progress".to_owned(), n(job.progress)),
-            (":t0".to_owned(), s(TERMINAL[0])),
-            (":t1".to_owned(), s(TERMINAL[1])),
-            (":t2".to_owned(), s(TERMINAL[2])),
         ]);
         self.conditional_put(
             job_item(job)?,
-            "version = :prev AND progress <= :progress AND NOT (#status IN (:t0, :t1, :t2))",
+            &format!("version = :prev AND progress <= :progress AND NOT (#status IN ({terminal}))"),
             values,
         )
         .await
@@ -439,14 +423,11 @@ impl Store for DynamoStore {
         if job.status != JobStatus::Queued {
             return Err(StoreError::Conflict);
         }
-        let values = Item::from([
-            (":prev".to_owned(), n(job.version.saturating_sub(1))),
-            (":failed".to_owned(), s("failed")),
-            (":cancelled".to_owned(), s("cancelled")),
-        ]);
+        let (reopenable, mut values) = status_list("r", JobStatus::reopenable());
+        values.insert(":prev".to_owned(), n(job.version.saturating_sub(1)));
         self.conditional_put(
             job_item(job)?,
-            "version = :prev AND #status IN (:failed, :cancelled)",
+            &format!("version = :prev AND #status IN ({reopenable})"),
             values,
         )
         .await
@@ -464,10 +445,13 @@ impl Store for DynamoStore {
         };
         let mut start = match query.cursor.as_deref() {
             Some(cursor) => {
-                let (at, id) = decode_cursor(cursor)?;
-                let mut k = key(format!("JOB#{id}"), "JOB");
+                let cursor = JobCursor::decode(cursor)?;
+                let mut k = key(format!("JOB#{}", cursor.job_id), "JOB");
                 k.insert(pk_name.to_owned(), s(&pk));
-                k.insert(sk_name.to_owned(), s(time_key(at, id)));
+                k.insert(
+                    sk_name.to_owned(),
+                    s(time_key(cursor.created_at, cursor.job_id)),
+                );
                 Some(k)
             }
             None => None,
@@ -500,13 +484,7 @@ impl Store for DynamoStore {
                 _ => break,
             }
         }
-        let next_cursor = if jobs.len() > limit {
-            jobs.truncate(limit);
-            jobs.last().map(encode_cursor)
-        } else {
-            None
-        };
-        Ok(JobPage { jobs, next_cursor })
+        Ok(JobPage::from_overfetched(jobs, limit))
     }
 
     async fn list_jobs_by_status(

@@ -10,15 +10,19 @@ pub use dynamodb::DynamoStore;
 pub use s3::S3Storage;
 pub use sqs::SqsQueue;
 
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
 /// Loads the SDK configuration from the environment (region, credentials, endpoint override).
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-/// The error text of an SDK failure, with the service's code when there is one.
-pub(crate) fn describe<E, R>(err: &aws_sdk_s3::error::SdkError<E, R>) -> String
+/// The error text of any SDK failure, with the service's code when there is one; it goes to
+/// logs, never to clients. (Every SDK crate re-exports the same smithy `SdkError`, so this one
+/// function serves S3, DynamoDB and SQS.)
+fn describe<E, R>(err: &SdkError<E, R>) -> String
 where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
     match err.as_service_error() {
@@ -27,6 +31,6 @@ where
             service.code().unwrap_or("error"),
             service.message().unwrap_or_default()
         ),
-        None => aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
+        None => DisplayErrorContext(err).to_string(),
     }
 }

@@ -10,6 +10,7 @@ use crate::validation::filename::attachment_disposition;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::SharedCredentialsProvider;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
@@ -57,9 +58,9 @@ fn sign(key: &[u8], data: &str) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-fn backend<E, R>(err: aws_sdk_s3::error::SdkError<E, R>) -> StorageError
+fn backend<E, R>(err: SdkError<E, R>) -> StorageError
 where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
     StorageError::Backend(describe(&err))

@@ -1,9 +1,11 @@
 //! The work queue on SQS. Redelivery after the visibility timeout and the move to the
 //! dead-letter queue after `maxReceiveCount` are SQS's own (the queue's redrive policy).
 
+use super::describe;
 use crate::ports::queue::{DeadLetter, QueueDepth, QueueError, ReceivedMessage, WorkQueue};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -43,19 +45,12 @@ impl SqsQueue {
     }
 }
 
-fn backend<E, R>(err: aws_sdk_sqs::error::SdkError<E, R>) -> QueueError
+fn backend<E, R>(err: SdkError<E, R>) -> QueueError
 where
-    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    QueueError::Backend(match err.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("error"),
-            service.message().unwrap_or_default()
-        ),
-        None => aws_sdk_sqs::error::DisplayErrorContext(&err).to_string(),
-    })
+    QueueError::Backend(describe(&err))
 }
 
 fn secs(d: Duration, max: u64) -> i32 {

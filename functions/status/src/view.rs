@@ -1,0 +1,154 @@
+//! How a task's snapshot reads on the wire: the JSON of `/status`, and the SSE events of
+//! `/sse` and `/stream` (`task_queued`, `task_progress`, `task_completed`, `task_failed`).
+
+use chrono::Utc;
+use image2model_shared::app::task_status::Snapshot;
+use image2model_shared::domain::{GenerationJob, JobStatus};
+use serde_json::{Value, json};
+
+pub fn event_name(snapshot: &Snapshot) -> &'static str {
+    match snapshot.status {
+        JobStatus::Queued => "task_queued",
+        JobStatus::Processing => "task_progress",
+        JobStatus::Completed => "task_completed",
+        JobStatus::Failed | JobStatus::Cancelled => "task_failed",
+    }
+}
+
+fn result_json(job: &GenerationJob) -> Option<Value> {
+    job.result.as_ref().map(|r| {
+        json!({
+            "job_id": job.job_id,
+            "filename": r.filename,
+            "size": r.size,
+            "content_type": r.content_type,
+            "download_url": format!("/api/v1/download/{}", job.job_id),
+        })
+    })
+}
+
+fn result(snapshot: &Snapshot) -> Option<Value> {
+    if snapshot.status != JobStatus::Completed {
+        return None;
+    }
+    if snapshot.is_batch {
+        let jobs: Vec<Value> = snapshot.jobs.iter().filter_map(result_json).collect();
+        Some(json!({ "jobs": jobs }))
+    } else {
+        snapshot.jobs.first().and_then(result_json)
+    }
+}
+
+/// The answer of `GET .../status`.
+pub fn to_json(snapshot: &Snapshot) -> Value {
+    let mut v = json!({
+        "task_id": snapshot.task_id,
+        "status": snapshot.status,
+        "progress": snapshot.progress,
+        "message": snapshot.message,
+        "result": result(snapshot),
+        "error": snapshot.error(),
+    });
+    if snapshot.is_batch {
+        v["jobs"] = snapshot
+            .jobs
+            .iter()
+            .map(|j| json!({"job_id": j.job_id, "status": j.status, "progress": j.progress}))
+            .collect();
+    }
+    v
+}
+
+/// The data of an SSE event: the status JSON, when it was seen, and on the terminal event the
+/// job it names.
+pub fn to_event_json(snapshot: &Snapshot) -> Value {
+    let mut v = to_json(snapshot);
+    v["timestamp"] = json!(Utc::now());
+    if snapshot.is_terminal() {
+        v["job_id"] = json!(snapshot.terminal_job_id());
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image2model_shared::app::access::Task;
+    use image2model_shared::domain::{Batch, FileId, JobOptions, JobResult};
+
+    fn job() -> GenerationJob {
+        GenerationJob::new(
+            FileId::new(),
+            "o",
+            "depth_anything_v2",
+            JobOptions::default(),
+            None,
+            Utc::now(),
+        )
+    }
+
+    fn done() -> GenerationJob {
+        let now = Utc::now();
+        let result = JobResult {
+            object_key: "k".into(),
+            filename: "a.glb".into(),
+            size: 3,
+            content_type: "model/gltf-binary".into(),
+            preview_key: None,
+        };
+        job().start(now).unwrap().complete(result, now).unwrap()
+    }
+
+    #[test]
+    fn a_completed_batch_lists_its_models_and_names_itself_in_the_last_event() {
+        let batch = Batch {
+            batch_id: Default::default(),
+            owner: "o".into(),
+            job_ids: vec![],
+            created_at: Utc::now(),
+        };
+        let task_id = batch.batch_id.as_uuid();
+        let snapshot = Snapshot::of(
+            image2model_shared::domain::JobId::from_uuid(task_id),
+            &Task::Batch(
+                batch,
+                vec![
+                    done(),
+                    job()
+                        .fail(
+                            image2model_shared::domain::JobError::new("E", "e"),
+                            Utc::now(),
+                        )
+                        .unwrap(),
+                ],
+            ),
+        );
+        assert_eq!(event_name(&snapshot), "task_completed");
+        let json = to_event_json(&snapshot);
+        assert_eq!(json["result"]["jobs"].as_array().unwrap().len(), 1);
+        assert_eq!(json["jobs"].as_array().unwrap().len(), 2);
+        assert_eq!(json["job_id"], json!(snapshot.task_id));
+        assert!(json["timestamp"].is_string());
+    }
+
+    #[test]
+    fn a_single_job_reads_as_itself() {
+        let job = done();
+        let snapshot = Snapshot::of(job.job_id, &Task::Job(Box::new(job.clone())));
+        let json = to_json(&snapshot);
+        assert_eq!(
+            json["result"]["download_url"],
+            format!("/api/v1/download/{}", job.job_id)
+        );
+        assert!(json.get("jobs").is_none());
+        let queued = job_snapshot(self::job());
+        assert_eq!(
+            (event_name(&queued), to_event_json(&queued).get("job_id")),
+            ("task_queued", None)
+        );
+    }
+
+    fn job_snapshot(job: GenerationJob) -> Snapshot {
+        Snapshot::of(job.job_id, &Task::Job(Box::new(job)))
+    }
+}

@@ -1,0 +1,132 @@
+//! Downloads: short-lived signed URLs of a caller's generated models, for one job or for every
+//! completed job of a task.
+
+use super::access::{owned_job, owned_task};
+use super::error::AppError;
+use crate::context::AppContext;
+use crate::domain::{GenerationJob, JobId, JobResult, JobStatus};
+use crate::keys::Caller;
+use crate::ports::PresignedRequest;
+
+/// A signed download of one job's model.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub job: GenerationJob,
+    pub result: JobResult,
+    pub signed: PresignedRequest,
+}
+
+fn completed_result(job: &GenerationJob) -> Result<JobResult, AppError> {
+    match (&job.status, &job.result) {
+        (JobStatus::Completed, Some(result)) => Ok(result.clone()),
+        _ => Err(AppError::ResultNotReady {
+            job_id: job.job_id,
+            status: job.status.as_str(),
+        }),
+    }
+}
+
+async fn sign(ctx: &AppContext, job: GenerationJob) -> Result<Download, AppError> {
+    let result = completed_result(&job)?;
+    let signed = ctx
+        .storage
+        .presign_get(
+            &result.object_key,
+            &result.filename,
+            ctx.config.download_expiry,
+        )
+        .await?;
+    Ok(Download {
+        job,
+        result,
+        signed,
+    })
+}
+
+/// The model of the caller's job `id`; `RESULT_NOT_READY` until it completed.
+pub async fn download_job(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: JobId,
+) -> Result<Download, AppError> {
+    sign(ctx, owned_job(ctx, caller, id).await?).await
+}
+
+/// Every completed model of the caller's task (a job or a batch); `RESULT_NOT_READY` while
+/// none has completed.
+pub async fn download_task(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: JobId,
+) -> Result<Vec<Download>, AppError> {
+    let jobs = owned_task(ctx, caller, id).await?.into_jobs();
+    let status = jobs.first().map_or("queued", |j| j.status.as_str());
+    let mut downloads = Vec::new();
+    for job in jobs {
+        if job.status == JobStatus::Completed && job.result.is_some() {
+            downloads.push(sign(ctx, job).await?);
+        }
+    }
+    if downloads.is_empty() {
+        return Err(AppError::ResultNotReady { job_id: id, status });
+    }
+    Ok(downloads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::create_job::create_batch;
+    use crate::app::testing::{caller, completed, context, ready_file};
+    use crate::domain::JobOptions;
+    use crate::domain::models::{self, DEFAULT_MODEL};
+
+    #[tokio::test]
+    async fn models_are_signed_once_completed_and_only_for_their_owner() {
+        let t = context();
+        let files = [ready_file(&t, "alice").await, ready_file(&t, "alice").await];
+        let model = models::find(DEFAULT_MODEL).unwrap();
+        let (batch, jobs) = create_batch(&t, "alice", &files, model, &JobOptions::default())
+            .await
+            .unwrap();
+        let task = JobId::from_uuid(batch.batch_id.as_uuid());
+        let alice = caller("alice");
+        let err = download_job(&t, &alice, jobs[0].job_id).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AppError::ResultNotReady {
+                    status: "queued",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(matches!(
+            download_task(&t, &alice, task).await,
+            Err(AppError::ResultNotReady { .. })
+        ));
+
+        completed(&t, &jobs[0]).await;
+        let one = download_job(&t, &alice, jobs[0].job_id).await.unwrap();
+        assert_eq!(one.result.filename, "photo.glb");
+        assert!(
+            one.signed.url.contains("download_name=photo.glb"),
+            "{}",
+            one.signed.url
+        );
+        let all = download_task(&t, &alice, task).await.unwrap();
+        assert_eq!(
+            all.iter().map(|d| d.job.job_id).collect::<Vec<_>>(),
+            [jobs[0].job_id]
+        );
+        assert!(matches!(
+            download_job(&t, &caller("bob"), jobs[0].job_id).await,
+            Err(AppError::JobNotFound(_))
+        ));
+        assert!(matches!(
+            download_task(&t, &caller("bob"), task).await,
+            Err(AppError::JobNotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,104 @@
+//! The one error of the application services. Each variant says what went wrong in the terms of
+//! the use case (a job that is not there, an option a model does not take, a quota used up, a
+//! port that failed); the web layer maps it to a status and an `error_code` in one place
+//! (`web/error.rs`), and the event handlers let Lambda retry on it.
+
+use crate::domain::{FileId, JobId, TransitionError};
+use crate::ports::{QueueError, StorageError, StoreError};
+use crate::validation::ImageRejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("job {0} not found")]
+    JobNotFound(JobId),
+    #[error("file {0} not found")]
+    FileNotFound(FileId),
+    #[error("{0}")]
+    InvalidImage(#[from] ImageRejection),
+    #[error("{count} files sent; at most {limit} per request")]
+    TooManyFiles { count: usize, limit: usize },
+    #[error(
+        "content type {declared:?} is not accepted (allowed: image/jpeg, image/png, image/webp)"
+    )]
+    InvalidFileType { declared: String },
+    #[error("file {file_id} is {status}: {reason}")]
+    FileNotReady {
+        file_id: FileId,
+        status: &'static str,
+        reason: String,
+    },
+    #[error("model type {0:?} is not available in this deployment")]
+    ModelUnavailable(String),
+    /// A request's value is not acceptable; `field` names it when there is one.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        field: Option<String>,
+    },
+    #[error("job {job_id} is {status} and cannot be {action}")]
+    JobStateConflict {
+        job_id: JobId,
+        status: &'static str,
+        action: &'static str,
+    },
+    /// The job's state machine refused a change some step asked for.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("job {job_id} has no model yet (status {status})")]
+    ResultNotReady { job_id: JobId, status: &'static str },
+    #[error(
+        "daily quota of {limit} jobs used ({used} today); it resets at 00:00 UTC, in {retry_after_secs} s"
+    )]
+    QuotaExceeded {
+        limit: u64,
+        used: u64,
+        retry_after_secs: u64,
+    },
+    /// Another writer kept winning (or the record already existed); retrying may succeed.
+    #[error("a concurrent update won; retry the request")]
+    Conflict,
+    #[error("store: {0}")]
+    Store(StoreError),
+    #[error("object storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
+}
+
+impl AppError {
+    pub fn invalid(message: impl Into<String>, field: Option<&str>) -> Self {
+        Self::Invalid {
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
+    }
+
+    /// `TooManyFiles` when a request sends more than `limit` files.
+    pub fn check_file_count(count: usize, limit: usize) -> Result<(), Self> {
+        if count > limit {
+            Err(Self::TooManyFiles { count, limit })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The port that failed, for errors of the backends (whose text stays in the logs).
+    pub fn failed_component(&self) -> Option<&'static str> {
+        match self {
+            Self::Store(_) => Some("store"),
+            Self::Storage(_) => Some("object storage"),
+            Self::Queue(_) => Some("queue"),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict | StoreError::AlreadyExists => Self::Conflict,
+            StoreError::InvalidCursor => Self::invalid("invalid cursor", Some("cursor")),
+            other => Self::Store(other),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Every change of a job goes through [`update_job`]: read, let the state machine compute the
+//! next version, write it conditionally on the version read, start over when another writer won.
+
+use super::error::AppError;
+use crate::domain::{GenerationJob, JobError, JobId, TransitionError};
+use crate::ports::{Store, StoreError};
+
+/// Tries before giving up with [`AppError::Conflict`].
+const MAX_TRIES: usize = 8;
+
+/// Reads the job, asks `change` for its next version and writes it conditionally, starting over
+/// when another writer got there first. `change` returns `Ok(None)` when there is nothing to do;
+/// the job as stored is then returned unchanged.
+pub async fn update_job<F>(
+    store: &dyn Store,
+    id: JobId,
+    mut change: F,
+) -> Result<GenerationJob, AppError>
+where
+    F: FnMut(&GenerationJob) -> Result<Option<GenerationJob>, TransitionError>,
+{
+    for _ in 0..MAX_TRIES {
+        let current = store.get_job(id).await?.ok_or(AppError::JobNotFound(id))?;
+        let Some(next) = change(&current)? else {
+            return Ok(current);
+        };
+        match store.update_job(&next).await {
+            Ok(()) => return Ok(next),
+            Err(StoreError::Conflict) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(AppError::Conflict)
+}
+
+/// Fails a job with `error` unless it already ended; returns the job as stored afterwards.
+pub async fn fail_job(
+    store: &dyn Store,
+    id: JobId,
+    error: &JobError,
+) -> Result<GenerationJob, AppError> {
+    let now = chrono::Utc::now();
+    update_job(store, id, |job| {
+        if job.status.is_terminal() {
+            Ok(None)
+        } else {
+            job.fail(error.clone(), now).map(Some)
+        }
+    })
+    .await
+}

@@ -1,0 +1,49 @@
+//! The application services: one file per use case, each a plain async function (or, for the
+//! worker, a small struct) over the ports in [`AppContext`](crate::context::AppContext), with no
+//! HTTP in it. Routes and Lambda event handlers call these and only map their answers.
+//!
+//! | use case | file |
+//! |---|---|
+//! | announce uploads, sign where the bytes go | `presign_upload.rs` |
+//! | store uploads that came with the request (single and batch) | `direct_upload.rs` |
+//! | validate an uploaded object; release or fail the jobs waiting for it | `ingest.rs` |
+//! | create a job (model, options, quota, idempotency) or a batch of jobs | `create_job.rs` |
+//! | hand a job to the worker when its file is ready | `enqueue.rs` |
+//! | change a job conditionally, fail a job | `job_update.rs` |
+//! | claim, generate, complete or retry a job (the worker) | `work/` |
+//! | the FAL lifecycle's decisions | `work/fal_decision.rs` |
+//! | a verified FAL webhook: ask the worker to look | `fal_webhook.rs` |
+//! | where a task stands | `task_status.rs` |
+//! | list, cancel, download | `list_jobs.rs`, `cancel_job.rs`, `download.rs` |
+//! | an administrator's retry and deletion | `retry_job.rs`, `delete_job.rs` |
+//! | keep jobs moving, delete expired data | `sweep.rs`, `cleanup.rs`, `maintenance.rs` |
+//! | readiness and figures | `health.rs`, `stats.rs` |
+//! | who may see what | `access.rs` |
+//! | the services' one error | `error.rs` |
+
+pub mod access;
+pub mod cancel_job;
+pub mod cleanup;
+pub mod create_job;
+pub mod delete_job;
+pub mod direct_upload;
+pub mod download;
+pub mod enqueue;
+pub mod error;
+pub mod fal_webhook;
+pub mod health;
+pub mod ingest;
+pub mod job_update;
+pub mod list_jobs;
+pub mod maintenance;
+pub mod presign_upload;
+pub mod retry_job;
+pub mod stats;
+pub mod sweep;
+pub mod task_status;
+pub mod work;
+
+#[cfg(test)]
+mod testing;
+
+pub use error::AppError;

@@ -1,0 +1,208 @@
+//! Where a task stands at one moment: a job as it is, or a batch aggregated over its jobs. The
+//! status function shows it as JSON and streams its changes.
+
+use super::access::{Task, owned_task};
+use super::error::AppError;
+use crate::context::AppContext;
+use crate::domain::{GenerationJob, JobError, JobId, JobStatus};
+use crate::keys::Caller;
+
+/// The caller's task `id` as it stands now.
+pub async fn task_snapshot(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: JobId,
+) -> Result<Snapshot, AppError> {
+    owned_task(ctx, caller, id)
+        .await
+        .map(|task| Snapshot::of(id, &task))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub task_id: JobId,
+    pub status: JobStatus,
+    pub progress: u8,
+    pub message: String,
+    /// Jobs behind the task: one for a job, every job of a batch.
+    pub jobs: Vec<GenerationJob>,
+    pub is_batch: bool,
+}
+
+/// A batch is completed when every job ended and at least one completed; failed when every
+/// job ended and none completed; otherwise processing once any job started, else queued.
+fn aggregate(jobs: &[GenerationJob]) -> (JobStatus, u8, String) {
+    let total = jobs.len().max(1);
+    let progress = (jobs.iter().map(|j| u32::from(j.progress)).sum::<u32>() / total as u32) as u8;
+    let count = |s: JobStatus| jobs.iter().filter(|j| j.status == s).count();
+    let (completed, failed, cancelled) = (
+        count(JobStatus::Completed),
+        count(JobStatus::Failed),
+        count(JobStatus::Cancelled),
+    );
+    let ended = completed + failed + cancelled;
+    let status = if ended == jobs.len() {
+        if completed > 0 {
+            JobStatus::Completed
+        } else {
+            JobStatus::Failed
+        }
+    } else if jobs.iter().any(|j| j.status != JobStatus::Queued) {
+        JobStatus::Processing
+    } else {
+        JobStatus::Queued
+    };
+    let progress = if status == JobStatus::Completed {
+        100
+    } else {
+        progress.min(99)
+    };
+    let message = format!(
+        "{completed} of {} completed, {} failed or cancelled",
+        jobs.len(),
+        failed + cancelled
+    );
+    (status, progress, message)
+}
+
+impl Snapshot {
+    pub fn of(task_id: JobId, task: &Task) -> Self {
+        match task {
+            Task::Job(job) => Self {
+                task_id,
+                status: job.status,
+                progress: job.progress,
+                message: job.message.clone(),
+                jobs: vec![(**job).clone()],
+                is_batch: false,
+            },
+            Task::Batch(_, jobs) => {
+                let (status, progress, message) = aggregate(jobs);
+                Self {
+                    task_id,
+                    status,
+                    progress,
+                    message,
+                    jobs: jobs.clone(),
+                    is_batch: true,
+                }
+            }
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.status.is_terminal()
+    }
+
+    /// Whether a client watching `self` should hear about `next`.
+    pub fn changed(&self, next: &Snapshot) -> bool {
+        (self.status, self.progress, &self.message) != (next.status, next.progress, &next.message)
+    }
+
+    /// The jobs of the task that completed with a model.
+    pub fn completed_jobs(&self) -> impl Iterator<Item = &GenerationJob> {
+        self.jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Completed && j.result.is_some())
+    }
+
+    /// The job a terminal event names: the job itself, or the batch's id.
+    pub fn terminal_job_id(&self) -> JobId {
+        if self.is_batch {
+            self.task_id
+        } else {
+            self.jobs.first().map_or(self.task_id, |j| j.job_id)
+        }
+    }
+
+    /// Why a task that ended without a model ended: its first job's error, or a cancellation.
+    pub fn error(&self) -> Option<JobError> {
+        if self.status.is_terminal() && self.status != JobStatus::Completed {
+            let error = self.jobs.iter().find_map(|j| j.error.clone());
+            Some(error.unwrap_or_else(|| JobError::new("CANCELLED", "the task was cancelled")))
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Batch, FileId, JobOptions, JobResult};
+    use chrono::Utc;
+
+    fn job() -> GenerationJob {
+        GenerationJob::new(
+            FileId::new(),
+            "o",
+            crate::domain::models::DEFAULT_MODEL,
+            JobOptions::default(),
+            None,
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn batch_aggregates_its_jobs() {
+        let now = Utc::now();
+        let queued = job();
+        let running = job()
+            .start(now)
+            .unwrap()
+            .report_progress(50, "x", now)
+            .unwrap();
+        let result = JobResult {
+            object_key: "k".into(),
+            filename: "a.glb".into(),
+            size: 3,
+            content_type: "model/gltf-binary".into(),
+            preview_key: None,
+        };
+        let done = job().start(now).unwrap().complete(result, now).unwrap();
+        let failed = job().fail(JobError::new("E", "e"), now).unwrap();
+
+        assert_eq!(
+            aggregate(&[queued.clone(), queued.clone()]).0,
+            JobStatus::Queued
+        );
+        let (status, progress, _) = aggregate(&[queued, running]);
+        assert_eq!((status, progress), (JobStatus::Processing, 25));
+        let (status, progress, message) = aggregate(&[done.clone(), failed.clone()]);
+        assert_eq!((status, progress), (JobStatus::Completed, 100));
+        assert!(message.starts_with("1 of 2 completed"));
+        assert_eq!(aggregate(&[failed]).0, JobStatus::Failed);
+
+        let batch = Snapshot::of(
+            JobId::new(),
+            &Task::Batch(
+                Batch {
+                    batch_id: Default::default(),
+                    owner: "o".into(),
+                    job_ids: vec![],
+                    created_at: now,
+                },
+                vec![done],
+            ),
+        );
+        assert_eq!(batch.status, JobStatus::Completed);
+        assert_eq!(batch.completed_jobs().count(), 1);
+        assert_eq!(batch.terminal_job_id(), batch.task_id);
+        assert_eq!(batch.error(), None);
+    }
+
+    #[test]
+    fn a_task_that_ended_without_a_model_says_why() {
+        let now = Utc::now();
+        let failed = job()
+            .fail(JobError::new("INVALID_IMAGE", "no"), now)
+            .unwrap();
+        let cancelled = job().cancel(now).unwrap();
+        let single =
+            |job: &GenerationJob| Snapshot::of(job.job_id, &Task::Job(Box::new(job.clone())));
+        assert_eq!(single(&failed).error().unwrap().code, "INVALID_IMAGE");
+        assert_eq!(single(&cancelled).error().unwrap().code, "CANCELLED");
+        assert_eq!(single(&failed).terminal_job_id(), failed.job_id);
+        assert_eq!(single(&job()).error(), None);
+    }
+}

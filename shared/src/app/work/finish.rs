@@ -1,0 +1,137 @@
+//! How a run ends: the model stored and the job completed (exactly once, whoever gets there
+//! first), the job queued again for a later attempt after a transient failure (failed after the
+//! last attempt), or the job failed with a stable code.
+
+use super::{MessageOutcome, STORAGE_UNAVAILABLE, StepResult, Worker};
+use crate::app::enqueue::WorkMessage;
+use crate::app::error::AppError;
+use crate::app::job_update::{fail_job, update_job};
+use crate::domain::{GenerationJob, JobError, JobResult};
+use crate::ports::StorageError;
+use bytes::Bytes;
+use chrono::Utc;
+use std::time::Duration;
+
+/// The delay before attempt `attempts + 1` when the failure named none: 5 s per attempt made,
+/// at most a minute.
+fn retry_delay(attempts: u32) -> Duration {
+    Duration::from_secs(5 * u64::from(attempts.min(12)))
+}
+
+impl Worker {
+    /// Fails the job with `code` unless it already ended.
+    pub(super) async fn fail(
+        &self,
+        job: &GenerationJob,
+        code: &str,
+        message: String,
+    ) -> StepResult {
+        let error = JobError::new(code, message);
+        match fail_job(self.ctx.store.as_ref(), job.job_id, &error).await {
+            Ok(_) | Err(AppError::JobNotFound(_)) => {
+                tracing::info!(job_id = %job.job_id, code, "job failed");
+                Ok(MessageOutcome::Done)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores the model as `results/<job_id>/model.<extension>` and completes the job.
+    pub(super) async fn store_result(
+        &self,
+        job: &GenerationJob,
+        source_name: &str,
+        bytes: Bytes,
+        content_type: &str,
+        extension: &str,
+    ) -> StepResult {
+        let key = JobResult::object_key_for(job.job_id, extension);
+        let stem = source_name
+            .rsplit_once('.')
+            .map_or(source_name, |(stem, _)| stem);
+        let result = JobResult {
+            object_key: key.clone(),
+            filename: format!("{stem}.{extension}"),
+            size: bytes.len() as u64,
+            content_type: content_type.to_owned(),
+            preview_key: None,
+        };
+        if let Err(err) = self.ctx.storage.put(&key, bytes, content_type).await {
+            return self.storage_failed(job, &err).await;
+        }
+        let now = Utc::now();
+        match update_job(self.ctx.store.as_ref(), job.job_id, |j| {
+            j.complete(result.clone(), now).map(Some)
+        })
+        .await
+        {
+            Ok(done) => {
+                tracing::info!(job_id = %done.job_id, size = result.size, "job completed");
+                Ok(MessageOutcome::Done)
+            }
+            Err(AppError::Transition(_) | AppError::JobNotFound(_)) => {
+                // Settled while we worked. If another delivery completed it (a webhook and a
+                // poll can both get here), the object is that result; otherwise the job was
+                // cancelled or deleted and the model is not wanted.
+                let completed_here = self
+                    .ctx
+                    .store
+                    .get_job(job.job_id)
+                    .await?
+                    .is_some_and(|j| j.result.as_ref().is_some_and(|r| r.object_key == key));
+                if !completed_here && let Err(err) = self.ctx.storage.delete(&key).await {
+                    tracing::warn!(key, error = %err, "could not remove an unwanted result");
+                }
+                Ok(MessageOutcome::Done)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Object storage failed under a running job: the error goes to the log, the job is retried
+    /// later with a message that names no backend detail.
+    pub(super) async fn storage_failed(
+        &self,
+        job: &GenerationJob,
+        err: &StorageError,
+    ) -> StepResult {
+        tracing::warn!(job_id = %job.job_id, error = %err, "object storage failed");
+        self.retry_later(job, "GENERATION_FAILED", STORAGE_UNAVAILABLE, None)
+            .await
+    }
+
+    /// A transient failure: back to the queue after `retry_after` (or [`retry_delay`]), or
+    /// failed with `code` after the last attempt.
+    pub(super) async fn retry_later(
+        &self,
+        job: &GenerationJob,
+        code: &str,
+        reason: &str,
+        retry_after: Option<Duration>,
+    ) -> StepResult {
+        if job.attempts >= self.ctx.config.max_attempts {
+            return self
+                .fail(
+                    job,
+                    code,
+                    format!("failed after {} attempts: {reason}", job.attempts),
+                )
+                .await;
+        }
+        let now = Utc::now();
+        let message = format!("Attempt {} failed; retrying: {reason}", job.attempts);
+        match update_job(self.ctx.store.as_ref(), job.job_id, |j| {
+            j.requeue(&message, now).map(Some)
+        })
+        .await
+        {
+            Ok(_) => {}
+            Err(AppError::Transition(_) | AppError::JobNotFound(_)) => {
+                return Ok(MessageOutcome::Done);
+            }
+            Err(e) => return Err(e),
+        }
+        let delay = retry_after.unwrap_or_else(|| retry_delay(job.attempts));
+        self.send(WorkMessage::generate(job.job_id), delay).await
+    }
+}

@@ -1,0 +1,133 @@
+//! The generate step: a queued job is checked (ended, submitted already, held by a live worker,
+//! out of attempts, file not ready), claimed, and run: at FAL.AI when a key is configured,
+//! otherwise on the generator that serves its model type, whose model is stored and completes
+//! the job.
+
+use super::{JobProgress, MessageOutcome, StepResult, Worker};
+use crate::app::enqueue::WorkStep;
+use crate::domain::{FileStatus, JobId, JobStatus};
+use crate::metrics::record_generation;
+use crate::ports::{GenerationRequest, StorageError};
+use chrono::Utc;
+use std::time::Instant;
+
+impl Worker {
+    pub(super) async fn generate(&self, job_id: JobId) -> StepResult {
+        let config = &self.ctx.config;
+        let Some(job) = self.ctx.store.get_job(job_id).await? else {
+            return Ok(MessageOutcome::Done);
+        };
+        if job.status.is_terminal() {
+            return Ok(MessageOutcome::Done);
+        }
+        let lease = chrono::Duration::from_std(config.visibility_timeout).unwrap_or_default();
+        if job.fal.is_some() {
+            // Redelivered (or re-sent by the sweeper) after the submission was recorded: never
+            // submit twice, look instead. Polls write a heartbeat, so a job updated within the
+            // lease has a live poll chain and this look starts no second one.
+            let step = if job.updated_at > Utc::now() - lease {
+                WorkStep::Webhook { attempt: 0 }
+            } else {
+                WorkStep::Poll { attempt: 0 }
+            };
+            return self.check_at_fal(job_id, step).await;
+        }
+        if job.status == JobStatus::Processing && job.updated_at > Utc::now() - lease {
+            // Another worker holds a live lease; let the message come back later.
+            return Ok(MessageOutcome::Retry);
+        }
+        if job.attempts >= config.max_attempts {
+            return self
+                .fail(
+                    &job,
+                    "GENERATION_FAILED",
+                    format!("gave up after {} attempts", job.attempts),
+                )
+                .await;
+        }
+        let file = match self.ctx.store.get_file(job.file_id).await? {
+            Some(file) if file.status == FileStatus::Ready => file,
+            Some(file) if file.status == FileStatus::Pending => return Ok(MessageOutcome::Done),
+            _ => {
+                return self
+                    .fail(
+                        &job,
+                        "FILE_NOT_FOUND",
+                        "the uploaded file is gone".to_owned(),
+                    )
+                    .await;
+            }
+        };
+        if let Some(client) = &self.fal {
+            return self.submit_to_fal(client, &job, &file).await;
+        }
+        let Some(generator) = self
+            .generators
+            .iter()
+            .find(|g| g.supports(&job.model_type))
+            .cloned()
+        else {
+            return self
+                .fail(
+                    &job,
+                    "MODEL_UNAVAILABLE",
+                    format!("no generator serves {:?}", job.model_type),
+                )
+                .await;
+        };
+
+        let claimed = match self.claim(&job).await? {
+            Ok(claimed) => claimed,
+            Err(outcome) => return Ok(outcome),
+        };
+
+        let image = match self.ctx.storage.get(&file.object_key).await {
+            Ok(bytes) => bytes,
+            Err(StorageError::NotFound(_)) => {
+                return self
+                    .fail(
+                        &claimed,
+                        "FILE_NOT_FOUND",
+                        "the uploaded bytes are gone".to_owned(),
+                    )
+                    .await;
+            }
+            Err(err) => return self.storage_failed(&claimed, &err).await,
+        };
+        let progress = JobProgress::new(&self.ctx, &claimed);
+        let request = GenerationRequest {
+            model_type: claimed.model_type.clone(),
+            options: claimed.options.clone(),
+            image,
+        };
+        let started = Instant::now();
+        let generated = generator.generate(request, &progress).await;
+        let outcome = if generated.is_ok() {
+            "success"
+        } else {
+            "error"
+        };
+        record_generation(&claimed.model_type, outcome, started.elapsed());
+        match generated {
+            Ok(model) => {
+                if progress.settled() {
+                    tracing::info!(job_id = %claimed.job_id, "job settled elsewhere during generation; result discarded");
+                    return Ok(MessageOutcome::Done);
+                }
+                self.store_result(
+                    &claimed,
+                    &file.filename,
+                    model.bytes,
+                    model.content_type,
+                    model.file_extension,
+                )
+                .await
+            }
+            Err(err) if err.is_retryable() => {
+                self.retry_later(&claimed, err.code(), &err.to_string(), None)
+                    .await
+            }
+            Err(err) => self.fail(&claimed, err.code(), err.to_string()).await,
+        }
+    }
+}

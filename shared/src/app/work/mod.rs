@@ -1,0 +1,431 @@
+//! The work step: what the worker does with one queue message. A generate message claims the
+//! job (one conditional write, so of several deliveries exactly one wins) and runs it, on the
+//! built-in generator (`generate.rs`) or at FAL.AI (`fal.rs`, whose decisions are the pure
+//! function of `fal_decision.rs`); `finish.rs` ends a run: completed with its model, queued
+//! again for a later attempt, or failed. Every step tolerates redelivery: a finished job is
+//! acknowledged, a job another live worker holds is left alone, a job whose worker died is taken
+//! over once its lease lapses.
+
+mod fal;
+pub mod fal_decision;
+mod finish;
+mod generate;
+
+use super::enqueue::{WorkMessage, WorkStep, send_work};
+use super::error::AppError;
+use super::job_update::update_job;
+use crate::context::AppContext;
+use crate::domain::GenerationJob;
+use crate::fal::FalClient;
+use crate::ports::{Generator, ProgressReporter, StoreError};
+use chrono::Utc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// What to do with the message after handling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageOutcome {
+    /// Acknowledge (delete) it: the job is settled or was handed on.
+    Done,
+    /// Leave it: it becomes visible again and is retried (ending in the dead letters).
+    Retry,
+}
+
+/// What a job's message says when object storage failed under it (the error is logged).
+const STORAGE_UNAVAILABLE: &str = "object storage is unavailable";
+
+/// The result of one step: what to do with the message, or an error of a port (the message is
+/// then left for redelivery).
+type StepResult = Result<MessageOutcome, AppError>;
+
+#[derive(Clone)]
+pub struct Worker {
+    ctx: AppContext,
+    generators: Vec<Arc<dyn Generator>>,
+    /// Set when a FAL key is configured: every catalog model then runs at FAL.
+    fal: Option<FalClient>,
+}
+
+/// Writes progress to the job, and notices when the job was settled elsewhere (cancelled).
+struct JobProgress<'a> {
+    ctx: &'a AppContext,
+    job: &'a GenerationJob,
+    settled: AtomicBool,
+}
+
+impl<'a> JobProgress<'a> {
+    fn new(ctx: &'a AppContext, job: &'a GenerationJob) -> Self {
+        Self {
+            ctx,
+            job,
+            settled: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the job ended (or vanished) while it was reported on.
+    fn settled(&self) -> bool {
+        self.settled.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl ProgressReporter for JobProgress<'_> {
+    async fn report(&self, progress: u8, message: &str) {
+        let now = Utc::now();
+        let result = update_job(self.ctx.store.as_ref(), self.job.job_id, |job| {
+            if job.progress > progress {
+                Ok(None)
+            } else {
+                job.report_progress(progress, message, now).map(Some)
+            }
+        })
+        .await;
+        match result {
+            Ok(job) if job.status.is_terminal() => self.settled.store(true, Ordering::SeqCst),
+            Ok(_) => {}
+            Err(AppError::Transition(_) | AppError::JobNotFound(_)) => {
+                self.settled.store(true, Ordering::SeqCst)
+            }
+            Err(err) => {
+                tracing::warn!(job_id = %self.job.job_id, error = %err, "progress not recorded")
+            }
+        }
+    }
+}
+
+impl Worker {
+    pub fn new(ctx: AppContext, generators: Vec<Arc<dyn Generator>>) -> Self {
+        Self {
+            ctx,
+            generators,
+            fal: None,
+        }
+    }
+
+    /// Runs jobs through FAL.AI with `client` instead of the built-in generators.
+    pub fn with_fal(mut self, client: FalClient) -> Self {
+        self.fal = Some(client);
+        self
+    }
+
+    /// Handles one message body.
+    pub async fn handle_message(&self, body: &str) -> MessageOutcome {
+        let message: WorkMessage = match serde_json::from_str(body) {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::error!(error = %err, "malformed work message; it will end in the dead letters");
+                return MessageOutcome::Retry;
+            }
+        };
+        let job_id = message.job_id;
+        let result = match message.step {
+            WorkStep::Generate => self.generate(job_id).await,
+            step => self.check_at_fal(job_id, step).await,
+        };
+        match result {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                tracing::warn!(job_id = %job_id, error = %err, "job step failed; message will be redelivered");
+                MessageOutcome::Retry
+            }
+        }
+    }
+
+    /// Claims the job with one conditional write on the version we read: of several deliveries
+    /// of the same job, exactly one wins; the others find it changed and stand down (with the
+    /// outcome for their message).
+    async fn claim(
+        &self,
+        job: &GenerationJob,
+    ) -> Result<Result<GenerationJob, MessageOutcome>, AppError> {
+        let Ok(claimed) = job.start(Utc::now()) else {
+            return Ok(Err(MessageOutcome::Done));
+        };
+        match self.ctx.store.update_job(&claimed).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Ok(Err(MessageOutcome::Retry)),
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(job_id = %claimed.job_id, attempt = claimed.attempts, model_type = %claimed.model_type, "job started");
+        Ok(Ok(claimed))
+    }
+
+    /// Enqueues `message`; when that fails, the current message is retried instead.
+    async fn send(&self, message: WorkMessage, delay: Duration) -> StepResult {
+        match send_work(self.ctx.queue.as_ref(), &message, delay).await {
+            Ok(()) => Ok(MessageOutcome::Done),
+            Err(err) => {
+                tracing::warn!(job_id = %message.job_id, error = %err, "follow-up not enqueued; redelivery will retry");
+                Ok(MessageOutcome::Retry)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::testing::{
+        context, context_with, pending_file, queued_job, ready_file, stored,
+    };
+    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::{JobId, JobStatus, RESULTS_PREFIX};
+    use crate::ports::{GeneratedModel, GenerationRequest, GeneratorError};
+    use bytes::Bytes;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A generator that answers from a script, counts its runs, and may cancel the job it runs
+    /// (as its owner would, mid-generation).
+    #[derive(Default)]
+    struct Scripted {
+        answers: Mutex<VecDeque<Result<(), GeneratorError>>>,
+        runs: AtomicUsize,
+        cancel_during_run: Mutex<Option<(AppContext, JobId)>>,
+    }
+
+    impl Scripted {
+        fn answering(answers: impl IntoIterator<Item = Result<(), GeneratorError>>) -> Arc<Self> {
+            Arc::new(Self {
+                answers: Mutex::new(answers.into_iter().collect()),
+                ..Self::default()
+            })
+        }
+
+        fn runs(&self) -> usize {
+            self.runs.load(Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Generator for Scripted {
+        fn supports(&self, model_type: &str) -> bool {
+            model_type == DEFAULT_MODEL
+        }
+
+        async fn generate(
+            &self,
+            _request: GenerationRequest,
+            progress: &dyn ProgressReporter,
+        ) -> Result<GeneratedModel, GeneratorError> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            let cancel = self.cancel_during_run.lock().unwrap().clone();
+            if let Some((ctx, job_id)) = cancel {
+                let now = Utc::now();
+                update_job(ctx.store.as_ref(), job_id, |j| j.cancel(now).map(Some))
+                    .await
+                    .unwrap();
+            }
+            progress.report(50, "halfway").await;
+            let answer = self.answers.lock().unwrap().pop_front().unwrap_or(Ok(()));
+            answer.map(|()| GeneratedModel {
+                bytes: Bytes::from_static(b"glTF model bytes"),
+                content_type: "model/gltf-binary",
+                file_extension: "glb",
+            })
+        }
+    }
+
+    fn transient() -> Result<(), GeneratorError> {
+        Err(GeneratorError::Transient("disk hiccup".into()))
+    }
+
+    fn generate_message(job_id: JobId) -> String {
+        serde_json::to_string(&WorkMessage::generate(job_id)).unwrap()
+    }
+
+    async fn results(ctx: &AppContext) -> usize {
+        ctx.storage.list(RESULTS_PREFIX).await.unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn a_generate_message_claims_runs_stores_and_completes_the_job_once() {
+        let t = context();
+        let generator = Scripted::answering([]);
+        let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
+        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+
+        assert_eq!(
+            worker.handle_message(&generate_message(job.job_id)).await,
+            MessageOutcome::Done
+        );
+        let done = stored(&t, &job).await;
+        assert_eq!(
+            (done.status, done.progress, done.attempts),
+            (JobStatus::Completed, 100, 1)
+        );
+        let result = done.result.unwrap();
+        assert_eq!(result.filename, "photo.glb");
+        assert_eq!(
+            t.storage.get(&result.object_key).await.unwrap(),
+            Bytes::from_static(b"glTF model bytes")
+        );
+        // A redelivery of the same message finds the job ended and runs nothing.
+        assert_eq!(
+            worker.handle_message(&generate_message(job.job_id)).await,
+            MessageOutcome::Done
+        );
+        assert_eq!(generator.runs(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_job_a_live_worker_holds_is_left_alone_and_a_dead_ones_is_taken_over() {
+        let t = context();
+        let generator = Scripted::answering([]);
+        let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
+        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let held = job.start(Utc::now()).unwrap();
+        t.store.update_job(&held).await.unwrap();
+        assert_eq!(
+            worker.handle_message(&generate_message(job.job_id)).await,
+            MessageOutcome::Retry
+        );
+        assert_eq!((generator.runs(), stored(&t, &job).await.attempts), (0, 1));
+
+        // With a lease of zero every holder's lease has lapsed: the job is taken over.
+        let lapsed = context_with(|c| c.visibility_timeout = Duration::ZERO);
+        let worker = Worker::new(lapsed.ctx.clone(), vec![generator.clone()]);
+        let job = queued_job(&lapsed, &ready_file(&lapsed, "alice").await, DEFAULT_MODEL).await;
+        let held = job.start(Utc::now()).unwrap();
+        lapsed.store.update_job(&held).await.unwrap();
+        assert_eq!(
+            worker.handle_message(&generate_message(job.job_id)).await,
+            MessageOutcome::Done
+        );
+        let done = stored(&lapsed, &job).await;
+        assert_eq!((done.status, done.attempts), (JobStatus::Completed, 2));
+    }
+
+    #[tokio::test]
+    async fn transient_failures_queue_the_job_again_later_until_the_last_attempt_fails_it() {
+        let t = context_with(|c| c.max_attempts = 2);
+        let generator = Scripted::answering([transient(), transient()]);
+        let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
+        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+
+        assert_eq!(
+            worker.handle_message(&generate_message(job.job_id)).await,
+            MessageOutcome::Done
+        );
+        let retried = stored(&t, &job).await;
+        assert_eq!((retried.status, retried.attempts), (JobStatus::Queued, 1));
+        assert!(
+            retried.message.starts_with("Attempt 1 failed; retrying"),
+            "{}",
+            retried.message
+        );
+        assert_eq!(retried.progress, 50, "progress is kept across attempts");
+        let depth = t.queue.depth().await.unwrap();
+        assert_eq!(
+            (depth.visible, depth.delayed),
+            (0, 1),
+            "the next attempt waits"
+        );
+
+        assert_eq!(
+            worker.handle_message(&generate_message(job.job_id)).await,
+            MessageOutcome::Done
+        );
+        let failed = stored(&t, &job).await;
+        assert_eq!((failed.status, failed.attempts), (JobStatus::Failed, 2));
+        let error = failed.error.unwrap();
+        assert_eq!(error.code, "GENERATION_FAILED");
+        assert!(
+            error.message.starts_with("failed after 2 attempts"),
+            "{}",
+            error.message
+        );
+        assert_eq!(results(&t).await, 0);
+    }
+
+    #[tokio::test]
+    async fn input_the_generator_cannot_use_fails_at_once() {
+        let t = context();
+        let refused = Err(GeneratorError::InvalidInput {
+            code: "INVALID_IMAGE",
+            message: "no subject".into(),
+        });
+        let worker = Worker::new(t.ctx.clone(), vec![Scripted::answering([refused])]);
+        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        assert_eq!(
+            worker.handle_message(&generate_message(job.job_id)).await,
+            MessageOutcome::Done
+        );
+        let failed = stored(&t, &job).await;
+        assert_eq!((failed.status, failed.attempts), (JobStatus::Failed, 1));
+        assert_eq!(failed.error.unwrap().code, "INVALID_IMAGE");
+        let depth = t.queue.depth().await.unwrap();
+        assert_eq!((depth.visible, depth.delayed), (0, 0), "nothing is retried");
+    }
+
+    #[tokio::test]
+    async fn a_job_cancelled_during_generation_keeps_no_result() {
+        let t = context();
+        let generator = Scripted::answering([]);
+        let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
+        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        *generator.cancel_during_run.lock().unwrap() = Some((t.ctx.clone(), job.job_id));
+        assert_eq!(
+            worker.handle_message(&generate_message(job.job_id)).await,
+            MessageOutcome::Done
+        );
+        assert_eq!(stored(&t, &job).await.status, JobStatus::Cancelled);
+        assert_eq!(results(&t).await, 0);
+    }
+
+    #[tokio::test]
+    async fn messages_for_unready_files_unknown_models_or_no_job_settle_without_running() {
+        let t = context();
+        let generator = Scripted::answering([]);
+        let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
+        let waiting = queued_job(&t, &pending_file(&t, "alice").await, DEFAULT_MODEL).await;
+        assert_eq!(
+            worker
+                .handle_message(&generate_message(waiting.job_id))
+                .await,
+            MessageOutcome::Done
+        );
+        assert_eq!(
+            stored(&t, &waiting).await.status,
+            JobStatus::Queued,
+            "ingestion releases it"
+        );
+
+        let elsewhere = queued_job(&t, &ready_file(&t, "alice").await, "tripo3d").await;
+        assert_eq!(
+            worker
+                .handle_message(&generate_message(elsewhere.job_id))
+                .await,
+            MessageOutcome::Done
+        );
+        assert_eq!(
+            stored(&t, &elsewhere).await.error.unwrap().code,
+            "MODEL_UNAVAILABLE"
+        );
+
+        let orphan = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        t.store.delete_file(orphan.file_id).await.unwrap();
+        assert_eq!(
+            worker
+                .handle_message(&generate_message(orphan.job_id))
+                .await,
+            MessageOutcome::Done
+        );
+        assert_eq!(
+            stored(&t, &orphan).await.error.unwrap().code,
+            "FILE_NOT_FOUND"
+        );
+
+        assert_eq!(
+            worker.handle_message(&generate_message(JobId::new())).await,
+            MessageOutcome::Done
+        );
+        assert_eq!(
+            worker.handle_message("{\"job\":1}").await,
+            MessageOutcome::Retry
+        );
+        assert_eq!(generator.runs(), 0);
+    }
+}

@@ -1,0 +1,136 @@
+//! API keys: the configured keys, kept only as SHA-256 hashes, and who a presented key belongs
+//! to, found by comparing in constant time against every stored hash.
+
+use crate::config::{Config, NamedKey};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The owner name recorded on files and jobs created with the admin key.
+pub const ADMIN_OWNER: &str = "admin";
+
+type KeyHash = [u8; 32];
+
+fn hash(key: &str) -> KeyHash {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// The configured keys, as hashes.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRing {
+    users: Vec<(String, KeyHash)>,
+    admin: Option<KeyHash>,
+}
+
+/// An authenticated caller: the owner of what it creates and the only one who sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub owner: String,
+    pub is_admin: bool,
+}
+
+/// Who a valid key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    User(String),
+    Admin,
+}
+
+impl KeyRing {
+    pub fn new(users: &[NamedKey], admin: Option<&str>) -> Self {
+        Self {
+            users: users
+                .iter()
+                .map(|k| (k.name.clone(), hash(&k.key)))
+                .collect(),
+            admin: admin.map(hash),
+        }
+    }
+
+    /// Every key of the configuration: plain keys (hashed here) and configured hashes.
+    pub fn from_config(config: &Config) -> Self {
+        let mut ring = Self::new(&config.user_keys, config.admin_key.as_deref());
+        ring.users.extend(
+            config
+                .user_key_hashes
+                .iter()
+                .map(|k| (k.name.clone(), k.sha256)),
+        );
+        if ring.admin.is_none() {
+            ring.admin = config.admin_key_hash;
+        }
+        ring
+    }
+
+    /// Looks a presented key up, touching every stored hash so timing reveals nothing.
+    pub fn identify(&self, presented: &str) -> Option<Identity> {
+        let presented = hash(presented);
+        let mut found = None;
+        for (name, stored) in &self.users {
+            if bool::from(stored.ct_eq(&presented)) && found.is_none() {
+                found = Some(Identity::User(name.clone()));
+            }
+        }
+        if let Some(admin) = &self.admin
+            && bool::from(admin.ct_eq(&presented))
+        {
+            found = Some(Identity::Admin);
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> KeyRing {
+        KeyRing::new(
+            &[
+                NamedKey {
+                    name: "alice".into(),
+                    key: "alice-secret".into(),
+                },
+                NamedKey {
+                    name: "bob".into(),
+                    key: "bob-secret".into(),
+                },
+            ],
+            Some("admin-secret"),
+        )
+    }
+
+    #[test]
+    fn identifies_users_and_admin_and_nothing_else() {
+        let r = ring();
+        assert_eq!(
+            r.identify("alice-secret"),
+            Some(Identity::User("alice".into()))
+        );
+        assert_eq!(r.identify("bob-secret"), Some(Identity::User("bob".into())));
+        assert_eq!(r.identify("admin-secret"), Some(Identity::Admin));
+        assert_eq!(r.identify("alice-secret "), None);
+        assert_eq!(r.identify(""), None);
+        assert!(!format!("{r:?}").contains("alice-secret"));
+    }
+
+    #[test]
+    fn configured_hashes_identify_their_keys() {
+        let vars = std::collections::HashMap::from([
+            (
+                "API_KEY_HASHES".to_owned(),
+                format!("carol:{}", hex::encode(hash("carol-secret"))),
+            ),
+            (
+                "ADMIN_API_KEY_HASH".to_owned(),
+                hex::encode(hash("root-secret")),
+            ),
+        ]);
+        let ring = KeyRing::from_config(&Config::from_vars(&vars).unwrap());
+        assert_eq!(
+            ring.identify("carol-secret"),
+            Some(Identity::User("carol".into()))
+        );
+        assert_eq!(ring.identify("root-secret"), Some(Identity::Admin));
+        assert_eq!(ring.identify("carol-secret2"), None);
+    }
+}

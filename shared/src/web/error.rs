@@ -1,0 +1,397 @@
+//! The one place errors become HTTP responses: every failure a route can meet is an [`ApiError`]
+//! (an [`AppError`] of the services, or a refusal of the web layer itself) with a stable
+//! `error_code`, an HTTP status and the JSON envelope
+//! `{error, error_code, message, detail, status_code, details, request_id}`. What a backend said
+//! (SDK or SQLite text) goes to the log, never to the client.
+
+use super::request_id::current_request_id;
+use crate::app::AppError;
+use crate::ports::{QueueError, StorageError, StoreError};
+use crate::validation::ImageRejection;
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("Invalid job ID: ids are UUIDs such as 123e4567-e89b-42d3-a456-426614174000")]
+    InvalidJobId,
+    #[error("Invalid file ID: ids are UUIDs such as 123e4567-e89b-42d3-a456-426614174000")]
+    InvalidFileId,
+    #[error("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")]
+    Unauthorized,
+    #[error("this API key may not use this route")]
+    Forbidden,
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    /// A signed URL names an object that is not (or no longer) stored.
+    #[error("file {0} not found")]
+    ObjectNotFound(String),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("webhook refused: {0}")]
+    WebhookUnverified(String),
+    #[error("the signed URL is invalid or has expired")]
+    SignatureInvalid,
+    #[error("the request does not match the signed URL: {0}")]
+    SignedRequestMismatch(String),
+    /// A dependency outside the ports failed; `reason` is logged, not sent.
+    #[error("{component} is unavailable: {reason}")]
+    Unavailable {
+        component: &'static str,
+        reason: String,
+    },
+    /// Readiness failed: `report` (the checks) is sent beside the envelope, with the names of
+    /// the components that failed.
+    #[error("unavailable: {}", failed.join(", "))]
+    NotReady {
+        failed: Vec<&'static str>,
+        report: Map<String, Value>,
+    },
+}
+
+impl ApiError {
+    /// A request value that is not acceptable (`VALIDATION_ERROR`).
+    pub fn validation(message: impl Into<String>, field: Option<&str>) -> Self {
+        Self::App(AppError::invalid(message, field))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::App(err) => app_status(err),
+            Self::InvalidJobId | Self::InvalidFileId | Self::SignedRequestMismatch(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unauthorized | Self::WebhookUnverified(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::SignatureInvalid => StatusCode::FORBIDDEN,
+            Self::RouteNotFound(_) | Self::ObjectNotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::App(err) => app_code(err),
+            Self::InvalidJobId => "INVALID_JOB_ID",
+            Self::InvalidFileId => "INVALID_FILE_ID",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::RouteNotFound(_) => "NOT_FOUND",
+            Self::ObjectNotFound(_) => "FILE_NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::WebhookUnverified(_) => "WEBHOOK_SIGNATURE_INVALID",
+            Self::SignatureInvalid => "SIGNATURE_INVALID",
+            Self::SignedRequestMismatch(_) => "SIGNED_REQUEST_MISMATCH",
+            Self::Unavailable { .. } | Self::NotReady { .. } => "SERVICE_UNAVAILABLE",
+        }
+    }
+
+    /// A short, stable summary; `detail` carries the specifics.
+    fn summary(&self) -> &'static str {
+        match self {
+            Self::App(err) => app_summary(err),
+            Self::InvalidJobId => "Invalid job ID",
+            Self::InvalidFileId => "Invalid file ID",
+            Self::Unauthorized => "Authentication required",
+            Self::Forbidden => "Forbidden",
+            Self::RouteNotFound(_) => "Not found",
+            Self::ObjectNotFound(_) => "File not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::RateLimited { .. } => "Rate limit exceeded",
+            Self::WebhookUnverified(_) => "Webhook signature invalid",
+            Self::SignatureInvalid => "Invalid signature",
+            Self::SignedRequestMismatch(_) => "Request does not match signature",
+            Self::Unavailable { .. } | Self::NotReady { .. } => "Service unavailable",
+        }
+    }
+
+    /// The envelope's `message`: the summary, or for readiness the components that failed (as
+    /// monitors of the old API read it).
+    fn message(&self) -> String {
+        match self {
+            Self::NotReady { .. } => self.to_string(),
+            other => other.summary().to_owned(),
+        }
+    }
+
+    /// What the client reads as `detail`: the message, without what a backend said.
+    fn detail(&self) -> String {
+        match self {
+            Self::Unavailable { component, .. } => format!("{component} is unavailable"),
+            Self::App(err) => match err.failed_component() {
+                Some(component) => format!("{component} is unavailable"),
+                None => err.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            Self::App(err) => app_details(err),
+            Self::RateLimited { retry_after_secs } => json!({"retry_after": retry_after_secs}),
+            Self::Unavailable { component, .. } => json!({"component": component}),
+            _ => json!({}),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs }
+            | Self::App(AppError::QuotaExceeded {
+                retry_after_secs, ..
+            }) => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+}
+
+fn image_status(rejection: &ImageRejection) -> StatusCode {
+    match rejection {
+        ImageRejection::TooLarge { .. } | ImageRejection::TooManyPixels { .. } => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        ImageRejection::Empty | ImageRejection::NotAnImage | ImageRejection::Unsupported { .. } => {
+            StatusCode::BAD_REQUEST
+        }
+        ImageRejection::Corrupt { .. } | ImageRejection::TrailingData { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+    }
+}
+
+fn app_status(err: &AppError) -> StatusCode {
+    match err {
+        AppError::JobNotFound(_) | AppError::FileNotFound(_) => StatusCode::NOT_FOUND,
+        AppError::InvalidImage(rejection) => image_status(rejection),
+        AppError::TooManyFiles { .. }
+        | AppError::InvalidFileType { .. }
+        | AppError::ModelUnavailable(_) => StatusCode::BAD_REQUEST,
+        AppError::FileNotReady { .. }
+        | AppError::JobStateConflict { .. }
+        | AppError::Transition(_)
+        | AppError::ResultNotReady { .. }
+        | AppError::Conflict => StatusCode::CONFLICT,
+        AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+fn app_code(err: &AppError) -> &'static str {
+    match err {
+        AppError::JobNotFound(_) => "JOB_NOT_FOUND",
+        AppError::FileNotFound(_) => "FILE_NOT_FOUND",
+        AppError::InvalidImage(rejection) => rejection.code(),
+        AppError::TooManyFiles { .. } => "TOO_MANY_FILES",
+        AppError::InvalidFileType { .. } => "INVALID_FILE_TYPE",
+        AppError::FileNotReady { .. } => "FILE_NOT_READY",
+        AppError::ModelUnavailable(_) => "MODEL_UNAVAILABLE",
+        AppError::Invalid { .. } => "VALIDATION_ERROR",
+        AppError::JobStateConflict { .. } | AppError::Transition(_) => "INVALID_JOB_STATE",
+        AppError::ResultNotReady { .. } => "RESULT_NOT_READY",
+        AppError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
+        AppError::Conflict => "CONFLICT",
+        AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => "SERVICE_UNAVAILABLE",
+    }
+}
+
+fn app_summary(err: &AppError) -> &'static str {
+    match err {
+        AppError::JobNotFound(_) => "Job not found",
+        AppError::FileNotFound(_) => "File not found",
+        AppError::InvalidImage(_) | AppError::InvalidFileType { .. } => "Invalid file",
+        AppError::TooManyFiles { .. } => "Too many files",
+        AppError::FileNotReady { .. } => "File not ready",
+        AppError::ModelUnavailable(_) => "Model unavailable",
+        AppError::Invalid { .. } => "Validation error",
+        AppError::JobStateConflict { .. } | AppError::Transition(_) => "Invalid job state",
+        AppError::ResultNotReady { .. } => "Result not ready",
+        AppError::QuotaExceeded { .. } => "Daily quota exceeded",
+        AppError::Conflict => "Conflict",
+        AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => "Service unavailable",
+    }
+}
+
+fn app_details(err: &AppError) -> Value {
+    match err {
+        AppError::TooManyFiles { count, limit } => json!({"count": count, "limit": limit}),
+        AppError::InvalidImage(ImageRejection::TooLarge { size, limit }) => {
+            json!({"size": size, "limit": limit})
+        }
+        AppError::InvalidImage(ImageRejection::TooManyPixels {
+            width,
+            height,
+            limit,
+        }) => json!({"width": width, "height": height, "max_pixels": limit}),
+        AppError::FileNotReady { status, .. } => json!({"file_status": status}),
+        AppError::ModelUnavailable(model) => json!({"model_type": model}),
+        AppError::JobStateConflict { status, .. } | AppError::ResultNotReady { status, .. } => {
+            json!({"job_status": status})
+        }
+        AppError::Transition(_) => json!({}),
+        AppError::QuotaExceeded {
+            limit,
+            used,
+            retry_after_secs,
+        } => json!({"limit": limit, "used": used, "retry_after": retry_after_secs}),
+        AppError::Invalid {
+            field: Some(field), ..
+        } => json!({"field": field}),
+        other => match other.failed_component() {
+            Some(component) => json!({"component": component}),
+            None => json!({}),
+        },
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error_code = self.code(), error = %self, "request failed");
+        } else {
+            tracing::info!(error_code = self.code(), error = %self, "request refused");
+        }
+        let mut body = json!({
+            "error": true,
+            "error_code": self.code(),
+            "message": self.message(),
+            "detail": self.detail(),
+            "status_code": status.as_u16(),
+            "details": self.details(),
+            "request_id": current_request_id(),
+        });
+        if let (Self::NotReady { failed, report }, Value::Object(fields)) = (&self, &mut body) {
+            for (name, value) in report {
+                fields.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+            fields.insert("failed_components".to_owned(), json!(failed));
+        }
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if matches!(self, Self::Unauthorized) {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"image2model\""),
+            );
+        }
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::App(err.into())
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(err: StorageError) -> Self {
+        Self::App(err.into())
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        Self::App(err.into())
+    }
+}
+
+impl From<ImageRejection> for ApiError {
+    fn from(err: ImageRejection) -> Self {
+        Self::App(err.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(err: ApiError) -> (StatusCode, Value) {
+        let response = err.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn backend_text_goes_to_the_log_not_to_the_client() {
+        let secret = "SQLITE_IOERR: disk I/O error at /var/lib/secret-path";
+        for err in [
+            ApiError::from(StoreError::Backend(secret.to_owned())),
+            ApiError::from(StorageError::Backend(secret.to_owned())),
+            ApiError::from(QueueError::Backend(secret.to_owned())),
+            ApiError::Unavailable {
+                component: "FAL public keys",
+                reason: secret.to_owned(),
+            },
+        ] {
+            let (status, body) = body_of(err).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(body["error_code"], "SERVICE_UNAVAILABLE");
+            assert!(!body.to_string().contains("secret-path"), "{body}");
+            assert!(body["details"]["component"].is_string(), "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn store_conflicts_and_cursors_are_client_errors() {
+        let (status, body) = body_of(StoreError::Conflict.into()).await;
+        assert_eq!(
+            (status, body["error_code"].as_str()),
+            (StatusCode::CONFLICT, Some("CONFLICT"))
+        );
+        let (status, body) = body_of(StoreError::InvalidCursor.into()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["details"]["field"], "cursor");
+    }
+
+    #[tokio::test]
+    async fn readiness_failures_keep_their_report_beside_the_envelope() {
+        let report = Map::from_iter([("checks".to_owned(), json!({"queue": {"ok": false}}))]);
+        let (status, body) = body_of(ApiError::NotReady {
+            failed: vec!["queue"],
+            report,
+        })
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["failed_components"], json!(["queue"]));
+        assert_eq!(body["checks"]["queue"]["ok"], false);
+        assert_eq!(body["detail"], "unavailable: queue");
+        assert_eq!(body["message"], "unavailable: queue");
+    }
+
+    #[tokio::test]
+    async fn quota_and_rate_refusals_say_when_to_retry() {
+        let quota = ApiError::from(AppError::QuotaExceeded {
+            limit: 1,
+            used: 1,
+            retry_after_secs: 7,
+        });
+        let response = quota.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        let response = ApiError::RateLimited {
+            retry_after_secs: 3,
+        }
+        .into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        let response = ApiError::Unauthorized.into_response();
+        assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+}

@@ -1,0 +1,31 @@
+//! The web layer: what HTTP functions share between extracting a request and sending the
+//! response. Errors and their JSON envelope (`error.rs`), the request id (`request_id.rs`), the
+//! layers every router is wrapped in (`layers.rs`), extractors (`extract.rs`), authentication
+//! (`auth.rs`), rate limiting (`rate_limit.rs`) and the response bodies several
+//! functions share (`views.rs`). Routes call the application services
+//! (`crate::app`) and map their answers; no service knows about HTTP.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod layers;
+pub mod rate_limit;
+pub mod request_id;
+pub mod views;
+
+pub use crate::keys::Caller;
+pub use auth::Admin;
+pub use error::ApiError;
+pub use layers::{HttpService, into_service};
+
+use crate::context::AppContext;
+use crate::keys::KeyRing;
+use axum::extract::FromRef;
+use std::sync::Arc;
+
+/// The extractors of [`auth`] find the key ring in the router's state.
+impl FromRef<AppContext> for Arc<KeyRing> {
+    fn from_ref(ctx: &AppContext) -> Self {
+        ctx.keys.clone()
+    }
+}
