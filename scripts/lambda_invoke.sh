@@ -42,7 +42,7 @@ check "HTTP event -> health function" "$health" \
     'd["statusCode"] == 200 and json.loads(d["body"])["status"] == "healthy" and any(k.lower() == "x-request-id" for k in d["headers"])'
 
 ingest=$(invoke image2model-ingest s3_object_created.json)
-check "S3 event -> ingest function (unknown upload is ignored)" "$ingest" 'd == [{"outcome": "ignored"}]'
+check "S3 event -> ingest function (an upload no record names is deleted)" "$ingest" 'd == [{"outcome": "unrecorded"}]'
 
 worker=$(invoke image2model-worker sqs_generate_batch.json)
 check "SQS event -> worker reports only the malformed message" "$worker" \

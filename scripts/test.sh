@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, the SAM template lint, then every unit, contract
-# and flow test, with the AWS adapters tested against a moto server started (and stopped) here.
+# and flow test, with the AWS adapters tested against a moto server started (and stopped) here,
+# then schemathesis against the local server and the functions invoked through cargo-lambda.
 # Needs a Rust toolchain and Python 3; installs cargo-nextest, cargo-machete and a pinned Python
 # venv if missing.
 set -euo pipefail
@@ -34,7 +35,7 @@ done
 venv="$root/.venv"
 requirements="$root/infra/emulator/requirements.txt"
 if ! cmp -s "$requirements" "$venv/.installed-requirements" 2>/dev/null; then
-    echo "== python venv (moto, cfn-lint, aws-sam-cli, cargo-lambda)"
+    echo "== python venv (moto, cfn-lint, aws-sam-cli, cargo-lambda, schemathesis)"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
     cp "$requirements" "$venv/.installed-requirements"
@@ -70,6 +71,9 @@ done < <("$venv/bin/python" infra/emulator/provision.py template.yaml "$AWS_ENDP
 
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast
+
+echo "== schemathesis against the local server (user key, admin key)"
+PYTHON="$venv/bin/python" SCHEMATHESIS="$venv/bin/schemathesis" bash scripts/schemathesis.sh
 
 echo "== cargo lambda invoke"
 PYTHON="$venv/bin/python" bash scripts/lambda_invoke.sh

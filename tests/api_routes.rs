@@ -170,6 +170,24 @@ async fn authentication_and_authorisation() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    // Two credentials must name one key; one that cannot be read is never skipped for the other.
+    for (authorization, status) in [
+        (format!("Bearer {ALICE}"), StatusCode::OK),
+        (format!("Bearer {BOB}"), StatusCode::UNAUTHORIZED),
+        ("Basic YWxpY2U6eA==".to_owned(), StatusCode::UNAUTHORIZED),
+        ("Bearer".to_owned(), StatusCode::UNAUTHORIZED),
+        (ALICE.to_owned(), StatusCode::UNAUTHORIZED),
+    ] {
+        let response = server
+            .client
+            .get(server.url("/api/v1/jobs"))
+            .header("x-api-key", ALICE)
+            .header("authorization", &authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{authorization}");
+    }
     let (status, body) = server.get_json("/api/v1/admin/stats", Some(ALICE)).await;
     assert_error(status, &body, 403, "FORBIDDEN");
     let (status, body) = server.get_json("/api/v1/admin/stats", None).await;
@@ -281,6 +299,32 @@ async fn presign_refuses_bad_requests_before_signing() {
             422,
             "VALIDATION_ERROR",
         ),
+        (
+            json!({"files": [file("a.png", "image/png", 10)], "generate": {"options": {"seed": 1}}}),
+            400,
+            "UNSUPPORTED_OPTION",
+        ),
+        // An object is an object: serde alone would take its fields as an array, in order.
+        (
+            json!([[file("a.png", "image/png", 10)]]),
+            422,
+            "VALIDATION_ERROR",
+        ),
+        (
+            json!({"files": [["a.png", "image/png", 10]]}),
+            422,
+            "VALIDATION_ERROR",
+        ),
+        (
+            json!({"files": [file("a.png", "image/png", 10)], "generate": {"options": [null, null]}}),
+            422,
+            "VALIDATION_ERROR",
+        ),
+        (
+            json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": 10.5}]}),
+            422,
+            "VALIDATION_ERROR",
+        ),
     ];
     for (body, code, error) in cases {
         let (status, answer) = server
@@ -307,7 +351,11 @@ async fn presign_refuses_bad_requests_before_signing() {
         .post_json(
             "/api/v1/uploads/presign",
             Some(ALICE),
-            &json!({"files": [file("a.png", "image/png", 5000), file("b.jpg", "image/jpeg", 10)]}),
+            // `5000.0` is the integer 5000, as JSON Schema (and the document) counts it.
+            &json!({"files": [
+                {"filename": "a.png", "content_type": "image/png", "size": 5000.0},
+                file("b.jpg", "image/jpeg", 10),
+            ]}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{ok}");
@@ -322,21 +370,34 @@ async fn presign_refuses_bad_requests_before_signing() {
 #[tokio::test]
 async fn synchronous_upload_validates_content_not_names() {
     let server = TestServer::start_with(|c| c.max_upload_bytes = 40_000).await;
-    for (bytes, mime, content_type) in [
-        (png(64, 48), "image/png", "image/png"),
-        (jpeg(64, 48), "image/jpeg", "image/jpeg"),
-        (webp(64, 48), "image/webp", "image/webp"),
+    for (bytes, mime, content_type, name, stored_name) in [
+        (png(64, 48), "image/png", "image/png", "photo", "photo.png"),
+        (
+            jpeg(64, 48),
+            "image/jpeg",
+            "image/jpeg",
+            "photo.png",
+            "photo.jpg",
+        ),
+        (
+            webp(64, 48),
+            "image/webp",
+            "image/webp",
+            "photo.JPG",
+            "photo.webp",
+        ),
     ] {
-        // The declared type is ignored: the bytes decide.
+        // The declared type is ignored: the bytes decide, and name the stored file.
         let (status, body) = upload_image(
             &server,
             ALICE,
             bytes.clone(),
-            "photo.bin",
+            name,
             "application/octet-stream",
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["filename"], stored_name);
         assert_eq!(
             (body["width"].as_u64(), body["height"].as_u64()),
             (Some(64), Some(48))
@@ -361,6 +422,9 @@ async fn synchronous_upload_validates_content_not_names() {
         assert_error(status, &other, 404, "FILE_NOT_FOUND");
     }
     let stored_before = server.ctx.storage.list("uploads/").await.unwrap().len();
+    // One rule for every upload route: a name that is not an image's is refused, as presign does.
+    let (status, body) = upload_image(&server, ALICE, png(8, 8), "evil.php", "image/png").await;
+    assert_error(status, &body, 400, "INVALID_FILE_TYPE");
 
     let big = noisy_png(150, 150);
     assert!(big.len() > 40_000, "fixture must exceed the limit");
@@ -686,6 +750,31 @@ async fn cors_allows_configured_origins_only() {
     );
 }
 
+/// The served description is the one the routes declare: regenerated here and compared with
+/// `functions/health/openapi.json` (which the health function serves on Lambda). After changing
+/// a route, `UPDATE_OPENAPI=1 cargo nextest run -p image2model-tests -E 'test(openapi)'` writes it.
+#[tokio::test]
+async fn the_openapi_document_is_generated_from_the_routes() {
+    let server = TestServer::start().await;
+    let generated = image2model_local::openapi(&server.ctx).unwrap();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/health/openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        checked_in == generated,
+        "functions/health/openapi.json is not what the routes declare; regenerate it with UPDATE_OPENAPI=1"
+    );
+    let response = server
+        .request(Method::GET, "/api/v1/openapi.json", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), generated);
+}
+
 #[tokio::test]
 async fn openapi_document_matches_the_routes() {
     let server = TestServer::start().await;
@@ -941,4 +1030,154 @@ async fn sse_sends_heartbeats_only_when_nothing_changes() {
         heartbeats + 2,
         "no frame repeats an unchanged state: {events:?}"
     );
+}
+
+/// A request means one thing: a JSON key given twice, an enum written as an object, a header
+/// that takes one value sent twice, or a body of another media type are refused before anything
+/// happens (a duplicated `dry_run` once turned a dry run into a real cleanup).
+#[tokio::test]
+async fn a_request_that_could_mean_two_things_is_refused() {
+    let server = TestServer::start().await;
+    let (_, file) = upload_image(&server, ALICE, png(32, 32), "a.png", "image/png").await;
+    let raw = |path: &str, key: &str, content_type: &str, body: String| {
+        server
+            .request(Method::POST, path, Some(key))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    // Everything is old enough to go, were the cleanup real.
+    let cleanup = r#"{"dry_run": true, "hours": 0, "dry_run": false}"#.to_owned();
+    let (status, body) = json_of(
+        raw("/api/v1/admin/cleanup", ADMIN, "application/json", cleanup)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 422, "VALIDATION_ERROR");
+    assert!(
+        body["detail"].as_str().unwrap().contains("duplicate field"),
+        "{body}"
+    );
+    let (status, still) = server
+        .get_json(
+            &format!("/api/v1/files/{}", file["file_id"].as_str().unwrap()),
+            Some(ALICE),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the file survived: {still}");
+
+    let file_id = file["file_id"].as_str().unwrap();
+    for body in [
+        format!(r#"{{"file_id": "{file_id}", "options": [], "options": {{}}}}"#),
+        format!(r#"{{"file_id": "{file_id}", "fil\u0065_id": "{file_id}"}}"#),
+        format!(r#"{{"file_id": "{file_id}", "options": {{"texture": {{"HD": null}}}}}}"#),
+    ] {
+        let (status, answer) = json_of(
+            raw("/api/v1/jobs", ALICE, "application/json", body.clone())
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(status, &answer, 422, "VALIDATION_ERROR");
+    }
+    let presign = r#"{"files": [{"filename": "a.png", "content_type": "image/png", "size": 10}], "upload_method": {"POST": null}}"#;
+    let (status, answer) = json_of(
+        raw(
+            "/api/v1/uploads/presign",
+            ALICE,
+            "application/json",
+            presign.to_owned(),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_error(status, &answer, 422, "VALIDATION_ERROR");
+    assert_eq!(answer["details"]["field"], "upload_method", "{answer}");
+    let (status, answer) = server
+        .post_json(
+            "/api/v1/uploads/presign",
+            Some(ALICE),
+            &json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": "10"}]}),
+        )
+        .await;
+    assert_error(status, &answer, 422, "VALIDATION_ERROR");
+    assert_eq!(answer["details"]["field"], "files[0].size", "{answer}");
+    // Range checks name the whole path too.
+    let (status, answer) = server
+        .post_json(
+            "/api/v1/uploads/presign",
+            Some(ALICE),
+            &json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": 10}], "generate": {"options": {"face_limit": 10}}}),
+        )
+        .await;
+    assert_error(status, &answer, 422, "VALIDATION_ERROR");
+    assert_eq!(
+        answer["details"]["field"], "generate.options.face_limit",
+        "{answer}"
+    );
+
+    // Single-value headers sent twice.
+    for (name, first, second) in [
+        (
+            "authorization",
+            format!("Bearer {ALICE}"),
+            format!("Bearer {BOB}"),
+        ),
+        ("x-api-key", ALICE.to_owned(), BOB.to_owned()),
+        (
+            "content-type",
+            "application/json".to_owned(),
+            "text/plain".to_owned(),
+        ),
+        ("idempotency-key", "k1".to_owned(), "k2".to_owned()),
+    ] {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.append(name, first.parse().unwrap());
+        headers.append(name, second.parse().unwrap());
+        if name != "authorization" && name != "x-api-key" {
+            headers.insert("authorization", format!("Bearer {ALICE}").parse().unwrap());
+        }
+        let response = server
+            .client
+            .post(server.url("/api/v1/jobs"))
+            .headers(headers)
+            .body(json!({"file_id": file_id}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = json_of(response).await;
+        assert_error(status, &answer, 400, "BAD_REQUEST");
+        assert!(
+            answer["detail"].as_str().unwrap().contains(name),
+            "{answer}"
+        );
+    }
+
+    // Another media type than the route reads.
+    for (path, content_type, body) in [
+        (
+            "/api/v1/jobs",
+            "text/plain",
+            json!({"file_id": file_id}).to_string(),
+        ),
+        ("/api/v1/jobs", "", json!({"file_id": file_id}).to_string()),
+        (
+            "/api/v1/jobs",
+            "application/ld+json",
+            json!({"file_id": file_id}).to_string(),
+        ),
+        ("/api/v1/upload/image", "application/json", "{}".to_owned()),
+        (
+            "/api/v1/upload",
+            "multipart/mixed; boundary=x",
+            "--x--".to_owned(),
+        ),
+    ] {
+        let (status, answer) = json_of(raw(path, ALICE, content_type, body).await.unwrap()).await;
+        assert_error(status, &answer, 415, "UNSUPPORTED_MEDIA_TYPE");
+    }
+    let (_, jobs) = server.get_json("/api/v1/jobs", Some(ALICE)).await;
+    assert_eq!(jobs["jobs"], json!([]), "no refused request created a job");
 }

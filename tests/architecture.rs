@@ -80,7 +80,7 @@ fn no_function_crate_depends_on_another_function_crate() {
 /// The shared crate's top-level modules, lowest layer first. A module may import only modules
 /// of a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["domain", "metrics", "telemetry"],
+    &["domain", "metrics", "telemetry", "shutdown"],
     &["validation", "ports"],
     &["config", "builtin_generator"],
     &["keys", "adapters", "fal"],
@@ -598,5 +598,99 @@ fn re_exports_resolve_to_the_file_that_defines_the_item() {
     assert_eq!(
         resolve("use crate::app::work::Worker;", &["web", "x"]),
         ["app::work"]
+    );
+}
+
+/// Literals that look like codes or settings but are neither: formats, FAL's queue states,
+/// DynamoDB key prefixes, PNG chunks, SQLite pragmas and the like.
+const NOT_DOCUMENTED: &[&str] = &[
+    "AVIF",
+    "BATCH",
+    "CARGO_PKG_VERSION",
+    "COMPLETED",
+    "COUNTER",
+    "DENY",
+    "FILE",
+    "HEIC",
+    "IDEM",
+    "IEND",
+    "IHDR",
+    "IN_PROGRESS",
+    "IN_QUEUE",
+    "JOBS",
+    "NORMAL",
+    "POST",
+    "RIFF",
+    "STATE",
+    "TIFF",
+    "WEBP",
+    "AWS_LAMBDA_FUNCTION_NAME",
+];
+
+#[test]
+fn every_error_code_and_setting_is_in_the_readme() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let mut files = Vec::new();
+    for dir in ["shared/src", "functions", "infra/local/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let mut missing = BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        // Without unit tests, but with string literals: the codes and names are literals.
+        let text = match text.find("#[cfg(test)]\nmod tests") {
+            Some(at) => &text[..at],
+            None => &text,
+        };
+        for piece in text.split('"').skip(1).step_by(2) {
+            let code_like = piece.len() >= 4
+                && piece.starts_with(|c: char| c.is_ascii_uppercase())
+                && piece
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if code_like
+                && !NOT_DOCUMENTED.contains(&piece)
+                && !readme.contains(&format!("`{piece}`"))
+            {
+                missing.insert(format!(
+                    "{piece} ({})",
+                    file.strip_prefix(root()).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "error codes or settings the README does not name (in backticks):\n{}",
+        missing.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// Every dependency pinned in `[workspace.dependencies]` (ours aside) is named in the README's
+/// "Dependencies and why" table, so that each one's reason is written down.
+#[test]
+fn every_dependency_is_explained_in_the_readme() {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml");
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let table = readme
+        .split("## Dependencies and why")
+        .nth(1)
+        .expect("a \"Dependencies and why\" section");
+    let pinned = manifest
+        .split("[workspace.dependencies]")
+        .nth(1)
+        .expect("[workspace.dependencies]")
+        .lines()
+        .take_while(|line| !line.starts_with('['))
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name.trim()))
+        .filter(|name| {
+            !name.is_empty() && !name.starts_with('#') && !name.starts_with("image2model")
+        });
+    let missing: Vec<&str> = pinned
+        .filter(|name| !table.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "dependencies the README does not explain: {missing:?}"
     );
 }

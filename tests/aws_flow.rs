@@ -162,7 +162,7 @@ async fn photo_to_glb_on_s3_dynamodb_and_sqs() {
     // SQS -> the worker handler with the batch as Lambda builds it; acknowledged on success.
     let worker = Worker::new(
         ctx.clone(),
-        vec![Arc::new(BuiltinGenerator::new(ctx.config.max_pixels))],
+        vec![Arc::new(BuiltinGenerator::new(ctx.config.image_limits()))],
     );
     let work_url = std::env::var("QUEUE_URL").unwrap();
     let mut finished = false;

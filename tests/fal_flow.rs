@@ -232,8 +232,9 @@ async fn each_model_gets_its_own_input_schema() {
             &json!({"file_id": file_id, "model_type": "trellis", "options": {"texture": "HD"}}),
         )
         .await;
-    assert_error(status, &body, 422, "VALIDATION_ERROR");
-    assert_eq!(body["details"]["field"], "texture");
+    assert_error(status, &body, 400, "UNSUPPORTED_OPTION");
+    assert_eq!(body["details"]["field"], "options.texture");
+    assert_eq!(body["details"]["model_type"], "trellis");
 }
 
 #[tokio::test]
@@ -264,7 +265,7 @@ async fn depth_model_turns_fals_depth_map_into_our_relief_mesh() {
     let expected = image2model_shared::builtin_generator::glb_from_depth_image(
         &photo,
         &depth,
-        40_000_000,
+        server.ctx.config.image_limits(),
         Some(4000),
     )
     .unwrap();

@@ -97,7 +97,7 @@ async fn sqs_batch_reports_only_the_failed_message() {
 
     let worker = Worker::new(
         ctx.clone(),
-        vec![Arc::new(BuiltinGenerator::new(ctx.config.max_pixels))],
+        vec![Arc::new(BuiltinGenerator::new(ctx.config.image_limits()))],
     );
     let event: SqsEvent = serde_json::from_str(&fixture("sqs_generate_batch.json")).unwrap();
     let response = image2model_worker::handle_sqs_event(&worker, event).await;

@@ -595,19 +595,33 @@ async fn browser_form_posts_upload_within_their_policy() {
     )
     .await;
     assert_error(status, &answer, 403, "SIGNATURE_INVALID");
-    let mut elsewhere = fields.clone();
-    elsewhere.insert("key".into(), json!("results/someone/model.glb"));
-    let (status, answer) = json_of(
-        server
-            .client
-            .post(url)
-            .multipart(form(&elsewhere, photo.clone(), "image/png"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_error(status, &answer, 400, "SIGNED_REQUEST_MISMATCH");
+    // The policy names one key: any other (another file's, one no record names, outside the
+    // owner's folder, or escaping it) is refused.
+    let other = format!(
+        "uploads/alice/{}",
+        presigned_file_id(&server, ALICE, photo.len()).await
+    );
+    for key in [
+        other.as_str(),
+        "results/someone/model.glb",
+        "uploads/alice/x/y/z",
+        "uploads/alice/../bob/x",
+        "uploads/alice/a b",
+    ] {
+        let mut elsewhere = fields.clone();
+        elsewhere.insert("key".into(), json!(key));
+        let (status, answer) = json_of(
+            server
+                .client
+                .post(url)
+                .multipart(form(&elsewhere, photo.clone(), "image/png"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(status, &answer, 403, "SIGNATURE_INVALID");
+    }
     assert!(
         server.ctx.storage.list("").await.unwrap().is_empty(),
         "refused forms store nothing"
@@ -625,4 +639,72 @@ async fn browser_form_posts_upload_within_their_policy() {
         .wait_for_job(ALICE, presigned["files"][0]["job_id"].as_str().unwrap())
         .await;
     assert_eq!(job["status"], "completed");
+    // The grant wrote its object; a second POST with it stores nothing.
+    let key = fields["key"].as_str().unwrap();
+    let before = server.ctx.storage.get(key).await.unwrap();
+    let (status, answer) = json_of(
+        server
+            .client
+            .post(url)
+            .multipart(form(fields, png(90, 61), "image/png"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &answer, 409, "UPLOAD_ALREADY_RECEIVED");
+    assert_eq!(server.ctx.storage.get(key).await.unwrap(), before);
+}
+
+/// Announces one more PNG of `size` bytes for `key_holder` and returns its file id.
+async fn presigned_file_id(server: &TestServer, key_holder: &str, size: usize) -> String {
+    let body = json!({"files": [{"filename": "b.png", "content_type": "image/png", "size": size}]});
+    let (status, presigned) = server
+        .post_json("/api/v1/uploads/presign", Some(key_holder), &body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{presigned}");
+    presigned["files"][0]["file_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_signed_put_writes_its_object_once() {
+    let server = TestServer::start().await;
+    let photo = png(40, 40);
+    let body = json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": photo.len()}], "generate": {}});
+    let (_, presigned) = server
+        .post_json("/api/v1/uploads/presign", Some(ALICE), &body)
+        .await;
+    let url = presigned["files"][0]["upload"]["url"].as_str().unwrap();
+    let put = |bytes: Vec<u8>| {
+        server
+            .client
+            .put(url)
+            .header("content-type", "image/png")
+            .body(bytes)
+            .send()
+    };
+    assert_eq!(put(photo.clone()).await.unwrap().status(), StatusCode::OK);
+    let job = server
+        .wait_for_job(ALICE, presigned["files"][0]["job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(job["status"], "completed");
+    let file_id = presigned["files"][0]["file_id"].as_str().unwrap();
+    let (_, file) = server
+        .get_json(&format!("/api/v1/files/{file_id}"), Some(ALICE))
+        .await;
+
+    // Within the URL's expiry, HTML of the same length: refused, nothing stored.
+    let mut html = b"<html><script>alert(1)</script>".to_vec();
+    html.resize(photo.len(), b' ');
+    let (status, answer) = json_of(put(html).await.unwrap()).await;
+    assert_error(status, &answer, 409, "UPLOAD_ALREADY_RECEIVED");
+    let key = format!("uploads/alice/{file_id}");
+    assert_eq!(server.ctx.storage.get(&key).await.unwrap().to_vec(), photo);
+    let (_, after) = server
+        .get_json(&format!("/api/v1/files/{file_id}"), Some(ALICE))
+        .await;
+    assert_eq!(after, file, "the record is untouched");
 }

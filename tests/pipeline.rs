@@ -9,6 +9,7 @@ use image2model_shared::AppContext;
 use image2model_shared::app::enqueue::WorkMessage;
 use image2model_shared::app::work::{MessageOutcome, Worker};
 use image2model_shared::builtin_generator::BuiltinGenerator;
+use image2model_shared::config::Config;
 use image2model_shared::context::EmbeddedAdapters;
 use image2model_shared::domain::{FileStatus, GenerationJob, JobStatus, UploadedFile};
 use image2model_shared::ports::{
@@ -59,7 +60,7 @@ fn setup(fail_transiently: bool) -> Setup {
     let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").unwrap();
     let ctx = AppContext::embedded(config, &adapters);
     let generator = Arc::new(Counting {
-        inner: BuiltinGenerator::new(40_000_000),
+        inner: BuiltinGenerator::new(Config::default().image_limits()),
         runs: AtomicUsize::new(0),
         fail_transiently,
     });

@@ -181,6 +181,11 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub max_upload_bytes: u64,
     pub max_pixels: u64,
+    /// Largest decoded image in bytes (pixels x channels x bytes per channel).
+    pub max_decode_bytes: u64,
+    /// Images decoded (validated or generated from) at once; with `max_decode_bytes` it bounds
+    /// the memory decoding takes.
+    pub max_concurrent_decodes: usize,
     pub max_files: usize,
     pub presign_expiry: Duration,
     pub download_expiry: Duration,
@@ -202,6 +207,15 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// Messages the local worker runs at once.
     pub worker_concurrency: usize,
+    /// Local server: a request's headers must arrive within this (it also closes idle
+    /// keep-alive connections and sockets that never send).
+    pub header_read_timeout: Duration,
+    /// Local server: longest pause between two chunks of a request body.
+    pub body_idle_timeout: Duration,
+    /// Local server: connections served at once (within the open-file limit).
+    pub max_connections: usize,
+    /// Local server: how long in-flight requests may finish after a shutdown signal.
+    pub shutdown_grace: Duration,
     /// S3, DynamoDB and SQS names when running on AWS (or an emulator); embedded otherwise.
     pub aws: Option<AwsResources>,
     pub fal: FalSettings,
@@ -223,6 +237,8 @@ impl Default for Config {
             ],
             max_upload_bytes: 50 * 1024 * 1024,
             max_pixels: 40_000_000,
+            max_decode_bytes: 160 * 1024 * 1024,
+            max_concurrent_decodes: std::thread::available_parallelism().map_or(2, usize::from),
             max_files: 25,
             presign_expiry: Duration::from_secs(15 * 60),
             download_expiry: Duration::from_secs(5 * 60),
@@ -237,6 +253,10 @@ impl Default for Config {
             sse_max_duration: Duration::from_secs(15 * 60),
             sweep_interval: Duration::from_secs(30),
             worker_concurrency: 2,
+            header_read_timeout: Duration::from_secs(15),
+            body_idle_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            shutdown_grace: Duration::from_secs(5),
             aws: None,
             fal: FalSettings::default(),
         }
@@ -413,6 +433,13 @@ impl Config {
             cors_origins,
             max_upload_bytes: parse(vars, "MAX_UPLOAD_BYTES", d.max_upload_bytes)?,
             max_pixels: parse(vars, "MAX_PIXELS", d.max_pixels)?,
+            max_decode_bytes: parse(vars, "MAX_DECODE_BYTES", d.max_decode_bytes)?,
+            max_concurrent_decodes: parse(
+                vars,
+                "MAX_CONCURRENT_DECODES",
+                d.max_concurrent_decodes,
+            )?
+            .max(1),
             max_files: parse(vars, "MAX_FILES", d.max_files)?,
             presign_expiry: seconds(vars, "PRESIGN_EXPIRY_SECONDS", d.presign_expiry)?,
             download_expiry: seconds(vars, "DOWNLOAD_EXPIRY_SECONDS", d.download_expiry)?,
@@ -427,6 +454,14 @@ impl Config {
             sse_max_duration: seconds(vars, "SSE_MAX_SECONDS", d.sse_max_duration)?,
             sweep_interval: seconds(vars, "SWEEP_INTERVAL_SECONDS", d.sweep_interval)?,
             worker_concurrency: parse(vars, "WORKER_CONCURRENCY", d.worker_concurrency)?.max(1),
+            header_read_timeout: seconds(
+                vars,
+                "HEADER_READ_TIMEOUT_SECONDS",
+                d.header_read_timeout,
+            )?,
+            body_idle_timeout: seconds(vars, "BODY_IDLE_TIMEOUT_SECONDS", d.body_idle_timeout)?,
+            max_connections: parse(vars, "MAX_CONNECTIONS", d.max_connections)?.max(1),
+            shutdown_grace: seconds(vars, "SHUTDOWN_GRACE_SECONDS", d.shutdown_grace)?,
             aws: aws_resources(vars)?,
             fal: FalSettings::from_vars(vars)?,
         })
@@ -448,6 +483,7 @@ impl Config {
         crate::validation::ImageLimits {
             max_bytes: self.max_upload_bytes,
             max_pixels: self.max_pixels,
+            max_decode_bytes: self.max_decode_bytes,
         }
     }
 }

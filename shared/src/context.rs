@@ -6,7 +6,9 @@
 use crate::config::Config;
 use crate::keys::KeyRing;
 use crate::ports::{ObjectStorage, Store, WorkQueue};
+use crate::shutdown::Shutdown;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 #[cfg(feature = "embedded")]
 pub use embedded::{ContextError, EmbeddedAdapters};
@@ -18,6 +20,11 @@ pub struct AppContext {
     pub store: Arc<dyn Store>,
     pub storage: Arc<dyn ObjectStorage>,
     pub queue: Arc<dyn WorkQueue>,
+    /// Permits to decode an image (`MAX_CONCURRENT_DECODES`): validation and generation each
+    /// hold one, so decoding's memory stays within the permits times `MAX_DECODE_BYTES`.
+    pub decodes: Arc<Semaphore>,
+    /// Triggered when the process stops (the local server); open streams end on it.
+    pub shutdown: Shutdown,
 }
 
 impl AppContext {
@@ -28,12 +35,15 @@ impl AppContext {
         queue: Arc<dyn WorkQueue>,
     ) -> Self {
         let keys = KeyRing::from_config(&config);
+        let decodes = Arc::new(Semaphore::new(config.max_concurrent_decodes));
         Self {
             config: Arc::new(config),
             keys: Arc::new(keys),
             store,
             storage,
             queue,
+            decodes,
+            shutdown: Shutdown::default(),
         }
     }
 }

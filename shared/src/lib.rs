@@ -7,7 +7,7 @@
 //! - `builtin_generator/` and `fal/`: how models are made, here and at FAL.AI;
 //! - `app/`: the application services, one file per use case;
 //! - `web/`: the HTTP layer of the functions that serve routes;
-//! - `config.rs`, `keys.rs`, `context.rs`, `metrics.rs`, `telemetry.rs`.
+//! - `config.rs`, `keys.rs`, `context.rs`, `metrics.rs`, `telemetry.rs`, `shutdown.rs`.
 //!
 //! Lower layers never import higher ones (`tests/architecture.rs` checks it).
 
@@ -21,6 +21,7 @@ pub mod fal;
 pub mod keys;
 pub mod metrics;
 pub mod ports;
+pub mod shutdown;
 pub mod telemetry;
 pub mod validation;
 pub mod web;

@@ -49,6 +49,7 @@ pub async fn files_are_created_once_and_updated_conditionally(store: &dyn Store)
     let ready = f
         .accept(image2model_shared::domain::file::AcceptedImage {
             content_type: "image/png".into(),
+            extension: "png",
             size: 10,
             sha256: "0".repeat(64),
             width: 2,

@@ -1,9 +1,8 @@
 //! HTTP routes of the admin function. Every route takes the [`Admin`] extractor: no key is 401,
 //! a user key is 403.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use chrono::Utc;
 use image2model_shared::AppContext;
 use image2model_shared::app::cleanup::cleanup;
@@ -15,23 +14,32 @@ use image2model_shared::app::sweep::sweep;
 use image2model_shared::domain::models::{self, CATALOG};
 use image2model_shared::fal::guard;
 use image2model_shared::web::extract::{ApiJson, ApiQuery, JobIdParam};
+use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::views::job_list_json;
 use image2model_shared::web::{Admin, ApiError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppContext> {
-    Router::new()
-        .route("/api/v1/admin/jobs", get(all_jobs))
-        .route("/api/v1/admin/jobs/{job_id}", delete(remove_job))
-        .route("/api/v1/admin/jobs/{job_id}/retry", post(retry))
-        .route("/api/v1/admin/stats", get(stats))
-        .route("/api/v1/admin/cleanup", post(run_cleanup))
-        .route("/api/v1/admin/sweep", post(run_sweep))
-        .route("/api/v1/admin/dead-letters", get(dead_letters))
+pub fn router() -> OpenApiRouter<AppContext> {
+    OpenApiRouter::new()
+        .routes(routes!(all_jobs))
+        .routes(routes!(remove_job))
+        .routes(routes!(retry))
+        .routes(routes!(stats))
+        .routes(routes!(run_cleanup))
+        .routes(routes!(run_sweep))
+        .routes(routes!(dead_letters))
 }
 
+/// Every owner's jobs, newest first, a page at a time.
+#[utoipa::path(
+    get, path = "/api/v1/admin/jobs", tag = "admin", operation_id = "admin_list_jobs",
+    params(ListParams), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{jobs, next_cursor, limit}`"), ApiErrors),
+)]
 async fn all_jobs(
     State(ctx): State<AppContext>,
     _: Admin,
@@ -41,6 +49,12 @@ async fn all_jobs(
     Ok(Json(job_list_json(&list)))
 }
 
+/// Jobs by status, queue depth, FAL's state, spend, limits.
+#[utoipa::path(
+    get, path = "/api/v1/admin/stats", tag = "admin", operation_id = "admin_stats",
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{jobs, queue, fal, spend, models_available, limits, timestamp}`"), ApiErrors),
+)]
 async fn stats(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, ApiError> {
     let (by_status, total) = job_counts(&ctx).await?;
     let depth = ctx.queue.depth().await?;
@@ -70,15 +84,23 @@ async fn stats(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, A
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CleanupRequest {
     /// Age in hours beyond which things are deleted; the retention period by default.
+    #[schema(minimum = 0, maximum = 87600)]
     hours: Option<f64>,
     #[serde(default)]
     dry_run: bool,
 }
 
+/// Deletes (or, with `dry_run`, lists) uploads, results and records older than `hours`, never
+/// a file a live job needs, and objects no record points at.
+#[utoipa::path(
+    post, path = "/api/v1/admin/cleanup", tag = "admin", operation_id = "admin_cleanup",
+    request_body = CleanupRequest, security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{dry_run, cutoff, files, jobs, batches, objects, bytes}`"), ApiErrors),
+)]
 async fn run_cleanup(
     State(ctx): State<AppContext>,
     _: Admin,
@@ -98,10 +120,23 @@ async fn run_cleanup(
     Ok(Json(json!(report)))
 }
 
+/// Runs the sweeper now: overdue jobs failed, lost messages re-sent, missed uploads ingested.
+#[utoipa::path(
+    post, path = "/api/v1/admin/sweep", tag = "admin", operation_id = "admin_sweep",
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{requeued, timed_out, ingested}`"), ApiErrors),
+)]
 async fn run_sweep(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(sweep(&ctx, Utc::now()).await?)))
 }
 
+/// Puts a failed or cancelled job back in the queue.
+#[utoipa::path(
+    post, path = "/api/v1/admin/jobs/{job_id}/retry", tag = "admin", operation_id = "admin_retry_job",
+    params(("job_id" = uuid::Uuid, Path, description = "The job's id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{job_id, status, file_ready}`"), ApiErrors),
+)]
 async fn retry(
     State(ctx): State<AppContext>,
     _: Admin,
@@ -113,6 +148,13 @@ async fn retry(
     ))
 }
 
+/// Deletes a job (cancelled first when live) and its model.
+#[utoipa::path(
+    delete, path = "/api/v1/admin/jobs/{job_id}", tag = "admin", operation_id = "admin_delete_job",
+    params(("job_id" = uuid::Uuid, Path, description = "The job's id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{job_id, deleted, status_before}`"), ApiErrors),
+)]
 async fn remove_job(
     State(ctx): State<AppContext>,
     _: Admin,
@@ -124,12 +166,21 @@ async fn remove_job(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeadLetterParams {
+    /// How many, newest first.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
 }
 
+/// Messages that kept failing and were set aside.
+#[utoipa::path(
+    get, path = "/api/v1/admin/dead-letters", tag = "admin", operation_id = "admin_dead_letters",
+    params(DeadLetterParams), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{count, dead_letters}`"), ApiErrors),
+)]
 async fn dead_letters(
     State(ctx): State<AppContext>,
     _: Admin,

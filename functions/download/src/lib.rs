@@ -2,30 +2,46 @@
 //! or as JSON, and the compatibility listing of every model of a job or batch. The signing is
 //! `image2model_shared::app::download`; these routes shape the answers.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use image2model_shared::AppContext;
 use image2model_shared::app::download::{download_job, download_task};
 use image2model_shared::web::extract::{ApiQuery, JobIdParam};
+use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::{ApiError, Caller};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppContext> {
-    Router::new()
-        .route("/api/v1/download/{job_id}", get(download))
-        .route("/api/v1/download/{job_id}/all", get(download_all))
+pub fn router() -> OpenApiRouter<AppContext> {
+    OpenApiRouter::new()
+        .routes(routes!(download))
+        .routes(routes!(download_all))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DownloadParams {
+    /// `false` answers the signed URL as JSON instead of redirecting to it.
     redirect: Option<bool>,
 }
 
+/// The model of one of the caller's completed jobs: a redirect to a short-lived signed URL
+/// (`DOWNLOAD_EXPIRY_SECONDS`), or that URL as JSON.
+#[utoipa::path(
+    get, path = "/api/v1/download/{job_id}", tag = "downloads", operation_id = "download",
+    params(("job_id" = uuid::Uuid, Path, description = "The job's id"), DownloadParams),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 302, description = "To the signed URL of the GLB", headers(("Location" = String, description = "The signed URL"))),
+        (status = 200, body = Object, description = "With `redirect=false`: `{url, expires_at, filename, size, content_type}`"),
+        ApiErrors,
+    ),
+)]
 async fn download(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -51,6 +67,13 @@ async fn download(
     Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
 }
 
+/// Every completed model of a job or batch (the old API's listing).
+#[utoipa::path(
+    get, path = "/api/v1/download/{job_id}/all", tag = "downloads", operation_id = "download_all",
+    params(("job_id" = uuid::Uuid, Path, description = "A job's or a batch's id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{job_id, files, download_urls, total_files}`"), ApiErrors),
+)]
 async fn download_all(
     State(ctx): State<AppContext>,
     caller: Caller,

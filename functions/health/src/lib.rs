@@ -2,11 +2,10 @@
 //! and the queue (`image2model_shared::app::health`; a 503 envelope naming what failed),
 //! Prometheus metrics and the OpenAPI document.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::Utc;
 use image2model_shared::AppContext;
 use image2model_shared::app::health::{Check, check_all, check_store};
@@ -14,29 +13,51 @@ use image2model_shared::app::stats::{fal_overview, job_counts};
 use image2model_shared::domain::models;
 use image2model_shared::metrics;
 use image2model_shared::web::ApiError;
+use image2model_shared::web::openapi::ErrorBody;
 use serde_json::{Map, Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub const SERVICE: &str = "image2model";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The OpenAPI 3 description of every route.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-pub fn router() -> Router<AppContext> {
-    Router::new()
-        .route("/health", get(liveness))
-        .route("/api/v1/health", get(liveness))
-        .route("/api/v1/health/liveness", get(liveness))
-        .route("/api/v1/health/readiness", get(readiness))
-        .route("/api/v1/health/db", get(database))
-        .route("/api/v1/health/detailed", get(detailed))
-        .route("/api/v1/health/metrics", get(prometheus))
-        .route("/api/v1/openapi.json", get(openapi))
+/// The routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppContext> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(api_health))
+        .routes(routes!(liveness))
+        .routes(routes!(readiness))
+        .routes(routes!(database))
+        .routes(routes!(detailed))
+        .routes(routes!(prometheus))
+        .routes(routes!(openapi))
 }
 
-async fn liveness() -> Json<Value> {
+fn alive() -> Json<Value> {
     Json(
         json!({ "status": "healthy", "service": SERVICE, "version": VERSION, "timestamp": Utc::now() }),
     )
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Object, description = "`{status: healthy, service, version, timestamp}`")))]
+async fn health() -> Json<Value> {
+    alive()
+}
+
+/// Liveness (the old API's path).
+#[utoipa::path(get, path = "/api/v1/health", tag = "health", responses((status = 200, body = Object, description = "`{status: healthy, service, version, timestamp}`")))]
+async fn api_health() -> Json<Value> {
+    alive()
+}
+
+/// Liveness (the old API's path).
+#[utoipa::path(get, path = "/api/v1/health/liveness", tag = "health", responses((status = 200, body = Object, description = "`{status: healthy, service, version, timestamp}`")))]
+async fn liveness() -> Json<Value> {
+    alive()
 }
 
 /// The readiness body of `checks`: 200 when every component answered, otherwise the 503
@@ -79,14 +100,29 @@ fn checks_response(checks: &[Check], extra: Value) -> Result<Json<Value>, ApiErr
     }
 }
 
+/// Readiness: the store, object storage and the queue each really exercised.
+#[utoipa::path(get, path = "/api/v1/health/readiness", tag = "health", responses(
+    (status = 200, body = Object, description = "`{status: ready, checks: {store, object_storage, queue}}`"),
+    (status = 503, body = ErrorBody, description = "The envelope, with `checks` and `failed_components`"),
+))]
 async fn readiness(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError> {
     checks_response(&check_all(&ctx).await, json!({}))
 }
 
+/// Readiness of the store alone.
+#[utoipa::path(get, path = "/api/v1/health/db", tag = "health", responses(
+    (status = 200, body = Object, description = "`{status: ready, checks: {store}}`"),
+    (status = 503, body = ErrorBody, description = "The envelope, with `checks` and `failed_components`"),
+))]
 async fn database(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError> {
     checks_response(&[check_store(&ctx).await], json!({}))
 }
 
+/// Readiness with jobs by status, the queue's depth, the models and FAL's state.
+#[utoipa::path(get, path = "/api/v1/health/detailed", tag = "health", responses(
+    (status = 200, body = Object, description = "Readiness plus `jobs`, `queue`, `models_available`, `generator`, `fal`"),
+    (status = 503, body = ErrorBody, description = "The envelope, with `checks` and `failed_components`"),
+))]
 async fn detailed(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError> {
     let checks = check_all(&ctx).await;
     let jobs = job_counts(&ctx).await.ok().map(|(by_status, _)| by_status);
@@ -105,7 +141,11 @@ async fn detailed(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError
     )
 }
 
-/// Refreshes the gauges from the store and queue, then renders every metric.
+/// Prometheus metrics: requests by route template and status, latency, jobs by status, queue
+/// depth, generation timings, FAL calls. The gauges are refreshed from the store and queue.
+#[utoipa::path(get, path = "/api/v1/health/metrics", tag = "health", responses(
+    (status = 200, body = String, content_type = "text/plain; version=0.0.4; charset=utf-8", description = "The text exposition format"),
+))]
 async fn prometheus(State(ctx): State<AppContext>) -> Response {
     let m = metrics::metrics();
     if let Ok(counts) = ctx.store.count_jobs_by_status().await {
@@ -137,6 +177,10 @@ async fn prometheus(State(ctx): State<AppContext>) -> Response {
         .into_response()
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health", responses(
+    (status = 200, body = Object, description = "The OpenAPI 3.1 description of every route"),
+))]
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }

@@ -1,17 +1,47 @@
 //! How a task's snapshot reads on the wire: the JSON of `/status`, and the SSE events of
-//! `/sse` and `/stream` (`task_queued`, `task_progress`, `task_completed`, `task_failed`).
+//! `/sse` and `/stream` (`task_queued`, `task_progress`, `task_completed`, `task_failed`, and
+//! the stream's own `heartbeat`, `timeout` and `shutdown`).
 
 use chrono::Utc;
 use image2model_shared::app::task_status::Snapshot;
 use image2model_shared::domain::{GenerationJob, JobStatus};
 use serde_json::{Value, json};
 
-pub fn event_name(snapshot: &Snapshot) -> &'static str {
+/// The kinds of frames: one per status change (`task_failed` also when the task was cancelled
+/// or deleted), a heartbeat while nothing changes, and the stream's end by timeout or shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventName {
+    TaskQueued,
+    TaskProgress,
+    TaskCompleted,
+    TaskFailed,
+    Heartbeat,
+    Timeout,
+    Shutdown,
+}
+
+impl EventName {
+    /// The `event:` line, as the document spells it (serde's name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TaskQueued => "task_queued",
+            Self::TaskProgress => "task_progress",
+            Self::TaskCompleted => "task_completed",
+            Self::TaskFailed => "task_failed",
+            Self::Heartbeat => "heartbeat",
+            Self::Timeout => "timeout",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+pub fn event_name(snapshot: &Snapshot) -> EventName {
     match snapshot.status {
-        JobStatus::Queued => "task_queued",
-        JobStatus::Processing => "task_progress",
-        JobStatus::Completed => "task_completed",
-        JobStatus::Failed | JobStatus::Cancelled => "task_failed",
+        JobStatus::Queued => EventName::TaskQueued,
+        JobStatus::Processing => EventName::TaskProgress,
+        JobStatus::Completed => EventName::TaskCompleted,
+        JobStatus::Failed | JobStatus::Cancelled => EventName::TaskFailed,
     }
 }
 
@@ -123,7 +153,7 @@ mod tests {
                 ],
             ),
         );
-        assert_eq!(event_name(&snapshot), "task_completed");
+        assert_eq!(event_name(&snapshot), EventName::TaskCompleted);
         let json = to_event_json(&snapshot);
         assert_eq!(json["result"]["jobs"].as_array().unwrap().len(), 1);
         assert_eq!(json["jobs"].as_array().unwrap().len(), 2);
@@ -144,8 +174,24 @@ mod tests {
         let queued = job_snapshot(self::job());
         assert_eq!(
             (event_name(&queued), to_event_json(&queued).get("job_id")),
-            ("task_queued", None)
+            (EventName::TaskQueued, None)
         );
+    }
+
+    #[test]
+    fn event_lines_are_the_documented_names() {
+        use EventName::*;
+        for name in [
+            TaskQueued,
+            TaskProgress,
+            TaskCompleted,
+            TaskFailed,
+            Heartbeat,
+            Timeout,
+            Shutdown,
+        ] {
+            assert_eq!(serde_json::to_value(name).unwrap(), name.as_str());
+        }
     }
 
     fn job_snapshot(job: GenerationJob) -> Snapshot {

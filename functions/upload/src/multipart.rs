@@ -4,20 +4,29 @@
 use axum::extract::multipart::{Field, MultipartError};
 use bytes::{Bytes, BytesMut};
 use image2model_shared::validation::ImageRejection;
-use image2model_shared::web::ApiError;
+use image2model_shared::web::{ApiError, extract};
 
-pub fn multipart_error(err: MultipartError, limit: u64) -> ApiError {
+/// Multipart overhead allowed on top of the file bytes themselves.
+pub const MULTIPART_OVERHEAD: u64 = 1024 * 1024;
+
+/// The largest multipart body (every part together) for files of at most `file_limit` bytes.
+pub fn body_limit(file_limit: u64) -> u64 {
+    file_limit.saturating_add(MULTIPART_OVERHEAD)
+}
+
+/// A failure reading a multipart body. Over the body limit it is 413 `PAYLOAD_TOO_LARGE` naming
+/// that limit, not a file's size no file had.
+pub fn multipart_error(err: MultipartError, file_limit: u64) -> ApiError {
     if err.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-        ImageRejection::TooLarge {
-            size: limit + 1,
-            limit,
+        let body_limit = body_limit(file_limit);
+        ApiError::Rejected {
+            status: http::StatusCode::PAYLOAD_TOO_LARGE,
+            detail: format!(
+                "the request body is over {body_limit} bytes; send large photos one per request or through presigned uploads"
+            ),
         }
-        .into()
     } else {
-        ApiError::validation(
-            format!("malformed multipart body: {}", err.body_text()),
-            None,
-        )
+        extract::multipart_error(err)
     }
 }
 

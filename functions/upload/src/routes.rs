@@ -2,38 +2,62 @@
 //! files are validated as they arrive), call the upload services of `image2model_shared::app`
 //! and shape the answers.
 
-use crate::multipart::{multipart_error, read_limited, read_text};
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use crate::multipart::{body_limit, multipart_error, read_limited, read_text};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use axum::{Json, middleware};
 use image2model_shared::AppContext;
 use image2model_shared::app::AppError;
 use image2model_shared::app::access::owned_file;
+use image2model_shared::app::create_job::ModelType;
 use image2model_shared::app::direct_upload::{ValidatedUpload, store_upload, upload_batch};
+use image2model_shared::app::inspect::inspect;
 use image2model_shared::app::presign_upload::{PresignRequest, presign_uploads};
 use image2model_shared::domain::{JobOptions, UploadedFile};
-use image2model_shared::validation::inspect_image;
-use image2model_shared::web::extract::{ApiJson, FileIdParam};
+use image2model_shared::web::extract::{ApiJson, ApiMultipart, FileIdParam};
+use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::{ApiError, Caller, rate_limit};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// Multipart overhead allowed on top of the file bytes themselves.
-const MULTIPART_OVERHEAD: u64 = 1024 * 1024;
-
-pub fn router(ctx: &AppContext) -> Router<AppContext> {
-    let body_limit =
-        usize::try_from(ctx.config.max_upload_bytes + MULTIPART_OVERHEAD).unwrap_or(usize::MAX);
-    let limited = Router::new()
-        .route("/api/v1/uploads/presign", post(presign))
-        .route("/api/v1/upload/image", post(upload_image))
-        .route("/api/v1/upload", post(upload_multiple))
+pub fn router(ctx: &AppContext) -> OpenApiRouter<AppContext> {
+    let body_limit = usize::try_from(body_limit(ctx.config.max_upload_bytes)).unwrap_or(usize::MAX);
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(presign))
+        .routes(routes!(upload_image))
+        .routes(routes!(upload_multiple))
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(
             ctx.clone(),
             rate_limit::limit,
         ));
-    limited.route("/api/v1/files/{file_id}", get(show_file))
+    uploads.routes(routes!(show_file))
+}
+
+/// The form of `POST /api/v1/upload/image`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the form for the document.
+struct ImageForm {
+    /// A JPEG, PNG or WebP photo (validated by its bytes; a filename extension, if any, must be
+    /// an image's).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// The form of `POST /api/v1/upload`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the form for the document.
+struct BatchForm {
+    /// One to `MAX_FILES` photos.
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 25)]
+    files: Vec<Vec<u8>>,
+    /// Most triangles per model.
+    #[schema(minimum = 500, maximum = 2000000, nullable = false)]
+    face_limit: Option<u32>,
+    /// The model for every file; the default when absent.
+    #[schema(value_type = Option<ModelType>, nullable = false)]
+    model_type: Option<String>,
 }
 
 fn file_view(file: &UploadedFile) -> Value {
@@ -52,6 +76,21 @@ fn file_view(file: &UploadedFile) -> Value {
     })
 }
 
+/// Announces files and signs where their bytes go: a PUT (or a form POST policy) per file,
+/// valid for `PRESIGN_EXPIRY_SECONDS`, writing one object once; with `generate`, a job per file
+/// that waits for its upload.
+#[utoipa::path(
+    post, path = "/api/v1/uploads/presign", tag = "uploads", operation_id = "presign_uploads",
+    request_body = PresignRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = Object, description = "`{files: [{file_id, filename, upload: {url, method, headers | fields, expires_at}, job_id}]}`", links(
+            ("GetFile" = (operation_id = "get_file", parameters(("file_id" = "$response.body#/files/0/file_id")))),
+            ("CreateJob" = (operation_id = "create_job", request_body = json!({"file_id": "$response.body#/files/0/file_id"}))),
+        )),
+        ApiErrors,
+    ),
+)]
 async fn presign(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -79,7 +118,7 @@ async fn validated_part(
 ) -> Result<ValidatedUpload, ApiError> {
     let filename = field.file_name().unwrap_or("upload").to_owned();
     let bytes = read_limited(field, ctx.config.max_upload_bytes).await?;
-    let image = inspect_image(&bytes, ctx.config.image_limits())?;
+    let image = inspect(ctx, bytes.clone()).await?;
     Ok(ValidatedUpload {
         filename,
         bytes,
@@ -87,10 +126,23 @@ async fn validated_part(
     })
 }
 
+/// Uploads one photo, validated as it arrives: the file is ready at once.
+#[utoipa::path(
+    post, path = "/api/v1/upload/image", tag = "uploads", operation_id = "upload_image",
+    request_body(content = ImageForm, content_type = "multipart/form-data"),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, body = Object, description = "The file: `{file_id, filename, size, content_type, width, height, sha256, status, ...}`", links(
+            ("GetFile" = (operation_id = "get_file", parameters(("file_id" = "$response.body#/file_id")))),
+            ("CreateJob" = (operation_id = "create_job", request_body = json!({"file_id": "$response.body#/file_id"}))),
+        )),
+        ApiErrors,
+    ),
+)]
 async fn upload_image(
     State(ctx): State<AppContext>,
     caller: Caller,
-    mut multipart: Multipart,
+    ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let limit = ctx.config.max_upload_bytes;
     let mut part = None;
@@ -115,10 +167,25 @@ async fn upload_image(
 
 /// The compatibility batch upload: multipart `files` (<= `MAX_FILES`), `face_limit`,
 /// `model_type` -> one job per file under a batch.
+#[utoipa::path(
+    post, path = "/api/v1/upload", tag = "uploads", operation_id = "upload_batch",
+    request_body(content = BatchForm, content_type = "multipart/form-data"),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = Object, description = "`{batch_id, job_id, task_id, uploaded_files, face_limit, model_type, total_files, status, message}`", links(
+            ("TaskStatus" = (operation_id = "task_status", parameters(("task_id" = "$response.body#/batch_id")))),
+            ("TaskEvents" = (operation_id = "task_events", parameters(("task_id" = "$response.body#/batch_id")))),
+            ("DownloadAll" = (operation_id = "download_all", parameters(("job_id" = "$response.body#/batch_id")))),
+            ("GetJob" = (operation_id = "get_job", parameters(("job_id" = "$response.body#/uploaded_files/0/job_id")))),
+            ("GetFile" = (operation_id = "get_file", parameters(("file_id" = "$response.body#/uploaded_files/0/file_id")))),
+        )),
+        ApiErrors,
+    ),
+)]
 async fn upload_multiple(
     State(ctx): State<AppContext>,
     caller: Caller,
-    mut multipart: Multipart,
+    ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<Json<Value>, ApiError> {
     let limit = ctx.config.max_upload_bytes;
     let mut parts = Vec::new();
@@ -135,6 +202,7 @@ async fn upload_multiple(
                 parts.push(validated_part(&ctx, field).await?);
             }
             Some("face_limit") => {
+                once(face_limit.is_some(), "face_limit")?;
                 let raw = read_text(field, "face_limit").await?;
                 if !raw.is_empty() {
                     face_limit = Some(raw.parse::<u32>().map_err(|_| {
@@ -145,7 +213,10 @@ async fn upload_multiple(
                     })?);
                 }
             }
-            Some("model_type") => model_type = Some(read_text(field, "model_type").await?),
+            Some("model_type") => {
+                once(model_type.is_some(), "model_type")?;
+                model_type = Some(read_text(field, "model_type").await?);
+            }
             _ => {}
         }
     }
@@ -184,6 +255,25 @@ async fn upload_multiple(
     })))
 }
 
+/// A form field that takes one value, sent again: which one was meant is not ours to guess.
+fn once(already_sent: bool, name: &str) -> Result<(), ApiError> {
+    if already_sent {
+        Err(ApiError::validation(
+            format!("{name} may be sent once"),
+            Some(name),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// One of the caller's files.
+#[utoipa::path(
+    get, path = "/api/v1/files/{file_id}", tag = "uploads", operation_id = "get_file",
+    params(("file_id" = uuid::Uuid, Path, description = "The file's id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "The file: status (pending, ready, rejected), rejection, size, type, dimensions, sha256"), ApiErrors),
+)]
 async fn show_file(
     State(ctx): State<AppContext>,
     caller: Caller,

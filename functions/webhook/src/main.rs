@@ -10,7 +10,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     let ctx = image2model_shared::context::from_env().await?;
     let verifier = Arc::new(SignatureVerifier::new(&ctx.config.fal)?);
     let service = image2model_shared::web::into_service(
-        image2model_webhook::router(verifier).with_state(ctx.clone()),
+        image2model_webhook::router(verifier)
+            .split_for_parts()
+            .0
+            .with_state(ctx.clone()),
         &ctx.config,
     );
     lambda_http::run(service).await

@@ -3,21 +3,23 @@
 use crate::signature::{SignatureVerifier, VerifyError};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Extension, Json, Router};
-use bytes::Bytes;
+use axum::{Extension, Json};
 use chrono::Utc;
 use image2model_shared::AppContext;
 use image2model_shared::app::fal_webhook::{WebhookOutcome, accept_fal_webhook};
 use image2model_shared::domain::JobId;
 use image2model_shared::web::ApiError;
+use image2model_shared::web::extract::ApiBytes;
+use image2model_shared::web::openapi::ApiErrors;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router(verifier: Arc<SignatureVerifier>) -> Router<AppContext> {
-    Router::new()
-        .route("/api/v1/webhooks/fal", post(receive))
+pub fn router(verifier: Arc<SignatureVerifier>) -> OpenApiRouter<AppContext> {
+    OpenApiRouter::new()
+        .routes(routes!(receive))
         .layer(Extension(verifier))
 }
 
@@ -28,7 +30,7 @@ struct HookQuery {
 
 /// The fields of FAL's delivery we look at; the rest (payload, errors) is fetched again from
 /// the response URL recorded at submission, which FAL cannot be impersonated on.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct Delivery {
     request_id: String,
     status: String,
@@ -51,12 +53,27 @@ fn ignored(reason: &str) -> Json<Value> {
     Json(json!({ "accepted": false, "reason": reason }))
 }
 
+/// FAL.AI's completion webhook. A delivery whose Ed25519 signature (FAL's JWKS) or timestamp
+/// does not verify is refused and changes nothing; a verified one asks the job's worker to look
+/// at its request now.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/fal", tag = "webhooks", operation_id = "fal_webhook",
+    params(
+        ("job_id" = Option<uuid::Uuid>, Query, description = "The job, as our webhook URL names it"),
+        ("x-fal-webhook-request-id" = String, Header, description = "FAL's request id"),
+        ("x-fal-webhook-user-id" = String, Header, description = "FAL's user id"),
+        ("x-fal-webhook-timestamp" = String, Header, description = "Unix seconds; at most 5 minutes away"),
+        ("x-fal-webhook-signature" = String, Header, description = "Hex Ed25519 signature"),
+    ),
+    request_body = Delivery,
+    responses((status = 200, body = Object, description = "`{accepted, job_id}` or `{accepted: false, reason}`"), ApiErrors),
+)]
 async fn receive(
     State(ctx): State<AppContext>,
     Extension(verifier): Extension<Arc<SignatureVerifier>>,
     Query(query): Query<HookQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<Value>, ApiError> {
     let signed_request = verifier
         .verify(&headers, &body, Utc::now())

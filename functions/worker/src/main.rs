@@ -12,7 +12,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_runtime::Error> {
     image2model_shared::telemetry::init();
     let ctx = image2model_shared::context::from_env().await?;
-    let generator = Arc::new(BuiltinGenerator::new(ctx.config.max_pixels));
+    let generator = Arc::new(BuiltinGenerator::new(ctx.config.image_limits()));
     let fal = FalClient::new(&ctx.config.fal).transpose()?;
     let mut worker = Worker::new(ctx, vec![generator]);
     if let Some(client) = fal {

@@ -2,30 +2,34 @@
 //! the periodic sweeper and cleanup.
 
 use chrono::Utc;
+use futures_util::FutureExt;
 use futures_util::future::join_all;
 use image2model_shared::AppContext;
+use image2model_shared::adapters::embedded::DiskStorage;
 use image2model_shared::app::cleanup::cleanup;
 use image2model_shared::app::sweep::sweep;
 use image2model_shared::app::work::{MessageOutcome, Worker};
+use image2model_shared::shutdown::Shutdown;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 const IDLE_POLL: Duration = Duration::from_millis(100);
 const CLEANUP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Sleeps for `d` unless shutdown is signalled first; returns whether to stop.
-async fn pause(signal: &mut watch::Receiver<bool>, d: Duration) -> bool {
-    let stopped = tokio::select! {
-        _ = tokio::time::sleep(d) => false,
-        _ = signal.wait_for(|stop| *stop) => true,
-    };
-    stopped || *signal.borrow()
+async fn pause(shutdown: &Shutdown, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => shutdown.is_triggered(),
+        _ = shutdown.triggered() => true,
+    }
 }
 
-pub async fn run_worker(ctx: AppContext, worker: Worker, mut signal: watch::Receiver<bool>) {
+pub async fn run_worker(ctx: AppContext, worker: Worker) {
     let visibility = ctx.config.visibility_timeout;
-    while !*signal.borrow() {
+    let shutdown = ctx.shutdown.clone();
+    while !shutdown.is_triggered() {
         let messages = match ctx
             .queue
             .receive(ctx.config.worker_concurrency, visibility)
@@ -34,14 +38,14 @@ pub async fn run_worker(ctx: AppContext, worker: Worker, mut signal: watch::Rece
             Ok(messages) => messages,
             Err(err) => {
                 tracing::warn!(error = %err, "queue receive failed");
-                if pause(&mut signal, Duration::from_secs(1)).await {
+                if pause(&shutdown, Duration::from_secs(1)).await {
                     break;
                 }
                 continue;
             }
         };
         if messages.is_empty() {
-            if pause(&mut signal, IDLE_POLL).await {
+            if pause(&shutdown, IDLE_POLL).await {
                 break;
             }
             continue;
@@ -51,7 +55,16 @@ pub async fn run_worker(ctx: AppContext, worker: Worker, mut signal: watch::Rece
             let worker = worker.clone();
             let queue = ctx.queue.clone();
             async move {
-                if worker.handle_message(&message.body).await == MessageOutcome::Done
+                // A panic while handling one message must not stop the worker: the message is
+                // left for redelivery (and ends in the dead letters if it always panics).
+                let outcome = AssertUnwindSafe(worker.handle_message(&message.body))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        tracing::error!(message_id = %message.message_id, "the worker panicked on a message");
+                        MessageOutcome::Retry
+                    });
+                if outcome == MessageOutcome::Done
                     && let Err(err) = queue.delete(&message.receipt).await
                 {
                     tracing::warn!(message_id = %message.message_id, error = %err, "ack failed; the message will be redelivered");
@@ -62,10 +75,13 @@ pub async fn run_worker(ctx: AppContext, worker: Worker, mut signal: watch::Rece
     }
 }
 
-pub async fn run_sweeper(ctx: AppContext, mut signal: watch::Receiver<bool>) {
+/// The sweep every `SWEEP_INTERVAL_SECONDS`; cleanup (with the storage's stale temp files)
+/// every hour.
+pub async fn run_sweeper(ctx: AppContext, disk: Arc<DiskStorage>) {
+    let shutdown = ctx.shutdown.clone();
     let mut last_cleanup = Instant::now();
     loop {
-        if pause(&mut signal, ctx.config.sweep_interval).await {
+        if pause(&shutdown, ctx.config.sweep_interval).await {
             break;
         }
         if let Err(err) = sweep(&ctx, Utc::now()).await {
@@ -75,6 +91,10 @@ pub async fn run_sweeper(ctx: AppContext, mut signal: watch::Receiver<bool>) {
             last_cleanup = Instant::now();
             if let Err(err) = cleanup(&ctx, ctx.config.retention, false, Utc::now()).await {
                 tracing::warn!(error = %err, "cleanup failed");
+            }
+            // A write in progress is seconds old; one cut short by a full disk is not.
+            if let Err(err) = disk.remove_stale_temp_files(CLEANUP_EVERY).await {
+                tracing::warn!(error = %err, "stale temp files not removed");
             }
         }
     }

@@ -3,6 +3,8 @@
 //! embedded adapters of one data directory.
 
 mod background;
+pub mod cli;
+mod serve;
 mod storage_routes;
 
 use axum::Router;
@@ -16,8 +18,9 @@ use image2model_webhook::SignatureVerifier;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -33,36 +36,63 @@ pub enum LocalError {
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub ctx: AppContext,
-    shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
-    /// Stops accepting requests, lets in-flight requests and jobs finish, and returns.
+    /// Stops accepting requests, ends open event streams, gives in-flight requests the grace
+    /// period (`SHUTDOWN_GRACE_SECONDS`) and lets in-flight jobs finish, and returns.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+        self.ctx.shutdown.trigger();
         for task in self.tasks {
             let _ = task.await;
         }
     }
 }
 
-/// Every function's routes in one router (the local server's whole API).
-pub fn api_router(ctx: &AppContext) -> Result<Router<AppContext>, LocalError> {
+/// Every function's routes in one router (the local server's whole API), with the OpenAPI
+/// description they declare.
+pub fn api(ctx: &AppContext) -> Result<(Router<AppContext>, OpenApi), LocalError> {
     let verifier = SignatureVerifier::new(&ctx.config.fal)
         .map_err(|e| LocalError::Fal(FalError::Transport(e.to_string())))?;
-    Ok(Router::new()
+    let (router, api) = OpenApiRouter::new()
         .merge(image2model_health::router())
         .merge(image2model_upload::router(ctx))
-        .merge(image2model_jobs::router())
+        .merge(image2model_jobs::router(ctx))
         .merge(image2model_status::router())
         .merge(image2model_download::router())
         .merge(image2model_admin::router())
-        .merge(image2model_webhook::router(Arc::new(verifier))))
+        .merge(image2model_webhook::router(Arc::new(verifier)))
+        .split_for_parts();
+    Ok((router, image2model_shared::web::openapi::document(api)))
+}
+
+/// Every function's routes in one router (the local server's whole API).
+pub fn api_router(ctx: &AppContext) -> Result<Router<AppContext>, LocalError> {
+    api(ctx).map(|(router, _)| router)
+}
+
+/// The OpenAPI description of the whole API, as `functions/health/openapi.json` holds it.
+pub fn openapi(ctx: &AppContext) -> Result<String, LocalError> {
+    let (_, api) = api(ctx)?;
+    let mut json = api
+        .to_pretty_json()
+        .map_err(|e| LocalError::Io(std::io::Error::other(e)))?;
+    json.push('\n');
+    Ok(json)
 }
 
 /// Starts the server on `listener` with the embedded adapters under `config.data_dir`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<RunningServer, LocalError> {
+    start_with(config, listener, Router::new()).await
+}
+
+/// [`start`], with `extra` routes beside the API (the tests' own).
+async fn start_with(
+    config: Config,
+    listener: TcpListener,
+    extra: Router,
+) -> Result<RunningServer, LocalError> {
     let addr = listener.local_addr()?;
     let base_url = config
         .public_base_url
@@ -76,41 +106,71 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningServe
         .merge(storage_routes::router(
             ctx.clone(),
             Arc::new(adapters.storage.clone()),
-        ));
+        ))
+        .merge(extra);
     let service = image2model_shared::web::into_service(app, &ctx.config);
 
-    let (shutdown, signal) = watch::channel(false);
-    let mut server_signal = signal.clone();
-    let server = tokio::spawn(async move {
-        let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-            SocketAddr,
-        >(service);
-        let graceful = async move {
-            let _ = server_signal.wait_for(|stop| *stop).await;
-        };
-        if let Err(err) = axum::serve(listener, make)
-            .with_graceful_shutdown(graceful)
-            .await
-        {
-            tracing::error!(error = %err, "server stopped");
-        }
-    });
+    let server = tokio::spawn(serve::serve(
+        listener,
+        service,
+        ctx.config.clone(),
+        ctx.shutdown.clone(),
+    ));
     let mut worker = Worker::new(
         ctx.clone(),
-        vec![Arc::new(BuiltinGenerator::new(ctx.config.max_pixels))],
+        vec![Arc::new(BuiltinGenerator::new(ctx.config.image_limits()))],
     );
     if let Some(client) = FalClient::new(&ctx.config.fal).transpose()? {
         worker = worker.with_fal(client);
     }
     let tasks = vec![
         server,
-        tokio::spawn(background::run_worker(ctx.clone(), worker, signal.clone())),
-        tokio::spawn(background::run_sweeper(ctx.clone(), signal)),
+        tokio::spawn(background::run_worker(ctx.clone(), worker)),
+        tokio::spawn(background::run_sweeper(
+            ctx.clone(),
+            Arc::new(adapters.storage.clone()),
+        )),
     ];
-    Ok(RunningServer {
-        addr,
-        ctx,
-        shutdown,
-        tasks,
-    })
+    Ok(RunningServer { addr, ctx, tasks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_500_envelope_and_the_server_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let panics = Router::new().route(
+            "/test/panic",
+            get(|| async {
+                let limits: Vec<u32> = Vec::new();
+                limits[3].to_string()
+            }),
+        );
+        let server = start_with(config, listener, panics).await.unwrap();
+        let base = format!("http://{}", server.addr);
+        let client = reqwest::Client::new();
+        for _ in 0..3 {
+            let response = client
+                .get(format!("{base}/test/panic"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 500);
+            assert!(response.headers().contains_key("x-request-id"));
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error_code"], "INTERNAL_ERROR", "{body}");
+            assert!(!body.to_string().contains("index out of bounds"), "{body}");
+        }
+        let health = client.get(format!("{base}/health")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        server.shutdown().await;
+    }
 }

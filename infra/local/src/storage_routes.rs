@@ -1,23 +1,28 @@
 //! The local stand-in for S3's presigned URLs: `PUT` and `GET` on `/local-storage/<key>` with an
-//! HMAC-signed query, and browser form `POST`s to `/local-storage` with a signed policy. A tampered or expired URL is 403; a body of the wrong type or length is
-//! 400; nothing is stored unless every check passes. A stored upload triggers ingestion, as an
-//! S3 object-created notification does on AWS.
+//! HMAC-signed query, and browser form `POST`s to `/local-storage` with a signed policy for one
+//! key. A tampered or expired URL is 403; a body of the wrong type or length is 400; an upload to
+//! a file that is no longer pending (or was written already) is 409 `UPLOAD_ALREADY_RECEIVED`;
+//! nothing is stored unless every check passes, and a grant writes its object once. The routes
+//! are rate limited per client. A stored upload triggers ingestion, as an S3 object-created
+//! notification does on AWS.
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
+use axum::{Router, middleware};
 use chrono::Utc;
 use image2model_shared::AppContext;
 use image2model_shared::adapters::embedded::url_signer::FORM_UPLOAD_PATH;
 use image2model_shared::adapters::embedded::{DiskStorage, SignedGrant};
-use image2model_shared::app::ingest::ingest_object;
-use image2model_shared::domain::UPLOADS_PREFIX;
+use image2model_shared::app::AppError;
+use image2model_shared::app::ingest::{check_upload_target, ingest_object};
 use image2model_shared::ports::{ObjectStorage, StorageError};
 use image2model_shared::validation::filename::attachment_disposition;
 use image2model_shared::web::ApiError;
+use image2model_shared::web::extract::{self, ApiMultipart};
+use image2model_shared::web::rate_limit;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -31,42 +36,53 @@ pub fn router(ctx: AppContext, disk: Arc<DiskStorage>) -> Router {
     // The form endpoint reads its own limit from the signed policy; this only bounds the body.
     let form_limit =
         usize::try_from(ctx.config.max_upload_bytes + 1024 * 1024).unwrap_or(usize::MAX);
+    // Uploads are rate limited per client, as the API's upload routes are; downloads are not.
+    let limited = || middleware::from_fn_with_state(ctx.clone(), rate_limit::limit);
     Router::new()
-        .route("/local-storage/{*key}", put(upload).get(download))
+        .route(
+            "/local-storage/{*key}",
+            put(upload).layer(limited()).get(download),
+        )
         .route(
             FORM_UPLOAD_PATH,
-            post(form_upload).layer(DefaultBodyLimit::max(form_limit)),
+            post(form_upload)
+                .layer(DefaultBodyLimit::max(form_limit))
+                .layer(limited()),
         )
         .with_state(StorageState { ctx, disk })
 }
 
-/// Stores an accepted upload and, under `uploads/`, starts ingestion as S3's notification would.
+/// Stores an accepted upload once (a second write of the key is refused) and starts ingestion,
+/// as S3's notification would.
 async fn store_upload(
     state: &StorageState,
     key: String,
     bytes: bytes::Bytes,
     content_type: &str,
 ) -> Result<(), ApiError> {
-    state.disk.put(&key, bytes, content_type).await?;
-    if key.starts_with(UPLOADS_PREFIX) {
-        let ctx = state.ctx.clone();
-        tokio::spawn(async move {
-            if let Err(err) = ingest_object(&ctx, &key).await {
-                tracing::warn!(key, error = %err, "ingestion failed; the sweeper will retry");
-            }
-        });
+    let file = check_upload_target(&state.ctx, &key).await?;
+    if !state.disk.put_new(&key, bytes, content_type).await? {
+        return Err(AppError::UploadAlreadyReceived {
+            file_id: file.file_id,
+            status: file.status.as_str(),
+        }
+        .into());
     }
+    let ctx = state.ctx.clone();
+    tokio::spawn(async move {
+        if let Err(err) = ingest_object(&ctx, &key).await {
+            tracing::warn!(key, error = %err, "ingestion failed; the sweeper will retry");
+        }
+    });
     Ok(())
 }
 
 /// The stand-in for S3's browser POST: policy fields first, then the `file` part.
 async fn form_upload(
     State(state): State<StorageState>,
-    mut form: Multipart,
+    ApiMultipart(mut form): ApiMultipart,
 ) -> Result<StatusCode, ApiError> {
-    let malformed = |e: axum::extract::multipart::MultipartError| {
-        ApiError::validation(format!("malformed form: {}", e.body_text()), None)
-    };
+    let malformed = extract::multipart_error;
     let mut fields = BTreeMap::new();
     while let Some(mut field) = form.next_field().await.map_err(malformed)? {
         let name = field.name().unwrap_or_default().to_owned();
@@ -89,13 +105,8 @@ async fn form_upload(
                 tracing::info!(error = %err, "form upload policy refused");
                 ApiError::SignatureInvalid
             })?;
-        let key = fields.get("key").cloned().unwrap_or_default();
-        if !key.starts_with(&grant.key_prefix) || key.len() == grant.key_prefix.len() {
-            return Err(ApiError::SignedRequestMismatch(format!(
-                "the key must start with {}",
-                grant.key_prefix
-            )));
-        }
+        // Before the bytes: a grant for a file that is no longer pending stores nothing.
+        check_upload_target(&state.ctx, &grant.key).await?;
         let mut bytes = bytes::BytesMut::new();
         while let Some(chunk) = field.chunk().await.map_err(malformed)? {
             if (bytes.len() + chunk.len()) as u64 > grant.max_length {
@@ -111,7 +122,7 @@ async fn form_upload(
                 "the file is empty".to_owned(),
             ));
         }
-        store_upload(&state, key, bytes.freeze(), &grant.content_type).await?;
+        store_upload(&state, grant.key, bytes.freeze(), &grant.content_type).await?;
         return Ok(StatusCode::NO_CONTENT);
     }
     Err(ApiError::validation(
@@ -144,6 +155,7 @@ async fn upload(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let grant = verify(&state, "PUT", &key, query.as_deref())?;
+    check_upload_target(&state.ctx, &key).await?;
     let sent_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -165,10 +177,18 @@ async fn upload(
         )));
     }
     let limit = usize::try_from(signed_length).unwrap_or(usize::MAX);
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::SignedRequestMismatch(format!(
-            "the body exceeds the signed {signed_length} bytes"
-        ))
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
+        if extract::caused_by::<http_body_util::LengthLimitError>(&err) {
+            ApiError::SignedRequestMismatch(format!(
+                "the body exceeds the signed {signed_length} bytes"
+            ))
+        } else {
+            extract::unreadable_body(
+                StatusCode::BAD_REQUEST,
+                "the body could not be read".to_owned(),
+                &err,
+            )
+        }
     })?;
     if bytes.len() as u64 != signed_length {
         return Err(ApiError::SignedRequestMismatch(format!(

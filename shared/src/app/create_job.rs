@@ -20,15 +20,34 @@ use serde::Deserialize;
 
 /// What a client asks for: a job on one of its files, a model type (the default when absent)
 /// and options (the body of `POST /api/v1/jobs`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJobRequest {
+    /// A file of the caller (ready, or pending: the job then waits for it).
+    #[schema(value_type = uuid::Uuid)]
     pub file_id: FileId,
+    /// One of the catalog's model types; the default when absent.
     #[serde(default)]
+    #[schema(value_type = Option<ModelType>)]
     pub model_type: Option<String>,
     #[serde(default)]
     pub options: Option<JobOptions>,
 }
+
+/// The catalog's model types, as the document names them.
+pub struct ModelType;
+
+impl utoipa::PartialSchema for ModelType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(models::CATALOG.iter().map(|m| m.id)))
+            .description(Some("A model type of the catalog"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ModelType {}
 
 /// The catalog entry for `model_type` (the default when absent), if this deployment runs it.
 pub fn resolve_model(
@@ -53,20 +72,26 @@ pub fn resolve_model(
     }
 }
 
-/// Checks option values, and that `model` takes every option that is set.
-pub fn validate_options(model: &ModelSpec, options: &JobOptions) -> Result<(), AppError> {
-    options
-        .validate()
-        .map_err(|(field, reason)| AppError::invalid(format!("{field} {reason}"), Some(field)))?;
+/// Checks option values, and that `model` takes every option that is set. `at` is where the
+/// options sit in the request (`options`, `generate.options`, or empty for form fields), so an
+/// error's `field` is the option's whole path.
+pub fn validate_options(model: &ModelSpec, options: &JobOptions, at: &str) -> Result<(), AppError> {
+    let path = |field: &str| {
+        if at.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{at}.{field}")
+        }
+    };
+    options.validate().map_err(|(field, reason)| {
+        AppError::invalid(format!("{field} {reason}"), Some(&path(field)))
+    })?;
     match model.unsupported_option(options) {
-        Some(field) => Err(AppError::invalid(
-            format!(
-                "{field} is not an option of {} (it takes: {})",
-                model.id,
-                model.accepted_options.join(", ")
-            ),
-            Some(&field),
-        )),
+        Some(field) => Err(AppError::UnsupportedOption {
+            model: model.id,
+            field: path(&field),
+            accepted: model.accepted_options.join(", "),
+        }),
         None => Ok(()),
     }
 }
@@ -140,7 +165,7 @@ pub async fn create_job(
 ) -> Result<GenerationJob, AppError> {
     let options = request.options.unwrap_or_default();
     let model = resolve_model(ctx, request.model_type.as_deref())?;
-    validate_options(model, &options)?;
+    validate_options(model, &options, "options")?;
     if let Some(key) = idempotency_key {
         validate_idempotency_key(key)?;
     }
@@ -160,9 +185,21 @@ pub async fn create_job(
     }
     match created? {
         CreateOutcome::Existing(existing) => {
-            return match ctx.store.get_job(existing).await? {
-                Some(job) => Ok(job),
-                None => Err(AppError::JobNotFound(existing)),
+            let earlier = ctx
+                .store
+                .get_job(existing)
+                .await?
+                .ok_or(AppError::JobNotFound(existing))?;
+            // The key replays its own request only; another request under it is a client bug.
+            let same = (
+                earlier.file_id,
+                earlier.model_type.as_str(),
+                &earlier.options,
+            ) == (job.file_id, job.model_type.as_str(), &job.options);
+            return if same {
+                Ok(earlier)
+            } else {
+                Err(AppError::IdempotencyKeyReused { job_id: existing })
             };
         }
         CreateOutcome::Created => {}
@@ -361,7 +398,10 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert_eq!(invalid_field(err).as_deref(), Some("texture"));
+        assert!(
+            matches!(err, AppError::UnsupportedOption { ref field, model: "depth_anything_v2", .. } if field == "options.texture"),
+            "{err:?}"
+        );
         let tiny = JobOptions {
             face_limit: Some(1),
             ..JobOptions::default()
@@ -369,7 +409,7 @@ mod tests {
         let err = create_job(&t, "alice", request(file.file_id, None, Some(tiny)), None)
             .await
             .unwrap_err();
-        assert_eq!(invalid_field(err).as_deref(), Some("face_limit"));
+        assert_eq!(invalid_field(err).as_deref(), Some("options.face_limit"));
         for key in ["", "has space", &"k".repeat(129)] {
             let err = create_job(&t, "alice", request(file.file_id, None, None), Some(key))
                 .await
@@ -427,6 +467,20 @@ mod tests {
         .await
         .unwrap();
         assert_ne!(other.job_id, first.job_id);
+        // The same key for another request is refused, and takes no quota.
+        let err = create_job(
+            &t,
+            "alice",
+            request(file.file_id, Some("trellis"), None),
+            Some("k-1"),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, AppError::IdempotencyKeyReused { job_id } if job_id == first.job_id),
+            "{err:?}"
+        );
+        assert_eq!(used_today(&t).await, 1);
     }
 
     #[tokio::test]

@@ -27,8 +27,21 @@ pub enum AppError {
         status: &'static str,
         reason: String,
     },
+    /// The file's bytes arrived already: an upload grant writes one object once.
+    #[error("file {file_id} is {status}: its upload was already received")]
+    UploadAlreadyReceived {
+        file_id: FileId,
+        status: &'static str,
+    },
     #[error("model type {0:?} is not available in this deployment")]
     ModelUnavailable(String),
+    /// An option the schema knows that the chosen model does not take.
+    #[error("{field} is not an option of {model} (it takes: {accepted})")]
+    UnsupportedOption {
+        model: &'static str,
+        field: String,
+        accepted: String,
+    },
     /// A request's value is not acceptable; `field` names it when there is one.
     #[error("{message}")]
     Invalid {
@@ -54,6 +67,9 @@ pub enum AppError {
         used: u64,
         retry_after_secs: u64,
     },
+    /// An idempotency key used before for another request (another file, model or options).
+    #[error("the Idempotency-Key was used for another request (job {job_id}); use a new key")]
+    IdempotencyKeyReused { job_id: JobId },
     /// Another writer kept winning (or the record already existed); retrying may succeed.
     #[error("a concurrent update won; retry the request")]
     Conflict,
@@ -85,6 +101,8 @@ impl AppError {
     /// The port that failed, for errors of the backends (whose text stays in the logs).
     pub fn failed_component(&self) -> Option<&'static str> {
         match self {
+            // A key the client made up is the client's error, not the storage's.
+            Self::Storage(StorageError::InvalidKey(_)) => None,
             Self::Store(_) => Some("store"),
             Self::Storage(_) => Some("object storage"),
             Self::Queue(_) => Some("queue"),

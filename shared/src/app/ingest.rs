@@ -5,13 +5,14 @@
 
 use super::enqueue::{Handover, enqueue_if_ready};
 use super::error::AppError;
+use super::inspect::inspect;
 use super::job_update::fail_job;
 use crate::context::AppContext;
 use crate::domain::{
     AcceptedImage, FileId, FileRejection, FileStatus, JobError, JobStatus, UploadedFile,
 };
 use crate::ports::StoreError;
-use crate::validation::{ImageRejection, inspect_image};
+use crate::validation::ImageRejection;
 
 /// What ingestion did with one object.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -28,8 +29,30 @@ pub enum IngestOutcome {
     },
     /// The file had already left `pending` (a duplicate event).
     AlreadyProcessed { file_id: FileId },
-    /// Not an upload we know about.
+    /// A ready file's bytes were written again after validation: the file is refused after all,
+    /// its bytes deleted and its live jobs failed with `UPLOAD_TAMPERED`.
+    Tampered { file_id: FileId, failed_jobs: usize },
+    /// An upload key no file record names: nothing granted that write, so the object is deleted.
+    Unrecorded,
+    /// Not an upload key.
     Ignored,
+}
+
+/// Whether bytes may be written at `key` (the local storage's uploads; on S3 the URL alone
+/// decides and ingestion checks afterwards): only the upload of a recorded file that is still
+/// pending. `FILE_NOT_FOUND` for a key no record names, `UPLOAD_ALREADY_RECEIVED` once the file
+/// left `pending`.
+pub async fn check_upload_target(ctx: &AppContext, key: &str) -> Result<UploadedFile, AppError> {
+    let file_id = UploadedFile::file_id_of_key(key)
+        .ok_or_else(|| AppError::invalid(format!("{key:?} is not an upload key"), Some("key")))?;
+    match ctx.store.get_file(file_id).await? {
+        Some(file) if file.object_key == key && file.status == FileStatus::Pending => Ok(file),
+        Some(file) if file.object_key == key => Err(AppError::UploadAlreadyReceived {
+            file_id,
+            status: file.status.as_str(),
+        }),
+        _ => Err(AppError::FileNotFound(file_id)),
+    }
 }
 
 /// Validates the object at `key` and settles its file record.
@@ -38,15 +61,17 @@ pub async fn ingest_object(ctx: &AppContext, key: &str) -> Result<IngestOutcome,
         tracing::warn!(key, "object outside uploads/<owner>/<file_id> ignored");
         return Ok(IngestOutcome::Ignored);
     };
-    let Some(file) = ctx.store.get_file(file_id).await? else {
-        tracing::warn!(key, "object without a file record ignored");
-        return Ok(IngestOutcome::Ignored);
+    let file = match ctx.store.get_file(file_id).await? {
+        Some(file) if file.object_key == key => file,
+        _ => {
+            // Upload grants name a recorded file's exact key; nothing granted this write.
+            tracing::warn!(key, "object without a file record deleted");
+            ctx.storage.delete(key).await?;
+            return Ok(IngestOutcome::Unrecorded);
+        }
     };
-    if file.object_key != key {
-        return Ok(IngestOutcome::Ignored);
-    }
     if file.status != FileStatus::Pending {
-        return Ok(IngestOutcome::AlreadyProcessed { file_id });
+        return check_rewrite(ctx, &file).await;
     }
     let limits = ctx.config.image_limits();
     let verdict = match ctx.storage.head(key).await? {
@@ -55,15 +80,66 @@ pub async fn ingest_object(ctx: &AppContext, key: &str) -> Result<IngestOutcome,
             size: meta.size,
             limit: limits.max_bytes,
         }),
-        Some(_) => {
-            let bytes = ctx.storage.get(key).await?;
-            inspect_image(&bytes, limits)
-        }
+        Some(_) => inspect(ctx, ctx.storage.get(key).await?).await,
     };
     match verdict {
         Ok(image) => accept(ctx, &file, image).await,
         Err(rejection) => reject(ctx, &file, &rejection).await,
     }
+}
+
+/// An event for a file that was settled already: a duplicate event changes nothing, but bytes
+/// that differ from the validated ones (a second write through a URL that cannot be revoked)
+/// refuse the file, and bytes written to a rejected file are deleted.
+async fn check_rewrite(ctx: &AppContext, file: &UploadedFile) -> Result<IngestOutcome, AppError> {
+    let already = IngestOutcome::AlreadyProcessed {
+        file_id: file.file_id,
+    };
+    let Some(meta) = ctx.storage.head(&file.object_key).await? else {
+        return Ok(already);
+    };
+    match file.status {
+        FileStatus::Ready => {
+            let validated = file.sha256.as_deref();
+            let unchanged = meta.size == file.size
+                && validated
+                    == Some(
+                        sha256_hex(ctx.storage.get(&file.object_key).await?)
+                            .await
+                            .as_str(),
+                    );
+            if unchanged {
+                return Ok(already);
+            }
+            let reason = FileRejection {
+                code: "UPLOAD_TAMPERED".to_owned(),
+                message: "the upload was written again after it was validated".to_owned(),
+            };
+            let Ok(revoked) = file.revoke(reason.clone()) else {
+                return Ok(already);
+            };
+            match settle_refused(ctx, file, revoked, &reason).await? {
+                Some(failed_jobs) => Ok(IngestOutcome::Tampered {
+                    file_id: file.file_id,
+                    failed_jobs,
+                }),
+                None => Ok(already),
+            }
+        }
+        FileStatus::Rejected => {
+            ctx.storage.delete(&file.object_key).await?;
+            Ok(already)
+        }
+        FileStatus::Pending => Ok(already),
+    }
+}
+
+/// The SHA-256 of `bytes`, hex, computed off the async runtime.
+pub async fn sha256_hex(bytes: bytes::Bytes) -> String {
+    use sha2::{Digest, Sha256};
+    tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&bytes)))
+        .await
+        .unwrap_or_default()
 }
 
 async fn accept(
@@ -109,18 +185,33 @@ async fn reject(
         code: rejection.code().to_owned(),
         message: rejection.to_string(),
     };
-    let Ok(rejected) = file.reject(reason.clone()) else {
-        return Ok(IngestOutcome::AlreadyProcessed {
-            file_id: file.file_id,
-        });
+    let already = IngestOutcome::AlreadyProcessed {
+        file_id: file.file_id,
     };
-    match ctx.store.update_file(&rejected).await {
+    let Ok(rejected) = file.reject(reason.clone()) else {
+        return Ok(already);
+    };
+    Ok(match settle_refused(ctx, file, rejected, &reason).await? {
+        Some(failed_jobs) => IngestOutcome::Rejected {
+            file_id: file.file_id,
+            code: reason.code,
+            failed_jobs,
+        },
+        None => already,
+    })
+}
+
+/// Writes the refused file (`None` when another writer settled it first), deletes its bytes and
+/// fails its live jobs with the reason's code; returns how many jobs failed.
+async fn settle_refused(
+    ctx: &AppContext,
+    file: &UploadedFile,
+    refused: UploadedFile,
+    reason: &FileRejection,
+) -> Result<Option<usize>, AppError> {
+    match ctx.store.update_file(&refused).await {
         Ok(()) => {}
-        Err(StoreError::Conflict) => {
-            return Ok(IngestOutcome::AlreadyProcessed {
-                file_id: file.file_id,
-            });
-        }
+        Err(StoreError::Conflict) => return Ok(None),
         Err(e) => return Err(e.into()),
     }
     ctx.storage.delete(&file.object_key).await?;
@@ -133,19 +224,14 @@ async fn reject(
         if job.status.is_terminal() {
             continue;
         }
-        let result = fail_job(ctx.store.as_ref(), job.job_id, &error).await;
-        match result {
+        match fail_job(ctx.store.as_ref(), job.job_id, &error).await {
             Ok(_) => failed += 1,
             Err(AppError::JobNotFound(_)) => {}
             Err(e) => return Err(e),
         }
     }
-    tracing::info!(file_id = %file.file_id, code = %reason.code, failed, "file rejected");
-    Ok(IngestOutcome::Rejected {
-        file_id: file.file_id,
-        code: reason.code,
-        failed_jobs: failed,
-    })
+    tracing::info!(file_id = %file.file_id, code = %reason.code, failed, "file refused");
+    Ok(Some(failed))
 }
 
 #[cfg(test)]
@@ -240,30 +326,82 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn objects_that_are_not_recorded_uploads_are_ignored() {
+    async fn objects_no_record_granted_are_deleted_and_other_keys_ignored() {
         let t = context();
         let file = pending_file(&t, "alice").await;
         for key in [
-            "results/x/model.glb".to_owned(),
             format!("uploads/alice/{}", FileId::new()),
             format!("uploads/mallory/{}", file.file_id),
-            file.object_key.clone(),
         ] {
-            // The last one is recorded but its bytes never arrived.
+            t.storage
+                .put(&key, Bytes::from_static(b"junk"), "image/png")
+                .await
+                .unwrap();
             assert_eq!(
                 ingest_object(&t, &key).await.unwrap(),
-                IngestOutcome::Ignored,
+                IngestOutcome::Unrecorded,
                 "{key}"
+            );
+            assert!(
+                t.storage.head(&key).await.unwrap().is_none(),
+                "{key} deleted"
             );
         }
         assert_eq!(
-            t.store
-                .get_file(file.file_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .status,
-            FileStatus::Pending
+            ingest_object(&t, "results/x/model.glb").await.unwrap(),
+            IngestOutcome::Ignored
         );
+        // Recorded, but its bytes never arrived.
+        assert_eq!(
+            ingest_object(&t, &file.object_key).await.unwrap(),
+            IngestOutcome::Ignored
+        );
+        let stored_file = t.store.get_file(file.file_id).await.unwrap().unwrap();
+        assert_eq!(stored_file.status, FileStatus::Pending);
+    }
+
+    #[tokio::test]
+    async fn bytes_written_again_after_validation_refuse_the_file() {
+        let t = context();
+        let file = pending_file(&t, "alice").await;
+        let waiting = queued_job(&t, &file, DEFAULT_MODEL).await;
+        upload_bytes(&t, &file).await;
+        ingest_object(&t, &file.object_key).await.unwrap();
+        drain(&t).await;
+        // The same write's event again changes nothing.
+        assert_eq!(
+            ingest_object(&t, &file.object_key).await.unwrap(),
+            IngestOutcome::AlreadyProcessed {
+                file_id: file.file_id
+            }
+        );
+        // A second write through the (unrevocable) URL: HTML where a PNG was validated.
+        t.storage
+            .put(
+                &file.object_key,
+                Bytes::from_static(b"<html>owned</html>"),
+                "image/png",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            ingest_object(&t, &file.object_key).await.unwrap(),
+            IngestOutcome::Tampered {
+                file_id: file.file_id,
+                failed_jobs: 1
+            }
+        );
+        let refused = t.store.get_file(file.file_id).await.unwrap().unwrap();
+        assert_eq!(refused.status, FileStatus::Rejected);
+        assert_eq!(refused.rejection.unwrap().code, "UPLOAD_TAMPERED");
+        assert!(t.storage.head(&file.object_key).await.unwrap().is_none());
+        assert_eq!(
+            stored(&t, &waiting).await.error.unwrap().code,
+            "UPLOAD_TAMPERED"
+        );
+        // Bytes written to a refused file are deleted at once.
+        upload_bytes(&t, &file).await;
+        ingest_object(&t, &file.object_key).await.unwrap();
+        assert!(t.storage.head(&file.object_key).await.unwrap().is_none());
     }
 }

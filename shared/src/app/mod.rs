@@ -7,6 +7,7 @@
 //! | announce uploads, sign where the bytes go | `presign_upload.rs` |
 //! | store uploads that came with the request (single and batch) | `direct_upload.rs` |
 //! | validate an uploaded object; release or fail the jobs waiting for it | `ingest.rs` |
+//! | validate image bytes off the runtime, within the decode permits | `inspect.rs` |
 //! | create a job (model, options, quota, idempotency) or a batch of jobs | `create_job.rs` |
 //! | hand a job to the worker when its file is ready | `enqueue.rs` |
 //! | change a job conditionally, fail a job | `job_update.rs` |
@@ -33,6 +34,7 @@ pub mod error;
 pub mod fal_webhook;
 pub mod health;
 pub mod ingest;
+pub mod inspect;
 pub mod job_update;
 pub mod list_jobs;
 pub mod maintenance;

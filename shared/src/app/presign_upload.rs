@@ -15,24 +15,46 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 /// One file a client is about to upload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PresignFile {
+    /// The name to keep; its extension, if any, must be an image's.
+    #[schema(
+        pattern = r"^([^.]*|.*\.([Jj][Pp][Ee]?[Gg]|[Jj][Pp][Ee]|[Pp][Nn][Gg]|[Ww][Ee][Bb][Pp]))$"
+    )]
     pub filename: String,
+    /// The type the bytes will be (and the PUT must declare).
+    #[schema(value_type = ImageType)]
     pub content_type: String,
+    /// Its exact length in bytes (at most `MAX_UPLOAD_BYTES`).
+    #[schema(minimum = 1, maximum = 52428800)]
+    #[serde(deserialize_with = "crate::domain::integer::whole")]
     pub size: u64,
 }
 
+/// The image types uploads accept.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Names the accepted values for the document.
+pub enum ImageType {
+    #[schema(rename = "image/jpeg")]
+    Jpeg,
+    #[schema(rename = "image/png")]
+    Png,
+    #[schema(rename = "image/webp")]
+    Webp,
+}
+
 /// The job to create for each file, when the client asks for one.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateSpec {
+    #[schema(value_type = Option<super::create_job::ModelType>)]
     pub model_type: Option<String>,
     pub options: Option<JobOptions>,
 }
 
 /// How the browser sends the bytes: a signed PUT (default) or a form POST with a policy.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
 pub enum UploadMethod {
     #[default]
     #[serde(rename = "PUT")]
@@ -42,9 +64,11 @@ pub enum UploadMethod {
 }
 
 /// The body of `POST /api/v1/uploads/presign`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PresignRequest {
+    /// The files to announce (at most `MAX_FILES`).
+    #[schema(min_items = 1, max_items = 25)]
     pub files: Vec<PresignFile>,
     pub generate: Option<GenerateSpec>,
     #[serde(default)]
@@ -67,17 +91,24 @@ pub struct PresignedUpload {
     pub job_id: Option<JobId>,
 }
 
+/// `INVALID_FILE_TYPE` for a filename whose extension is not an image's (`evil.php`), however
+/// the file is uploaded; a name without an extension is fine.
+pub(super) fn refuse_foreign_extension(content_type: &str, filename: &str) -> Result<(), AppError> {
+    match extension(filename) {
+        Some(ext) if ImageKind::from_extension(&ext).is_none() => Err(AppError::InvalidFileType {
+            declared: format!("{content_type} (file extension .{ext})"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The accepted kind of a declared content type and filename, or `INVALID_FILE_TYPE`.
 fn declared_kind(content_type: &str, filename: &str) -> Result<ImageKind, AppError> {
     let kind = ImageKind::from_mime(content_type).ok_or_else(|| AppError::InvalidFileType {
         declared: content_type.to_owned(),
     })?;
-    match extension(filename) {
-        Some(ext) if ImageKind::from_extension(&ext).is_none() => Err(AppError::InvalidFileType {
-            declared: format!("{content_type} (file extension .{ext})"),
-        }),
-        _ => Ok(kind),
-    }
+    refuse_foreign_extension(content_type, filename)?;
+    Ok(kind)
 }
 
 /// Checks every file and the job request, then records, signs and (when asked) creates jobs.
@@ -112,7 +143,7 @@ pub async fn presign_uploads(
     if let Some(generate) = &request.generate {
         let model = resolve_model(ctx, generate.model_type.as_deref())?;
         if let Some(options) = &generate.options {
-            validate_options(model, options)?;
+            validate_options(model, options, "generate.options")?;
         }
     }
 

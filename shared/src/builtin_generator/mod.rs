@@ -14,21 +14,14 @@ use bytes::Bytes;
 use image2model_relief::{self as relief, ReliefError};
 
 pub struct BuiltinGenerator {
-    max_pixels: u64,
+    limits: ImageLimits,
 }
 
 impl BuiltinGenerator {
-    pub fn new(max_pixels: u64) -> Self {
-        Self { max_pixels }
+    /// A generator that decodes within `limits` (the pixel and decode limits of validation).
+    pub fn new(limits: ImageLimits) -> Self {
+        Self { limits }
     }
-}
-
-/// Decoding limits for images of at most `max_pixels` pixels (whatever their size in bytes).
-fn pixel_limits(max_pixels: u64) -> image::Limits {
-    decode_limits(ImageLimits {
-        max_bytes: u64::MAX,
-        max_pixels,
-    })
 }
 
 impl From<ReliefError> for GeneratorError {
@@ -51,10 +44,10 @@ impl From<ReliefError> for GeneratorError {
 pub fn glb_from_depth_image(
     photo: &[u8],
     depth_image: &[u8],
-    max_pixels: u64,
+    limits: ImageLimits,
     face_limit: Option<u32>,
 ) -> Result<Vec<u8>, GeneratorError> {
-    relief::glb_from_depth_image(photo, depth_image, pixel_limits(max_pixels), face_limit)
+    relief::glb_from_depth_image(photo, depth_image, decode_limits(limits), face_limit)
         .map_err(GeneratorError::from)
 }
 
@@ -83,10 +76,9 @@ impl Generator for BuiltinGenerator {
             return Err(GeneratorError::Unavailable(request.model_type));
         }
         progress.report(10, "Decoding image").await;
-        let max_pixels = self.max_pixels;
+        let limits = self.limits;
         let image = request.image;
-        let decoded =
-            blocking(move || Ok(relief::decode(&image, pixel_limits(max_pixels))?)).await?;
+        let decoded = blocking(move || Ok(relief::decode(&image, decode_limits(limits))?)).await?;
         progress.report(30, "Preparing texture").await;
         let (decoded, tex) =
             blocking(move || Ok(relief::texture(&decoded).map(|t| (decoded, t))?)).await?;
@@ -152,7 +144,7 @@ mod tests {
             options,
             image: Bytes::from(bytes),
         };
-        let model = BuiltinGenerator::new(40_000_000)
+        let model = BuiltinGenerator::new(crate::config::Config::default().image_limits())
             .generate(request, &recorder)
             .await
             .unwrap();
@@ -236,7 +228,7 @@ mod tests {
             options: JobOptions::default(),
             image: Bytes::from_static(b"nope"),
         };
-        let err = BuiltinGenerator::new(1000)
+        let err = BuiltinGenerator::new(crate::config::Config::default().image_limits())
             .generate(request, &Recorder::default())
             .await
             .unwrap_err();
@@ -248,7 +240,7 @@ mod tests {
             image: Bytes::new(),
         };
         assert!(matches!(
-            BuiltinGenerator::new(1000)
+            BuiltinGenerator::new(crate::config::Config::default().image_limits())
                 .generate(request, &Recorder::default())
                 .await,
             Err(GeneratorError::Unavailable(_))

@@ -57,6 +57,8 @@ pub struct UploadedFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptedImage {
     pub content_type: String,
+    /// The extension of the sniffed type; the stored filename takes it.
+    pub extension: &'static str,
     pub size: u64,
     pub sha256: String,
     pub width: u32,
@@ -67,6 +69,13 @@ pub struct AcceptedImage {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("file is {0}, not pending")]
 pub struct FileNotPending(pub &'static str);
+
+/// `name` with its extension (if any) replaced by `extension`: a stored file is named after
+/// what its bytes are, whatever the client called it.
+fn with_extension(name: &str, extension: &str) -> String {
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    format!("{stem}.{extension}")
+}
 
 impl UploadedFile {
     /// A file announced for a presigned upload: `pending` until ingestion has seen its bytes.
@@ -108,7 +117,7 @@ impl UploadedFile {
     ) -> Self {
         let pending = Self::pending(
             owner,
-            filename,
+            &with_extension(filename, image.extension),
             &image.content_type,
             image.size,
             created_at,
@@ -140,6 +149,7 @@ impl UploadedFile {
     pub fn accept(&self, image: AcceptedImage) -> Result<Self, FileNotPending> {
         self.ensure_pending()?;
         Ok(Self {
+            filename: with_extension(&self.filename, image.extension),
             content_type: image.content_type,
             size: image.size,
             sha256: Some(image.sha256),
@@ -161,6 +171,20 @@ impl UploadedFile {
         })
     }
 
+    /// A ready file whose bytes were written again after validation: they are not what was
+    /// validated, so the file is refused after all.
+    pub fn revoke(&self, rejection: FileRejection) -> Result<Self, FileNotPending> {
+        if self.status != FileStatus::Ready {
+            return Err(FileNotPending(self.status.as_str()));
+        }
+        Ok(Self {
+            status: FileStatus::Rejected,
+            rejection: Some(rejection),
+            version: self.version + 1,
+            ..self.clone()
+        })
+    }
+
     fn ensure_pending(&self) -> Result<(), FileNotPending> {
         match self.status {
             FileStatus::Pending => Ok(()),
@@ -172,6 +196,28 @@ impl UploadedFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_names_take_the_extension_of_what_the_bytes_are() {
+        assert_eq!(with_extension("photo.jpg", "png"), "photo.png");
+        assert_eq!(with_extension("photo", "webp"), "photo.webp");
+        assert_eq!(with_extension("archive.tar.gz", "jpg"), "archive.tar.jpg");
+        let now = chrono::Utc::now();
+        let image = AcceptedImage {
+            content_type: "image/png".into(),
+            extension: "png",
+            size: 3,
+            sha256: "ab".into(),
+            width: 1,
+            height: 1,
+        };
+        let pending = UploadedFile::pending("a", "cat.jpeg", "image/jpeg", 3, now, now);
+        assert_eq!(pending.accept(image.clone()).unwrap().filename, "cat.png");
+        assert_eq!(
+            UploadedFile::ready("a", "cat", image, now, now).filename,
+            "cat.png"
+        );
+    }
 
     #[test]
     fn upload_keys_name_their_file_and_nothing_else_does() {

@@ -22,9 +22,21 @@ fn parse_canonical(raw: &str) -> Result<Uuid, InvalidId> {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(Uuid);
+
+        /// Only the canonical form, as in a path: a JSON body names ids the same way.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = std::borrow::Cow::<str>::deserialize(deserializer)?;
+                raw.parse().map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{raw:?} is not an id (ids are UUIDs such as 123e4567-e89b-42d3-a456-426614174000)"
+                    ))
+                })
+            }
+        }
 
         impl $name {
             /// A fresh random (v4) id.
@@ -105,6 +117,22 @@ mod tests {
             &"a".repeat(5000),
         ] {
             assert_eq!(raw.parse::<FileId>(), Err(InvalidId), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn json_bodies_take_the_canonical_form_only() {
+        let id = FileId::new();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(serde_json::from_str::<FileId>(&json).unwrap(), id);
+        for loose in [
+            format!("\"{}\"", id.as_uuid().simple()),
+            format!("\"{{{id}}}\""),
+            format!("\"urn:uuid:{id}\""),
+            "12".to_owned(),
+            "null".to_owned(),
+        ] {
+            assert!(serde_json::from_str::<FileId>(&loose).is_err(), "{loose}");
         }
     }
 

@@ -8,7 +8,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     Queued,
@@ -69,7 +81,7 @@ impl fmt::Display for JobStatus {
 }
 
 /// Texture quality, as FAL's tripo3d understands it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Texture {
     #[serde(rename = "no")]
     No,
@@ -79,17 +91,28 @@ pub enum Texture {
     Hd,
 }
 
-/// Options a client may set on a job. Unknown keys are refused rather than silently dropped.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Options a client may set on a job. Unknown keys are refused rather than silently dropped;
+/// each model takes only some (see `GET /api/v1/models/available`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobOptions {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Most triangles of the model.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::integer::optional_whole"
+    )]
+    #[schema(minimum = 500, maximum = 2000000)]
     pub face_limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub texture: Option<Texture>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pbr: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::integer::optional_whole"
+    )]
     pub seed: Option<u32>,
 }
 

@@ -1,9 +1,10 @@
 //! The domain model: ids, uploaded files, generation jobs with their state machine, batches and
-//! the catalog of model types.
+//! the catalog of model types; how whole numbers in JSON bodies are read.
 
 pub mod batch;
 pub mod file;
 pub mod ids;
+pub mod integer;
 pub mod job;
 pub mod models;
 

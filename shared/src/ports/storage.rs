@@ -38,7 +38,7 @@ pub struct PresignedRequest {
 }
 
 /// A browser form upload: POST `url` as `multipart/form-data` with every field of `fields`,
-/// then the file as the last part, named `file`. The signed policy fixes the key prefix, the
+/// then the file as the last part, named `file`. The signed policy fixes the exact key, the
 /// content type and the allowed length range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PresignedPost {
@@ -52,12 +52,6 @@ pub struct PresignedPost {
 pub fn expiry_from_now(expires_in: Duration) -> DateTime<Utc> {
     let secs = i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX / 2);
     DateTime::from_timestamp(Utc::now().timestamp().saturating_add(secs), 0).unwrap_or_default()
-}
-
-/// The folder part of a key (`uploads/alice/` of `uploads/alice/<id>`): the prefix a POST
-/// policy allows.
-pub fn key_prefix(key: &str) -> &str {
-    key.rfind('/').map_or("", |i| &key[..=i])
 }
 
 #[async_trait]
@@ -78,7 +72,7 @@ pub trait ObjectStorage: Send + Sync {
         content_length: u64,
         expires_in: Duration,
     ) -> Result<PresignedRequest, StorageError>;
-    /// A POST form for `key`: a policy with the key's prefix, `content_type` and
+    /// A POST form for `key`: a policy with exactly that key, `content_type` and
     /// `content-length-range` 1..=`max_length`.
     async fn presign_post(
         &self,

@@ -3,7 +3,7 @@
 //! decode it fully, so that only a well-formed JPEG, PNG or WebP is ever accepted.
 
 use crate::domain::file::AcceptedImage;
-use image::{ImageFormat, ImageReader, Limits};
+use image::{ImageDecoder, ImageFormat, ImageReader, Limits};
 use sha2::{Digest, Sha256};
 use std::io::Cursor;
 
@@ -17,6 +17,15 @@ pub enum ImageKind {
 
 impl ImageKind {
     pub const ALL: [ImageKind; 3] = [Self::Jpeg, Self::Png, Self::Webp];
+
+    /// The filename extension a file of this kind is stored under.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Webp => "webp",
+        }
+    }
 
     pub fn mime(self) -> &'static str {
         match self {
@@ -107,6 +116,10 @@ pub enum ImageRejection {
     Unsupported { format: &'static str },
     #[error("the image is {width}x{height} pixels; the limit is {limit} pixels")]
     TooManyPixels { width: u32, height: u32, limit: u64 },
+    /// Decoding would take more memory than allowed (pixels x channels x bit depth): a
+    /// decompression bomb, or simply too deep an image.
+    #[error("the image decodes to {needed} bytes; the limit is {limit} bytes")]
+    DecodesTooLarge { needed: u64, limit: u64 },
     #[error("the image is corrupt or truncated: {reason}")]
     Corrupt { reason: String },
     #[error("{extra} bytes follow the end of the image (truncated upload or polyglot file)")]
@@ -120,7 +133,7 @@ impl ImageRejection {
             Self::Empty => "EMPTY_FILE",
             Self::TooLarge { .. } => "FILE_TOO_LARGE",
             Self::NotAnImage | Self::Unsupported { .. } => "INVALID_FILE_TYPE",
-            Self::TooManyPixels { .. } => "IMAGE_TOO_LARGE",
+            Self::TooManyPixels { .. } | Self::DecodesTooLarge { .. } => "IMAGE_TOO_LARGE",
             Self::Corrupt { .. } | Self::TrailingData { .. } => "INVALID_IMAGE",
         }
     }
@@ -131,6 +144,8 @@ impl ImageRejection {
 pub struct ImageLimits {
     pub max_bytes: u64,
     pub max_pixels: u64,
+    /// Largest decoded image, in bytes (width x height x channels x bytes per channel).
+    pub max_decode_bytes: u64,
 }
 
 /// Validates `bytes` completely and describes the accepted image.
@@ -170,11 +185,23 @@ pub fn inspect_image(bytes: &[u8], limits: ImageLimits) -> Result<AcceptedImage,
             extra: trailing.len() as u64,
         });
     }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), kind.format());
-    reader.limits(decode_limits(limits));
-    reader.decode().map_err(|e| corrupt(e.to_string()))?;
+    let mut decoder = ImageReader::with_format(Cursor::new(bytes), kind.format())
+        .into_decoder()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let needed = decoder.total_bytes();
+    if needed > limits.max_decode_bytes {
+        return Err(ImageRejection::DecodesTooLarge {
+            needed,
+            limit: limits.max_decode_bytes,
+        });
+    }
+    decoder
+        .set_limits(decode_limits(limits))
+        .map_err(|e| corrupt(e.to_string()))?;
+    image::DynamicImage::from_decoder(decoder).map_err(|e| corrupt(e.to_string()))?;
     Ok(AcceptedImage {
         content_type: kind.mime().to_owned(),
+        extension: kind.extension(),
         size,
         sha256: hex::encode(Sha256::digest(bytes)),
         width,
@@ -198,10 +225,10 @@ fn declared_dimensions(kind: ImageKind, bytes: &[u8]) -> Result<(u32, u32), Stri
         .map_err(|e| e.to_string())
 }
 
-/// Decoder limits matching the pixel limit (4 bytes per pixel plus decoder overhead).
+/// Decoder limits: the decoded image and the decoder's own buffers within `max_decode_bytes`.
 pub fn decode_limits(limits: ImageLimits) -> Limits {
     let mut decode = Limits::default();
-    decode.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(64 << 20));
+    decode.max_alloc = Some(limits.max_decode_bytes);
     decode
 }
 
@@ -306,7 +333,8 @@ mod tests {
 
     const LIMITS: ImageLimits = ImageLimits {
         max_bytes: 1 << 20,
-        max_pixels: 4_000_000,
+        max_pixels: 40_000_000,
+        max_decode_bytes: 64 << 20,
     };
 
     fn encode(format: ImageFormat, alpha: bool) -> Vec<u8> {
@@ -437,6 +465,43 @@ mod tests {
         );
     }
 
+    /// A PNG of a few hundred bytes whose header declares 6000x6000 16-bit RGBA: within the
+    /// pixel limit, but 288 MB once decoded. Refused from the header, before any allocation.
+    #[test]
+    fn a_deep_image_over_the_decode_budget_is_refused_before_decoding() {
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut out = (data.len() as u32).to_be_bytes().to_vec();
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            let mut crc_input = kind.to_vec();
+            crc_input.extend_from_slice(data);
+            out.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+            out
+        };
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&6000u32.to_be_bytes());
+        ihdr.extend_from_slice(&6000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[16, 6, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(chunk(b"IHDR", &ihdr));
+        png.extend(chunk(
+            b"IDAT",
+            &[0x78, 0x9c, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01],
+        ));
+        png.extend(chunk(b"IEND", b""));
+        assert_eq!(
+            inspect_image(&png, LIMITS),
+            Err(ImageRejection::DecodesTooLarge {
+                needed: 6000 * 6000 * 8,
+                limit: LIMITS.max_decode_bytes
+            })
+        );
+        assert_eq!(
+            inspect_image(&png, LIMITS).unwrap_err().code(),
+            "IMAGE_TOO_LARGE"
+        );
+    }
+
     fn crc32(data: &[u8]) -> u32 {
         let mut crc = 0xFFFF_FFFFu32;
         for &byte in data {
@@ -474,6 +539,32 @@ mod tests {
             let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
             png.extend_from_slice(&bytes);
             let _ = inspect_image(&png, LIMITS);
+        }
+
+        /// Real JPEG, PNG and WebP files with bytes flipped, cut or inserted: never a panic,
+        /// and what passes is a whole image within the limits.
+        #[test]
+        fn mutated_images_never_panic_and_only_whole_images_pass(
+            format in 0usize..3,
+            edits in proptest::collection::vec(
+                (proptest::sample::select(vec![0u8, 1, 2]), proptest::num::usize::ANY, proptest::num::u8::ANY),
+                1..6,
+            ),
+        ) {
+            let mut bytes = encode([ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP][format], format == 1);
+            for (op, at, value) in edits {
+                let at = at % bytes.len().max(1);
+                match op {
+                    0 => bytes[at] ^= value | 1,
+                    1 => bytes.truncate(at.max(1)),
+                    _ => bytes.insert(at, value),
+                }
+            }
+            if let Ok(image) = inspect_image(&bytes, LIMITS) {
+                proptest::prop_assert_eq!(image.size, bytes.len() as u64);
+                proptest::prop_assert!(u64::from(image.width) * u64::from(image.height) <= LIMITS.max_pixels);
+                proptest::prop_assert!(image::load_from_memory(&bytes).is_ok());
+            }
         }
     }
 }

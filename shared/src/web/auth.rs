@@ -9,25 +9,31 @@ use http::HeaderMap;
 use http::request::Parts;
 use std::sync::Arc;
 
-/// The key a request presents: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+/// The key a request presents: `Authorization: Bearer <key>` or `X-API-Key: <key>` (both, if
+/// they name the same key). A credential that cannot be read (another scheme, an empty or
+/// non-ASCII value) or two that disagree is `None`: a request is never let in on one header
+/// while the other carries something else.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then_some(token.trim())
-        });
-    bearer
-        .or_else(|| {
-            headers
-                .get("x-api-key")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        })
-        .filter(|k| !k.is_empty())
+    let bearer = match headers.get(http::header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(())?;
+            Some(non_empty(token)?)
+        }
+    };
+    let api_key = match headers.get("x-api-key") {
+        None => None,
+        Some(value) => Some(non_empty(value.to_str().ok()?)?),
+    };
+    match (bearer, api_key) {
+        (Some(a), Some(b)) if a != b => None,
+        (a, b) => a.or(b),
+    }
+}
+
+fn non_empty(value: &str) -> Option<&str> {
+    Some(value.trim()).filter(|v| !v.is_empty())
 }
 
 impl<S> FromRequestParts<S> for Caller
@@ -79,14 +85,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_bearer_and_x_api_key() {
+    fn reads_bearer_or_x_api_key() {
         let mut h = HeaderMap::new();
         assert_eq!(presented_key(&h), None);
-        h.insert("x-api-key", "k1".parse().unwrap());
+        h.insert("x-api-key", " k1 ".parse().unwrap());
         assert_eq!(presented_key(&h), Some("k1"));
-        h.insert(http::header::AUTHORIZATION, "bearer k2".parse().unwrap());
-        assert_eq!(presented_key(&h), Some("k2"));
-        h.insert(http::header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        h.insert(http::header::AUTHORIZATION, "bearer k1".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("k1"), "both headers naming one key");
+        h.remove("x-api-key");
         assert_eq!(presented_key(&h), Some("k1"));
+    }
+
+    #[test]
+    fn refuses_unreadable_or_conflicting_credentials() {
+        for (authorization, api_key) in [
+            (Some("Basic abc"), Some("k1")),
+            (Some("Bearer"), Some("k1")),
+            (Some("Bearer   "), Some("k1")),
+            (Some("Bearer k2"), Some("k1")),
+            (Some("k1"), None),
+            (None, Some("  ")),
+            (Some("Bearer k1"), Some("")),
+        ] {
+            let mut h = HeaderMap::new();
+            if let Some(v) = authorization {
+                h.insert(http::header::AUTHORIZATION, v.parse().unwrap());
+            }
+            if let Some(v) = api_key {
+                h.insert("x-api-key", v.parse().unwrap());
+            }
+            assert_eq!(presented_key(&h), None, "{authorization:?} {api_key:?}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-api-key",
+            http::HeaderValue::from_bytes(b"k\xff1").unwrap(),
+        );
+        assert_eq!(presented_key(&h), None);
     }
 }

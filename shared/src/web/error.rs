@@ -46,6 +46,13 @@ pub enum ApiError {
         component: &'static str,
         reason: String,
     },
+    /// A request the web layer itself refused (an extractor's rejection, a body limit), with
+    /// the status it chose.
+    #[error("{detail}")]
+    Rejected { status: StatusCode, detail: String },
+    /// A handler panicked; the panic is logged, the server goes on.
+    #[error("an internal error occurred; the request id names it in the logs")]
+    Internal,
     /// Readiness failed: `report` (the checks) is sent beside the envelope, with the names of
     /// the components that failed.
     #[error("unavailable: {}", failed.join(", "))]
@@ -73,6 +80,8 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Rejected { status, .. } => *status,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -91,6 +100,8 @@ impl ApiError {
             Self::SignatureInvalid => "SIGNATURE_INVALID",
             Self::SignedRequestMismatch(_) => "SIGNED_REQUEST_MISMATCH",
             Self::Unavailable { .. } | Self::NotReady { .. } => "SERVICE_UNAVAILABLE",
+            Self::Rejected { status, .. } => rejection_code(*status),
+            Self::Internal => "INTERNAL_ERROR",
         }
     }
 
@@ -110,6 +121,8 @@ impl ApiError {
             Self::SignatureInvalid => "Invalid signature",
             Self::SignedRequestMismatch(_) => "Request does not match signature",
             Self::Unavailable { .. } | Self::NotReady { .. } => "Service unavailable",
+            Self::Rejected { status, .. } => status.canonical_reason().unwrap_or("Refused"),
+            Self::Internal => "Internal error",
         }
     }
 
@@ -154,11 +167,27 @@ impl ApiError {
     }
 }
 
+/// The code of a refusal the web layer made with `status`.
+fn rejection_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT",
+        StatusCode::LENGTH_REQUIRED => "LENGTH_REQUIRED",
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        StatusCode::UNPROCESSABLE_ENTITY => "VALIDATION_ERROR",
+        StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
+        s if s.is_server_error() => "INTERNAL_ERROR",
+        _ => "BAD_REQUEST",
+    }
+}
+
 fn image_status(rejection: &ImageRejection) -> StatusCode {
     match rejection {
-        ImageRejection::TooLarge { .. } | ImageRejection::TooManyPixels { .. } => {
-            StatusCode::PAYLOAD_TOO_LARGE
-        }
+        ImageRejection::TooLarge { .. }
+        | ImageRejection::TooManyPixels { .. }
+        | ImageRejection::DecodesTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         ImageRejection::Empty | ImageRejection::NotAnImage | ImageRejection::Unsupported { .. } => {
             StatusCode::BAD_REQUEST
         }
@@ -171,16 +200,21 @@ fn image_status(rejection: &ImageRejection) -> StatusCode {
 fn app_status(err: &AppError) -> StatusCode {
     match err {
         AppError::JobNotFound(_) | AppError::FileNotFound(_) => StatusCode::NOT_FOUND,
+        AppError::Storage(StorageError::InvalidKey(_)) => StatusCode::BAD_REQUEST,
         AppError::InvalidImage(rejection) => image_status(rejection),
         AppError::TooManyFiles { .. }
         | AppError::InvalidFileType { .. }
-        | AppError::ModelUnavailable(_) => StatusCode::BAD_REQUEST,
+        | AppError::ModelUnavailable(_)
+        | AppError::UnsupportedOption { .. } => StatusCode::BAD_REQUEST,
         AppError::FileNotReady { .. }
+        | AppError::UploadAlreadyReceived { .. }
         | AppError::JobStateConflict { .. }
         | AppError::Transition(_)
         | AppError::ResultNotReady { .. }
         | AppError::Conflict => StatusCode::CONFLICT,
-        AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::Invalid { .. } | AppError::IdempotencyKeyReused { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         AppError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
         AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => {
             StatusCode::SERVICE_UNAVAILABLE
@@ -192,12 +226,16 @@ fn app_code(err: &AppError) -> &'static str {
     match err {
         AppError::JobNotFound(_) => "JOB_NOT_FOUND",
         AppError::FileNotFound(_) => "FILE_NOT_FOUND",
+        AppError::Storage(StorageError::InvalidKey(_)) => "INVALID_OBJECT_KEY",
         AppError::InvalidImage(rejection) => rejection.code(),
         AppError::TooManyFiles { .. } => "TOO_MANY_FILES",
         AppError::InvalidFileType { .. } => "INVALID_FILE_TYPE",
         AppError::FileNotReady { .. } => "FILE_NOT_READY",
+        AppError::UploadAlreadyReceived { .. } => "UPLOAD_ALREADY_RECEIVED",
         AppError::ModelUnavailable(_) => "MODEL_UNAVAILABLE",
+        AppError::UnsupportedOption { .. } => "UNSUPPORTED_OPTION",
         AppError::Invalid { .. } => "VALIDATION_ERROR",
+        AppError::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
         AppError::JobStateConflict { .. } | AppError::Transition(_) => "INVALID_JOB_STATE",
         AppError::ResultNotReady { .. } => "RESULT_NOT_READY",
         AppError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
@@ -210,11 +248,15 @@ fn app_summary(err: &AppError) -> &'static str {
     match err {
         AppError::JobNotFound(_) => "Job not found",
         AppError::FileNotFound(_) => "File not found",
+        AppError::Storage(StorageError::InvalidKey(_)) => "Invalid object key",
         AppError::InvalidImage(_) | AppError::InvalidFileType { .. } => "Invalid file",
         AppError::TooManyFiles { .. } => "Too many files",
         AppError::FileNotReady { .. } => "File not ready",
+        AppError::UploadAlreadyReceived { .. } => "Upload already received",
         AppError::ModelUnavailable(_) => "Model unavailable",
+        AppError::UnsupportedOption { .. } => "Unsupported option",
         AppError::Invalid { .. } => "Validation error",
+        AppError::IdempotencyKeyReused { .. } => "Idempotency key reused",
         AppError::JobStateConflict { .. } | AppError::Transition(_) => "Invalid job state",
         AppError::ResultNotReady { .. } => "Result not ready",
         AppError::QuotaExceeded { .. } => "Daily quota exceeded",
@@ -234,12 +276,23 @@ fn app_details(err: &AppError) -> Value {
             height,
             limit,
         }) => json!({"width": width, "height": height, "max_pixels": limit}),
-        AppError::FileNotReady { status, .. } => json!({"file_status": status}),
+        AppError::InvalidImage(ImageRejection::DecodesTooLarge { needed, limit }) => {
+            json!({"decoded_bytes": needed, "max_decode_bytes": limit})
+        }
+        AppError::FileNotReady { status, .. } | AppError::UploadAlreadyReceived { status, .. } => {
+            json!({"file_status": status})
+        }
         AppError::ModelUnavailable(model) => json!({"model_type": model}),
+        AppError::UnsupportedOption {
+            model,
+            field,
+            accepted,
+        } => json!({"field": field, "model_type": model, "accepted": accepted}),
         AppError::JobStateConflict { status, .. } | AppError::ResultNotReady { status, .. } => {
             json!({"job_status": status})
         }
         AppError::Transition(_) => json!({}),
+        AppError::IdempotencyKeyReused { job_id } => json!({"job_id": job_id}),
         AppError::QuotaExceeded {
             limit,
             used,

@@ -1,10 +1,15 @@
 //! Request extractors whose rejections are [`ApiError`]s: path ids validated before any store is
-//! touched, and JSON bodies and query strings that fail with `VALIDATION_ERROR`.
+//! touched, JSON bodies and query strings that fail with `VALIDATION_ERROR`, multipart bodies of
+//! the right type, and what a body that cannot be read answers (408 when it stopped arriving).
 
 use super::error::ApiError;
+use super::strict_json;
 use crate::domain::{FileId, JobId};
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::body::Bytes;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request};
+use http::StatusCode;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -45,7 +50,9 @@ impl<S: Send + Sync> FromRequestParts<S> for FileIdParam {
     }
 }
 
-/// A JSON body; malformed or mistyped bodies are `VALIDATION_ERROR` (422).
+/// A JSON body, read strictly (see [`strict_json`]): a body that is not `application/json` is
+/// 415, malformed or mistyped JSON is `VALIDATION_ERROR` (422, `details.field` naming the
+/// value's path when there is one).
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
@@ -53,11 +60,130 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        axum::Json::<T>::from_request(req, state)
-            .await
-            .map(|axum::Json(v)| Self(v))
-            .map_err(|e: JsonRejection| ApiError::validation(e.body_text(), None))
+        if !is_json(req.headers()) {
+            return Err(ApiError::Rejected {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                detail: "the body must be application/json".to_owned(),
+            });
+        }
+        let ApiBytes(body) = ApiBytes::from_request(req, state).await?;
+        let value = strict_json::parse(&body)
+            .map_err(|e| ApiError::validation(format!("the body is not valid JSON: {e}"), None))?;
+        strict_json::from_value(value).map(Self).map_err(|e| {
+            let path = e.path().to_string();
+            ApiError::validation(
+                format!("the JSON body does not fit: {e}"),
+                (path != ".").then_some(path.as_str()),
+            )
+        })
     }
+}
+
+/// `application/json` (any case, any parameters): the one type the document declares.
+fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A raw body (a signed webhook's bytes): over the route's limit 413, one that stopped
+/// arriving 408.
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(Self)
+            .map_err(|e| unreadable_body(e.status(), e.body_text(), &e))
+    }
+}
+
+/// A `multipart/form-data` body: another content type is 415, a missing boundary 400.
+pub struct ApiMultipart(pub Multipart);
+
+impl<S: Send + Sync> FromRequest<S> for ApiMultipart {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_form = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.split(';').next().is_some_and(|essence| {
+                    essence.trim().eq_ignore_ascii_case("multipart/form-data")
+                })
+            });
+        if !is_form {
+            return Err(ApiError::Rejected {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                detail: "the body must be multipart/form-data".to_owned(),
+            });
+        }
+        Multipart::from_request(req, state)
+            .await
+            .map(Self)
+            .map_err(|e: MultipartRejection| ApiError::Rejected {
+                status: StatusCode::BAD_REQUEST,
+                detail: e.body_text(),
+            })
+    }
+}
+
+/// A part of a multipart body that could not be read: 413 over the body limit, 408 when the
+/// body stopped arriving, else a malformed body (422).
+pub fn multipart_error(err: MultipartError) -> ApiError {
+    let status = err.status();
+    let text = err.body_text();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::Rejected {
+            status,
+            detail: text,
+        };
+    }
+    match unreadable_body(status, text, &err) {
+        ApiError::Rejected { status, detail } if status != StatusCode::REQUEST_TIMEOUT => {
+            ApiError::validation(format!("malformed multipart body: {detail}"), None)
+        }
+        other => other,
+    }
+}
+
+/// A body that could not be read: 408 `REQUEST_TIMEOUT` when it stopped arriving for longer
+/// than the server's body idle timeout, otherwise `status` with `text`.
+pub fn unreadable_body(
+    status: StatusCode,
+    text: String,
+    err: &(dyn std::error::Error + 'static),
+) -> ApiError {
+    if caused_by::<tower_http::timeout::TimeoutError>(err) {
+        ApiError::Rejected {
+            status: StatusCode::REQUEST_TIMEOUT,
+            detail: "the request body stopped arriving".to_owned(),
+        }
+    } else {
+        ApiError::Rejected {
+            status,
+            detail: text,
+        }
+    }
+}
+
+/// Whether `err` or any error it wraps is an `E`.
+pub fn caused_by<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if err.is::<E>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// A query string; a malformed one is `VALIDATION_ERROR` (422).

@@ -1,6 +1,8 @@
 //! The HTTP layers every function's router is wrapped in, in Lambda and in the local server
 //! alike: request ids, structured request logs, metrics by route template, CORS from the
-//! allow-list, security headers, JSON 404/405, and trailing-slash normalisation.
+//! allow-list, security headers, JSON 404/405, every error as the JSON envelope (axum's own
+//! rejections included), one value per single-value header, a panic answered as a 500 envelope instead of taking the process down,
+//! and trailing-slash normalisation.
 
 use super::error::ApiError;
 use super::request_id::{self, REQUEST_ID_HEADER, incoming_request_id};
@@ -13,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, header};
 use std::time::Instant;
 use tower::Layer;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -58,6 +61,63 @@ async fn remember_route(matched: Option<MatchedPath>, req: Request, next: Next) 
             .insert(RouteTemplate(matched.as_str().to_owned()));
     }
     response
+}
+
+/// Responses that are errors but not the envelope (axum's extractor rejections, body limits)
+/// become the envelope, their text as `detail`.
+async fn envelope_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let detail = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    ApiError::Rejected { status, detail }.into_response()
+}
+
+/// Headers a request may carry once: none is a list (RFC 9110), and with two, one layer could
+/// act on the first value while another acts on the second (two keys, two content types).
+/// `Content-Length` is hyper's: differing values never reach a route, equal ones count as one.
+const SINGLE_VALUE_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-api-key",
+    "content-type",
+    "host",
+    "idempotency-key",
+];
+
+/// A request repeating one of [`SINGLE_VALUE_HEADERS`] is 400 `BAD_REQUEST`.
+async fn refuse_repeated_headers(req: Request, next: Next) -> Response {
+    let repeated = SINGLE_VALUE_HEADERS
+        .iter()
+        .find(|name| req.headers().get_all(**name).iter().nth(1).is_some());
+    match repeated {
+        Some(name) => ApiError::Rejected {
+            status: http::StatusCode::BAD_REQUEST,
+            detail: format!("the {name} header may be sent once"),
+        }
+        .into_response(),
+        None => next.run(req).await,
+    }
+}
+
+/// What a panic in a handler answers: the 500 envelope (the panic itself goes to the log).
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    tracing::error!(panic = %message, "a request handler panicked");
+    ApiError::Internal.into_response()
 }
 
 async fn not_found(req: Request) -> ApiError {
@@ -116,6 +176,8 @@ pub fn into_service(router: Router, config: &Config) -> HttpService {
         .route_layer(middleware::from_fn(remember_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(envelope_errors))
+        .layer(middleware::from_fn(refuse_repeated_headers))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
@@ -129,6 +191,7 @@ pub fn into_service(router: Router, config: &Config) -> HttpService {
         ))
         .layer(security_header(header::CACHE_CONTROL, "no-store"))
         .layer(cors(config))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(request_context));
     NormalizePathLayer::trim_trailing_slash().layer(router)
 }

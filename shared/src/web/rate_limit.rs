@@ -1,4 +1,4 @@
-//! Fixed-window rate limiting per API key (per client IP without a valid key), counted in the
+//! Sliding-window rate limiting per API key (per client IP without a valid key), counted in the
 //! store so every instance shares the window. Limited responses carry `X-RateLimit-*` headers;
 //! a refusal is a 429 `RATE_LIMITED` with `Retry-After`.
 
@@ -6,12 +6,14 @@ use super::auth::presented_key;
 use super::error::ApiError;
 use crate::context::AppContext;
 use crate::keys::Identity;
+use crate::ports::{Store, StoreError};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue};
 use std::net::SocketAddr;
+use utoipa_axum::router::UtoipaMethodRouter;
 
 const WINDOW_SECS: i64 = 60;
 
@@ -46,15 +48,69 @@ fn set_headers(headers: &mut HeaderMap, limit: u64, remaining: u64, reset: DateT
     headers.insert("x-ratelimit-reset", HeaderValue::from(reset.timestamp()));
 }
 
+/// What the window says about one more request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Verdict {
+    allowed: bool,
+    remaining: u64,
+    reset: DateTime<Utc>,
+    retry_after_secs: u64,
+}
+
+/// Counts one request of `subject` at `now` in a sliding window of a minute, estimated from two
+/// fixed-window counters (this minute's, and last minute's weighted by how much of it still
+/// lies within the last 60 s): unlike a fixed window, a burst at the end of one minute and
+/// another at the start of the next cannot pass twice the limit.
+async fn count_request(
+    store: &dyn Store,
+    subject: &str,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<Verdict, StoreError> {
+    let window_start = now.timestamp() - now.timestamp().rem_euclid(WINDOW_SECS);
+    let key = |start: i64| format!("ratelimit:{subject}:{start}");
+    // A counter lives two windows: the next one weighs it.
+    let expires = DateTime::from_timestamp(window_start + 2 * WINDOW_SECS, 0).unwrap_or(now);
+    let current = store
+        .add_to_counter(&key(window_start), 1, expires)
+        .await?
+        .max(0) as f64;
+    let previous = store
+        .get_counter(&key(window_start - WINDOW_SECS))
+        .await?
+        .max(0) as f64;
+    let elapsed = (now - DateTime::from_timestamp(window_start, 0).unwrap_or(now))
+        .num_milliseconds() as f64
+        / (WINDOW_SECS * 1000) as f64;
+    let estimated = previous * (1.0 - elapsed.clamp(0.0, 1.0)) + current;
+    let reset = DateTime::from_timestamp(window_start + WINDOW_SECS, 0).unwrap_or(now);
+    let allowed = estimated <= limit as f64;
+    // Waiting for the window to turn is always enough: the previous count then weighs less
+    // than this one does now.
+    let retry_after_secs = (reset - now).num_seconds().max(1) as u64;
+    Ok(Verdict {
+        allowed,
+        remaining: (limit as f64 - estimated).max(0.0).floor() as u64,
+        reset,
+        retry_after_secs,
+    })
+}
+
+/// `route` with the rate limit in front of it (the limit counts in `ctx`'s store).
+pub fn limited(
+    (schemas, paths, router): UtoipaMethodRouter<AppContext>,
+    ctx: &AppContext,
+) -> UtoipaMethodRouter<AppContext> {
+    let router = router.layer(axum::middleware::from_fn_with_state(ctx.clone(), limit));
+    (schemas, paths, router)
+}
+
 /// Middleware for the routes that are rate limited.
 pub async fn limit(State(ctx): State<AppContext>, req: Request, next: Next) -> Response {
     let limit = ctx.config.rate_limit_per_minute;
-    let now = Utc::now();
-    let window_start = now.timestamp() - now.timestamp().rem_euclid(WINDOW_SECS);
-    let reset = DateTime::from_timestamp(window_start + WINDOW_SECS, 0).unwrap_or(now);
-    let key = format!("ratelimit:{}:{window_start}", subject(&ctx, &req));
-    let count = match ctx.store.add_to_counter(&key, 1, reset).await {
-        Ok(count) => count.max(0) as u64,
+    let subject = subject(&ctx, &req);
+    let verdict = match count_request(ctx.store.as_ref(), &subject, limit, Utc::now()).await {
+        Ok(verdict) => verdict,
         Err(err) => {
             // Failing open keeps uploads working while the store hiccups; the store error
             // surfaces on the route itself if it persists.
@@ -62,13 +118,60 @@ pub async fn limit(State(ctx): State<AppContext>, req: Request, next: Next) -> R
             return next.run(req).await;
         }
     };
-    let remaining = limit.saturating_sub(count);
-    let mut response = if count > limit {
-        let retry_after_secs = (reset - now).num_seconds().max(1) as u64;
-        ApiError::RateLimited { retry_after_secs }.into_response()
-    } else {
+    let mut response = if verdict.allowed {
         next.run(req).await
+    } else {
+        ApiError::RateLimited {
+            retry_after_secs: verdict.retry_after_secs,
+        }
+        .into_response()
     };
-    set_headers(response.headers_mut(), limit, remaining, reset);
+    set_headers(
+        response.headers_mut(),
+        limit,
+        verdict.remaining,
+        verdict.reset,
+    );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::embedded::EmbeddedDb;
+
+    /// `seconds` after the start of the next minute (counters expire by the real clock).
+    fn at(seconds: i64) -> DateTime<Utc> {
+        let now = Utc::now().timestamp();
+        let next_minute = now - now.rem_euclid(60) + 60;
+        DateTime::from_timestamp(next_minute + seconds, 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn bursts_on_both_sides_of_a_minute_cannot_pass_twice_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedDb::open(&dir.path().join("db"), 5).unwrap();
+        let mut allowed = 0;
+        // Ten requests in the last second of a minute, ten in the first of the next.
+        for second in [59, 60] {
+            for _ in 0..10 {
+                if count_request(&store, "ip:1", 10, at(second))
+                    .await
+                    .unwrap()
+                    .allowed
+                {
+                    allowed += 1;
+                }
+            }
+        }
+        assert_eq!(allowed, 10, "a fixed window would let 20 through");
+        // A minute later the slate is clean again.
+        let later = count_request(&store, "ip:1", 10, at(181)).await.unwrap();
+        assert!(later.allowed);
+        assert_eq!(later.remaining, 9);
+        // Refusals say when to come back, within the minute.
+        let refused = count_request(&store, "ip:2", 0, at(90)).await.unwrap();
+        assert!(!refused.allowed);
+        assert_eq!((refused.retry_after_secs, refused.reset), (30, at(120)));
+    }
 }

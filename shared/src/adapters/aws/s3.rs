@@ -4,7 +4,6 @@
 use super::describe;
 use crate::ports::storage::{
     ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, expiry_from_now,
-    key_prefix,
 };
 use crate::validation::filename::attachment_disposition;
 use async_trait::async_trait;
@@ -234,7 +233,7 @@ impl ObjectStorage for S3Storage {
         let expires_at = expiry_from_now(expires_in);
         let mut conditions = vec![
             serde_json::json!({"bucket": self.bucket}),
-            serde_json::json!(["starts-with", "$key", key_prefix(key)]),
+            serde_json::json!({"key": key}),
             serde_json::json!(["eq", "$Content-Type", content_type]),
             serde_json::json!(["content-length-range", 1, max_length]),
             serde_json::json!({"x-amz-algorithm": "AWS4-HMAC-SHA256"}),

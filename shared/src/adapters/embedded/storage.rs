@@ -32,6 +32,11 @@ impl DiskStorage {
         std::fs::create_dir_all(root.join("data"))?;
         std::fs::create_dir_all(root.join("meta"))?;
         std::fs::create_dir_all(root.join("tmp"))?;
+        // Nothing writes before the storage is open: whatever is in tmp/ was cut short.
+        let removed = remove_temp_files(&root.join("tmp"), Duration::ZERO)?;
+        if removed > 0 {
+            tracing::warn!(removed, "partial writes from an earlier run removed");
+        }
         let secret_path = root.join("signing.key");
         let secret = match std::fs::read(&secret_path) {
             Ok(secret) if secret.len() >= 32 => secret,
@@ -52,6 +57,52 @@ impl DiskStorage {
         })
     }
 
+    /// Stores `bytes` at `key` unless an object is there already (then nothing is written and the
+    /// answer is `false`): two writers of one key cannot both succeed, which is how one upload
+    /// grant writes one object once.
+    pub async fn put_new(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<bool, StorageError> {
+        let data = self.data_path(key)?;
+        let meta = self.meta_path(key)?;
+        let tmp_dir = self.root.join("tmp");
+        let sidecar = serde_json::to_vec(&SidecarMeta {
+            content_type: content_type.to_owned(),
+        })
+        .map_err(|e| StorageError::Backend(e.to_string()))?;
+        blocking_io(move || {
+            create_parents(&[&data, &meta])?;
+            let sidecar = TempFile::write(&tmp_dir, &sidecar)?;
+            let bytes = TempFile::write(&tmp_dir, &bytes)?;
+            // A hard link fails if the name exists: the one atomic "create if absent".
+            match std::fs::hard_link(bytes.path(), &data) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+            if let Err(e) = sidecar.persist(&meta) {
+                // Bytes without their type are no object: take the link back.
+                let _ = std::fs::remove_file(&data);
+                return Err(e.into());
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Removes partial writes (temp files) older than `older_than`; a write in progress is
+    /// younger. Returns how many were removed.
+    pub async fn remove_stale_temp_files(
+        &self,
+        older_than: Duration,
+    ) -> Result<usize, StorageError> {
+        let tmp_dir = self.root.join("tmp");
+        blocking_io(move || remove_temp_files(&tmp_dir, older_than)).await
+    }
+
     /// The signer of this storage's URLs (the local server verifies requests with it).
     pub fn signer(&self) -> &UrlSigner {
         &self.signer
@@ -68,13 +119,70 @@ impl DiskStorage {
     }
 }
 
+/// Removes the files of `tmp_dir` last modified more than `older_than` ago.
+fn remove_temp_files(tmp_dir: &Path, older_than: Duration) -> Result<usize, StorageError> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(tmp_dir)? {
+        let entry = entry?;
+        let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+        if age >= older_than {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(removed)
+}
+
 fn write_atomically(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(parent) = target.parent() {
+    create_parents(&[target])?;
+    TempFile::write(tmp_dir, bytes)?.persist(target)
+}
+
+fn create_parents(paths: &[&Path]) -> std::io::Result<()> {
+    for parent in paths.iter().filter_map(|p| p.parent()) {
         std::fs::create_dir_all(parent)?;
     }
-    let tmp = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, target)
+    Ok(())
+}
+
+/// A file under `tmp/`, removed when dropped unless it was moved into place: a write cut short
+/// by a full disk leaves nothing behind.
+struct TempFile {
+    path: PathBuf,
+    placed: bool,
+}
+
+impl TempFile {
+    fn write(tmp_dir: &Path, bytes: &[u8]) -> std::io::Result<Self> {
+        let file = Self {
+            path: tmp_dir.join(uuid::Uuid::new_v4().simple().to_string()),
+            placed: false,
+        };
+        std::fs::write(&file.path, bytes)?;
+        Ok(file)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Moves the file to `target` (replacing what is there).
+    fn persist(mut self, target: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.path, target)?;
+        self.placed = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 async fn blocking_io<T: Send + 'static>(
@@ -104,8 +212,12 @@ impl ObjectStorage for DiskStorage {
         })
         .map_err(|e| StorageError::Backend(e.to_string()))?;
         blocking_io(move || {
-            write_atomically(&tmp, &meta, &sidecar)?;
-            write_atomically(&tmp, &data, &bytes)?;
+            create_parents(&[&data, &meta])?;
+            // Both written before either is moved into place: a full disk changes nothing.
+            let sidecar = TempFile::write(&tmp, &sidecar)?;
+            let bytes = TempFile::write(&tmp, &bytes)?;
+            bytes.persist(&data)?;
+            sidecar.persist(&meta)?;
             Ok(())
         })
         .await
@@ -319,6 +431,49 @@ mod tests {
             s.get("uploads/alice/a").await,
             Err(StorageError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_new_object_is_written_once_and_partial_writes_go() {
+        let (dir, s) = storage();
+        assert!(
+            s.put_new("uploads/u/f", Bytes::from_static(b"one"), "image/png")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.put_new("uploads/u/f", Bytes::from_static(b"two"), "text/html")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            s.get("uploads/u/f").await.unwrap(),
+            Bytes::from_static(b"one")
+        );
+        let meta = s.head("uploads/u/f").await.unwrap().unwrap();
+        assert_eq!(meta.content_type, "image/png");
+        let tmp = dir.path().join("tmp");
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "no temp file left"
+        );
+
+        std::fs::write(tmp.join("cut-short"), b"partial").unwrap();
+        assert_eq!(
+            s.remove_stale_temp_files(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(s.remove_stale_temp_files(Duration::ZERO).await.unwrap(), 1);
+        std::fs::write(tmp.join("from-a-crash"), b"partial").unwrap();
+        drop(DiskStorage::open(dir.path(), "http://x").unwrap());
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "opening removes them"
+        );
     }
 
     #[tokio::test]

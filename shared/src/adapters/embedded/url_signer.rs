@@ -1,10 +1,9 @@
 //! The embedded storage's presigned URLs, which the local server serves: HMAC-SHA256 over the
 //! method, key, expiry and what the request may carry (a PUT's content type and exact length, a
-//! GET's download name, a form POST's key prefix, type and largest length). Verification is in
+//! GET's download name, a form POST's key, type and largest length). Verification is in
 //! constant time; a tampered or expired URL is refused.
 
 use super::object_key::validate_key;
-use crate::ports::storage::key_prefix;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
@@ -40,10 +39,10 @@ pub struct SignedGrant {
     pub download_name: Option<String>,
 }
 
-/// What a verified form-upload policy allows.
+/// What a verified form-upload policy allows: one object, of one type, up to a length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedPostGrant {
-    pub key_prefix: String,
+    pub key: String,
     pub content_type: String,
     pub max_length: u64,
 }
@@ -126,7 +125,7 @@ impl UrlSigner {
         )
     }
 
-    /// The fields of a form upload of `key`: the policy (the key's prefix, `content_type`, up to
+    /// The fields of a form upload of `key`: the policy (exactly that key, `content_type`, up to
     /// `max_length` bytes, until `expires_at`) and its signature.
     pub(super) fn post_fields(
         &self,
@@ -135,15 +134,10 @@ impl UrlSigner {
         max_length: u64,
         expires_at: DateTime<Utc>,
     ) -> BTreeMap<String, String> {
-        let (prefix, expires, max) = (
-            key_prefix(key),
-            expires_at.timestamp().to_string(),
-            max_length.to_string(),
-        );
-        let signature = self.sign(&["POST", prefix, &expires, content_type, &max, ""]);
+        let (expires, max) = (expires_at.timestamp().to_string(), max_length.to_string());
+        let signature = self.sign(&["POST", key, &expires, content_type, &max, ""]);
         BTreeMap::from([
             ("key".to_owned(), key.to_owned()),
-            ("key_prefix".to_owned(), prefix.to_owned()),
             ("Content-Type".to_owned(), content_type.to_owned()),
             ("expires".to_owned(), expires),
             ("max_length".to_owned(), max),
@@ -163,10 +157,13 @@ impl UrlSigner {
         now: DateTime<Utc>,
     ) -> Result<SignedPostGrant, SignedUrlError> {
         let field = |name: &str| fields.get(name).ok_or(SignedUrlError::Malformed);
-        let (prefix, content_type) = (field("key_prefix")?, field("Content-Type")?);
+        let (key, content_type) = (field("key")?, field("Content-Type")?);
         let (expires, max_length) = (field("expires")?, field("max_length")?);
+        if validate_key(key).is_err() {
+            return Err(SignedUrlError::Malformed);
+        }
         let expected =
-            hex::decode(self.sign(&["POST", prefix, expires, content_type, max_length, ""]))
+            hex::decode(self.sign(&["POST", key, expires, content_type, max_length, ""]))
                 .map_err(|_| SignedUrlError::BadSignature)?;
         let given = hex::decode(field("signature")?).map_err(|_| SignedUrlError::BadSignature)?;
         if !bool::from(subtle::ConstantTimeEq::ct_eq(
@@ -180,7 +177,7 @@ impl UrlSigner {
             return Err(SignedUrlError::Expired);
         }
         Ok(SignedPostGrant {
-            key_prefix: prefix.clone(),
+            key: key.clone(),
             content_type: content_type.clone(),
             max_length: max_length.parse().map_err(|_| SignedUrlError::Malformed)?,
         })
@@ -233,6 +230,7 @@ impl UrlSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     fn signer() -> UrlSigner {
         UrlSigner::new(
@@ -316,11 +314,52 @@ mod tests {
         assert_eq!(grant.download_name.as_deref(), Some("model.glb"));
     }
 
+    proptest::proptest! {
+        /// Whatever a client makes up (queries, keys, form fields) never verifies.
+        #[test]
+        fn made_up_urls_and_forms_never_verify(
+            query in ".{0,200}",
+            key in "[a-zA-Z0-9./_ %-]{0,40}",
+            fields in proptest::collection::btree_map(
+                proptest::sample::select(vec!["key", "Content-Type", "expires", "max_length", "signature", "x"]).prop_map(str::to_owned),
+                ".{0,60}",
+                0..6,
+            ),
+        ) {
+            let s = signer();
+            proptest::prop_assert!(s.verify("PUT", &key, &query, Utc::now()).is_err());
+            proptest::prop_assert!(s.verify_post(&fields, Utc::now()).is_err());
+        }
+
+        /// One character changed anywhere in a signed URL's query, or in a form field, and it
+        /// no longer verifies (or verifies the very same grant).
+        #[test]
+        fn signed_urls_and_forms_verify_only_as_signed(at in proptest::num::usize::ANY, replacement in proptest::char::any()) {
+            let s = signer();
+            let url = s.signed_url("PUT", "uploads/u/f", in_a_minute(), Some("image/png"), Some(42), None);
+            let (key, query) = split(&url);
+            let genuine = s.verify("PUT", &key, &query, Utc::now()).unwrap();
+            let mut chars: Vec<char> = query.chars().collect();
+            let at = at % chars.len();
+            chars[at] = replacement;
+            let tampered: String = chars.into_iter().collect();
+            if let Ok(grant) = s.verify("PUT", &key, &tampered, Utc::now()) {
+                proptest::prop_assert_eq!(grant, genuine);
+            }
+            let fields = s.post_fields("uploads/u/f", "image/png", 100, in_a_minute());
+            let names: Vec<&String> = fields.keys().collect();
+            let name = names[at % names.len()].clone();
+            let mut forged = fields.clone();
+            forged.get_mut(&name).unwrap().push(replacement);
+            proptest::prop_assert!(s.verify_post(&forged, Utc::now()).is_err(), "{name}");
+        }
+    }
+
     #[test]
     fn form_policies_verify_and_refuse_tampering_and_expiry() {
         let s = signer();
         let fields = s.post_fields("uploads/u/f", "image/png", 100, in_a_minute());
-        assert_eq!(fields["key_prefix"], "uploads/u/");
+        assert_eq!(fields["key"], "uploads/u/f");
         assert_eq!(s.post_url(), "http://127.0.0.1:1/local-storage");
         let grant = s.verify_post(&fields, Utc::now()).unwrap();
         assert_eq!(
@@ -330,7 +369,7 @@ mod tests {
         for (field, value) in [
             ("max_length", "1000"),
             ("Content-Type", "text/html"),
-            ("key_prefix", "uploads/"),
+            ("key", "uploads/u/g"),
         ] {
             let mut tampered = fields.clone();
             tampered.insert(field.to_owned(), value.to_owned());

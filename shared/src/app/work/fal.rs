@@ -379,9 +379,10 @@ impl Worker {
                 tracing::warn!(job_id = %job.job_id, error = %err, "the photo could not be read");
                 GeneratorError::Transient(STORAGE_UNAVAILABLE.to_owned())
             })?;
-        let max_pixels = self.ctx.config.max_pixels;
+        let limits = self.ctx.config.image_limits();
         let face_limit = job.options.face_limit;
-        blocking(move || glb_from_depth_image(&photo, &depth_map, max_pixels, face_limit))
+        let _decoding = self.decode_permit().await?;
+        blocking(move || glb_from_depth_image(&photo, &depth_map, limits, face_limit))
             .await
             .map(Bytes::from)
     }

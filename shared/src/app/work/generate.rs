@@ -5,6 +5,7 @@
 
 use super::{JobProgress, MessageOutcome, StepResult, Worker};
 use crate::app::enqueue::WorkStep;
+use crate::app::ingest::sha256_hex;
 use crate::domain::{FileStatus, JobId, JobStatus};
 use crate::metrics::record_generation;
 use crate::ports::{GenerationRequest, StorageError};
@@ -94,6 +95,17 @@ impl Worker {
             }
             Err(err) => return self.storage_failed(&claimed, &err).await,
         };
+        // Never generate from bytes that are not the validated ones (a second write on S3,
+        // where a signed URL cannot be revoked, before ingestion noticed it).
+        if file.sha256.as_deref() != Some(sha256_hex(image.clone()).await.as_str()) {
+            return self
+                .fail(
+                    &claimed,
+                    "UPLOAD_TAMPERED",
+                    "the uploaded bytes are not the ones validated".to_owned(),
+                )
+                .await;
+        }
         let progress = JobProgress::new(&self.ctx, &claimed);
         let request = GenerationRequest {
             model_type: claimed.model_type.clone(),
@@ -101,7 +113,10 @@ impl Worker {
             image,
         };
         let started = Instant::now();
-        let generated = generator.generate(request, &progress).await;
+        let generated = match self.decode_permit().await {
+            Ok(_decoding) => generator.generate(request, &progress).await,
+            Err(err) => Err(err),
+        };
         let outcome = if generated.is_ok() {
             "success"
         } else {

@@ -17,7 +17,7 @@ use super::job_update::update_job;
 use crate::context::AppContext;
 use crate::domain::GenerationJob;
 use crate::fal::FalClient;
-use crate::ports::{Generator, ProgressReporter, StoreError};
+use crate::ports::{Generator, GeneratorError, ProgressReporter, StoreError};
 use chrono::Utc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -149,6 +149,15 @@ impl Worker {
         }
         tracing::info!(job_id = %claimed.job_id, attempt = claimed.attempts, model_type = %claimed.model_type, "job started");
         Ok(Ok(claimed))
+    }
+
+    /// One of the decode permits, held while an image is decoded and a model built from it.
+    async fn decode_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, GeneratorError> {
+        self.ctx
+            .decodes
+            .acquire()
+            .await
+            .map_err(|_| GeneratorError::Transient("the decode permits are closed".to_owned()))
     }
 
     /// Enqueues `message`; when that fails, the current message is retried instead.

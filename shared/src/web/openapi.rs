@@ -1,0 +1,130 @@
+//! The OpenAPI description's shared parts. Each route declares its operation beside its handler
+//! (`#[utoipa::path]`), and the routers are built from those declarations (`utoipa_axum`), so
+//! the document and the routes cannot drift. Here: the error envelope as a schema, the error
+//! answers every operation may give, the security schemes, the document's header, and what
+//! multipart forms share.
+
+use utoipa::openapi::schema::{ObjectBuilder, Schema};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{InfoBuilder, OpenApi, RefOr};
+use utoipa::{IntoResponses, ToSchema};
+
+/// Every error: a stable code, the HTTP status, a summary and the specifics.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // A description of what `ApiError` renders; never built.
+pub struct ErrorBody {
+    /// Always `true`.
+    error: bool,
+    /// The stable code (see the README's table), e.g. `JOB_NOT_FOUND`.
+    error_code: String,
+    /// A short summary of the code.
+    message: String,
+    /// What exactly was refused (never what a backend said).
+    detail: String,
+    status_code: u16,
+    /// Machine-readable specifics: `field`, `limit`, `retry_after`, `component`, ...
+    details: serde_json::Map<String, serde_json::Value>,
+    /// The request id (also in `X-Request-Id`).
+    request_id: String,
+}
+
+/// The errors any operation may answer with; each is the envelope.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // A description for the document; never built.
+pub enum ApiErrors {
+    /// Malformed: an invalid id, a body that cannot be read, a foreign file type.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No or an unknown API key.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The key may not use this route.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such resource (or someone else's).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The request body stopped arriving (`BODY_IDLE_TIMEOUT_SECONDS`).
+    #[response(status = 408)]
+    Timeout(ErrorBody),
+    /// The resource's state does not allow it.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Too large a body, file or image.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// A body of another media type than the route reads.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// A value out of range or of the wrong shape.
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+    /// Rate limit or daily quota reached (`Retry-After`).
+    #[response(status = 429)]
+    TooMany(ErrorBody),
+    /// A dependency did not answer.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// The document around the operations the routers declared.
+pub fn document(mut api: OpenApi) -> OpenApi {
+    api.info = InfoBuilder::new()
+        .title("image2model")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(
+            "Photos in, 3D models (glTF binary) out. Authenticate with `Authorization: Bearer <key>` \
+             or `X-API-Key: <key>`. Every error is the JSON envelope of `ErrorBody`.",
+        ))
+        .build();
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    components.add_security_scheme(
+        "api_key",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+    );
+    for name in multipart_forms(&api) {
+        let schemas = &mut api.components.get_or_insert_with(Default::default).schemas;
+        if let Some(RefOr::T(Schema::Object(form))) = schemas.get_mut(&name) {
+            form.property_names = Some(Box::new(field_name_schema()));
+        }
+    }
+    api
+}
+
+/// A multipart field's name travels in a part header, where control characters other than tab
+/// cannot be written (CR and LF are escaped by clients as `%0D` and `%0A`). Forms accept fields
+/// they do not know, as the old API did, but only under names a header can carry.
+const FIELD_NAME_PATTERN: &str = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$";
+
+fn field_name_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(FIELD_NAME_PATTERN))
+        .into()
+}
+
+/// The component names of the schemas of every `multipart/form-data` request body.
+fn multipart_forms(api: &OpenApi) -> Vec<String> {
+    let operations = api.paths.paths.values().flat_map(|item| {
+        [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+            .into_iter()
+            .flatten()
+    });
+    operations
+        .filter_map(|op| match &op.request_body {
+            Some(RefOr::T(body)) => Some(body),
+            _ => None,
+        })
+        .filter_map(|body| match body.content.get("multipart/form-data") {
+            Some(RefOr::T(content)) => match &content.schema {
+                Some(RefOr::Ref(r)) => r.ref_location.rsplit('/').next().map(str::to_owned),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
