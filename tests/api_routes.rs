@@ -43,12 +43,7 @@ async fn upload_image(
 #[tokio::test]
 async fn health_routes_answer_with_request_ids_and_security_headers() {
     let server = TestServer::start().await;
-    for path in [
-        "/health",
-        "/api/v1/health",
-        "/api/v1/health/",
-        "/api/v1/health/liveness",
-    ] {
+    for path in ["/health", "/api/v1/health", "/api/v1/health/"] {
         let response = server
             .request(Method::GET, path, None)
             .send()
@@ -74,6 +69,10 @@ async fn health_routes_answer_with_request_ids_and_security_headers() {
         assert_eq!(body["status"], "ready");
         assert_eq!(body["checks"]["store"]["ok"], true);
     }
+    let (status, alive) = server.get_json("/api/v1/health/liveness", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(alive["status"], "alive", "the old API's liveness: {alive}");
+    assert!(alive["timestamp"].is_string());
     let (_, detailed) = server.get_json("/api/v1/health/detailed", None).await;
     assert_eq!(detailed["checks"]["queue"]["ok"], true);
     assert_eq!(detailed["checks"]["object_storage"]["ok"], true);
@@ -128,13 +127,36 @@ async fn metrics_count_requests_by_route_template_and_jobs_by_status() {
     // The registry is per process and other tests run beside this one: count at least one.
     let counted = text
         .lines()
-        .find_map(|l| l.strip_prefix(r#"image2model_http_requests_total{method="GET",route="/api/v1/jobs/{job_id}",status="404"} "#))
+        .find_map(|l| l.strip_prefix(r#"http_requests_total{endpoint="/api/v1/jobs/{job_id}",method="GET",status_code="404"} "#))
         .and_then(|n| n.parse::<u64>().ok());
     assert!(counted >= Some(1), "{text}");
+    assert!(
+        !text.contains(&id.to_string()),
+        "a raw path in a label: {text}"
+    );
     assert!(
         text.contains(r#"image2model_jobs{status="queued"} 0"#),
         "{text}"
     );
+    // The old API's names, and the standard process metrics.
+    for name in [
+        "http_request_duration_seconds_bucket{endpoint=\"/api/v1/jobs/{job_id}\",method=\"GET\",",
+        "active_jobs_total 0",
+        "system_cpu_usage_percent ",
+        "system_memory_usage_percent ",
+        "system_disk_usage_percent ",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name}: {text}");
+    }
+    let memory: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("system_memory_usage_percent "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(memory > 0.0 && memory <= 100.0, "{memory}");
     assert!(
         text.contains("image2model_queue_messages{state=\"visible\"}"),
         "{text}"
@@ -788,6 +810,7 @@ async fn openapi_document_matches_the_routes() {
         let concrete = path
             .replace("{job_id}", &id)
             .replace("{task_id}", &id)
+            .replace("{batch_id}", &id)
             .replace("{file_id}", &id);
         for method in ops.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
@@ -812,14 +835,17 @@ async fn models_available_reflects_the_deployment() {
     let server = TestServer::start().await;
     let (status, body) = server.get_json("/api/v1/models/available", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["default"], "depth_anything_v2");
-    assert_eq!(body["available"], json!(["depth_anything_v2"]));
-    let tripo = body["models"]
-        .as_array()
-        .unwrap()
+    let models = body.as_array().expect("a list, as the old API answered");
+    let available: Vec<&str> = models
         .iter()
-        .find(|m| m["model_type"] == "tripo3d")
-        .unwrap();
+        .filter(|m| m["available"] == true)
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(available, ["depth_anything_v2"]);
+    let default: Vec<&Value> = models.iter().filter(|m| m["default"] == true).collect();
+    assert_eq!(default.len(), 1);
+    assert_eq!(default[0]["name"], "depth_anything_v2");
+    let tripo = models.iter().find(|m| m["name"] == "tripo3d").unwrap();
     assert_eq!(tripo["available"], false);
 }
 
@@ -1180,4 +1206,76 @@ async fn a_request_that_could_mean_two_things_is_refused() {
     }
     let (_, jobs) = server.get_json("/api/v1/jobs", Some(ALICE)).await;
     assert_eq!(jobs["jobs"], json!([]), "no refused request created a job");
+}
+
+/// On AWS a route exists only where `template.yaml` sends it: every documented operation must
+/// reach the function that serves it (an HTTP API event of that function, with `{proxy+}` and
+/// `ANY` as API Gateway reads them; the status routes through the status function's streaming
+/// URL).
+#[test]
+fn every_documented_route_reaches_its_function_on_aws() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let template = std::fs::read_to_string(root.join("template.yaml")).unwrap();
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("functions/health/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    // (binary, path, method) of every HTTP API event, and the binaries with a function URL.
+    let mut events = Vec::new();
+    let mut with_url = Vec::new();
+    let mut binary = "";
+    for line in template.lines() {
+        if let Some(rest) = line.split("Binary: ").nth(1) {
+            binary = rest.split([' ', '}']).next().unwrap();
+        }
+        if line.trim_start().starts_with("FunctionUrlConfig:") {
+            with_url.push(binary);
+        }
+        if line.contains("Type: HttpApi") {
+            let field = |name: &str| {
+                line.split(&format!("{name}: "))
+                    .nth(1)
+                    .unwrap()
+                    .split([',', ' '])
+                    .next()
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_owned()
+            };
+            events.push((binary, field("Path"), field("Method")));
+        }
+    }
+    let serves = |tag: &str| match tag {
+        "uploads" => "image2model-upload",
+        "downloads" => "image2model-download",
+        "webhooks" => "image2model-webhook",
+        "jobs" => "image2model-jobs",
+        "status" => "image2model-status",
+        "admin" => "image2model-admin",
+        _ => "image2model-health",
+    };
+    let matches = |pattern: &str, path: &str| match pattern.strip_suffix("{proxy+}") {
+        Some(prefix) => path.starts_with(prefix) && path.len() > prefix.len(),
+        None => pattern == path,
+    };
+    let mut unrouted = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let function = serves(op["tags"][0].as_str().unwrap());
+            let routed = with_url.contains(&function)
+                || events.iter().any(|(b, p, m)| {
+                    *b == function
+                        && matches(p, path)
+                        && (m == "ANY" || m.eq_ignore_ascii_case(method))
+                });
+            if !routed {
+                unrouted.push(format!("{method} {path} -> {function}"));
+            }
+        }
+    }
+    assert!(events.len() >= 20, "{events:?}");
+    assert!(
+        unrouted.is_empty(),
+        "template.yaml does not route: {unrouted:#?}"
+    );
 }

@@ -217,6 +217,60 @@ async fn photo_to_glb_on_s3_dynamodb_and_sqs() {
     assert_eq!(texture, (160, 120));
     let (status, health) = call(&ctx, "GET", "/api/v1/health/readiness", None).await;
     assert_eq!(status, http::StatusCode::OK, "{health}");
+
+    // The old API's routes on AWS: the file's status, the model by name, storage figures from
+    // the bucket (no disk to measure: the disk fields are null and say why).
+    let file_id = entry["file_id"].as_str().unwrap();
+    let (status, upload) = call(
+        &ctx,
+        "GET",
+        &format!("/api/v1/upload/status/{file_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, http::StatusCode::OK, "{upload}");
+    assert_eq!(
+        (
+            upload["status"].as_str(),
+            upload["processing_status"].as_str()
+        ),
+        (Some("uploaded"), Some("completed"))
+    );
+    let (status, _) = call(
+        &ctx,
+        "GET",
+        &format!("/api/v1/download/{job_id}/cat.glb"),
+        None,
+    )
+    .await;
+    assert_eq!(status, http::StatusCode::FOUND);
+    let (status, usage) = call_as(&ctx, ADMIN, "GET", "/api/v1/admin/disk-usage", None).await;
+    assert_eq!(status, http::StatusCode::OK, "{usage}");
+    for dir in ["upload_dir", "output_dir"] {
+        let d = &usage[dir];
+        assert!(d["path"].as_str().unwrap().starts_with("s3://"), "{d}");
+        assert!(d["file_count"].as_u64().unwrap() >= 1, "{d}");
+        assert!(
+            d["disk_total_gb"].is_null() && d["disk_note"].is_string(),
+            "{d}"
+        );
+    }
+    let (status, list) = call_as(
+        &ctx,
+        ADMIN,
+        "GET",
+        "/api/v1/admin/list-files?directory=results&limit=5",
+        None,
+    )
+    .await;
+    assert_eq!(status, http::StatusCode::OK, "{list}");
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["path"].as_str().unwrap().starts_with("results/"))
+    );
 }
 
 /// A work queue of this test's own, so no other test's worker takes its messages.

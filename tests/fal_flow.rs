@@ -161,11 +161,13 @@ async fn tripo_job_is_submitted_once_polled_with_real_progress_and_copied_into_s
     let (_, metrics) = server.get_json("/api/v1/health/metrics", None).await;
     let metrics = metrics.as_str().unwrap();
     assert!(
-        metrics.contains(r#"image2model_fal_calls_total{operation="submit",outcome="ok"} 1"#),
+        metrics.contains(r#"fal_api_requests_total{operation="submit",outcome="ok"} 1"#),
         "{metrics}"
     );
+    assert!(metrics.contains(r#"fal_api_requests_total{operation="download",outcome="ok"} 1"#));
     assert!(
-        metrics.contains(r#"image2model_fal_calls_total{operation="download",outcome="ok"} 1"#)
+        metrics.contains(r#"fal_api_request_duration_seconds_count{operation="submit"} 1"#),
+        "{metrics}"
     );
 
     let stats = fal_stats(&server).await;

@@ -35,6 +35,7 @@ impl AppContext {
         queue: Arc<dyn WorkQueue>,
     ) -> Self {
         let keys = KeyRing::from_config(&config);
+        crate::host::uptime(); // Uptime counts from here.
         let decodes = Arc::new(Semaphore::new(config.max_concurrent_decodes));
         Self {
             config: Arc::new(config),

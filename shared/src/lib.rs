@@ -7,7 +7,7 @@
 //! - `builtin_generator/` and `fal/`: how models are made, here and at FAL.AI;
 //! - `app/`: the application services, one file per use case;
 //! - `web/`: the HTTP layer of the functions that serve routes;
-//! - `config.rs`, `keys.rs`, `context.rs`, `metrics.rs`, `telemetry.rs`, `shutdown.rs`.
+//! - `config.rs`, `keys.rs`, `context.rs`, `host.rs`, `metrics.rs`, `telemetry.rs`, `shutdown.rs`.
 //!
 //! Lower layers never import higher ones (`tests/architecture.rs` checks it).
 
@@ -18,6 +18,7 @@ pub mod config;
 pub mod context;
 pub mod domain;
 pub mod fal;
+pub mod host;
 pub mod keys;
 pub mod metrics;
 pub mod ports;

@@ -272,6 +272,36 @@ impl TestServer {
     }
 }
 
+/// Reads an SSE response to its end; returns (event, data) frames.
+pub async fn read_sse(response: reqwest::Response) -> Vec<(String, Value)> {
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    let mut body = futures_util::StreamExt::boxed(response.bytes_stream());
+    let read = async {
+        while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("stream ends after the terminal event");
+    text.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let event = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or_default()
+                .to_owned();
+            let data = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap_or("null");
+            (event, serde_json::from_str(data).unwrap())
+        })
+        .collect()
+}
+
 pub async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.expect("body");

@@ -1,5 +1,6 @@
 //! HTTP routes of the admin function. Every route takes the [`Admin`] extractor: no key is 401,
-//! a user key is 403.
+//! a user key is 403. Besides ours, the old API's operator routes in their shapes (disk usage,
+//! system health, file lists, a job's cleanup) and its log routes, answered 410 (`logs.rs`).
 
 use axum::Json;
 use axum::extract::State;
@@ -7,13 +8,19 @@ use chrono::Utc;
 use image2model_shared::AppContext;
 use image2model_shared::app::cleanup::cleanup;
 use image2model_shared::app::delete_job::delete_job;
+use image2model_shared::app::health::check_all;
 use image2model_shared::app::list_jobs::{ListParams, list_jobs};
+use image2model_shared::app::purge_task::purge_task;
 use image2model_shared::app::retry_job::retry_job;
 use image2model_shared::app::stats::{fal_overview, job_counts};
+use image2model_shared::app::storage_usage::{PrefixUsage, prefix_usage, storage_disk};
 use image2model_shared::app::sweep::sweep;
 use image2model_shared::domain::models::{self, CATALOG};
+use image2model_shared::domain::{JobId, RESULTS_PREFIX, UPLOADS_PREFIX};
 use image2model_shared::fal::guard;
-use image2model_shared::web::extract::{ApiJson, ApiQuery, JobIdParam};
+use image2model_shared::host::round2;
+use image2model_shared::ports::StorageLocation;
+use image2model_shared::web::extract::{ApiJson, ApiOptionalJson, ApiQuery, JobIdParam};
 use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::views::job_list_json;
 use image2model_shared::web::{Admin, ApiError};
@@ -32,6 +39,18 @@ pub fn router() -> OpenApiRouter<AppContext> {
         .routes(routes!(run_cleanup))
         .routes(routes!(run_sweep))
         .routes(routes!(dead_letters))
+        .routes(routes!(disk_usage))
+        .routes(routes!(system_health))
+        .routes(routes!(list_files))
+        .routes(routes!(cleanup_job))
+        .routes(routes!(delete_job_files))
+        .merge(crate::logs::router())
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn megabytes(bytes: u64) -> f64 {
+    round2(bytes as f64 / MIB)
 }
 
 /// Every owner's jobs, newest first, a page at a time.
@@ -84,10 +103,10 @@ async fn stats(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, A
     })))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CleanupRequest {
-    /// Age in hours beyond which things are deleted; the retention period by default.
+    /// Age in hours beyond which things are deleted; 24 when absent, as the old API had it.
     #[schema(minimum = 0, maximum = 87600)]
     hours: Option<f64>,
     #[serde(default)]
@@ -95,29 +114,250 @@ struct CleanupRequest {
 }
 
 /// Deletes (or, with `dry_run`, lists) uploads, results and records older than `hours`, never
-/// a file a live job needs, and objects no record points at.
+/// a file a live job needs, and objects no record points at. No body means `{hours: 24,
+/// dry_run: false}`. The answer carries the old API's fields beside ours.
 #[utoipa::path(
     post, path = "/api/v1/admin/cleanup", tag = "admin", operation_id = "admin_cleanup",
-    request_body = CleanupRequest, security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{dry_run, cutoff, files, jobs, batches, objects, bytes}`"), ApiErrors),
+    request_body(content = Option<CleanupRequest>, description = "Optional: no body is `{hours: 24, dry_run: false}`"),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{dry_run, cutoff, files, jobs, batches, objects, bytes, files_removed, freed_space_mb, directories_removed, errors, cleanup_hours, timestamp}`"), ApiErrors),
 )]
 async fn run_cleanup(
     State(ctx): State<AppContext>,
     _: Admin,
-    ApiJson(request): ApiJson<CleanupRequest>,
+    ApiOptionalJson(request): ApiOptionalJson<CleanupRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let older_than = match request.hours {
-        None => ctx.config.retention,
-        Some(h) if (0.0..=24.0 * 3650.0).contains(&h) => Duration::from_secs_f64(h * 3600.0),
-        Some(_) => {
-            return Err(ApiError::validation(
-                "hours must be between 0 and 87600",
-                Some("hours"),
-            ));
-        }
-    };
+    let hours = request.hours.unwrap_or(24.0);
+    if !(0.0..=24.0 * 3650.0).contains(&hours) {
+        return Err(ApiError::validation(
+            "hours must be between 0 and 87600",
+            Some("hours"),
+        ));
+    }
+    let older_than = Duration::from_secs_f64(hours * 3600.0);
     let report = cleanup(&ctx, older_than, request.dry_run, Utc::now()).await?;
-    Ok(Json(json!(report)))
+    let mut body = json!(report);
+    body["files_removed"] = json!(report.objects.len());
+    body["freed_space_mb"] = json!(megabytes(report.bytes));
+    body["directories_removed"] = json!(report.batches.len());
+    body["errors"] = json!([]);
+    body["cleanup_hours"] = json!(hours);
+    body["timestamp"] = json!(Utc::now());
+    Ok(Json(body))
+}
+
+/// One prefix in the old API's `disk-usage` shape; the disk figures are those of the file
+/// system holding the objects, or null (with `disk_note`) when they are in S3.
+fn directory_usage(ctx: &AppContext, usage: &PrefixUsage) -> Value {
+    let mut v = json!({
+        "path": usage.path,
+        "size_mb": megabytes(usage.bytes),
+        "size_bytes": usage.bytes,
+        "file_count": usage.objects.len(),
+        "directory_count": usage.directory_count,
+    });
+    let disk = storage_disk(ctx);
+    v["disk_total_gb"] = json!(disk.map(|d| d.disk_total_gb));
+    v["disk_used_gb"] = json!(disk.map(|d| d.disk_used_gb));
+    v["disk_free_gb"] = json!(disk.map(|d| d.disk_free_gb));
+    v["disk_usage_percent"] = json!(disk.map(|d| d.disk_usage_percent));
+    if let StorageLocation::Bucket(_) = ctx.storage.location() {
+        v["disk_note"] = json!("objects are in S3: there is no disk to measure");
+    }
+    v
+}
+
+async fn disk_usage_json(ctx: &AppContext) -> Result<Value, ApiError> {
+    let uploads = prefix_usage(ctx, UPLOADS_PREFIX).await?;
+    let results = prefix_usage(ctx, RESULTS_PREFIX).await?;
+    Ok(json!({
+        "upload_dir": directory_usage(ctx, &uploads),
+        "output_dir": directory_usage(ctx, &results),
+        "timestamp": Utc::now(),
+    }))
+}
+
+/// What uploads and results take (the old API's shape): `upload_dir` and `output_dir` with
+/// size, files, folders and the disk's figures.
+#[utoipa::path(
+    get, path = "/api/v1/admin/disk-usage", tag = "admin", operation_id = "admin_disk_usage",
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{upload_dir, output_dir, timestamp}`, each `{path, size_mb, file_count, directory_count, disk_total_gb, disk_used_gb, disk_free_gb, disk_usage_percent}`"), ApiErrors),
+)]
+async fn disk_usage(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, ApiError> {
+    Ok(Json(disk_usage_json(&ctx).await?))
+}
+
+/// `healthy`, `warning` past 80 % disk use, `critical` past 90 % or when a component of
+/// readiness fails (the old API's thresholds), with the reasons.
+#[utoipa::path(
+    get, path = "/api/v1/admin/system-health", tag = "admin", operation_id = "admin_system_health",
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{status: healthy|warning|critical, disk_usage, warnings, components, timestamp}`"), ApiErrors),
+)]
+async fn system_health(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, ApiError> {
+    let checks = check_all(&ctx).await;
+    let disk = storage_disk(&ctx);
+    let mut warnings = Vec::new();
+    let mut status = "healthy";
+    if let Some(disk) = disk {
+        let used = disk.disk_usage_percent;
+        if used > 90.0 {
+            status = "critical";
+            warnings.push(format!("Critical: disk usage at {used:.1}%"));
+        } else if used > 80.0 {
+            status = "warning";
+            warnings.push(format!("Warning: disk usage at {used:.1}%"));
+        }
+    }
+    for failed in checks.iter().filter(|c| !c.ok) {
+        status = "critical";
+        warnings.push(format!("Critical: {} is unavailable", failed.component));
+    }
+    let disk_usage = if checks
+        .iter()
+        .any(|c| c.component == "object_storage" && !c.ok)
+    {
+        Value::Null
+    } else {
+        disk_usage_json(&ctx).await?
+    };
+    let components: Vec<Value> = checks
+        .iter()
+        .map(|c| json!({ "name": c.component, "healthy": c.ok, "response_time_ms": round2(c.elapsed_ms) }))
+        .collect();
+    Ok(Json(json!({
+        "status": status,
+        "disk_usage": disk_usage,
+        "warnings": warnings,
+        "components": components,
+        "timestamp": Utc::now(),
+    })))
+}
+
+/// The folders of `list-files`.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Directory {
+    Uploads,
+    Results,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListFilesParams {
+    #[param(inline)]
+    directory: Directory,
+    /// How many items, newest first (100 when absent).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+}
+
+/// The objects of `uploads` or `results`, newest first (the old API's shape): `{directory,
+/// total_size_mb, total_files, items: [{path, size_mb, modified, is_directory, file_count}]}`.
+#[utoipa::path(
+    get, path = "/api/v1/admin/list-files", tag = "admin", operation_id = "admin_list_files",
+    params(ListFilesParams), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{directory, total_size_mb, total_files, items}`"), ApiErrors),
+)]
+async fn list_files(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    ApiQuery(params): ApiQuery<ListFilesParams>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit must be between 1 and 1000",
+            Some("limit"),
+        ));
+    }
+    let (name, prefix) = match params.directory {
+        Directory::Uploads => ("uploads", UPLOADS_PREFIX),
+        Directory::Results => ("results", RESULTS_PREFIX),
+    };
+    let usage = prefix_usage(&ctx, prefix).await?;
+    let items: Vec<Value> = usage
+        .objects
+        .iter()
+        .take(limit)
+        .map(|o| {
+            let modified = o.last_modified.timestamp_millis() as f64 / 1000.0;
+            json!({
+                "path": o.key,
+                "size_mb": megabytes(o.size),
+                "size_bytes": o.size,
+                "modified": modified.to_string(),
+                "is_directory": false,
+                "file_count": null,
+                "content_type": o.content_type,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "directory": name,
+        "path": usage.path,
+        "total_size_mb": megabytes(usage.bytes),
+        "total_files": usage.objects.len(),
+        "items": items,
+    })))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CleanupJobRequest {
+    /// A job's or a batch's id.
+    #[schema(value_type = uuid::Uuid)]
+    job_id: JobId,
+}
+
+/// Removes a job (or a batch and its jobs) with its models and the uploads no other job uses
+/// (the old API's shape: `{job_id, freed_space_mb, files_removed, errors, timestamp}`).
+#[utoipa::path(
+    post, path = "/api/v1/admin/cleanup-job", tag = "admin", operation_id = "admin_cleanup_job",
+    request_body = CleanupJobRequest, security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{job_id, freed_space_mb, files_removed, errors, timestamp, jobs, files, objects}`"), ApiErrors),
+)]
+async fn cleanup_job(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    ApiJson(request): ApiJson<CleanupJobRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let report = purge_task(&ctx, request.job_id).await?;
+    Ok(Json(json!({
+        "job_id": request.job_id,
+        "freed_space_mb": megabytes(report.bytes),
+        "files_removed": report.objects.len(),
+        "errors": [],
+        "timestamp": Utc::now(),
+        "jobs": report.jobs,
+        "files": report.files,
+        "objects": report.objects,
+    })))
+}
+
+/// The same removal under the old API's other route: `{message, freed_space_mb,
+/// files_removed}`; 404 `JOB_NOT_FOUND` when there is no such job or batch.
+#[utoipa::path(
+    delete, path = "/api/v1/admin/delete-job/{job_id}", tag = "admin", operation_id = "admin_delete_job_files",
+    params(("job_id" = uuid::Uuid, Path, description = "A job's or a batch's id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{message, freed_space_mb, files_removed, job_id, jobs}`"), ApiErrors),
+)]
+async fn delete_job_files(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    JobIdParam(id): JobIdParam,
+) -> Result<Json<Value>, ApiError> {
+    let report = purge_task(&ctx, id).await?;
+    Ok(Json(json!({
+        "message": format!("Job {id} deleted with {} file(s)", report.objects.len()),
+        "freed_space_mb": megabytes(report.bytes),
+        "files_removed": report.objects.len(),
+        "job_id": id,
+        "jobs": report.jobs,
+    })))
 }
 
 /// Runs the sweeper now: overdue jobs failed, lost messages re-sent, missed uploads ingested.

@@ -1,15 +1,19 @@
 //! The download function: hands out short-lived signed URLs of generated models, as a redirect
-//! or as JSON, and the compatibility listing of every model of a job or batch. The signing is
+//! or as JSON, the compatibility listing of every model of a job or batch, and the old API's
+//! per-file route (a redirect to the file a client named). The signing is
 //! `image2model_shared::app::download`; these routes shape the answers.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use image2model_shared::AppContext;
-use image2model_shared::app::download::{download_job, download_task};
+use image2model_shared::app::download::{download_job, download_named, download_task};
+use image2model_shared::domain::JobId;
 use image2model_shared::web::extract::{ApiQuery, JobIdParam};
 use image2model_shared::web::openapi::ApiErrors;
+use image2model_shared::web::views::signed_redirect;
 use image2model_shared::web::{ApiError, Caller};
 use serde::Deserialize;
 use serde_json::json;
@@ -20,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppContext> {
     OpenApiRouter::new()
         .routes(routes!(download))
         .routes(routes!(download_all))
+        .routes(routes!(download_file))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -60,11 +65,7 @@ async fn download(
         }))
         .into_response());
     }
-    let location = HeaderValue::from_str(&signed.url).map_err(|_| ApiError::Unavailable {
-        component: "object storage",
-        reason: "unusable signed URL".to_owned(),
-    })?;
-    Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
+    signed_redirect(signed)
 }
 
 /// Every completed model of a job or batch (the old API's listing).
@@ -97,4 +98,53 @@ async fn download_all(
     Ok(Json(
         json!({ "job_id": id, "files": files, "download_urls": urls, "total_files": urls.len() }),
     ))
+}
+
+/// The `{job_id}` and `{filename}` of the per-file route: the id must be a UUID, the name is
+/// checked by the service.
+struct NamedFile(JobId, String);
+
+impl<S: Send + Sync> FromRequestParts<S> for NamedFile {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::InvalidJobId)?;
+        let (mut id, mut name) = (None, None);
+        for (key, value) in &params {
+            match key {
+                "job_id" => id = value.parse::<JobId>().ok(),
+                "filename" => name = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        Ok(Self(
+            id.ok_or(ApiError::InvalidJobId)?,
+            name.unwrap_or_default(),
+        ))
+    }
+}
+
+/// One result file of a job or batch by its name (the old API's per-file route, used by
+/// clients that build links themselves): a redirect to its signed URL. Names follow the old
+/// rules: at most 255 characters, no `..`, `/`, `\`, NUL, CR or LF, `.glb` or `.obj`.
+#[utoipa::path(
+    get, path = "/api/v1/download/{job_id}/{filename}", tag = "downloads", operation_id = "download_file",
+    params(
+        ("job_id" = uuid::Uuid, Path, description = "A job's or a batch's id"),
+        ("filename" = String, Path, max_length = 255, pattern = r"^[^./\\\x00\r\n]+(\.[^./\\\x00\r\n]+)*\.([gG][lL][bB]|[oO][bB][jJ])$", description = "A result file's name, as `/download/{job_id}/all` lists it"),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 302, description = "To the signed URL of the file", headers(("Location" = String, description = "The signed URL"))),
+        ApiErrors,
+    ),
+)]
+async fn download_file(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    NamedFile(id, filename): NamedFile,
+) -> Result<Response, ApiError> {
+    signed_redirect(&download_named(&ctx, &caller, id, &filename).await?.signed)
 }

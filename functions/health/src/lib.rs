@@ -1,6 +1,7 @@
 //! The health function: liveness, readiness that really exercises the store, object storage
-//! and the queue (`image2model_shared::app::health`; a 503 envelope naming what failed),
-//! Prometheus metrics and the OpenAPI document.
+//! and the queue (`image2model_shared::app::health`; a 503 envelope naming what failed), the
+//! detailed report in the old API's shape (components, system figures, uptime), Prometheus
+//! metrics and the OpenAPI document.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,9 +10,12 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use image2model_shared::AppContext;
 use image2model_shared::app::health::{Check, check_all, check_store};
-use image2model_shared::app::stats::{fal_overview, job_counts};
+use image2model_shared::app::stats::{FalOverview, fal_overview, job_counts};
+use image2model_shared::app::storage_usage::storage_disk;
 use image2model_shared::domain::models;
+use image2model_shared::host::{self, round2};
 use image2model_shared::metrics;
+use image2model_shared::ports::QueueDepth;
 use image2model_shared::web::ApiError;
 use image2model_shared::web::openapi::ErrorBody;
 use serde_json::{Map, Value, json};
@@ -26,6 +30,7 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 /// The routes, each with its OpenAPI operation.
 pub fn router() -> OpenApiRouter<AppContext> {
     OpenApiRouter::new()
+        .routes(routes!(root))
         .routes(routes!(health))
         .routes(routes!(api_health))
         .routes(routes!(liveness))
@@ -42,6 +47,14 @@ fn alive() -> Json<Value> {
     )
 }
 
+/// The service's banner (the old API's root): name, version, where the description is.
+#[utoipa::path(get, path = "/", tag = "health", responses((status = 200, body = Object, description = "`{message, version, openapi}`")))]
+async fn root() -> Json<Value> {
+    Json(
+        json!({ "message": "Image2Model API", "version": VERSION, "openapi": "/api/v1/openapi.json" }),
+    )
+}
+
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Object, description = "`{status: healthy, service, version, timestamp}`")))]
 async fn health() -> Json<Value> {
@@ -54,10 +67,15 @@ async fn api_health() -> Json<Value> {
     alive()
 }
 
-/// Liveness (the old API's path).
-#[utoipa::path(get, path = "/api/v1/health/liveness", tag = "health", responses((status = 200, body = Object, description = "`{status: healthy, service, version, timestamp}`")))]
+/// Liveness probe (the old API's shape).
+#[utoipa::path(get, path = "/api/v1/health/liveness", tag = "health", responses((status = 200, body = Object, description = "`{status: alive, timestamp}`")))]
 async fn liveness() -> Json<Value> {
-    alive()
+    Json(json!({ "status": "alive", "timestamp": Utc::now() }))
+}
+
+/// A check as the old API listed components: `healthy` or `unhealthy`.
+fn component_status(ok: bool) -> &'static str {
+    if ok { "healthy" } else { "unhealthy" }
 }
 
 /// The readiness body of `checks`: 200 when every component answered, otherwise the 503
@@ -88,6 +106,13 @@ fn checks_response(checks: &[Check], extra: Value) -> Result<Json<Value>, ApiErr
         ("service".to_owned(), json!(SERVICE)),
         ("version".to_owned(), json!(VERSION)),
         ("checks".to_owned(), Value::Object(details)),
+        (
+            "components".to_owned(),
+            checks
+                .iter()
+                .map(|c| json!({ "name": c.component, "status": component_status(c.ok) }))
+                .collect(),
+        ),
         ("timestamp".to_owned(), json!(Utc::now())),
     ]);
     if let Value::Object(extra) = extra {
@@ -118,9 +143,64 @@ async fn database(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError
     checks_response(&[check_store(&ctx).await], json!({}))
 }
 
-/// Readiness with jobs by status, the queue's depth, the models and FAL's state.
+/// The old API's component list: each port with its measured latency, and FAL's breaker
+/// when FAL is configured (`degraded` while it is open: jobs wait, nothing fails).
+fn components(
+    checks: &[Check],
+    queue: Option<&QueueDepth>,
+    fal: Option<&FalOverview>,
+) -> Vec<Value> {
+    let mut list: Vec<Value> = checks
+        .iter()
+        .map(|c| {
+            let details = match (c.component, queue) {
+                ("queue", Some(depth)) => json!(depth),
+                _ if !c.ok => json!({ "error": "unavailable" }),
+                _ => json!({}),
+            };
+            json!({
+                "name": c.component,
+                "status": component_status(c.ok),
+                "response_time_ms": round2(c.elapsed_ms),
+                "details": details,
+            })
+        })
+        .collect();
+    if let Some(fal) = fal.filter(|f| f.configured) {
+        let status = match fal.circuit_breaker.state {
+            "closed" => "healthy",
+            _ => "degraded",
+        };
+        list.push(json!({
+            "name": "fal_api",
+            "status": status,
+            "response_time_ms": null,
+            "details": {
+                "circuit_breaker": fal.circuit_breaker.state,
+                "consecutive_failures": fal.circuit_breaker.consecutive_failures,
+                "in_flight": fal.in_flight,
+                "max_in_flight": fal.max_in_flight,
+            },
+        }));
+    }
+    list
+}
+
+/// The machine's figures, and its disk when objects are files on it.
+fn system(ctx: &AppContext) -> Value {
+    let mut system = json!(host::host_figures());
+    if let Some(disk) = storage_disk(ctx) {
+        system["disk_usage_percent"] = json!(disk.disk_usage_percent);
+        system["disk_free_gb"] = json!(disk.disk_free_gb);
+    }
+    system
+}
+
+/// Readiness plus the old API's detailed report: `components` (each measured), `system`
+/// figures this platform has, `uptime_seconds`; and ours: jobs by status, the queue, models
+/// and FAL's state.
 #[utoipa::path(get, path = "/api/v1/health/detailed", tag = "health", responses(
-    (status = 200, body = Object, description = "Readiness plus `jobs`, `queue`, `models_available`, `generator`, `fal`"),
+    (status = 200, body = Object, description = "`{status, service, version, timestamp, components: [{name, status, response_time_ms, details}], system, uptime_seconds, checks, jobs, queue, models_available, generator, fal}`"),
     (status = 503, body = ErrorBody, description = "The envelope, with `checks` and `failed_components`"),
 ))]
 async fn detailed(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError> {
@@ -132,6 +212,9 @@ async fn detailed(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError
     checks_response(
         &checks,
         json!({
+            "components": components(&checks, queue.as_ref(), fal.as_ref()),
+            "system": system(&ctx),
+            "uptime_seconds": round2(host::uptime().as_secs_f64()),
             "jobs": jobs,
             "queue": queue,
             "models_available": models::available_ids(fal_configured),
@@ -148,12 +231,27 @@ async fn detailed(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError
 ))]
 async fn prometheus(State(ctx): State<AppContext>) -> Response {
     let m = metrics::metrics();
+    let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     if let Ok(counts) = ctx.store.count_jobs_by_status().await {
+        let active = counts
+            .iter()
+            .filter(|(status, _)| !status.is_terminal())
+            .map(|(_, n)| n)
+            .sum();
+        m.active_jobs.set(gauge(active));
         for (status, n) in counts {
-            m.jobs
-                .with_label_values(&[status.as_str()])
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
+            m.jobs.with_label_values(&[status.as_str()]).set(gauge(n));
         }
+    }
+    let host = host::host_figures();
+    if let Some(cpu) = host.cpu_usage_percent {
+        m.system_cpu.set(cpu);
+    }
+    if let Some(memory) = host.memory_usage_percent {
+        m.system_memory.set(memory);
+    }
+    if let Some(disk) = storage_disk(&ctx) {
+        m.system_disk.set(disk.disk_usage_percent);
     }
     if let Ok(depth) = ctx.queue.depth().await {
         for (state, n) in [
@@ -162,9 +260,7 @@ async fn prometheus(State(ctx): State<AppContext>) -> Response {
             ("delayed", depth.delayed),
             ("dead", depth.dead),
         ] {
-            m.queue_messages
-                .with_label_values(&[state])
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
+            m.queue_messages.with_label_values(&[state]).set(gauge(n));
         }
     }
     (

@@ -3,16 +3,19 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use image2model_shared::AppContext;
 use image2model_shared::app::access::owned_job;
 use image2model_shared::app::cancel_job::cancel_job;
-use image2model_shared::app::create_job::{CreateJobRequest, create_job};
+use image2model_shared::app::create_job::{CreateJobRequest, ModelType, create_job, resolve_model};
+use image2model_shared::app::download::download_job;
 use image2model_shared::app::list_jobs::{ListParams, list_jobs};
 use image2model_shared::domain::models::{self, CATALOG, DEFAULT_MODEL};
+use image2model_shared::domain::{FileId, JobOptions, Texture};
 use image2model_shared::web::extract::{ApiJson, ApiQuery, JobIdParam};
 use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::rate_limit::limited;
-use image2model_shared::web::views::job_list_json;
+use image2model_shared::web::views::{job_list_json, signed_redirect};
 use image2model_shared::web::{ApiError, Caller};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -26,6 +29,9 @@ pub fn router(ctx: &AppContext) -> OpenApiRouter<AppContext> {
         .routes(limited(routes!(post_generate), ctx))
         .routes(routes!(show, cancel))
         .routes(routes!(available_models))
+        .routes(limited(routes!(models_generate), ctx))
+        .routes(routes!(models_job))
+        .routes(routes!(models_download))
 }
 
 /// The `Idempotency-Key` header, if any (visible ASCII, checked by the service).
@@ -161,28 +167,175 @@ async fn cancel(
     Ok(Json(job.public_json()))
 }
 
-/// The model types, and which this deployment can run.
+/// The model types as the old API listed them (`{name, description, type,
+/// supported_formats}`), with ours beside: whether this deployment runs it, the default, the
+/// options it takes, its provider and price.
 #[utoipa::path(
     get, path = "/api/v1/models/available", tag = "jobs", operation_id = "available_models",
-    responses((status = 200, body = Object, description = "`{models: [{model_type, description, available, provider, fal_app}], available, default}`")),
+    responses((status = 200, body = Vec<Object>, description = "`[{name, description, type, supported_formats, model_type, available, default, options, provider, fal_app, price_usd}]`")),
 )]
 async fn available_models(State(ctx): State<AppContext>) -> Json<Value> {
     let fal = ctx.config.fal_configured();
-    let list: Vec<Value> = CATALOG
-        .iter()
-        .map(|m| {
-            json!({
-                "model_type": m.id,
-                "description": m.description,
-                "available": models::is_available(m, fal),
-                "provider": if m.builtin && !fal { "builtin" } else { "fal" },
-                "fal_app": m.fal_app,
+    Json(
+        CATALOG
+            .iter()
+            .map(|m| {
+                json!({
+                    "name": m.id,
+                    "description": m.description,
+                    "type": "image_to_3d",
+                    "supported_formats": ["glb"],
+                    "model_type": m.id,
+                    "available": models::is_available(m, fal),
+                    "default": m.id == DEFAULT_MODEL,
+                    "options": m.accepted_options,
+                    "provider": if m.builtin && !fal { "builtin" } else { "fal" },
+                    "fal_app": m.fal_app,
+                    "price_usd": m.price_per_run_usd,
+                })
             })
-        })
-        .collect();
-    Json(json!({
-        "models": list,
-        "available": models::available_ids(fal),
-        "default": DEFAULT_MODEL,
-    }))
+            .collect(),
+    )
+}
+
+/// Texture quality in the old API's words.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Quality {
+    #[default]
+    Standard,
+    High,
+}
+
+/// The old API's `POST /models/generate` body.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct GenerateRequest {
+    /// A file of the caller.
+    #[schema(value_type = uuid::Uuid)]
+    file_id: FileId,
+    /// The deployment's default model when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<ModelType>)]
+    model_type: Option<String>,
+    /// Texture quality, for models that take a texture option.
+    #[serde(default)]
+    quality: Quality,
+    /// `false` asks for an untextured model, for models that take a texture option.
+    #[serde(default = "yes")]
+    texture_enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Creates a job the old API's way: `quality` and `texture_enabled` become the `texture`
+/// option for models that take one and are ignored by the others.
+#[utoipa::path(
+    post, path = "/api/v1/models/generate", tag = "jobs", operation_id = "models_generate",
+    request_body = GenerateRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 202, body = Object, description = "`{job_id, status, estimated_time, file_id, progress, model_type, created_at}`", links(
+            ("ModelsJob" = (operation_id = "models_job", parameters(("job_id" = "$response.body#/job_id")))),
+            ("ModelsDownload" = (operation_id = "models_download", parameters(("job_id" = "$response.body#/job_id")))),
+        )),
+        ApiErrors,
+    ),
+)]
+async fn models_generate(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<GenerateRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let model = resolve_model(&ctx, request.model_type.as_deref())?;
+    let texture = match (request.texture_enabled, request.quality) {
+        (false, _) => Texture::No,
+        (true, Quality::Standard) => Texture::Standard,
+        (true, Quality::High) => Texture::Hd,
+    };
+    let options = JobOptions {
+        texture: model
+            .accepted_options
+            .contains(&"texture")
+            .then_some(texture),
+        ..JobOptions::default()
+    };
+    let request = CreateJobRequest {
+        file_id: request.file_id,
+        model_type: Some(model.id.to_owned()),
+        options: Some(options),
+    };
+    let (status, Json(mut body)) = create(ctx, caller, headers, request).await?;
+    // The old answer's estimate: none is made up here.
+    body["estimated_time"] = Value::Null;
+    Ok((status, Json(body)))
+}
+
+/// One of the caller's jobs in the old API's shape, with its real status: `{job_id, status,
+/// progress, estimated_remaining, result_url}` (`result_url` once completed).
+#[utoipa::path(
+    get, path = "/api/v1/models/job/{job_id}", tag = "jobs", operation_id = "models_job",
+    params(("job_id" = uuid::Uuid, Path, description = "The job's id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{job_id, status, progress, message, estimated_remaining, result_url, error}`"), ApiErrors),
+)]
+async fn models_job(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    JobIdParam(id): JobIdParam,
+) -> Result<Json<Value>, ApiError> {
+    let job = owned_job(&ctx, &caller, id).await?;
+    let result_url = job
+        .result
+        .is_some()
+        .then(|| format!("/api/v1/models/download/{id}"));
+    Ok(Json(json!({
+        "job_id": job.job_id,
+        "status": job.status,
+        "progress": job.progress,
+        "message": job.message,
+        "estimated_remaining": null,
+        "result_url": result_url,
+        "error": job.error,
+    })))
+}
+
+/// The formats a model can be downloaded in: glTF binary only.
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Format {
+    Glb,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct FormatParams {
+    /// Only `glb` exists (the old API listed `obj`; another value is 422).
+    #[param(inline)]
+    #[allow(dead_code)] // Read only to refuse another format.
+    format: Option<Format>,
+}
+
+/// The model of one of the caller's completed jobs (the old API's route, which answered 501): a
+/// redirect to its signed URL.
+#[utoipa::path(
+    get, path = "/api/v1/models/download/{job_id}", tag = "jobs", operation_id = "models_download",
+    params(("job_id" = uuid::Uuid, Path, description = "The job's id"), FormatParams),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 302, description = "To the signed URL of the GLB", headers(("Location" = String, description = "The signed URL"))),
+        ApiErrors,
+    ),
+)]
+async fn models_download(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    JobIdParam(id): JobIdParam,
+    ApiQuery(_format): ApiQuery<FormatParams>,
+) -> Result<Response, ApiError> {
+    signed_redirect(&download_job(&ctx, &caller, id).await?.signed)
 }

@@ -38,7 +38,9 @@ pub fn router() -> OpenApiRouter<AppContext> {
 struct StreamEvent {
     event: EventName,
     /// JSON: the task's status for `task_*` events (`{task_id, status, progress, message,
-    /// result, error, timestamp}`), `{task_id, timestamp, message?}` for the others.
+    /// current, total, total_files, completed_files, failed_files, result, error, error_code,
+    /// timestamp}`, `summary` on completion), `{task_id, timestamp, message?}` for the others;
+    /// `timestamp` in epoch milliseconds.
     #[schema(content_media_type = "application/json")]
     data: String,
 }
@@ -162,13 +164,13 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
         if s.ctx.shutdown.is_triggered() {
             // The server is stopping: a last frame, and the stream ends (EventSource reconnects).
             s.done = true;
-            let data = serde_json::json!({"task_id": s.id, "message": "the server is shutting down; reconnect", "timestamp": chrono::Utc::now()});
+            let data = serde_json::json!({"task_id": s.id, "message": "the server is shutting down; reconnect", "timestamp": view::timestamp_ms()});
             return Some((frame(EventName::Shutdown, &data), s));
         }
         if s.last.is_some() {
             if Instant::now() >= s.deadline {
                 s.done = true;
-                let data = serde_json::json!({"task_id": s.id, "message": "stream timeout reached", "timestamp": chrono::Utc::now()});
+                let data = serde_json::json!({"task_id": s.id, "message": "stream timeout reached", "timestamp": view::timestamp_ms()});
                 return Some((frame(EventName::Timeout, &data), s));
             }
             let pause = config
@@ -190,7 +192,7 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
             Ok(_) => {}
             Err(AppError::JobNotFound(_)) => {
                 s.done = true;
-                let data = serde_json::json!({"task_id": s.id, "status": "deleted", "message": "the task no longer exists", "timestamp": chrono::Utc::now()});
+                let data = serde_json::json!({"task_id": s.id, "status": "deleted", "message": "the task no longer exists", "timestamp": view::timestamp_ms()});
                 return Some((frame(EventName::TaskFailed, &data), s));
             }
             Err(err) => {
@@ -199,7 +201,7 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
         }
         if s.last_frame.elapsed() >= config.sse_heartbeat {
             s.last_frame = Instant::now();
-            let data = serde_json::json!({"task_id": s.id, "timestamp": chrono::Utc::now()});
+            let data = serde_json::json!({"task_id": s.id, "timestamp": view::timestamp_ms()});
             return Some((frame(EventName::Heartbeat, &data), s));
         }
         if s.last.is_none() {

@@ -1,6 +1,8 @@
 //! How a task's snapshot reads on the wire: the JSON of `/status`, and the SSE events of
 //! `/sse` and `/stream` (`task_queued`, `task_progress`, `task_completed`, `task_failed`, and
-//! the stream's own `heartbeat`, `timeout` and `shutdown`).
+//! the stream's own `heartbeat`, `timeout` and `shutdown`). The fields are the old API's
+//! (`progress`, `current`/`total` files, `total_files`, `error` as text, `summary`, timestamps
+//! in epoch milliseconds) with ours beside them.
 
 use chrono::Utc;
 use image2model_shared::app::task_status::Snapshot;
@@ -63,7 +65,7 @@ fn result(snapshot: &Snapshot) -> Option<Value> {
     }
     if snapshot.is_batch {
         let jobs: Vec<Value> = snapshot.jobs.iter().filter_map(result_json).collect();
-        Some(json!({ "jobs": jobs }))
+        Some(json!({ "job_id": snapshot.task_id, "jobs": jobs }))
     } else {
         snapshot.jobs.first().and_then(result_json)
     }
@@ -71,13 +73,22 @@ fn result(snapshot: &Snapshot) -> Option<Value> {
 
 /// The answer of `GET .../status`.
 pub fn to_json(snapshot: &Snapshot) -> Value {
+    let counts = snapshot.counts();
+    let error = snapshot.error();
     let mut v = json!({
         "task_id": snapshot.task_id,
         "status": snapshot.status,
         "progress": snapshot.progress,
         "message": snapshot.message,
+        "current": counts.ended(),
+        "total": counts.total,
+        "total_files": counts.total,
+        "completed_files": counts.completed,
+        "failed_files": counts.failed + counts.cancelled,
         "result": result(snapshot),
-        "error": snapshot.error(),
+        "error": error.as_ref().map(|e| &e.message),
+        "error_code": error.as_ref().map(|e| &e.code),
+        "error_details": error,
     });
     if snapshot.is_batch {
         v["jobs"] = snapshot
@@ -89,13 +100,26 @@ pub fn to_json(snapshot: &Snapshot) -> Value {
     v
 }
 
-/// The data of an SSE event: the status JSON, when it was seen, and on the terminal event the
-/// job it names.
+/// Now in epoch milliseconds, as the old API's events carry it.
+pub fn timestamp_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// The data of an SSE event: the status JSON, when it was seen (epoch milliseconds), on the
+/// terminal event the job it names, and on completion the old API's `summary`.
 pub fn to_event_json(snapshot: &Snapshot) -> Value {
     let mut v = to_json(snapshot);
-    v["timestamp"] = json!(Utc::now());
+    v["timestamp"] = json!(timestamp_ms());
     if snapshot.is_terminal() {
         v["job_id"] = json!(snapshot.terminal_job_id());
+    }
+    if snapshot.status == JobStatus::Completed {
+        let counts = snapshot.counts();
+        v["summary"] = json!({
+            "total_files": counts.total,
+            "successful_files": counts.completed,
+            "failed_files": counts.failed + counts.cancelled,
+        });
     }
     v
 }
@@ -158,7 +182,16 @@ mod tests {
         assert_eq!(json["result"]["jobs"].as_array().unwrap().len(), 1);
         assert_eq!(json["jobs"].as_array().unwrap().len(), 2);
         assert_eq!(json["job_id"], json!(snapshot.task_id));
-        assert!(json["timestamp"].is_string());
+        assert_eq!(json["result"]["job_id"], json!(snapshot.task_id));
+        assert_eq!(
+            json["summary"],
+            json!({"total_files": 2, "successful_files": 1, "failed_files": 1})
+        );
+        assert_eq!(
+            (json["current"].as_u64(), json["total"].as_u64()),
+            (Some(2), Some(2))
+        );
+        assert!(json["timestamp"].as_i64().unwrap() > 1_700_000_000_000);
     }
 
     #[test]

@@ -8,13 +8,14 @@ use axum::http::StatusCode;
 use axum::{Json, middleware};
 use image2model_shared::AppContext;
 use image2model_shared::app::AppError;
-use image2model_shared::app::access::owned_file;
+use image2model_shared::app::access::{Task, owned_file, owned_task};
 use image2model_shared::app::create_job::ModelType;
 use image2model_shared::app::direct_upload::{ValidatedUpload, store_upload, upload_batch};
 use image2model_shared::app::inspect::inspect;
 use image2model_shared::app::presign_upload::{PresignRequest, presign_uploads};
-use image2model_shared::domain::{JobOptions, UploadedFile};
-use image2model_shared::web::extract::{ApiJson, ApiMultipart, FileIdParam};
+use image2model_shared::app::task_status::Snapshot;
+use image2model_shared::domain::{FileStatus, JobOptions, UploadedFile};
+use image2model_shared::web::extract::{ApiJson, ApiMultipart, FileIdParam, JobIdParam};
 use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::{ApiError, Caller, rate_limit};
 use serde_json::{Value, json};
@@ -32,7 +33,10 @@ pub fn router(ctx: &AppContext) -> OpenApiRouter<AppContext> {
             ctx.clone(),
             rate_limit::limit,
         ));
-    uploads.routes(routes!(show_file))
+    uploads
+        .routes(routes!(show_file))
+        .routes(routes!(upload_status))
+        .routes(routes!(batch_status))
 }
 
 /// The form of `POST /api/v1/upload/image`.
@@ -235,8 +239,11 @@ async fn upload_multiple(
                 "filename": file.filename,
                 "file_size": file.size,
                 "content_type": file.content_type,
-                "status": file.status,
+                // The old API's constant; where the file stands is `file_status`.
+                "status": "uploaded",
+                "file_status": file.status,
                 "job_id": job.job_id,
+                "task_id": job.job_id,
             })
         })
         .collect();
@@ -281,4 +288,74 @@ async fn show_file(
 ) -> Result<Json<Value>, ApiError> {
     let file = owned_file(&ctx, &caller, id).await?;
     Ok(Json(file_view(&file)))
+}
+
+/// Where the old API's client reads an upload: `uploaded` once the bytes arrived (`pending`
+/// before, `rejected` when they failed validation), and the newest job on it.
+fn old_file_status(file: &UploadedFile) -> &'static str {
+    match file.status {
+        FileStatus::Ready => "uploaded",
+        other => other.as_str(),
+    }
+}
+
+/// One of the caller's uploads in the old API's shape, with real data: `{file_id, status,
+/// processing_status}` (`pending` until a job runs on it, then that job's status), plus the file.
+#[utoipa::path(
+    get, path = "/api/v1/upload/status/{file_id}", tag = "uploads", operation_id = "upload_status",
+    params(("file_id" = uuid::Uuid, Path, description = "The file's id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{file_id, status: pending|uploaded|rejected, processing_status, job_id, file}`"), ApiErrors),
+)]
+async fn upload_status(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    FileIdParam(id): FileIdParam,
+) -> Result<Json<Value>, ApiError> {
+    let file = owned_file(&ctx, &caller, id).await?;
+    let latest = ctx
+        .store
+        .list_jobs_for_file(id)
+        .await
+        .map_err(AppError::from)?
+        .into_iter()
+        .max_by_key(|j| j.created_at);
+    Ok(Json(json!({
+        "file_id": file.file_id,
+        "status": old_file_status(&file),
+        "processing_status": latest.as_ref().map_or("pending", |j| j.status.as_str()),
+        "job_id": latest.map(|j| j.job_id),
+        "file": file_view(&file),
+    })))
+}
+
+/// One of the caller's batches in the old API's shape, with real data: `{batch_id, status,
+/// message, progress: {total_files, processed_files, failed_files}}`.
+#[utoipa::path(
+    get, path = "/api/v1/upload/batch/{batch_id}/status", tag = "uploads", operation_id = "upload_batch_status",
+    params(("batch_id" = uuid::Uuid, Path, description = "The batch's id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object, description = "`{batch_id, status, message, progress: {total_files, processed_files, failed_files, progress}}`"), ApiErrors),
+)]
+async fn batch_status(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    JobIdParam(id): JobIdParam,
+) -> Result<Json<Value>, ApiError> {
+    let Task::Batch(batch, jobs) = owned_task(&ctx, &caller, id).await? else {
+        return Err(AppError::JobNotFound(id).into());
+    };
+    let snapshot = Snapshot::of(id, &Task::Batch(batch, jobs));
+    let counts = snapshot.counts();
+    Ok(Json(json!({
+        "batch_id": id,
+        "status": snapshot.status,
+        "message": snapshot.message,
+        "progress": {
+            "total_files": counts.total,
+            "processed_files": counts.completed,
+            "failed_files": counts.failed,
+            "progress": snapshot.progress,
+        },
+    })))
 }

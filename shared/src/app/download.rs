@@ -7,6 +7,7 @@ use crate::context::AppContext;
 use crate::domain::{GenerationJob, JobId, JobResult, JobStatus};
 use crate::keys::Caller;
 use crate::ports::PresignedRequest;
+use crate::validation::filename::check_result_name;
 
 /// A signed download of one job's model.
 #[derive(Debug, Clone)]
@@ -73,6 +74,31 @@ pub async fn download_task(
     Ok(downloads)
 }
 
+/// The caller's result file `filename` of task `id` (a job or a batch), by the old API's
+/// per-file route: the name is checked by its rules first, then looked up among the task's
+/// completed models.
+pub async fn download_named(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: JobId,
+    filename: &str,
+) -> Result<Download, AppError> {
+    check_result_name(filename).map_err(AppError::InvalidFilename)?;
+    let job = owned_task(ctx, caller, id)
+        .await?
+        .into_jobs()
+        .into_iter()
+        .find(|j| {
+            j.status == JobStatus::Completed
+                && j.result.as_ref().is_some_and(|r| r.filename == filename)
+        })
+        .ok_or_else(|| AppError::ResultFileNotFound {
+            task_id: id,
+            filename: filename.to_owned(),
+        })?;
+    sign(ctx, job).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +152,30 @@ mod tests {
         ));
         assert!(matches!(
             download_task(&t, &caller("bob"), task).await,
+            Err(AppError::JobNotFound(_))
+        ));
+
+        // By name, as the old per-file route asks: the batch's or the job's id.
+        for id in [task, jobs[0].job_id] {
+            let named = download_named(&t, &alice, id, "photo.glb").await.unwrap();
+            assert_eq!(named.job.job_id, jobs[0].job_id);
+        }
+        for (name, refused) in [
+            ("../photo.glb", "invalid"),
+            ("photo.png", "invalid"),
+            ("other.glb", "missing"),
+        ] {
+            let err = download_named(&t, &alice, task, name).await.unwrap_err();
+            match refused {
+                "invalid" => assert!(matches!(err, AppError::InvalidFilename(_)), "{err:?}"),
+                _ => assert!(
+                    matches!(err, AppError::ResultFileNotFound { .. }),
+                    "{err:?}"
+                ),
+            }
+        }
+        assert!(matches!(
+            download_named(&t, &caller("bob"), task, "photo.glb").await,
             Err(AppError::JobNotFound(_))
         ));
     }

@@ -59,6 +59,10 @@ pub enum AppError {
     Transition(#[from] TransitionError),
     #[error("job {job_id} has no model yet (status {status})")]
     ResultNotReady { job_id: JobId, status: &'static str },
+    #[error("invalid filename: {0}")]
+    InvalidFilename(&'static str),
+    #[error("task {task_id} has no result file named {filename:?}")]
+    ResultFileNotFound { task_id: JobId, filename: String },
     #[error(
         "daily quota of {limit} jobs used ({used} today); it resets at 00:00 UTC, in {retry_after_secs} s"
     )]

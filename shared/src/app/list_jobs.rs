@@ -27,7 +27,6 @@ pub struct ListParams {
 pub fn job_query(params: ListParams, owner: Option<String>) -> Result<JobQuery, AppError> {
     let status = params
         .status
-        .filter(|s| !s.is_empty())
         .map(|s| {
             JobStatus::parse(&s)
                 .ok_or_else(|| AppError::invalid(format!("unknown status {s:?}"), Some("status")))

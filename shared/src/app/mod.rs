@@ -16,9 +16,9 @@
 //! | a verified FAL webhook: ask the worker to look | `fal_webhook.rs` |
 //! | where a task stands | `task_status.rs` |
 //! | list, cancel, download | `list_jobs.rs`, `cancel_job.rs`, `download.rs` |
-//! | an administrator's retry and deletion | `retry_job.rs`, `delete_job.rs` |
+//! | an administrator's retry and deletion; a task removed with its files | `retry_job.rs`, `delete_job.rs`, `purge_task.rs` |
 //! | keep jobs moving, delete expired data | `sweep.rs`, `cleanup.rs`, `maintenance.rs` |
-//! | readiness and figures | `health.rs`, `stats.rs` |
+//! | readiness and figures; what storage holds | `health.rs`, `stats.rs`, `storage_usage.rs` |
 //! | who may see what | `access.rs` |
 //! | the services' one error | `error.rs` |
 
@@ -39,8 +39,10 @@ pub mod job_update;
 pub mod list_jobs;
 pub mod maintenance;
 pub mod presign_upload;
+pub mod purge_task;
 pub mod retry_job;
 pub mod stats;
+pub mod storage_usage;
 pub mod sweep;
 pub mod task_status;
 pub mod work;

@@ -29,20 +29,40 @@ pub struct Snapshot {
     pub is_batch: bool,
 }
 
+/// How many of a task's jobs there are, and how many ended each way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskCounts {
+    pub total: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+}
+
+impl TaskCounts {
+    pub fn of(jobs: &[GenerationJob]) -> Self {
+        let count = |s: JobStatus| jobs.iter().filter(|j| j.status == s).count();
+        Self {
+            total: jobs.len(),
+            completed: count(JobStatus::Completed),
+            failed: count(JobStatus::Failed),
+            cancelled: count(JobStatus::Cancelled),
+        }
+    }
+
+    /// Jobs that ended, whichever way.
+    pub fn ended(&self) -> usize {
+        self.completed + self.failed + self.cancelled
+    }
+}
+
 /// A batch is completed when every job ended and at least one completed; failed when every
 /// job ended and none completed; otherwise processing once any job started, else queued.
 fn aggregate(jobs: &[GenerationJob]) -> (JobStatus, u8, String) {
     let total = jobs.len().max(1);
     let progress = (jobs.iter().map(|j| u32::from(j.progress)).sum::<u32>() / total as u32) as u8;
-    let count = |s: JobStatus| jobs.iter().filter(|j| j.status == s).count();
-    let (completed, failed, cancelled) = (
-        count(JobStatus::Completed),
-        count(JobStatus::Failed),
-        count(JobStatus::Cancelled),
-    );
-    let ended = completed + failed + cancelled;
-    let status = if ended == jobs.len() {
-        if completed > 0 {
+    let counts = TaskCounts::of(jobs);
+    let status = if counts.ended() == jobs.len() {
+        if counts.completed > 0 {
             JobStatus::Completed
         } else {
             JobStatus::Failed
@@ -58,9 +78,10 @@ fn aggregate(jobs: &[GenerationJob]) -> (JobStatus, u8, String) {
         progress.min(99)
     };
     let message = format!(
-        "{completed} of {} completed, {} failed or cancelled",
+        "{} of {} completed, {} failed or cancelled",
+        counts.completed,
         jobs.len(),
-        failed + cancelled
+        counts.failed + counts.cancelled
     );
     (status, progress, message)
 }
@@ -92,6 +113,11 @@ impl Snapshot {
 
     pub fn is_terminal(&self) -> bool {
         self.status.is_terminal()
+    }
+
+    /// The task's jobs counted by how they ended.
+    pub fn counts(&self) -> TaskCounts {
+        TaskCounts::of(&self.jobs)
     }
 
     /// Whether a client watching `self` should hear about `next`.

@@ -291,14 +291,15 @@ impl FalClient {
     {
         let mut retry = 0;
         loop {
+            let started = std::time::Instant::now();
             let err = match attempt().await {
                 Ok(value) => {
-                    record_fal_call(operation, "ok");
+                    record_fal_call(operation, "ok", started.elapsed());
                     return Ok(value);
                 }
                 Err(err) => err,
             };
-            record_fal_call(operation, err.code());
+            record_fal_call(operation, err.code(), started.elapsed());
             if !err.is_retryable() || retry >= max_retries {
                 return Err(err);
             }

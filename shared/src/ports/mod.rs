@@ -10,7 +10,9 @@ pub use generator::{
     GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter,
 };
 pub use queue::{DeadLetter, QueueDepth, QueueError, ReceivedMessage, WorkQueue};
-pub use storage::{ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError};
+pub use storage::{
+    ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, StorageLocation,
+};
 pub use store::{
     CreateOutcome, JobCursor, JobPage, JobQuery, Store, StoreError, Versioned, read_state,
     update_state,

@@ -48,6 +48,25 @@ pub struct PresignedPost {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Where objects live: a directory on this machine, or a bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageLocation {
+    /// Objects are files under this directory (its file system can be measured).
+    Directory(std::path::PathBuf),
+    /// Objects are in this S3 bucket (no disk to measure).
+    Bucket(String),
+}
+
+impl StorageLocation {
+    /// How a prefix of the storage is named to an operator: a path, or an `s3://` URL.
+    pub fn describe(&self, prefix: &str) -> String {
+        match self {
+            Self::Directory(root) => root.join("data").join(prefix).display().to_string(),
+            Self::Bucket(bucket) => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
 /// When a URL signed now for `expires_in` expires, in whole seconds (as signatures carry it).
 pub fn expiry_from_now(expires_in: Duration) -> DateTime<Utc> {
     let secs = i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX / 2);
@@ -90,4 +109,6 @@ pub trait ObjectStorage: Send + Sync {
     ) -> Result<PresignedRequest, StorageError>;
     /// A cheap round trip proving the backend answers.
     async fn ping(&self) -> Result<(), StorageError>;
+    /// Where the objects live.
+    fn location(&self) -> StorageLocation;
 }

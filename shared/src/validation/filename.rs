@@ -1,5 +1,6 @@
 //! Turns a client-supplied filename into a safe display name: no directories, no control
-//! characters, no leading dots, bounded length, extension kept.
+//! characters, no leading dots, bounded length, extension kept; and checks a result filename a
+//! client names in a download path by the old API's rules.
 
 const MAX_LEN: usize = 128;
 
@@ -40,6 +41,21 @@ pub fn attachment_disposition(name: &str) -> String {
     format!("attachment; filename=\"{safe}\"")
 }
 
+/// Why a result filename named in a path is refused, by the old API's rules: at most 255
+/// characters, none of `..`, `/`, `\`, NUL, CR, LF, and a `.glb` or `.obj` extension.
+pub fn check_result_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err("the filename must have 1 to 255 characters");
+    }
+    if name.contains("..") || name.contains(['/', '\\', '\0', '\r', '\n']) {
+        return Err("the filename may not contain '..', '/', '\\', NUL, CR or LF");
+    }
+    match extension(name).as_deref() {
+        Some("glb" | "obj") => Ok(()),
+        _ => Err("only .glb and .obj files can be downloaded"),
+    }
+}
+
 /// The lower-cased extension of a filename, if any.
 pub fn extension(name: &str) -> Option<String> {
     name.rsplit_once('.')
@@ -50,6 +66,33 @@ pub fn extension(name: &str) -> Option<String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn result_names_follow_the_old_rules() {
+        for good in [
+            "a.glb",
+            "chair model.GLB",
+            "x.obj",
+            &format!("{}.glb", "a".repeat(251)),
+        ] {
+            assert_eq!(check_result_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "../a.glb",
+            "a..glb",
+            "a/b.glb",
+            "a\\b.glb",
+            "a\0.glb",
+            "a\r.glb",
+            "a\n.glb",
+            "a.png",
+            "glb",
+            &format!("{}.glb", "a".repeat(252)),
+        ] {
+            assert!(check_result_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn strips_paths_controls_and_hidden_prefixes() {

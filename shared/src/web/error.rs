@@ -50,6 +50,9 @@ pub enum ApiError {
     /// the status it chose.
     #[error("{detail}")]
     Rejected { status: StatusCode, detail: String },
+    /// A route of the old API that this service replaced on purpose; `replacement` says with what.
+    #[error("this route of the old API was removed: {replacement}")]
+    Gone { replacement: &'static str },
     /// A handler panicked; the panic is logged, the server goes on.
     #[error("an internal error occurred; the request id names it in the logs")]
     Internal,
@@ -82,6 +85,7 @@ impl ApiError {
             Self::Unavailable { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Rejected { status, .. } => *status,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Gone { .. } => StatusCode::GONE,
         }
     }
 
@@ -92,6 +96,7 @@ impl ApiError {
             Self::InvalidFileId => "INVALID_FILE_ID",
             Self::Unauthorized => "UNAUTHORIZED",
             Self::Forbidden => "FORBIDDEN",
+            Self::Gone { .. } => "GONE",
             Self::RouteNotFound(_) => "NOT_FOUND",
             Self::ObjectNotFound(_) => "FILE_NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
@@ -113,6 +118,7 @@ impl ApiError {
             Self::InvalidFileId => "Invalid file ID",
             Self::Unauthorized => "Authentication required",
             Self::Forbidden => "Forbidden",
+            Self::Gone { .. } => "Gone",
             Self::RouteNotFound(_) => "Not found",
             Self::ObjectNotFound(_) => "File not found",
             Self::MethodNotAllowed => "Method not allowed",
@@ -152,6 +158,7 @@ impl ApiError {
             Self::App(err) => app_details(err),
             Self::RateLimited { retry_after_secs } => json!({"retry_after": retry_after_secs}),
             Self::Unavailable { component, .. } => json!({"component": component}),
+            Self::Gone { replacement } => json!({"replacement": replacement}),
             _ => json!({}),
         }
     }
@@ -199,7 +206,10 @@ fn image_status(rejection: &ImageRejection) -> StatusCode {
 
 fn app_status(err: &AppError) -> StatusCode {
     match err {
-        AppError::JobNotFound(_) | AppError::FileNotFound(_) => StatusCode::NOT_FOUND,
+        AppError::JobNotFound(_)
+        | AppError::FileNotFound(_)
+        | AppError::ResultFileNotFound { .. } => StatusCode::NOT_FOUND,
+        AppError::InvalidFilename(_) => StatusCode::BAD_REQUEST,
         AppError::Storage(StorageError::InvalidKey(_)) => StatusCode::BAD_REQUEST,
         AppError::InvalidImage(rejection) => image_status(rejection),
         AppError::TooManyFiles { .. }
@@ -226,6 +236,8 @@ fn app_code(err: &AppError) -> &'static str {
     match err {
         AppError::JobNotFound(_) => "JOB_NOT_FOUND",
         AppError::FileNotFound(_) => "FILE_NOT_FOUND",
+        AppError::ResultFileNotFound { .. } => "RESULT_FILE_NOT_FOUND",
+        AppError::InvalidFilename(_) => "INVALID_FILENAME",
         AppError::Storage(StorageError::InvalidKey(_)) => "INVALID_OBJECT_KEY",
         AppError::InvalidImage(rejection) => rejection.code(),
         AppError::TooManyFiles { .. } => "TOO_MANY_FILES",
@@ -248,6 +260,8 @@ fn app_summary(err: &AppError) -> &'static str {
     match err {
         AppError::JobNotFound(_) => "Job not found",
         AppError::FileNotFound(_) => "File not found",
+        AppError::ResultFileNotFound { .. } => "Result file not found",
+        AppError::InvalidFilename(_) => "Invalid filename",
         AppError::Storage(StorageError::InvalidKey(_)) => "Invalid object key",
         AppError::InvalidImage(_) | AppError::InvalidFileType { .. } => "Invalid file",
         AppError::TooManyFiles { .. } => "Too many files",
@@ -293,6 +307,7 @@ fn app_details(err: &AppError) -> Value {
         }
         AppError::Transition(_) => json!({}),
         AppError::IdempotencyKeyReused { job_id } => json!({"job_id": job_id}),
+        AppError::ResultFileNotFound { filename, .. } => json!({"filename": filename}),
         AppError::QuotaExceeded {
             limit,
             used,

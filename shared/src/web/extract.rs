@@ -61,22 +61,61 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         if !is_json(req.headers()) {
-            return Err(ApiError::Rejected {
-                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                detail: "the body must be application/json".to_owned(),
-            });
+            return Err(not_json());
         }
         let ApiBytes(body) = ApiBytes::from_request(req, state).await?;
-        let value = strict_json::parse(&body)
-            .map_err(|e| ApiError::validation(format!("the body is not valid JSON: {e}"), None))?;
-        strict_json::from_value(value).map(Self).map_err(|e| {
-            let path = e.path().to_string();
-            ApiError::validation(
-                format!("the JSON body does not fit: {e}"),
-                (path != ".").then_some(path.as_str()),
-            )
-        })
+        parse_json(&body).map(Self)
     }
+}
+
+/// A JSON body that may be left out: no body at all (or an empty one, or JSON `null`) is
+/// `T::default()`, as the old API's optional bodies were; a body is read as [`ApiJson`] reads it.
+#[derive(Debug, Clone)]
+pub struct ApiOptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiOptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = is_json(req.headers());
+        let ApiBytes(body) = ApiBytes::from_request(req, state).await?;
+        if body.is_empty() {
+            return Ok(Self(T::default()));
+        }
+        if !json {
+            return Err(not_json());
+        }
+        match parse_value(&body)? {
+            serde_json::Value::Null => Ok(Self(T::default())),
+            value => from_json_value(value).map(Self),
+        }
+    }
+}
+
+fn not_json() -> ApiError {
+    ApiError::Rejected {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        detail: "the body must be application/json".to_owned(),
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    from_json_value(parse_value(body)?)
+}
+
+fn parse_value(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    strict_json::parse(body)
+        .map_err(|e| ApiError::validation(format!("the body is not valid JSON: {e}"), None))
+}
+
+fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    strict_json::from_value(value).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::validation(
+            format!("the JSON body does not fit: {e}"),
+            (path != ".").then_some(path.as_str()),
+        )
+    })
 }
 
 /// `application/json` (any case, any parameters): the one type the document declares.

@@ -3,7 +3,8 @@
 
 use super::describe;
 use crate::ports::storage::{
-    ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, expiry_from_now,
+    ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, StorageLocation,
+    expiry_from_now,
 };
 use crate::validation::filename::attachment_disposition;
 use async_trait::async_trait;
@@ -310,5 +311,9 @@ impl ObjectStorage for S3Storage {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    fn location(&self) -> StorageLocation {
+        StorageLocation::Bucket(self.bucket.clone())
     }
 }

@@ -5,7 +5,8 @@
 use super::object_key::validate_key;
 use super::url_signer::UrlSigner;
 use crate::ports::storage::{
-    ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, expiry_from_now,
+    ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, StorageLocation,
+    expiry_from_now,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -385,6 +386,10 @@ impl ObjectStorage for DiskStorage {
             Ok(())
         })
         .await
+    }
+
+    fn location(&self) -> StorageLocation {
+        StorageLocation::Directory(self.root.clone())
     }
 }
 
