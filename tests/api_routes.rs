@@ -59,14 +59,14 @@ async fn health_routes_answer_with_request_ids_and_security_headers() {
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers["x-frame-options"], "DENY");
     }
-    for path in [
-        "/api/v1/health/readiness",
-        "/api/v1/health/db",
-        "/api/v1/health/detailed",
+    for (path, ready) in [
+        ("/api/v1/health/readiness", "ready"),
+        ("/api/v1/health/db", "ready"),
+        ("/api/v1/health/detailed", "healthy"),
     ] {
         let (status, body) = server.get_json(path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
-        assert_eq!(body["status"], "ready");
+        assert_eq!(body["status"], ready);
         assert_eq!(body["checks"]["store"]["ok"], true);
     }
     let (status, alive) = server.get_json("/api/v1/health/liveness", None).await;

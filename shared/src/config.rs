@@ -41,13 +41,13 @@ pub struct NamedKeyHash {
     pub sha256: [u8; 32],
 }
 
-/// The FAL key; never printed.
+/// A secret value (the FAL key, the status-token key); never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct FalKey(pub String);
+pub struct Secret(pub String);
 
-impl std::fmt::Debug for FalKey {
+impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FalKey(<redacted>)")
+        f.write_str("Secret(<redacted>)")
     }
 }
 
@@ -56,7 +56,7 @@ impl std::fmt::Debug for FalKey {
 #[derive(Debug, Clone)]
 pub struct FalSettings {
     /// `FAL_KEY`; FAL-only models are unavailable without one.
-    pub key: Option<FalKey>,
+    pub key: Option<Secret>,
     /// `FAL_ENABLED`: FAL models are offered although this function holds no key (on AWS only
     /// the worker, which calls FAL, holds it).
     pub enabled: bool,
@@ -141,7 +141,7 @@ impl FalSettings {
                 .get("FAL_KEY")
                 .map(|k| k.trim().to_owned())
                 .filter(|k| !k.is_empty())
-                .map(FalKey),
+                .map(Secret),
             enabled: parse(vars, "FAL_ENABLED", false)?,
             base_url: url("FAL_BASE_URL", d.base_url)?,
             webhook_url: match vars.get("FAL_WEBHOOK_URL").filter(|v| !v.trim().is_empty()) {
@@ -203,6 +203,19 @@ pub struct Config {
     pub sse_poll_interval: Duration,
     pub sse_heartbeat: Duration,
     pub sse_max_duration: Duration,
+    /// Whether a task's status and stream answer without a credential, by id, with a reduced
+    /// view (`PUBLIC_TASK_STATUS`; ids are random UUIDv4, so the id is the capability).
+    pub public_task_status: bool,
+    /// Requests per minute and client address to those public views.
+    pub public_status_rate_limit_per_minute: u64,
+    /// Lifetime of the signed `token` in `events_url` and `status_url`.
+    pub status_token_ttl: Duration,
+    /// The HMAC key of status tokens (`STATUS_TOKEN_SECRET`, shared by every function on AWS);
+    /// the local server keeps one in its data directory, a process without one makes its own.
+    pub status_token_secret: Option<Secret>,
+    /// Base of `events_url` (`STATUS_STREAM_BASE_URL`: on AWS the status function's streaming
+    /// URL); the request's own origin otherwise.
+    pub status_stream_base_url: Option<String>,
     /// How often the local server sweeps stuck jobs and missed uploads.
     pub sweep_interval: Duration,
     /// Messages the local worker runs at once.
@@ -251,6 +264,11 @@ impl Default for Config {
             sse_poll_interval: Duration::from_millis(250),
             sse_heartbeat: Duration::from_secs(15),
             sse_max_duration: Duration::from_secs(15 * 60),
+            public_task_status: true,
+            public_status_rate_limit_per_minute: 120,
+            status_token_ttl: Duration::from_secs(3600),
+            status_token_secret: None,
+            status_stream_base_url: None,
             sweep_interval: Duration::from_secs(30),
             worker_concurrency: 2,
             header_read_timeout: Duration::from_secs(15),
@@ -452,6 +470,22 @@ impl Config {
             sse_poll_interval: seconds(vars, "SSE_POLL_SECONDS", d.sse_poll_interval)?,
             sse_heartbeat: seconds(vars, "SSE_HEARTBEAT_SECONDS", d.sse_heartbeat)?,
             sse_max_duration: seconds(vars, "SSE_MAX_SECONDS", d.sse_max_duration)?,
+            public_task_status: parse(vars, "PUBLIC_TASK_STATUS", d.public_task_status)?,
+            public_status_rate_limit_per_minute: parse(
+                vars,
+                "PUBLIC_STATUS_RATE_LIMIT_PER_MINUTE",
+                d.public_status_rate_limit_per_minute,
+            )?,
+            status_token_ttl: seconds(vars, "STATUS_TOKEN_TTL_SECONDS", d.status_token_ttl)?,
+            status_token_secret: vars
+                .get("STATUS_TOKEN_SECRET")
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .map(Secret),
+            status_stream_base_url: vars
+                .get("STATUS_STREAM_BASE_URL")
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
             sweep_interval: seconds(vars, "SWEEP_INTERVAL_SECONDS", d.sweep_interval)?,
             worker_concurrency: parse(vars, "WORKER_CONCURRENCY", d.worker_concurrency)?.max(1),
             header_read_timeout: seconds(

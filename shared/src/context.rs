@@ -3,7 +3,7 @@
 //! `from_env` picks the AWS adapters when `TABLE_NAME` and friends are set, the embedded ones
 //! otherwise (each behind its feature, so a Lambda build links only the AWS side).
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::keys::KeyRing;
 use crate::ports::{ObjectStorage, Store, WorkQueue};
 use crate::shutdown::Shutdown;
@@ -29,11 +29,17 @@ pub struct AppContext {
 
 impl AppContext {
     pub fn new(
-        config: Config,
+        mut config: Config,
         store: Arc<dyn Store>,
         storage: Arc<dyn ObjectStorage>,
         queue: Arc<dyn WorkQueue>,
     ) -> Self {
+        if config.status_token_secret.is_none() {
+            // Tokens this process signs verify only here: fine for one process, so AWS
+            // deployments set STATUS_TOKEN_SECRET for every function.
+            tracing::warn!("STATUS_TOKEN_SECRET is not set: status tokens are this process's own");
+            config.status_token_secret = Some(Secret(crate::keys::random_secret()));
+        }
         let keys = KeyRing::from_config(&config);
         crate::host::uptime(); // Uptime counts from here.
         let decodes = Arc::new(Semaphore::new(config.max_concurrent_decodes));
@@ -46,6 +52,16 @@ impl AppContext {
             decodes,
             shutdown: Shutdown::default(),
         }
+    }
+}
+
+impl AppContext {
+    /// The key status tokens are signed with (always set once the context exists).
+    pub fn status_secret(&self) -> &[u8] {
+        self.config
+            .status_token_secret
+            .as_ref()
+            .map_or(&[][..], |s| s.0.as_bytes())
     }
 }
 
@@ -128,7 +144,7 @@ pub fn aws_context(
 pub mod embedded {
     use super::AppContext;
     use crate::adapters::embedded::{DiskStorage, EmbeddedDb};
-    use crate::config::Config;
+    use crate::config::{Config, Secret};
     use crate::ports::{StorageError, StoreError};
     use std::sync::Arc;
 
@@ -138,13 +154,36 @@ pub mod embedded {
         Database(#[from] StoreError),
         #[error("cannot open object storage: {0}")]
         Storage(#[from] StorageError),
+        #[error("cannot keep the status-token key: {0}")]
+        Secret(#[from] std::io::Error),
     }
 
-    /// The embedded adapters of one data directory.
+    /// The embedded adapters of one data directory, and its status-token key (kept there so
+    /// tokens outlive a restart).
     #[derive(Clone)]
     pub struct EmbeddedAdapters {
         pub db: EmbeddedDb,
         pub storage: DiskStorage,
+        pub status_secret: Secret,
+    }
+
+    /// The key in `path`, or a new one written there (readable by this user only).
+    fn kept_secret(path: &std::path::Path) -> std::io::Result<Secret> {
+        match std::fs::read_to_string(path) {
+            Ok(secret) if secret.trim().len() >= 32 => Ok(Secret(secret.trim().to_owned())),
+            _ => {
+                let secret = crate::keys::random_secret();
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, &secret)?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+                }
+                std::fs::rename(&tmp, path)?;
+                Ok(Secret(secret))
+            }
+        }
     }
 
     impl EmbeddedAdapters {
@@ -154,13 +193,21 @@ pub mod embedded {
             let db =
                 EmbeddedDb::open(&config.data_dir.join("image2model.db"), config.max_receives)?;
             let storage = DiskStorage::open(&config.data_dir.join("objects"), base_url)?;
-            Ok(Self { db, storage })
+            let status_secret = kept_secret(&config.data_dir.join("status-token.key"))?;
+            Ok(Self {
+                db,
+                storage,
+                status_secret,
+            })
         }
     }
 
     impl AppContext {
         /// A context on the embedded adapters.
-        pub fn embedded(config: Config, adapters: &EmbeddedAdapters) -> Self {
+        pub fn embedded(mut config: Config, adapters: &EmbeddedAdapters) -> Self {
+            if config.status_token_secret.is_none() {
+                config.status_token_secret = Some(adapters.status_secret.clone());
+            }
             Self::new(
                 config,
                 Arc::new(adapters.db.clone()),

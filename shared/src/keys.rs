@@ -79,6 +79,15 @@ impl KeyRing {
     }
 }
 
+/// 256 random bits as text: a new secret (a status-token key nobody configured).
+pub fn random_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

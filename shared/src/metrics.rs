@@ -115,7 +115,15 @@ pub fn metrics() -> &'static Metrics {
     &METRICS
 }
 
+/// A method as a label: the standard ones, and `OTHER` for whatever else a client sends (the
+/// label set must stay bounded whatever arrives).
+fn method_label(method: &str) -> &str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("OTHER")
+}
+
 pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let method = method_label(method);
     let m = metrics();
     m.requests
         .with_label_values(&[method, route, &status.to_string()])
@@ -150,4 +158,26 @@ pub fn render() -> String {
         return String::new();
     }
     String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_stay_bounded_whatever_method_arrives() {
+        for i in 0..50 {
+            record_request(&format!("X{i}"), "unmatched", 404, Duration::ZERO);
+        }
+        record_request("GET", "/health", 200, Duration::ZERO);
+        let text = render();
+        assert!(!text.contains("X7"), "a client's method became a label");
+        assert!(
+            text.contains(
+                r#"http_requests_total{endpoint="unmatched",method="OTHER",status_code="404"} 50"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"method="GET""#));
+    }
 }

@@ -596,7 +596,7 @@ impl FakeFal {
     /// Points a configuration at this fake (key, base URL, JWKS) with fast polls and retries.
     pub fn configure(&self, config: &mut image2model_shared::config::Config) {
         let fal = &mut config.fal;
-        fal.key = Some(image2model_shared::config::FalKey(FAKE_FAL_KEY.to_owned()));
+        fal.key = Some(image2model_shared::config::Secret(FAKE_FAL_KEY.to_owned()));
         fal.base_url = self.base.clone();
         fal.jwks_url = format!("{}/.well-known/jwks.json", self.base);
         fal.request_timeout = Duration::from_secs(5);

@@ -89,7 +89,8 @@ async fn download_all(
                 "filename": d.result.filename,
                 "size": d.result.size,
                 "mime_type": d.result.content_type,
-                "created_time": d.job.completed_at,
+                // Epoch seconds, as the old listing had it.
+                "created_time": d.job.completed_at.map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0),
                 "rendered_image": null,
             })
         })

@@ -100,7 +100,7 @@ fn checks_response(checks: &[Check], extra: Value) -> Result<Json<Value>, ApiErr
             json!(if failed.is_empty() {
                 "ready"
             } else {
-                "unavailable"
+                "not_ready"
             }),
         ),
         ("service".to_owned(), json!(SERVICE)),
@@ -209,10 +209,17 @@ async fn detailed(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError
     let queue = ctx.queue.depth().await.ok();
     let fal = fal_overview(&ctx, Utc::now()).await.ok();
     let fal_configured = ctx.config.fal_configured();
+    let components = components(&checks, queue.as_ref(), fal.as_ref());
+    // The old API's overall status: the worst component.
+    let status = ["unhealthy", "degraded"]
+        .into_iter()
+        .find(|worst| components.iter().any(|c| c["status"] == *worst))
+        .unwrap_or("healthy");
     checks_response(
         &checks,
         json!({
-            "components": components(&checks, queue.as_ref(), fal.as_ref()),
+            "status": status,
+            "components": components,
             "system": system(&ctx),
             "uptime_seconds": round2(host::uptime().as_secs_f64()),
             "jobs": jobs,

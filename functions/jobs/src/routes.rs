@@ -13,6 +13,7 @@ use image2model_shared::app::list_jobs::{ListParams, list_jobs};
 use image2model_shared::domain::models::{self, CATALOG, DEFAULT_MODEL};
 use image2model_shared::domain::{FileId, JobOptions, Texture};
 use image2model_shared::web::extract::{ApiJson, ApiQuery, JobIdParam};
+use image2model_shared::web::links::{Origin, with_task_links};
 use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::rate_limit::limited;
 use image2model_shared::web::views::{job_list_json, signed_redirect};
@@ -49,21 +50,21 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 async fn create(
     ctx: AppContext,
     caller: Caller,
+    origin: Origin,
     headers: HeaderMap,
     request: CreateJobRequest,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let job = create_job(&ctx, &caller.owner, request, idempotency_key(&headers)?).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "job_id": job.job_id,
-            "file_id": job.file_id,
-            "status": job.status,
-            "progress": job.progress,
-            "model_type": job.model_type,
-            "created_at": job.created_at,
-        })),
-    ))
+    let body = json!({
+        "job_id": job.job_id,
+        "file_id": job.file_id,
+        "status": job.status,
+        "progress": job.progress,
+        "model_type": job.model_type,
+        "created_at": job.created_at,
+    });
+    let body = with_task_links(body, &ctx, &origin, job.job_id, &job.owner);
+    Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
 /// Creates a job on one of the caller's files: queued at once when the file is ready, waiting
@@ -75,7 +76,7 @@ async fn create(
     request_body = CreateJobRequest,
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 202, body = Object, description = "`{job_id, file_id, status, progress, model_type, created_at}`", links(
+        (status = 202, body = Object, description = "`{job_id, file_id, status, progress, model_type, created_at, events_url, status_url, links_expire_at}`", links(
             ("GetJob" = (operation_id = "get_job", parameters(("job_id" = "$response.body#/job_id")))),
             ("TaskStatus" = (operation_id = "task_status", parameters(("task_id" = "$response.body#/job_id")))),
             ("TaskEvents" = (operation_id = "task_events", parameters(("task_id" = "$response.body#/job_id")))),
@@ -91,10 +92,11 @@ async fn create(
 async fn post_job(
     State(ctx): State<AppContext>,
     caller: Caller,
+    origin: Origin,
     headers: HeaderMap,
     ApiJson(request): ApiJson<CreateJobRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    create(ctx, caller, headers, request).await
+    create(ctx, caller, origin, headers, request).await
 }
 
 /// `POST /api/v1/jobs` under the old API's name.
@@ -104,7 +106,7 @@ async fn post_job(
     request_body = CreateJobRequest,
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 202, body = Object, description = "`{job_id, file_id, status, progress, model_type, created_at}`", links(
+        (status = 202, body = Object, description = "`{job_id, file_id, status, progress, model_type, created_at, events_url, status_url, links_expire_at}`", links(
             ("GetJob" = (operation_id = "get_job", parameters(("job_id" = "$response.body#/job_id")))),
         )),
         ApiErrors,
@@ -113,10 +115,11 @@ async fn post_job(
 async fn post_generate(
     State(ctx): State<AppContext>,
     caller: Caller,
+    origin: Origin,
     headers: HeaderMap,
     ApiJson(request): ApiJson<CreateJobRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    create(ctx, caller, headers, request).await
+    create(ctx, caller, origin, headers, request).await
 }
 
 /// One of the caller's jobs.
@@ -124,15 +127,17 @@ async fn post_generate(
     get, path = "/api/v1/jobs/{job_id}", tag = "jobs", operation_id = "get_job",
     params(("job_id" = uuid::Uuid, Path, description = "The job's id")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "The job: status, progress, message, attempts, result, error, timestamps, `fal_request_id`"), ApiErrors),
+    responses((status = 200, body = Object, description = "The job: status, progress, message, attempts, result, error, timestamps, `fal_request_id`, `events_url`, `status_url`"), ApiErrors),
 )]
 async fn show(
     State(ctx): State<AppContext>,
     caller: Caller,
+    origin: Origin,
     JobIdParam(id): JobIdParam,
 ) -> Result<Json<Value>, ApiError> {
     let job = owned_job(&ctx, &caller, id).await?;
-    Ok(Json(job.public_json()))
+    let body = with_task_links(job.public_json(), &ctx, &origin, id, &job.owner);
+    Ok(Json(body))
 }
 
 /// The caller's jobs, newest first, a page at a time.
@@ -247,6 +252,7 @@ fn yes() -> bool {
 async fn models_generate(
     State(ctx): State<AppContext>,
     caller: Caller,
+    origin: Origin,
     headers: HeaderMap,
     ApiJson(request): ApiJson<GenerateRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -268,7 +274,7 @@ async fn models_generate(
         model_type: Some(model.id.to_owned()),
         options: Some(options),
     };
-    let (status, Json(mut body)) = create(ctx, caller, headers, request).await?;
+    let (status, Json(mut body)) = create(ctx, caller, origin, headers, request).await?;
     // The old answer's estimate: none is made up here.
     body["estimated_time"] = Value::Null;
     Ok((status, Json(body)))

@@ -8,15 +8,18 @@ mod view;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
-use futures_util::stream::{self, Stream};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
 use image2model_shared::AppContext;
 use image2model_shared::app::AppError;
-use image2model_shared::app::task_status::{Snapshot, task_snapshot};
+use image2model_shared::app::task_status::{Snapshot, Viewer, task_snapshot};
 use image2model_shared::domain::JobId;
 use image2model_shared::web::extract::{ApiQuery, JobIdParam};
+use image2model_shared::web::links::{Origin, with_task_links};
 use image2model_shared::web::openapi::ApiErrors;
-use image2model_shared::web::{ApiError, Caller};
+use image2model_shared::web::{ApiError, Caller, rate_limit};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -25,11 +28,38 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use view::EventName;
 
-pub fn router() -> OpenApiRouter<AppContext> {
+pub fn router(ctx: &AppContext) -> OpenApiRouter<AppContext> {
+    // Requests without a credential (the public view) are rate limited per client address.
     OpenApiRouter::new()
         .routes(routes!(status))
         .routes(routes!(sse))
         .routes(routes!(stream))
+        .route_layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            rate_limit::limit_keyless,
+        ))
+}
+
+/// Who asks: the key's caller, else the token's holder, else (when public) anyone.
+fn viewer(
+    ctx: &AppContext,
+    caller: Option<Caller>,
+    token: Option<String>,
+) -> Result<Viewer, ApiError> {
+    match (caller, token) {
+        (Some(caller), _) => Ok(Viewer::Caller(caller)),
+        (None, Some(token)) => Ok(Viewer::Token(token)),
+        (None, None) if ctx.config.public_task_status => Ok(Viewer::Public),
+        (None, None) => Err(ApiError::Unauthorized),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct StatusParams {
+    /// The signed token of `status_url`/`events_url`: opens this task without a key.
+    token: Option<String>,
 }
 
 /// One Server-Sent Event of a task's stream.
@@ -48,17 +78,33 @@ struct StreamEvent {
 /// Where a job or batch stands.
 #[utoipa::path(
     get, path = "/api/v1/status/tasks/{task_id}/status", tag = "status", operation_id = "task_status",
-    params(("task_id" = uuid::Uuid, Path, description = "A job's or a batch's id")),
-    security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{task_id, status, progress, message, result, error}` (+ `jobs` for a batch)"), ApiErrors),
+    params(("task_id" = uuid::Uuid, Path, description = "A job's or a batch's id"), StatusParams),
+    security(("bearer" = []), ("api_key" = []), ()),
+    responses((status = 200, body = Object, description = "`{task_id, status, progress, message, current, total, total_files, completed_files, failed_files, result, error, error_code, events_url, status_url}` (+ `jobs` for a batch); without a key or token (`PUBLIC_TASK_STATUS`) the reduced view: no result, filenames or error text"), ApiErrors),
 )]
 async fn status(
     State(ctx): State<AppContext>,
-    caller: Caller,
+    caller: Option<Caller>,
+    origin: Origin,
     JobIdParam(id): JobIdParam,
+    ApiQuery(params): ApiQuery<StatusParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(view::to_json(
-        &task_snapshot(&ctx, &caller, id).await?,
+    let viewer = viewer(&ctx, caller, params.token)?;
+    let snapshot = task_snapshot(&ctx, &viewer, id).await?;
+    if viewer.is_public() {
+        return Ok(Json(view::to_public_json(&snapshot)));
+    }
+    let owner = snapshot
+        .jobs
+        .first()
+        .map_or("", |j| j.owner.as_str())
+        .to_owned();
+    Ok(Json(with_task_links(
+        view::to_json(&snapshot),
+        &ctx,
+        &origin,
+        id,
+        &owner,
     )))
 }
 
@@ -69,6 +115,8 @@ struct StreamParams {
     /// Longest the stream stays open, in seconds (at most `SSE_MAX_SECONDS`, also when larger).
     #[param(exclusive_minimum = 0)]
     timeout: Option<f64>,
+    /// The signed token of `events_url`: opens this task without a key.
+    token: Option<String>,
 }
 
 /// A job's or batch's changes as Server-Sent Events: `task_queued`, `task_progress`,
@@ -77,50 +125,75 @@ struct StreamParams {
 #[utoipa::path(
     get, path = "/api/v1/status/tasks/{task_id}/sse", tag = "status", operation_id = "task_events",
     params(("task_id" = uuid::Uuid, Path, description = "A job's or a batch's id"), StreamParams),
-    security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events, each `data` JSON"), ApiErrors),
+    security(("bearer" = []), ("api_key" = []), ()),
+    responses(
+        (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events, each `data` JSON, each `task_*` event with an `id:` (send it back as `Last-Event-ID` to resume)"),
+        (status = 204, description = "A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come"),
+        ApiErrors,
+    ),
 )]
 async fn sse(
     State(ctx): State<AppContext>,
-    caller: Caller,
+    caller: Option<Caller>,
+    headers: HeaderMap,
     id: JobIdParam,
     params: ApiQuery<StreamParams>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
-    events(ctx, caller, id, params).await
+) -> Result<Response, ApiError> {
+    events(ctx, caller, &headers, id, params).await
 }
 
 /// The same events (the old API's path).
 #[utoipa::path(
     get, path = "/api/v1/status/tasks/{task_id}/stream", tag = "status", operation_id = "task_stream",
     params(("task_id" = uuid::Uuid, Path, description = "A job's or a batch's id"), StreamParams),
-    security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events, each `data` JSON"), ApiErrors),
+    security(("bearer" = []), ("api_key" = []), ()),
+    responses(
+        (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events, each `data` JSON, each `task_*` event with an `id:` (send it back as `Last-Event-ID` to resume)"),
+        (status = 204, description = "A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come"),
+        ApiErrors,
+    ),
 )]
 async fn stream(
     State(ctx): State<AppContext>,
-    caller: Caller,
+    caller: Option<Caller>,
+    headers: HeaderMap,
     id: JobIdParam,
     params: ApiQuery<StreamParams>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
-    events(ctx, caller, id, params).await
+) -> Result<Response, ApiError> {
+    events(ctx, caller, &headers, id, params).await
 }
 
 struct StreamState {
     ctx: AppContext,
-    caller: Caller,
+    viewer: Viewer,
     id: JobId,
     last: Option<Snapshot>,
     last_frame: Instant,
     deadline: Instant,
     done: bool,
+    /// No frame sent yet: the first carries the `retry:` hint.
+    first: bool,
+}
+
+/// How long a browser waits before reconnecting a dropped stream.
+const RETRY_HINT: Duration = Duration::from_secs(2);
+
+/// The `Last-Event-ID` a reconnecting `EventSource` sends: the version of the last state it saw.
+fn last_event_id(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 async fn events(
     ctx: AppContext,
-    caller: Caller,
+    caller: Option<Caller>,
+    headers: &HeaderMap,
     JobIdParam(id): JobIdParam,
     ApiQuery(params): ApiQuery<StreamParams>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&ctx, caller, params.token)?;
     let max = ctx.config.sse_max_duration;
     let timeout = match params.timeout {
         None => max,
@@ -135,23 +208,46 @@ async fn events(
             ));
         }
     };
-    // Refuse unknown or foreign ids before the stream starts.
-    task_snapshot(&ctx, &caller, id).await?;
+    // Refuse unknown or foreign ids (and bad tokens) before the stream starts.
+    let current = task_snapshot(&ctx, &viewer, id).await?;
+    // A reconnect that already saw the current state: its terminal event means the end (204
+    // tells EventSource not to reconnect again); otherwise wait for the next change.
+    let seen = last_event_id(headers).filter(|seen| *seen == current.version());
+    if seen.is_some() && current.is_terminal() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let now = Instant::now();
     let state = StreamState {
         ctx,
-        caller,
+        viewer,
         id,
-        last: None,
+        last: seen.map(|_| current),
         last_frame: now,
         deadline: now + timeout,
         done: false,
+        first: true,
     };
-    Ok(Sse::new(stream::unfold(state, next_frame)))
+    // Proxies (nginx) must pass frames on as they come.
+    let mut response = Sse::new(stream::unfold(state, next_frame)).into_response();
+    response.headers_mut().insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
+    Ok(response)
 }
 
-fn frame(name: EventName, data: &serde_json::Value) -> Result<Event, Infallible> {
-    Ok(Event::default().event(name.as_str()).data(data.to_string()))
+fn frame(name: EventName, data: &serde_json::Value) -> Event {
+    Event::default().event(name.as_str()).data(data.to_string())
+}
+
+/// Sends `event` (with the `retry:` hint when it is the stream's first).
+fn send(mut s: StreamState, event: Event) -> Option<(Result<Event, Infallible>, StreamState)> {
+    let event = if std::mem::take(&mut s.first) {
+        event.retry(RETRY_HINT)
+    } else {
+        event
+    };
+    Some((Ok(event), s))
 }
 
 /// Waits for the next change, heartbeat or the end of the stream.
@@ -165,13 +261,13 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
             // The server is stopping: a last frame, and the stream ends (EventSource reconnects).
             s.done = true;
             let data = serde_json::json!({"task_id": s.id, "message": "the server is shutting down; reconnect", "timestamp": view::timestamp_ms()});
-            return Some((frame(EventName::Shutdown, &data), s));
+            return send(s, frame(EventName::Shutdown, &data));
         }
         if s.last.is_some() {
             if Instant::now() >= s.deadline {
                 s.done = true;
                 let data = serde_json::json!({"task_id": s.id, "message": "stream timeout reached", "timestamp": view::timestamp_ms()});
-                return Some((frame(EventName::Timeout, &data), s));
+                return send(s, frame(EventName::Timeout, &data));
             }
             let pause = config
                 .sse_poll_interval
@@ -181,19 +277,21 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
                 _ = s.ctx.shutdown.triggered() => continue,
             }
         }
-        match task_snapshot(&s.ctx, &s.caller, s.id).await {
+        match task_snapshot(&s.ctx, &s.viewer, s.id).await {
             Ok(current) if s.last.as_ref().is_none_or(|last| last.changed(&current)) => {
                 s.done = current.is_terminal();
                 s.last_frame = Instant::now();
-                let event = frame(view::event_name(&current), &view::to_event_json(&current));
+                let data = view::to_event_json(&current, s.viewer.is_public());
+                let event =
+                    frame(view::event_name(&current), &data).id(current.version().to_string());
                 s.last = Some(current);
-                return Some((event, s));
+                return send(s, event);
             }
             Ok(_) => {}
             Err(AppError::JobNotFound(_)) => {
                 s.done = true;
-                let data = serde_json::json!({"task_id": s.id, "status": "deleted", "message": "the task no longer exists", "timestamp": view::timestamp_ms()});
-                return Some((frame(EventName::TaskFailed, &data), s));
+                let data = serde_json::json!({"task_id": s.id, "status": "deleted", "progress": 0, "message": "the task no longer exists", "error": "the task no longer exists", "error_code": "JOB_NOT_FOUND", "timestamp": view::timestamp_ms()});
+                return send(s, frame(EventName::TaskFailed, &data));
             }
             Err(err) => {
                 tracing::warn!(task_id = %s.id, error = %err, "status poll failed; retrying")
@@ -202,7 +300,7 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
         if s.last_frame.elapsed() >= config.sse_heartbeat {
             s.last_frame = Instant::now();
             let data = serde_json::json!({"task_id": s.id, "timestamp": view::timestamp_ms()});
-            return Some((frame(EventName::Heartbeat, &data), s));
+            return send(s, frame(EventName::Heartbeat, &data));
         }
         if s.last.is_none() {
             // The first snapshot failed: wait a poll interval before trying again.

@@ -71,10 +71,40 @@ fn result(snapshot: &Snapshot) -> Option<Value> {
     }
 }
 
-/// The answer of `GET .../status`.
+/// What the public view (no credential, `PUBLIC_TASK_STATUS`) shows: where the task stands and
+/// its counts, the ids and times; never results, filenames, the owner, or an error beyond its
+/// code.
+pub fn to_public_json(snapshot: &Snapshot) -> Value {
+    let counts = snapshot.counts();
+    let (created_at, updated_at) = snapshot.times();
+    let message = match snapshot.status {
+        JobStatus::Failed => "Task failed".to_owned(),
+        JobStatus::Cancelled => "Task was cancelled".to_owned(),
+        JobStatus::Completed if !snapshot.is_batch => "Task completed".to_owned(),
+        _ => snapshot.message.clone(),
+    };
+    json!({
+        "task_id": snapshot.task_id,
+        "job_id": snapshot.terminal_job_id(),
+        "status": snapshot.status,
+        "progress": snapshot.progress,
+        "message": message,
+        "current": counts.ended(),
+        "total": counts.total,
+        "total_files": counts.total,
+        "completed_files": counts.completed,
+        "failed_files": counts.failed + counts.cancelled,
+        "error_code": snapshot.error().map(|e| e.code),
+        "created_at": created_at,
+        "updated_at": updated_at,
+    })
+}
+
+/// The answer of `GET .../status` to the owner (by key or token).
 pub fn to_json(snapshot: &Snapshot) -> Value {
     let counts = snapshot.counts();
     let error = snapshot.error();
+    let (created_at, updated_at) = snapshot.times();
     let mut v = json!({
         "task_id": snapshot.task_id,
         "status": snapshot.status,
@@ -89,6 +119,8 @@ pub fn to_json(snapshot: &Snapshot) -> Value {
         "error": error.as_ref().map(|e| &e.message),
         "error_code": error.as_ref().map(|e| &e.code),
         "error_details": error,
+        "created_at": created_at,
+        "updated_at": updated_at,
     });
     if snapshot.is_batch {
         v["jobs"] = snapshot
@@ -105,10 +137,15 @@ pub fn timestamp_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-/// The data of an SSE event: the status JSON, when it was seen (epoch milliseconds), on the
-/// terminal event the job it names, and on completion the old API's `summary`.
-pub fn to_event_json(snapshot: &Snapshot) -> Value {
-    let mut v = to_json(snapshot);
+/// The data of an SSE event: the status JSON (the public view when `public`), when it was seen
+/// (epoch milliseconds), on the terminal event the job it names, and on completion the old
+/// API's `summary`.
+pub fn to_event_json(snapshot: &Snapshot, public: bool) -> Value {
+    let mut v = if public {
+        to_public_json(snapshot)
+    } else {
+        to_json(snapshot)
+    };
     v["timestamp"] = json!(timestamp_ms());
     if snapshot.is_terminal() {
         v["job_id"] = json!(snapshot.terminal_job_id());
@@ -178,7 +215,7 @@ mod tests {
             ),
         );
         assert_eq!(event_name(&snapshot), EventName::TaskCompleted);
-        let json = to_event_json(&snapshot);
+        let json = to_event_json(&snapshot, false);
         assert_eq!(json["result"]["jobs"].as_array().unwrap().len(), 1);
         assert_eq!(json["jobs"].as_array().unwrap().len(), 2);
         assert_eq!(json["job_id"], json!(snapshot.task_id));
@@ -206,7 +243,10 @@ mod tests {
         assert!(json.get("jobs").is_none());
         let queued = job_snapshot(self::job());
         assert_eq!(
-            (event_name(&queued), to_event_json(&queued).get("job_id")),
+            (
+                event_name(&queued),
+                to_event_json(&queued, false).get("job_id")
+            ),
             (EventName::TaskQueued, None)
         );
     }

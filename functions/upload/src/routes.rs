@@ -14,8 +14,9 @@ use image2model_shared::app::direct_upload::{ValidatedUpload, store_upload, uplo
 use image2model_shared::app::inspect::inspect;
 use image2model_shared::app::presign_upload::{PresignRequest, presign_uploads};
 use image2model_shared::app::task_status::Snapshot;
-use image2model_shared::domain::{FileStatus, JobOptions, UploadedFile};
+use image2model_shared::domain::{FileStatus, JobId, JobOptions, UploadedFile};
 use image2model_shared::web::extract::{ApiJson, ApiMultipart, FileIdParam, JobIdParam};
+use image2model_shared::web::links::{Origin, with_task_links};
 use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::{ApiError, Caller, rate_limit};
 use serde_json::{Value, json};
@@ -88,7 +89,7 @@ fn file_view(file: &UploadedFile) -> Value {
     request_body = PresignRequest,
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, body = Object, description = "`{files: [{file_id, filename, upload: {url, method, headers | fields, expires_at}, job_id}]}`", links(
+        (status = 200, body = Object, description = "`{files: [{file_id, filename, upload: {url, method, headers | fields, expires_at}, job_id, events_url, status_url}]}` (the links with `generate`)", links(
             ("GetFile" = (operation_id = "get_file", parameters(("file_id" = "$response.body#/files/0/file_id")))),
             ("CreateJob" = (operation_id = "create_job", request_body = json!({"file_id": "$response.body#/files/0/file_id"}))),
         )),
@@ -98,18 +99,23 @@ fn file_view(file: &UploadedFile) -> Value {
 async fn presign(
     State(ctx): State<AppContext>,
     caller: Caller,
+    origin: Origin,
     ApiJson(request): ApiJson<PresignRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let uploads = presign_uploads(&ctx, &caller.owner, request).await?;
     let files: Vec<Value> = uploads
         .iter()
         .map(|u| {
-            json!({
+            let file = json!({
                 "file_id": u.file.file_id,
                 "filename": u.file.filename,
                 "upload": u.upload,
                 "job_id": u.job_id,
-            })
+            });
+            match u.job_id {
+                Some(job_id) => with_task_links(file, &ctx, &origin, job_id, &caller.owner),
+                None => file,
+            }
         })
         .collect();
     Ok(Json(json!({ "files": files })))
@@ -176,7 +182,7 @@ async fn upload_image(
     request_body(content = BatchForm, content_type = "multipart/form-data"),
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, body = Object, description = "`{batch_id, job_id, task_id, uploaded_files, face_limit, model_type, total_files, status, message}`", links(
+        (status = 200, body = Object, description = "`{batch_id, job_id, task_id, uploaded_files, face_limit, model_type, total_files, status, message, events_url, status_url}`", links(
             ("TaskStatus" = (operation_id = "task_status", parameters(("task_id" = "$response.body#/batch_id")))),
             ("TaskEvents" = (operation_id = "task_events", parameters(("task_id" = "$response.body#/batch_id")))),
             ("DownloadAll" = (operation_id = "download_all", parameters(("job_id" = "$response.body#/batch_id")))),
@@ -189,6 +195,7 @@ async fn upload_image(
 async fn upload_multiple(
     State(ctx): State<AppContext>,
     caller: Caller,
+    origin: Origin,
     ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<Json<Value>, ApiError> {
     let limit = ctx.config.max_upload_bytes;
@@ -249,7 +256,8 @@ async fn upload_multiple(
         .collect();
     let total = batch.files.len();
     let batch_id = batch.batch.batch_id;
-    Ok(Json(json!({
+    let task_id = JobId::from_uuid(batch_id.as_uuid());
+    let body = json!({
         "batch_id": batch_id,
         "job_id": batch_id,
         "task_id": batch_id,
@@ -259,7 +267,14 @@ async fn upload_multiple(
         "total_files": total,
         "status": "uploaded",
         "message": format!("{total} file(s) uploaded; generation queued"),
-    })))
+    });
+    Ok(Json(with_task_links(
+        body,
+        &ctx,
+        &origin,
+        task_id,
+        &caller.owner,
+    )))
 }
 
 /// A form field that takes one value, sent again: which one was meant is not ours to guess.

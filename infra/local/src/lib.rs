@@ -59,7 +59,7 @@ pub fn api(ctx: &AppContext) -> Result<(Router<AppContext>, OpenApi), LocalError
         .merge(image2model_health::router())
         .merge(image2model_upload::router(ctx))
         .merge(image2model_jobs::router(ctx))
-        .merge(image2model_status::router())
+        .merge(image2model_status::router(ctx))
         .merge(image2model_download::router())
         .merge(image2model_admin::router())
         .merge(image2model_webhook::router(Arc::new(verifier)))

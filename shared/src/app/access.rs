@@ -47,6 +47,14 @@ pub enum Task {
 }
 
 impl Task {
+    /// Who owns the task.
+    pub fn owner(&self) -> &str {
+        match self {
+            Self::Job(job) => &job.owner,
+            Self::Batch(batch, _) => &batch.owner,
+        }
+    }
+
     /// The jobs behind the task: one for a job, every job of a batch.
     pub fn into_jobs(self) -> Vec<GenerationJob> {
         match self {
@@ -54,6 +62,15 @@ impl Task {
             Self::Batch(_, jobs) => jobs,
         }
     }
+}
+
+/// Any task, whoever owns it (a token holder's or the public view, checked by the caller).
+pub async fn any_task(ctx: &AppContext, id: JobId) -> Result<Task, AppError> {
+    let admin = Caller {
+        owner: crate::keys::ADMIN_OWNER.to_owned(),
+        is_admin: true,
+    };
+    owned_task(ctx, &admin, id).await
 }
 
 /// Resolves a task id to the caller's job, or else to the caller's batch with its jobs.

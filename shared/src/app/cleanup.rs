@@ -1,6 +1,7 @@
 //! Cleanup: deletes (or, in a dry run, lists) uploads, results and records older than a cutoff,
 //! never a file a live job still needs, and objects no record points at.
 
+use super::enqueue::fail_jobs_of_deleted_file;
 use super::error::AppError;
 use super::sweep::ago;
 use crate::context::AppContext;
@@ -78,10 +79,13 @@ pub async fn cleanup(
         if live {
             continue;
         }
-        remove_object(ctx, &file.object_key, dry_run, &mut report).await?;
+        // The record goes first: a job created from now on finds no file and fails at once;
+        // one created since the check above is failed next. None waits for the file.
         if !dry_run {
             ctx.store.delete_file(file.file_id).await?;
+            fail_jobs_of_deleted_file(ctx, file.file_id).await?;
         }
+        remove_object(ctx, &file.object_key, dry_run, &mut report).await?;
         report.files.push(file.file_id);
     }
     // Objects no record points at (an upload never recorded, a result of a deleted job).

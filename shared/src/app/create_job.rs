@@ -7,12 +7,9 @@
 
 use super::enqueue::{Handover, enqueue_if_ready};
 use super::error::AppError;
-use super::job_update::fail_job;
 use crate::context::AppContext;
 use crate::domain::models::{self, DEFAULT_MODEL, ModelSpec};
-use crate::domain::{
-    Batch, BatchId, FileId, FileStatus, GenerationJob, JobError, JobOptions, UploadedFile,
-};
+use crate::domain::{Batch, BatchId, FileId, FileStatus, GenerationJob, JobOptions, UploadedFile};
 use crate::fal::guard;
 use crate::ports::CreateOutcome;
 use chrono::Utc;
@@ -257,14 +254,8 @@ async fn start_when_ready(
     job: &GenerationJob,
 ) -> Result<GenerationJob, AppError> {
     match enqueue_if_ready(ctx, job).await {
-        Ok(Handover::FileRejected(rejection)) => {
-            let error = rejection.map_or_else(
-                || JobError::new("FILE_REJECTED", "the file was rejected"),
-                |r| JobError::new(r.code, r.message),
-            );
-            fail_job(ctx.store.as_ref(), job.job_id, &error).await
-        }
-        Ok(Handover::Enqueued | Handover::Waiting | Handover::FileGone) => Ok(job.clone()),
+        Ok(Handover::Failed(failed)) => Ok(*failed),
+        Ok(Handover::Enqueued | Handover::Waiting) => Ok(job.clone()),
         Err(AppError::Queue(err)) => {
             tracing::warn!(job_id = %job.job_id, error = %err, "enqueue failed; the sweeper will retry");
             Ok(job.clone())

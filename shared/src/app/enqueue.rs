@@ -3,8 +3,9 @@
 //! file, an administrator's retry, the sweeper's re-send).
 
 use super::error::AppError;
+use super::job_update::fail_job;
 use crate::context::AppContext;
-use crate::domain::{FileRejection, FileStatus, GenerationJob, JobId};
+use crate::domain::{FileId, FileStatus, GenerationJob, JobError, JobId};
 use crate::ports::{QueueError, WorkQueue};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -61,24 +62,29 @@ pub async fn send_work(
     queue.send(&body, delay.min(MAX_DELAY)).await.map(drop)
 }
 
-/// What [`enqueue_if_ready`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What [`enqueue_if_ready`] did.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Handover {
     /// The file is ready: the worker was asked to run the job.
     Enqueued,
     /// The file is still pending; ingestion releases the job once it is ready.
     Waiting,
-    /// The file was rejected (with its reason); the job cannot run.
-    FileRejected(Option<FileRejection>),
-    /// The file record is gone.
-    FileGone,
+    /// The file was rejected or is gone (a cleanup won a race with the job's creation): the job
+    /// cannot run and was failed (`FILE_NOT_FOUND`, or the rejection's code), as stored now.
+    Failed(Box<GenerationJob>),
 }
 
 /// Asks the worker to run `job` if its file is ready: the one hand-over of a job to the worker,
-/// after creation, ingestion, an administrator's retry and the sweeper's re-send alike.
+/// after creation, ingestion, an administrator's retry and the sweeper's re-send alike. A job
+/// whose file is rejected or gone is failed here, so none waits for a file that will never come.
 pub async fn enqueue_if_ready(ctx: &AppContext, job: &GenerationJob) -> Result<Handover, AppError> {
+    let failed = |error: JobError| async move {
+        fail_job(ctx.store.as_ref(), job.job_id, &error)
+            .await
+            .map(|job| Handover::Failed(Box::new(job)))
+    };
     let Some(file) = ctx.store.get_file(job.file_id).await? else {
-        return Ok(Handover::FileGone);
+        return failed(JobError::new("FILE_NOT_FOUND", "the uploaded file is gone")).await;
     };
     match file.status {
         FileStatus::Ready => {
@@ -91,6 +97,84 @@ pub async fn enqueue_if_ready(ctx: &AppContext, job: &GenerationJob) -> Result<H
             Ok(Handover::Enqueued)
         }
         FileStatus::Pending => Ok(Handover::Waiting),
-        FileStatus::Rejected => Ok(Handover::FileRejected(file.rejection)),
+        FileStatus::Rejected => {
+            failed(file.rejection.map_or_else(
+                || JobError::new("FILE_REJECTED", "the file was rejected"),
+                |r| JobError::new(r.code, r.message),
+            ))
+            .await
+        }
+    }
+}
+
+/// After a file's record was deleted: fails the live jobs that still name it (a job created
+/// while the deletion was deciding the file was unused), so none waits for a file that is gone.
+/// Returns how many were failed.
+pub async fn fail_jobs_of_deleted_file(
+    ctx: &AppContext,
+    file_id: FileId,
+) -> Result<usize, AppError> {
+    let mut failed = 0;
+    for job in ctx.store.list_jobs_for_file(file_id).await? {
+        if !job.status.is_terminal()
+            && matches!(enqueue_if_ready(ctx, &job).await?, Handover::Failed(_))
+        {
+            tracing::warn!(job_id = %job.job_id, %file_id, "job created while its file was deleted: failed");
+            failed += 1;
+        }
+    }
+    Ok(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::sweep::sweep;
+    use crate::app::testing::{context, queued_job, ready_file};
+    use crate::domain::JobStatus;
+    use crate::domain::models::DEFAULT_MODEL;
+
+    /// The interleavings of a deletion deciding a file is unused while a job is being created on
+    /// it: the job's own hand-over, the deletion's re-check and the sweeper each fail a job whose
+    /// file is gone, so whichever runs last, no job waits for it.
+    #[tokio::test]
+    async fn a_job_whose_file_is_gone_is_failed_wherever_it_is_handed_over() {
+        let t = context();
+        let failed = |job: GenerationJob| {
+            assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+            assert_eq!(job.error.unwrap().code, "FILE_NOT_FOUND");
+        };
+        // The creation hands the job over after the record went.
+        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        t.store.delete_file(job.file_id).await.unwrap();
+        match enqueue_if_ready(&t, &job).await.unwrap() {
+            Handover::Failed(job) => failed(*job),
+            other => panic!("{other:?}"),
+        }
+        // The deletion re-checks after the creation handed the job over (it was enqueued).
+        let file = ready_file(&t, "alice").await;
+        let job = queued_job(&t, &file, DEFAULT_MODEL).await;
+        assert_eq!(
+            enqueue_if_ready(&t, &job).await.unwrap(),
+            Handover::Enqueued
+        );
+        let other = queued_job(&t, &file, DEFAULT_MODEL).await;
+        t.store.delete_file(file.file_id).await.unwrap();
+        assert_eq!(
+            fail_jobs_of_deleted_file(&t, file.file_id).await.unwrap(),
+            2
+        );
+        failed(t.store.get_job(job.job_id).await.unwrap().unwrap());
+        failed(t.store.get_job(other.job_id).await.unwrap().unwrap());
+        assert_eq!(
+            fail_jobs_of_deleted_file(&t, file.file_id).await.unwrap(),
+            0
+        );
+        // A job nobody re-checked: the sweeper's re-send fails it instead of waiting forever.
+        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        t.store.delete_file(job.file_id).await.unwrap();
+        let later = chrono::Utc::now() + t.config.visibility_timeout * 2;
+        sweep(&t, later).await.unwrap();
+        failed(t.store.get_job(job.job_id).await.unwrap().unwrap());
     }
 }

@@ -59,6 +59,8 @@ pub enum AppError {
     Transition(#[from] TransitionError),
     #[error("job {job_id} has no model yet (status {status})")]
     ResultNotReady { job_id: JobId, status: &'static str },
+    #[error("{0}")]
+    StatusToken(#[from] super::status_token::TokenError),
     #[error("invalid filename: {0}")]
     InvalidFilename(&'static str),
     #[error("task {task_id} has no result file named {filename:?}")]

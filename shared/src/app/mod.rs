@@ -14,7 +14,7 @@
 //! | claim, generate, complete or retry a job (the worker) | `work/` |
 //! | the FAL lifecycle's decisions | `work/fal_decision.rs` |
 //! | a verified FAL webhook: ask the worker to look | `fal_webhook.rs` |
-//! | where a task stands | `task_status.rs` |
+//! | where a task stands; a token that lets a browser follow one task | `task_status.rs`, `status_token.rs` |
 //! | list, cancel, download | `list_jobs.rs`, `cancel_job.rs`, `download.rs` |
 //! | an administrator's retry and deletion; a task removed with its files | `retry_job.rs`, `delete_job.rs`, `purge_task.rs` |
 //! | keep jobs moving, delete expired data | `sweep.rs`, `cleanup.rs`, `maintenance.rs` |
@@ -42,6 +42,7 @@ pub mod presign_upload;
 pub mod purge_task;
 pub mod retry_job;
 pub mod stats;
+pub mod status_token;
 pub mod storage_usage;
 pub mod sweep;
 pub mod task_status;

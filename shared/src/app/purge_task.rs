@@ -2,12 +2,12 @@
 //! job deleted as `delete_job.rs` does (a live one cancelled first), every object under its
 //! results folder (model, preview), and each uploaded image no remaining job uses.
 
-use super::access::{Task, owned_task};
+use super::access::{Task, any_task};
 use super::delete_job::delete_job;
+use super::enqueue::fail_jobs_of_deleted_file;
 use super::error::AppError;
 use crate::context::AppContext;
 use crate::domain::{FileId, GenerationJob, JobId, RESULTS_PREFIX};
-use crate::keys::{ADMIN_OWNER, Caller};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -23,11 +23,7 @@ pub struct PurgeReport {
 
 /// Removes task `id` and its files; `JobNotFound` when no job or batch has that id.
 pub async fn purge_task(ctx: &AppContext, id: JobId) -> Result<PurgeReport, AppError> {
-    let admin = Caller {
-        owner: ADMIN_OWNER.to_owned(),
-        is_admin: true,
-    };
-    let task = owned_task(ctx, &admin, id).await?;
+    let task = any_task(ctx, id).await?;
     let batch = match &task {
         Task::Batch(batch, _) => Some(batch.batch_id),
         Task::Job(_) => None,
@@ -82,12 +78,14 @@ async fn purge_file_if_unused(
     let Some(file) = ctx.store.get_file(file_id).await? else {
         return Ok(());
     };
+    // The record goes first, then any job created meanwhile is failed (see cleanup.rs).
+    ctx.store.delete_file(file_id).await?;
+    fail_jobs_of_deleted_file(ctx, file_id).await?;
     if let Some(meta) = ctx.storage.head(&file.object_key).await? {
         ctx.storage.delete(&file.object_key).await?;
         report.bytes += meta.size;
         report.objects.push(file.object_key.clone());
     }
-    ctx.store.delete_file(file_id).await?;
     report.files.push(file_id);
     Ok(())
 }

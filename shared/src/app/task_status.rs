@@ -1,21 +1,50 @@
 //! Where a task stands at one moment: a job as it is, or a batch aggregated over its jobs. The
-//! status function shows it as JSON and streams its changes.
+//! status function shows it as JSON and streams its changes, to the owner's key, to a holder of
+//! the task's status token, or (when `PUBLIC_TASK_STATUS` is on) to anyone with the id, whose
+//! view is reduced.
 
-use super::access::{Task, owned_task};
+use super::access::{Task, any_task, owned_task};
 use super::error::AppError;
+use super::status_token;
 use crate::context::AppContext;
 use crate::domain::{GenerationJob, JobError, JobId, JobStatus};
 use crate::keys::Caller;
+use chrono::{DateTime, Utc};
 
-/// The caller's task `id` as it stands now.
+/// Who asks about a task.
+#[derive(Debug, Clone)]
+pub enum Viewer {
+    /// A key: its owner's tasks (every task for the admin key).
+    Caller(Caller),
+    /// A status token: the one task it was signed for.
+    Token(String),
+    /// No credential, with `PUBLIC_TASK_STATUS` on: any task by id, reduced.
+    Public,
+}
+
+impl Viewer {
+    /// Whether this viewer sees the reduced view: no results, filenames, owner or error text.
+    pub fn is_public(&self) -> bool {
+        matches!(self, Self::Public)
+    }
+}
+
+/// Task `id` as `viewer` may see it now.
 pub async fn task_snapshot(
     ctx: &AppContext,
-    caller: &Caller,
+    viewer: &Viewer,
     id: JobId,
 ) -> Result<Snapshot, AppError> {
-    owned_task(ctx, caller, id)
-        .await
-        .map(|task| Snapshot::of(id, &task))
+    let task = match viewer {
+        Viewer::Caller(caller) => owned_task(ctx, caller, id).await?,
+        Viewer::Token(token) => {
+            let task = any_task(ctx, id).await?;
+            status_token::verify(ctx.status_secret(), id, task.owner(), token, Utc::now())?;
+            task
+        }
+        Viewer::Public => any_task(ctx, id).await?,
+    };
+    Ok(Snapshot::of(id, &task))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +142,20 @@ impl Snapshot {
 
     pub fn is_terminal(&self) -> bool {
         self.status.is_terminal()
+    }
+
+    /// A number that grows with every change of the task's jobs (the sum of their record
+    /// versions): the stream's event id, so a reconnecting client says what it saw last.
+    pub fn version(&self) -> u64 {
+        self.jobs.iter().map(|j| j.version).sum()
+    }
+
+    /// When the task was created (its first job) and last changed.
+    pub fn times(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        (
+            self.jobs.iter().map(|j| j.created_at).min(),
+            self.jobs.iter().map(|j| j.updated_at).max(),
+        )
     }
 
     /// The task's jobs counted by how they ended.

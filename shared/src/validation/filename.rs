@@ -10,7 +10,8 @@ pub fn sanitize_filename(raw: &str) -> String {
     for c in base.chars() {
         let keep = c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ' | '(' | ')');
         let c = if keep { c } else { '_' };
-        if !(c == '_' && cleaned.ends_with('_')) {
+        // Runs of `_` or `.` collapse to one: no name holds `..`.
+        if !((c == '_' || c == '.') && cleaned.ends_with(c)) {
             cleaned.push(c);
         }
     }
@@ -101,6 +102,7 @@ mod tests {
         assert_eq!(sanitize_filename(".htaccess"), "htaccess");
         assert_eq!(sanitize_filename("a\0b\r\n<script>.png"), "a_b_script_.png");
         assert_eq!(sanitize_filename(""), "upload");
+        assert_eq!(sanitize_filename("a..b...png"), "a.b.png");
         assert_eq!(sanitize_filename("..."), "upload");
         assert_eq!(
             sanitize_filename("café photo (1).webp"),

@@ -59,6 +59,28 @@ where
     }
 }
 
+/// `Option<Caller>`: `None` when the request presents no credential at all (routes that also
+/// answer to a token or publicly); a credential that is there but not valid is still 401.
+impl<S> axum::extract::OptionalFromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Arc<KeyRing>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, ApiError> {
+        let presented = parts.headers.contains_key(http::header::AUTHORIZATION)
+            || parts.headers.contains_key("x-api-key");
+        if presented {
+            <Self as FromRequestParts<S>>::from_request_parts(parts, state)
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 /// A caller holding the admin key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admin;

@@ -6,6 +6,7 @@
 
 use super::request_id::current_request_id;
 use crate::app::AppError;
+use crate::app::status_token::TokenError;
 use crate::ports::{QueueError, StorageError, StoreError};
 use crate::validation::ImageRejection;
 use axum::Json;
@@ -210,6 +211,7 @@ fn app_status(err: &AppError) -> StatusCode {
         | AppError::FileNotFound(_)
         | AppError::ResultFileNotFound { .. } => StatusCode::NOT_FOUND,
         AppError::InvalidFilename(_) => StatusCode::BAD_REQUEST,
+        AppError::StatusToken(_) => StatusCode::UNAUTHORIZED,
         AppError::Storage(StorageError::InvalidKey(_)) => StatusCode::BAD_REQUEST,
         AppError::InvalidImage(rejection) => image_status(rejection),
         AppError::TooManyFiles { .. }
@@ -238,6 +240,8 @@ fn app_code(err: &AppError) -> &'static str {
         AppError::FileNotFound(_) => "FILE_NOT_FOUND",
         AppError::ResultFileNotFound { .. } => "RESULT_FILE_NOT_FOUND",
         AppError::InvalidFilename(_) => "INVALID_FILENAME",
+        AppError::StatusToken(TokenError::Invalid) => "STATUS_TOKEN_INVALID",
+        AppError::StatusToken(TokenError::Expired) => "STATUS_TOKEN_EXPIRED",
         AppError::Storage(StorageError::InvalidKey(_)) => "INVALID_OBJECT_KEY",
         AppError::InvalidImage(rejection) => rejection.code(),
         AppError::TooManyFiles { .. } => "TOO_MANY_FILES",
@@ -262,6 +266,7 @@ fn app_summary(err: &AppError) -> &'static str {
         AppError::FileNotFound(_) => "File not found",
         AppError::ResultFileNotFound { .. } => "Result file not found",
         AppError::InvalidFilename(_) => "Invalid filename",
+        AppError::StatusToken(_) => "Invalid status token",
         AppError::Storage(StorageError::InvalidKey(_)) => "Invalid object key",
         AppError::InvalidImage(_) | AppError::InvalidFileType { .. } => "Invalid file",
         AppError::TooManyFiles { .. } => "Too many files",

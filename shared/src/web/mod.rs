@@ -2,7 +2,8 @@
 //! response. Errors and their JSON envelope (`error.rs`), the request id (`request_id.rs`), the
 //! layers every router is wrapped in (`layers.rs`), extractors (`extract.rs`) with JSON bodies
 //! read strictly (`strict_json.rs`), the OpenAPI document's shared parts (`openapi.rs`), authentication
-//! (`auth.rs`), rate limiting (`rate_limit.rs`) and the response bodies several
+//! (`auth.rs`), rate limiting (`rate_limit.rs`), the links a browser follows a task by
+//! (`links.rs`) and the response bodies several
 //! functions share (`views.rs`). Routes call the application services
 //! (`crate::app`) and map their answers; no service knows about HTTP.
 
@@ -10,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod layers;
+pub mod links;
 pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;

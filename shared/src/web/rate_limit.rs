@@ -107,9 +107,33 @@ pub fn limited(
 
 /// Middleware for the routes that are rate limited.
 pub async fn limit(State(ctx): State<AppContext>, req: Request, next: Next) -> Response {
-    let limit = ctx.config.rate_limit_per_minute;
     let subject = subject(&ctx, &req);
-    let verdict = match count_request(ctx.store.as_ref(), &subject, limit, Utc::now()).await {
+    let limit = ctx.config.rate_limit_per_minute;
+    apply(&ctx, &subject, limit, req, next).await
+}
+
+/// Middleware for routes that also answer without any credential (a task's public status):
+/// only such requests are counted, per client address, under
+/// `PUBLIC_STATUS_RATE_LIMIT_PER_MINUTE`. A key or a `token` query parameter passes untouched
+/// (the route checks them).
+pub async fn limit_keyless(State(ctx): State<AppContext>, req: Request, next: Next) -> Response {
+    let has_token = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("token=")));
+    if has_token
+        || req.headers().contains_key(http::header::AUTHORIZATION)
+        || req.headers().contains_key("x-api-key")
+    {
+        return next.run(req).await;
+    }
+    let subject = format!("public-{}", subject(&ctx, &req));
+    let limit = ctx.config.public_status_rate_limit_per_minute;
+    apply(&ctx, &subject, limit, req, next).await
+}
+
+async fn apply(ctx: &AppContext, subject: &str, limit: u64, req: Request, next: Next) -> Response {
+    let verdict = match count_request(ctx.store.as_ref(), subject, limit, Utc::now()).await {
         Ok(verdict) => verdict,
         Err(err) => {
             // Failing open keeps uploads working while the store hiccups; the store error

@@ -1,0 +1,104 @@
+//! The links a browser follows a task by: `events_url` (the SSE stream) and `status_url` (the
+//! JSON status), absolute, each with a short-lived signed `token` so they open without a key
+//! (`EventSource` cannot send one). The origin is `PUBLIC_BASE_URL` when set, else the one the
+//! request reached (`X-Forwarded-Proto` and `Host`, as API Gateway and the local server see
+//! them); streams go to `STATUS_STREAM_BASE_URL` when set (on AWS, the streaming function URL).
+
+use crate::app::status_token;
+use crate::context::AppContext;
+use crate::domain::JobId;
+use axum::extract::FromRequestParts;
+use chrono::Utc;
+use http::request::Parts;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+
+/// The origin (`scheme://host[:port]`) clients reach this deployment at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin(pub String);
+
+/// A host as a URL may carry it: letters, digits, dots, dashes, a port, an IPv6 literal.
+fn plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+}
+
+impl FromRequestParts<AppContext> for Origin {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppContext) -> Result<Self, Infallible> {
+        if let Some(base) = &ctx.config.public_base_url {
+            return Ok(Self(base.clone()));
+        }
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let scheme = match header("x-forwarded-proto") {
+            Some(p) if p.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        };
+        let host = header("host")
+            .filter(|h| plain_host(h))
+            .map_or_else(|| format!("127.0.0.1:{}", ctx.config.port), str::to_owned);
+        Ok(Self(format!("{scheme}://{host}")))
+    }
+}
+
+/// `{events_url, status_url, links_expire_at}` for task `task_id` of `owner`.
+pub fn task_links(ctx: &AppContext, origin: &Origin, task_id: JobId, owner: &str) -> Value {
+    let token = status_token::issue(
+        ctx.status_secret(),
+        task_id,
+        owner,
+        ctx.config.status_token_ttl,
+        Utc::now(),
+    );
+    let streams = ctx
+        .config
+        .status_stream_base_url
+        .as_deref()
+        .unwrap_or(&origin.0);
+    let path = format!("/api/v1/status/tasks/{task_id}");
+    json!({
+        "events_url": format!("{streams}{path}/stream?token={}", token.token),
+        "status_url": format!("{}{path}/status?token={}", origin.0, token.token),
+        "links_expire_at": token.expires_at,
+    })
+}
+
+/// Adds [`task_links`] to a JSON object answer.
+pub fn with_task_links(
+    mut body: Value,
+    ctx: &AppContext,
+    origin: &Origin,
+    task_id: JobId,
+    owner: &str,
+) -> Value {
+    if let (Value::Object(map), Value::Object(links)) =
+        (&mut body, task_links(ctx, origin, task_id, owner))
+    {
+        map.extend(links);
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_hosts_make_urls() {
+        for good in [
+            "example.com",
+            "127.0.0.1:8000",
+            "[::1]:80",
+            "api-1.example.com",
+        ] {
+            assert!(plain_host(good), "{good}");
+        }
+        for bad in ["", "evil.com/x", "a b", "x@y", "a\\b", "h?q", "h#f"] {
+            assert!(!plain_host(bad), "{bad}");
+        }
+    }
+}
