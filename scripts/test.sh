@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, the SAM template lint, then every unit, contract
 # and flow test, with the AWS adapters tested against a moto server started (and stopped) here,
-# then schemathesis against the local server and the functions invoked through cargo-lambda.
-# Needs a Rust toolchain and Python 3; installs cargo-nextest, cargo-machete and a pinned Python
-# venv if missing.
+# then schemathesis against the local server, the web client in headless Chromium, and the
+# functions invoked through cargo-lambda. Needs a Rust toolchain, Python 3 and Node.js; installs
+# cargo-nextest, cargo-machete, a pinned Python venv, Debian's chromium and the pinned
+# playwright-core if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -74,6 +75,9 @@ cargo nextest run --workspace --locked --no-fail-fast
 
 echo "== schemathesis against the local server (user key, admin key)"
 PYTHON="$venv/bin/python" SCHEMATHESIS="$venv/bin/schemathesis" bash scripts/schemathesis.sh
+
+echo "== the web client in headless Chromium"
+bash scripts/browser.sh
 
 echo "== cargo lambda invoke"
 PYTHON="$venv/bin/python" bash scripts/lambda_invoke.sh

@@ -6,6 +6,7 @@ mod background;
 pub mod cli;
 mod serve;
 mod storage_routes;
+mod web_client;
 
 use axum::Router;
 use image2model_shared::AppContext;
@@ -107,7 +108,9 @@ async fn start_with(
             ctx.clone(),
             Arc::new(adapters.storage.clone()),
         ))
-        .merge(extra);
+        .merge(web_client::router())
+        .merge(extra)
+        .layer(axum::middleware::from_fn(web_client::page_for_browsers));
     let service = image2model_shared::web::into_service(app, &ctx.config);
 
     let server = tokio::spawn(serve::serve(
