@@ -81,7 +81,7 @@ fn no_function_crate_depends_on_another_function_crate() {
 /// of a lower layer.
 const LAYERS: &[&[&str]] = &[
     &["domain", "host", "metrics", "telemetry", "shutdown"],
-    &["validation", "ports"],
+    &["validation", "ports", "jwt"],
     &["config", "builtin_generator"],
     &["keys", "adapters", "fal"],
     &["context"],

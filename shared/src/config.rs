@@ -1,6 +1,7 @@
 //! Configuration from environment variables, with safe defaults. Every limit the API enforces
 //! is here, so tests and deployments can change it without code.
 
+use crate::jwt::JwtSettings;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -232,6 +233,9 @@ pub struct Config {
     /// S3, DynamoDB and SQS names when running on AWS (or an emulator); embedded otherwise.
     pub aws: Option<AwsResources>,
     pub fal: FalSettings,
+    /// Sign-in with an OpenID Connect provider's tokens (`JWT_ISSUER`, `JWT_AUDIENCE`,
+    /// `JWT_JWKS_URL`, all three or none).
+    pub jwt: Option<JwtSettings>,
 }
 
 impl Default for Config {
@@ -277,7 +281,29 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             aws: None,
             fal: FalSettings::default(),
+            jwt: None,
         }
+    }
+}
+
+/// The sign-in settings: all three variables, or none.
+fn jwt_settings(vars: &HashMap<String, String>) -> Result<Option<JwtSettings>, ConfigError> {
+    let get = |name: &str| {
+        vars.get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    match (get("JWT_ISSUER"), get("JWT_AUDIENCE"), get("JWT_JWKS_URL")) {
+        (Some(issuer), Some(audience), Some(jwks_url)) => Ok(Some(JwtSettings {
+            issuer,
+            audience,
+            jwks_url,
+        })),
+        (None, None, None) => Ok(None),
+        _ => Err(ConfigError::Invalid {
+            name: "JWT_ISSUER",
+            reason: "JWT_ISSUER, JWT_AUDIENCE and JWT_JWKS_URL go together".to_owned(),
+        }),
     }
 }
 
@@ -323,6 +349,16 @@ fn sha256_hex(name: &'static str, raw: &str) -> Result<[u8; 32], ConfigError> {
 }
 
 /// `API_KEY_HASHES=name:sha256hex,...`
+/// A key's name becomes the owner of what it creates, inside object keys and record keys:
+/// `[A-Za-z0-9_-]+`, and never the admin owner's name (sign-in owners carry a `.`).
+fn valid_key_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "admin" // keys::ADMIN_OWNER (a test there holds the two together)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn key_hashes(vars: &HashMap<String, String>) -> Result<Vec<NamedKeyHash>, ConfigError> {
     let Some(list) = vars.get("API_KEY_HASHES") else {
         return Ok(Vec::new());
@@ -335,6 +371,12 @@ fn key_hashes(vars: &HashMap<String, String>) -> Result<Vec<NamedKeyHash>, Confi
                 name: "API_KEY_HASHES",
                 reason: "entries are name:sha256hex".to_owned(),
             })?;
+            if !valid_key_name(name) {
+                return Err(ConfigError::Invalid {
+                    name: "API_KEY_HASHES",
+                    reason: "names are [A-Za-z0-9_-]+ (not `admin`)".to_owned(),
+                });
+            }
             Ok(NamedKeyHash {
                 name: name.to_owned(),
                 sha256: sha256_hex("API_KEY_HASHES", hash)?,
@@ -403,15 +445,12 @@ impl Config {
                     name: "API_KEYS",
                     reason: "entries are name:key".to_owned(),
                 })?;
-                let valid_name = !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-                if !valid_name || key.len() < 8 {
+                if !valid_key_name(name) || key.len() < 8 {
                     return Err(ConfigError::Invalid {
                         name: "API_KEYS",
-                        reason: "names are [A-Za-z0-9_-]+ and keys at least 8 characters"
-                            .to_owned(),
+                        reason:
+                            "names are [A-Za-z0-9_-]+ (not `admin`) and keys at least 8 characters"
+                                .to_owned(),
                     });
                 }
                 user_keys.push(NamedKey {
@@ -498,6 +537,7 @@ impl Config {
             shutdown_grace: seconds(vars, "SHUTDOWN_GRACE_SECONDS", d.shutdown_grace)?,
             aws: aws_resources(vars)?,
             fal: FalSettings::from_vars(vars)?,
+            jwt: jwt_settings(vars)?,
         })
     }
 
@@ -567,6 +607,15 @@ mod tests {
         assert!(Config::from_vars(&vars(&[("MAX_UPLOAD_BYTES", "lots")])).is_err());
         assert!(Config::from_vars(&vars(&[("API_KEYS", "nokey")])).is_err());
         assert!(Config::from_vars(&vars(&[("API_KEYS", "a:short")])).is_err());
+        assert!(Config::from_vars(&vars(&[("API_KEYS", "admin:long-enough-key")])).is_err());
+        let hash = "0".repeat(64);
+        for name in ["a/b", "a#b", "a.b", "admin", ""] {
+            let entry = format!("{name}:{hash}");
+            assert!(
+                Config::from_vars(&vars(&[("API_KEY_HASHES", &entry)])).is_err(),
+                "{name:?}"
+            );
+        }
         assert!(Config::from_vars(&vars(&[("JOB_DEADLINE_SECONDS", "-1")])).is_err());
         assert!(Config::from_vars(&vars(&[("TABLE_NAME", "t")])).is_err());
         assert!(Config::from_vars(&vars(&[("API_KEY_HASHES", "a:zz")])).is_err());

@@ -1,8 +1,11 @@
 //! API keys: the configured keys, kept only as SHA-256 hashes, and who a presented key belongs
-//! to, found by comparing in constant time against every stored hash.
+//! to, found by comparing in constant time against every stored hash; and, when sign-in is
+//! configured, provider tokens (`jwt.rs`) as a second kind of bearer credential.
 
 use crate::config::{Config, NamedKey};
+use crate::jwt::{JwtVerifier, looks_like_jwt};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// The owner name recorded on files and jobs created with the admin key.
@@ -14,11 +17,25 @@ fn hash(key: &str) -> KeyHash {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// The configured keys, as hashes.
-#[derive(Debug, Clone, Default)]
+/// The configured keys, as hashes, and the sign-in provider's verifier.
+#[derive(Clone, Default)]
 pub struct KeyRing {
     users: Vec<(String, KeyHash)>,
     admin: Option<KeyHash>,
+    jwt: Option<Arc<JwtVerifier>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field(
+                "users",
+                &self.users.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("admin", &self.admin.is_some())
+            .field("jwt", &self.jwt.is_some())
+            .finish()
+    }
 }
 
 /// An authenticated caller: the owner of what it creates and the only one who sees it.
@@ -43,6 +60,7 @@ impl KeyRing {
                 .map(|k| (k.name.clone(), hash(&k.key)))
                 .collect(),
             admin: admin.map(hash),
+            jwt: None,
         }
     }
 
@@ -58,7 +76,19 @@ impl KeyRing {
         if ring.admin.is_none() {
             ring.admin = config.admin_key_hash;
         }
+        ring.jwt = config.jwt.clone().map(|s| Arc::new(JwtVerifier::new(s)));
         ring
+    }
+
+    /// Who a bearer credential is: an API key, or (when sign-in is configured) a provider
+    /// token, whose subject signs in as a user of its own.
+    pub async fn identify_credential(&self, presented: &str) -> Option<Identity> {
+        match &self.jwt {
+            Some(jwt) if looks_like_jwt(presented) => {
+                jwt.verify(presented).await.map(Identity::User)
+            }
+            _ => self.identify(presented),
+        }
     }
 
     /// Looks a presented key up, touching every stored hash so timing reveals nothing.
@@ -90,6 +120,14 @@ pub fn random_secret() -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn no_key_may_be_named_like_the_admin_owner() {
+        let entry = format!("{ADMIN_OWNER}:long-enough-key");
+        let vars = std::collections::HashMap::from([("API_KEYS".to_owned(), entry)]);
+        assert!(Config::from_vars(&vars).is_err());
+    }
+
     use super::*;
 
     fn ring() -> KeyRing {

@@ -7,6 +7,7 @@
 //! - `builtin_generator/` and `fal/`: how models are made, here and at FAL.AI;
 //! - `app/`: the application services, one file per use case;
 //! - `web/`: the HTTP layer of the functions that serve routes;
+//! - `jwt.rs`: sign-in with an OpenID Connect provider's tokens;
 //! - `config.rs`, `keys.rs`, `context.rs`, `host.rs`, `metrics.rs`, `telemetry.rs`, `shutdown.rs`.
 //!
 //! Lower layers never import higher ones (`tests/architecture.rs` checks it).
@@ -19,6 +20,7 @@ pub mod context;
 pub mod domain;
 pub mod fal;
 pub mod host;
+pub mod jwt;
 pub mod keys;
 pub mod metrics;
 pub mod ports;

@@ -46,7 +46,11 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let key = presented_key(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let keys = Arc::<KeyRing>::from_ref(state);
-        match keys.identify(key).ok_or(ApiError::Unauthorized)? {
+        match keys
+            .identify_credential(key)
+            .await
+            .ok_or(ApiError::Unauthorized)?
+        {
             Identity::User(owner) => Ok(Self {
                 owner,
                 is_admin: false,

@@ -17,14 +17,25 @@ use utoipa_axum::router::UtoipaMethodRouter;
 
 const WINDOW_SECS: i64 = 60;
 
-/// Who is counted: the key's owner, or the client address.
-fn subject(ctx: &AppContext, req: &Request) -> String {
-    if let Some(identity) = presented_key(req.headers()).and_then(|k| ctx.keys.identify(k)) {
-        return match identity {
-            Identity::User(name) => format!("key:{name}"),
-            Identity::Admin => "key:admin".to_owned(),
-        };
+/// Who is counted: the key's (or token's) owner, or the client address.
+async fn subject(ctx: &AppContext, presented: Option<String>, address: String) -> String {
+    let identity = match presented {
+        Some(key) => ctx.keys.identify_credential(&key).await,
+        None => None,
+    };
+    match identity {
+        Some(Identity::User(name)) => format!("key:{name}"),
+        Some(Identity::Admin) => "key:admin".to_owned(),
+        None => address,
     }
+}
+
+fn credential(req: &Request) -> Option<String> {
+    presented_key(req.headers()).map(str::to_owned)
+}
+
+/// `ip:` and the client's address.
+fn address(req: &Request) -> String {
     // The closest proxy appends the address it saw; earlier entries are client-controlled.
     let forwarded = req
         .headers()
@@ -107,7 +118,7 @@ pub fn limited(
 
 /// Middleware for the routes that are rate limited.
 pub async fn limit(State(ctx): State<AppContext>, req: Request, next: Next) -> Response {
-    let subject = subject(&ctx, &req);
+    let subject = subject(&ctx, credential(&req), address(&req)).await;
     let limit = ctx.config.rate_limit_per_minute;
     apply(&ctx, &subject, limit, req, next).await
 }
@@ -127,7 +138,10 @@ pub async fn limit_keyless(State(ctx): State<AppContext>, req: Request, next: Ne
     {
         return next.run(req).await;
     }
-    let subject = format!("public-{}", subject(&ctx, &req));
+    let subject = format!(
+        "public-{}",
+        subject(&ctx, credential(&req), address(&req)).await
+    );
     let limit = ctx.config.public_status_rate_limit_per_minute;
     apply(&ctx, &subject, limit, req, next).await
 }
