@@ -7,7 +7,7 @@ use image2model_shared::config::Config;
 use image2model_tests::fake_fal::{
     FakeFal, Output, Reply, Script, Webhooks, depth_png, sample_glb,
 };
-use image2model_tests::{ADMIN, ALICE, BOB, TestServer, assert_error, png};
+use image2model_tests::{ADMIN, ALICE, BOB, TestServer, assert_error, fake_fal, png};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -152,6 +152,23 @@ async fn tripo_job_is_submitted_once_polled_with_real_progress_and_copied_into_s
     assert!(fake.status_calls() >= 2);
 
     assert_eq!(server.download_model(ALICE, &job_id).await, sample_glb());
+    // FAL's rendered image is ours now: copied, listed, byte-identical.
+    let (_, all) = server
+        .get_json(&format!("/api/v1/download/{job_id}/all"), Some(ALICE))
+        .await;
+    let rendered = &all["files"][0]["rendered_image"];
+    assert_eq!(rendered["content_type"], "image/webp", "{all}");
+    let copy = server
+        .client
+        .get(rendered["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(copy.as_ref(), fake_fal::rendered_image().as_slice());
+    assert_eq!(rendered["file_size"].as_u64(), Some(copy.len() as u64));
     assert_eq!(
         fake.file_downloads_with_key(),
         0,
@@ -164,7 +181,8 @@ async fn tripo_job_is_submitted_once_polled_with_real_progress_and_copied_into_s
         metrics.contains(r#"fal_api_requests_total{operation="submit",outcome="ok"} 1"#),
         "{metrics}"
     );
-    assert!(metrics.contains(r#"fal_api_requests_total{operation="download",outcome="ok"} 1"#));
+    // The mesh and its rendered image.
+    assert!(metrics.contains(r#"fal_api_requests_total{operation="download",outcome="ok"} 2"#));
     assert!(
         metrics.contains(r#"fal_api_request_duration_seconds_count{operation="submit"} 1"#),
         "{metrics}"
@@ -264,13 +282,14 @@ async fn depth_model_turns_fals_depth_map_into_our_relief_mesh() {
         fake.submissions()[0].app,
         "fal-ai/image-preprocessors/depth-anything/v2"
     );
-    let expected = image2model_shared::builtin_generator::glb_from_depth_image(
+    let expected = image2model_shared::builtin_generator::relief_from_depth_image(
         &photo,
         &depth,
         server.ctx.config.image_limits(),
         Some(4000),
     )
-    .unwrap();
+    .unwrap()
+    .glb;
     let stored = server.download_model(ALICE, &job_id).await;
     assert_eq!(stored, expected);
     let (_, triangles, _) = image2model_tests::inspect_glb(&stored);

@@ -91,9 +91,12 @@ async fn old_admin_routes_report_and_remove_real_data() {
         .get_json("/api/v1/admin/disk-usage", Some(ADMIN))
         .await;
     assert_eq!(status, StatusCode::OK, "{usage}");
-    for dir in ["upload_dir", "output_dir"] {
+    for (dir, files) in [("upload_dir", 2), ("output_dir", 4)] {
         let d = &usage[dir];
-        assert_eq!(d["file_count"], 2, "{dir}: {d}");
+        assert_eq!(
+            d["file_count"], files,
+            "{dir} (models with their previews): {d}"
+        );
         assert!(d["path"].is_string() && d["size_mb"].as_f64().unwrap() >= 0.0);
         assert!(d["directory_count"].as_u64().unwrap() >= 1);
         for field in [
@@ -174,8 +177,8 @@ async fn old_admin_routes_report_and_remove_real_data() {
     assert_eq!(status, StatusCode::OK, "{cleaned}");
     assert_eq!(cleaned["job_id"], batch_id);
     assert_eq!(
-        cleaned["files_removed"], 4,
-        "2 photos and 2 models: {cleaned}"
+        cleaned["files_removed"], 6,
+        "2 photos, 2 models, 2 previews: {cleaned}"
     );
     assert!(cleaned["freed_space_mb"].as_f64().unwrap() > 0.0);
     assert_eq!(cleaned["errors"], json!([]));
@@ -209,8 +212,8 @@ async fn old_admin_routes_report_and_remove_real_data() {
     assert_eq!(status, StatusCode::OK, "{deleted}");
     assert!(deleted["message"].is_string());
     assert_eq!(
-        deleted["files_removed"], 2,
-        "its photo and its model: {deleted}"
+        deleted["files_removed"], 3,
+        "its photo, its model and its preview: {deleted}"
     );
     assert!(is_number(&deleted["freed_space_mb"]));
     let (status, body) = server
@@ -285,7 +288,7 @@ async fn old_cleanup_takes_no_body_and_dry_runs() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{dry}");
-    assert_eq!(dry["files_removed"], 4, "{dry}");
+    assert_eq!(dry["files_removed"], 6, "{dry}");
     assert!(dry["freed_space_mb"].as_f64().unwrap() > 0.0);
     let (_, usage) = server
         .get_json("/api/v1/admin/disk-usage", Some(ADMIN))
@@ -304,7 +307,7 @@ async fn old_cleanup_takes_no_body_and_dry_runs() {
             real["files_removed"].as_u64(),
             real["directories_removed"].as_u64()
         ),
-        (Some(4), Some(1))
+        (Some(6), Some(1))
     );
     let (_, usage) = server
         .get_json("/api/v1/admin/disk-usage", Some(ADMIN))
@@ -607,6 +610,29 @@ async fn old_per_file_download_route() {
         .filter_map(|f| f["filename"].as_str())
         .collect();
     assert_eq!(names.len(), 2, "{all}");
+    // Every model has its preview: a 512 px PNG of the textured relief, not an empty frame.
+    for file in all["files"].as_array().unwrap() {
+        let rendered = &file["rendered_image"];
+        assert_eq!(rendered["content_type"], "image/png", "{file}");
+        let png = server
+            .client
+            .get(rendered["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(rendered["file_size"].as_u64(), Some(png.len() as u64));
+        let image = image::load_from_memory(&png).unwrap().to_rgba8();
+        assert_eq!(image.dimensions(), (512, 512));
+        let background = image2model_relief::preview::BACKGROUND;
+        let drawn = image.pixels().filter(|p| p.0 != background).count();
+        assert!(
+            drawn > 512 * 512 / 10,
+            "the model fills the preview: {drawn} pixels"
+        );
+    }
     for (name, listed_url) in names.iter().zip(all["download_urls"].as_array().unwrap()) {
         let encoded =
             percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);

@@ -111,6 +111,11 @@ test('a person uploads two photos, watches them finish, turns the model and down
   // Recent jobs list both.
   await page.click('#refresh-recent');
   await page.waitForFunction(() => document.querySelectorAll('li.recent.completed').length >= 2, null, { timeout: DEADLINE });
+  // Each completed job shows its preview image.
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('li.recent.completed img.preview')].filter((i) => i.complete && i.naturalWidth === 512).length >= 2,
+    null, { timeout: DEADLINE },
+  );
   await page.screenshot({ path: path.join(shots, '4-recent-jobs.png'), fullPage: true });
   assert.deepEqual(errors, [], 'no script errors');
   await page.close();

@@ -159,6 +159,11 @@ impl Drop for FakeFal {
     }
 }
 
+/// The picture the fake renders of every mesh (`rendered_image`).
+pub fn rendered_image() -> Vec<u8> {
+    crate::webp(40, 30)
+}
+
 /// A small valid GLB (the built-in generator's output for a synthetic photo).
 pub fn sample_glb() -> Vec<u8> {
     let photo = image::RgbaImage::from_fn(48, 32, |x, y| {
@@ -549,6 +554,9 @@ async fn file(
     match (inner.output_for(request_id), Some(ext)) {
         (Output::Mesh(bytes), Some("glb")) => {
             ([("content-type", "model/gltf-binary")], bytes).into_response()
+        }
+        (Output::Mesh(_) | Output::Without, Some("webp")) => {
+            ([("content-type", "image/webp")], rendered_image()).into_response()
         }
         (Output::DepthMap(bytes), Some("png")) => {
             ([("content-type", "image/png")], bytes).into_response()

@@ -62,6 +62,7 @@ async fn download(
             "filename": result.filename,
             "size": result.size,
             "content_type": result.content_type,
+            "preview_url": download.preview.as_ref().map(|p| &p.signed.url),
         }))
         .into_response());
     }
@@ -91,7 +92,11 @@ async fn download_all(
                 "mime_type": d.result.content_type,
                 // Epoch seconds, as the old listing had it.
                 "created_time": d.job.completed_at.map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0),
-                "rendered_image": null,
+                "rendered_image": d.preview.as_ref().map(|p| json!({
+                    "url": p.signed.url,
+                    "file_size": p.size,
+                    "content_type": p.content_type,
+                })),
             })
         })
         .collect();

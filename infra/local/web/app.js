@@ -270,6 +270,13 @@ async function refreshRecent() {
       const actions = document.createElement('span');
       actions.className = 'actions';
       if (job.status === 'completed') {
+        const preview = document.createElement('img');
+        preview.className = 'preview';
+        preview.alt = `Preview of ${job.result.filename}`;
+        api(`/download/${job.job_id}?redirect=false`).then((link) => {
+          if (link.preview_url) preview.src = link.preview_url;
+        }).catch(() => preview.remove());
+        actions.append(preview);
         const view = document.createElement('button');
         view.type = 'button';
         view.textContent = 'View';

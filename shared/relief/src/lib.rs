@@ -1,13 +1,38 @@
 //! The built-in generator's geometry, apart from everything else so that it alone is compiled
 //! for speed (`opt-level = 3`) while the functions around it are compiled for size: a photo is
 //! decoded, its depth estimated (or read from a depth map computed elsewhere), a closed relief
-//! mesh built and encoded with the photo as its texture in a glTF 2.0 binary. Pure functions over
-//! bytes and image buffers; the `Generator` port around them is `image2model_shared`'s
-//! `builtin_generator`.
+//! mesh built and encoded with the photo as its texture in a glTF 2.0 binary, with a PNG preview
+//! of it rendered in software. Pure functions over bytes and image buffers; the `Generator` port
+//! around them is `image2model_shared`'s `builtin_generator`.
 
 pub mod depth;
 pub mod glb;
 pub mod mesh;
+pub mod preview;
+
+/// Side of the preview image, in pixels.
+pub const PREVIEW_SIZE: u32 = 512;
+
+/// A model and its preview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Model {
+    pub glb: Vec<u8>,
+    /// A PNG of the textured model from three-quarters above.
+    pub preview_png: Vec<u8>,
+}
+
+fn model(
+    mesh: &mesh::Mesh,
+    photo: &RgbaImage,
+    texture: (&[u8], &str),
+) -> Result<Model, ReliefError> {
+    let preview_png = preview::render_png(mesh, photo, PREVIEW_SIZE)
+        .map_err(|e| ReliefError::Encoding(e.to_string()))?;
+    Ok(Model {
+        glb: glb::encode(mesh, texture.0, texture.1),
+        preview_png,
+    })
+}
 
 use image::{DynamicImage, ImageReader, Limits, RgbaImage};
 use std::io::Cursor;
@@ -67,22 +92,34 @@ pub fn texture(image: &DynamicImage) -> Result<(Vec<u8>, &'static str), ReliefEr
     }
 }
 
-/// The whole pipeline on a decoded photo: depth estimate, relief mesh, GLB with `texture`.
-pub fn generate_glb(rgba: &RgbaImage, texture: (&[u8], &str), face_limit: Option<u32>) -> Vec<u8> {
+fn estimated_mesh(rgba: &RgbaImage, face_limit: Option<u32>) -> mesh::Mesh {
     let (grid_w, grid_h) = mesh::grid_size(rgba.width(), rgba.height(), face_limit);
     let depth = depth::estimate(rgba, grid_w, grid_h);
-    let mesh = mesh::relief_mesh(&depth, rgba.width() as f32 / rgba.height() as f32);
-    glb::encode(&mesh, texture.0, texture.1)
+    mesh::relief_mesh(&depth, rgba.width() as f32 / rgba.height() as f32)
+}
+
+/// The whole pipeline on a decoded photo: depth estimate, relief mesh, GLB with `texture`.
+pub fn generate_glb(rgba: &RgbaImage, texture: (&[u8], &str), face_limit: Option<u32>) -> Vec<u8> {
+    glb::encode(&estimated_mesh(rgba, face_limit), texture.0, texture.1)
+}
+
+/// [`generate_glb`] and the model's preview.
+pub fn generate(
+    rgba: &RgbaImage,
+    texture: (&[u8], &str),
+    face_limit: Option<u32>,
+) -> Result<Model, ReliefError> {
+    model(&estimated_mesh(rgba, face_limit), rgba, texture)
 }
 
 /// The relief mesh of `photo` shaped by a depth map image computed elsewhere (FAL's depth
-/// model), textured with the photo.
-pub fn glb_from_depth_image(
+/// model), textured with the photo, and its preview.
+pub fn from_depth_image(
     photo: &[u8],
     depth_image: &[u8],
     limits: Limits,
     face_limit: Option<u32>,
-) -> Result<Vec<u8>, ReliefError> {
+) -> Result<Model, ReliefError> {
     let photo = decode(photo, limits.clone())?;
     let depth_image =
         decode(depth_image, limits).map_err(|e| ReliefError::UnreadableDepthMap(e.to_string()))?;
@@ -90,5 +127,5 @@ pub fn glb_from_depth_image(
     let (grid_w, grid_h) = mesh::grid_size(photo.width(), photo.height(), face_limit);
     let depth = depth::from_depth_image(&depth_image.to_luma8(), grid_w, grid_h);
     let mesh = mesh::relief_mesh(&depth, photo.width() as f32 / photo.height() as f32);
-    Ok(glb::encode(&mesh, &tex.0, tex.1))
+    model(&mesh, &photo.to_rgba8(), (&tex.0, tex.1))
 }

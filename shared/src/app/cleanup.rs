@@ -46,6 +46,9 @@ pub async fn cleanup(
         for job in ctx.store.list_jobs_by_status(status, cutoff, PAGE).await? {
             if let Some(result) = &job.result {
                 remove_object(ctx, &result.object_key, dry_run, &mut report).await?;
+                if let Some(preview) = &result.preview_key {
+                    remove_object(ctx, preview, dry_run, &mut report).await?;
+                }
             }
             if !dry_run {
                 ctx.store.delete_job(job.job_id).await?;

@@ -30,6 +30,9 @@ pub async fn delete_job(ctx: &AppContext, id: JobId) -> Result<JobStatus, AppErr
     let settled = ctx.store.get_job(id).await?.unwrap_or(job);
     if let Some(result) = &settled.result {
         ctx.storage.delete(&result.object_key).await?;
+        if let Some(preview) = &result.preview_key {
+            ctx.storage.delete(preview).await?;
+        }
     }
     ctx.store.delete_job(id).await?;
     tracing::info!(job_id = %id, "job deleted by an administrator");

@@ -9,12 +9,21 @@ use crate::keys::Caller;
 use crate::ports::PresignedRequest;
 use crate::validation::filename::check_result_name;
 
-/// A signed download of one job's model.
+/// A signed download of one job's model, and of its preview when it has one.
 #[derive(Debug, Clone)]
 pub struct Download {
     pub job: GenerationJob,
     pub result: JobResult,
     pub signed: PresignedRequest,
+    pub preview: Option<Preview>,
+}
+
+/// A signed download of a model's preview image.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub signed: PresignedRequest,
+    pub size: u64,
+    pub content_type: String,
 }
 
 fn completed_result(job: &GenerationJob) -> Result<JobResult, AppError> {
@@ -37,10 +46,33 @@ async fn sign(ctx: &AppContext, job: GenerationJob) -> Result<Download, AppError
             ctx.config.download_expiry,
         )
         .await?;
+    let preview = match &result.preview_key {
+        Some(key) => match ctx.storage.head(key).await? {
+            Some(meta) => {
+                let stem = result
+                    .filename
+                    .rsplit_once('.')
+                    .map_or(result.filename.as_str(), |(stem, _)| stem);
+                let extension = key.rsplit_once('.').map_or("png", |(_, e)| e);
+                let name = format!("{stem}-preview.{extension}");
+                Some(Preview {
+                    signed: ctx
+                        .storage
+                        .presign_get(key, &name, ctx.config.download_expiry)
+                        .await?,
+                    size: meta.size,
+                    content_type: meta.content_type,
+                })
+            }
+            None => None,
+        },
+        None => None,
+    };
     Ok(Download {
         job,
         result,
         signed,
+        preview,
     })
 }
 

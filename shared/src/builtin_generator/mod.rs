@@ -5,7 +5,7 @@
 
 use crate::domain::models;
 use crate::ports::{
-    GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter,
+    GeneratedModel, GenerationRequest, Generator, GeneratorError, PreviewImage, ProgressReporter,
 };
 use crate::validation::ImageLimits;
 use crate::validation::image::decode_limits;
@@ -40,14 +40,15 @@ impl From<ReliefError> for GeneratorError {
     }
 }
 
-/// Our relief mesh of `photo` shaped by a depth map computed elsewhere (FAL's depth model).
-pub fn glb_from_depth_image(
+/// Our relief mesh of `photo` shaped by a depth map computed elsewhere (FAL's depth model), and
+/// its preview.
+pub fn relief_from_depth_image(
     photo: &[u8],
     depth_image: &[u8],
     limits: ImageLimits,
     face_limit: Option<u32>,
-) -> Result<Vec<u8>, GeneratorError> {
-    relief::glb_from_depth_image(photo, depth_image, decode_limits(limits), face_limit)
+) -> Result<relief::Model, GeneratorError> {
+    relief::from_depth_image(photo, depth_image, decode_limits(limits), face_limit)
         .map_err(GeneratorError::from)
 }
 
@@ -86,19 +87,20 @@ impl Generator for BuiltinGenerator {
             .report(50, "Estimating depth and building the relief mesh")
             .await;
         let face_limit = request.options.face_limit;
-        let bytes = blocking(move || {
-            Ok(relief::generate_glb(
+        let model = blocking(move || {
+            Ok(relief::generate(
                 &decoded.to_rgba8(),
                 (&tex.0, tex.1),
                 face_limit,
-            ))
+            )?)
         })
         .await?;
         progress.report(90, "Model encoded").await;
         Ok(GeneratedModel {
-            bytes: Bytes::from(bytes),
+            bytes: Bytes::from(model.glb),
             content_type: "model/gltf-binary",
             file_extension: "glb",
+            preview: Some(PreviewImage::png(Bytes::from(model.preview_png))),
         })
     }
 }

@@ -158,6 +158,11 @@ impl JobResult {
         format!("{RESULTS_PREFIX}{job_id}/model.{extension}")
     }
 
+    /// Where a job's preview image is stored.
+    pub fn preview_key_for(job_id: JobId, extension: &str) -> String {
+        format!("{RESULTS_PREFIX}{job_id}/preview.{extension}")
+    }
+
     /// The job id of a result key; `None` for any other key.
     pub fn job_id_of_key(key: &str) -> Option<JobId> {
         key.strip_prefix(RESULTS_PREFIX)?

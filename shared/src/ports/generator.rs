@@ -36,12 +36,61 @@ pub trait ProgressReporter: Send + Sync {
     async fn report(&self, progress: u8, message: &str);
 }
 
+/// A picture of a model: its bytes and what they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewImage {
+    pub bytes: Bytes,
+    pub content_type: &'static str,
+    pub extension: &'static str,
+}
+
+impl PreviewImage {
+    pub fn png(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            content_type: "image/png",
+            extension: "png",
+        }
+    }
+
+    /// `bytes` if they are a PNG, JPEG or WebP image (by their signature), else `None`.
+    pub fn sniffed(bytes: Bytes) -> Option<Self> {
+        let (content_type, extension) = match bytes.as_ref() {
+            [0x89, b'P', b'N', b'G', ..] => ("image/png", "png"),
+            [0xFF, 0xD8, 0xFF, ..] => ("image/jpeg", "jpg"),
+            [
+                b'R',
+                b'I',
+                b'F',
+                b'F',
+                _,
+                _,
+                _,
+                _,
+                b'W',
+                b'E',
+                b'B',
+                b'P',
+                ..,
+            ] => ("image/webp", "webp"),
+            _ => return None,
+        };
+        Some(Self {
+            bytes,
+            content_type,
+            extension,
+        })
+    }
+}
+
 /// A generated model, ready to be stored.
 #[derive(Debug, Clone)]
 pub struct GeneratedModel {
     pub bytes: Bytes,
     pub content_type: &'static str,
     pub file_extension: &'static str,
+    /// A picture of the model, when the generator renders one.
+    pub preview: Option<PreviewImage>,
 }
 
 /// What the generator is asked to do.

@@ -7,7 +7,7 @@ pub mod storage;
 pub mod store;
 
 pub use generator::{
-    GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter,
+    GeneratedModel, GenerationRequest, Generator, GeneratorError, PreviewImage, ProgressReporter,
 };
 pub use queue::{DeadLetter, QueueDepth, QueueError, ReceivedMessage, WorkQueue};
 pub use storage::{

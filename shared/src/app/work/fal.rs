@@ -13,12 +13,12 @@ use super::{JobProgress, MessageOutcome, STORAGE_UNAVAILABLE, StepResult, Worker
 use crate::app::enqueue::{WorkMessage, WorkStep};
 use crate::app::error::AppError;
 use crate::app::job_update::update_job;
-use crate::builtin_generator::{blocking, glb_from_depth_image};
+use crate::builtin_generator::{blocking, relief_from_depth_image};
 use crate::domain::models;
 use crate::domain::{FalRequest, GenerationJob, JobId, UploadedFile};
 use crate::fal::{Admission, FalClient, FalError, guard};
 use crate::metrics::record_generation;
-use crate::ports::{GeneratorError, ProgressReporter};
+use crate::ports::{GeneratorError, PreviewImage, ProgressReporter};
 use bytes::Bytes;
 use chrono::Utc;
 use std::time::Duration;
@@ -257,6 +257,7 @@ impl Worker {
         let timeout = self.ctx.config.fal.generation_timeout;
         let now = Utc::now();
         let mut answer = Answer::NotAsked;
+        let mut preview_url = None;
         loop {
             answer = match decide(&job, &request, model, answer, now, timeout) {
                 Decision::Next(Ask::Status) => {
@@ -271,15 +272,23 @@ impl Worker {
                     self.record_answer(result.as_ref().err()).await;
                     Answer::Result(result)
                 }
-                Decision::Next(Ask::File { url }) => Answer::File(client.download(&url).await),
+                Decision::Next(Ask::File {
+                    url,
+                    preview_url: preview,
+                }) => {
+                    preview_url = preview;
+                    Answer::File(client.download(&url).await)
+                }
                 Decision::End(end) => {
-                    return self.end_look(client, &job, &request, step, end).await;
+                    return self
+                        .end_look(client, &job, &request, step, end, preview_url)
+                        .await;
                 }
             };
         }
     }
 
-    /// Does what ends a look at FAL.
+    /// Does what ends a look at FAL (`preview_url`: FAL's picture of a completed mesh).
     async fn end_look(
         &self,
         client: &FalClient,
@@ -287,6 +296,7 @@ impl Worker {
         request: &FalRequest,
         step: WorkStep,
         end: End,
+        preview_url: Option<String>,
     ) -> StepResult {
         let job_id = job.job_id;
         match end {
@@ -314,16 +324,21 @@ impl Worker {
                 self.retry_later(job, code, &message, None).await
             }
             End::Fail { code, message } => self.fail_at_fal(job, code, message).await,
-            End::Complete(output) => self.complete_from_fal(job, request, output).await,
+            End::Complete(output) => {
+                self.complete_from_fal(client, job, request, output, preview_url)
+                    .await
+            }
         }
     }
 
     /// Makes our model of FAL's output, stores it and completes the job, freeing its slot.
     async fn complete_from_fal(
         &self,
+        client: &FalClient,
         job: &GenerationJob,
         request: &FalRequest,
         output: FalOutput,
+        preview_url: Option<String>,
     ) -> StepResult {
         self.report(job, (90, "Storing the model".to_owned())).await;
         let Some(file) = self.ctx.store.get_file(job.file_id).await? else {
@@ -335,14 +350,14 @@ impl Worker {
                 )
                 .await;
         };
-        let model_bytes = match output {
+        let (model_bytes, preview) = match output {
             FalOutput::Mesh { field, bytes } => match checked_mesh(field, bytes) {
-                Ok(mesh) => mesh,
+                Ok(mesh) => (mesh, self.rendered_image(client, job, preview_url).await),
                 Err((code, message)) => return self.fail_at_fal(job, code, message).await,
             },
             FalOutput::DepthMap(depth_map) => {
                 match self.relief_from_depth_map(job, &file, depth_map).await {
-                    Ok(relief) => relief,
+                    Ok((relief, preview)) => (relief, Some(PreviewImage::png(preview))),
                     Err(err) if err.is_retryable() => {
                         return self
                             .retry_later(job, err.code(), &err.to_string(), None)
@@ -353,7 +368,14 @@ impl Worker {
             }
         };
         let outcome = self
-            .store_result(job, &file.filename, model_bytes, GLB_CONTENT_TYPE, "glb")
+            .store_result(
+                job,
+                &file.filename,
+                model_bytes,
+                GLB_CONTENT_TYPE,
+                "glb",
+                preview,
+            )
             .await;
         let at_fal = (Utc::now() - request.submitted_at)
             .to_std()
@@ -363,13 +385,35 @@ impl Worker {
         outcome
     }
 
+    /// FAL's picture of the mesh, copied so that it outlives FAL's URL: best effort, as a model
+    /// without its picture is still the model.
+    async fn rendered_image(
+        &self,
+        client: &FalClient,
+        job: &GenerationJob,
+        url: Option<String>,
+    ) -> Option<PreviewImage> {
+        let bytes = match client.download(&url?).await {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                tracing::warn!(job_id = %job.job_id, error = %err, "FAL's rendered image could not be fetched");
+                return None;
+            }
+        };
+        let image = PreviewImage::sniffed(bytes);
+        if image.is_none() {
+            tracing::warn!(job_id = %job.job_id, "FAL's rendered image is not a PNG, JPEG or WebP");
+        }
+        image
+    }
+
     /// Our relief mesh shaped by FAL's depth map, textured with the job's photo.
     async fn relief_from_depth_map(
         &self,
         job: &GenerationJob,
         file: &UploadedFile,
         depth_map: Bytes,
-    ) -> Result<Bytes, GeneratorError> {
+    ) -> Result<(Bytes, Bytes), GeneratorError> {
         let photo = self
             .ctx
             .storage
@@ -382,9 +426,9 @@ impl Worker {
         let limits = self.ctx.config.image_limits();
         let face_limit = job.options.face_limit;
         let _decoding = self.decode_permit().await?;
-        blocking(move || glb_from_depth_image(&photo, &depth_map, limits, face_limit))
+        blocking(move || relief_from_depth_image(&photo, &depth_map, limits, face_limit))
             .await
-            .map(Bytes::from)
+            .map(|m| (Bytes::from(m.glb), Bytes::from(m.preview_png)))
     }
 }
 

@@ -29,7 +29,11 @@ pub enum Answer {
 pub enum Ask {
     Status,
     Result,
-    File { url: String },
+    /// The output file, and the picture FAL rendered of a mesh (`rendered_image`), if any.
+    File {
+        url: String,
+        preview_url: Option<String>,
+    },
 }
 
 /// How this look ends.
@@ -188,6 +192,10 @@ pub fn decide(
             {
                 Some(url) => Decision::Next(Ask::File {
                     url: url.to_owned(),
+                    preview_url: matches!(model.output, ModelOutput::Mesh { .. })
+                        .then(|| document.get("rendered_image")?.get("url")?.as_str())
+                        .flatten()
+                        .map(str::to_owned),
                 }),
                 None => fail(
                     "FAL_OUTPUT_MISSING",
@@ -396,11 +404,21 @@ mod tests {
 
     #[test]
     fn the_result_document_names_the_file_or_fails_the_job() {
-        let document = json!({"model_mesh": {"url": "https://files/m.glb", "file_size": 20}});
+        let document = json!({"model_mesh": {"url": "https://files/m.glb", "file_size": 20},
+                              "rendered_image": {"url": "https://files/r.webp"}});
         assert_eq!(
             decide_now(&running(), Answer::Result(Ok(document))),
             Decision::Next(Ask::File {
-                url: "https://files/m.glb".into()
+                url: "https://files/m.glb".into(),
+                preview_url: Some("https://files/r.webp".into()),
+            })
+        );
+        let document = json!({"model_mesh": {"url": "https://files/m.glb"}});
+        assert_eq!(
+            decide_now(&running(), Answer::Result(Ok(document))),
+            Decision::Next(Ask::File {
+                url: "https://files/m.glb".into(),
+                preview_url: None,
             })
         );
         let missing = decide_now(&running(), Answer::Result(Ok(json!({"other": {}}))));
@@ -430,7 +448,8 @@ mod tests {
                 TIMEOUT
             ),
             Decision::Next(Ask::File {
-                url: "https://files/d.png".into()
+                url: "https://files/d.png".into(),
+                preview_url: None,
             })
         );
     }

@@ -7,7 +7,7 @@ use crate::app::enqueue::WorkMessage;
 use crate::app::error::AppError;
 use crate::app::job_update::{fail_job, update_job};
 use crate::domain::{GenerationJob, JobError, JobResult};
-use crate::ports::StorageError;
+use crate::ports::{PreviewImage, StorageError};
 use bytes::Bytes;
 use chrono::Utc;
 use std::time::Duration;
@@ -36,7 +36,8 @@ impl Worker {
         }
     }
 
-    /// Stores the model as `results/<job_id>/model.<extension>` and completes the job.
+    /// Stores the model as `results/<job_id>/model.<extension>` (and its preview beside it as
+    /// `preview.<extension>`) and completes the job.
     pub(super) async fn store_result(
         &self,
         job: &GenerationJob,
@@ -44,6 +45,7 @@ impl Worker {
         bytes: Bytes,
         content_type: &str,
         extension: &str,
+        preview: Option<PreviewImage>,
     ) -> StepResult {
         let key = JobResult::object_key_for(job.job_id, extension);
         let stem = source_name
@@ -54,8 +56,19 @@ impl Worker {
             filename: format!("{stem}.{extension}"),
             size: bytes.len() as u64,
             content_type: content_type.to_owned(),
-            preview_key: None,
+            preview_key: preview
+                .as_ref()
+                .map(|p| JobResult::preview_key_for(job.job_id, p.extension)),
         };
+        if let (Some(preview_key), Some(image)) = (&result.preview_key, preview)
+            && let Err(err) = self
+                .ctx
+                .storage
+                .put(preview_key, image.bytes, image.content_type)
+                .await
+        {
+            return self.storage_failed(job, &err).await;
+        }
         if let Err(err) = self.ctx.storage.put(&key, bytes, content_type).await {
             return self.storage_failed(job, &err).await;
         }
@@ -79,8 +92,12 @@ impl Worker {
                     .get_job(job.job_id)
                     .await?
                     .is_some_and(|j| j.result.as_ref().is_some_and(|r| r.object_key == key));
-                if !completed_here && let Err(err) = self.ctx.storage.delete(&key).await {
-                    tracing::warn!(key, error = %err, "could not remove an unwanted result");
+                if !completed_here {
+                    for unwanted in std::iter::once(&key).chain(&result.preview_key) {
+                        if let Err(err) = self.ctx.storage.delete(unwanted).await {
+                            tracing::warn!(key = %unwanted, error = %err, "could not remove an unwanted result");
+                        }
+                    }
                 }
                 Ok(MessageOutcome::Done)
             }

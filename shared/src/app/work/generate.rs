@@ -135,6 +135,7 @@ impl Worker {
                     model.bytes,
                     model.content_type,
                     model.file_extension,
+                    model.preview,
                 )
                 .await
             }

@@ -233,6 +233,7 @@ mod tests {
                 bytes: Bytes::from_static(b"glTF model bytes"),
                 content_type: "model/gltf-binary",
                 file_extension: "glb",
+                preview: None,
             })
         }
     }
