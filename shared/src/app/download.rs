@@ -134,19 +134,12 @@ pub async fn download_named(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::create_job::create_batch;
-    use crate::app::testing::{caller, completed, context, ready_file};
-    use crate::domain::JobOptions;
-    use crate::domain::models::{self, DEFAULT_MODEL};
+    use crate::app::testing::{batch_of_two, caller, completed, context};
 
     #[tokio::test]
     async fn models_are_signed_once_completed_and_only_for_their_owner() {
         let t = context();
-        let files = [ready_file(&t, "alice").await, ready_file(&t, "alice").await];
-        let model = models::find(DEFAULT_MODEL).unwrap();
-        let (batch, jobs) = create_batch(&t, "alice", &files, model, &JobOptions::default())
-            .await
-            .unwrap();
+        let (_, batch, jobs) = batch_of_two(&t, "alice").await;
         let task = JobId::from_uuid(batch.batch_id.as_uuid());
         let alice = caller("alice");
         let err = download_job(&t, &alice, jobs[0].job_id).await.unwrap_err();

@@ -93,19 +93,13 @@ async fn purge_file_if_unused(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::create_job::create_batch;
-    use crate::app::testing::{completed, context, queued_job, ready_file};
-    use crate::domain::JobOptions;
-    use crate::domain::models::{self, DEFAULT_MODEL};
+    use crate::app::testing::{batch_of_two, completed, context, queued_job};
+    use crate::domain::models::DEFAULT_MODEL;
 
     #[tokio::test]
     async fn a_batch_goes_with_its_models_and_the_uploads_no_other_job_uses() {
         let t = context();
-        let files = [ready_file(&t, "alice").await, ready_file(&t, "alice").await];
-        let model = models::find(DEFAULT_MODEL).unwrap();
-        let (batch, jobs) = create_batch(&t, "alice", &files, model, &JobOptions::default())
-            .await
-            .unwrap();
+        let (files, batch, jobs) = batch_of_two(&t, "alice").await;
         let done = completed(&t, &jobs[0]).await;
         let model_key = done.result.as_ref().unwrap().object_key.clone();
         // A second job on the first file keeps that upload alive.

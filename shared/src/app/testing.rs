@@ -80,6 +80,25 @@ pub async fn upload_bytes(ctx: &AppContext, file: &UploadedFile) {
         .expect("bytes stored");
 }
 
+/// Two ready files of `owner` and a batch of default-model jobs on them.
+pub async fn batch_of_two(
+    ctx: &AppContext,
+    owner: &str,
+) -> ([UploadedFile; 2], crate::domain::Batch, Vec<GenerationJob>) {
+    let files = [ready_file(ctx, owner).await, ready_file(ctx, owner).await];
+    let model = crate::domain::models::find(crate::domain::models::DEFAULT_MODEL).expect("default");
+    let (batch, jobs) = super::create_job::create_batch(
+        ctx,
+        owner,
+        &files,
+        model,
+        &crate::domain::JobOptions::default(),
+    )
+    .await
+    .expect("a batch");
+    (files, batch, jobs)
+}
+
 /// A ready file of `owner`: validated PNG bytes and their record.
 pub async fn ready_file(ctx: &AppContext, owner: &str) -> UploadedFile {
     let bytes = png(48, 32);
