@@ -177,7 +177,7 @@ pub struct Config {
     pub port: u16,
     pub user_keys: Vec<NamedKey>,
     pub user_key_hashes: Vec<NamedKeyHash>,
-    pub admin_key: Option<String>,
+    pub admin_key: Option<Secret>,
     pub admin_key_hash: Option<[u8; 32]>,
     pub cors_origins: Vec<String>,
     pub max_upload_bytes: u64,
@@ -486,7 +486,8 @@ impl Config {
             admin_key: vars
                 .get("ADMIN_API_KEY")
                 .map(|k| k.trim().to_owned())
-                .filter(|k| !k.is_empty()),
+                .filter(|k| !k.is_empty())
+                .map(Secret),
             cors_origins,
             max_upload_bytes: parse(vars, "MAX_UPLOAD_BYTES", d.max_upload_bytes)?,
             max_pixels: parse(vars, "MAX_PIXELS", d.max_pixels)?,
@@ -580,6 +581,22 @@ mod tests {
         assert_eq!(c.max_files, 25);
         assert_eq!(c.rate_limit_per_minute, 60);
         assert!(c.user_keys.is_empty() && c.admin_key.is_none());
+        // No secret is ever printed, whatever the configuration holds.
+        let secrets = vars(&[
+            ("API_KEYS", "alice:alice-secret-key-1"),
+            ("ADMIN_API_KEY", "admin-secret-key-2"),
+            ("STATUS_TOKEN_SECRET", "status-secret-3"),
+            ("FAL_KEY", "fal-secret-4"),
+        ]);
+        let printed = format!("{:?}", Config::from_vars(&secrets).unwrap());
+        for secret in [
+            "alice-secret-key-1",
+            "admin-secret-key-2",
+            "status-secret-3",
+            "fal-secret-4",
+        ] {
+            assert!(!printed.contains(secret), "{secret} printed");
+        }
         assert_eq!((c.public_base_url, c.port), (None, 8000));
     }
 

@@ -66,7 +66,10 @@ impl KeyRing {
 
     /// Every key of the configuration: plain keys (hashed here) and configured hashes.
     pub fn from_config(config: &Config) -> Self {
-        let mut ring = Self::new(&config.user_keys, config.admin_key.as_deref());
+        let mut ring = Self::new(
+            &config.user_keys,
+            config.admin_key.as_ref().map(|k| k.0.as_str()),
+        );
         ring.users.extend(
             config
                 .user_key_hashes

@@ -51,7 +51,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
                 key: BOB.into(),
             },
         ],
-        admin_key: Some(ADMIN.into()),
+        admin_key: Some(image2model_shared::config::Secret(ADMIN.into())),
         sse_poll_interval: Duration::from_millis(50),
         sweep_interval: Duration::from_secs(3600),
         ..Config::default()

@@ -61,6 +61,9 @@ pub struct SignatureVerifier {
     http: reqwest::Client,
     jwks_url: String,
     cache: RwLock<Option<CachedKeys>>,
+    /// When a fetch was last tried, claimed before fetching: at most one a minute, whether
+    /// fetches succeed or not, however many deliveries arrive at once.
+    tried_at: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, VerifyError> {
@@ -109,7 +112,18 @@ impl SignatureVerifier {
                 .build()?,
             jwks_url: settings.jwks_url.clone(),
             cache: RwLock::new(None),
+            tried_at: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Takes the one fetch a minute allows; `false` when one was tried within the minute.
+    fn claim_fetch(&self) -> bool {
+        let mut tried = self.tried_at.lock().unwrap_or_else(|p| p.into_inner());
+        if tried.is_some_and(|at| at.elapsed() < REFRESH_AT_MOST_EVERY) {
+            return false;
+        }
+        *tried = Some(tokio::time::Instant::now());
+        true
     }
 
     async fn fetch_keys(&self) -> Result<Vec<VerifyingKey>, VerifyError> {
@@ -132,15 +146,37 @@ impl SignatureVerifier {
         Ok(keys)
     }
 
-    /// The cached keys (fetched when absent or old) and whether they may be refreshed now.
-    async fn keys(&self) -> Result<(Vec<VerifyingKey>, bool), VerifyError> {
-        if let Some(cached) = self.cache.read().await.as_ref()
-            && cached.fetched_at.elapsed() < KEYS_TTL
-        {
-            let refreshable = cached.fetched_at.elapsed() >= REFRESH_AT_MOST_EVERY;
-            return Ok((cached.keys.clone(), refreshable));
+    /// The cached keys, fetched when absent or old if a fetch may be tried now (old keys are
+    /// used while it may not); none at all is `KeysUnavailable` (503: FAL delivers again).
+    async fn keys(&self) -> Result<Vec<VerifyingKey>, VerifyError> {
+        let cached = self
+            .cache
+            .read()
+            .await
+            .as_ref()
+            .map(|c| (c.keys.clone(), c.fetched_at.elapsed() < KEYS_TTL));
+        match cached {
+            Some((keys, true)) => Ok(keys),
+            Some((keys, false)) if !self.claim_fetch() => Ok(keys),
+            None if !self.claim_fetch() => Err(VerifyError::KeysUnavailable(
+                "the keys were tried less than a minute ago".to_owned(),
+            )),
+            _ => self.fetch_keys().await,
         }
-        Ok((self.fetch_keys().await?, false))
+    }
+
+    /// Keys fetched again for a signature the cached ones do not verify (a rotation), if a
+    /// fetch may be tried now; a failed fetch is logged and changes nothing.
+    async fn refreshed_keys(&self) -> Option<Vec<VerifyingKey>> {
+        if !self.claim_fetch() {
+            return None;
+        }
+        self.fetch_keys()
+            .await
+            .inspect_err(
+                |err| tracing::warn!(error = %err, "FAL's webhook keys could not be refreshed"),
+            )
+            .ok()
     }
 
     /// Verifies a delivery: its headers, its timestamp against `now`, and its signature over
@@ -172,8 +208,8 @@ impl SignatureVerifier {
             keys.iter()
                 .any(|k| k.verify_strict(message.as_bytes(), &signature).is_ok())
         };
-        let (keys, refreshable) = self.keys().await?;
-        if verifies(&keys) || (refreshable && verifies(&self.fetch_keys().await?)) {
+        let keys = self.keys().await?;
+        if verifies(&keys) || self.refreshed_keys().await.is_some_and(|k| verifies(&k)) {
             Ok(request_id.to_owned())
         } else {
             Err(VerifyError::BadSignature)
@@ -256,6 +292,37 @@ mod tests {
             verifier.verify(&garbled, body, at(NOW)).await,
             Err(VerifyError::MalformedSignature)
         ));
+    }
+
+    /// A key rotation is looked up at most once a minute, and a refresh that fails (FAL's key
+    /// URL unreachable here) leaves a bad signature a bad signature: 401, not 503.
+    #[tokio::test]
+    async fn a_bad_signature_is_refused_whatever_the_refresh_did() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let verifier = verifier_with(&key);
+        let impostor = SigningKey::from_bytes(&[9; 32]);
+        let body = b"{}";
+        for _ in 0..3 {
+            let forged = headers(&impostor, "r-1", NOW, body);
+            assert!(matches!(
+                verifier.verify(&forged, body, at(NOW)).await,
+                Err(VerifyError::BadSignature)
+            ));
+        }
+        assert!(
+            verifier.tried_at.lock().unwrap().is_some(),
+            "one refresh was tried"
+        );
+        assert!(
+            !verifier.claim_fetch(),
+            "and it took the minute's only fetch"
+        );
+        // Genuine deliveries still verify from the cache meanwhile.
+        let genuine = headers(&key, "r-2", NOW, body);
+        assert_eq!(
+            verifier.verify(&genuine, body, at(NOW)).await.unwrap(),
+            "r-2"
+        );
     }
 
     proptest! {

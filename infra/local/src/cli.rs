@@ -3,7 +3,7 @@
 //! configured, and shuts down cleanly on SIGTERM or Ctrl-C (open streams end, in-flight requests
 //! get `SHUTDOWN_GRACE_SECONDS`). The tests run the same command as a child process.
 
-use image2model_shared::config::{Config, NamedKey};
+use image2model_shared::config::{Config, NamedKey, Secret};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
@@ -84,7 +84,7 @@ async fn run() -> Result<(), String> {
         let key = persistent_key(&config.data_dir, "dev-admin-key", "i2m_admin_")
             .map_err(|e| e.to_string())?;
         println!("dev admin key: {key}");
-        config.admin_key = Some(key);
+        config.admin_key = Some(Secret(key));
     }
     let host = vars.get("HOST").map_or("127.0.0.1", String::as_str);
     let listener = tokio::net::TcpListener::bind((host, config.port))
