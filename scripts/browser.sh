@@ -21,9 +21,9 @@ if [ ! -x "$chromium" ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium > /dev/null
 fi
-if ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.package-lock.json 2>/dev/null; then
+if ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.installed-lock 2>/dev/null; then
     echo "== npm ci (playwright-core)"
-    (cd tests/browser && npm ci --silent --no-audit --no-fund)
+    (cd tests/browser && npm ci --silent --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock)
 fi
 [ -x "$server" ] || cargo build --locked -p image2model-tests --bin local-server
 

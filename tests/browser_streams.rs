@@ -80,6 +80,10 @@ async fn signed_links_open_their_task_and_nothing_else_without_a_key() {
     let (status, body) = json_of(server.client.get(status_url).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"]["filename"], "vase.glb");
+    assert!(
+        body.get("events_url").is_none(),
+        "a token's answer signs no new links: they would outlive it"
+    );
     let frames = raw_frames(server.client.get(events_url).send().await.unwrap()).await;
     let (_, event, _, data) = frames.last().unwrap();
     assert_eq!(event, "task_completed");
@@ -307,4 +311,53 @@ async fn a_reconnect_resumes_without_repeating_or_losing_the_terminal_event() {
     .await;
     assert_eq!(frames.last().unwrap().1, "task_completed");
     assert_eq!(frames.last().unwrap().0.as_deref(), Some(id.as_str()));
+}
+
+#[tokio::test]
+async fn a_stream_opened_with_a_token_outlives_the_token() {
+    // Expiries are whole seconds: a 2 s token lives more than 1 s and at most 2 s.
+    let server = TestServer::start_with(|c| c.status_token_ttl = Duration::from_secs(2)).await;
+    let photo = png(64, 48);
+    let (status, presigned) = server
+        .post_json(
+            "/api/v1/uploads/presign",
+            Some(ALICE),
+            &json!({"files": [{"filename": "late.png", "content_type": "image/png", "size": photo.len()}], "generate": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let file = presigned["files"][0].clone();
+    // The job waits for its upload; the stream is opened while the token is fresh.
+    let stream = server
+        .client
+        .get(file["events_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let reading = tokio::spawn(raw_frames(stream));
+    // The token expires, then the upload arrives and the job runs.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let upload = &file["upload"];
+    let mut put = server.client.put(upload["url"].as_str().unwrap());
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        put = put.header(name.as_str(), value.as_str().unwrap());
+    }
+    assert_eq!(
+        put.body(photo).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let frames = reading.await.unwrap();
+    assert_eq!(frames.last().unwrap().1, "task_completed", "{frames:?}");
+    // The expired token itself opens nothing new.
+    let (status, body) = json_of(
+        server
+            .client
+            .get(file["status_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 401, "STATUS_TOKEN_EXPIRED");
 }

@@ -65,7 +65,8 @@ async function viewerPixels(page) {
 
 test('a person uploads two photos, watches them finish, turns the model and downloads it', async () => {
   const { page, errors } = await newPage();
-  await page.goto(`${base}/`);
+  // By another name than the one signed URLs use: the page's policy must let them through.
+  await page.goto(`${base.replace('127.0.0.1', 'localhost')}/`);
   await page.fill('#api-key', key);
   await page.click('#save-key');
   await page.waitForFunction(() => document.body.dataset.authenticated === 'true', null, { timeout: DEADLINE });
@@ -155,5 +156,22 @@ test('a client that builds the stream URL from the task id follows it without a 
   assert.equal(done.data.result, undefined, 'the public view holds no result');
   assert.ok(done.id, 'events carry an id');
   assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a link naming another API finds no key to send it', async () => {
+  const { page } = await newPage();
+  const leaked = [];
+  page.on('request', (request) => {
+    if (!request.url().startsWith(base) && request.headers().authorization) leaked.push(request.url());
+  });
+  await page.goto(`${base}/`);
+  await page.fill('#api-key', key);
+  await page.click('#save-key');
+  await page.waitForFunction(() => document.body.dataset.authenticated === 'true', null, { timeout: DEADLINE });
+  await page.goto(`${base}/?api=http://127.0.0.1:9`);
+  await page.waitForFunction(() => document.getElementById('auth-status').textContent !== '', null, { timeout: DEADLINE });
+  assert.equal(await page.inputValue('#api-key'), '', 'the key stays with the API it was given for');
+  assert.deepEqual(leaked, [], 'no request to another API carried the key');
   await page.close();
 });

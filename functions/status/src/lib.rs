@@ -91,21 +91,14 @@ async fn status(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let viewer = viewer(&ctx, caller, params.token)?;
     let snapshot = task_snapshot(&ctx, &viewer, id).await?;
-    if viewer.is_public() {
-        return Ok(Json(view::to_public_json(&snapshot)));
-    }
-    let owner = snapshot
-        .jobs
-        .first()
-        .map_or("", |j| j.owner.as_str())
-        .to_owned();
-    Ok(Json(with_task_links(
-        view::to_json(&snapshot),
-        &ctx,
-        &origin,
-        id,
-        &owner,
-    )))
+    Ok(Json(match viewer {
+        Viewer::Public => view::to_public_json(&snapshot),
+        // A token's holder already has the links: new ones would outlive the token's expiry.
+        Viewer::Token(_) => view::to_json(&snapshot),
+        Viewer::Caller(_) => {
+            with_task_links(view::to_json(&snapshot), &ctx, &origin, id, &snapshot.owner)
+        }
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -208,8 +201,17 @@ async fn events(
             ));
         }
     };
-    // Refuse unknown or foreign ids (and bad tokens) before the stream starts.
+    // Refuse unknown or foreign ids (and bad tokens) before the stream starts. A token is
+    // checked once: the stream then follows the task as its owner would, so a token expiring
+    // mid-stream costs no event (the stream's own length is bounded by `SSE_MAX_SECONDS`).
     let current = task_snapshot(&ctx, &viewer, id).await?;
+    let viewer = match viewer {
+        Viewer::Token(_) => Viewer::Caller(Caller {
+            owner: current.owner.clone(),
+            is_admin: false,
+        }),
+        other => other,
+    };
     // A reconnect that already saw the current state: its terminal event means the end (204
     // tells EventSource not to reconnect again); otherwise wait for the next change.
     let seen = last_event_id(headers).filter(|seen| *seen == current.version());

@@ -77,11 +77,14 @@ fn result(snapshot: &Snapshot) -> Option<Value> {
 pub fn to_public_json(snapshot: &Snapshot) -> Value {
     let counts = snapshot.counts();
     let (created_at, updated_at) = snapshot.times();
+    // A batch's message is its counts; a job's may carry what went wrong, so it is replaced.
     let message = match snapshot.status {
+        _ if snapshot.is_batch => snapshot.message.clone(),
+        JobStatus::Queued => "Task is queued".to_owned(),
+        JobStatus::Processing => "Task is processing".to_owned(),
+        JobStatus::Completed => "Task completed".to_owned(),
         JobStatus::Failed => "Task failed".to_owned(),
         JobStatus::Cancelled => "Task was cancelled".to_owned(),
-        JobStatus::Completed if !snapshot.is_batch => "Task completed".to_owned(),
-        _ => snapshot.message.clone(),
     };
     json!({
         "task_id": snapshot.task_id,
@@ -249,6 +252,28 @@ mod tests {
             ),
             (EventName::TaskQueued, None)
         );
+    }
+
+    #[test]
+    fn the_public_view_never_carries_a_job_message() {
+        let mut retrying = job();
+        retrying.message = "Attempt 1 failed; retrying: FAL said the secret prompt is bad".into();
+        let snapshot = job_snapshot(retrying.clone());
+        let public = to_public_json(&snapshot);
+        assert_eq!(public["message"], "Task is queued");
+        assert!(!public.to_string().contains("secret"), "{public}");
+        let failed = retrying
+            .fail(
+                image2model_shared::domain::JobError::new("FAL_INVALID_INPUT", "secret detail"),
+                Utc::now(),
+            )
+            .unwrap();
+        let public = to_event_json(&job_snapshot(failed), true);
+        assert_eq!(
+            (public["message"].as_str(), public["error_code"].as_str()),
+            (Some("Task failed"), Some("FAL_INVALID_INPUT"))
+        );
+        assert!(!public.to_string().contains("secret"), "{public}");
     }
 
     #[test]

@@ -100,6 +100,18 @@ async fn start_with(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let adapters = EmbeddedAdapters::open(&config, &base_url)?;
+    // The web client this server serves may be opened under any of its loopback names while
+    // signed URLs name one of them: those origins are its own, so they may call across.
+    let mut config = config;
+    for origin in [
+        format!("http://localhost:{}", addr.port()),
+        format!("http://127.0.0.1:{}", addr.port()),
+        format!("http://[::1]:{}", addr.port()),
+    ] {
+        if !config.cors_origins.contains(&origin) {
+            config.cors_origins.push(origin);
+        }
+    }
     let ctx = AppContext::embedded(config, &adapters);
 
     let app = api_router(&ctx)?
@@ -108,9 +120,12 @@ async fn start_with(
             ctx.clone(),
             Arc::new(adapters.storage.clone()),
         ))
-        .merge(web_client::router())
+        .merge(web_client::router(web_client::policy(&base_url)))
         .merge(extra)
-        .layer(axum::middleware::from_fn(web_client::page_for_browsers));
+        .layer(axum::middleware::from_fn_with_state(
+            web_client::policy(&base_url),
+            web_client::page_for_browsers,
+        ));
     let service = image2model_shared::web::into_service(app, &ctx.config);
 
     let server = tokio::spawn(serve::serve(

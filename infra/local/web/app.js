@@ -6,9 +6,12 @@ import { GLTFLoader } from './vendor/three/examples/jsm/loaders/GLTFLoader.js';
 import { OrbitControls } from './vendor/three/examples/jsm/controls/OrbitControls.js';
 
 const params = new URLSearchParams(location.search);
-if (params.get('api')) localStorage.setItem('image2model.api', params.get('api'));
+const asked = params.get('api');
+if (asked && /^https?:\/\/[^/?#]+\/?$/.test(asked)) localStorage.setItem('image2model.api', asked);
 const apiBase = (localStorage.getItem('image2model.api') || location.origin).replace(/\/$/, '');
-let apiKey = localStorage.getItem('image2model.key') || '';
+// A key is kept for the API it was given for: a link naming another API finds no key to send.
+const keyName = `image2model.key@${apiBase}`;
+let apiKey = localStorage.getItem(keyName) || '';
 
 const $ = (id) => document.getElementById(id);
 
@@ -58,7 +61,7 @@ async function checkKey() {
 $('key-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   apiKey = $('api-key').value.trim();
-  localStorage.setItem('image2model.key', apiKey);
+  localStorage.setItem(keyName, apiKey);
   if (await checkKey()) refreshRecent();
 });
 

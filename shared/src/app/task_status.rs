@@ -56,6 +56,8 @@ pub struct Snapshot {
     /// Jobs behind the task: one for a job, every job of a batch.
     pub jobs: Vec<GenerationJob>,
     pub is_batch: bool,
+    /// Who owns the task.
+    pub owner: String,
 }
 
 /// How many of a task's jobs there are, and how many ended each way.
@@ -125,8 +127,9 @@ impl Snapshot {
                 message: job.message.clone(),
                 jobs: vec![(**job).clone()],
                 is_batch: false,
+                owner: job.owner.clone(),
             },
-            Task::Batch(_, jobs) => {
+            Task::Batch(batch, jobs) => {
                 let (status, progress, message) = aggregate(jobs);
                 Self {
                     task_id,
@@ -135,6 +138,7 @@ impl Snapshot {
                     message,
                     jobs: jobs.clone(),
                     is_batch: true,
+                    owner: batch.owner.clone(),
                 }
             }
         }

@@ -17,13 +17,34 @@ use std::convert::Infallible;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin(pub String);
 
-/// A host as a URL may carry it: letters, digits, dots, dashes, a port, an IPv6 literal.
+/// A `Host` as a URL may carry it: a DNS name or IPv4 address (letters, digits, dots, dashes)
+/// or a bracketed IPv6 literal, then at most one `:port` of 1 to 5 digits.
 fn plain_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 255
-        && host
+    let valid_port = |p: &str| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = host.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        let port_ok = match after {
+            "" => true,
+            other => other.strip_prefix(':').is_some_and(valid_port),
+        };
+        return port_ok
+            && !v6.is_empty()
+            && v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    }
+    let (name, port) = match host.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    !name.is_empty()
+        && name.len() <= 253
+        && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && port.is_none_or(valid_port)
 }
 
 impl FromRequestParts<AppContext> for Origin {
@@ -97,7 +118,24 @@ mod tests {
         ] {
             assert!(plain_host(good), "{good}");
         }
-        for bad in ["", "evil.com/x", "a b", "x@y", "a\\b", "h?q", "h#f"] {
+        for bad in [
+            "",
+            "evil.com/x",
+            "a b",
+            "x@y",
+            "a\\b",
+            "h?q",
+            "h#f",
+            ":",
+            "[]",
+            "[]:80",
+            "a:1:2",
+            "a:",
+            "a:123456",
+            "a:8x",
+            "::1",
+            "[::1]x",
+        ] {
             assert!(!plain_host(bad), "{bad}");
         }
     }

@@ -123,17 +123,12 @@ pub async fn limit(State(ctx): State<AppContext>, req: Request, next: Next) -> R
     apply(&ctx, &subject, limit, req, next).await
 }
 
-/// Middleware for routes that also answer without any credential (a task's public status):
-/// only such requests are counted, per client address, under
-/// `PUBLIC_STATUS_RATE_LIMIT_PER_MINUTE`. A key or a `token` query parameter passes untouched
-/// (the route checks them).
+/// Middleware for routes that also answer without a key (a task's status by token, or its
+/// public view): requests without a key are counted, per client address, under
+/// `PUBLIC_STATUS_RATE_LIMIT_PER_MINUTE`, whatever token they carry. A key passes untouched
+/// (the route checks it).
 pub async fn limit_keyless(State(ctx): State<AppContext>, req: Request, next: Next) -> Response {
-    let has_token = req
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("token=")));
-    if has_token
-        || req.headers().contains_key(http::header::AUTHORIZATION)
+    if req.headers().contains_key(http::header::AUTHORIZATION)
         || req.headers().contains_key("x-api-key")
     {
         return next.run(req).await;
