@@ -47,15 +47,7 @@ async fn completed_job(server: &TestServer) -> Value {
         .await;
     assert_eq!(status, StatusCode::OK, "{presigned}");
     let file = presigned["files"][0].clone();
-    let upload = &file["upload"];
-    let mut put = server.client.put(upload["url"].as_str().unwrap());
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        put = put.header(name.as_str(), value.as_str().unwrap());
-    }
-    assert_eq!(
-        put.body(photo).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    server.put_signed(&file["upload"], &photo).await;
     server
         .wait_for_job(ALICE, file["job_id"].as_str().unwrap())
         .await;
@@ -338,15 +330,7 @@ async fn a_stream_opened_with_a_token_outlives_the_token() {
     let reading = tokio::spawn(raw_frames(stream));
     // The token expires, then the upload arrives and the job runs.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let upload = &file["upload"];
-    let mut put = server.client.put(upload["url"].as_str().unwrap());
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        put = put.header(name.as_str(), value.as_str().unwrap());
-    }
-    assert_eq!(
-        put.body(photo).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    server.put_signed(&file["upload"], &photo).await;
     let frames = reading.await.unwrap();
     assert_eq!(frames.last().unwrap().1, "task_completed", "{frames:?}");
     // The expired token itself opens nothing new.

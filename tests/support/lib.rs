@@ -196,17 +196,21 @@ impl TestServer {
             .await;
         assert_eq!(status, StatusCode::OK, "{presigned}");
         let file = &presigned["files"][0];
-        let upload = &file["upload"];
-        let mut put = self.client.put(upload["url"].as_str().unwrap());
-        for (name, value) in upload["headers"].as_object().unwrap() {
-            put = put.header(name.as_str(), value.as_str().unwrap());
-        }
-        let response = put.body(bytes.to_vec()).send().await.expect("PUT");
-        assert_eq!(response.status(), StatusCode::OK);
+        self.put_signed(&file["upload"], bytes).await;
         (
             file["file_id"].as_str().unwrap().to_owned(),
             file["job_id"].as_str().map(str::to_owned),
         )
+    }
+
+    /// PUTs `bytes` to a presign answer's `upload` (its URL, with the headers it names).
+    pub async fn put_signed(&self, upload: &Value, bytes: &[u8]) {
+        let mut put = self.client.put(upload["url"].as_str().expect("a URL"));
+        for (name, value) in upload["headers"].as_object().expect("headers") {
+            put = put.header(name.as_str(), value.as_str().expect("a value"));
+        }
+        let response = put.body(bytes.to_vec()).send().await.expect("PUT");
+        assert_eq!(response.status(), StatusCode::OK);
     }
 
     /// Downloads a completed job's model through the download route's redirect.
