@@ -17,6 +17,21 @@ fn db() -> (tempfile::TempDir, EmbeddedDb) {
 }
 
 #[tokio::test]
+async fn embedded_deleted_jobs_free_their_keys() {
+    contract::deleting_a_job_frees_its_idempotency_key(&db().1).await;
+}
+
+#[tokio::test]
+async fn embedded_counters_restart() {
+    contract::counters_restart_after_their_window(&db().1).await;
+}
+
+#[tokio::test]
+async fn embedded_file_listings() {
+    contract::file_listings_find_what_they_name(&db().1).await;
+}
+
+#[tokio::test]
 async fn embedded_files() {
     contract::files_are_created_once_and_updated_conditionally(&db().1).await;
 }
@@ -121,6 +136,21 @@ mod aws {
 
     async fn aws() -> AwsAdapters {
         adapters().await
+    }
+
+    #[tokio::test]
+    async fn dynamodb_deleted_jobs_free_their_keys() {
+        contract::deleting_a_job_frees_its_idempotency_key(aws().await.store.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_counters_restart() {
+        contract::counters_restart_after_their_window(aws().await.store.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_file_listings() {
+        contract::file_listings_find_what_they_name(aws().await.store.as_ref()).await;
     }
 
     #[tokio::test]

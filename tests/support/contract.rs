@@ -8,8 +8,8 @@ use image2model_shared::domain::{
     UploadedFile,
 };
 use image2model_shared::ports::{
-    CreateOutcome, JobQuery, ObjectStorage, Store, StoreError, Versioned, WorkQueue, read_state,
-    update_state,
+    CreateOutcome, IDEMPOTENCY_WINDOW, JobQuery, ObjectStorage, Store, StoreError, Versioned,
+    WorkQueue, read_state, update_state,
 };
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -299,6 +299,131 @@ pub async fn batches_and_idempotency_are_atomic(store: &dyn Store) {
     );
     store.delete_batch(batch_id).await.unwrap();
     assert_eq!(store.get_batch(batch_id).await.unwrap(), None);
+}
+
+/// A deleted job frees its idempotency key: sending the key again creates a new job instead of
+/// answering one that no longer exists.
+pub async fn deleting_a_job_frees_its_idempotency_key(store: &dyn Store) {
+    let owner = format!("idem-{}", uuid::Uuid::new_v4().simple());
+    let first = job(&owner, FileId::new());
+    let created = store
+        .create_jobs(std::slice::from_ref(&first), None, Some("replayed"))
+        .await
+        .unwrap();
+    assert_eq!(created, CreateOutcome::Created);
+    store.delete_job(first.job_id).await.unwrap();
+    let again = job(&owner, FileId::new());
+    assert_eq!(
+        store
+            .create_jobs(std::slice::from_ref(&again), None, Some("replayed"))
+            .await
+            .unwrap(),
+        CreateOutcome::Created,
+        "the key of a deleted job is free again"
+    );
+    let third = job(&owner, FileId::new());
+    assert_eq!(
+        store
+            .create_jobs(std::slice::from_ref(&third), None, Some("replayed"))
+            .await
+            .unwrap(),
+        CreateOutcome::Existing(again.job_id)
+    );
+    // A key older than the window is free again, whether or not its store deleted it yet.
+    let mut old = job(&owner, FileId::new());
+    old.created_at = Utc::now() - IDEMPOTENCY_WINDOW - Span::minutes(5);
+    store
+        .create_jobs(std::slice::from_ref(&old), None, Some("old"))
+        .await
+        .unwrap();
+    let fresh = job(&owner, FileId::new());
+    assert_eq!(
+        store
+            .create_jobs(std::slice::from_ref(&fresh), None, Some("old"))
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+}
+
+/// A counter whose window ended starts again, however lazily its store deletes it.
+pub async fn counters_restart_after_their_window(store: &dyn Store) {
+    let key = format!("restart-{}", uuid::Uuid::new_v4());
+    store
+        .add_to_counter(&key, 7, Utc::now() - Span::seconds(1))
+        .await
+        .unwrap();
+    let until = Utc::now() + Span::seconds(60);
+    assert_eq!(store.add_to_counter(&key, 1, until).await.unwrap(), 1);
+    assert_eq!(store.add_to_counter(&key, 1, until).await.unwrap(), 2);
+    assert_eq!(store.get_counter(&key).await.unwrap(), 2);
+}
+
+/// The file listings cleanup, the sweeper and deletions use: jobs of a file, pending files and
+/// files created before a time, oldest first, within the limit.
+pub async fn file_listings_find_what_they_name(store: &dyn Store) {
+    let owner = format!("lists-{}", uuid::Uuid::new_v4().simple());
+    let mut files = Vec::new();
+    for i in 0..3 {
+        let mut f = file(&owner);
+        f.created_at = Utc::now() - Span::hours(10 - i);
+        store.create_file(&f).await.unwrap();
+        files.push(f);
+    }
+    // The newest is ready; the two older stay pending.
+    let mut ready = files[2].clone();
+    ready.status = FileStatus::Ready;
+    ready.version += 1;
+    store.update_file(&ready).await.unwrap();
+
+    let a = job(&owner, files[0].file_id);
+    let b = job(&owner, files[0].file_id);
+    let other = job(&owner, files[1].file_id);
+    for j in [&a, &b, &other] {
+        insert_job(store, j).await;
+    }
+    let mut of_first: Vec<_> = store
+        .list_jobs_for_file(files[0].file_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.job_id)
+        .collect();
+    of_first.sort();
+    let mut expected = vec![a.job_id, b.job_id];
+    expected.sort();
+    assert_eq!(of_first, expected);
+    assert!(
+        store
+            .list_jobs_for_file(FileId::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let cutoff = Utc::now() - Span::hours(8) - Span::minutes(30);
+    let ours = |list: Vec<UploadedFile>| -> Vec<FileId> {
+        list.into_iter()
+            .filter(|f| f.owner == owner)
+            .map(|f| f.file_id)
+            .collect()
+    };
+    assert_eq!(
+        ours(store.list_files_created_before(cutoff, 1000).await.unwrap()),
+        [files[0].file_id, files[1].file_id],
+        "created before the cutoff, oldest first"
+    );
+    let pending = ours(store.list_pending_files(Utc::now(), 1000).await.unwrap());
+    assert_eq!(
+        pending,
+        [files[0].file_id, files[1].file_id],
+        "pending only, oldest first"
+    );
+    assert_eq!(
+        store.list_pending_files(Utc::now(), 1).await.unwrap().len(),
+        1,
+        "the limit holds"
+    );
 }
 
 pub async fn counters_count_per_window(store: &dyn Store) {

@@ -14,6 +14,6 @@ pub use storage::{
     ObjectMeta, ObjectStorage, PresignedPost, PresignedRequest, StorageError, StorageLocation,
 };
 pub use store::{
-    CreateOutcome, JobCursor, JobPage, JobQuery, Store, StoreError, Versioned, read_state,
-    update_state,
+    CreateOutcome, IDEMPOTENCY_WINDOW, JobCursor, JobPage, JobQuery, Store, StoreError, Versioned,
+    read_state, update_state,
 };

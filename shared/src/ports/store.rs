@@ -106,6 +106,9 @@ pub struct Versioned {
     pub version: u64,
 }
 
+/// How long an idempotency key names the job it created.
+pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn create_file(&self, file: &UploadedFile) -> Result<(), StoreError>;
@@ -127,7 +130,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<UploadedFile>, StoreError>;
 
     /// Creates jobs (and their batch) atomically. With an idempotency key `(owner, key)` that was
-    /// used before, nothing is written and the earlier job id is returned.
+    /// used before, nothing is written and the earlier job id is returned. A key is honoured for
+    /// [`IDEMPOTENCY_WINDOW`] after the job it created, and only while that job exists.
     async fn create_jobs(
         &self,
         jobs: &[GenerationJob],

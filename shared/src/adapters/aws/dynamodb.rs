@@ -10,7 +10,7 @@
 use super::describe;
 use crate::domain::{Batch, BatchId, FileId, GenerationJob, JobId, JobStatus, UploadedFile};
 use crate::ports::store::{
-    CreateOutcome, JobCursor, JobPage, JobQuery, Store, StoreError, Versioned,
+    CreateOutcome, IDEMPOTENCY_WINDOW, JobCursor, JobPage, JobQuery, Store, StoreError, Versioned,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 type Item = HashMap<String, AttributeValue>;
 
 /// Idempotency keys and rate-limit counters are kept this long after their window.
-const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+const IDEMPOTENCY_TTL_SECS: i64 = IDEMPOTENCY_WINDOW.num_seconds();
 /// File records outlive their `expires_at` by this much, so cleanup sees them first.
 const FILE_TTL_GRACE_SECS: i64 = 7 * 24 * 3600;
 
@@ -174,6 +174,50 @@ impl DynamoStore {
             .await?
             .map(|item| body(&item))
             .transpose()
+    }
+
+    /// The job an idempotency key names, if the key is live: a key past its `ttl` (which
+    /// DynamoDB deletes only eventually) or naming a job that was deleted is removed here (on
+    /// the condition that it still names that job) and reads as unused, as on the embedded store.
+    async fn live_idempotency_key(&self, pk: &str) -> Result<Option<JobId>, StoreError> {
+        let Some(item) = self.get_item(pk.to_owned(), "IDEM").await? else {
+            return Ok(None);
+        };
+        let job_id: JobId = item
+            .get("job_id")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::Backend("corrupt idempotency record".to_owned()))?;
+        let expired = item
+            .get("ttl")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_some_and(|ttl| ttl <= Utc::now().timestamp());
+        if !expired
+            && self
+                .get_item(format!("JOB#{job_id}"), "JOB")
+                .await?
+                .is_some()
+        {
+            return Ok(Some(job_id));
+        }
+        let removed = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), "IDEM")))
+            .condition_expression("job_id = :job")
+            .expression_attribute_values(":job", s(job_id.to_string()))
+            .send()
+            .await;
+        match removed {
+            Ok(_) => Ok(None),
+            // Another request replaced it meanwhile: that one is the live key.
+            Err(err) if is_conditional_failure(&err) => {
+                Box::pin(self.live_idempotency_key(pk)).await
+            }
+            Err(err) => Err(backend(err)),
+        }
     }
 
     async fn delete(&self, pk: String, sk: &str) -> Result<(), StoreError> {
@@ -335,18 +379,10 @@ impl Store for DynamoStore {
             (Some(k), Some(first)) => Some(format!("IDEM#{}#{k}", first.owner)),
             _ => None,
         };
-        let existing = |item: Item| -> Result<CreateOutcome, StoreError> {
-            let id = item
-                .get("job_id")
-                .and_then(|v| v.as_s().ok())
-                .and_then(|v| v.parse().ok());
-            id.map(CreateOutcome::Existing)
-                .ok_or_else(|| StoreError::Backend("corrupt idempotency record".to_owned()))
-        };
         if let Some(pk) = &idem_pk
-            && let Some(item) = self.get_item(pk.clone(), "IDEM").await?
+            && let Some(job_id) = self.live_idempotency_key(pk).await?
         {
-            return existing(item);
+            return Ok(CreateOutcome::Existing(job_id));
         }
         let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
             let put = Put::builder()
@@ -391,8 +427,8 @@ impl Store for DynamoStore {
         {
             Ok(_) => Ok(CreateOutcome::Created),
             Err(err) if is_conditional_failure(&err) => match &idem_pk {
-                Some(pk) => match self.get_item(pk.clone(), "IDEM").await? {
-                    Some(item) => existing(item),
+                Some(pk) => match self.live_idempotency_key(pk).await? {
+                    Some(job_id) => Ok(CreateOutcome::Existing(job_id)),
                     None => Err(StoreError::AlreadyExists),
                 },
                 None => Err(StoreError::AlreadyExists),
@@ -565,29 +601,71 @@ impl Store for DynamoStore {
         delta: i64,
         expires_at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("COUNTER#{counter}"), "COUNTER")))
-            .update_expression("ADD #value :delta SET #ttl = :ttl, #expires = :expires")
-            .expression_attribute_names("#value", "value")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_names("#expires", "expires_at")
-            .expression_attribute_values(":delta", n(delta))
-            .expression_attribute_values(":ttl", n(expires_at.timestamp() + IDEMPOTENCY_TTL_SECS))
-            .expression_attribute_values(":expires", n(expires_at.timestamp()))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(backend)?;
-        output
-            .attributes
-            .as_ref()
-            .and_then(|a| a.get("value"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| StoreError::Backend("counter without value".to_owned()))
+        // A counter whose window ended (DynamoDB deletes it only eventually) starts again from
+        // `delta` rather than adding to its old value: the add is conditional on a live window,
+        // the restart on an ended one; a racer that restarted it first makes us add again.
+        let pk = format!("COUNTER#{counter}");
+        let now = Utc::now().timestamp();
+        for _ in 0..4 {
+            let added = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone(), "COUNTER")))
+                .update_expression("ADD #value :delta SET #ttl = :ttl, #expires = :expires")
+                .condition_expression("attribute_not_exists(pk) OR #expires > :now")
+                .expression_attribute_names("#value", "value")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_names("#expires", "expires_at")
+                .expression_attribute_values(":delta", n(delta))
+                .expression_attribute_values(
+                    ":ttl",
+                    n(expires_at.timestamp() + IDEMPOTENCY_TTL_SECS),
+                )
+                .expression_attribute_values(":expires", n(expires_at.timestamp()))
+                .expression_attribute_values(":now", n(now))
+                .return_values(ReturnValue::UpdatedNew)
+                .send()
+                .await;
+            match added {
+                Ok(output) => {
+                    return output
+                        .attributes
+                        .as_ref()
+                        .and_then(|a| a.get("value"))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| StoreError::Backend("counter without value".to_owned()));
+                }
+                Err(err) if is_conditional_failure(&err) => {}
+                Err(err) => return Err(backend(err)),
+            }
+            let mut item = key(pk.clone(), "COUNTER");
+            item.extend([
+                ("value".to_owned(), n(delta)),
+                ("expires_at".to_owned(), n(expires_at.timestamp())),
+                (
+                    "ttl".to_owned(),
+                    n(expires_at.timestamp() + IDEMPOTENCY_TTL_SECS),
+                ),
+            ]);
+            let restarted = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("#expires <= :now")
+                .expression_attribute_names("#expires", "expires_at")
+                .expression_attribute_values(":now", n(now))
+                .send()
+                .await;
+            match restarted {
+                Ok(_) => return Ok(delta),
+                Err(err) if is_conditional_failure(&err) => {}
+                Err(err) => return Err(backend(err)),
+            }
+        }
+        Err(StoreError::Conflict)
     }
 
     async fn get_counter(&self, counter: &str) -> Result<i64, StoreError> {

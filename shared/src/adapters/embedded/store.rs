@@ -5,7 +5,7 @@
 use super::db::{EmbeddedDb, micros};
 use crate::domain::{Batch, BatchId, FileId, GenerationJob, JobId, JobStatus, UploadedFile};
 use crate::ports::store::{
-    CreateOutcome, JobCursor, JobPage, JobQuery, Store, StoreError, Versioned,
+    CreateOutcome, IDEMPOTENCY_WINDOW, JobCursor, JobPage, JobQuery, Store, StoreError, Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -231,6 +231,11 @@ impl Store for EmbeddedDb {
             .call(move |conn| {
                 let tx = conn.transaction()?;
                 if let (Some(key), Some(first)) = (&key, jobs.first()) {
+                    // A key older than the window names nothing any more.
+                    tx.execute(
+                        "DELETE FROM idempotency_keys WHERE owner = ?1 AND key = ?2 AND created_at <= ?3",
+                        params![first.owner, key, micros(Utc::now() - IDEMPOTENCY_WINDOW)],
+                    )?;
                     let existing: Option<String> = tx
                         .query_row(
                             "SELECT job_id FROM idempotency_keys WHERE owner = ?1 AND key = ?2",
