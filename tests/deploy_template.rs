@@ -1,0 +1,98 @@
+//! AWS's rules for the figures of `template.yaml` that the emulator does not enforce: the work
+//! queue's visibility timeout is at least six times the worker's timeout (else a batch that is
+//! still running reappears and spends `maxReceiveCount`), the functions' lease is that same
+//! timeout, the worker outlasts a FAL result download, and the event source's concurrency times
+//! its batch stays within FAL's in-flight cap and above SQS's minimum.
+
+use std::path::Path;
+
+fn template() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+        .expect("template.yaml")
+}
+
+/// The block of `template.yaml` that starts at the line `header` (2-space indented resources
+/// and parameters) and ends at the next line indented as little.
+fn block<'a>(template: &'a str, header: &str) -> &'a str {
+    let start = template
+        .find(&format!("\n{header}\n"))
+        .unwrap_or_else(|| panic!("{header} in the template"))
+        + 1;
+    let indent = header.len() - header.trim_start().len();
+    let rest = &template[start + header.len() + 1..];
+    let end = rest
+        .lines()
+        .scan(0, |offset, line| {
+            let at = *offset;
+            *offset += line.len() + 1;
+            Some((at, line))
+        })
+        .find(|(_, line)| !line.trim().is_empty() && line.len() - line.trim_start().len() <= indent)
+        .map_or(rest.len(), |(at, _)| at);
+    &template[start..start + header.len() + 1 + end]
+}
+
+/// The number after `name:` in `text` (quotes allowed).
+fn number(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{name}:")))
+        .map(|v| v.trim().trim_matches('"'))
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is a number"))
+}
+
+#[test]
+fn queue_and_worker_timing_follow_aws_advice() {
+    let template = template();
+    let queue = block(&template, "  WorkQueue:");
+    let worker = block(&template, "  WorkerFunction:");
+    let globals = block(&template, "Globals:");
+    let visibility = number(queue, "VisibilityTimeout");
+    let worker_timeout = number(worker, "Timeout");
+    assert!(
+        visibility >= 6 * worker_timeout,
+        "visibility {visibility} s < 6 x the worker's {worker_timeout} s"
+    );
+    assert_eq!(
+        number(globals, "VISIBILITY_TIMEOUT_SECONDS"),
+        visibility,
+        "the functions' lease is the queue's visibility timeout"
+    );
+    let download = image2model_shared::config::FalSettings::default().download_timeout;
+    assert!(
+        worker_timeout > download.as_secs(),
+        "a worker outlasts one FAL result download ({} s)",
+        download.as_secs()
+    );
+    let job_deadline = image2model_shared::config::Config::default()
+        .job_deadline
+        .as_secs();
+    assert!(
+        job_deadline >= 2 * visibility,
+        "a job whose worker died is taken over before its deadline"
+    );
+}
+
+#[test]
+fn a_burst_stays_within_fals_cap_and_sqs_limits() {
+    let template = template();
+    let worker = block(&template, "  WorkerFunction:");
+    let batch = number(worker, "BatchSize");
+    assert!(worker.contains("MaximumConcurrency: !Ref WorkerMaxConcurrency"));
+    assert!(worker.contains("MaximumBatchingWindowInSeconds"));
+    let concurrency = block(&template, "  WorkerMaxConcurrency:");
+    let (default, min) = (
+        number(concurrency, "Default"),
+        number(concurrency, "MinValue"),
+    );
+    assert!(
+        min >= 2,
+        "SQS event sources take a MaximumConcurrency of 2 at least"
+    );
+    let in_flight = number(block(&template, "  FalMaxInFlight:"), "Default");
+    assert!(
+        batch * default <= in_flight,
+        "{batch} x {default} messages at once exceed FAL's cap of {in_flight}"
+    );
+}
