@@ -772,6 +772,34 @@ async fn cors_allows_configured_origins_only() {
     );
 }
 
+/// On Lambda the gateway owns CORS (API Gateway's and the function URL's configurations): the
+/// functions add no CORS header of their own, so a browser never sees one twice.
+#[tokio::test]
+async fn on_lambda_the_gateway_answers_for_cors() {
+    let ctx = image2model_shared::config::Config::from_vars(&std::collections::HashMap::from([(
+        "AWS_LAMBDA_FUNCTION_NAME".to_owned(),
+        "image2model-health".to_owned(),
+    )]))
+    .unwrap();
+    assert!(!ctx.cors_in_code);
+    let server = TestServer::start_with(|c| c.cors_in_code = false).await;
+    let response = server
+        .request(Method::GET, "/api/v1/health", None)
+        .header("origin", "http://localhost:5173")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    assert!(
+        response
+            .headers()
+            .keys()
+            .all(|name| !name.as_str().starts_with("access-control-")),
+        "{:?}",
+        response.headers()
+    );
+}
+
 /// The served description is the one the routes declare: regenerated here and compared with
 /// `functions/health/openapi.json` (which the health function serves on Lambda). After changing
 /// a route, `UPDATE_OPENAPI=1 cargo nextest run -p image2model-tests -E 'test(openapi)'` writes it.

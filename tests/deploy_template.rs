@@ -1,4 +1,5 @@
-//! AWS's rules for the figures of `template.yaml` that the emulator does not enforce: the work
+//! AWS's rules for the figures of `template.yaml` that the emulator does not enforce, and CORS
+//! with one owner per entry point and one list of origins. The work
 //! queue's visibility timeout is at least six times the worker's timeout (else a batch that is
 //! still running reappears and spends `maxReceiveCount`), the functions' lease is that same
 //! timeout, the worker outlasts a FAL result download, and the event source's concurrency times
@@ -95,4 +96,52 @@ fn a_burst_stays_within_fals_cap_and_sqs_limits() {
         batch * default <= in_flight,
         "{batch} x {default} messages at once exceed FAL's cap of {in_flight}"
     );
+}
+
+/// The bracketed list after `name:` in `text`, lower-cased.
+fn list(text: &str, name: &str) -> Vec<String> {
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("{name} in {text}"));
+    line.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|v| v.trim().trim_matches('"').to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+#[test]
+fn cors_has_one_owner_per_entry_point_and_one_list_of_origins() {
+    use image2model_shared::web::layers::{CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_METHODS};
+    let template = template();
+    let lower =
+        |items: &[&str]| -> Vec<String> { items.iter().map(|i| i.to_ascii_lowercase()).collect() };
+    // The HTTP API answers for the routes it carries, with the lists the code uses locally.
+    let api = block(&template, "  HttpApi:");
+    assert_eq!(list(api, "AllowMethods"), lower(&CORS_METHODS));
+    assert_eq!(list(api, "AllowHeaders"), lower(&CORS_ALLOW_HEADERS));
+    assert_eq!(list(api, "ExposeHeaders"), lower(&CORS_EXPOSE_HEADERS));
+    // The streaming function URL answers for the status routes: a subset, GET only.
+    let status = block(&template, "  StatusFunction:");
+    assert_eq!(list(status, "AllowMethods"), ["get"]);
+    for header in list(status, "AllowHeaders") {
+        assert!(lower(&CORS_ALLOW_HEADERS).contains(&header), "{header}");
+    }
+    // Every list of origins is the one parameter.
+    let bucket = block(&template, "  UploadsBucket:");
+    for (what, text, key) in [
+        ("HTTP API", api, "AllowOrigins: !Ref AllowedOrigins"),
+        ("function URL", status, "AllowOrigins: !Ref AllowedOrigins"),
+        ("bucket", bucket, "AllowedOrigins: !Ref AllowedOrigins"),
+    ] {
+        assert!(
+            text.contains(key),
+            "{what} takes its origins from AllowedOrigins"
+        );
+    }
+    assert!(template.contains("CORS_ORIGINS: !Join [\",\", !Ref AllowedOrigins]"));
+    assert_eq!(template.matches("AllowOrigins:").count(), 2);
 }

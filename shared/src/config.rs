@@ -180,6 +180,10 @@ pub struct Config {
     pub admin_key: Option<Secret>,
     pub admin_key_hash: Option<[u8; 32]>,
     pub cors_origins: Vec<String>,
+    /// Whether this process answers CORS itself (the local server) or a gateway does (on
+    /// Lambda, API Gateway's and the function URL's CORS configurations, from the same origins):
+    /// one owner per entry point, so a browser never sees the headers twice.
+    pub cors_in_code: bool,
     pub max_upload_bytes: u64,
     pub max_pixels: u64,
     /// Largest decoded image in bytes (pixels x channels x bytes per channel).
@@ -252,6 +256,7 @@ impl Default for Config {
                 "http://localhost:3000".to_owned(),
                 "http://localhost:5173".to_owned(),
             ],
+            cors_in_code: true,
             max_upload_bytes: 50 * 1024 * 1024,
             max_pixels: 40_000_000,
             max_decode_bytes: 160 * 1024 * 1024,
@@ -489,6 +494,7 @@ impl Config {
                 .filter(|k| !k.is_empty())
                 .map(Secret),
             cors_origins,
+            cors_in_code: !vars.contains_key("AWS_LAMBDA_FUNCTION_NAME"),
             max_upload_bytes: parse(vars, "MAX_UPLOAD_BYTES", d.max_upload_bytes)?,
             max_pixels: parse(vars, "MAX_PIXELS", d.max_pixels)?,
             max_decode_bytes: parse(vars, "MAX_DECODE_BYTES", d.max_decode_bytes)?,

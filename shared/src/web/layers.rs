@@ -128,6 +128,30 @@ async fn method_not_allowed() -> impl IntoResponse {
     ApiError::MethodNotAllowed
 }
 
+/// The methods browsers may use across origins. `template.yaml`'s HTTP API CORS configuration
+/// lists the same (a test holds them together): on Lambda the gateway answers for CORS.
+pub const CORS_METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "OPTIONS"];
+/// The request headers browsers may send across origins.
+pub const CORS_ALLOW_HEADERS: [&str; 7] = [
+    "authorization",
+    "content-type",
+    "x-api-key",
+    "idempotency-key",
+    "last-event-id",
+    REQUEST_ID_HEADER,
+    "cache-control",
+];
+/// The response headers browsers may read across origins.
+pub const CORS_EXPOSE_HEADERS: [&str; 6] = [
+    REQUEST_ID_HEADER,
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "retry-after",
+    "location",
+];
+
+/// CORS answered in code, where no gateway does it (the local server).
 fn cors(config: &Config) -> CorsLayer {
     let origins: Vec<HeaderValue> = config
         .cors_origins
@@ -136,30 +160,11 @@ fn cors(config: &Config) -> CorsLayer {
         .collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::CACHE_CONTROL,
-            HeaderName::from_static("x-api-key"),
-            HeaderName::from_static("idempotency-key"),
-            HeaderName::from_static("last-event-id"),
-            HeaderName::from_static(REQUEST_ID_HEADER),
-        ])
-        .expose_headers([
-            HeaderName::from_static(REQUEST_ID_HEADER),
-            HeaderName::from_static("x-ratelimit-limit"),
-            HeaderName::from_static("x-ratelimit-remaining"),
-            HeaderName::from_static("x-ratelimit-reset"),
-            header::RETRY_AFTER,
-            header::LOCATION,
-        ])
+        .allow_methods(
+            CORS_METHODS.map(|m| Method::from_bytes(m.as_bytes()).unwrap_or(Method::GET)),
+        )
+        .allow_headers(CORS_ALLOW_HEADERS.map(HeaderName::from_static))
+        .expose_headers(CORS_EXPOSE_HEADERS.map(HeaderName::from_static))
         .max_age(std::time::Duration::from_secs(600))
 }
 
@@ -190,7 +195,9 @@ pub fn into_service(router: Router, config: &Config) -> HttpService {
             "max-age=63072000; includeSubDomains",
         ))
         .layer(security_header(header::CACHE_CONTROL, "no-store"))
-        .layer(cors(config))
+        .layer(tower::util::option_layer(
+            config.cors_in_code.then(|| cors(config)),
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(request_context));
     NormalizePathLayer::trim_trailing_slash().layer(router)
