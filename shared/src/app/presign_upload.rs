@@ -4,10 +4,12 @@
 //! gets a pending record, a signed PUT (or a form POST policy) and, when asked, its job, which
 //! waits for ingestion.
 
-use super::create_job::{CreateJobRequest, create_job, resolve_model, validate_options};
+use super::create_job::{
+    CreateJobRequest, create_batch, create_job, resolve_model, validate_options,
+};
 use super::error::AppError;
 use crate::context::AppContext;
-use crate::domain::{JobId, JobOptions, UploadedFile};
+use crate::domain::{FileId, JobId, JobOptions, UploadedFile};
 use crate::ports::{PresignedPost, PresignedRequest};
 use crate::validation::filename::extension;
 use crate::validation::{ImageKind, ImageRejection, sanitize_filename};
@@ -149,7 +151,8 @@ pub async fn presign_uploads(
 
     let now = Utc::now();
     let expiry = ctx.config.presign_expiry;
-    let mut out = Vec::with_capacity(request.files.len());
+    // Everything is signed before anything is written (signing writes nothing).
+    let mut signed = Vec::with_capacity(request.files.len());
     for (file, kind) in request.files.iter().zip(kinds) {
         let record = UploadedFile::pending(
             owner,
@@ -172,23 +175,144 @@ pub async fn presign_uploads(
                     .await?,
             ),
         };
-        ctx.store.create_file(&record).await?;
-        let job_id = match &request.generate {
-            Some(generate) => {
-                let job_request = CreateJobRequest {
-                    file_id: record.file_id,
-                    model_type: generate.model_type.clone(),
-                    options: generate.options.clone(),
-                };
-                Some(create_job(ctx, owner, job_request, None).await?.job_id)
+        signed.push((record, upload));
+    }
+    // Then the records, and the jobs in one atomic write with the quota taken for all of them
+    // at once: a failure anywhere removes the records written, so the client hears of every
+    // job or of none, and no quota is spent on jobs it never heard of.
+    let mut written = Vec::with_capacity(signed.len());
+    for (record, _) in &signed {
+        if let Err(err) = ctx.store.create_file(record).await {
+            forget_files(ctx, &written).await;
+            return Err(err.into());
+        }
+        written.push(record.file_id);
+    }
+    let job_ids = match &request.generate {
+        None => vec![None; signed.len()],
+        Some(generate) => match create_jobs_for(ctx, owner, &signed, generate).await {
+            Ok(ids) => ids.into_iter().map(Some).collect(),
+            Err(err) => {
+                forget_files(ctx, &written).await;
+                return Err(err);
             }
-            None => None,
-        };
-        out.push(PresignedUpload {
-            file: record,
+        },
+    };
+    Ok(signed
+        .into_iter()
+        .zip(job_ids)
+        .map(|((file, upload), job_id)| PresignedUpload {
+            file,
             upload,
             job_id,
-        });
+        })
+        .collect())
+}
+
+/// One job for one file; a batch, written atomically, for several.
+async fn create_jobs_for(
+    ctx: &AppContext,
+    owner: &str,
+    signed: &[(UploadedFile, SignedUpload)],
+    generate: &GenerateSpec,
+) -> Result<Vec<JobId>, AppError> {
+    if let [(file, _)] = signed {
+        let request = CreateJobRequest {
+            file_id: file.file_id,
+            model_type: generate.model_type.clone(),
+            options: generate.options.clone(),
+        };
+        return Ok(vec![create_job(ctx, owner, request, None).await?.job_id]);
     }
-    Ok(out)
+    let model = resolve_model(ctx, generate.model_type.as_deref())?;
+    let files: Vec<UploadedFile> = signed.iter().map(|(f, _)| f.clone()).collect();
+    let options = generate.options.clone().unwrap_or_default();
+    let (_, jobs) = create_batch(ctx, owner, &files, model, &options).await?;
+    Ok(jobs.iter().map(|j| j.job_id).collect())
+}
+
+/// Removes the records of files announced by a request that failed.
+async fn forget_files(ctx: &AppContext, files: &[FileId]) {
+    for id in files {
+        if let Err(err) = ctx.store.delete_file(*id).await {
+            tracing::warn!(file_id = %id, error = %err, "could not remove the record of a refused presign");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::testing::context_with;
+    use crate::domain::JobStatus;
+    use crate::fal::guard;
+
+    fn request(files: usize) -> PresignRequest {
+        PresignRequest {
+            files: (0..files)
+                .map(|i| PresignFile {
+                    filename: format!("photo-{i}.png"),
+                    content_type: "image/png".into(),
+                    size: 1000,
+                })
+                .collect(),
+            generate: Some(GenerateSpec {
+                model_type: Some("tripo3d".into()),
+                options: None,
+            }),
+            upload_method: UploadMethod::Put,
+        }
+    }
+
+    /// A presign with `generate` whose quota runs out on its third file: before, the first two
+    /// files and their jobs were written (and their quota spent) while the client heard 429.
+    #[tokio::test]
+    async fn jobs_for_announced_files_are_all_created_or_none_is() {
+        let t = context_with(|c| {
+            c.fal.enabled = true;
+            c.fal.daily_quota = 2;
+        });
+        let err = presign_uploads(&t, "alice", request(3)).await.unwrap_err();
+        assert!(matches!(err, AppError::QuotaExceeded { .. }), "{err:?}");
+        let later = Utc::now() + chrono::Duration::hours(1);
+        assert!(
+            t.store
+                .list_files_created_before(later, 100)
+                .await
+                .unwrap()
+                .is_empty(),
+            "no record of a file the client was refused"
+        );
+        for status in JobStatus::ALL {
+            assert!(
+                t.store
+                    .list_jobs_by_status(status, later, 100)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        let used = match guard::take_quota(t.store.as_ref(), "alice", 0, u64::MAX, Utc::now())
+            .await
+            .unwrap()
+        {
+            Ok(used) | Err(used) => used,
+        };
+        assert_eq!(used, 0, "no quota spent on jobs that do not exist");
+
+        // Within the quota every file gets its job, all in one batch.
+        let uploads = presign_uploads(&t, "alice", request(2)).await.unwrap();
+        let mut batches = std::collections::BTreeSet::new();
+        for upload in &uploads {
+            let job = t
+                .store
+                .get_job(upload.job_id.unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(job.file_id, upload.file.file_id);
+            batches.insert(job.batch_id.expect("a batch"));
+        }
+        assert_eq!(batches.len(), 1);
+    }
 }
