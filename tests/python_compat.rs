@@ -943,6 +943,35 @@ async fn deliberate_differences_from_the_old_api() {
     )
     .await;
     assert_error(status, &body, 400, "INVALID_FILE_TYPE");
+    // On Lambda the routes that carry the bytes take what the platform can (4 MiB): a bigger
+    // photo is 413 naming the presigned route, which takes it.
+    let lambda =
+        image2model_shared::config::Config::from_vars(&std::collections::HashMap::from([(
+            "AWS_LAMBDA_FUNCTION_NAME".to_owned(),
+            "image2model-upload".to_owned(),
+        )]))
+        .unwrap();
+    assert_eq!(lambda.sync_upload_limit(), 4 * 1024 * 1024);
+    let sync_limited = TestServer::start_with(|c| c.max_sync_upload_bytes = 1000).await;
+    let photo = noisy_png(64, 64);
+    let (status, body) =
+        upload_batch(&sync_limited, ALICE, &[("big.png", photo.clone())], &[]).await;
+    assert_error(status, &body, 413, "FILE_TOO_LARGE");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/uploads/presign"),
+        "{body}"
+    );
+    assert_eq!(body["details"]["limit"], 1000);
+    let (file_id, _) = sync_limited
+        .upload_presigned(ALICE, &photo, "image/png", false)
+        .await;
+    assert_eq!(
+        sync_limited.wait_for_file(ALICE, &file_id).await["status"],
+        "ready"
+    );
     let small = TestServer::start_with(|c| c.max_upload_bytes = 1000).await;
     let (status, body) = upload_batch(&small, ALICE, &[("big.png", noisy_png(64, 64))], &[]).await;
     assert_error(status, &body, 413, "FILE_TOO_LARGE");

@@ -185,6 +185,10 @@ pub struct Config {
     /// one owner per entry point, so a browser never sees the headers twice.
     pub cors_in_code: bool,
     pub max_upload_bytes: u64,
+    /// Largest file the upload routes that carry the bytes in the request take
+    /// (`MAX_SYNC_UPLOAD_BYTES`): on Lambda the platform's payload limit (6 MB per invocation,
+    /// binary bodies base64-encoded) allows 4 MiB; bigger photos go through presigned uploads.
+    pub max_sync_upload_bytes: u64,
     pub max_pixels: u64,
     /// Largest decoded image in bytes (pixels x channels x bytes per channel).
     pub max_decode_bytes: u64,
@@ -258,6 +262,7 @@ impl Default for Config {
             ],
             cors_in_code: true,
             max_upload_bytes: 50 * 1024 * 1024,
+            max_sync_upload_bytes: u64::MAX,
             max_pixels: 40_000_000,
             max_decode_bytes: 160 * 1024 * 1024,
             max_concurrent_decodes: std::thread::available_parallelism().map_or(2, usize::from),
@@ -311,6 +316,10 @@ fn jwt_settings(vars: &HashMap<String, String>) -> Result<Option<JwtSettings>, C
         }),
     }
 }
+
+/// What a Lambda behind API Gateway can take in one request body: 6 MB per invocation, with
+/// binary bodies base64-encoded (4/3) and room for the headers and multipart framing.
+pub const LAMBDA_SYNC_UPLOAD_BYTES: u64 = 4 * 1024 * 1024;
 
 fn parse<T: std::str::FromStr>(
     vars: &HashMap<String, String>,
@@ -496,6 +505,15 @@ impl Config {
             cors_origins,
             cors_in_code: !vars.contains_key("AWS_LAMBDA_FUNCTION_NAME"),
             max_upload_bytes: parse(vars, "MAX_UPLOAD_BYTES", d.max_upload_bytes)?,
+            max_sync_upload_bytes: parse(
+                vars,
+                "MAX_SYNC_UPLOAD_BYTES",
+                if vars.contains_key("AWS_LAMBDA_FUNCTION_NAME") {
+                    LAMBDA_SYNC_UPLOAD_BYTES
+                } else {
+                    u64::MAX
+                },
+            )?,
             max_pixels: parse(vars, "MAX_PIXELS", d.max_pixels)?,
             max_decode_bytes: parse(vars, "MAX_DECODE_BYTES", d.max_decode_bytes)?,
             max_concurrent_decodes: parse(
@@ -558,6 +576,11 @@ impl Config {
     pub fn expires_at(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
         now + chrono::Duration::from_std(self.retention)
             .unwrap_or_else(|_| chrono::Duration::days(1))
+    }
+
+    /// The largest file an upload route that carries the bytes in the request takes.
+    pub fn sync_upload_limit(&self) -> u64 {
+        self.max_sync_upload_bytes.min(self.max_upload_bytes)
     }
 
     pub fn image_limits(&self) -> crate::validation::ImageLimits {

@@ -15,6 +15,7 @@ use image2model_shared::app::inspect::inspect;
 use image2model_shared::app::presign_upload::{PresignRequest, presign_uploads};
 use image2model_shared::app::task_status::Snapshot;
 use image2model_shared::domain::{FileStatus, JobId, JobOptions, UploadedFile};
+use image2model_shared::validation::ImageRejection;
 use image2model_shared::web::extract::{ApiJson, ApiMultipart, FileIdParam, JobIdParam};
 use image2model_shared::web::links::{Origin, with_task_links};
 use image2model_shared::web::openapi::ApiErrors;
@@ -24,7 +25,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router(ctx: &AppContext) -> OpenApiRouter<AppContext> {
-    let body_limit = usize::try_from(body_limit(ctx.config.max_upload_bytes)).unwrap_or(usize::MAX);
+    let body_limit =
+        usize::try_from(body_limit(ctx.config.sync_upload_limit())).unwrap_or(usize::MAX);
     let uploads = OpenApiRouter::new()
         .routes(routes!(presign))
         .routes(routes!(upload_image))
@@ -127,7 +129,16 @@ async fn validated_part(
     field: axum::extract::multipart::Field<'_>,
 ) -> Result<ValidatedUpload, ApiError> {
     let filename = field.file_name().unwrap_or("upload").to_owned();
-    let bytes = read_limited(field, ctx.config.max_upload_bytes).await?;
+    let (limit, max) = (ctx.config.sync_upload_limit(), ctx.config.max_upload_bytes);
+    let bytes = read_limited(field, limit).await.map_err(|err| match err {
+        // Over this route's limit but within what presigned uploads take: say where to go.
+        ApiError::App(AppError::InvalidImage(ImageRejection::TooLarge { size, .. }))
+            if limit < max =>
+        {
+            ApiError::App(AppError::TooLargeForRoute { size, limit, max })
+        }
+        other => other,
+    })?;
     let image = inspect(ctx, bytes.clone()).await?;
     Ok(ValidatedUpload {
         filename,
@@ -154,7 +165,7 @@ async fn upload_image(
     caller: Caller,
     ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let limit = ctx.config.max_upload_bytes;
+    let limit = ctx.config.sync_upload_limit();
     let mut part = None;
     while let Some(field) = multipart
         .next_field()
@@ -198,7 +209,7 @@ async fn upload_multiple(
     origin: Origin,
     ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = ctx.config.max_upload_bytes;
+    let limit = ctx.config.sync_upload_limit();
     let mut parts = Vec::new();
     let mut face_limit = None;
     let mut model_type = None;

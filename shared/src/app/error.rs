@@ -61,6 +61,10 @@ pub enum AppError {
     ResultNotReady { job_id: JobId, status: &'static str },
     #[error("{0}")]
     StatusToken(#[from] super::status_token::TokenError),
+    #[error(
+        "the file is {size} bytes; this route takes at most {limit} bytes here: send larger photos (up to {max} bytes) through POST /api/v1/uploads/presign"
+    )]
+    TooLargeForRoute { size: u64, limit: u64, max: u64 },
     #[error("invalid filename: {0}")]
     InvalidFilename(&'static str),
     #[error("task {task_id} has no result file named {filename:?}")]

@@ -211,6 +211,7 @@ fn app_status(err: &AppError) -> StatusCode {
         | AppError::FileNotFound(_)
         | AppError::ResultFileNotFound { .. } => StatusCode::NOT_FOUND,
         AppError::InvalidFilename(_) => StatusCode::BAD_REQUEST,
+        AppError::TooLargeForRoute { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         AppError::StatusToken(_) => StatusCode::UNAUTHORIZED,
         AppError::Storage(StorageError::InvalidKey(_)) => StatusCode::BAD_REQUEST,
         AppError::InvalidImage(rejection) => image_status(rejection),
@@ -240,6 +241,7 @@ fn app_code(err: &AppError) -> &'static str {
         AppError::FileNotFound(_) => "FILE_NOT_FOUND",
         AppError::ResultFileNotFound { .. } => "RESULT_FILE_NOT_FOUND",
         AppError::InvalidFilename(_) => "INVALID_FILENAME",
+        AppError::TooLargeForRoute { .. } => "FILE_TOO_LARGE",
         AppError::StatusToken(TokenError::Invalid) => "STATUS_TOKEN_INVALID",
         AppError::StatusToken(TokenError::Expired) => "STATUS_TOKEN_EXPIRED",
         AppError::Storage(StorageError::InvalidKey(_)) => "INVALID_OBJECT_KEY",
@@ -266,6 +268,7 @@ fn app_summary(err: &AppError) -> &'static str {
         AppError::FileNotFound(_) => "File not found",
         AppError::ResultFileNotFound { .. } => "Result file not found",
         AppError::InvalidFilename(_) => "Invalid filename",
+        AppError::TooLargeForRoute { .. } => "File too large",
         AppError::StatusToken(_) => "Invalid status token",
         AppError::Storage(StorageError::InvalidKey(_)) => "Invalid object key",
         AppError::InvalidImage(_) | AppError::InvalidFileType { .. } => "Invalid file",
@@ -313,6 +316,10 @@ fn app_details(err: &AppError) -> Value {
         AppError::Transition(_) => json!({}),
         AppError::IdempotencyKeyReused { job_id } => json!({"job_id": job_id}),
         AppError::ResultFileNotFound { filename, .. } => json!({"filename": filename}),
+        AppError::TooLargeForRoute { size, limit, max } => json!({
+            "size": size, "limit": limit, "max_upload_bytes": max,
+            "use": "POST /api/v1/uploads/presign",
+        }),
         AppError::QuotaExceeded {
             limit,
             used,
