@@ -51,3 +51,9 @@ check "SQS event -> worker reports only the malformed message" "$worker" \
 webhook=$(invoke image2model-webhook apigw_http_fal_webhook.json)
 check "FAL webhook event -> webhook function refuses the stale signature" "$webhook" \
     'd["statusCode"] == 401 and json.loads(d["body"])["error_code"] == "WEBHOOK_SIGNATURE_INVALID"'
+
+# On Lambda every request is also a metric: an Embedded Metric Format line on stdout, which
+# CloudWatch reads from the function's log.
+emf=$(grep -m1 '"_aws"' target/cargo-lambda-watch.log || true)
+check "the health function's request written as an EMF metric" "${emf:-null}" \
+    'd["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "image2model" and d["Requests"] == 1 and d["Route"] == "/api/v1/health"'

@@ -145,3 +145,36 @@ fn cors_has_one_owner_per_entry_point_and_one_list_of_origins() {
     assert!(template.contains("CORS_ORIGINS: !Join [\",\", !Ref AllowedOrigins]"));
     assert_eq!(template.matches("AllowOrigins:").count(), 2);
 }
+
+/// The signals an operator needs each have an alarm, and the ones on our own metrics name what
+/// the functions write (the EMF namespace and metric names of `shared/src/metrics.rs`).
+#[test]
+fn operators_are_alarmed_on_what_the_functions_report() {
+    let template = template();
+    for (alarm, metric) in [
+        ("  DeadLetterAlarm:", "ApproximateNumberOfMessagesVisible"),
+        ("  WorkerErrorsAlarm:", "MetricName: Errors"),
+        ("  WorkerThrottlesAlarm:", "MetricName: Throttles"),
+        ("  JobFailureRateAlarm:", "MetricName: JobsFailed"),
+        ("  FalBreakerOpenAlarm:", "MetricName: FalBreakerOpened"),
+    ] {
+        assert!(
+            block(&template, alarm).contains(metric),
+            "{alarm} watches {metric}"
+        );
+    }
+    let metrics = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/src/metrics.rs"),
+    )
+    .unwrap();
+    for name in ["JobsFailed", "JobsCompleted", "FalBreakerOpened"] {
+        assert!(
+            metrics.contains(&format!("(\"{name}\"")),
+            "metrics.rs writes {name}"
+        );
+    }
+    assert!(template.contains(&format!(
+        "Namespace: {}",
+        image2model_shared::metrics::EMF_NAMESPACE
+    )));
+}

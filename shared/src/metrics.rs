@@ -4,6 +4,12 @@
 //! `fal_api_request_duration_seconds`, the `system_*_usage_percent` gauges, the standard
 //! `process_*` metrics; and ours: jobs by status, queue depth, generation timings. Gauges are
 //! refreshed when scraped.
+//!
+//! On Lambda a Prometheus registry would hold one process's counts and nobody would scrape it,
+//! so every recorded event is also written as a CloudWatch Embedded Metric Format line on
+//! stdout (the function's log group), which CloudWatch turns into metrics in the `image2model`
+//! namespace with no agent and no API call. A small writer, because the documents are a few
+//! fixed shapes and the `metrics` facade would add a second metrics system beside Prometheus.
 
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -108,6 +114,67 @@ fn build() -> Result<Metrics, prometheus::Error> {
     })
 }
 
+/// The CloudWatch namespace of the EMF metrics.
+pub const EMF_NAMESPACE: &str = "image2model";
+
+/// The function's name on Lambda: EMF is written only there.
+static LAMBDA_FUNCTION: LazyLock<Option<String>> =
+    LazyLock::new(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
+
+/// One EMF document: `metrics` (name, unit, value) under every dimension set of `dimensions`
+/// (each a list of names whose values are in `values`).
+pub fn emf_document(
+    timestamp_ms: i64,
+    dimension_sets: &[&[&str]],
+    values: &[(&str, &str)],
+    metrics: &[(&str, &str, f64)],
+) -> serde_json::Value {
+    let mut doc = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": EMF_NAMESPACE,
+                "Dimensions": dimension_sets,
+                "Metrics": metrics
+                    .iter()
+                    .map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit}))
+                    .collect::<Vec<_>>(),
+            }],
+        },
+    });
+    for (name, value) in values {
+        doc[*name] = serde_json::json!(value);
+    }
+    for (name, _, value) in metrics {
+        doc[*name] = serde_json::json!(value);
+    }
+    doc
+}
+
+/// Writes an EMF line on Lambda, per function and per `dimension` (when there is one).
+fn emit(dimension: Option<(&str, &str)>, metrics: &[(&str, &str, f64)]) {
+    let Some(function) = LAMBDA_FUNCTION.as_deref() else {
+        return;
+    };
+    let mut values = vec![("FunctionName", function)];
+    let with_dimension: Vec<&str>;
+    let sets: Vec<&[&str]> = match dimension {
+        Some((name, value)) => {
+            values.push((name, value));
+            with_dimension = vec!["FunctionName", name];
+            vec![&["FunctionName"], &with_dimension]
+        }
+        None => vec![&["FunctionName"]],
+    };
+    let doc = emf_document(
+        chrono::Utc::now().timestamp_millis(),
+        &sets,
+        &values,
+        metrics,
+    );
+    println!("{doc}");
+}
+
 static METRICS: LazyLock<Metrics> =
     LazyLock::new(|| build().expect("metric definitions are static and valid"));
 
@@ -131,6 +198,30 @@ pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration)
     m.request_seconds
         .with_label_values(&[method, route])
         .observe(elapsed.as_secs_f64());
+    emit(
+        Some(("Route", route)),
+        &[
+            ("Requests", "Count", 1.0),
+            ("ServerErrors", "Count", f64::from(u8::from(status >= 500))),
+            ("Latency", "Milliseconds", elapsed.as_secs_f64() * 1000.0),
+        ],
+    );
+}
+
+/// A job ended: `completed`, or failed with `code`.
+pub fn record_job_end(model_type: &str, completed: bool) {
+    emit(
+        Some(("ModelType", model_type)),
+        &[
+            ("JobsCompleted", "Count", f64::from(u8::from(completed))),
+            ("JobsFailed", "Count", f64::from(u8::from(!completed))),
+        ],
+    );
+}
+
+/// FAL's circuit breaker opened.
+pub fn record_breaker_opened() {
+    emit(None, &[("FalBreakerOpened", "Count", 1.0)]);
 }
 
 pub fn record_generation(model_type: &str, outcome: &str, elapsed: Duration) {
@@ -146,6 +237,22 @@ pub fn record_fal_call(operation: &str, outcome: &str, elapsed: Duration) {
     m.fal_call_seconds
         .with_label_values(&[operation])
         .observe(elapsed.as_secs_f64());
+    emit(
+        Some(("Operation", operation)),
+        &[
+            ("FalCalls", "Count", 1.0),
+            (
+                "FalCallErrors",
+                "Count",
+                f64::from(u8::from(outcome != "ok")),
+            ),
+            (
+                "FalCallLatency",
+                "Milliseconds",
+                elapsed.as_secs_f64() * 1000.0,
+            ),
+        ],
+    );
 }
 
 /// The Prometheus text exposition of every metric.
@@ -163,6 +270,35 @@ pub fn render() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shape CloudWatch's Embedded Metric Format specification requires: `_aws` with a
+    /// millisecond timestamp and one directive naming the namespace, dimension sets whose every
+    /// name has a string value in the document, metrics with units whose values are numbers.
+    #[test]
+    fn emf_documents_follow_the_specification() {
+        let doc = emf_document(
+            1_795_000_000_000,
+            &[&["FunctionName"], &["FunctionName", "ModelType"]],
+            &[("FunctionName", "stack-worker"), ("ModelType", "tripo3d")],
+            &[
+                ("JobsCompleted", "Count", 1.0),
+                ("JobsFailed", "Count", 0.0),
+            ],
+        );
+        let aws = &doc["_aws"];
+        assert_eq!(aws["Timestamp"], 1_795_000_000_000_i64);
+        let directive = &aws["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], EMF_NAMESPACE);
+        for set in directive["Dimensions"].as_array().unwrap() {
+            for name in set.as_array().unwrap() {
+                assert!(doc[name.as_str().unwrap()].is_string(), "{name}");
+            }
+        }
+        for metric in directive["Metrics"].as_array().unwrap() {
+            assert!(["Count", "Milliseconds"].contains(&metric["Unit"].as_str().unwrap()));
+            assert!(doc[metric["Name"].as_str().unwrap()].is_number());
+        }
+    }
 
     #[test]
     fn labels_stay_bounded_whatever_method_arrives() {

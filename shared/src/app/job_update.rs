@@ -40,12 +40,18 @@ pub async fn fail_job(
     error: &JobError,
 ) -> Result<GenerationJob, AppError> {
     let now = chrono::Utc::now();
-    update_job(store, id, |job| {
-        if job.status.is_terminal() {
-            Ok(None)
-        } else {
+    let mut failed_here = false;
+    let job = update_job(store, id, |job| {
+        failed_here = !job.status.is_terminal();
+        if failed_here {
             job.fail(error.clone(), now).map(Some)
+        } else {
+            Ok(None)
         }
     })
-    .await
+    .await?;
+    if failed_here {
+        crate::metrics::record_job_end(&job.model_type, false);
+    }
+    Ok(job)
 }

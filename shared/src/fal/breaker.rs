@@ -120,7 +120,7 @@ impl CircuitBreaker {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let threshold = self.threshold;
-        update_state(store, KEY, |s: &mut BreakerState| {
+        let (_, opened) = update_state(store, KEY, |s: &mut BreakerState| {
             s.consecutive_failures = s.consecutive_failures.saturating_add(1);
             s.last_error = Some(error.chars().take(300).collect());
             let probing = s.probe_started_at.is_some();
@@ -133,11 +133,15 @@ impl CircuitBreaker {
                 s.opened_at = Some(now);
                 s.probe_started_at = None;
                 s.last_change = Some(now);
+                return (true, true);
             }
-            (true, ())
+            (true, false)
         })
-        .await
-        .map(drop)
+        .await?;
+        if opened {
+            crate::metrics::record_breaker_opened();
+        }
+        Ok(())
     }
 }
 

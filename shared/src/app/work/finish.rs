@@ -79,6 +79,7 @@ impl Worker {
         .await
         {
             Ok(done) => {
+                crate::metrics::record_job_end(&done.model_type, true);
                 tracing::info!(job_id = %done.job_id, size = result.size, "job completed");
                 Ok(MessageOutcome::Done)
             }
