@@ -178,3 +178,19 @@ fn operators_are_alarmed_on_what_the_functions_report() {
         image2model_shared::metrics::EMF_NAMESPACE
     )));
 }
+
+/// Building for AWS: `sam build` reads `samconfig.toml` (beta features for the cargo-lambda
+/// builder, cached, parallel), and the deploy section builds every function once first.
+#[test]
+fn the_deploy_build_compiles_the_sdk_once() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let samconfig = std::fs::read_to_string(root.join("samconfig.toml")).unwrap();
+    for setting in ["beta_features = true", "cached = true", "parallel = true"] {
+        assert!(samconfig.contains(setting), "samconfig.toml: {setting}");
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains("bash scripts/build_lambdas.sh"));
+    assert!(readme.contains("CARGO_TARGET_DIR=$PWD/target sam build"));
+    let script = std::fs::read_to_string(root.join("scripts/build_lambdas.sh")).unwrap();
+    assert!(script.contains("--arm64") && script.contains("for dir in functions/*/"));
+}
