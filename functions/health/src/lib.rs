@@ -12,7 +12,7 @@ use image2model_shared::AppContext;
 use image2model_shared::app::health::{Check, check_all, check_store};
 use image2model_shared::app::stats::{FalOverview, fal_overview, job_counts};
 use image2model_shared::app::storage_usage::storage_disk;
-use image2model_shared::domain::models;
+use image2model_shared::domain::{JobStatus, models};
 use image2model_shared::host::{self, round2};
 use image2model_shared::metrics;
 use image2model_shared::ports::QueueDepth;
@@ -239,15 +239,15 @@ async fn detailed(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError
 async fn prometheus(State(ctx): State<AppContext>) -> Response {
     let m = metrics::metrics();
     let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    if let Ok(counts) = ctx.store.count_jobs_by_status().await {
-        let active = counts
+    if let Ok((counts, _)) = job_counts(&ctx).await {
+        let active = JobStatus::ALL
             .iter()
-            .filter(|(status, _)| !status.is_terminal())
-            .map(|(_, n)| n)
+            .filter(|status| !status.is_terminal())
+            .filter_map(|status| counts.get(status.as_str()))
             .sum();
         m.active_jobs.set(gauge(active));
         for (status, n) in counts {
-            m.jobs.with_label_values(&[status.as_str()]).set(gauge(n));
+            m.jobs.with_label_values(&[status]).set(gauge(n));
         }
     }
     let host = host::host_figures();
