@@ -521,30 +521,21 @@ async fn old_models_routes_work() {
         .upload_presigned(ALICE, &png(80, 60), "image/png", false)
         .await;
     server.wait_for_file(ALICE, &file_id).await;
-    let (status, body) = server
-        .post_json(
-            "/api/v1/models/generate",
-            Some(ALICE),
-            &json!({"file_id": file_id, "model_type": "tripo3d"}),
-        )
-        .await;
+    let generate = |body: Value| {
+        let server = &server;
+        async move {
+            server
+                .post_json("/api/v1/models/generate", Some(ALICE), &body)
+                .await
+        }
+    };
+    let (status, body) = generate(json!({"file_id": file_id, "model_type": "tripo3d"})).await;
     assert_error(status, &body, 400, "MODEL_UNAVAILABLE");
-    let (status, body) = server
-        .post_json(
-            "/api/v1/models/generate",
-            Some(ALICE),
-            &json!({"file_id": file_id, "quality": "ultra"}),
-        )
-        .await;
+    let (status, body) = generate(json!({"file_id": file_id, "quality": "ultra"})).await;
     assert_error(status, &body, 422, "VALIDATION_ERROR");
     // The old body with its defaults spelled out.
-    let (status, created) = server
-        .post_json(
-            "/api/v1/models/generate",
-            Some(ALICE),
-            &json!({"file_id": file_id, "quality": "standard", "texture_enabled": true}),
-        )
-        .await;
+    let (status, created) =
+        generate(json!({"file_id": file_id, "quality": "standard", "texture_enabled": true})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{created}");
     assert_eq!(created["status"], "queued");
     assert!(created.as_object().unwrap().contains_key("estimated_time"));

@@ -113,6 +113,7 @@ async fn start_with(
         }
     }
     let ctx = AppContext::embedded(config, &adapters);
+    let page_policy = web_client::policy(&base_url);
 
     let app = api_router(&ctx)?
         .with_state(ctx.clone())
@@ -120,10 +121,10 @@ async fn start_with(
             ctx.clone(),
             Arc::new(adapters.storage.clone()),
         ))
-        .merge(web_client::router(web_client::policy(&base_url)))
+        .merge(web_client::router(page_policy.clone()))
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(
-            web_client::policy(&base_url),
+            page_policy,
             web_client::page_for_browsers,
         ));
     let service = image2model_shared::web::into_service(app, &ctx.config);
