@@ -5,7 +5,7 @@
 //!
 //! Indexes (defined in `template.yaml`): `gsi1` jobs of an owner by creation time, `gsi2`
 //! jobs by status by update time (and files by status by creation time), `gsi3` every job by
-//! creation time, `gsi4` jobs of a file.
+//! creation time (in 16 shards), `gsi4` jobs of a file.
 
 use super::describe;
 use crate::domain::{Batch, BatchId, FileId, GenerationJob, JobId, JobStatus, UploadedFile};
@@ -21,6 +21,16 @@ use std::collections::{BTreeMap, HashMap};
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The all-jobs index (`gsi3`) spreads its writes over this many partitions, so that no one
+/// partition takes every job write (a partition takes about 1,000 writes a second); listing
+/// every job reads them all and merges.
+const ALL_JOBS_SHARDS: u128 = 16;
+
+/// The `gsi3` partition of a job: a stable function of its (random) id.
+fn all_jobs_shard(job_id: JobId) -> String {
+    format!("JOBS#{}", job_id.as_uuid().as_u128() % ALL_JOBS_SHARDS)
+}
+
 /// Idempotency keys and rate-limit counters are kept this long after their window.
 const IDEMPOTENCY_TTL_SECS: i64 = IDEMPOTENCY_WINDOW.num_seconds();
 /// File records outlive their `expires_at` by this much, so cleanup sees them first.
@@ -33,6 +43,56 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
+    /// Up to `wanted` jobs of one index partition (`gsi1`/`gsi3`) created before the sort key
+    /// `before`, newest first, with their sort keys; `status` filters.
+    async fn newest_jobs(
+        &self,
+        index: &str,
+        pk: &str,
+        before: &str,
+        status: Option<JobStatus>,
+        wanted: usize,
+    ) -> Result<Vec<(String, GenerationJob)>, StoreError> {
+        let (pk_name, sk_name) = (format!("{index}pk"), format!("{index}sk"));
+        let mut jobs = Vec::new();
+        let mut start = None;
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#pk = :pk AND #sk < :before")
+                .expression_attribute_names("#pk", &pk_name)
+                .expression_attribute_names("#sk", &sk_name)
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":before", s(before))
+                .scan_index_forward(false)
+                .limit(wanted as i32)
+                .set_exclusive_start_key(start.take());
+            if let Some(status) = status {
+                request = request
+                    .filter_expression("#status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", s(status.as_str()));
+            }
+            let output = request.send().await.map_err(backend)?;
+            for item in output.items.unwrap_or_default() {
+                let sort_key = item
+                    .get(&sk_name)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                jobs.push((sort_key, body(&item)?));
+            }
+            match output.last_evaluated_key {
+                Some(next) if jobs.len() < wanted => start = Some(next),
+                _ => break,
+            }
+        }
+        Ok(jobs)
+    }
+
     pub fn new(client: Client, table: &str) -> Self {
         Self {
             client,
@@ -118,7 +178,7 @@ fn job_item(job: &GenerationJob) -> Result<Item, StoreError> {
             s(format!("JOBSTATUS#{}", job.status.as_str())),
         ),
         ("gsi2sk".to_owned(), s(time_key(job.updated_at, job.job_id))),
-        ("gsi3pk".to_owned(), s("JOBS")),
+        ("gsi3pk".to_owned(), s(all_jobs_shard(job.job_id))),
         ("gsi3sk".to_owned(), s(time_key(job.created_at, job.job_id))),
         ("gsi4pk".to_owned(), s(format!("JOBFILE#{}", job.file_id))),
         ("gsi4sk".to_owned(), s(time_key(job.created_at, job.job_id))),
@@ -475,52 +535,34 @@ impl Store for DynamoStore {
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
         let limit = query.limit.clamp(1, 1000);
-        let (index, pk_name, sk_name, pk) = match &query.owner {
-            Some(owner) => ("gsi1", "gsi1pk", "gsi1sk", format!("OWNER#{owner}")),
-            None => ("gsi3", "gsi3pk", "gsi3sk", "JOBS".to_owned()),
-        };
-        let mut start = match query.cursor.as_deref() {
+        let before = match query.cursor.as_deref() {
             Some(cursor) => {
                 let cursor = JobCursor::decode(cursor)?;
-                let mut k = key(format!("JOB#{}", cursor.job_id), "JOB");
-                k.insert(pk_name.to_owned(), s(&pk));
-                k.insert(
-                    sk_name.to_owned(),
-                    s(time_key(cursor.created_at, cursor.job_id)),
-                );
-                Some(k)
+                time_key(cursor.created_at, cursor.job_id)
             }
-            None => None,
+            // Above every time key: digits sort below `~`.
+            None => "~".to_owned(),
         };
-        let mut jobs: Vec<GenerationJob> = Vec::new();
-        loop {
-            let mut request = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", pk_name)
-                .expression_attribute_values(":pk", s(&pk))
-                .scan_index_forward(false)
-                .limit((limit + 1) as i32)
-                .set_exclusive_start_key(start.take());
-            if let Some(status) = query.status {
-                request = request
-                    .filter_expression("#status = :status")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", s(status.as_str()));
-            }
-            let output = request.send().await.map_err(backend)?;
-            for item in output.items.unwrap_or_default() {
-                jobs.push(body(&item)?);
-            }
-            match output.last_evaluated_key {
-                Some(next) if jobs.len() <= limit => start = Some(next),
-                _ => break,
-            }
-        }
-        Ok(JobPage::from_overfetched(jobs, limit))
+        let partitions: Vec<(&str, String)> = match &query.owner {
+            Some(owner) => vec![("gsi1", format!("OWNER#{owner}"))],
+            None => (0..ALL_JOBS_SHARDS)
+                .map(|shard| ("gsi3", format!("JOBS#{shard}")))
+                .collect(),
+        };
+        // Each partition's newest `limit + 1` below the cursor, merged newest first.
+        let pages = futures_util::future::try_join_all(
+            partitions
+                .iter()
+                .map(|(index, pk)| self.newest_jobs(index, pk, &before, query.status, limit + 1)),
+        )
+        .await?;
+        let mut jobs: Vec<(String, GenerationJob)> = pages.into_iter().flatten().collect();
+        jobs.sort_by(|a, b| b.0.cmp(&a.0));
+        jobs.truncate(limit + 1);
+        Ok(JobPage::from_overfetched(
+            jobs.into_iter().map(|(_, job)| job).collect(),
+            limit,
+        ))
     }
 
     async fn list_jobs_by_status(
@@ -725,5 +767,36 @@ impl Store for DynamoStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::JobOptions;
+
+    /// No index partition takes every job write: the all-jobs index spreads 1,600 jobs over
+    /// its 16 shards, none with more than twice its share.
+    #[test]
+    fn job_writes_spread_over_the_all_jobs_shards() {
+        let mut per_partition: HashMap<String, usize> = HashMap::new();
+        for _ in 0..1600 {
+            let job = GenerationJob::new(
+                FileId::new(),
+                "alice",
+                "depth_anything_v2",
+                JobOptions::default(),
+                None,
+                Utc::now(),
+            );
+            let item = job_item(&job).unwrap();
+            let pk = item["gsi3pk"].as_s().unwrap().clone();
+            *per_partition.entry(pk).or_default() += 1;
+        }
+        assert_eq!(per_partition.len(), ALL_JOBS_SHARDS as usize);
+        assert!(
+            per_partition.values().all(|&n| n < 200),
+            "{per_partition:?}"
+        );
     }
 }
