@@ -1242,37 +1242,11 @@ async fn a_request_that_could_mean_two_things_is_refused() {
 /// URL).
 #[test]
 fn every_documented_route_reaches_its_function_on_aws() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let template = std::fs::read_to_string(root.join("template.yaml")).unwrap();
     let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("functions/health/openapi.json")).unwrap(),
+        &std::fs::read_to_string(template::root().join("functions/health/openapi.json")).unwrap(),
     )
     .unwrap();
-    // (binary, path, method) of every HTTP API event, and the binaries with a function URL.
-    let mut events = Vec::new();
-    let mut with_url = Vec::new();
-    let mut binary = "";
-    for line in template.lines() {
-        if let Some(rest) = line.split("Binary: ").nth(1) {
-            binary = rest.split([' ', '}']).next().unwrap();
-        }
-        if line.trim_start().starts_with("FunctionUrlConfig:") {
-            with_url.push(binary);
-        }
-        if line.contains("Type: HttpApi") {
-            let field = |name: &str| {
-                line.split(&format!("{name}: "))
-                    .nth(1)
-                    .unwrap()
-                    .split([',', ' '])
-                    .next()
-                    .unwrap()
-                    .trim_matches('"')
-                    .to_owned()
-            };
-            events.push((binary, field("Path"), field("Method")));
-        }
-    }
+    let routes = template::http_routes();
     let serves = |tag: &str| match tag {
         "uploads" => "image2model-upload",
         "downloads" => "image2model-download",
@@ -1282,18 +1256,14 @@ fn every_documented_route_reaches_its_function_on_aws() {
         "admin" => "image2model-admin",
         _ => "image2model-health",
     };
-    let matches = |pattern: &str, path: &str| match pattern.strip_suffix("{proxy+}") {
-        Some(prefix) => path.starts_with(prefix) && path.len() > prefix.len(),
-        None => pattern == path,
-    };
     let mut unrouted = Vec::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
             let function = serves(op["tags"][0].as_str().unwrap());
-            let routed = with_url.contains(&function)
-                || events.iter().any(|(b, p, m)| {
-                    *b == function
-                        && matches(p, path)
+            let routed = routes.with_url.iter().any(|b| b == function)
+                || routes.events.iter().any(|(b, p, m)| {
+                    b == function
+                        && template::route_matches(p, path)
                         && (m == "ANY" || m.eq_ignore_ascii_case(method))
                 });
             if !routed {
@@ -1301,7 +1271,7 @@ fn every_documented_route_reaches_its_function_on_aws() {
             }
         }
     }
-    assert!(events.len() >= 20, "{events:?}");
+    assert!(routes.events.len() >= 20, "{:?}", routes.events);
     assert!(
         unrouted.is_empty(),
         "template.yaml does not route: {unrouted:#?}"

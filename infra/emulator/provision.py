@@ -4,7 +4,10 @@ The definitions are read from template.yaml itself, so the emulator and AWS neve
 the table's keys and indexes, the queues' visibility timeout and redrive policy. Prints the
 environment variables the functions need, as KEY=VALUE lines.
 
-usage: python provision.py TEMPLATE ENDPOINT_URL BUCKET_NAME
+usage: python provision.py TEMPLATE ENDPOINT_URL NAME
+
+NAME names the bucket and prefixes the table and queues, so that one emulator can hold
+several independent sets (the IAM check provisions its own).
 """
 
 import json
@@ -52,7 +55,7 @@ def create_queue_pair(sqs, resources, name):
     return work_url, dead_url
 
 
-def main(template_path, endpoint, bucket):
+def main(template_path, endpoint, name):
     with open(template_path, encoding="utf-8") as f:
         resources = yaml.load(f, Loader=CfnLoader)["Resources"]
     session = boto3.session.Session(region_name="us-east-1")
@@ -61,7 +64,8 @@ def main(template_path, endpoint, bucket):
     s3 = session.client("s3", endpoint_url=endpoint)
 
     table = resources["JobsTable"]["Properties"]
-    table_name = "image2model-jobs"
+    bucket = name
+    table_name = f"{name}-jobs"
     dynamodb.create_table(
         TableName=table_name,
         BillingMode=table["BillingMode"],
@@ -72,9 +76,9 @@ def main(template_path, endpoint, bucket):
     ttl = table["TimeToLiveSpecification"]
     dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
 
-    work_url, dead_url = create_queue_pair(sqs, resources, "image2model-work")
+    work_url, dead_url = create_queue_pair(sqs, resources, f"{name}-work")
     # A second pair with the same definitions, so the queue contract test owns its messages.
-    contract_url, contract_dead_url = create_queue_pair(sqs, resources, "image2model-contract")
+    contract_url, contract_dead_url = create_queue_pair(sqs, resources, f"{name}-contract")
 
     s3.create_bucket(Bucket=bucket)
     cors = resources["UploadsBucket"]["Properties"]["CorsConfiguration"]["CorsRules"][0]
@@ -89,7 +93,7 @@ def main(template_path, endpoint, bucket):
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
     # The emulator cannot invoke Lambda: object-created events go to a queue, from which the
     # tests hand them to the ingest handler exactly as Lambda would.
-    events_url = sqs.create_queue(QueueName="image2model-upload-events")["QueueUrl"]
+    events_url = sqs.create_queue(QueueName=f"{name}-upload-events")["QueueUrl"]
     events_arn = sqs.get_queue_attributes(QueueUrl=events_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     rules = resources["IngestFunction"]["Properties"]["Events"]["Uploaded"]["Properties"]
     s3.put_bucket_notification_configuration(

@@ -2,8 +2,10 @@
 //! HTTP helpers, images made on the fly, and GLB checks.
 
 pub mod aws;
+pub mod aws_calls;
 pub mod contract;
 pub mod fake_fal;
+pub mod template;
 
 use image::{ImageBuffer, ImageFormat, Rgb, Rgba};
 use image2model_local::RunningServer;
