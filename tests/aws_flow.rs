@@ -429,3 +429,140 @@ async fn fal_job_on_s3_dynamodb_and_sqs() {
             >= 1
     );
 }
+
+/// A worker invocation that dies after claiming its job (Lambda's process frozen or killed: the
+/// batch never answered) on the emulator: the message comes back after the queue's visibility
+/// timeout, the next invocation takes the lapsed lease over and completes the job once.
+#[tokio::test]
+async fn a_worker_that_dies_after_claiming_is_taken_over_on_redelivery() {
+    let sdk = image2model_shared::adapters::aws::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let name = format!("takeover-{}", uuid::Uuid::new_v4().simple());
+    let mut urls = Vec::new();
+    for queue in [format!("{name}-dead"), name] {
+        let created = sqs
+            .create_queue()
+            .queue_name(queue)
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                "2",
+            )
+            .send()
+            .await
+            .unwrap();
+        urls.push(created.queue_url().unwrap().to_owned());
+    }
+    let mut config = Config::from_env().expect("valid environment");
+    let mut resources = config.aws.clone().expect("run `bash scripts/test.sh`");
+    (resources.queue_url, resources.dead_letter_queue_url) = (urls[1].clone(), urls[0].clone());
+    let keys = test_config(std::path::Path::new("."));
+    config.user_keys = keys.user_keys;
+    config.visibility_timeout = Duration::from_secs(2);
+    let ctx = aws_context(config, &resources, &sdk);
+
+    // A big photo, so that generating takes long enough to be cut short.
+    let photo = image2model_tests::noisy_png(1600, 1200);
+    let mut upload = file("alice");
+    upload.content_type = "image/png".into();
+    ctx.store.create_file(&upload).await.unwrap();
+    ctx.storage
+        .put(&upload.object_key, bytes::Bytes::from(photo), "image/png")
+        .await
+        .unwrap();
+    image2model_shared::app::ingest::ingest_object(&ctx, &upload.object_key)
+        .await
+        .unwrap();
+    let (status, created) = call(
+        &ctx,
+        "POST",
+        "/api/v1/jobs",
+        Some(json!({"file_id": upload.file_id})),
+    )
+    .await;
+    assert_eq!(status, http::StatusCode::ACCEPTED, "{created}");
+    let job_id: image2model_shared::domain::JobId =
+        created["job_id"].as_str().unwrap().parse().unwrap();
+
+    let worker = Worker::new(
+        ctx.clone(),
+        vec![Arc::new(BuiltinGenerator::new(ctx.config.image_limits()))],
+    );
+    let batch = |messages: Vec<aws_sdk_sqs::types::Message>| -> SqsEvent {
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    };
+    let receive = || async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let output = sqs
+                .receive_message()
+                .queue_url(&urls[1])
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            let messages = output.messages.unwrap_or_default();
+            if !messages.is_empty() {
+                return messages;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no message came");
+        }
+    };
+
+    // The first invocation claims the job and dies mid-generation (never answering).
+    let first = batch(receive().await);
+    let dying = {
+        let worker = worker.clone();
+        tokio::spawn(async move { image2model_worker::handle_sqs_event(&worker, first).await })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = ctx.store.get_job(job_id).await.unwrap().unwrap();
+        if job.status == image2model_shared::domain::JobStatus::Processing {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never claimed: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    dying.abort();
+    assert!(
+        dying.await.unwrap_err().is_cancelled(),
+        "cut short while generating"
+    );
+
+    // The redelivery, after the visibility timeout, goes to a new invocation.
+    let second = receive().await;
+    let receipts: Vec<String> = second
+        .iter()
+        .map(|m| m.receipt_handle().unwrap().to_owned())
+        .collect();
+    let answer = image2model_worker::handle_sqs_event(&worker, batch(second)).await;
+    assert!(answer.batch_item_failures.is_empty());
+    for receipt in receipts {
+        sqs.delete_message()
+            .queue_url(&urls[1])
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .unwrap();
+    }
+    let job = ctx.store.get_job(job_id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.status, job.attempts),
+        (image2model_shared::domain::JobStatus::Completed, 2),
+        "{job:?}"
+    );
+    let results = ctx
+        .storage
+        .list(&format!("results/{job_id}/"))
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 2, "one model and one preview: {results:?}");
+    assert!(ctx.queue.dead_letters(10).await.unwrap().is_empty());
+}

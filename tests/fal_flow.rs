@@ -211,8 +211,10 @@ async fn duplicate_and_redelivered_messages_never_submit_twice() {
     image2model_tests::send_generate(queue, id).await.unwrap();
     let job = server.wait_for_job(ALICE, &job_id).await;
     assert_eq!(job["status"], "completed", "{job}");
+    // Redeliveries that met the running job were set aside until their visibility timeout.
+    let set_aside = queue.depth().await.unwrap().in_flight;
     image2model_tests::send_generate(queue, id).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.wait_for_queue_handled(set_aside).await;
     assert_eq!(fake.submissions().len(), 1);
     let (_, after) = server
         .get_json(&format!("/api/v1/jobs/{job_id}"), Some(ALICE))
@@ -322,7 +324,16 @@ async fn duplicate_webhooks_finish_the_job_once() {
         (1..=3).contains(&fake.status_calls()),
         "only the deliveries made the worker look; no poll had started"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while fake.webhook_answers().len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            fake.webhook_answers()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.wait_for_queue_drained().await;
     assert_eq!(fake.webhook_answers(), [200, 200, 200]);
     let (_, after) = server
         .get_json(&format!("/api/v1/jobs/{job_id}"), Some(ALICE))
@@ -877,7 +888,7 @@ async fn the_circuit_breaker_opens_holds_submissions_and_closes_after_one_probe(
     // While open, new jobs wait (queued, nothing submitted) instead of failing.
     let (first, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     let (second, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    server.wait_for_queue_drained().await;
     assert_eq!(fake.submissions().len(), 2);
     for job_id in [&first, &second] {
         let (_, job) = server

@@ -6,13 +6,15 @@
 //! stored or broken. Bounds are generous: they fail on a server that hangs or balloons, not on a
 //! slow machine.
 
+use image2model_tests::process::ServerProcess;
 use image2model_tests::{ALICE, TestServer, assert_error, json_of, png};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_local-server");
 
 /// A server whose connection timeouts are short, so the suite waits seconds, not minutes.
 async fn impatient_server() -> TestServer {
@@ -304,110 +306,6 @@ async fn a_stream_timeout_beyond_any_duration_is_the_longest_stream() {
     assert_eq!(status, StatusCode::OK);
 }
 
-/// The local server as a child process, with its own data directory.
-struct ServerProcess {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-}
-
-impl ServerProcess {
-    fn start(env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_local-server"))
-            .env("PORT", "0")
-            .env("DATA_DIR", dir.path())
-            .env("API_KEYS", format!("alice:{ALICE}"))
-            .env("ADMIN_API_KEY", "admin-key-0123456789")
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the local server starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("the server says where it listens")
-                .unwrap();
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                break addr.trim().to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, base, dir }
-    }
-
-    /// Peak resident memory of the process, in MiB.
-    fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kib / 1024.0
-    }
-
-    /// Sets the largest file the server may write, from outside, as `prlimit` does: a write past
-    /// it fails as on a full disk. `None` lifts the limit.
-    fn limit_file_size(&self, bytes: Option<u64>) {
-        let pid = self.child.id() as libc::pid_t;
-        let mut current = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: prlimit reads and writes only the structs passed to it, for our own child.
-        unsafe {
-            assert_eq!(
-                libc::prlimit(pid, libc::RLIMIT_FSIZE, std::ptr::null(), &mut current),
-                0
-            );
-            let limit = libc::rlimit {
-                rlim_cur: bytes.map_or(current.rlim_max, |b| b.min(current.rlim_max)),
-                rlim_max: current.rlim_max,
-            };
-            assert_eq!(
-                libc::prlimit(pid, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()),
-                0
-            );
-        }
-    }
-
-    /// The files under a folder of the server's object storage (`data`, `tmp`).
-    fn stored_files(&self, folder: &str) -> Vec<std::path::PathBuf> {
-        let mut found = Vec::new();
-        let mut stack = vec![self.dir.path().join("objects").join(folder)];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    found.push(path);
-                }
-            }
-        }
-        found
-    }
-
-    fn terminate(&mut self) {
-        // SAFETY: kill only sends a signal to our own child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A PNG of a few hundred kilobytes that decodes to 288 MB: 6000x6000 16-bit RGBA of zeros,
 /// written a row at a time so that making it takes no such memory.
 fn png_bomb() -> Vec<u8> {
@@ -439,10 +337,13 @@ fn heavy_png() -> Vec<u8> {
 
 #[tokio::test]
 async fn bombs_and_heavy_images_in_a_burst_stay_within_the_decode_budget() {
-    let server = ServerProcess::start(&[
-        ("MAX_CONCURRENT_DECODES", "2"),
-        ("RATE_LIMIT_PER_MINUTE", "1000"),
-    ]);
+    let server = ServerProcess::start(
+        SERVER,
+        &[
+            ("MAX_CONCURRENT_DECODES", "2"),
+            ("RATE_LIMIT_PER_MINUTE", "1000"),
+        ],
+    );
     let client = reqwest::Client::new();
     let bomb = png_bomb();
     assert!(bomb.len() < 2 << 20, "{}", bomb.len());
@@ -511,10 +412,13 @@ async fn bombs_and_heavy_images_in_a_burst_stay_within_the_decode_budget() {
 
 #[tokio::test]
 async fn sigterm_ends_streams_and_cuts_stalled_uploads_within_the_grace() {
-    let mut server = ServerProcess::start(&[
-        ("SHUTDOWN_GRACE_SECONDS", "2"),
-        ("BODY_IDLE_TIMEOUT_SECONDS", "120"),
-    ]);
+    let mut server = ServerProcess::start(
+        SERVER,
+        &[
+            ("SHUTDOWN_GRACE_SECONDS", "2"),
+            ("BODY_IDLE_TIMEOUT_SECONDS", "120"),
+        ],
+    );
     let client = reqwest::Client::new();
     // A job waiting for an upload that stalls, and a stream following it.
     let photo = png(64, 64);
@@ -634,10 +538,13 @@ async fn wait_for(
 /// completion and the refused uploads go through.
 #[tokio::test]
 async fn a_full_disk_refuses_writes_cleanly_and_work_resumes_when_space_returns() {
-    let server = ServerProcess::start(&[
-        ("RATE_LIMIT_PER_MINUTE", "1000"),
-        ("VISIBILITY_TIMEOUT_SECONDS", "2"),
-    ]);
+    let server = ServerProcess::start(
+        SERVER,
+        &[
+            ("RATE_LIMIT_PER_MINUTE", "1000"),
+            ("VISIBILITY_TIMEOUT_SECONDS", "2"),
+        ],
+    );
     let client = reqwest::Client::new();
     let api = |path: &str| format!("{}{path}", server.base);
     let big = noise_png(1200, 1200);

@@ -463,7 +463,7 @@ async fn a_job_cancelled_before_its_upload_arrives_stays_cancelled() {
         .wait_for_file(ALICE, entry["file_id"].as_str().unwrap())
         .await;
     assert_eq!(file["status"], "ready");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.wait_for_queue_drained().await;
     let (_, job) = server
         .get_json(&format!("/api/v1/jobs/{job_id}"), Some(ALICE))
         .await;

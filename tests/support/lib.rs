@@ -5,6 +5,7 @@ pub mod aws;
 pub mod aws_calls;
 pub mod contract;
 pub mod fake_fal;
+pub mod process;
 pub mod template;
 
 use image::{ImageBuffer, ImageFormat, Rgb, Rgba};
@@ -256,6 +257,29 @@ impl TestServer {
                 "job never finished: {job}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the worker has handled every message that is due (none visible, none in
+    /// flight), so that a test may then assert that something did not happen.
+    pub async fn wait_for_queue_drained(&self) {
+        self.wait_for_queue_handled(0).await;
+    }
+
+    /// Waits until no message is visible and at most `in_flight` are in flight (messages the
+    /// worker set aside earlier, to come back after their visibility timeout).
+    pub async fn wait_for_queue_handled(&self, in_flight: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let depth = self.ctx.queue.depth().await.expect("queue depth");
+            if depth.visible == 0 && depth.in_flight <= in_flight {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the queue never drained: {depth:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 use image2model_shared::AppContext;
 use image2model_shared::adapters::embedded::DiskStorage;
 use image2model_shared::app::cleanup::cleanup;
-use image2model_shared::app::sweep::sweep;
+use image2model_shared::app::sweep::{ingest_stored_uploads, sweep};
 use image2model_shared::app::work::{MessageOutcome, Worker};
 use image2model_shared::shutdown::Shutdown;
 use std::panic::AssertUnwindSafe;
@@ -75,11 +75,15 @@ pub async fn run_worker(ctx: AppContext, worker: Worker) {
     }
 }
 
-/// The sweep every `SWEEP_INTERVAL_SECONDS`; cleanup (with the storage's stale temp files)
+/// At start, the uploads stored but not ingested; then the sweep every `SWEEP_INTERVAL_SECONDS`; cleanup (with the storage's stale temp files)
 /// every hour.
 pub async fn run_sweeper(ctx: AppContext, disk: Arc<DiskStorage>) {
     let shutdown = ctx.shutdown.clone();
     let mut last_cleanup = Instant::now();
+    // Uploads the previous process stored and was killed before ingesting.
+    if let Err(err) = ingest_stored_uploads(&ctx, Utc::now()).await {
+        tracing::warn!(error = %err, "stored uploads not ingested at start");
+    }
     loop {
         if pause(&shutdown, ctx.config.sweep_interval).await {
             break;

@@ -1,6 +1,7 @@
 //! The sweeper makes every job end: queued or running jobs whose message was lost are handed to
 //! the worker again, jobs past the deadline fail with `JOB_DEADLINE_EXCEEDED`, and uploads whose
-//! object-created event never arrived are ingested.
+//! object-created event never arrived are ingested (the local server also does this once at
+//! start, for uploads its previous process stored but did not ingest).
 
 use super::enqueue::{Handover, enqueue_if_ready};
 use super::error::AppError;
@@ -58,16 +59,7 @@ pub async fn sweep(ctx: &AppContext, now: DateTime<Utc>) -> Result<SweepReport, 
             }
         }
     }
-    for file in ctx
-        .store
-        .list_pending_files(ago(now, PENDING_GRACE), PAGE)
-        .await?
-    {
-        if ctx.storage.head(&file.object_key).await?.is_some() {
-            ingest_object(ctx, &file.object_key).await?;
-            report.ingested.push(file.file_id);
-        }
-    }
+    report.ingested = ingest_stored_uploads(ctx, ago(now, PENDING_GRACE)).await?;
     if report != SweepReport::default() {
         tracing::info!(
             requeued = report.requeued.len(),
@@ -77,6 +69,23 @@ pub async fn sweep(ctx: &AppContext, now: DateTime<Utc>) -> Result<SweepReport, 
         );
     }
     Ok(report)
+}
+
+/// Ingests the uploads still pending that were created before `created_before` and whose
+/// object is stored: their object-created event never came, or (the local server) the process
+/// that stored them stopped before ingesting them, which its next start finds at once.
+pub async fn ingest_stored_uploads(
+    ctx: &AppContext,
+    created_before: DateTime<Utc>,
+) -> Result<Vec<FileId>, AppError> {
+    let mut ingested = Vec::new();
+    for file in ctx.store.list_pending_files(created_before, PAGE).await? {
+        if ctx.storage.head(&file.object_key).await?.is_some() {
+            ingest_object(ctx, &file.object_key).await?;
+            ingested.push(file.file_id);
+        }
+    }
+    Ok(ingested)
 }
 
 #[cfg(test)]
@@ -145,5 +154,17 @@ mod tests {
             let stored_file = t.store.get_file(file.file_id).await.unwrap().unwrap();
             assert_eq!(stored_file.status, status);
         }
+    }
+
+    #[tokio::test]
+    async fn stored_uploads_are_ingested_at_once_by_the_start_pass() {
+        let t = context();
+        let stored_before = pending_file(&t, "alice").await;
+        upload_bytes(&t, &stored_before).await;
+        let never_sent = pending_file(&t, "alice").await;
+        let ingested = ingest_stored_uploads(&t, later(0)).await.unwrap();
+        assert_eq!(ingested, [stored_before.file_id]);
+        let file = t.store.get_file(never_sent.file_id).await.unwrap().unwrap();
+        assert_eq!(file.status, FileStatus::Pending);
     }
 }

@@ -205,4 +205,65 @@ mod tests {
             (0, "closed")
         );
     }
+
+    fn setup() -> (tempfile::TempDir, EmbeddedDb, CircuitBreaker) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = EmbeddedDb::open(&dir.path().join("db"), 5).unwrap();
+        let breaker = CircuitBreaker {
+            threshold: 1,
+            cooldown: Duration::from_secs(60),
+        };
+        (dir, db, breaker)
+    }
+
+    /// The cooldown ends exactly at `opened + cooldown`, and a probe that never reports back
+    /// frees its slot exactly one cooldown after it started; waits say exactly how long.
+    #[tokio::test]
+    async fn cooldown_and_probe_end_exactly_on_time() {
+        let (_dir, db, breaker) = setup();
+        let t0 = Utc::now();
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        breaker.record_failure(&db, "503", t0).await.unwrap();
+        let state = breaker.state(&db).await.unwrap();
+        let just_before = t0 + chrono::Duration::milliseconds(59_999);
+        assert_eq!(state.mode(breaker.cooldown, just_before), "open");
+        assert_eq!(state.mode(breaker.cooldown, at(60)), "half_open");
+        assert_eq!(
+            breaker.admit(&db, at(10)).await.unwrap(),
+            Admission::Wait(Duration::from_secs(50))
+        );
+        assert_eq!(breaker.admit(&db, at(60)).await.unwrap(), Admission::Probe);
+        assert_eq!(
+            breaker.admit(&db, at(70)).await.unwrap(),
+            Admission::Wait(Duration::from_secs(50)),
+            "the probe holds the slot"
+        );
+        assert_eq!(
+            breaker.admit(&db, at(120)).await.unwrap(),
+            Admission::Probe,
+            "a probe silent for a cooldown frees the slot"
+        );
+    }
+
+    /// A success closes the breaker and clears a count below the threshold, noting when; on a
+    /// breaker with nothing to clear it writes nothing.
+    #[tokio::test]
+    async fn a_success_clears_failures_and_writes_only_a_change() {
+        let (_dir, db, _) = setup();
+        let breaker = CircuitBreaker {
+            threshold: 3,
+            cooldown: Duration::from_secs(60),
+        };
+        let t0 = Utc::now();
+        breaker.record_success(&db, t0).await.unwrap();
+        assert_eq!(breaker.state(&db).await.unwrap(), BreakerState::default());
+        breaker.record_failure(&db, "503", t0).await.unwrap();
+        let t1 = t0 + chrono::Duration::seconds(1);
+        breaker.record_success(&db, t1).await.unwrap();
+        let state = breaker.state(&db).await.unwrap();
+        assert_eq!(
+            (state.consecutive_failures, state.last_change),
+            (0, Some(t1))
+        );
+    }
 }
