@@ -124,6 +124,38 @@ pub fn random_secret() -> String {
 #[cfg(test)]
 mod tests {
 
+    #[tokio::test]
+    async fn a_credential_is_a_key_or_a_token_never_both() {
+        let vars = std::collections::HashMap::from([
+            (
+                "API_KEYS".to_owned(),
+                "alice:alice-key-0123456789".to_owned(),
+            ),
+            ("JWT_ISSUER".to_owned(), "https://issuer.example".to_owned()),
+            ("JWT_AUDIENCE".to_owned(), "image2model".to_owned()),
+            (
+                "JWT_JWKS_URL".to_owned(),
+                "http://127.0.0.1:9/jwks".to_owned(),
+            ),
+        ]);
+        let ring = KeyRing::from_config(&Config::from_vars(&vars).unwrap());
+        assert_eq!(
+            ring.identify_credential("alice-key-0123456789").await,
+            Some(Identity::User("alice".into()))
+        );
+        assert_eq!(ring.identify_credential("a.b.c").await, None);
+    }
+
+    #[test]
+    fn new_secrets_are_long_and_unique() {
+        let (a, b) = (random_secret(), random_secret());
+        assert!(
+            a.len() >= 64 && a.chars().all(|c| c.is_ascii_hexdigit()),
+            "{a}"
+        );
+        assert_ne!(a, b);
+    }
+
     #[test]
     fn no_key_may_be_named_like_the_admin_owner() {
         let entry = format!("{ADMIN_OWNER}:long-enough-key");

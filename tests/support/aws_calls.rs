@@ -96,6 +96,10 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     let answer = match upstream.body(body).send().await {
         Ok(answer) => answer,
         Err(e) => {
+            // Asked for, so authorized (or refused) on AWS: noted all the same.
+            if let Some(found) = found {
+                proxy.seen.lock().expect("lock").extend(found);
+            }
             return Response::builder()
                 .status(502)
                 .body(Body::from(e.to_string()))
@@ -225,6 +229,34 @@ fn s3(
         _ => (path.trim_end_matches('/'), None),
     };
     let query = uri.query().unwrap_or("");
+    // Subresources (`?acl`, `?tagging`, `?uploads`...) and ACL or tagging headers are other
+    // actions: unknown here, so that the check fails rather than misreads them.
+    let plain_query = |name: &str| {
+        name.starts_with("X-Amz-")
+            || name.starts_with("response-")
+            || [
+                "x-id",
+                "list-type",
+                "prefix",
+                "continuation-token",
+                "max-keys",
+                "delimiter",
+                "start-after",
+                "encoding-type",
+                "fetch-owner",
+                "delete",
+            ]
+            .contains(&name)
+    };
+    if query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .any(|p| !plain_query(p.split('=').next().unwrap_or_default()))
+        || headers.contains_key("x-amz-acl")
+        || headers.contains_key("x-amz-tagging")
+    {
+        return None;
+    }
     let object = |key: &str| format!("arn:aws:s3:::{bucket}/{key}");
     let action = |name: &str, resource: String| (format!("s3:{name}"), resource);
     let found = match (method.as_str(), key) {

@@ -66,6 +66,11 @@ impl ServerProcess {
     /// data directory.
     pub fn kill_and_restart(&mut self) {
         self.kill();
+        self.restart();
+    }
+
+    /// Starts the process again on the same data directory (after [`Self::kill`]).
+    pub fn restart(&mut self) {
         let (child, base) = spawn(&self.exe, self.dir.path(), &self.env);
         self.child = child;
         self.base = base;

@@ -265,4 +265,51 @@ mod tests {
         assert!((spend[0].estimated_usd - 0.92).abs() < 1e-9);
         assert!(spend[1].runs.is_empty());
     }
+
+    /// Freeing the slots of ended jobs is written even when no slot is left after it (a cap
+    /// lowered below the holders); a full set with nothing freed writes nothing.
+    #[test]
+    fn a_full_set_writes_only_what_it_freed() {
+        let (a, b, c) = (JobId::new(), JobId::new(), JobId::new());
+        let now = Utc::now();
+        let mut slots = Slots::from([(a, now), (b, now)]);
+        assert_eq!(
+            take_slot(&mut slots, c, 2, now, &[]),
+            (false, Err(slots.clone()))
+        );
+        let (changed, taken) = take_slot(&mut slots, c, 1, now, &[a]);
+        assert!(
+            changed && taken.is_err(),
+            "a freed, b still over the cap of 1"
+        );
+        assert_eq!(slots, Slots::from([(b, now)]));
+    }
+
+    /// A slot taken for a queued job is kept for the claim grace (60 s), and no longer.
+    #[tokio::test]
+    async fn a_queued_holder_keeps_its_slot_for_the_claim_grace_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = EmbeddedDb::open(&dir.path().join("db"), 5).unwrap();
+        let t0 = Utc::now();
+        let queued = crate::domain::GenerationJob::new(
+            crate::domain::FileId::new(),
+            "alice",
+            "tripo3d",
+            crate::domain::JobOptions::default(),
+            None,
+            t0,
+        );
+        db.create_jobs(std::slice::from_ref(&queued), None, None)
+            .await
+            .unwrap();
+        assert!(acquire_slot(&db, queued.job_id, 1, t0).await.unwrap());
+        let other = JobId::new();
+        let just_before = t0 + CLAIM_GRACE - chrono::TimeDelta::milliseconds(1);
+        assert!(!acquire_slot(&db, other, 1, t0).await.unwrap());
+        assert!(!acquire_slot(&db, other, 1, just_before).await.unwrap());
+        assert!(
+            acquire_slot(&db, other, 1, t0 + CLAIM_GRACE).await.unwrap(),
+            "a queued holder past the grace was never claimed: its slot is freed"
+        );
+    }
 }

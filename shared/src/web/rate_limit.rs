@@ -207,4 +207,37 @@ mod tests {
         assert!(!refused.allowed);
         assert_eq!((refused.retry_after_secs, refused.reset), (30, at(120)));
     }
+
+    /// The estimate weighs the previous minute by the share of it still within the last 60 s:
+    /// halfway into a minute, 4 requests of the last one count as 2.
+    #[tokio::test]
+    async fn the_previous_minute_weighs_by_what_remains_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedDb::open(&dir.path().join("db"), 5).unwrap();
+        for _ in 0..4 {
+            assert!(
+                count_request(&store, "ip:3", 4, at(10))
+                    .await
+                    .unwrap()
+                    .allowed
+            );
+        }
+        let verdicts: Vec<(bool, u64)> = requests_at(&store, at(90), 3).await;
+        assert_eq!(verdicts, [(true, 1), (true, 0), (false, 0)]);
+        let late = count_request(&store, "ip:3", 4, at(105)).await.unwrap();
+        // 4 x 0.25 + 4 = 5 > 4.
+        assert_eq!(
+            (late.allowed, late.remaining, late.retry_after_secs),
+            (false, 0, 15)
+        );
+    }
+
+    async fn requests_at(store: &EmbeddedDb, now: DateTime<Utc>, n: usize) -> Vec<(bool, u64)> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let v = count_request(store, "ip:3", 4, now).await.unwrap();
+            out.push((v.allowed, v.remaining));
+        }
+        out
+    }
 }
