@@ -5,7 +5,6 @@
 //! travel as delayed SQS messages, the breaker and slots live in DynamoDB.
 
 use aws_lambda_events::event::s3::S3Event;
-use aws_lambda_events::event::sqs::SqsEvent;
 use http_body_util::BodyExt;
 use image2model_ingest::handle_s3_event;
 use image2model_shared::AppContext;
@@ -167,12 +166,7 @@ async fn photo_to_glb_on_s3_dynamodb_and_sqs() {
     let work_url = std::env::var("QUEUE_URL").unwrap();
     let mut finished = false;
     for _ in 0..10 {
-        let messages = receive_raw(&work_url).await;
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
-            .collect();
-        let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+        let event = aws::sqs_event(&receive_raw(&work_url).await);
         let response = image2model_worker::handle_sqs_event(&worker, event).await;
         assert!(response.batch_item_failures.is_empty());
         let (_, job) = call(&ctx, "GET", &format!("/api/v1/jobs/{job_id}"), None).await;
@@ -364,18 +358,13 @@ async fn fal_job_on_s3_dynamodb_and_sqs() {
             .send()
             .await
             .unwrap();
-        let records: Vec<Value> = output
-            .messages
-            .unwrap_or_default()
+        let messages = output.messages.unwrap_or_default();
+        handled += messages.len();
+        let receipts: Vec<String> = messages
             .iter()
-            .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
+            .map(|m| m.receipt_handle().unwrap().to_owned())
             .collect();
-        handled += records.len();
-        let receipts: Vec<String> = records
-            .iter()
-            .map(|r| r["receiptHandle"].as_str().unwrap().to_owned())
-            .collect();
-        let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+        let event = aws::sqs_event(&messages);
         assert!(
             image2model_worker::handle_sqs_event(&worker, event)
                 .await
@@ -487,13 +476,6 @@ async fn a_worker_that_dies_after_claiming_is_taken_over_on_redelivery() {
         ctx.clone(),
         vec![Arc::new(BuiltinGenerator::new(ctx.config.image_limits()))],
     );
-    let batch = |messages: Vec<aws_sdk_sqs::types::Message>| -> SqsEvent {
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
-            .collect();
-        serde_json::from_value(json!({ "Records": records })).unwrap()
-    };
     let receive = || async {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -513,7 +495,7 @@ async fn a_worker_that_dies_after_claiming_is_taken_over_on_redelivery() {
     };
 
     // The first invocation claims the job and dies mid-generation (never answering).
-    let first = batch(receive().await);
+    let first = aws::sqs_event(&receive().await);
     let dying = {
         let worker = worker.clone();
         tokio::spawn(async move { image2model_worker::handle_sqs_event(&worker, first).await })
@@ -550,7 +532,7 @@ async fn a_worker_that_dies_after_claiming_is_taken_over_on_redelivery() {
             "never taken over: {job:?}"
         );
         let messages = receive().await;
-        let answer = image2model_worker::handle_sqs_event(&worker, batch(messages.clone())).await;
+        let answer = image2model_worker::handle_sqs_event(&worker, aws::sqs_event(&messages)).await;
         for m in &messages {
             let failed = answer
                 .batch_item_failures

@@ -17,7 +17,6 @@
 //!    adapters' code contains must have been seen, so the drive misses no call site.
 
 use aws_lambda_events::event::s3::S3Event;
-use aws_lambda_events::event::sqs::SqsEvent;
 use image2model_shared::AppContext;
 use image2model_shared::app::maintenance::run_maintenance;
 use image2model_shared::app::work::Worker;
@@ -251,12 +250,7 @@ async fn work_until(
             tokio::time::Instant::now() < deadline,
             "the jobs never finished"
         );
-        let records: Vec<Value> = receive(sqs, queue_url)
-            .await
-            .iter()
-            .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
-            .collect();
-        let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+        let event = image2model_tests::aws::sqs_event(&receive(sqs, queue_url).await);
         image2model_worker::handle_sqs_event(worker, event).await;
     }
 }

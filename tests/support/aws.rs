@@ -50,3 +50,14 @@ pub async fn context() -> image2model_shared::AppContext {
     let sdk = image2model_shared::adapters::aws::sdk_config().await;
     aws_context(config, &resources, &sdk)
 }
+
+/// The SQS event Lambda would hand the worker for `messages` received from a queue.
+pub fn sqs_event(
+    messages: &[aws_sdk_sqs::types::Message],
+) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| serde_json::json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).expect("an SQS event")
+}
