@@ -451,6 +451,17 @@ async fn a_job_cancelled_before_its_upload_arrives_stays_cancelled() {
         (status, cancelled["status"].as_str()),
         (StatusCode::OK, Some("cancelled"))
     );
+    // A witness on the same file, created after the cancelled job: ingestion releases the
+    // file's jobs in creation order, so once the witness completed it has passed the other.
+    let (status, witness) = server
+        .post_json(
+            "/api/v1/jobs",
+            Some(ALICE),
+            &json!({"file_id": entry["file_id"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{witness}");
+    let witness_id = witness["job_id"].as_str().unwrap();
     server
         .client
         .put(entry["upload"]["url"].as_str().unwrap())
@@ -463,6 +474,8 @@ async fn a_job_cancelled_before_its_upload_arrives_stays_cancelled() {
         .wait_for_file(ALICE, entry["file_id"].as_str().unwrap())
         .await;
     assert_eq!(file["status"], "ready");
+    let witness = server.wait_for_job(ALICE, witness_id).await;
+    assert_eq!(witness["status"], "completed", "{witness}");
     server.wait_for_queue_drained().await;
     let (_, job) = server
         .get_json(&format!("/api/v1/jobs/{job_id}"), Some(ALICE))

@@ -8,8 +8,8 @@
 //! memory; then the knee: the concurrency at which p99 of the status route passes 100 ms.
 //!
 //! Soak (`--soak MINUTES`): a steady mix (uploads with jobs, status polls, streams, downloads,
-//! listings) for that long, printing the server's memory and open files every minute; a rising
-//! trend is a finding.
+//! listings) for that long, with a retention of a minute, printing the server's memory, open
+//! files and data directory size every minute; a rising trend is a finding.
 //!
 //! `cargo bench -p image2model-tests --bench load [-- --clients 100,1000] [-- --soak 10]`
 //! (`scripts/load.sh` and `scripts/soak.sh` run these).
@@ -32,11 +32,12 @@ fn key(i: usize) -> String {
 struct Server {
     child: Child,
     base: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Server {
-    fn start() -> Self {
+    /// The server on a new data directory, with `env` added to the load settings.
+    fn start(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let keys: Vec<String> = (0..KEYS).map(|i| format!("load{i}:{}", key(i))).collect();
         let mut child = Command::new(SERVER)
@@ -48,6 +49,7 @@ impl Server {
             // address, so they are lifted: the server's capacity is what is measured.
             .env("RATE_LIMIT_PER_MINUTE", "10000000")
             .env("RUST_LOG", "error")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -60,11 +62,7 @@ impl Server {
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        Self {
-            child,
-            base,
-            _dir: dir,
-        }
+        Self { child, base, dir }
     }
 
     fn proc_status(&self, field: &str) -> f64 {
@@ -87,6 +85,23 @@ impl Server {
 
     fn open_files(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |d| d.count())
+    }
+
+    /// The bytes under the data directory (database, uploads, results), in MiB.
+    fn data_mib(&self) -> f64 {
+        fn bytes(dir: &std::path::Path) -> u64 {
+            std::fs::read_dir(dir).map_or(0, |entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.metadata() {
+                        Ok(m) if m.is_dir() => bytes(&e.path()),
+                        Ok(m) => m.len(),
+                        Err(_) => 0,
+                    })
+                    .sum()
+            })
+        }
+        bytes(self.dir.path()) as f64 / (1024.0 * 1024.0)
     }
 }
 
@@ -243,7 +258,7 @@ fn percentiles(label: &str, mut times: Vec<Duration>) {
 }
 
 async fn load(clients: usize) {
-    let server = Server::start();
+    let server = Server::start(&[]);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .timeout(Duration::from_secs(600))
@@ -346,7 +361,7 @@ async fn status_p99(
 }
 
 async fn knee() {
-    let server = Server::start();
+    let server = Server::start(&[]);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(2000)
         .build()
@@ -392,8 +407,12 @@ async fn knee() {
     }
 }
 
+/// Retention in the soak: results and uploads older than this are deleted as the run goes, so
+/// the data directory must level off (with the default day it grows by every journey).
+const SOAK_RETENTION: &str = "60";
+
 async fn soak(minutes: u64) {
-    let server = Server::start();
+    let server = Server::start(&[("RETENTION_SECONDS", SOAK_RETENTION)]);
     let http = reqwest::Client::new();
     let photo = Arc::new(png(96, 72));
     let stop = Arc::new(AtomicBool::new(false));
@@ -424,15 +443,17 @@ async fn soak(minutes: u64) {
             }
         }));
     }
-    println!("minute  journeys  failed  rss MiB  open files");
+    println!("retention {SOAK_RETENTION} s");
+    println!("minute  journeys  failed  rss MiB  open files  data MiB");
     for minute in 1..=minutes {
         tokio::time::sleep(Duration::from_secs(60)).await;
         println!(
-            "{minute:>6}  {:>8}  {:>6}  {:>7.1}  {:>10}",
+            "{minute:>6}  {:>8}  {:>6}  {:>7.1}  {:>10}  {:>8.1}",
             done.load(Ordering::Relaxed),
             failed.load(Ordering::Relaxed),
             server.rss_mib(),
-            server.open_files()
+            server.open_files(),
+            server.data_mib()
         );
     }
     stop.store(true, Ordering::Relaxed);

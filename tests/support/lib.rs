@@ -11,7 +11,7 @@ pub mod template;
 use image::{ImageBuffer, ImageFormat, Rgb, Rgba};
 use image2model_local::RunningServer;
 use image2model_shared::AppContext;
-use image2model_shared::app::enqueue::{WorkMessage, send_work};
+use image2model_shared::app::enqueue::WorkMessage;
 use image2model_shared::config::{Config, NamedKey};
 use image2model_shared::domain::JobId;
 use image2model_shared::ports::{QueueError, WorkQueue};
@@ -35,9 +35,10 @@ pub fn photo_fixtures_dir() -> std::path::PathBuf {
 }
 
 /// Sends a generate message for `job_id` whatever its state, as a duplicate or redelivered
-/// message would arrive.
-pub async fn send_generate(queue: &dyn WorkQueue, job_id: JobId) -> Result<(), QueueError> {
-    send_work(queue, &WorkMessage::generate(job_id), Duration::ZERO).await
+/// message would arrive. Returns the message's id.
+pub async fn send_generate(queue: &dyn WorkQueue, job_id: JobId) -> Result<String, QueueError> {
+    let body = serde_json::to_string(&WorkMessage::generate(job_id)).expect("a message");
+    queue.send(&body, Duration::ZERO).await
 }
 
 /// The configuration every test starts from: two users, an admin, fast polling.
@@ -261,23 +262,47 @@ impl TestServer {
     }
 
     /// Waits until the worker has handled every message that is due (none visible, none in
-    /// flight), so that a test may then assert that something did not happen.
+    /// flight), so that a test may then assert that something did not happen. Messages sent
+    /// with a delay (a job waiting for the breaker or a FAL slot) are not due yet: that the
+    /// worker deferred them is what such a test asserts.
     pub async fn wait_for_queue_drained(&self) {
-        self.wait_for_queue_handled(0).await;
-    }
-
-    /// Waits until no message is visible and at most `in_flight` are in flight (messages the
-    /// worker set aside earlier, to come back after their visibility timeout).
-    pub async fn wait_for_queue_handled(&self, in_flight: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let depth = self.ctx.queue.depth().await.expect("queue depth");
-            if depth.visible == 0 && depth.in_flight <= in_flight {
+            if depth.visible == 0 && depth.in_flight == 0 {
                 return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "the queue never drained: {depth:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the worker acknowledged (deleted) the message `message_id` from the embedded
+    /// queue: it was received and handled to the end, neither left for redelivery nor dead.
+    pub async fn wait_for_message_acknowledged(&self, message_id: &str) {
+        let db = rusqlite::Connection::open(self.dir.path().join("image2model.db")).expect("db");
+        db.busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (queued, dead): (i64, i64) = db
+                .query_row(
+                    "SELECT (SELECT COUNT(*) FROM queue WHERE message_id = ?1),
+                            (SELECT COUNT(*) FROM dead_letters WHERE message_id = ?1)",
+                    [message_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .expect("the queue tables");
+            assert_eq!(dead, 0, "message {message_id} went to the dead letters");
+            if queued == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "message {message_id} never acknowledged"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

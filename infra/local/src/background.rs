@@ -75,10 +75,12 @@ pub async fn run_worker(ctx: AppContext, worker: Worker) {
     }
 }
 
-/// At start, the uploads stored but not ingested; then the sweep every `SWEEP_INTERVAL_SECONDS`; cleanup (with the storage's stale temp files)
-/// every hour.
+/// At start, the uploads stored but not ingested; then the sweep every `SWEEP_INTERVAL_SECONDS`;
+/// cleanup (with the storage's stale temp files) every hour, or every `RETENTION_SECONDS` when
+/// that is shorter, so a short retention is kept to.
 pub async fn run_sweeper(ctx: AppContext, disk: Arc<DiskStorage>) {
     let shutdown = ctx.shutdown.clone();
+    let cleanup_every = CLEANUP_EVERY.min(ctx.config.retention);
     let mut last_cleanup = Instant::now();
     // Uploads the previous process stored and was killed before ingesting.
     if let Err(err) = ingest_stored_uploads(&ctx, Utc::now()).await {
@@ -91,7 +93,7 @@ pub async fn run_sweeper(ctx: AppContext, disk: Arc<DiskStorage>) {
         if let Err(err) = sweep(&ctx, Utc::now()).await {
             tracing::warn!(error = %err, "sweep failed");
         }
-        if last_cleanup.elapsed() >= CLEANUP_EVERY {
+        if last_cleanup.elapsed() >= cleanup_every {
             last_cleanup = Instant::now();
             if let Err(err) = cleanup(&ctx, ctx.config.retention, false, Utc::now()).await {
                 tracing::warn!(error = %err, "cleanup failed");

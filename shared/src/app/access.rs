@@ -96,3 +96,80 @@ pub async fn owned_task(ctx: &AppContext, caller: &Caller, id: JobId) -> Result<
         _ => Err(AppError::JobNotFound(id)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::testing::{batch_of_two, caller, context, queued_job, ready_file};
+    use crate::domain::models::DEFAULT_MODEL;
+    use crate::keys::ADMIN_OWNER;
+
+    fn admin() -> Caller {
+        Caller {
+            owner: ADMIN_OWNER.to_owned(),
+            is_admin: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn files_and_jobs_are_seen_by_their_owner_and_the_admin_only() {
+        let t = context();
+        let file = ready_file(&t, "alice").await;
+        let job = queued_job(&t, &file, DEFAULT_MODEL).await;
+        for who in [caller("alice"), admin()] {
+            assert_eq!(owned_file(&t, &who, file.file_id).await.unwrap(), file);
+            assert_eq!(
+                owned_job(&t, &who, job.job_id).await.unwrap().job_id,
+                job.job_id
+            );
+        }
+        let bob = caller("bob");
+        assert!(matches!(
+            owned_file(&t, &bob, file.file_id).await,
+            Err(AppError::FileNotFound(id)) if id == file.file_id
+        ));
+        assert!(matches!(
+            owned_job(&t, &bob, job.job_id).await,
+            Err(AppError::JobNotFound(id)) if id == job.job_id
+        ));
+        let missing = FileId::new();
+        assert!(matches!(
+            owned_file(&t, &admin(), missing).await,
+            Err(AppError::FileNotFound(id)) if id == missing
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_task_id_names_a_job_or_a_batch_of_its_owner() {
+        let t = context();
+        let file = ready_file(&t, "alice").await;
+        let job = queued_job(&t, &file, DEFAULT_MODEL).await;
+        let (_, batch, jobs) = batch_of_two(&t, "bob").await;
+        let batch_task = JobId::from_uuid(batch.batch_id.as_uuid());
+
+        let task = owned_task(&t, &caller("alice"), job.job_id).await.unwrap();
+        assert_eq!(task.owner(), "alice");
+        let ids: Vec<JobId> = task.into_jobs().iter().map(|j| j.job_id).collect();
+        assert_eq!(ids, [job.job_id]);
+
+        let task = owned_task(&t, &caller("bob"), batch_task).await.unwrap();
+        assert_eq!(task.owner(), "bob");
+        let ids: Vec<JobId> = task.into_jobs().iter().map(|j| j.job_id).collect();
+        assert_eq!(ids, jobs.iter().map(|j| j.job_id).collect::<Vec<_>>());
+
+        // Anyone else's task, and a task that is not there, read alike.
+        for (who, id) in [
+            (caller("bob"), job.job_id),
+            (caller("alice"), batch_task),
+            (caller("alice"), JobId::new()),
+        ] {
+            assert!(matches!(
+                owned_task(&t, &who, id).await,
+                Err(AppError::JobNotFound(missing)) if missing == id
+            ));
+        }
+        // The token and public views find any task, and say whose it is.
+        assert_eq!(any_task(&t, batch_task).await.unwrap().owner(), "bob");
+        assert_eq!(any_task(&t, job.job_id).await.unwrap().owner(), "alice");
+    }
+}

@@ -10,10 +10,11 @@ use crate::domain::{
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
-/// Records examined per status (or per kind) in one pass.
+/// Records read per query; a pass that deletes pages on until a page comes back short, so the
+/// backlog never outgrows what one pass removes.
 const PAGE: usize = 1000;
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -27,12 +28,32 @@ pub struct CleanupReport {
     pub bytes: u64,
 }
 
-/// Deletes (or, in a dry run, lists) what is older than `older_than`.
+/// Deletes (or, in a dry run, lists) what is older than `older_than`. A dry run lists the first
+/// page of each kind (it deletes nothing, so a second query would return the same page).
 pub async fn cleanup(
     ctx: &AppContext,
     older_than: Duration,
     dry_run: bool,
     now: DateTime<Utc>,
+) -> Result<CleanupReport, AppError> {
+    cleanup_in_pages(ctx, older_than, dry_run, now, PAGE).await
+}
+
+/// What one pass has removed (or, in a dry run, would remove), for lookups in constant time.
+#[derive(Default)]
+struct Removed {
+    jobs: HashSet<JobId>,
+    /// Files looked at (deleted, or kept for a live job).
+    files: HashSet<FileId>,
+    objects: HashSet<String>,
+}
+
+async fn cleanup_in_pages(
+    ctx: &AppContext,
+    older_than: Duration,
+    dry_run: bool,
+    now: DateTime<Utc>,
+    page: usize,
 ) -> Result<CleanupReport, AppError> {
     let cutoff = ago(now, older_than);
     let mut report = CleanupReport {
@@ -40,21 +61,41 @@ pub async fn cleanup(
         cutoff,
         ..CleanupReport::default()
     };
+    let mut removed = Removed::default();
     let mut touched_batches = BTreeSet::new();
 
     for status in JobStatus::terminal() {
-        for job in ctx.store.list_jobs_by_status(status, cutoff, PAGE).await? {
-            if let Some(result) = &job.result {
-                remove_object(ctx, &result.object_key, dry_run, &mut report).await?;
-                if let Some(preview) = &result.preview_key {
-                    remove_object(ctx, preview, dry_run, &mut report).await?;
+        loop {
+            let jobs = ctx.store.list_jobs_by_status(status, cutoff, page).await?;
+            let full = jobs.len() >= page;
+            // An index read soon after a delete may still list what is gone (DynamoDB's
+            // indexes are eventually consistent): each job is handled once, and a page of
+            // nothing new ends the pass.
+            let fresh: Vec<_> = jobs
+                .into_iter()
+                .filter(|job| !removed.jobs.contains(&job.job_id))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for job in fresh {
+                if let Some(result) = &job.result {
+                    remove_object(ctx, &result.object_key, dry_run, &mut report, &mut removed)
+                        .await?;
+                    if let Some(preview) = &result.preview_key {
+                        remove_object(ctx, preview, dry_run, &mut report, &mut removed).await?;
+                    }
                 }
+                if !dry_run {
+                    ctx.store.delete_job(job.job_id).await?;
+                }
+                touched_batches.extend(job.batch_id);
+                removed.jobs.insert(job.job_id);
+                report.jobs.push(job.job_id);
             }
-            if !dry_run {
-                ctx.store.delete_job(job.job_id).await?;
+            if dry_run || !full {
+                break;
             }
-            touched_batches.extend(job.batch_id);
-            report.jobs.push(job.job_id);
         }
     }
     for batch_id in touched_batches {
@@ -63,7 +104,7 @@ pub async fn cleanup(
         };
         let mut remaining = 0;
         for id in &batch.job_ids {
-            if !report.jobs.contains(id) && ctx.store.get_job(*id).await?.is_some() {
+            if !removed.jobs.contains(id) && ctx.store.get_job(*id).await?.is_some() {
                 remaining += 1;
             }
         }
@@ -74,26 +115,39 @@ pub async fn cleanup(
             report.batches.push(batch_id);
         }
     }
-    for file in ctx.store.list_files_created_before(cutoff, PAGE).await? {
-        let jobs = ctx.store.list_jobs_for_file(file.file_id).await?;
-        let live = jobs
-            .iter()
-            .any(|j| !j.status.is_terminal() && !report.jobs.contains(&j.job_id));
-        if live {
-            continue;
+    loop {
+        let files = ctx.store.list_files_created_before(cutoff, page).await?;
+        let full = files.len() >= page;
+        let mut deleted = 0;
+        for file in files {
+            if !removed.files.insert(file.file_id) {
+                continue;
+            }
+            let jobs = ctx.store.list_jobs_for_file(file.file_id).await?;
+            let live = jobs
+                .iter()
+                .any(|j| !j.status.is_terminal() && !removed.jobs.contains(&j.job_id));
+            if live {
+                continue;
+            }
+            // The record goes first: a job created from now on finds no file and fails at
+            // once; one created since the check above is failed next. None waits for the file.
+            if !dry_run {
+                ctx.store.delete_file(file.file_id).await?;
+                fail_jobs_of_deleted_file(ctx, file.file_id).await?;
+            }
+            remove_object(ctx, &file.object_key, dry_run, &mut report, &mut removed).await?;
+            report.files.push(file.file_id);
+            deleted += 1;
         }
-        // The record goes first: a job created from now on finds no file and fails at once;
-        // one created since the check above is failed next. None waits for the file.
-        if !dry_run {
-            ctx.store.delete_file(file.file_id).await?;
-            fail_jobs_of_deleted_file(ctx, file.file_id).await?;
+        // Files a live job still needs stay listed; a page of nothing but those ends the pass.
+        if dry_run || !full || deleted == 0 {
+            break;
         }
-        remove_object(ctx, &file.object_key, dry_run, &mut report).await?;
-        report.files.push(file.file_id);
     }
     // Objects no record points at (an upload never recorded, a result of a deleted job).
     for object in ctx.storage.list(UPLOADS_PREFIX).await? {
-        if object.last_modified >= cutoff || report.objects.contains(&object.key) {
+        if object.last_modified >= cutoff || removed.objects.contains(&object.key) {
             continue;
         }
         let recorded = match UploadedFile::file_id_of_key(&object.key) {
@@ -101,11 +155,11 @@ pub async fn cleanup(
             None => false,
         };
         if !recorded {
-            remove_object(ctx, &object.key, dry_run, &mut report).await?;
+            remove_object(ctx, &object.key, dry_run, &mut report, &mut removed).await?;
         }
     }
     for object in ctx.storage.list(RESULTS_PREFIX).await? {
-        if object.last_modified >= cutoff || report.objects.contains(&object.key) {
+        if object.last_modified >= cutoff || removed.objects.contains(&object.key) {
             continue;
         }
         let recorded = match JobResult::job_id_of_key(&object.key) {
@@ -113,7 +167,7 @@ pub async fn cleanup(
             None => false,
         };
         if !recorded {
-            remove_object(ctx, &object.key, dry_run, &mut report).await?;
+            remove_object(ctx, &object.key, dry_run, &mut report, &mut removed).await?;
         }
     }
     tracing::info!(
@@ -132,6 +186,7 @@ async fn remove_object(
     key: &str,
     dry_run: bool,
     report: &mut CleanupReport,
+    removed: &mut Removed,
 ) -> Result<(), AppError> {
     if let Some(meta) = ctx.storage.head(key).await? {
         if !dry_run {
@@ -139,6 +194,7 @@ async fn remove_object(
         }
         report.bytes += meta.size;
         report.objects.push(key.to_owned());
+        removed.objects.insert(key.to_owned());
     }
     Ok(())
 }
@@ -147,7 +203,7 @@ async fn remove_object(
 mod tests {
     use super::*;
     use crate::app::create_job::create_batch;
-    use crate::app::testing::{completed, context, queued_job, ready_file};
+    use crate::app::testing::{batch_of_two, completed, context, png, queued_job, ready_file};
     use crate::domain::models::{self, DEFAULT_MODEL};
     use crate::domain::{JobOptions, JobResult};
     use bytes::Bytes;
@@ -206,6 +262,7 @@ mod tests {
             "a dry run deletes nothing"
         );
         assert!(t.storage.head(&key).await.unwrap().is_some());
+        assert!(t.store.get_batch(batch.batch_id).await.unwrap().is_some());
 
         let real = cleanup(&t, HOUR, false, later()).await.unwrap();
         assert_eq!(
@@ -229,5 +286,93 @@ mod tests {
         // With the cutoff an hour ago, everything left is too young to go.
         let nothing = cleanup(&t, HOUR, false, Utc::now()).await.unwrap();
         assert!(nothing.jobs.is_empty() && nothing.files.is_empty() && nothing.objects.is_empty());
+    }
+
+    #[tokio::test]
+    async fn young_objects_and_batches_with_a_live_job_stay() {
+        let t = context();
+        // A batch with one job ended and one still queued.
+        let (_, batch, jobs) = batch_of_two(&t, "alice").await;
+        let ended = completed(&t, &jobs[0]).await;
+        // Objects no record points at, but younger than the cutoff.
+        let young = [
+            format!("uploads/alice/{}", FileId::new()),
+            JobResult::object_key_for(JobId::new(), "glb"),
+        ];
+        for object in &young {
+            t.storage
+                .put(object, Bytes::from_static(b"x"), "image/png")
+                .await
+                .unwrap();
+        }
+
+        let nothing = cleanup(&t, HOUR, false, Utc::now()).await.unwrap();
+        assert!(nothing.objects.is_empty(), "{nothing:?}");
+        for object in &young {
+            assert!(t.storage.head(object).await.unwrap().is_some(), "{object}");
+        }
+
+        let at = later();
+        let dry = cleanup(&t, HOUR, true, at).await.unwrap();
+        assert!(dry.dry_run);
+        assert_eq!(dry.cutoff, at - chrono::Duration::hours(1));
+        let report = cleanup(&t, HOUR, false, at).await.unwrap();
+        assert!(!report.dry_run);
+        assert_eq!(report.jobs, [ended.job_id]);
+        assert!(report.batches.is_empty(), "{report:?}");
+        assert!(t.store.get_batch(batch.batch_id).await.unwrap().is_some());
+    }
+
+    /// An old file whose job ended recently is no longer needed: it goes, the job stays.
+    #[tokio::test]
+    async fn an_old_file_goes_once_its_jobs_ended_even_if_they_are_young() {
+        let t = context();
+        let bytes = png(48, 32);
+        let image = crate::validation::inspect_image(&bytes, t.config.image_limits()).unwrap();
+        let created = Utc::now() - chrono::Duration::hours(2);
+        let file = UploadedFile::ready("alice", "photo.png", image, created, later());
+        t.storage
+            .put(&file.object_key, Bytes::from(bytes), "image/png")
+            .await
+            .unwrap();
+        t.store.create_file(&file).await.unwrap();
+        let job = completed(&t, &queued_job(&t, &file, DEFAULT_MODEL).await).await;
+
+        let report = cleanup(&t, HOUR, false, Utc::now()).await.unwrap();
+        assert_eq!((report.files, report.jobs), (vec![file.file_id], vec![]));
+        assert!(t.store.get_file(file.file_id).await.unwrap().is_none());
+        assert!(t.storage.head(&file.object_key).await.unwrap().is_none());
+        assert!(t.store.get_job(job.job_id).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn one_pass_removes_a_backlog_of_many_pages() {
+        let t = context();
+        let mut ended = Vec::new();
+        for _ in 0..7 {
+            let file = ready_file(&t, "alice").await;
+            let job = queued_job(&t, &file, DEFAULT_MODEL).await;
+            ended.push((file.clone(), completed(&t, &job).await));
+        }
+        // An old file a live job still needs, listed among the others on every page.
+        let live_file = ready_file(&t, "alice").await;
+        let live = queued_job(&t, &live_file, DEFAULT_MODEL).await;
+
+        let dry = cleanup_in_pages(&t, HOUR, true, later(), 3).await.unwrap();
+        assert_eq!(
+            (dry.jobs.len(), dry.files.len()),
+            (3, 3),
+            "a dry run lists one page"
+        );
+
+        let report = cleanup_in_pages(&t, HOUR, false, later(), 3).await.unwrap();
+        assert_eq!((report.jobs.len(), report.files.len()), (7, 7));
+        for (file, job) in &ended {
+            assert!(t.store.get_job(job.job_id).await.unwrap().is_none());
+            assert!(t.store.get_file(file.file_id).await.unwrap().is_none());
+            assert!(t.storage.head(&file.object_key).await.unwrap().is_none());
+        }
+        assert!(t.store.get_job(live.job_id).await.unwrap().is_some());
+        assert!(t.store.get_file(live_file.file_id).await.unwrap().is_some());
     }
 }

@@ -134,6 +134,20 @@ mod tests {
     use crate::domain::JobStatus;
     use crate::domain::models::DEFAULT_MODEL;
 
+    #[test]
+    fn a_generate_message_is_the_job_id_alone_and_other_steps_name_themselves() {
+        let id = JobId::new();
+        let generate = serde_json::to_value(WorkMessage::generate(id)).unwrap();
+        assert_eq!(generate, serde_json::json!({"job_id": id.to_string()}));
+        let poll = WorkMessage {
+            job_id: id,
+            step: WorkStep::Poll { attempt: 2 },
+        };
+        let body = serde_json::to_string(&poll).unwrap();
+        assert!(body.contains("step"), "{body}");
+        assert_eq!(serde_json::from_str::<WorkMessage>(&body).unwrap(), poll);
+    }
+
     /// The interleavings of a deletion deciding a file is unused while a job is being created on
     /// it: the job's own hand-over, the deletion's re-check and the sweeper each fail a job whose
     /// file is gone, so whichever runs last, no job waits for it.

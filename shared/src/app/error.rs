@@ -130,3 +130,49 @@ impl From<StoreError> for AppError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_may_send_up_to_the_limit_of_files() {
+        assert!(AppError::check_file_count(0, 2).is_ok());
+        assert!(AppError::check_file_count(2, 2).is_ok());
+        assert!(matches!(
+            AppError::check_file_count(3, 2),
+            Err(AppError::TooManyFiles { count: 3, limit: 2 })
+        ));
+    }
+
+    #[test]
+    fn backend_errors_name_their_port_and_client_errors_none() {
+        let cases = [
+            (
+                AppError::Store(StoreError::Backend("x".into())),
+                Some("store"),
+            ),
+            (
+                AppError::Storage(StorageError::Backend("x".into())),
+                Some("object storage"),
+            ),
+            (
+                AppError::Storage(StorageError::NotFound("k".into())),
+                Some("object storage"),
+            ),
+            (
+                AppError::Storage(StorageError::InvalidKey("../k".into())),
+                None,
+            ),
+            (
+                AppError::Queue(QueueError::Backend("x".into())),
+                Some("queue"),
+            ),
+            (AppError::Conflict, None),
+            (AppError::invalid("bad", None), None),
+        ];
+        for (err, component) in cases {
+            assert_eq!(err.failed_component(), component, "{err:?}");
+        }
+    }
+}

@@ -43,3 +43,39 @@ pub async fn check_all(ctx: &AppContext) -> Vec<Check> {
         check("queue", async { ctx.queue.depth().await.map(drop) }).await,
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::testing::context;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn every_port_is_checked_by_name() {
+        let t = context();
+        let checks = check_all(&t).await;
+        let names: Vec<(&str, bool)> = checks.iter().map(|c| (c.component, c.ok)).collect();
+        assert_eq!(
+            names,
+            [("store", true), ("object_storage", true), ("queue", true)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_check_times_its_probe_in_milliseconds_and_says_when_it_failed() {
+        let slow = check("slow", async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+        assert!(slow.ok);
+        // At least the 20 ms slept; far less than a second (were it counted in other units).
+        assert!(
+            (20.0..1000.0).contains(&slow.elapsed_ms),
+            "{}",
+            slow.elapsed_ms
+        );
+        let failed = check("down", async { Err::<(), _>("refused") }).await;
+        assert_eq!((failed.component, failed.ok), ("down", false));
+    }
+}

@@ -245,6 +245,43 @@ mod tests {
     use bytes::Bytes;
 
     #[tokio::test]
+    async fn only_a_pending_files_own_key_may_be_written() {
+        let t = context();
+        let file = pending_file(&t, "alice").await;
+        assert_eq!(
+            check_upload_target(&t, &file.object_key).await.unwrap(),
+            file
+        );
+        // The same file id under another owner's prefix is no grant.
+        let elsewhere = format!("uploads/bob/{}", file.file_id);
+        assert!(matches!(
+            check_upload_target(&t, &elsewhere).await,
+            Err(AppError::FileNotFound(id)) if id == file.file_id
+        ));
+        let unknown = format!("uploads/alice/{}", FileId::new());
+        assert!(matches!(
+            check_upload_target(&t, &unknown).await,
+            Err(AppError::FileNotFound(_))
+        ));
+        assert!(matches!(
+            check_upload_target(&t, "results/x.glb").await,
+            Err(AppError::Invalid { .. })
+        ));
+        // Once the file left pending, its key is refused as received, and the other owner's
+        // still as not found.
+        upload_bytes(&t, &file).await;
+        ingest_object(&t, &file.object_key).await.unwrap();
+        assert!(matches!(
+            check_upload_target(&t, &file.object_key).await,
+            Err(AppError::UploadAlreadyReceived { file_id, status: "ready" }) if file_id == file.file_id
+        ));
+        assert!(matches!(
+            check_upload_target(&t, &elsewhere).await,
+            Err(AppError::FileNotFound(_))
+        ));
+    }
+
+    #[tokio::test]
     async fn valid_bytes_make_the_file_ready_and_release_its_waiting_jobs_once() {
         let t = context();
         let file = pending_file(&t, "alice").await;
@@ -322,6 +359,41 @@ mod tests {
         assert!(
             matches!(outcome, IngestOutcome::Rejected { ref code, .. } if code == "FILE_TOO_LARGE"),
             "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_object_of_exactly_the_limit_is_accepted() {
+        let size = crate::app::testing::png(48, 32).len() as u64;
+        let t = context_with(|c| c.max_upload_bytes = size);
+        let file = pending_file(&t, "alice").await;
+        upload_bytes(&t, &file).await;
+        let outcome = ingest_object(&t, &file.object_key).await.unwrap();
+        assert!(
+            matches!(outcome, IngestOutcome::Accepted { .. }),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_of_the_same_size_is_caught_by_its_digest() {
+        let t = context();
+        let file = pending_file(&t, "alice").await;
+        upload_bytes(&t, &file).await;
+        ingest_object(&t, &file.object_key).await.unwrap();
+        let mut bytes = t.storage.get(&file.object_key).await.unwrap().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        t.storage
+            .put(&file.object_key, Bytes::from(bytes), "image/png")
+            .await
+            .unwrap();
+        assert_eq!(
+            ingest_object(&t, &file.object_key).await.unwrap(),
+            IngestOutcome::Tampered {
+                file_id: file.file_id,
+                failed_jobs: 0
+            }
         );
     }
 

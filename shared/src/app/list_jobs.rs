@@ -69,3 +69,58 @@ pub async fn list_jobs(
         limit: query.limit,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(status: Option<&str>, limit: Option<usize>, cursor: Option<&str>) -> ListParams {
+        ListParams {
+            status: status.map(str::to_owned),
+            limit,
+            cursor: cursor.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn parameters_become_a_query_with_defaults() {
+        let query = job_query(params(None, None, None), Some("alice".into())).unwrap();
+        assert_eq!(
+            (
+                query.owner.as_deref(),
+                query.status,
+                query.limit,
+                query.cursor
+            ),
+            (Some("alice"), None, DEFAULT_LIMIT, None)
+        );
+        let query =
+            job_query(params(Some("completed"), Some(MAX_LIMIT), Some("c1")), None).unwrap();
+        assert_eq!(
+            (
+                query.owner,
+                query.status,
+                query.limit,
+                query.cursor.as_deref()
+            ),
+            (None, Some(JobStatus::Completed), MAX_LIMIT, Some("c1"))
+        );
+        // An empty cursor is the first page.
+        let query = job_query(params(None, Some(1), Some("")), None).unwrap();
+        assert_eq!((query.limit, query.cursor), (1, None));
+    }
+
+    #[test]
+    fn unknown_statuses_and_limits_out_of_range_are_refused_by_field() {
+        for (p, field) in [
+            (params(Some("done"), None, None), "status"),
+            (params(None, Some(0), None), "limit"),
+            (params(None, Some(MAX_LIMIT + 1), None), "limit"),
+        ] {
+            match job_query(p, None) {
+                Err(AppError::Invalid { field: Some(f), .. }) => assert_eq!(f, field),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

@@ -49,6 +49,6 @@ pub mod task_status;
 pub mod work;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use error::AppError;

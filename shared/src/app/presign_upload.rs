@@ -315,4 +315,40 @@ mod tests {
         }
         assert_eq!(batches.len(), 1);
     }
+
+    #[tokio::test]
+    async fn each_file_is_checked_by_type_extension_and_size_before_anything_is_written() {
+        let t = context_with(|c| c.max_upload_bytes = 1000);
+        let with = |filename: &str, content_type: &str, size: u64| PresignRequest {
+            files: vec![PresignFile {
+                filename: filename.into(),
+                content_type: content_type.into(),
+                size,
+            }],
+            generate: None,
+            upload_method: UploadMethod::Put,
+        };
+        // Exactly the limit, and a name without an extension, are fine.
+        for (name, size) in [("photo.png", 1000), ("photo", 1)] {
+            let uploads = presign_uploads(&t, "alice", with(name, "image/png", size))
+                .await
+                .unwrap();
+            assert_eq!(uploads.len(), 1);
+        }
+        for (request, code) in [
+            (with("evil.php", "image/png", 10), "INVALID_FILE_TYPE"),
+            (with("photo.png", "text/html", 10), "INVALID_FILE_TYPE"),
+            (with("photo.png", "image/png", 0), "EMPTY_FILE"),
+            (with("photo.png", "image/png", 1001), "FILE_TOO_LARGE"),
+        ] {
+            let err = presign_uploads(&t, "alice", request).await.unwrap_err();
+            assert_eq!(crate::web::ApiError::from(err).code(), code);
+        }
+        let mut empty = with("photo.png", "image/png", 1);
+        empty.files.clear();
+        assert!(matches!(
+            presign_uploads(&t, "alice", empty).await,
+            Err(AppError::Invalid { .. })
+        ));
+    }
 }

@@ -112,7 +112,8 @@ mod tests {
         assert_eq!(report.files, [files[1].file_id]);
         assert!(report.objects.contains(&model_key), "{report:?}");
         assert!(report.objects.contains(&files[1].object_key));
-        assert!(report.bytes >= files[1].size + done.result.unwrap().size);
+        assert_eq!(report.objects.len(), 2, "{report:?}");
+        assert_eq!(report.bytes, files[1].size + done.result.unwrap().size);
         assert!(t.storage.head(&model_key).await.unwrap().is_none());
         assert!(
             t.storage
@@ -137,6 +138,7 @@ mod tests {
         // The remaining job alone: it and its (now unused) upload go.
         let report = purge_task(&t, other.job_id).await.unwrap();
         assert_eq!(report.files, [files[0].file_id]);
+        assert_eq!(report.bytes, files[0].size);
         assert!(
             t.storage
                 .head(&files[0].object_key)

@@ -150,4 +150,37 @@ mod tests {
         .unwrap();
         assert_eq!(job_counts(&t).await.unwrap().1, 2);
     }
+
+    /// Sets the cached figure: `queued` jobs, counted and claimed `counted` and `claimed`
+    /// seconds ago.
+    async fn cache(t: &AppContext, queued: u64, counted: Option<i64>, claimed: Option<i64>) {
+        let ago = |s: i64| Utc::now() - chrono::Duration::seconds(s);
+        update_state(t.store.as_ref(), JOB_COUNTS_KEY, |c: &mut CachedCounts| {
+            c.counts = BTreeMap::from([("queued".to_owned(), queued)]);
+            c.counted_at = counted.map(ago);
+            c.claimed_at = claimed.map(ago);
+            (true, ())
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A figure being recounted by another caller is answered from the cache (however old), and
+    /// so is a fresh figure whose count was claimed long ago: only a figure both old and
+    /// unclaimed is counted again.
+    #[tokio::test]
+    async fn a_recount_under_way_or_just_done_is_not_repeated() {
+        let t = context();
+        queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        for (counted, claimed) in [(None, Some(1)), (Some(600), Some(1)), (Some(1), Some(600))] {
+            cache(&t, 7, counted, claimed).await;
+            assert_eq!(
+                job_counts(&t).await.unwrap().1,
+                7,
+                "counted {counted:?} s ago, claimed {claimed:?} s ago"
+            );
+        }
+        cache(&t, 7, Some(600), Some(600)).await;
+        assert_eq!(job_counts(&t).await.unwrap().1, 1);
+    }
 }

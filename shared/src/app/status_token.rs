@@ -30,7 +30,11 @@ fn mac(secret: &[u8], task_id: JobId, owner: &str, expires: i64) -> Hmac<Sha256>
     mac
 }
 
-/// A token for `task_id` of `owner`, valid for `ttl` from `now`.
+/// The longest a token lives, whatever `STATUS_TOKEN_TTL_SECONDS` says (ten years: its expiry
+/// stays within the digits [`verify`] reads).
+const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A token for `task_id` of `owner`, valid for `ttl` (at most [`MAX_TTL`]) from `now`.
 pub fn issue(
     secret: &[u8],
     task_id: JobId,
@@ -38,9 +42,7 @@ pub fn issue(
     ttl: Duration,
     now: DateTime<Utc>,
 ) -> StatusToken {
-    let expires = now
-        .timestamp()
-        .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
+    let expires = now.timestamp() + ttl.min(MAX_TTL).as_secs() as i64;
     let signature = hex::encode(mac(secret, task_id, owner, expires).finalize().into_bytes());
     StatusToken {
         token: format!("{expires}.{signature}"),
@@ -58,7 +60,12 @@ pub fn verify(
     now: DateTime<Utc>,
 ) -> Result<(), TokenError> {
     let (expires, signature) = token.split_once('.').ok_or(TokenError::Invalid)?;
-    if expires.is_empty() || !expires.bytes().all(|b| b.is_ascii_digit()) || expires.len() > 12 {
+    // The expiry as `issue` writes it: 1 to 12 decimal digits, no sign, no leading zero.
+    if expires.is_empty()
+        || !expires.bytes().all(|b| b.is_ascii_digit())
+        || expires.len() > 12
+        || expires.starts_with('0')
+    {
         return Err(TokenError::Invalid);
     }
     let expires: i64 = expires.parse().map_err(|_| TokenError::Invalid)?;
@@ -124,6 +131,53 @@ mod tests {
                 verify(SECRET, task, "alice", junk, now),
                 Err(TokenError::Invalid),
                 "{junk:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_ttl_beyond_ten_years_makes_a_ten_year_token() {
+        let now = Utc::now();
+        let task = JobId::new();
+        let t = issue(SECRET, task, "alice", Duration::MAX, now);
+        assert_eq!(
+            t.expires_at.timestamp(),
+            now.timestamp() + MAX_TTL.as_secs() as i64
+        );
+        let nine_years = now + chrono::Duration::days(9 * 365);
+        assert_eq!(verify(SECRET, task, "alice", &t.token, nine_years), Ok(()));
+    }
+
+    /// Only the decimal digits `issue` writes: a signed expiry written another way (a sign, or
+    /// more than 12 digits) is refused even though the signature matches.
+    #[test]
+    fn only_the_expiry_as_issued_verifies() {
+        let now = Utc::now();
+        let task = JobId::new();
+        let signed =
+            |expires: i64| hex::encode(mac(SECRET, task, "alice", expires).finalize().into_bytes());
+        let far = 999_999_999_999; // 12 digits
+        assert_eq!(
+            verify(
+                SECRET,
+                task,
+                "alice",
+                &format!("{far}.{}", signed(far)),
+                now
+            ),
+            Ok(())
+        );
+        let farther = 1_000_000_000_000; // 13 digits
+        let in_a_year = now.timestamp() + 365 * 24 * 3600;
+        for token in [
+            format!("{farther}.{}", signed(farther)),
+            format!("+{in_a_year}.{}", signed(in_a_year)),
+            format!("0{in_a_year}.{}", signed(in_a_year)),
+        ] {
+            assert_eq!(
+                verify(SECRET, task, "alice", &token, now),
+                Err(TokenError::Invalid),
+                "{token}"
             );
         }
     }

@@ -112,6 +112,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(sweep(&t, later(30)).await.unwrap(), SweepReport::default());
+        // Exactly at its deadline a job still has its time.
+        let at_deadline = queued.created_at + chrono::Duration::seconds(60);
+        assert!(sweep(&t, at_deadline).await.unwrap().timed_out.is_empty());
         let report = sweep(&t, later(61)).await.unwrap();
         assert_eq!(report.timed_out.len(), 2);
         for job in [queued, running] {

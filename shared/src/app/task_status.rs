@@ -217,6 +217,17 @@ mod tests {
     }
 
     #[test]
+    fn only_a_viewer_without_credentials_gets_the_public_view() {
+        let caller = Caller {
+            owner: "o".into(),
+            is_admin: true,
+        };
+        assert!(Viewer::Public.is_public());
+        assert!(!Viewer::Caller(caller).is_public());
+        assert!(!Viewer::Token("t".into()).is_public());
+    }
+
+    #[test]
     fn batch_aggregates_its_jobs() {
         let now = Utc::now();
         let queued = job();
@@ -245,6 +256,15 @@ mod tests {
         assert_eq!((status, progress), (JobStatus::Completed, 100));
         assert!(message.starts_with("1 of 2 completed"));
         assert_eq!(aggregate(&[failed]).0, JobStatus::Failed);
+        let cancelled = job().cancel(now).unwrap();
+        assert_eq!(
+            TaskCounts::of(&[done.clone(), cancelled.clone()]).ended(),
+            2
+        );
+        assert_eq!(
+            aggregate(&[done.clone(), cancelled]).0,
+            JobStatus::Completed
+        );
 
         let batch = Snapshot::of(
             JobId::new(),
@@ -259,6 +279,12 @@ mod tests {
             ),
         );
         assert_eq!(batch.status, JobStatus::Completed);
+        assert!(batch.is_terminal());
+        assert!(batch.version() > 0);
+        assert_eq!(
+            batch.version(),
+            batch.jobs.iter().map(|j| j.version).sum::<u64>()
+        );
         assert_eq!(batch.completed_jobs().count(), 1);
         assert_eq!(batch.terminal_job_id(), batch.task_id);
         assert_eq!(batch.error(), None);
@@ -277,5 +303,51 @@ mod tests {
         assert_eq!(single(&cancelled).error().unwrap().code, "CANCELLED");
         assert_eq!(single(&failed).terminal_job_id(), failed.job_id);
         assert_eq!(single(&job()).error(), None);
+        assert!(single(&failed).is_terminal());
+        assert!(!single(&job()).is_terminal());
+    }
+
+    #[test]
+    fn a_snapshot_versions_times_and_compares_by_what_a_watcher_sees() {
+        let now = Utc::now();
+        let first = job();
+        let second = job()
+            .start(now)
+            .unwrap()
+            .report_progress(40, "x", now)
+            .unwrap();
+        let snapshot = |jobs: Vec<GenerationJob>| {
+            Snapshot::of(
+                JobId::new(),
+                &Task::Batch(
+                    Batch {
+                        batch_id: Default::default(),
+                        owner: "o".into(),
+                        job_ids: vec![],
+                        created_at: now,
+                    },
+                    jobs,
+                ),
+            )
+        };
+        let both = snapshot(vec![first.clone(), second.clone()]);
+        assert_eq!(both.version(), first.version + second.version);
+        assert!(both.version() >= 2, "{}", both.version());
+        assert_eq!(
+            both.times(),
+            (
+                Some(first.created_at.min(second.created_at)),
+                Some(first.updated_at.max(second.updated_at))
+            )
+        );
+        assert!(!both.changed(&both.clone()));
+        let further = second.report_progress(80, "x", now).unwrap();
+        assert!(both.changed(&snapshot(vec![first.clone(), further])));
+        let single = |job: GenerationJob| Snapshot::of(job.job_id, &Task::Job(Box::new(job)));
+        let renamed = second.report_progress(40, "y", now).unwrap();
+        assert!(
+            single(second).changed(&single(renamed)),
+            "the message changed"
+        );
     }
 }

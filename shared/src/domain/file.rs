@@ -219,6 +219,57 @@ mod tests {
         );
     }
 
+    /// What the bytes are replaces what the client declared, and only a pending file settles.
+    #[test]
+    fn accepting_records_the_image_as_validated_once() {
+        let now = chrono::Utc::now();
+        let image = AcceptedImage {
+            content_type: "image/png".into(),
+            extension: "png",
+            size: 1234,
+            sha256: "ab".into(),
+            width: 64,
+            height: 48,
+        };
+        let pending = UploadedFile::pending("a", "cat.jpg", "image/jpeg", 99, now, now);
+        for file in [
+            pending.accept(image.clone()).unwrap(),
+            UploadedFile::ready("a", "cat.jpg", image.clone(), now, now),
+        ] {
+            assert_eq!(
+                (
+                    file.content_type.as_str(),
+                    file.size,
+                    file.sha256.as_deref(),
+                    file.width,
+                    file.height,
+                    file.status
+                ),
+                (
+                    "image/png",
+                    1234,
+                    Some("ab"),
+                    Some(64),
+                    Some(48),
+                    FileStatus::Ready
+                )
+            );
+        }
+        let ready = pending.accept(image.clone()).unwrap();
+        assert_eq!(ready.version, pending.version + 1);
+        let reason = FileRejection {
+            code: "X".into(),
+            message: "x".into(),
+        };
+        assert!(ready.accept(image).is_err());
+        assert!(ready.reject(reason.clone()).is_err());
+        let rejected = pending.reject(reason.clone()).unwrap();
+        assert_eq!(rejected.status, FileStatus::Rejected);
+        assert!(rejected.revoke(reason.clone()).is_err());
+        assert!(pending.revoke(reason.clone()).is_err());
+        assert_eq!(ready.revoke(reason).unwrap().status, FileStatus::Rejected);
+    }
+
     #[test]
     fn upload_keys_name_their_file_and_nothing_else_does() {
         let id = FileId::new();

@@ -145,4 +145,19 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad} was accepted");
         }
     }
+
+    /// The refusal says what was expected: clients see it in the 422's message.
+    #[test]
+    fn refusals_say_what_was_expected() {
+        let err = parse(r#"{"size": "7"}"#).unwrap_err();
+        assert!(
+            err.contains("a non-negative integer of at most 64 bits"),
+            "{err}"
+        );
+        let err = parse(r#"{"size": 1, "limit": 4294967296}"#).unwrap_err();
+        assert!(
+            err.contains("a non-negative integer of at most 32 bits"),
+            "{err}"
+        );
+    }
 }

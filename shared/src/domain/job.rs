@@ -439,6 +439,116 @@ mod tests {
     }
 
     #[test]
+    fn statuses_and_result_keys_read_as_written() {
+        assert_eq!(JobStatus::Completed.to_string(), "completed");
+        let id = JobId::new();
+        let preview = JobResult::preview_key_for(id, "png");
+        assert_eq!(preview, format!("results/{id}/preview.png"));
+        assert_eq!(JobResult::job_id_of_key(&preview), Some(id));
+    }
+
+    #[test]
+    fn progress_may_repeat_with_news_but_never_go_back() {
+        let now = Utc::now();
+        let running = job().start(now).unwrap();
+        let at_40 = running.report_progress(40, "meshing", now).unwrap();
+        let again = at_40.report_progress(40, "texturing", now).unwrap();
+        assert_eq!((again.progress, again.message.as_str()), (40, "texturing"));
+        assert!(matches!(
+            again.report_progress(39, "late", now),
+            Err(TransitionError::ProgressBackwards { from: 40, to: 39 })
+        ));
+    }
+
+    #[test]
+    fn clients_see_the_fal_request_id_but_not_its_urls() {
+        let now = Utc::now();
+        let mut submitted = job().start(now).unwrap();
+        submitted.fal = Some(FalRequest {
+            request_id: "req-1".into(),
+            status_url: "https://queue.example/status".into(),
+            response_url: "https://queue.example/response".into(),
+            cancel_url: "https://queue.example/cancel".into(),
+            submitted_at: now,
+        });
+        let json = submitted.public_json();
+        assert_eq!(json["job_id"], submitted.job_id.to_string());
+        assert_eq!(json["fal_request_id"], "req-1");
+        assert!(json.get("fal").is_none(), "{json}");
+        assert!(!json.to_string().contains("queue.example"));
+        let plain = job().public_json();
+        assert!(plain.get("fal_request_id").is_none() && plain.get("fal").is_none());
+        assert_eq!(plain["status"], "queued");
+    }
+
+    #[test]
+    fn a_reopened_job_starts_over_from_nothing() {
+        let now = Utc::now();
+        let failed = job()
+            .start(now)
+            .unwrap()
+            .report_progress(60, "meshing", now)
+            .unwrap()
+            .fail(JobError::new("E", "e"), now)
+            .unwrap();
+        let mut failed = failed;
+        failed.fal = Some(FalRequest {
+            request_id: "req-1".into(),
+            status_url: String::new(),
+            response_url: String::new(),
+            cancel_url: String::new(),
+            submitted_at: now,
+        });
+        // Whatever a result it held goes too.
+        failed.result = Some(JobResult {
+            object_key: "k".into(),
+            filename: "a.glb".into(),
+            size: 1,
+            content_type: "model/gltf-binary".into(),
+            preview_key: None,
+        });
+        assert_eq!(failed.attempts, 1);
+        assert!(failed.started_at.is_some() && failed.completed_at.is_some());
+        let later = now + chrono::Duration::seconds(5);
+        let reopened = failed.reopen(later).unwrap();
+        assert_eq!(
+            (
+                reopened.result.is_none(),
+                reopened.started_at,
+                reopened.completed_at,
+                reopened.fal.is_none(),
+                reopened.updated_at,
+                reopened.version
+            ),
+            (true, None, None, true, later, failed.version + 1)
+        );
+        // A clock behind the record's never moves it back.
+        assert_eq!(
+            failed
+                .reopen(now - chrono::Duration::seconds(5))
+                .unwrap()
+                .updated_at,
+            failed.updated_at
+        );
+        assert_eq!(
+            (
+                reopened.status,
+                reopened.progress,
+                reopened.message.as_str(),
+                reopened.attempts,
+                reopened.error
+            ),
+            (
+                JobStatus::Queued,
+                0,
+                "Queued again by an administrator",
+                0,
+                None
+            )
+        );
+    }
+
+    #[test]
     fn happy_path_bumps_versions_and_ends_at_100() {
         let now = Utc::now();
         let queued = job();

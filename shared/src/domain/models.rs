@@ -179,6 +179,11 @@ mod tests {
         assert!(!is_available(tripo, false));
         assert!(is_available(tripo, true));
         assert!(find("quad").is_none());
+        assert_eq!(available_ids(false), [DEFAULT_MODEL]);
+        assert_eq!(
+            available_ids(true),
+            [DEFAULT_MODEL, "tripo3d", "trellis", "hunyuan3d"]
+        );
     }
 
     #[test]

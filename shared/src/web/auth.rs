@@ -149,4 +149,59 @@ mod tests {
         );
         assert_eq!(presented_key(&h), None);
     }
+
+    /// `Option<Caller>` on `headers`, with alice's key and the admin key configured.
+    async fn optional_caller(headers: &[(&str, &str)]) -> Result<Option<Caller>, ApiError> {
+        use axum::extract::OptionalFromRequestParts;
+        let ring = Arc::new(KeyRing::new(
+            &[crate::config::NamedKey {
+                name: "alice".into(),
+                key: "alice-secret".into(),
+            }],
+            Some("admin-secret"),
+        ));
+        let mut request = http::Request::builder();
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        <Caller as OptionalFromRequestParts<_>>::from_request_parts(&mut parts, &ring).await
+    }
+
+    #[tokio::test]
+    async fn an_optional_caller_is_none_only_without_any_credential() {
+        assert_eq!(optional_caller(&[]).await.unwrap(), None);
+        let alice = Caller {
+            owner: "alice".into(),
+            is_admin: false,
+        };
+        for header in [
+            ("x-api-key", "alice-secret"),
+            ("authorization", "Bearer alice-secret"),
+        ] {
+            assert_eq!(
+                optional_caller(&[header]).await.unwrap(),
+                Some(alice.clone())
+            );
+        }
+        let admin = optional_caller(&[("x-api-key", "admin-secret")]).await;
+        assert_eq!(
+            admin.unwrap().map(|c| (c.owner, c.is_admin)),
+            Some((ADMIN_OWNER.into(), true))
+        );
+        // A credential that is there but wrong is refused, not taken for none.
+        for header in [
+            ("x-api-key", "wrong-secret"),
+            ("authorization", "Bearer wrong-secret"),
+            ("authorization", "Basic YWxpY2U6c2VjcmV0"),
+        ] {
+            assert!(
+                matches!(
+                    optional_caller(&[header]).await,
+                    Err(ApiError::Unauthorized)
+                ),
+                "{header:?}"
+            );
+        }
+    }
 }

@@ -232,6 +232,199 @@ mod tests {
         );
     }
 
+    /// Last minute's counter outlives its own minute: the store expires counters by the real
+    /// clock, so this runs at the real time, with last minute's requests counted in the past.
+    #[tokio::test]
+    async fn last_minutes_counter_is_still_read_in_this_minute() {
+        // Away from a minute's last seconds, so "this minute" stays one for the test.
+        let mut now = Utc::now();
+        if now.timestamp().rem_euclid(WINDOW_SECS) > 55 {
+            tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+            now = Utc::now();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedDb::open(&dir.path().join("db"), 5).unwrap();
+        let this_minute = now.timestamp() - now.timestamp().rem_euclid(WINDOW_SECS);
+        let last_minute = DateTime::from_timestamp(this_minute - 1, 0).unwrap();
+        for _ in 0..10 {
+            count_request(&store, "ip:4", 10, last_minute)
+                .await
+                .unwrap();
+        }
+        // Its ten requests weigh at least 10 x (5 / 60) here, so fewer than 9 remain.
+        let verdict = count_request(&store, "ip:4", 10, now).await.unwrap();
+        assert!(verdict.remaining < 9, "{verdict:?}");
+    }
+
+    mod middleware {
+        use super::super::*;
+        use crate::app::testing::{TestContext, context_with};
+        use crate::config::NamedKey;
+        use axum::Router;
+        use axum::body::Body;
+        use std::net::IpAddr;
+        use tower::ServiceExt;
+
+        const ALICE: &str = "alice-key-0123456789";
+        const BOB: &str = "bob-key-0123456789";
+
+        /// `/` limited at 2 a minute, `/public` at 1 for requests without a key.
+        fn app() -> (TestContext, Router) {
+            let t = context_with(|c| {
+                c.user_keys.push(NamedKey {
+                    name: "bob".into(),
+                    key: BOB.into(),
+                });
+                c.rate_limit_per_minute = 2;
+                c.public_status_rate_limit_per_minute = 1;
+            });
+            let ok = axum::routing::get(|| async { "ok" });
+            let (_, _, keyed) = limited((Vec::new(), Default::default(), ok.clone()), &t);
+            let router = Router::new()
+                .route("/", keyed)
+                .route(
+                    "/public",
+                    ok.layer(axum::middleware::from_fn_with_state(
+                        t.ctx.clone(),
+                        limit_keyless,
+                    )),
+                )
+                .with_state(t.ctx.clone());
+            (t, router)
+        }
+
+        async fn call(
+            app: &Router,
+            uri: &str,
+            headers: &[(&str, &str)],
+            peer: Option<&str>,
+        ) -> Response {
+            let mut req = Request::builder().uri(uri);
+            for (name, value) in headers {
+                req = req.header(*name, *value);
+            }
+            let mut req = req.body(Body::empty()).unwrap();
+            if let Some(ip) = peer {
+                let ip: IpAddr = ip.parse().unwrap();
+                req.extensions_mut()
+                    .insert(ConnectInfo(SocketAddr::new(ip, 40000)));
+            }
+            app.clone().oneshot(req).await.unwrap()
+        }
+
+        fn header(response: &Response, name: &str) -> Option<String> {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        }
+
+        /// Status, `x-ratelimit-limit` and `x-ratelimit-remaining`.
+        fn verdict(response: &Response) -> (u16, Option<String>, Option<String>) {
+            (
+                response.status().as_u16(),
+                header(response, "x-ratelimit-limit"),
+                header(response, "x-ratelimit-remaining"),
+            )
+        }
+
+        fn of(status: u16, limit: &str, remaining: &str) -> (u16, Option<String>, Option<String>) {
+            (status, Some(limit.into()), Some(remaining.into()))
+        }
+
+        #[tokio::test]
+        async fn keys_are_counted_per_owner_with_headers() {
+            let (_t, app) = app();
+            let alice = [("x-api-key", ALICE)];
+            let peer = Some("10.0.0.1");
+            assert_eq!(
+                verdict(&call(&app, "/", &alice, peer).await),
+                of(200, "2", "1")
+            );
+            let second = call(&app, "/", &alice, peer).await;
+            assert_eq!(verdict(&second), of(200, "2", "0"));
+            let reset: i64 = header(&second, "x-ratelimit-reset")
+                .unwrap()
+                .parse()
+                .unwrap();
+            let now = Utc::now().timestamp();
+            assert!(reset > now - 1 && reset <= now + WINDOW_SECS, "{reset}");
+            let refused = call(&app, "/", &alice, peer).await;
+            assert_eq!(verdict(&refused), of(429, "2", "0"));
+            assert!(header(&refused, "retry-after").is_some());
+            // The same key as a bearer token is the same owner.
+            let bearer = format!("Bearer {ALICE}");
+            let as_bearer = [("authorization", bearer.as_str())];
+            assert_eq!(
+                call(&app, "/", &as_bearer, Some("10.0.0.9")).await.status(),
+                429
+            );
+            // Bob, from the same address, has a window of his own.
+            let bob = [("x-api-key", BOB)];
+            assert_eq!(
+                verdict(&call(&app, "/", &bob, peer).await),
+                of(200, "2", "1")
+            );
+            // So does the address itself: a request without a key is counted by it.
+            assert_eq!(
+                verdict(&call(&app, "/", &[], peer).await),
+                of(200, "2", "1")
+            );
+        }
+
+        #[tokio::test]
+        async fn requests_without_a_valid_key_are_counted_per_address() {
+            let (_t, app) = app();
+            let wrong = [("x-api-key", "not-a-key-0123456789")];
+            for remaining in ["1", "0"] {
+                let response = call(&app, "/", &wrong, Some("10.0.0.1")).await;
+                assert_eq!(verdict(&response), of(200, "2", remaining));
+            }
+            // The peer decides; a forwarded header cannot pick another window.
+            let forwarded = [("x-forwarded-for", "10.0.0.7")];
+            assert_eq!(
+                call(&app, "/", &forwarded, Some("10.0.0.1")).await.status(),
+                429
+            );
+            assert_eq!(call(&app, "/", &[], Some("10.0.0.2")).await.status(), 200);
+            // Without a peer (behind API Gateway), the closest proxy's entry counts.
+            let chain = [("x-forwarded-for", "10.0.0.1, 10.0.0.3")];
+            for status in [200, 200, 429] {
+                assert_eq!(call(&app, "/", &chain, None).await.status(), status);
+            }
+            let other = [("x-forwarded-for", "10.0.0.3, 10.0.0.4")];
+            assert_eq!(call(&app, "/", &other, None).await.status(), 200);
+        }
+
+        #[tokio::test]
+        async fn the_public_limit_counts_only_requests_without_a_key() {
+            let (_t, app) = app();
+            let peer = Some("10.0.0.5");
+            for headers in [
+                [("x-api-key", ALICE)],
+                [("authorization", "Bearer whatever-the-route-decides")],
+            ] {
+                for _ in 0..3 {
+                    let response = call(&app, "/public", &headers, peer).await;
+                    assert_eq!(verdict(&response), (200, None, None), "{headers:?}");
+                }
+            }
+            assert_eq!(
+                verdict(&call(&app, "/public", &[], peer).await),
+                of(200, "1", "0")
+            );
+            assert_eq!(
+                verdict(&call(&app, "/public", &[], peer).await),
+                of(429, "1", "0")
+            );
+            // Its window is not the keyed routes' one.
+            assert_eq!(
+                verdict(&call(&app, "/", &[], peer).await),
+                of(200, "2", "1")
+            );
+        }
+    }
+
     async fn requests_at(store: &EmbeddedDb, now: DateTime<Utc>, n: usize) -> Vec<(bool, u64)> {
         let mut out = Vec::new();
         for _ in 0..n {

@@ -186,6 +186,31 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::AtomicUsize;
 
+    #[tokio::test]
+    async fn progress_only_moves_forward_and_a_job_that_ended_meanwhile_settles_the_run() {
+        let t = context();
+        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let running = job.start(Utc::now()).unwrap();
+        t.store.update_job(&running).await.unwrap();
+        let progress = JobProgress::new(&t, &running);
+        progress.report(60, "meshing").await;
+        // The same figure with news is recorded; a lower one is not (reports may overtake).
+        progress.report(60, "texturing").await;
+        progress.report(50, "late").await;
+        let seen = stored(&t, &job).await;
+        assert_eq!((seen.progress, seen.message.as_str()), (60, "texturing"));
+        assert!(!progress.settled());
+        // Its owner cancels it; the next report (however low) finds it ended.
+        let current = stored(&t, &job).await;
+        t.store
+            .update_job(&current.cancel(Utc::now()).unwrap())
+            .await
+            .unwrap();
+        progress.report(10, "still going").await;
+        assert!(progress.settled());
+        assert_eq!(stored(&t, &job).await.status, JobStatus::Cancelled);
+    }
+
     /// A generator that answers from a script, counts its runs, and may cancel the job it runs
     /// (as its owner would, mid-generation).
     #[derive(Default)]
