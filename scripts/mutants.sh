@@ -7,9 +7,16 @@
 #   bash scripts/mutants.sh                                  # everything (hours on 2 cores)
 #   bash scripts/mutants.sh --shard 0/8                      # one eighth
 #   bash scripts/mutants.sh --file shared/src/fal/breaker.rs # one file (replaces the list)
+#   bash scripts/mutants.sh --iterate                        # only what survived the last run
+#   bash scripts/mutants.sh --flows                          # the worker's survivors, again
 #
-# Prints caught, missed (surviving), unviable and timeouts, and the score: caught / (caught +
-# missed). Details in target/mutants/mutants.out/ (missed.txt lists each survivor).
+# The worker's FAL path (`shared/src/app/work/`) is tested over HTTP against a fake FAL and a
+# real worker in tests/fal_flow.rs and tests/pipeline.rs, not by unit tests: `--flows` re-runs
+# the mutants of those files that survived the last run against these two flow test binaries.
+#
+# Prints caught (with those caught in earlier runs when iterating), missed (surviving),
+# unviable and timeouts, and the score: caught / (caught + missed). Details in
+# target/mutants/mutants.out/ (missed.txt lists each survivor).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=27.1.0
@@ -26,15 +33,23 @@ files=(
     --file 'shared/src/fal/guard.rs'
     --file 'shared/src/app/**'
 )
+tests=()
+if [ "${1:-}" = "--flows" ]; then
+    shift
+    files=(--file 'shared/src/app/work/**')
+    tests=(--iterate --test-package image2model-tests --cargo-arg=--test=fal_flow
+        --cargo-arg=--test=pipeline)
+fi
 for arg in "$@"; do
     if [ "$arg" = "--file" ]; then files=(); fi
 done
 status=0
 cargo mutants --package image2model-shared "${files[@]}" --exclude 'shared/src/app/testing.rs' \
-    --output target/mutants --timeout-multiplier 3 --no-shuffle "$@" || status=$?
+    --output target/mutants --timeout-multiplier 3 --no-shuffle "${tests[@]}" "$@" || status=$?
 out=target/mutants/mutants.out
 count() { if [ -s "$out/$1.txt" ]; then wc -l < "$out/$1.txt"; else echo 0; fi; }
-caught=$(count caught) missed=$(count missed) unviable=$(count unviable) timeout=$(count timeout)
+caught=$(($(count caught) + $(count previously_caught)))
+missed=$(count missed) unviable=$(count unviable) timeout=$(count timeout)
 echo "caught $caught, missed $missed, unviable $unviable, timeouts $timeout"
 if [ $((caught + missed)) -gt 0 ]; then
     echo "mutation score: $((100 * caught / (caught + missed))) % caught ($(date -u +%F))"

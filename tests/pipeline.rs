@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{Duration as Span, Utc};
 use image2model_shared::AppContext;
+use image2model_shared::app::cleanup::{CleanupPass, cleanup};
 use image2model_shared::app::enqueue::WorkMessage;
 use image2model_shared::app::work::{MessageOutcome, Worker};
 use image2model_shared::builtin_generator::BuiltinGenerator;
@@ -373,10 +374,13 @@ async fn cleanup_deletes_old_uploads_results_and_records_but_not_live_work() {
         .unwrap();
 
     let later = Utc::now() + Span::hours(48);
-    let dry = image2model_shared::app::cleanup::cleanup(
+    let dry = cleanup(
         &s.ctx,
-        Duration::from_secs(24 * 3600),
-        true,
+        CleanupPass {
+            older_than: Duration::from_secs(24 * 3600),
+            dry_run: true,
+            budget: Duration::from_secs(600),
+        },
         later,
     )
     .await
@@ -391,10 +395,13 @@ async fn cleanup_deletes_old_uploads_results_and_records_but_not_live_work() {
     );
     assert!(s.ctx.store.get_job(j.job_id).await.unwrap().is_some());
 
-    let real = image2model_shared::app::cleanup::cleanup(
+    let real = cleanup(
         &s.ctx,
-        Duration::from_secs(24 * 3600),
-        false,
+        CleanupPass {
+            older_than: Duration::from_secs(24 * 3600),
+            dry_run: false,
+            budget: Duration::from_secs(600),
+        },
         later,
     )
     .await

@@ -338,6 +338,21 @@ where
     }
 }
 
+/// The shortest retention: a file uploaded through a presigned URL must outlive the few moments
+/// before its job is created, and a result the moment before it is downloaded.
+const MIN_RETENTION: Duration = Duration::from_secs(60);
+
+/// `value`, or an error naming `name` when it is under `min`.
+fn at_least(value: Duration, name: &'static str, min: Duration) -> Result<Duration, ConfigError> {
+    if value < min {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!("must be at least {} s", min.as_secs()),
+        });
+    }
+    Ok(value)
+}
+
 fn seconds(
     vars: &HashMap<String, String>,
     name: &'static str,
@@ -525,7 +540,11 @@ impl Config {
             max_files: parse(vars, "MAX_FILES", d.max_files)?,
             presign_expiry: seconds(vars, "PRESIGN_EXPIRY_SECONDS", d.presign_expiry)?,
             download_expiry: seconds(vars, "DOWNLOAD_EXPIRY_SECONDS", d.download_expiry)?,
-            retention: seconds(vars, "RETENTION_SECONDS", d.retention)?,
+            retention: at_least(
+                seconds(vars, "RETENTION_SECONDS", d.retention)?,
+                "RETENTION_SECONDS",
+                MIN_RETENTION,
+            )?,
             rate_limit_per_minute: parse(vars, "RATE_LIMIT_PER_MINUTE", d.rate_limit_per_minute)?,
             job_deadline: seconds(vars, "JOB_DEADLINE_SECONDS", d.job_deadline)?,
             visibility_timeout: seconds(vars, "VISIBILITY_TIMEOUT_SECONDS", d.visibility_timeout)?,
@@ -663,6 +682,12 @@ mod tests {
             );
         }
         assert!(Config::from_vars(&vars(&[("JOB_DEADLINE_SECONDS", "-1")])).is_err());
+        for short in ["0", "59.9"] {
+            let err = Config::from_vars(&vars(&[("RETENTION_SECONDS", short)])).unwrap_err();
+            assert!(err.to_string().contains("RETENTION_SECONDS"), "{err}");
+        }
+        let minute = Config::from_vars(&vars(&[("RETENTION_SECONDS", "60")])).unwrap();
+        assert_eq!(minute.retention, Duration::from_secs(60));
         assert!(Config::from_vars(&vars(&[("TABLE_NAME", "t")])).is_err());
         assert!(Config::from_vars(&vars(&[("API_KEY_HASHES", "a:zz")])).is_err());
         assert!(Config::from_vars(&vars(&[("ADMIN_API_KEY_HASH", "abcd")])).is_err());

@@ -129,7 +129,7 @@ mod tests {
         let vars = std::collections::HashMap::from([
             (
                 "API_KEYS".to_owned(),
-                "alice:alice-key-0123456789".to_owned(),
+                "alice:alice-key-0123456789,dot:eyJ-shaped.key.0123456789".to_owned(),
             ),
             ("JWT_ISSUER".to_owned(), "https://issuer.example".to_owned()),
             ("JWT_AUDIENCE".to_owned(), "image2model".to_owned()),
@@ -144,6 +144,16 @@ mod tests {
             Some(Identity::User("alice".into()))
         );
         assert_eq!(ring.identify_credential("a.b.c").await, None);
+        // With sign-in on, a credential shaped like a token is read as one only, even when a
+        // key has that shape (no provider signed it).
+        assert_eq!(
+            ring.identify("eyJ-shaped.key.0123456789"),
+            Some(Identity::User("dot".into()))
+        );
+        assert_eq!(
+            ring.identify_credential("eyJ-shaped.key.0123456789").await,
+            None
+        );
     }
 
     #[test]

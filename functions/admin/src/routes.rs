@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
 use image2model_shared::AppContext;
-use image2model_shared::app::cleanup::cleanup;
+use image2model_shared::app::cleanup::{CleanupPass, cleanup};
 use image2model_shared::app::delete_job::delete_job;
 use image2model_shared::app::health::check_all;
 use image2model_shared::app::list_jobs::{ListParams, list_jobs};
@@ -29,6 +29,10 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+/// A cleanup on demand answers within API Gateway's 30 s; what is left goes in the next call or
+/// the sweeper's round (the answer's `complete` says which).
+const CLEANUP_BUDGET: Duration = Duration::from_secs(20);
 
 pub fn router() -> OpenApiRouter<AppContext> {
     OpenApiRouter::new()
@@ -120,7 +124,7 @@ struct CleanupRequest {
     post, path = "/api/v1/admin/cleanup", tag = "admin", operation_id = "admin_cleanup",
     request_body(content = Option<CleanupRequest>, description = "Optional: no body is `{hours: 24, dry_run: false}`"),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{dry_run, cutoff, files, jobs, batches, objects, bytes, files_removed, freed_space_mb, directories_removed, errors, cleanup_hours, timestamp}`"), ApiErrors),
+    responses((status = 200, body = Object, description = "`{dry_run, cutoff, files, jobs, batches, objects, bytes, complete, files_removed, freed_space_mb, directories_removed, errors, cleanup_hours, timestamp}`"), ApiErrors),
 )]
 async fn run_cleanup(
     State(ctx): State<AppContext>,
@@ -135,7 +139,12 @@ async fn run_cleanup(
         ));
     }
     let older_than = Duration::from_secs_f64(hours * 3600.0);
-    let report = cleanup(&ctx, older_than, request.dry_run, Utc::now()).await?;
+    let pass = CleanupPass {
+        older_than,
+        dry_run: request.dry_run,
+        budget: CLEANUP_BUDGET,
+    };
+    let report = cleanup(&ctx, pass, Utc::now()).await?;
     let mut body = json!(report);
     body["files_removed"] = json!(report.objects.len());
     body["freed_space_mb"] = json!(megabytes(report.bytes));

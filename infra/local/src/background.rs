@@ -6,7 +6,7 @@ use futures_util::FutureExt;
 use futures_util::future::join_all;
 use image2model_shared::AppContext;
 use image2model_shared::adapters::embedded::DiskStorage;
-use image2model_shared::app::cleanup::cleanup;
+use image2model_shared::app::cleanup::{CleanupPass, cleanup};
 use image2model_shared::app::sweep::{ingest_stored_uploads, sweep};
 use image2model_shared::app::work::{MessageOutcome, Worker};
 use image2model_shared::shutdown::Shutdown;
@@ -17,6 +17,8 @@ use tokio::time::Instant;
 
 const IDLE_POLL: Duration = Duration::from_millis(100);
 const CLEANUP_EVERY: Duration = Duration::from_secs(3600);
+/// How long one cleanup may hold up the sweep that shares its loop; the rest waits a round.
+const CLEANUP_BUDGET: Duration = Duration::from_secs(60);
 
 /// Sleeps for `d` unless shutdown is signalled first; returns whether to stop.
 async fn pause(shutdown: &Shutdown, d: Duration) -> bool {
@@ -95,7 +97,12 @@ pub async fn run_sweeper(ctx: AppContext, disk: Arc<DiskStorage>) {
         }
         if last_cleanup.elapsed() >= cleanup_every {
             last_cleanup = Instant::now();
-            if let Err(err) = cleanup(&ctx, ctx.config.retention, false, Utc::now()).await {
+            let pass = CleanupPass {
+                older_than: ctx.config.retention,
+                dry_run: false,
+                budget: CLEANUP_BUDGET,
+            };
+            if let Err(err) = cleanup(&ctx, pass, Utc::now()).await {
                 tracing::warn!(error = %err, "cleanup failed");
             }
             // A write in progress is seconds old; one cut short by a full disk is not.

@@ -11,10 +11,11 @@ use crate::domain::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Records read per query; a pass that deletes pages on until a page comes back short, so the
-/// backlog never outgrows what one pass removes.
+/// Records read per query. A pass deletes page after page until a page comes back short or its
+/// time budget is spent (the next pass goes on from there), so a backlog larger than a page
+/// does not outgrow the passes.
 const PAGE: usize = 1000;
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -26,17 +27,29 @@ pub struct CleanupReport {
     pub batches: Vec<BatchId>,
     pub objects: Vec<String>,
     pub bytes: u64,
+    /// False when the time budget ended the pass with more left to delete.
+    pub complete: bool,
 }
 
-/// Deletes (or, in a dry run, lists) what is older than `older_than`. A dry run lists the first
-/// page of each kind (it deletes nothing, so a second query would return the same page).
+/// What one cleanup pass is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct CleanupPass {
+    /// Delete what is older than this.
+    pub older_than: Duration,
+    /// List instead of deleting: the first page of each kind (it deletes nothing, so a second
+    /// query would return the same page).
+    pub dry_run: bool,
+    /// No new page is started after this much time (the caller's own deadline, less a margin).
+    pub budget: Duration,
+}
+
+/// Deletes (or, in a dry run, lists) what `pass` asks for, as of `now`.
 pub async fn cleanup(
     ctx: &AppContext,
-    older_than: Duration,
-    dry_run: bool,
+    pass: CleanupPass,
     now: DateTime<Utc>,
 ) -> Result<CleanupReport, AppError> {
-    cleanup_in_pages(ctx, older_than, dry_run, now, PAGE).await
+    cleanup_in_pages(ctx, pass, now, PAGE).await
 }
 
 /// What one pass has removed (or, in a dry run, would remove), for lookups in constant time.
@@ -50,16 +63,24 @@ struct Removed {
 
 async fn cleanup_in_pages(
     ctx: &AppContext,
-    older_than: Duration,
-    dry_run: bool,
+    pass: CleanupPass,
     now: DateTime<Utc>,
     page: usize,
 ) -> Result<CleanupReport, AppError> {
-    let cutoff = ago(now, older_than);
+    let started = Instant::now();
+    let dry_run = pass.dry_run;
+    let cutoff = ago(now, pass.older_than);
     let mut report = CleanupReport {
         dry_run,
         cutoff,
+        complete: true,
         ..CleanupReport::default()
+    };
+    // Whether to read another page after a full one: not in a dry run, not past the budget.
+    let go_on = |report: &mut CleanupReport| {
+        let in_time = started.elapsed() < pass.budget;
+        report.complete &= in_time;
+        !dry_run && in_time
     };
     let mut removed = Removed::default();
     let mut touched_batches = BTreeSet::new();
@@ -93,7 +114,7 @@ async fn cleanup_in_pages(
                 removed.jobs.insert(job.job_id);
                 report.jobs.push(job.job_id);
             }
-            if dry_run || !full {
+            if !full || !go_on(&mut report) {
                 break;
             }
         }
@@ -141,11 +162,16 @@ async fn cleanup_in_pages(
             deleted += 1;
         }
         // Files a live job still needs stay listed; a page of nothing but those ends the pass.
-        if dry_run || !full || deleted == 0 {
+        if !full || deleted == 0 || !go_on(&mut report) {
             break;
         }
     }
-    // Objects no record points at (an upload never recorded, a result of a deleted job).
+    // Objects no record points at (an upload never recorded, a result of a deleted job): a
+    // listing of everything, left for the next pass when this one is out of time.
+    if !report.complete || started.elapsed() >= pass.budget {
+        report.complete = false;
+        return Ok(finish(report));
+    }
     for object in ctx.storage.list(UPLOADS_PREFIX).await? {
         if object.last_modified >= cutoff || removed.objects.contains(&object.key) {
             continue;
@@ -170,15 +196,20 @@ async fn cleanup_in_pages(
             remove_object(ctx, &object.key, dry_run, &mut report, &mut removed).await?;
         }
     }
+    Ok(finish(report))
+}
+
+fn finish(report: CleanupReport) -> CleanupReport {
     tracing::info!(
-        dry_run,
+        dry_run = report.dry_run,
+        complete = report.complete,
         files = report.files.len(),
         jobs = report.jobs.len(),
         objects = report.objects.len(),
         bytes = report.bytes,
         "cleanup"
     );
-    Ok(report)
+    report
 }
 
 async fn remove_object(
@@ -209,6 +240,15 @@ mod tests {
     use bytes::Bytes;
 
     const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Older than an hour, with all the time it needs.
+    fn pass(dry_run: bool) -> CleanupPass {
+        CleanupPass {
+            older_than: HOUR,
+            dry_run,
+            budget: Duration::from_secs(600),
+        }
+    }
 
     /// Two hours from now, with a cutoff of an hour: everything made before the test is old.
     fn later() -> DateTime<Utc> {
@@ -247,7 +287,7 @@ mod tests {
                 .unwrap();
         }
 
-        let dry = cleanup(&t, HOUR, true, later()).await.unwrap();
+        let dry = cleanup(&t, pass(true), later()).await.unwrap();
         assert_eq!(
             (dry.jobs.clone(), dry.files.clone(), dry.batches.clone()),
             (
@@ -264,7 +304,7 @@ mod tests {
         assert!(t.storage.head(&key).await.unwrap().is_some());
         assert!(t.store.get_batch(batch.batch_id).await.unwrap().is_some());
 
-        let real = cleanup(&t, HOUR, false, later()).await.unwrap();
+        let real = cleanup(&t, pass(false), later()).await.unwrap();
         assert_eq!(
             (real.jobs, real.files, real.objects.len()),
             (dry.jobs, dry.files, 4)
@@ -284,7 +324,7 @@ mod tests {
                 .is_some()
         );
         // With the cutoff an hour ago, everything left is too young to go.
-        let nothing = cleanup(&t, HOUR, false, Utc::now()).await.unwrap();
+        let nothing = cleanup(&t, pass(false), Utc::now()).await.unwrap();
         assert!(nothing.jobs.is_empty() && nothing.files.is_empty() && nothing.objects.is_empty());
     }
 
@@ -306,17 +346,17 @@ mod tests {
                 .unwrap();
         }
 
-        let nothing = cleanup(&t, HOUR, false, Utc::now()).await.unwrap();
+        let nothing = cleanup(&t, pass(false), Utc::now()).await.unwrap();
         assert!(nothing.objects.is_empty(), "{nothing:?}");
         for object in &young {
             assert!(t.storage.head(object).await.unwrap().is_some(), "{object}");
         }
 
         let at = later();
-        let dry = cleanup(&t, HOUR, true, at).await.unwrap();
+        let dry = cleanup(&t, pass(true), at).await.unwrap();
         assert!(dry.dry_run);
         assert_eq!(dry.cutoff, at - chrono::Duration::hours(1));
-        let report = cleanup(&t, HOUR, false, at).await.unwrap();
+        let report = cleanup(&t, pass(false), at).await.unwrap();
         assert!(!report.dry_run);
         assert_eq!(report.jobs, [ended.job_id]);
         assert!(report.batches.is_empty(), "{report:?}");
@@ -338,7 +378,7 @@ mod tests {
         t.store.create_file(&file).await.unwrap();
         let job = completed(&t, &queued_job(&t, &file, DEFAULT_MODEL).await).await;
 
-        let report = cleanup(&t, HOUR, false, Utc::now()).await.unwrap();
+        let report = cleanup(&t, pass(false), Utc::now()).await.unwrap();
         assert_eq!((report.files, report.jobs), (vec![file.file_id], vec![]));
         assert!(t.store.get_file(file.file_id).await.unwrap().is_none());
         assert!(t.storage.head(&file.object_key).await.unwrap().is_none());
@@ -358,14 +398,14 @@ mod tests {
         let live_file = ready_file(&t, "alice").await;
         let live = queued_job(&t, &live_file, DEFAULT_MODEL).await;
 
-        let dry = cleanup_in_pages(&t, HOUR, true, later(), 3).await.unwrap();
+        let dry = cleanup_in_pages(&t, pass(true), later(), 3).await.unwrap();
         assert_eq!(
             (dry.jobs.len(), dry.files.len()),
             (3, 3),
             "a dry run lists one page"
         );
 
-        let report = cleanup_in_pages(&t, HOUR, false, later(), 3).await.unwrap();
+        let report = cleanup_in_pages(&t, pass(false), later(), 3).await.unwrap();
         assert_eq!((report.jobs.len(), report.files.len()), (7, 7));
         for (file, job) in &ended {
             assert!(t.store.get_job(job.job_id).await.unwrap().is_none());
@@ -374,5 +414,37 @@ mod tests {
         }
         assert!(t.store.get_job(live.job_id).await.unwrap().is_some());
         assert!(t.store.get_file(live_file.file_id).await.unwrap().is_some());
+        assert!(report.complete);
+    }
+
+    /// Out of time, a pass finishes the page it is on and says it did not get through; the
+    /// next pass goes on from there.
+    #[tokio::test]
+    async fn a_pass_out_of_time_stops_between_pages_and_says_so() {
+        let t = context();
+        for _ in 0..7 {
+            let file = ready_file(&t, "alice").await;
+            completed(&t, &queued_job(&t, &file, DEFAULT_MODEL).await).await;
+        }
+        let orphan = JobResult::object_key_for(JobId::new(), "glb");
+        t.storage
+            .put(&orphan, Bytes::from_static(b"x"), "model/gltf-binary")
+            .await
+            .unwrap();
+        let hurried = CleanupPass {
+            budget: Duration::ZERO,
+            ..pass(false)
+        };
+        let first = cleanup_in_pages(&t, hurried, later(), 3).await.unwrap();
+        assert_eq!((first.jobs.len(), first.files.len()), (3, 3));
+        assert!(!first.complete);
+        assert!(
+            t.storage.head(&orphan).await.unwrap().is_some(),
+            "the listing of every object waits for a pass with time"
+        );
+        let rest = cleanup_in_pages(&t, pass(false), later(), 3).await.unwrap();
+        assert_eq!((rest.jobs.len(), rest.files.len()), (4, 4));
+        assert!(rest.complete);
+        assert!(t.storage.head(&orphan).await.unwrap().is_none());
     }
 }

@@ -1,12 +1,17 @@
 //! One round of maintenance, as the scheduled sweeper runs it: a sweep, then a cleanup of what is
 //! older than the retention. The local server runs the same two steps on timers.
 
-use super::cleanup::{CleanupReport, cleanup};
+use super::cleanup::{CleanupPass, CleanupReport, cleanup};
 use super::error::AppError;
 use super::sweep::{SweepReport, sweep};
 use crate::context::AppContext;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::time::Duration;
+
+/// The cleanup's share of a round: the sweeper's Lambda has 300 s, the sweep comes first, and
+/// what is left waits for the next round.
+const CLEANUP_BUDGET: Duration = Duration::from_secs(150);
 
 #[derive(Debug, Serialize)]
 pub struct MaintenanceReport {
@@ -19,7 +24,12 @@ pub async fn run_maintenance(
     now: DateTime<Utc>,
 ) -> Result<MaintenanceReport, AppError> {
     let sweep = sweep(ctx, now).await?;
-    let cleanup = cleanup(ctx, ctx.config.retention, false, now).await?;
+    let pass = CleanupPass {
+        older_than: ctx.config.retention,
+        dry_run: false,
+        budget: CLEANUP_BUDGET,
+    };
+    let cleanup = cleanup(ctx, pass, now).await?;
     tracing::info!(
         requeued = sweep.requeued.len(),
         timed_out = sweep.timed_out.len(),

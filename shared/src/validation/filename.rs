@@ -105,6 +105,12 @@ mod tests {
         assert_eq!(sanitize_filename("a..b...png"), "a.b.png");
         assert_eq!(sanitize_filename("..."), "upload");
         assert_eq!(
+            sanitize_filename("???"),
+            "upload",
+            "nothing but placeholders"
+        );
+        assert_eq!(sanitize_filename("_._"), "upload");
+        assert_eq!(
             sanitize_filename("café photo (1).webp"),
             "café photo (1).webp"
         );
@@ -127,6 +133,9 @@ mod tests {
         let name = sanitize_filename(&format!("{}.png", "x".repeat(500)));
         assert_eq!(name.chars().count(), MAX_LEN);
         assert!(name.ends_with(".png"));
+        // An "extension" longer than ten characters is part of the name, cut like the rest.
+        let long_tail = format!("{}.{}", "x".repeat(200), "y".repeat(50));
+        assert_eq!(sanitize_filename(&long_tail), "x".repeat(MAX_LEN));
     }
 
     proptest! {

@@ -368,7 +368,104 @@ mod tests {
             );
             assert_eq!(img.size, bytes.len() as u64);
             assert_eq!(img.sha256.len(), 64);
+            let kind = ImageKind::from_mime(mime).unwrap();
+            assert_eq!(img.extension, kind.extension());
         }
+        let extensions: Vec<&str> = ImageKind::ALL.iter().map(|k| k.extension()).collect();
+        assert_eq!(extensions, ["jpg", "png", "webp"]);
+    }
+
+    /// Exactly at each limit is within it.
+    #[test]
+    fn an_image_exactly_at_its_pixel_and_decode_limits_passes() {
+        for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP] {
+            let bytes = encode(format, false);
+            let exact = ImageLimits {
+                max_pixels: 40 * 30,
+                max_decode_bytes: 40 * 30 * 3,
+                ..LIMITS
+            };
+            assert!(inspect_image(&bytes, exact).is_ok(), "{format:?}");
+            let fewer_pixels = ImageLimits {
+                max_pixels: 40 * 30 - 1,
+                ..exact
+            };
+            assert_eq!(
+                inspect_image(&bytes, fewer_pixels).unwrap_err().code(),
+                "IMAGE_TOO_LARGE"
+            );
+            let fewer_bytes = ImageLimits {
+                max_decode_bytes: 40 * 30 * 3 - 1,
+                ..exact
+            };
+            assert!(matches!(
+                inspect_image(&bytes, fewer_bytes),
+                Err(ImageRejection::DecodesTooLarge { needed: 3600, .. })
+            ));
+        }
+    }
+
+    /// A PNG whose header says it has no rows (or no columns) is corrupt, said as such.
+    #[test]
+    fn an_image_without_width_or_height_is_corrupt() {
+        for (width, height) in [(0u32, 5u32), (5, 0)] {
+            let mut ihdr = width.to_be_bytes().to_vec();
+            ihdr.extend_from_slice(&height.to_be_bytes());
+            ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+            let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+            png.extend(chunk(b"IHDR", &ihdr));
+            png.extend(chunk(b"IEND", b""));
+            assert_eq!(
+                inspect_image(&png, LIMITS),
+                Err(ImageRejection::Corrupt {
+                    reason: "zero width or height".into()
+                })
+            );
+        }
+    }
+
+    /// The JPEG walk steps over fill bytes before a marker and over markers without a length
+    /// (TEM, RST), as decoders do, and finds the end-of-image marker.
+    #[test]
+    fn the_jpeg_walk_skips_fill_bytes_and_markers_without_a_length() {
+        let jpeg = encode(ImageFormat::Jpeg, false);
+        assert_eq!(jpeg_end(&jpeg), Ok(jpeg.len()));
+        // SOI, then fill bytes, a TEM and an RST before the encoder's first segment.
+        let mut padded = jpeg[..2].to_vec();
+        padded.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0x01, 0xFF, 0xD3]);
+        padded.extend_from_slice(&jpeg[2..]);
+        assert_eq!(jpeg_end(&padded), Ok(padded.len()));
+        // An empty segment (its length counts only itself) is fine; a shorter length is not.
+        let mut empty_app = jpeg[..2].to_vec();
+        empty_app.extend_from_slice(&[0xFF, 0xE5, 0x00, 0x02]);
+        empty_app.extend_from_slice(&jpeg[2..]);
+        assert_eq!(jpeg_end(&empty_app), Ok(empty_app.len()));
+        for short in [0u8, 1] {
+            let mut bad = jpeg[..2].to_vec();
+            bad.extend_from_slice(&[0xFF, 0xE5, 0x00, short]);
+            bad.extend_from_slice(&jpeg[2..]);
+            assert_eq!(jpeg_end(&bad), Err("JPEG segment length is invalid"));
+        }
+        // A segment that runs past the end is cut short; one that ends at the end lacks the
+        // end-of-image marker.
+        let past = [0xFF, 0xD8, 0xFF, 0xE5, 0x00, 0x08, 1, 2];
+        assert_eq!(
+            jpeg_end(&past),
+            Err("JPEG ends before its end-of-image marker")
+        );
+        let flush = [0xFF, 0xD8, 0xFF, 0xE5, 0x00, 0x04, 1, 2];
+        assert_eq!(jpeg_end(&flush), Err("JPEG marker expected"));
+        // Entropy-coded data runs past stuffed bytes (FF 00), restart markers and fill bytes
+        // to the next real marker.
+        let scan = [
+            0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0x11, 0xFF, 0x00, 0x22, 0xFF, 0xD3, 0x33, 0xFF,
+            0xFF, 0xD9,
+        ];
+        assert_eq!(jpeg_end(&scan), Ok(scan.len()));
+        // Fill bytes right before the end-of-image marker.
+        let mut filled = jpeg[..jpeg.len() - 2].to_vec();
+        filled.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xD9]);
+        assert_eq!(jpeg_end(&filled), Ok(filled.len()));
     }
 
     #[test]
@@ -384,6 +481,25 @@ mod tests {
             inspect_image(b"GIF89a\x01\x00\x01\x00", LIMITS),
             Err(ImageRejection::Unsupported { format: "GIF" })
         );
+        assert_eq!(
+            inspect_image(b"<html><script>alert(1)</script>", LIMITS),
+            Err(ImageRejection::NotAnImage)
+        );
+        for (brand, format) in [
+            (b"heic", "HEIC"),
+            (b"mif1", "HEIC"),
+            (b"avif", "AVIF"),
+            (b"mp42", "ISO media"),
+        ] {
+            let mut bytes = b"\0\0\0\x18ftyp".to_vec();
+            bytes.extend_from_slice(brand);
+            bytes.extend_from_slice(&[0; 12]);
+            assert_eq!(
+                inspect_image(&bytes, LIMITS),
+                Err(ImageRejection::Unsupported { format }),
+                "{format}"
+            );
+        }
     }
 
     #[test]
@@ -469,15 +585,6 @@ mod tests {
     /// pixel limit, but 288 MB once decoded. Refused from the header, before any allocation.
     #[test]
     fn a_deep_image_over_the_decode_budget_is_refused_before_decoding() {
-        let chunk = |kind: &[u8], data: &[u8]| {
-            let mut out = (data.len() as u32).to_be_bytes().to_vec();
-            out.extend_from_slice(kind);
-            out.extend_from_slice(data);
-            let mut crc_input = kind.to_vec();
-            crc_input.extend_from_slice(data);
-            out.extend_from_slice(&crc32(&crc_input).to_be_bytes());
-            out
-        };
         let mut ihdr = Vec::new();
         ihdr.extend_from_slice(&6000u32.to_be_bytes());
         ihdr.extend_from_slice(&6000u32.to_be_bytes());
@@ -517,8 +624,44 @@ mod tests {
         !crc
     }
 
+    /// A RIFF payload of odd size may be followed by one padding byte, which belongs to it.
+    #[test]
+    fn the_webp_walk_takes_the_padding_byte_of_an_odd_payload_only() {
+        let riff = |payload: &[u8], after: &[u8]| {
+            let mut out = b"RIFF".to_vec();
+            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            out.extend_from_slice(payload);
+            out.extend_from_slice(after);
+            out
+        };
+        assert_eq!(webp_end(&riff(b"WEBPx", &[7])), Ok(14));
+        assert_eq!(webp_end(&riff(b"WEBPx", &[])), Ok(13));
+        assert_eq!(webp_end(&riff(b"WEBP", &[7])), Ok(12));
+        assert_eq!(webp_end(&riff(b"WEBPxyz", &[7, 7])), Ok(16));
+        assert_eq!(
+            webp_end(&riff(b"WEBP", &[])[..10]),
+            Err("WebP data runs past the end of the file")
+        );
+    }
+
+    /// A PNG chunk: length, kind, data and CRC.
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc_input = kind.to_vec();
+        crc_input.extend_from_slice(data);
+        out.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+        out
+    }
+
     #[test]
     fn mime_and_extension_mapping() {
+        for kind in ImageKind::ALL {
+            assert_eq!(ImageKind::from_mime(kind.mime()), Some(kind));
+            assert_eq!(ImageKind::from_extension(kind.extension()), Some(kind));
+        }
+        assert_eq!(ImageKind::from_extension("WEBP"), Some(ImageKind::Webp));
         assert_eq!(
             ImageKind::from_mime("IMAGE/JPEG; charset=x"),
             Some(ImageKind::Jpeg)
