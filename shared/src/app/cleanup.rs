@@ -76,12 +76,9 @@ async fn cleanup_in_pages(
         complete: true,
         ..CleanupReport::default()
     };
-    // Whether to read another page after a full one: not in a dry run, not past the budget.
-    let go_on = |report: &mut CleanupReport| {
-        let in_time = started.elapsed() < pass.budget;
-        report.complete &= in_time;
-        !dry_run && in_time
-    };
+    // Whether to read another page after a full one: not in a dry run, not past the budget
+    // (the check before the listings below then says the pass is not complete).
+    let go_on = || !dry_run && started.elapsed() < pass.budget;
     let mut removed = Removed::default();
     let mut touched_batches = BTreeSet::new();
 
@@ -114,7 +111,7 @@ async fn cleanup_in_pages(
                 removed.jobs.insert(job.job_id);
                 report.jobs.push(job.job_id);
             }
-            if !full || !go_on(&mut report) {
+            if !full || !go_on() {
                 break;
             }
         }
@@ -123,13 +120,14 @@ async fn cleanup_in_pages(
         let Some(batch) = ctx.store.get_batch(batch_id).await? else {
             continue;
         };
-        let mut remaining = 0;
+        let mut jobs_left = false;
         for id in &batch.job_ids {
             if !removed.jobs.contains(id) && ctx.store.get_job(*id).await?.is_some() {
-                remaining += 1;
+                jobs_left = true;
+                break;
             }
         }
-        if remaining == 0 {
+        if !jobs_left {
             if !dry_run {
                 ctx.store.delete_batch(batch_id).await?;
             }
@@ -139,7 +137,7 @@ async fn cleanup_in_pages(
     loop {
         let files = ctx.store.list_files_created_before(cutoff, page).await?;
         let full = files.len() >= page;
-        let mut deleted = 0;
+        let mut deleted_any = false;
         for file in files {
             if !removed.files.insert(file.file_id) {
                 continue;
@@ -159,16 +157,16 @@ async fn cleanup_in_pages(
             }
             remove_object(ctx, &file.object_key, dry_run, &mut report, &mut removed).await?;
             report.files.push(file.file_id);
-            deleted += 1;
+            deleted_any = true;
         }
         // Files a live job still needs stay listed; a page of nothing but those ends the pass.
-        if !full || deleted == 0 || !go_on(&mut report) {
+        if !full || !deleted_any || !go_on() {
             break;
         }
     }
     // Objects no record points at (an upload never recorded, a result of a deleted job): a
     // listing of everything, left for the next pass when this one is out of time.
-    if !report.complete || started.elapsed() >= pass.budget {
+    if started.elapsed() >= pass.budget {
         report.complete = false;
         return Ok(finish(report));
     }
@@ -297,6 +295,8 @@ mod tests {
             )
         );
         assert_eq!(dry.objects.len(), 4, "{:?}", dry.objects);
+        // The two orphans, the model and the upload.
+        assert_eq!(dry.bytes, 1 + 1 + 4 + done_file.size);
         assert!(
             t.store.get_job(completed.job_id).await.unwrap().is_some(),
             "a dry run deletes nothing"
@@ -415,6 +415,23 @@ mod tests {
         assert!(t.store.get_job(live.job_id).await.unwrap().is_some());
         assert!(t.store.get_file(live_file.file_id).await.unwrap().is_some());
         assert!(report.complete);
+    }
+
+    /// Old files a live job still needs fill the first page of every listing: a page of
+    /// nothing else ends the pass at once rather than reading it again until time is up.
+    #[tokio::test]
+    async fn a_page_of_files_still_in_use_ends_the_pass() {
+        let t = context();
+        for _ in 0..3 {
+            queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        }
+        let pass = CleanupPass {
+            budget: Duration::from_secs(2),
+            ..pass(false)
+        };
+        let report = cleanup_in_pages(&t, pass, later(), 3).await.unwrap();
+        assert!(report.files.is_empty());
+        assert!(report.complete, "the pass ran out its time: {report:?}");
     }
 
     /// Out of time, a pass finishes the page it is on and says it did not get through; the
