@@ -8,11 +8,6 @@
 #   bash scripts/mutants.sh --shard 0/8                      # one eighth
 #   bash scripts/mutants.sh --file shared/src/fal/breaker.rs # one file (replaces the list)
 #   bash scripts/mutants.sh --iterate                        # only what survived the last run
-#   bash scripts/mutants.sh --flows                          # the worker's survivors, again
-#
-# The worker's FAL path (`shared/src/app/work/`) is tested over HTTP against a fake FAL and a
-# real worker in tests/fal_flow.rs and tests/pipeline.rs, not by unit tests: `--flows` re-runs
-# the mutants of those files that survived the last run against these two flow test binaries.
 #
 # Prints caught, missed (surviving), unviable and timeouts of the mutants this run tested, the
 # score caught / (caught + missed) and, when iterating, how many earlier runs had already
@@ -34,20 +29,12 @@ files=(
     --file 'shared/src/fal/guard.rs'
     --file 'shared/src/app/**'
 )
-tests=()
-if [ "${1:-}" = "--flows" ]; then
-    shift
-    files=(--file 'shared/src/app/work/**')
-    # The build stays shared's; the test step builds and runs the two flow test binaries.
-    tests=(--iterate --test-package image2model-tests --cargo-test-arg=--test=fal_flow
-        --cargo-test-arg=--test=pipeline)
-fi
 for arg in "$@"; do
     if [ "$arg" = "--file" ]; then files=(); fi
 done
 status=0
 cargo mutants --package image2model-shared "${files[@]}" --exclude 'shared/src/app/testing.rs' \
-    --output target/mutants --timeout-multiplier 3 --no-shuffle "${tests[@]}" "$@" || status=$?
+    --output target/mutants --timeout-multiplier 3 --no-shuffle "$@" || status=$?
 out=target/mutants/mutants.out
 count() { if [ -s "$out/$1.txt" ]; then wc -l < "$out/$1.txt"; else echo 0; fi; }
 caught=$(count caught) missed=$(count missed) unviable=$(count unviable) timeout=$(count timeout)
