@@ -216,6 +216,22 @@ mod tests {
         )
     }
 
+    /// The snapshot of a task that is this one job.
+    fn single(job: &GenerationJob) -> Snapshot {
+        Snapshot::of(job.job_id, &Task::Job(Box::new(job.clone())))
+    }
+
+    /// The snapshot of a batch of these jobs.
+    fn batch(jobs: Vec<GenerationJob>) -> Snapshot {
+        let owner = Batch {
+            batch_id: Default::default(),
+            owner: "o".into(),
+            job_ids: vec![],
+            created_at: Utc::now(),
+        };
+        Snapshot::of(JobId::new(), &Task::Batch(owner, jobs))
+    }
+
     #[test]
     fn only_a_viewer_without_credentials_gets_the_public_view() {
         let caller = Caller {
@@ -266,18 +282,7 @@ mod tests {
             JobStatus::Completed
         );
 
-        let batch = Snapshot::of(
-            JobId::new(),
-            &Task::Batch(
-                Batch {
-                    batch_id: Default::default(),
-                    owner: "o".into(),
-                    job_ids: vec![],
-                    created_at: now,
-                },
-                vec![done],
-            ),
-        );
+        let batch = batch(vec![done]);
         assert_eq!(batch.status, JobStatus::Completed);
         assert!(batch.is_terminal());
         assert!(batch.version() > 0);
@@ -297,8 +302,6 @@ mod tests {
             .fail(JobError::new("INVALID_IMAGE", "no"), now)
             .unwrap();
         let cancelled = job().cancel(now).unwrap();
-        let single =
-            |job: &GenerationJob| Snapshot::of(job.job_id, &Task::Job(Box::new(job.clone())));
         assert_eq!(single(&failed).error().unwrap().code, "INVALID_IMAGE");
         assert_eq!(single(&cancelled).error().unwrap().code, "CANCELLED");
         assert_eq!(single(&failed).terminal_job_id(), failed.job_id);
@@ -316,21 +319,7 @@ mod tests {
             .unwrap()
             .report_progress(40, "x", now)
             .unwrap();
-        let snapshot = |jobs: Vec<GenerationJob>| {
-            Snapshot::of(
-                JobId::new(),
-                &Task::Batch(
-                    Batch {
-                        batch_id: Default::default(),
-                        owner: "o".into(),
-                        job_ids: vec![],
-                        created_at: now,
-                    },
-                    jobs,
-                ),
-            )
-        };
-        let both = snapshot(vec![first.clone(), second.clone()]);
+        let both = batch(vec![first.clone(), second.clone()]);
         assert_eq!(both.version(), first.version + second.version);
         assert!(both.version() >= 2, "{}", both.version());
         assert_eq!(
@@ -342,11 +331,10 @@ mod tests {
         );
         assert!(!both.changed(&both.clone()));
         let further = second.report_progress(80, "x", now).unwrap();
-        assert!(both.changed(&snapshot(vec![first.clone(), further])));
-        let single = |job: GenerationJob| Snapshot::of(job.job_id, &Task::Job(Box::new(job)));
+        assert!(both.changed(&batch(vec![first.clone(), further])));
         let renamed = second.report_progress(40, "y", now).unwrap();
         assert!(
-            single(second).changed(&single(renamed)),
+            single(&second).changed(&single(&renamed)),
             "the message changed"
         );
     }
