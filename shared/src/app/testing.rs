@@ -1,15 +1,19 @@
 //! What the services' unit tests share: a context on the embedded adapters in a temp dir, files
-//! made of real image bytes, and a look into the work queue.
+//! made of real image bytes, a look into the work queue, and a scripted FAL.AI on loopback.
 
 use super::enqueue::WorkMessage;
-use crate::config::{Config, NamedKey};
+use super::work::Worker;
+use crate::config::{Config, NamedKey, Secret};
 use crate::context::{AppContext, EmbeddedAdapters};
-use crate::domain::{GenerationJob, JobResult, UploadedFile};
+use crate::domain::{FalRequest, GenerationJob, JobResult, UploadedFile};
+use crate::fal::FalClient;
 use crate::keys::Caller;
 use crate::validation::inspect_image;
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, VecDeque};
 use std::io::Cursor;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -115,13 +119,23 @@ pub async fn ready_file(ctx: &AppContext, owner: &str) -> UploadedFile {
 
 /// A queued job of the file's owner, stored.
 pub async fn queued_job(ctx: &AppContext, file: &UploadedFile, model_type: &str) -> GenerationJob {
+    queued_job_at(ctx, file, model_type, Utc::now()).await
+}
+
+/// A queued job of the file's owner created at `at`, stored.
+async fn queued_job_at(
+    ctx: &AppContext,
+    file: &UploadedFile,
+    model_type: &str,
+    at: DateTime<Utc>,
+) -> GenerationJob {
     let job = GenerationJob::new(
         file.file_id,
         &file.owner,
         model_type,
         Default::default(),
         None,
-        Utc::now(),
+        at,
     );
     ctx.store
         .create_jobs(std::slice::from_ref(&job), None, None)
@@ -179,4 +193,180 @@ pub async fn drain(ctx: &AppContext) -> Vec<WorkMessage> {
             out.push(serde_json::from_str(&message.body).expect("a work message"));
         }
     }
+}
+
+/// Takes every message off the work queue, delayed or not, each with the delay it was sent with.
+pub fn take_queued(t: &TestContext) -> Vec<(WorkMessage, Duration)> {
+    let db = rusqlite::Connection::open(t.config.data_dir.join("image2model.db")).expect("db");
+    let messages = db
+        .prepare("SELECT body, visible_at - sent_at FROM queue ORDER BY sent_at")
+        .expect("the queue table")
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .expect("the queue rows")
+        .map(|row| {
+            let (body, delay) = row.expect("a queue row");
+            let delay = Duration::from_micros(u64::try_from(delay).expect("a delay"));
+            (serde_json::from_str(&body).expect("a work message"), delay)
+        })
+        .collect();
+    db.execute("DELETE FROM queue", [])
+        .expect("the queue emptied");
+    messages
+}
+
+type FalRoutes = HashMap<String, VecDeque<(u16, Bytes)>>;
+
+/// A scripted FAL.AI on loopback: each route (`"POST /app"`, `"GET /r/1/status"`) answers from
+/// its own list of replies, the last of which repeats (an unscripted route answers 404), and
+/// every request's body is recorded by route.
+pub struct FakeFal {
+    pub base: String,
+    routes: Arc<Mutex<FalRoutes>>,
+    calls: Arc<Mutex<HashMap<String, Vec<Bytes>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeFal {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeFal {
+    pub async fn start() -> Self {
+        let routes: Arc<Mutex<FalRoutes>> = Arc::default();
+        let calls: Arc<Mutex<HashMap<String, Vec<Bytes>>>> = Arc::default();
+        let (r, c) = (routes.clone(), calls.clone());
+        let app = axum::Router::new().fallback(
+            move |method: http::Method, uri: http::Uri, body: Bytes| {
+                let route = format!("{method} {}", uri.path());
+                c.lock()
+                    .unwrap()
+                    .entry(route.clone())
+                    .or_default()
+                    .push(body);
+                let mut routes = r.lock().unwrap();
+                let replies = routes.get_mut(&route);
+                let reply = match replies {
+                    Some(replies) if replies.len() > 1 => replies.pop_front(),
+                    Some(replies) => replies.front().cloned(),
+                    None => None,
+                };
+                let (status, body) = reply.unwrap_or((404, Bytes::from_static(b"{}")));
+                let status = http::StatusCode::from_u16(status).expect("a status");
+                async move { (status, body) }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let base = format!("http://{}", listener.local_addr().expect("its address"));
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("the fake FAL serves");
+        });
+        Self {
+            base,
+            routes,
+            calls,
+            task,
+        }
+    }
+
+    /// Adds a reply to `route`'s list.
+    pub fn answer(&self, route: &str, status: u16, body: impl Into<Bytes>) {
+        let mut routes = self.routes.lock().unwrap();
+        routes
+            .entry(route.to_owned())
+            .or_default()
+            .push_back((status, body.into()));
+    }
+
+    /// Adds a JSON reply to `route`'s list.
+    pub fn answer_json(&self, route: &str, status: u16, body: serde_json::Value) {
+        self.answer(route, status, body.to_string());
+    }
+
+    /// Accepts the next submission to `app` as request `id` (its URLs under `/r/<id>`).
+    pub fn accept(&self, app: &str, id: &str, queue_position: u32) {
+        self.answer_json(
+            &format!("POST /{app}"),
+            200,
+            serde_json::json!({
+                "request_id": id,
+                "status_url": self.url(&format!("/r/{id}/status")),
+                "response_url": self.url(&format!("/r/{id}")),
+                "cancel_url": self.url(&format!("/r/{id}/cancel")),
+                "queue_position": queue_position,
+            }),
+        );
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The bodies of the requests `route` received, in order.
+    pub fn calls(&self, route: &str) -> Vec<Bytes> {
+        let calls = self.calls.lock().unwrap();
+        calls.get(route).cloned().unwrap_or_default()
+    }
+
+    /// The request recorded for a job submitted as `id` at `submitted_at`.
+    pub fn request(&self, id: &str, submitted_at: DateTime<Utc>) -> FalRequest {
+        FalRequest {
+            request_id: id.to_owned(),
+            status_url: self.url(&format!("/r/{id}/status")),
+            response_url: self.url(&format!("/r/{id}")),
+            cancel_url: self.url(&format!("/r/{id}/cancel")),
+            submitted_at,
+        }
+    }
+}
+
+/// A context whose FAL calls go to `fal` (with a key, no retries), adjusted by `adjust`.
+pub fn fal_context(fal: &FakeFal, adjust: impl FnOnce(&mut Config)) -> TestContext {
+    context_with(|c| {
+        c.fal.key = Some(Secret("fal-test-key".into()));
+        c.fal.base_url = fal.base.clone();
+        c.fal.max_retries = 0;
+        c.fal.request_timeout = Duration::from_secs(10);
+        adjust(c);
+    })
+}
+
+/// A worker that runs every job at the FAL of `t`'s settings.
+pub fn fal_worker(t: &TestContext) -> Worker {
+    let client = FalClient::new(&t.config.fal)
+        .expect("a key is set")
+        .expect("the client builds");
+    Worker::new(t.ctx.clone(), Vec::new()).with_fal(client)
+}
+
+/// A job of `model_type` on a new ready file, created, claimed and recorded as submitted to FAL
+/// as `request`, all at `at`; stored.
+pub async fn submitted_job(
+    t: &TestContext,
+    model_type: &str,
+    request: FalRequest,
+    at: DateTime<Utc>,
+) -> GenerationJob {
+    let job = queued_job_at(t, &ready_file(t, "alice").await, model_type, at).await;
+    let running = job.start(at).expect("a queued job starts");
+    t.store.update_job(&running).await.expect("claimed");
+    let submitted = running
+        .record_submission(request, at)
+        .expect("a running job records its submission");
+    t.store.update_job(&submitted).await.expect("recorded");
+    submitted
+}
+
+/// A glTF 2.0 binary header of the length it claims (what FAL's mesh check reads).
+pub fn tiny_glb() -> Vec<u8> {
+    let mut glb = b"glTF".to_vec();
+    glb.extend(2u32.to_le_bytes());
+    glb.extend(20u32.to_le_bytes());
+    glb.extend([0; 8]);
+    glb
 }

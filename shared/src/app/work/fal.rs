@@ -435,6 +435,291 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::testing::{
+        FakeFal, TestContext, fal_context, fal_worker, png, queued_job, ready_file, stored,
+        submitted_job, take_queued, tiny_glb,
+    };
+    use crate::config::Config;
+    use crate::domain::JobStatus;
+    use crate::domain::models::DEFAULT_MODEL;
+    use crate::fal::Admission;
+    use serde_json::json;
+
+    const MESH_MODEL: &str = "tripo3d";
+
+    fn message(job_id: JobId, step: WorkStep) -> String {
+        serde_json::to_string(&WorkMessage { job_id, step }).unwrap()
+    }
+
+    fn app(model: &str) -> &'static str {
+        models::find(model).unwrap().fal_app
+    }
+
+    async fn slots_in_use(t: &TestContext) -> usize {
+        guard::slots_in_use(t.store.as_ref()).await.unwrap()
+    }
+
+    async fn failures_on_breaker(t: &TestContext) -> u32 {
+        let breaker = t.config.fal.breaker();
+        breaker
+            .state(t.store.as_ref())
+            .await
+            .unwrap()
+            .consecutive_failures
+    }
+
+    /// A fake FAL and a context on it with a generation timeout of an hour.
+    async fn at_fal(adjust: impl FnOnce(&mut Config)) -> (FakeFal, TestContext) {
+        let fal = FakeFal::start().await;
+        let t = fal_context(&fal, |c| {
+            c.fal.generation_timeout = Duration::from_secs(3600);
+            adjust(c);
+        });
+        (fal, t)
+    }
+
+    #[tokio::test]
+    async fn polls_wait_twice_as_long_each_time_up_to_the_longest_wait() {
+        let (_fal, t) = at_fal(|c| {
+            c.fal.poll_initial = Duration::from_secs(2);
+            c.fal.poll_max = Duration::from_secs(20);
+        })
+        .await;
+        let worker = fal_worker(&t);
+        let waits: Vec<u64> = [0, 1, 2, 3, 4, 40]
+            .into_iter()
+            .map(|attempt| worker.poll_delay(attempt).as_secs())
+            .collect();
+        assert_eq!(waits, [2, 4, 8, 16, 20, 20]);
+    }
+
+    #[tokio::test]
+    async fn a_submission_is_recorded_reported_and_polled_after_the_first_wait() {
+        let (fal, t) = at_fal(|c| c.fal.poll_initial = Duration::from_secs(30)).await;
+        fal.accept(app(MESH_MODEL), "req-1", 3);
+        let job = queued_job(&t, &ready_file(&t, "alice").await, MESH_MODEL).await;
+        let sent_at = Utc::now();
+        let outcome = fal_worker(&t)
+            .handle_message(&message(job.job_id, WorkStep::Generate))
+            .await;
+        assert_eq!(outcome, MessageOutcome::Done);
+
+        let seen = stored(&t, &job).await;
+        assert_eq!(seen.fal.map(|r| r.request_id).as_deref(), Some("req-1"));
+        assert_eq!((seen.status, seen.attempts), (JobStatus::Processing, 1));
+        assert_eq!((seen.progress, seen.message), queued_progress(Some(3)));
+        assert_eq!(slots_in_use(&t).await, 1, "the job holds a FAL slot");
+        let poll = WorkMessage {
+            job_id: job.job_id,
+            step: WorkStep::Poll { attempt: 0 },
+        };
+        assert_eq!(take_queued(&t), [(poll, Duration::from_secs(30))]);
+
+        // FAL fetches the photo later: its URL outlives the generation timeout and 15 minutes.
+        let submissions = fal.calls(&format!("POST /{}", app(MESH_MODEL)));
+        assert_eq!(submissions.len(), 1);
+        let input: serde_json::Value = serde_json::from_slice(&submissions[0]).unwrap();
+        let url = reqwest::Url::parse(input["image_url"].as_str().unwrap()).unwrap();
+        let expires: i64 = url
+            .query_pairs()
+            .find(|(name, _)| name == "expires")
+            .map(|(_, value)| value.parse().unwrap())
+            .unwrap();
+        let lifetime = expires - sent_at.timestamp();
+        assert!((4499..=4502).contains(&lifetime), "{lifetime} s");
+    }
+
+    #[tokio::test]
+    async fn a_refused_submission_fails_the_job_frees_its_slot_and_proves_fal_is_up() {
+        let (fal, t) = at_fal(|c| c.fal.breaker_threshold = 1).await;
+        fal.answer_json(
+            &format!("POST /{}", app(MESH_MODEL)),
+            422,
+            json!({"detail": "no object in the photo"}),
+        );
+        let job = queued_job(&t, &ready_file(&t, "alice").await, MESH_MODEL).await;
+        let outcome = fal_worker(&t)
+            .handle_message(&message(job.job_id, WorkStep::Generate))
+            .await;
+        assert_eq!(outcome, MessageOutcome::Done);
+        let failed = stored(&t, &job).await;
+        assert_eq!(failed.status, JobStatus::Failed);
+        assert_eq!(failed.error.unwrap().code, "FAL_INVALID_INPUT");
+        assert_eq!(slots_in_use(&t).await, 0);
+        assert_eq!(failures_on_breaker(&t).await, 0, "a refusal is no outage");
+        let breaker = t.config.fal.breaker();
+        let admission = breaker.admit(t.store.as_ref(), Utc::now()).await;
+        assert_eq!(admission.unwrap(), Admission::Allowed);
+    }
+
+    #[tokio::test]
+    async fn an_outage_counts_against_the_breaker_and_the_next_answer_clears_it() {
+        let (fal, t) = at_fal(|c| c.fal.breaker_threshold = 3).await;
+        let route = format!("POST /{}", app(MESH_MODEL));
+        fal.answer_json(&route, 503, json!({"detail": "overloaded"}));
+        fal.accept(app(MESH_MODEL), "req-2", 0);
+        let worker = fal_worker(&t);
+
+        let first = queued_job(&t, &ready_file(&t, "alice").await, MESH_MODEL).await;
+        let outcome = worker
+            .handle_message(&message(first.job_id, WorkStep::Generate))
+            .await;
+        assert_eq!(outcome, MessageOutcome::Done);
+        let retried = stored(&t, &first).await;
+        assert_eq!((retried.status, retried.attempts), (JobStatus::Queued, 1));
+        assert_eq!(failures_on_breaker(&t).await, 1);
+        assert_eq!(slots_in_use(&t).await, 0);
+
+        let second = queued_job(&t, &ready_file(&t, "alice").await, MESH_MODEL).await;
+        worker
+            .handle_message(&message(second.job_id, WorkStep::Generate))
+            .await;
+        assert_eq!(stored(&t, &second).await.status, JobStatus::Processing);
+        assert_eq!(failures_on_breaker(&t).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_webhook_ahead_of_its_submission_waits_for_it_five_times_at_most() {
+        let (_fal, t) = at_fal(|_| {}).await;
+        let worker = fal_worker(&t);
+        let job = queued_job(&t, &ready_file(&t, "alice").await, MESH_MODEL).await;
+        for (attempt, next) in [(0, Some(1)), (4, Some(5)), (5, None)] {
+            let outcome = worker
+                .handle_message(&message(job.job_id, WorkStep::Webhook { attempt }))
+                .await;
+            assert_eq!(outcome, MessageOutcome::Done);
+            let expected: Vec<_> = next
+                .map(|attempt| {
+                    let step = WorkStep::Webhook { attempt };
+                    let message = WorkMessage {
+                        job_id: job.job_id,
+                        step,
+                    };
+                    (message, WEBHOOK_WAIT)
+                })
+                .into_iter()
+                .collect();
+            assert_eq!(take_queued(&t), expected, "after attempt {attempt}");
+        }
+
+        // A job that ended has nothing to wait for.
+        let cancelled = stored(&t, &job).await.cancel(Utc::now()).unwrap();
+        t.store.update_job(&cancelled).await.unwrap();
+        worker
+            .handle_message(&message(job.job_id, WorkStep::Webhook { attempt: 0 }))
+            .await;
+        assert_eq!(take_queued(&t), []);
+    }
+
+    #[tokio::test]
+    async fn a_job_past_its_generation_timeout_is_cancelled_at_fal_and_fails() {
+        let (fal, t) = at_fal(|_| {}).await;
+        let long_ago = Utc::now() - chrono::Duration::hours(2);
+        let job = submitted_job(&t, MESH_MODEL, fal.request("req-3", long_ago), long_ago).await;
+        assert!(
+            guard::acquire_slot(t.store.as_ref(), job.job_id, 20, long_ago)
+                .await
+                .unwrap()
+        );
+        fal.answer("PUT /r/req-3/cancel", 200, "{}");
+
+        let outcome = fal_worker(&t)
+            .handle_message(&message(job.job_id, WorkStep::Poll { attempt: 7 }))
+            .await;
+        assert_eq!(outcome, MessageOutcome::Done);
+        assert_eq!(fal.calls("PUT /r/req-3/cancel").len(), 1);
+        assert_eq!(fal.calls("GET /r/req-3/status").len(), 0);
+        let failed = stored(&t, &job).await;
+        assert_eq!(failed.error.unwrap().code, "GENERATION_TIMEOUT");
+        assert_eq!(slots_in_use(&t).await, 0);
+    }
+
+    /// A job submitted a minute ago as request `id`, which FAL reports completed with `result`
+    /// (whose file URLs point into the fake).
+    async fn completed_at_fal(
+        fal: &FakeFal,
+        t: &TestContext,
+        model: &str,
+        id: &str,
+        result: serde_json::Value,
+    ) -> GenerationJob {
+        let a_minute_ago = Utc::now() - chrono::Duration::minutes(1);
+        let job = submitted_job(t, model, fal.request(id, a_minute_ago), a_minute_ago).await;
+        fal.answer_json(
+            &format!("GET /r/{id}/status"),
+            200,
+            json!({"status": "COMPLETED"}),
+        );
+        fal.answer_json(&format!("GET /r/{id}"), 200, result);
+        job
+    }
+
+    async fn poll(t: &TestContext, job: &GenerationJob) -> MessageOutcome {
+        fal_worker(t)
+            .handle_message(&message(job.job_id, WorkStep::Poll { attempt: 0 }))
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_completed_mesh_is_stored_with_the_picture_fal_rendered_of_it() {
+        let (fal, t) = at_fal(|_| {}).await;
+        let result = json!({
+            "model_mesh": {"url": fal.url("/files/mesh.glb")},
+            "rendered_image": {"url": fal.url("/files/render.png")},
+        });
+        let job = completed_at_fal(&fal, &t, MESH_MODEL, "req-4", result).await;
+        fal.answer("GET /files/mesh.glb", 200, tiny_glb());
+        fal.answer("GET /files/render.png", 200, png(8, 8));
+
+        assert_eq!(poll(&t, &job).await, MessageOutcome::Done);
+        let done = stored(&t, &job).await;
+        assert_eq!(done.status, JobStatus::Completed);
+        let result = done.result.unwrap();
+        assert_eq!(t.storage.get(&result.object_key).await.unwrap(), tiny_glb());
+        let preview = result.preview_key.expect("FAL's picture is kept");
+        assert_eq!(t.storage.get(&preview).await.unwrap(), png(8, 8));
+    }
+
+    #[tokio::test]
+    async fn a_depth_map_becomes_a_relief_mesh_with_its_own_preview() {
+        let (fal, t) = at_fal(|_| {}).await;
+        let result = json!({"image": {"url": fal.url("/files/depth.png")}});
+        let job = completed_at_fal(&fal, &t, DEFAULT_MODEL, "req-5", result).await;
+        fal.answer("GET /files/depth.png", 200, png(16, 16));
+
+        assert_eq!(poll(&t, &job).await, MessageOutcome::Done);
+        let result = stored(&t, &job).await.result.expect("completed");
+        let model = t.storage.get(&result.object_key).await.unwrap();
+        assert!(checked_mesh("image", model).is_ok(), "a glTF binary");
+        let preview = t.storage.get(&result.preview_key.unwrap()).await.unwrap();
+        assert!(PreviewImage::sniffed(preview).is_some(), "a picture");
+    }
+
+    #[tokio::test]
+    async fn a_depth_map_that_is_no_image_fails_the_job_and_a_missing_photo_retries_it() {
+        let (fal, t) = at_fal(|_| {}).await;
+        let result = json!({"image": {"url": fal.url("/files/garbage.png")}});
+        let job = completed_at_fal(&fal, &t, DEFAULT_MODEL, "req-6", result).await;
+        fal.answer("GET /files/garbage.png", 200, "not an image");
+        assert_eq!(poll(&t, &job).await, MessageOutcome::Done);
+        let failed = stored(&t, &job).await;
+        assert_eq!(failed.status, JobStatus::Failed);
+        assert_eq!(failed.error.unwrap().code, "FAL_BAD_OUTPUT");
+
+        let result = json!({"image": {"url": fal.url("/files/depth.png")}});
+        let job = completed_at_fal(&fal, &t, DEFAULT_MODEL, "req-7", result).await;
+        fal.answer("GET /files/depth.png", 200, png(16, 16));
+        let file = t.store.get_file(job.file_id).await.unwrap().unwrap();
+        t.storage.delete(&file.object_key).await.unwrap();
+        assert_eq!(poll(&t, &job).await, MessageOutcome::Done);
+        let retried = stored(&t, &job).await;
+        assert_eq!((retried.status, retried.attempts), (JobStatus::Queued, 1));
+        assert!(
+            retried.message.contains(STORAGE_UNAVAILABLE),
+            "{}",
+            retried.message
+        );
+    }
 
     #[test]
     fn webhook_urls_carry_the_job() {

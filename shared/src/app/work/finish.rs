@@ -153,3 +153,77 @@ impl Worker {
         self.send(WorkMessage::generate(job.job_id), delay).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::testing::{completed, context, queued_job, ready_file, stored};
+    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::{JobStatus, RESULTS_PREFIX};
+
+    #[test]
+    fn retries_wait_five_seconds_per_attempt_made_and_a_minute_at_most() {
+        let waits: Vec<u64> = [0, 1, 3, 12, 13, u32::MAX]
+            .into_iter()
+            .map(|attempts| retry_delay(attempts).as_secs())
+            .collect();
+        assert_eq!(waits, [0, 5, 15, 60, 60, 60]);
+    }
+
+    fn model() -> Bytes {
+        Bytes::from_static(b"glTF model bytes")
+    }
+
+    #[tokio::test]
+    async fn a_model_for_a_job_cancelled_meanwhile_is_removed_with_its_preview() {
+        let t = context();
+        let worker = Worker::new(t.ctx.clone(), Vec::new());
+        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let running = job.start(Utc::now()).unwrap();
+        t.store.update_job(&running).await.unwrap();
+        t.store
+            .update_job(&running.cancel(Utc::now()).unwrap())
+            .await
+            .unwrap();
+
+        let preview = PreviewImage::png(Bytes::from_static(b"picture"));
+        let outcome = worker
+            .store_result(
+                &running,
+                "photo.png",
+                model(),
+                "model/gltf-binary",
+                "glb",
+                Some(preview),
+            )
+            .await;
+        assert_eq!(outcome.unwrap(), MessageOutcome::Done);
+        assert_eq!(stored(&t, &job).await.status, JobStatus::Cancelled);
+        assert!(t.storage.list(RESULTS_PREFIX).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_second_completion_of_the_same_job_keeps_the_first_ones_model() {
+        let t = context();
+        let worker = Worker::new(t.ctx.clone(), Vec::new());
+        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let done = completed(&t, &job).await;
+        let key = done.result.unwrap().object_key;
+
+        // A webhook and a poll both got here: the second finds the job completed with this key.
+        let running = job.start(Utc::now()).unwrap();
+        let outcome = worker
+            .store_result(
+                &running,
+                "photo.png",
+                model(),
+                "model/gltf-binary",
+                "glb",
+                None,
+            )
+            .await;
+        assert_eq!(outcome.unwrap(), MessageOutcome::Done);
+        assert_eq!(t.storage.get(&key).await.unwrap(), model());
+        assert_eq!(stored(&t, &job).await.status, JobStatus::Completed);
+    }
+}

@@ -147,3 +147,47 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::enqueue::WorkMessage;
+    use crate::app::testing::{FakeFal, fal_context, fal_worker, submitted_job, take_queued};
+    use std::time::Duration;
+
+    /// A generate message for a job already submitted to FAL (redelivered, or re-sent by the
+    /// sweeper) looks at FAL instead of submitting again. When the job was updated within the
+    /// lease, a poll chain is alive and the look starts no second one; otherwise it starts one.
+    #[tokio::test]
+    async fn a_submitted_job_is_looked_at_and_polled_again_only_without_a_live_poll_chain() {
+        let fal = FakeFal::start().await;
+        let t = fal_context(&fal, |c| {
+            c.visibility_timeout = Duration::from_secs(600);
+            c.fal.generation_timeout = Duration::from_secs(3600);
+        });
+        let running = serde_json::json!({"status": "IN_PROGRESS", "logs": []});
+        fal.answer_json("GET /r/live/status", 200, running.clone());
+        fal.answer_json("GET /r/stale/status", 200, running);
+        let worker = fal_worker(&t);
+        let generate = |job_id| serde_json::to_string(&WorkMessage::generate(job_id)).unwrap();
+
+        let now = Utc::now();
+        let live = submitted_job(&t, "tripo3d", fal.request("live", now), now).await;
+        let outcome = worker.handle_message(&generate(live.job_id)).await;
+        assert_eq!(outcome, MessageOutcome::Done);
+        assert_eq!(fal.calls("GET /r/live/status").len(), 1, "it looked");
+        assert_eq!(take_queued(&t), [], "the live chain polls on");
+
+        let earlier = Utc::now() - chrono::Duration::minutes(11);
+        let stale = submitted_job(&t, "tripo3d", fal.request("stale", earlier), earlier).await;
+        worker.handle_message(&generate(stale.job_id)).await;
+        assert_eq!(fal.calls("GET /r/stale/status").len(), 1, "it looked");
+        let next = take_queued(&t);
+        assert_eq!(next.len(), 1, "a new poll chain: {next:?}");
+        assert_eq!(next[0].0.step, WorkStep::Poll { attempt: 1 });
+        assert!(
+            fal.calls(&format!("POST /{}", "tripo3d/tripo/v2.5/image-to-3d"))
+                .is_empty()
+        );
+    }
+}

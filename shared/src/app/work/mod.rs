@@ -428,6 +428,25 @@ mod tests {
             "ingestion releases it"
         );
 
+        // A file that ingestion refused is not waited for: the job fails.
+        let refused = pending_file(&t, "alice").await;
+        let rejection = crate::domain::FileRejection {
+            code: "INVALID_FILE_TYPE".into(),
+            message: "not an image".into(),
+        };
+        t.store
+            .update_file(&refused.reject(rejection).unwrap())
+            .await
+            .unwrap();
+        let on_refused = queued_job(&t, &refused, DEFAULT_MODEL).await;
+        worker
+            .handle_message(&generate_message(on_refused.job_id))
+            .await;
+        assert_eq!(
+            stored(&t, &on_refused).await.error.unwrap().code,
+            "FILE_NOT_FOUND"
+        );
+
         let elsewhere = queued_job(&t, &ready_file(&t, "alice").await, "tripo3d").await;
         assert_eq!(
             worker
