@@ -195,7 +195,8 @@ pub async fn drain(ctx: &AppContext) -> Vec<WorkMessage> {
     }
 }
 
-/// Takes every message off the work queue, delayed or not, each with the delay it was sent with.
+/// Takes every message off the work queue, delayed or not, each with the delay it was sent with
+/// (messages never received: receiving one moves its visibility).
 pub fn take_queued(t: &TestContext) -> Vec<(WorkMessage, Duration)> {
     let db = rusqlite::Connection::open(t.config.data_dir.join("image2model.db")).expect("db");
     let messages = db
@@ -214,47 +215,55 @@ pub fn take_queued(t: &TestContext) -> Vec<(WorkMessage, Duration)> {
     messages
 }
 
-type FalRoutes = HashMap<String, VecDeque<(u16, Bytes)>>;
+#[derive(Default)]
+struct FalScript {
+    /// Replies by route, in order.
+    replies: HashMap<String, VecDeque<(http::StatusCode, Bytes)>>,
+    /// Request bodies by route, in order.
+    calls: HashMap<String, Vec<Bytes>>,
+    /// Requests to routes no reply was scripted for.
+    unscripted: Vec<String>,
+}
 
 /// A scripted FAL.AI on loopback: each route (`"POST /app"`, `"GET /r/1/status"`) answers from
-/// its own list of replies, the last of which repeats (an unscripted route answers 404), and
-/// every request's body is recorded by route.
+/// its own list of replies, the last of which repeats, and every request's body is recorded by
+/// route. A request to a route without replies answers 404 and fails the test when the fake is
+/// dropped: a worker calling where it should not is never mistaken for FAL's refusal.
 pub struct FakeFal {
     pub base: String,
-    routes: Arc<Mutex<FalRoutes>>,
-    calls: Arc<Mutex<HashMap<String, Vec<Bytes>>>>,
+    script: Arc<Mutex<FalScript>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for FakeFal {
     fn drop(&mut self) {
         self.task.abort();
+        let unscripted = std::mem::take(&mut self.script.lock().unwrap().unscripted);
+        if !std::thread::panicking() {
+            assert_eq!(unscripted, Vec::<String>::new(), "unscripted FAL calls");
+        }
     }
 }
 
 impl FakeFal {
     pub async fn start() -> Self {
-        let routes: Arc<Mutex<FalRoutes>> = Arc::default();
-        let calls: Arc<Mutex<HashMap<String, Vec<Bytes>>>> = Arc::default();
-        let (r, c) = (routes.clone(), calls.clone());
+        let script: Arc<Mutex<FalScript>> = Arc::default();
+        let serving = script.clone();
         let app = axum::Router::new().fallback(
             move |method: http::Method, uri: http::Uri, body: Bytes| {
                 let route = format!("{method} {}", uri.path());
-                c.lock()
-                    .unwrap()
-                    .entry(route.clone())
-                    .or_default()
-                    .push(body);
-                let mut routes = r.lock().unwrap();
-                let replies = routes.get_mut(&route);
-                let reply = match replies {
+                let mut script = serving.lock().unwrap();
+                script.calls.entry(route.clone()).or_default().push(body);
+                let reply = match script.replies.get_mut(&route) {
                     Some(replies) if replies.len() > 1 => replies.pop_front(),
                     Some(replies) => replies.front().cloned(),
                     None => None,
                 };
-                let (status, body) = reply.unwrap_or((404, Bytes::from_static(b"{}")));
-                let status = http::StatusCode::from_u16(status).expect("a status");
-                async move { (status, body) }
+                let reply = reply.unwrap_or_else(|| {
+                    script.unscripted.push(route);
+                    (http::StatusCode::NOT_FOUND, Bytes::from_static(b"{}"))
+                });
+                async move { reply }
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -266,21 +275,15 @@ impl FakeFal {
                 .await
                 .expect("the fake FAL serves");
         });
-        Self {
-            base,
-            routes,
-            calls,
-            task,
-        }
+        Self { base, script, task }
     }
 
     /// Adds a reply to `route`'s list.
     pub fn answer(&self, route: &str, status: u16, body: impl Into<Bytes>) {
-        let mut routes = self.routes.lock().unwrap();
-        routes
-            .entry(route.to_owned())
-            .or_default()
-            .push_back((status, body.into()));
+        let status = http::StatusCode::from_u16(status).expect("an HTTP status");
+        let mut script = self.script.lock().unwrap();
+        let replies = script.replies.entry(route.to_owned()).or_default();
+        replies.push_back((status, body.into()));
     }
 
     /// Adds a JSON reply to `route`'s list.
@@ -309,8 +312,8 @@ impl FakeFal {
 
     /// The bodies of the requests `route` received, in order.
     pub fn calls(&self, route: &str) -> Vec<Bytes> {
-        let calls = self.calls.lock().unwrap();
-        calls.get(route).cloned().unwrap_or_default()
+        let script = self.script.lock().unwrap();
+        script.calls.get(route).cloned().unwrap_or_default()
     }
 
     /// The request recorded for a job submitted as `id` at `submitted_at`.
@@ -332,6 +335,7 @@ pub fn fal_context(fal: &FakeFal, adjust: impl FnOnce(&mut Config)) -> TestConte
         c.fal.base_url = fal.base.clone();
         c.fal.max_retries = 0;
         c.fal.request_timeout = Duration::from_secs(10);
+        c.fal.download_timeout = Duration::from_secs(10);
         adjust(c);
     })
 }

@@ -18,7 +18,7 @@ use crate::domain::models;
 use crate::domain::{FalRequest, GenerationJob, JobId, UploadedFile};
 use crate::fal::{Admission, FalClient, FalError, guard};
 use crate::metrics::record_generation;
-use crate::ports::{GeneratorError, PreviewImage, ProgressReporter};
+use crate::ports::{GeneratorError, PreviewImage, ProgressReporter, StorageError};
 use bytes::Bytes;
 use chrono::Utc;
 use std::time::Duration;
@@ -359,6 +359,7 @@ impl Worker {
                 match self.relief_from_depth_map(job, &file, depth_map).await {
                     Ok((relief, preview)) => (relief, Some(PreviewImage::png(preview))),
                     Err(err) if err.is_retryable() => {
+                        self.release_slot(job.job_id).await;
                         return self
                             .retry_later(job, err.code(), &err.to_string(), None)
                             .await;
@@ -407,22 +408,27 @@ impl Worker {
         image
     }
 
-    /// Our relief mesh shaped by FAL's depth map, textured with the job's photo.
+    /// Our relief mesh shaped by FAL's depth map, textured with the job's photo (whose bytes
+    /// being gone fails the job as on the built-in path; storage failing retries it).
     async fn relief_from_depth_map(
         &self,
         job: &GenerationJob,
         file: &UploadedFile,
         depth_map: Bytes,
     ) -> Result<(Bytes, Bytes), GeneratorError> {
-        let photo = self
-            .ctx
-            .storage
-            .get(&file.object_key)
-            .await
-            .map_err(|err| {
+        let photo = match self.ctx.storage.get(&file.object_key).await {
+            Ok(photo) => photo,
+            Err(StorageError::NotFound(_)) => {
+                return Err(GeneratorError::InvalidInput {
+                    code: "FILE_NOT_FOUND",
+                    message: "the uploaded bytes are gone".to_owned(),
+                });
+            }
+            Err(err) => {
                 tracing::warn!(job_id = %job.job_id, error = %err, "the photo could not be read");
-                GeneratorError::Transient(STORAGE_UNAVAILABLE.to_owned())
-            })?;
+                return Err(GeneratorError::Transient(STORAGE_UNAVAILABLE.to_owned()));
+            }
+        };
         let limits = self.ctx.config.image_limits();
         let face_limit = job.options.face_limit;
         let _decoding = self.decode_permit().await?;
@@ -439,6 +445,7 @@ mod tests {
         FakeFal, TestContext, fal_context, fal_worker, png, queued_job, ready_file, stored,
         submitted_job, take_queued, tiny_glb,
     };
+    use crate::builtin_generator::relief_from_depth_image;
     use crate::config::Config;
     use crate::domain::JobStatus;
     use crate::domain::models::DEFAULT_MODEL;
@@ -498,10 +505,11 @@ mod tests {
         let (fal, t) = at_fal(|c| c.fal.poll_initial = Duration::from_secs(30)).await;
         fal.accept(app(MESH_MODEL), "req-1", 3);
         let job = queued_job(&t, &ready_file(&t, "alice").await, MESH_MODEL).await;
-        let sent_at = Utc::now();
+        let before = Utc::now().timestamp();
         let outcome = fal_worker(&t)
             .handle_message(&message(job.job_id, WorkStep::Generate))
             .await;
+        let after = Utc::now().timestamp();
         assert_eq!(outcome, MessageOutcome::Done);
 
         let seen = stored(&t, &job).await;
@@ -525,13 +533,21 @@ mod tests {
             .find(|(name, _)| name == "expires")
             .map(|(_, value)| value.parse().unwrap())
             .unwrap();
-        let lifetime = expires - sent_at.timestamp();
-        assert!((4499..=4502).contains(&lifetime), "{lifetime} s");
+        let lifetime = 3600 + 15 * 60;
+        assert!(
+            (before + lifetime..=after + lifetime).contains(&expires),
+            "expires {expires}, handled from {before} to {after}"
+        );
     }
 
     #[tokio::test]
     async fn a_refused_submission_fails_the_job_frees_its_slot_and_proves_fal_is_up() {
-        let (fal, t) = at_fal(|c| c.fal.breaker_threshold = 1).await;
+        let (fal, t) = at_fal(|c| c.fal.breaker_threshold = 3).await;
+        let breaker = t.config.fal.breaker();
+        for _ in 0..2 {
+            let failed = breaker.record_failure(t.store.as_ref(), "FAL failed (503)", Utc::now());
+            failed.await.unwrap();
+        }
         fal.answer_json(
             &format!("POST /{}", app(MESH_MODEL)),
             422,
@@ -546,8 +562,7 @@ mod tests {
         assert_eq!(failed.status, JobStatus::Failed);
         assert_eq!(failed.error.unwrap().code, "FAL_INVALID_INPUT");
         assert_eq!(slots_in_use(&t).await, 0);
-        assert_eq!(failures_on_breaker(&t).await, 0, "a refusal is no outage");
-        let breaker = t.config.fal.breaker();
+        assert_eq!(failures_on_breaker(&t).await, 0, "FAL answered: it is up");
         let admission = breaker.admit(t.store.as_ref(), Utc::now()).await;
         assert_eq!(admission.unwrap(), Admission::Allowed);
     }
@@ -569,6 +584,8 @@ mod tests {
         assert_eq!((retried.status, retried.attempts), (JobStatus::Queued, 1));
         assert_eq!(failures_on_breaker(&t).await, 1);
         assert_eq!(slots_in_use(&t).await, 0);
+        let again = WorkMessage::generate(first.job_id);
+        assert_eq!(take_queued(&t), [(again, Duration::from_secs(5))]);
 
         let second = queued_job(&t, &ready_file(&t, "alice").await, MESH_MODEL).await;
         worker
@@ -595,7 +612,7 @@ mod tests {
                         job_id: job.job_id,
                         step,
                     };
-                    (message, WEBHOOK_WAIT)
+                    (message, Duration::from_secs(2))
                 })
                 .into_iter()
                 .collect();
@@ -632,10 +649,11 @@ mod tests {
         let failed = stored(&t, &job).await;
         assert_eq!(failed.error.unwrap().code, "GENERATION_TIMEOUT");
         assert_eq!(slots_in_use(&t).await, 0);
+        assert_eq!(take_queued(&t), [], "nothing more to look at");
     }
 
-    /// A job submitted a minute ago as request `id`, which FAL reports completed with `result`
-    /// (whose file URLs point into the fake).
+    /// A job submitted a minute ago as request `id` (holding a FAL slot), which FAL reports
+    /// completed with `result` (whose file URLs point into the fake).
     async fn completed_at_fal(
         fal: &FakeFal,
         t: &TestContext,
@@ -645,6 +663,8 @@ mod tests {
     ) -> GenerationJob {
         let a_minute_ago = Utc::now() - chrono::Duration::minutes(1);
         let job = submitted_job(t, model, fal.request(id, a_minute_ago), a_minute_ago).await;
+        let slot = guard::acquire_slot(t.store.as_ref(), job.job_id, 20, a_minute_ago);
+        assert!(slot.await.unwrap(), "the job holds a FAL slot");
         fal.answer_json(
             &format!("GET /r/{id}/status"),
             200,
@@ -678,6 +698,8 @@ mod tests {
         assert_eq!(t.storage.get(&result.object_key).await.unwrap(), tiny_glb());
         let preview = result.preview_key.expect("FAL's picture is kept");
         assert_eq!(t.storage.get(&preview).await.unwrap(), png(8, 8));
+        assert_eq!(slots_in_use(&t).await, 0);
+        assert_eq!(take_queued(&t), [], "the poll chain ends");
     }
 
     #[tokio::test]
@@ -689,14 +711,17 @@ mod tests {
 
         assert_eq!(poll(&t, &job).await, MessageOutcome::Done);
         let result = stored(&t, &job).await.result.expect("completed");
-        let model = t.storage.get(&result.object_key).await.unwrap();
-        assert!(checked_mesh("image", model).is_ok(), "a glTF binary");
+        let photo = png(48, 32);
+        let relief = relief_from_depth_image(&photo, &png(16, 16), t.config.image_limits(), None);
+        let relief = relief.unwrap();
+        assert_eq!(t.storage.get(&result.object_key).await.unwrap(), relief.glb);
         let preview = t.storage.get(&result.preview_key.unwrap()).await.unwrap();
-        assert!(PreviewImage::sniffed(preview).is_some(), "a picture");
+        assert_eq!(preview, relief.preview_png);
+        assert_eq!(slots_in_use(&t).await, 0);
     }
 
     #[tokio::test]
-    async fn a_depth_map_that_is_no_image_fails_the_job_and_a_missing_photo_retries_it() {
+    async fn a_depth_map_that_is_no_image_or_a_photo_that_is_gone_fails_the_job() {
         let (fal, t) = at_fal(|_| {}).await;
         let result = json!({"image": {"url": fal.url("/files/garbage.png")}});
         let job = completed_at_fal(&fal, &t, DEFAULT_MODEL, "req-6", result).await;
@@ -705,12 +730,36 @@ mod tests {
         let failed = stored(&t, &job).await;
         assert_eq!(failed.status, JobStatus::Failed);
         assert_eq!(failed.error.unwrap().code, "FAL_BAD_OUTPUT");
+        assert_eq!(slots_in_use(&t).await, 0);
 
         let result = json!({"image": {"url": fal.url("/files/depth.png")}});
         let job = completed_at_fal(&fal, &t, DEFAULT_MODEL, "req-7", result).await;
         fal.answer("GET /files/depth.png", 200, png(16, 16));
         let file = t.store.get_file(job.file_id).await.unwrap().unwrap();
         t.storage.delete(&file.object_key).await.unwrap();
+        assert_eq!(poll(&t, &job).await, MessageOutcome::Done);
+        let failed = stored(&t, &job).await;
+        assert_eq!(failed.error.unwrap().code, "FILE_NOT_FOUND");
+        assert_eq!(slots_in_use(&t).await, 0);
+        assert_eq!(take_queued(&t), []);
+    }
+
+    #[tokio::test]
+    async fn a_photo_storage_cannot_read_sends_the_job_round_again() {
+        let (fal, t) = at_fal(|_| {}).await;
+        let result = json!({"image": {"url": fal.url("/files/depth.png")}});
+        let job = completed_at_fal(&fal, &t, DEFAULT_MODEL, "req-8", result).await;
+        fal.answer("GET /files/depth.png", 200, png(16, 16));
+        // The disk fails under the photo: where its bytes were, a directory cannot be read.
+        let file = t.store.get_file(job.file_id).await.unwrap().unwrap();
+        let path = t
+            .config
+            .data_dir
+            .join("objects/data")
+            .join(&file.object_key);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+
         assert_eq!(poll(&t, &job).await, MessageOutcome::Done);
         let retried = stored(&t, &job).await;
         assert_eq!((retried.status, retried.attempts), (JobStatus::Queued, 1));
@@ -719,6 +768,13 @@ mod tests {
             "{}",
             retried.message
         );
+        assert_eq!(
+            slots_in_use(&t).await,
+            0,
+            "the next attempt takes a slot again"
+        );
+        let again = WorkMessage::generate(job.job_id);
+        assert_eq!(take_queued(&t), [(again, Duration::from_secs(5))]);
     }
 
     #[test]

@@ -203,27 +203,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_second_completion_of_the_same_job_keeps_the_first_ones_model() {
+    async fn a_duplicate_completion_of_a_job_leaves_its_model_in_place() {
         let t = context();
         let worker = Worker::new(t.ctx.clone(), Vec::new());
         let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
         let done = completed(&t, &job).await;
-        let key = done.result.unwrap().object_key;
+        let result = done.result.unwrap();
+        let model = t.storage.get(&result.object_key).await.unwrap();
 
-        // A webhook and a poll both got here: the second finds the job completed with this key.
+        // A webhook and a poll both fetched FAL's output: the second finds the job completed
+        // with the object it just wrote again.
         let running = job.start(Utc::now()).unwrap();
         let outcome = worker
             .store_result(
                 &running,
                 "photo.png",
-                model(),
+                model.clone(),
                 "model/gltf-binary",
                 "glb",
                 None,
             )
             .await;
         assert_eq!(outcome.unwrap(), MessageOutcome::Done);
-        assert_eq!(t.storage.get(&key).await.unwrap(), model());
-        assert_eq!(stored(&t, &job).await.status, JobStatus::Completed);
+        assert_eq!(t.storage.get(&result.object_key).await.unwrap(), model);
+        assert_eq!(stored(&t, &job).await.result, Some(result));
     }
 }

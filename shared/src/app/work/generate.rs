@@ -185,9 +185,10 @@ mod tests {
         let next = take_queued(&t);
         assert_eq!(next.len(), 1, "a new poll chain: {next:?}");
         assert_eq!(next[0].0.step, WorkStep::Poll { attempt: 1 });
+        let app = crate::domain::models::find("tripo3d").unwrap().fal_app;
         assert!(
-            fal.calls(&format!("POST /{}", "tripo3d/tripo/v2.5/image-to-3d"))
-                .is_empty()
+            fal.calls(&format!("POST /{app}")).is_empty(),
+            "never submitted twice"
         );
     }
 }
