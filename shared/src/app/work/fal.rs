@@ -674,6 +674,20 @@ mod tests {
         job
     }
 
+    /// A default-model job submitted as request `id`, whose depth map FAL serves as `depth`.
+    async fn depth_map_at_fal(
+        fal: &FakeFal,
+        t: &TestContext,
+        id: &str,
+        depth: impl Into<Bytes>,
+    ) -> GenerationJob {
+        let path = format!("/files/{id}.png");
+        let result = json!({"image": {"url": fal.url(&path)}});
+        let job = completed_at_fal(fal, t, DEFAULT_MODEL, id, result).await;
+        fal.answer(&format!("GET {path}"), 200, depth);
+        job
+    }
+
     async fn poll(t: &TestContext, job: &GenerationJob) -> MessageOutcome {
         fal_worker(t)
             .handle_message(&message(job.job_id, WorkStep::Poll { attempt: 0 }))
@@ -705,9 +719,7 @@ mod tests {
     #[tokio::test]
     async fn a_depth_map_becomes_a_relief_mesh_with_its_own_preview() {
         let (fal, t) = at_fal(|_| {}).await;
-        let result = json!({"image": {"url": fal.url("/files/depth.png")}});
-        let job = completed_at_fal(&fal, &t, DEFAULT_MODEL, "req-5", result).await;
-        fal.answer("GET /files/depth.png", 200, png(16, 16));
+        let job = depth_map_at_fal(&fal, &t, "req-5", png(16, 16)).await;
 
         assert_eq!(poll(&t, &job).await, MessageOutcome::Done);
         let result = stored(&t, &job).await.result.expect("completed");
@@ -723,18 +735,14 @@ mod tests {
     #[tokio::test]
     async fn a_depth_map_that_is_no_image_or_a_photo_that_is_gone_fails_the_job() {
         let (fal, t) = at_fal(|_| {}).await;
-        let result = json!({"image": {"url": fal.url("/files/garbage.png")}});
-        let job = completed_at_fal(&fal, &t, DEFAULT_MODEL, "req-6", result).await;
-        fal.answer("GET /files/garbage.png", 200, "not an image");
+        let job = depth_map_at_fal(&fal, &t, "req-6", "not an image").await;
         assert_eq!(poll(&t, &job).await, MessageOutcome::Done);
         let failed = stored(&t, &job).await;
         assert_eq!(failed.status, JobStatus::Failed);
         assert_eq!(failed.error.unwrap().code, "FAL_BAD_OUTPUT");
         assert_eq!(slots_in_use(&t).await, 0);
 
-        let result = json!({"image": {"url": fal.url("/files/depth.png")}});
-        let job = completed_at_fal(&fal, &t, DEFAULT_MODEL, "req-7", result).await;
-        fal.answer("GET /files/depth.png", 200, png(16, 16));
+        let job = depth_map_at_fal(&fal, &t, "req-7", png(16, 16)).await;
         let file = t.store.get_file(job.file_id).await.unwrap().unwrap();
         t.storage.delete(&file.object_key).await.unwrap();
         assert_eq!(poll(&t, &job).await, MessageOutcome::Done);
@@ -747,9 +755,7 @@ mod tests {
     #[tokio::test]
     async fn a_photo_storage_cannot_read_sends_the_job_round_again() {
         let (fal, t) = at_fal(|_| {}).await;
-        let result = json!({"image": {"url": fal.url("/files/depth.png")}});
-        let job = completed_at_fal(&fal, &t, DEFAULT_MODEL, "req-8", result).await;
-        fal.answer("GET /files/depth.png", 200, png(16, 16));
+        let job = depth_map_at_fal(&fal, &t, "req-8", png(16, 16)).await;
         // The disk fails under the photo: where its bytes were, a directory cannot be read.
         let file = t.store.get_file(job.file_id).await.unwrap().unwrap();
         let path = t
