@@ -723,6 +723,110 @@ async fn uploads_are_rate_limited_per_key_with_headers() {
     assert_eq!(response.headers()["x-ratelimit-remaining"], "2");
 }
 
+/// The rate limit counts work: each file stored and each job created is one unit, a request
+/// that would pass the budget is refused whole (429, nothing stored, nothing created), and the
+/// `X-RateLimit-*` headers say what is left.
+#[tokio::test]
+async fn the_rate_limit_counts_files_and_jobs_and_refuses_a_request_whole() {
+    let server = TestServer::start_with(|c| c.rate_limit_per_minute = 8).await;
+    let batch = |files: usize| {
+        let mut form = reqwest::multipart::Form::new();
+        for n in 0..files {
+            let part = reqwest::multipart::Part::bytes(png(16 + n as u32, 16))
+                .file_name(format!("p{n}.png"))
+                .mime_str("image/png")
+                .unwrap();
+            form = form.part("files", part);
+        }
+        server
+            .request(Method::POST, "/api/v1/upload", Some(ALICE))
+            .multipart(form)
+    };
+    let stored = || async {
+        let files = server.ctx.storage.list("uploads/").await.unwrap().len();
+        let query = image2model_shared::ports::JobQuery {
+            owner: None,
+            status: None,
+            limit: 100,
+            cursor: None,
+        };
+        let jobs = server.ctx.store.list_jobs(&query).await.unwrap().jobs.len();
+        (files, jobs)
+    };
+    // Five files and their five jobs are ten units: over a budget of eight, refused whole.
+    let response = batch(5).send().await.unwrap();
+    assert_eq!(response.headers()["x-ratelimit-limit"], "8");
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, body) = json_of(response).await;
+    assert_error(status, &body, 429, "RATE_LIMITED");
+    assert_eq!(stored().await, (0, 0), "a refused request stores nothing");
+    // Three files are six units, seven with the refused request itself: one left.
+    let response = batch(3).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-ratelimit-remaining"], "1");
+    assert_eq!(stored().await, (3, 3));
+    // Presign with `generate` counts its files and jobs the same way.
+    let body = json!({
+        "files": [{"filename": "a.png", "content_type": "image/png", "size": 100}],
+        "generate": {}
+    });
+    let (status, answer) = server
+        .post_json("/api/v1/uploads/presign", Some(BOB), &body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let many = json!({
+        "files": vec![json!({"filename": "a.png", "content_type": "image/png", "size": 100}); 4],
+        "generate": {}
+    });
+    let response = server
+        .request(Method::POST, "/api/v1/uploads/presign", Some(BOB))
+        .json(&many)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-ratelimit-remaining"], "5");
+    let (status, answer) = json_of(response).await;
+    assert_error(status, &answer, 429, "RATE_LIMITED");
+    assert_eq!(stored().await.1, 4, "Bob's refused jobs were not created");
+}
+
+/// Someone behind the same address (a NAT) who has used up the address's keyless budget does
+/// not block another person's signed upload: a signed PUT is charged to the owner who signed it.
+#[tokio::test]
+async fn keyless_traffic_cannot_use_up_the_budget_of_someone_elses_signed_upload() {
+    let server = TestServer::start_with(|c| c.rate_limit_per_minute = 3).await;
+    let photo = png(32, 32);
+    let body =
+        json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": photo.len()}]});
+    let (status, presigned) = server
+        .post_json("/api/v1/uploads/presign", Some(ALICE), &body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{presigned}");
+    for _ in 0..5 {
+        server
+            .post_json(
+                "/api/v1/uploads/presign",
+                Some("junk-key-0123456789"),
+                &body,
+            )
+            .await;
+    }
+    let (status, body) = server
+        .post_json("/api/v1/uploads/presign", None, &body)
+        .await;
+    assert_error(status, &body, 429, "RATE_LIMITED");
+    server
+        .put_signed(&presigned["files"][0]["upload"], &photo)
+        .await;
+    // A forged URL is counted against the address, and refused.
+    let url = presigned["files"][0]["upload"]["url"]
+        .as_str()
+        .unwrap()
+        .replace("signature=", "signature=00");
+    let response = server.client.put(url).body(photo).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
 #[tokio::test]
 async fn cors_allows_configured_origins_only() {
     let server = TestServer::start().await;
@@ -770,6 +874,66 @@ async fn cors_allows_configured_origins_only() {
             .unwrap()
             .contains("x-request-id")
     );
+}
+
+/// An `OPTIONS` that is no CORS preflight (no `Origin`, or no `Access-Control-Request-Method`)
+/// is answered as the old API answered it, on every documented path: 405 in the envelope, with
+/// `Allow` naming the path's methods.
+#[tokio::test]
+async fn options_that_is_no_preflight_is_405_with_allow_on_every_path() {
+    let server = TestServer::start().await;
+    let document: Value = server
+        .request(Method::GET, "/api/v1/openapi.json", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.len() > 30, "{} paths", paths.len());
+    for (template, operations) in paths {
+        let path = template
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "123e4567-e89b-42d3-a456-426614174000"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let documented: std::collections::BTreeSet<String> = operations
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        for origin in [None, Some("http://localhost:3000")] {
+            let mut request = server.request(Method::OPTIONS, &path, None);
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+            let response = request.send().await.unwrap();
+            let allow: std::collections::BTreeSet<String> = response
+                .headers()
+                .get("allow")
+                .unwrap_or_else(|| panic!("OPTIONS {path}: no Allow header"))
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .filter(|m| m != "HEAD")
+                .collect();
+            assert!(
+                documented.is_subset(&allow),
+                "OPTIONS {path}: Allow {allow:?}, documented {documented:?}"
+            );
+            let (status, body) = json_of(response).await;
+            assert_error(status, &body, 405, "METHOD_NOT_ALLOWED");
+        }
+    }
 }
 
 /// On Lambda the gateway owns CORS (API Gateway's and the function URL's configurations): the

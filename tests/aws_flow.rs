@@ -93,6 +93,26 @@ async fn receive_raw(url: &str) -> Vec<aws_sdk_sqs::types::Message> {
     panic!("no message arrived on {url}");
 }
 
+/// A deployment without the status-token secret does not start: with an empty key, tokens
+/// would verify under a key anyone knows, and with a key of its own each instance would refuse
+/// the others' tokens.
+#[tokio::test]
+async fn a_deployment_without_the_status_token_secret_refuses_to_start() {
+    let mut config = Config::from_env().expect("valid environment");
+    let resources = config.aws.clone().expect("run `bash scripts/test.sh`");
+    config.status_token_secret = None;
+    let sdk = image2model_shared::adapters::aws::sdk_config().await;
+    let Err(refused) = aws_context(config, &resources, &sdk) else {
+        panic!("a context without STATUS_TOKEN_SECRET was built");
+    };
+    assert!(
+        refused
+            .to_string()
+            .contains("STATUS_TOKEN_SECRET is not set"),
+        "{refused}"
+    );
+}
+
 #[tokio::test]
 async fn photo_to_glb_on_s3_dynamodb_and_sqs() {
     let ctx = aws::context().await;
@@ -302,7 +322,8 @@ async fn fal_job_on_s3_dynamodb_and_sqs() {
     config.fal.poll_initial = Duration::from_secs(1);
     config.fal.poll_max = Duration::from_secs(1);
     let sdk = image2model_shared::adapters::aws::sdk_config().await;
-    let ctx = aws_context(config, &resources, &sdk);
+    let ctx = aws_context(config, &resources, &sdk)
+        .expect("STATUS_TOKEN_SECRET is provisioned by scripts/test.sh");
 
     // An upload ingested as the S3 event would, then a tripo3d job through the jobs route.
     let photo = jpeg(120, 90);
@@ -447,7 +468,8 @@ async fn a_worker_that_dies_after_claiming_is_taken_over_on_redelivery() {
     let keys = test_config(std::path::Path::new("."));
     config.user_keys = keys.user_keys;
     config.visibility_timeout = Duration::from_secs(2);
-    let ctx = aws_context(config, &resources, &sdk);
+    let ctx = aws_context(config, &resources, &sdk)
+        .expect("STATUS_TOKEN_SECRET is provisioned by scripts/test.sh");
 
     // A big photo, so that generating takes long enough to be cut short.
     let photo = image2model_tests::noisy_png(1600, 1200);

@@ -132,11 +132,6 @@ async fn idle_trickling_and_stalled_connections_are_closed() {
     for (target, content_type, partial) in [
         ("/api/v1/jobs", "application/json", "{\"file_id\": ".to_owned()),
         (
-            "/api/v1/webhooks/fal?job_id=a42befa4-6d5a-4914-8b8f-a36358d94b43",
-            "application/json",
-            "{\"request_id\": ".to_owned(),
-        ),
-        (
             "/api/v1/upload/image",
             "multipart/form-data; boundary=XyZ",
             "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n\u{89}PNG".to_owned(),
@@ -170,17 +165,138 @@ async fn idle_trickling_and_stalled_connections_are_closed() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// A webhook delivery without FAL's signature headers is refused before its body is read: an
+/// unauthenticated route holds no connection for a body nobody will accept.
 #[tokio::test]
-async fn liveness_answers_while_a_thousand_sockets_idle() {
-    let server = TestServer::start().await;
-    let addr = server.base.trim_start_matches("http://").to_owned();
-    let idle: Vec<TcpStream> = tokio::task::spawn_blocking(move || {
-        (0..1000)
-            .map(|_| TcpStream::connect(&addr).expect("connects"))
-            .collect()
+async fn an_unsigned_webhook_is_refused_before_its_body() {
+    let server = impatient_server().await;
+    let mut unsigned = connect(&server);
+    let (sent, after) = tokio::task::spawn_blocking(move || {
+        unsigned
+            .write_all(b"POST /api/v1/webhooks/fal?job_id=a42befa4-6d5a-4914-8b8f-a36358d94b43 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{")
+            .unwrap();
+        read_until_closed(unsigned)
     })
     .await
     .unwrap();
+    assert!(after < Duration::from_secs(2), "{after:?}");
+    assert!(sent.starts_with("HTTP/1.1 401"), "{sent}");
+    assert!(
+        sent.contains(r#""error_code":"WEBHOOK_SIGNATURE_INVALID""#),
+        "{sent}"
+    );
+}
+
+/// One trickling connection of [`slow_senders_cannot_take_the_server`]: how it ended and after
+/// how long.
+async fn trickle_from(from: std::net::IpAddr, to: std::net::SocketAddr) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+    let started = Instant::now();
+    let Ok(mut stream) = socket.connect(to).await else {
+        return ("refused".to_owned(), started.elapsed());
+    };
+    // Held from here (a connect may wait in the listen backlog first).
+    let started = Instant::now();
+    // Signed-looking, so the webhook route reads the body; 200 kB announced, a byte at a time.
+    let head = "POST /api/v1/webhooks/fal?job_id=a42befa4-6d5a-4914-8b8f-a36358d94b43 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nx-fal-webhook-request-id: r\r\nx-fal-webhook-user-id: u\r\nx-fal-webhook-timestamp: 1\r\nx-fal-webhook-signature: 00\r\nContent-Length: 200000\r\n\r\n";
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return ("reset".to_owned(), started.elapsed());
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while started.elapsed() < Duration::from_secs(30) {
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            },
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if stream.write_all(b" ").await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    (
+        answer.lines().next().unwrap_or("closed").to_owned(),
+        started.elapsed(),
+    )
+}
+
+/// 5,000 connections from one address, each trickling a body a byte at a time, take neither
+/// the server nor anyone else's requests: past its per-client cap an address's connections are
+/// answered 429 at once, the ones it holds are cut (408) once they fall behind the minimum
+/// body rate, and liveness and an authenticated status request from another address answer
+/// meanwhile.
+#[tokio::test]
+async fn slow_senders_cannot_take_the_server() {
+    let server = TestServer::start_with(|c| {
+        c.body_read.grace = Duration::from_secs(3);
+        c.max_connections_per_client = 200;
+    })
+    .await;
+    let (_, job) = server
+        .upload_presigned(ALICE, &png(16, 16), "image/png", true)
+        .await;
+    let job = job.unwrap();
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let attack: Vec<_> = (0..5000)
+        .map(|_| tokio::spawn(trickle_from(attacker, addr)))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..5 {
+        for (path, key) in [
+            ("/api/v1/health/liveness".to_owned(), None),
+            (format!("/api/v1/status/tasks/{job}/status"), Some(ALICE)),
+        ] {
+            let started = Instant::now();
+            let (status, body) =
+                tokio::time::timeout(Duration::from_secs(10), server.get_json(&path, key))
+                    .await
+                    .unwrap_or_else(|_| panic!("{path} answers during the attack"));
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            slowest = slowest.max(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    println!("slowest answer during the attack: {slowest:?}");
+    assert!(slowest < Duration::from_secs(5), "{slowest:?}");
+    let mut endings = std::collections::BTreeMap::<String, usize>::new();
+    let mut longest = Duration::ZERO;
+    for trickle in attack {
+        let (ending, after) = trickle.await.unwrap();
+        *endings.entry(ending).or_default() += 1;
+        longest = longest.max(after);
+    }
+    println!("attack endings: {endings:?}; longest connection {longest:?}");
+    // Refused connections read the 429, or a reset when it overtook their own head.
+    let count = |ending: &str| endings.get(ending).copied().unwrap_or(0);
+    let cut = count("HTTP/1.1 408 Request Timeout");
+    let refused = count("HTTP/1.1 429 Too Many Requests") + count("closed") + count("reset");
+    // The held ones (the cap's worth, and later ones that took a freed place) were all cut.
+    assert!(cut >= 200, "{endings:?}");
+    assert_eq!(refused + cut, 5000, "{endings:?}");
+    assert!(count("HTTP/1.1 429 Too Many Requests") > 0, "{endings:?}");
+    // Cut after the grace period once behind the rate, long before the 30 s they would hold.
+    assert!(longest < Duration::from_secs(10), "{longest:?}");
+}
+
+#[tokio::test]
+async fn liveness_answers_while_a_thousand_sockets_idle() {
+    let server = TestServer::start_with(|c| c.max_connections_per_client = 1000).await;
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    // From another address than the probe's: one client's idle sockets are its own to waste.
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        idle.push(socket.connect(addr).await.expect("connects"));
+    }
     let started = Instant::now();
     let (status, body) = tokio::time::timeout(
         Duration::from_secs(10),
@@ -276,7 +392,9 @@ async fn a_stream_timeout_beyond_any_duration_is_the_longest_stream() {
         .upload_presigned(ALICE, &png(32, 32), "image/png", true)
         .await;
     let job = job.unwrap();
-    for timeout in ["1e20", "1e308", "18446744073709551616"] {
+    // A number too large for a float is as long as one that fits: the longest stream.
+    let digits = "9".repeat(400);
+    for timeout in ["1e20", "1e308", "18446744073709551616", "1e400", &digits] {
         let response = server
             .request(
                 reqwest::Method::GET,
@@ -408,6 +526,85 @@ async fn bombs_and_heavy_images_in_a_burst_stay_within_the_decode_budget() {
     // Two decodes of 64 MB at a time, plus request bodies and the rest of the process: about
     // 200 MiB measured; with the decodes unbounded the same burst peaks near 700 MiB.
     assert!(peak < 400.0, "peak memory {peak:.0} MiB");
+}
+
+/// A 6300 x 6300 JPEG (39.7 million pixels, within `MAX_PIXELS`): 119 MB decoded.
+fn big_jpeg() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(6300, 6300, |x, y| {
+        image::Rgb([(x / 25) as u8, (y / 25) as u8, ((x ^ y) & 0xff) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&img)
+        .unwrap();
+    out.into_inner()
+}
+
+/// Generation's memory is bounded as validation's is: with the defaults on 2 CPUs, jobs on the
+/// largest photos the limits let in peak at `MAX_CONCURRENT_DECODES` decoded images (each at
+/// most `MAX_DECODE_BYTES`) plus a working set of a few megabytes each, over the process's own
+/// 60 to 90 MiB: under 500 MiB (the whole pipeline once held the full image twice and a
+/// full-height resampling buffer, 708 MB for 20 such jobs).
+#[tokio::test]
+async fn jobs_on_the_largest_photos_stay_within_the_decode_budget() {
+    let server = ServerProcess::start(
+        SERVER,
+        &[
+            ("MAX_CONCURRENT_DECODES", "2"),
+            ("RATE_LIMIT_PER_MINUTE", "1000"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let photo = tokio::task::spawn_blocking(big_jpeg).await.unwrap();
+    let mut jobs = Vec::new();
+    for _ in 0..6 {
+        let body = json!({
+            "files": [{"filename": "big.jpg", "content_type": "image/jpeg", "size": photo.len()}],
+            "generate": {}
+        });
+        let presigned: Value = client
+            .post(format!("{}/api/v1/uploads/presign", server.base))
+            .bearer_auth(ALICE)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let file = &presigned["files"][0];
+        let mut put = client.put(file["upload"]["url"].as_str().unwrap());
+        for (name, value) in file["upload"]["headers"].as_object().unwrap() {
+            put = put.header(name.as_str(), value.as_str().unwrap());
+        }
+        let response = put.body(photo.clone()).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        jobs.push(file["job_id"].as_str().unwrap().to_owned());
+    }
+    let deadline = Instant::now() + Duration::from_secs(240);
+    for job in &jobs {
+        loop {
+            let answer: Value = client
+                .get(format!("{}/api/v1/jobs/{job}", server.base))
+                .bearer_auth(ALICE)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            match answer["status"].as_str() {
+                Some("completed") => break,
+                Some("failed") => panic!("{answer}"),
+                _ => {}
+            }
+            assert!(Instant::now() < deadline, "jobs unfinished: {answer}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let peak = server.peak_rss_mib();
+    println!("6 jobs on 6300x6300 photos: server peak memory {peak:.0} MiB");
+    assert!(peak < 500.0, "peak memory {peak:.0} MiB");
 }
 
 #[tokio::test]

@@ -886,7 +886,8 @@ async fn every_function_role_allows_what_its_code_calls_and_nothing_else() {
             ))
             .load()
             .await;
-        let ctx = aws_context(config, &resources, &sdk);
+        let ctx = aws_context(config, &resources, &sdk)
+            .expect("STATUS_TOKEN_SECRET is provisioned by scripts/test.sh");
         if let Some(service) = http_service(binary, &ctx) {
             services.insert(binary, service);
         }

@@ -14,6 +14,9 @@ use image2model_shared::app::work::Worker;
 use image2model_shared::builtin_generator::BuiltinGenerator;
 use image2model_shared::context::EmbeddedAdapters;
 use image2model_shared::domain::{FileId, FileStatus, JobId, JobStatus, UploadedFile};
+use image2model_shared::ports::{
+    GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter,
+};
 use image2model_tests::contract::{file, insert_job, job};
 use image2model_tests::{png, test_config};
 use std::sync::Arc;
@@ -118,6 +121,80 @@ async fn sqs_batch_reports_only_the_failed_message() {
     );
 }
 
+/// The built-in generator behind one that panics the first time it is asked what it serves: a
+/// bug met by one message of a batch.
+struct PanicsOnce {
+    inner: BuiltinGenerator,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Generator for PanicsOnce {
+    fn supports(&self, model_type: &str) -> bool {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("a bug met by one message");
+        }
+        self.inner.supports(model_type)
+    }
+
+    async fn generate(
+        &self,
+        request: GenerationRequest,
+        progress: &dyn ProgressReporter,
+    ) -> Result<GeneratedModel, GeneratorError> {
+        self.inner.generate(request, progress).await
+    }
+}
+
+/// A message that panics the worker fails alone: it is the one item reported in
+/// `batchItemFailures` (SQS redelivers it), and the rest of its batch completes.
+#[tokio::test]
+async fn a_panicking_message_fails_alone_and_its_batch_completes() {
+    let (_dir, ctx) = context();
+    let bytes = png(40, 30);
+    let image =
+        image2model_shared::validation::inspect_image(&bytes, ctx.config.image_limits()).unwrap();
+    let template: SqsEvent = serde_json::from_str(&fixture("sqs_generate_batch.json")).unwrap();
+    let mut event = template.clone();
+    event.records.clear();
+    let mut jobs = Vec::new();
+    for n in 0..3 {
+        let now = chrono::Utc::now();
+        let ready = UploadedFile::ready("alice", "a.png", image.clone(), now, now);
+        ctx.storage
+            .put(&ready.object_key, Bytes::from(bytes.clone()), "image/png")
+            .await
+            .unwrap();
+        ctx.store.create_file(&ready).await.unwrap();
+        let j = job("alice", ready.file_id);
+        insert_job(ctx.store.as_ref(), &j).await;
+        let mut record = template.records[0].clone();
+        record.message_id = Some(format!("message-{n}"));
+        record.body = Some(format!("{{\"job_id\":\"{}\"}}", j.job_id));
+        event.records.push(record);
+        jobs.push(j.job_id);
+    }
+    let generator = PanicsOnce {
+        inner: BuiltinGenerator::new(ctx.config.image_limits()),
+        panicked: Default::default(),
+    };
+    let worker = Worker::new(ctx.clone(), vec![Arc::new(generator)]);
+    let response = image2model_worker::handle_sqs_event(&worker, event).await;
+    assert_eq!(response.batch_item_failures.len(), 1, "{response:?}");
+    let failed = &response.batch_item_failures[0].item_identifier;
+    for (n, job_id) in jobs.iter().enumerate() {
+        let status = ctx.store.get_job(*job_id).await.unwrap().unwrap().status;
+        if *failed == format!("message-{n}") {
+            assert_eq!(status, JobStatus::Queued, "left for redelivery");
+        } else {
+            assert_eq!(status, JobStatus::Completed);
+        }
+    }
+}
+
 async fn invoke(
     ctx: &AppContext,
     event: &str,
@@ -137,6 +214,55 @@ async fn invoke(
         parts.headers,
         serde_json::from_slice(&bytes).unwrap(),
     )
+}
+
+/// A stream whose store stops answering right after it opened still ends at its `timeout`
+/// (under Lambda's response streaming, a stream that never ends bills until the 900 s limit):
+/// its first frame is the snapshot it opened with, then the deadline holds whatever the reads
+/// say.
+#[tokio::test]
+async fn a_stream_whose_reads_fail_from_the_start_ends_at_its_timeout() {
+    let (dir, ctx) = context();
+    let waiting = job("alice", FileId::new());
+    insert_job(ctx.store.as_ref(), &waiting).await;
+    let service = image2model_shared::web::into_service(
+        image2model_local::api_router(&ctx)
+            .expect("router")
+            .with_state(ctx.clone()),
+        &ctx.config,
+    );
+    let request = http::Request::get(format!(
+        "/api/v1/status/tasks/{}/sse?timeout=1",
+        waiting.job_id
+    ))
+    .header(
+        "authorization",
+        format!("Bearer {}", image2model_tests::ALICE),
+    )
+    .body(axum::body::Body::empty())
+    .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    // The store fails from here on, before the stream's body is read.
+    rusqlite::Connection::open(dir.path().join("image2model.db"))
+        .unwrap()
+        .execute_batch("ALTER TABLE jobs RENAME TO jobs_unreachable")
+        .unwrap();
+    let body = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        response.into_body().collect(),
+    )
+    .await
+    .expect("the stream ends by its timeout")
+    .unwrap()
+    .to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events.first(), Some(&"task_queued"), "{text}");
+    assert_eq!(events.last(), Some(&"timeout"), "{text}");
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ several independent sets (the IAM check provisions its own).
 """
 
 import json
+import secrets
 import sys
 
 import boto3
@@ -115,6 +116,8 @@ def main(template_path, endpoint, name):
     print(f"DEAD_LETTER_QUEUE_URL={dead_url}")
     print(f"CONTRACT_QUEUE_URL={contract_url}")
     print(f"CONTRACT_DEAD_LETTER_QUEUE_URL={contract_dead_url}")
+    # What Secrets Manager hands every function on AWS (template.yaml's StatusTokenSecret).
+    print(f"STATUS_TOKEN_SECRET={secrets.token_hex(32)}")
     print(f"MAX_RECEIVES={resources['WorkQueue']['Properties']['RedrivePolicy']['maxReceiveCount']}")
 
 

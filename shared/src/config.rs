@@ -42,6 +42,17 @@ pub struct NamedKeyHash {
     pub sha256: [u8; 32],
 }
 
+/// How fast a request body must arrive (the local server's `BODY_*` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// How long a body may take before the minimum rate applies (a slow start).
+    pub grace: Duration,
+    /// Average bytes per second a body must keep up after the grace period.
+    pub min_bytes_per_second: u64,
+    /// Longest a whole body may take, however fast it goes.
+    pub total: Duration,
+}
+
 /// A secret value (the FAL key, the status-token key); never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
@@ -234,8 +245,13 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Local server: longest pause between two chunks of a request body.
     pub body_idle_timeout: Duration,
+    /// Local server: how fast a request body must arrive (after a grace period, on average),
+    /// and the longest a whole body may take.
+    pub body_read: ReadLimits,
     /// Local server: connections served at once (within the open-file limit).
     pub max_connections: usize,
+    /// Local server: connections one client address may hold open at once.
+    pub max_connections_per_client: usize,
     /// Local server: how long in-flight requests may finish after a shutdown signal.
     pub shutdown_grace: Duration,
     /// S3, DynamoDB and SQS names when running on AWS (or an emulator); embedded otherwise.
@@ -287,7 +303,13 @@ impl Default for Config {
             worker_concurrency: 2,
             header_read_timeout: Duration::from_secs(15),
             body_idle_timeout: Duration::from_secs(30),
+            body_read: ReadLimits {
+                grace: Duration::from_secs(10),
+                min_bytes_per_second: 4096,
+                total: Duration::from_secs(600),
+            },
             max_connections: 4096,
+            max_connections_per_client: 256,
             shutdown_grace: Duration::from_secs(5),
             aws: None,
             fal: FalSettings::default(),
@@ -577,7 +599,22 @@ impl Config {
                 d.header_read_timeout,
             )?,
             body_idle_timeout: seconds(vars, "BODY_IDLE_TIMEOUT_SECONDS", d.body_idle_timeout)?,
+            body_read: ReadLimits {
+                grace: seconds(vars, "BODY_RATE_GRACE_SECONDS", d.body_read.grace)?,
+                min_bytes_per_second: parse(
+                    vars,
+                    "BODY_MIN_BYTES_PER_SECOND",
+                    d.body_read.min_bytes_per_second,
+                )?,
+                total: seconds(vars, "BODY_READ_TIMEOUT_SECONDS", d.body_read.total)?,
+            },
             max_connections: parse(vars, "MAX_CONNECTIONS", d.max_connections)?.max(1),
+            max_connections_per_client: parse(
+                vars,
+                "MAX_CONNECTIONS_PER_CLIENT",
+                d.max_connections_per_client,
+            )?
+            .max(1),
             shutdown_grace: seconds(vars, "SHUTDOWN_GRACE_SECONDS", d.shutdown_grace)?,
             aws: aws_resources(vars)?,
             fal: FalSettings::from_vars(vars)?,

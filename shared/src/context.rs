@@ -17,6 +17,7 @@ pub use embedded::{ContextError, EmbeddedAdapters};
 pub struct AppContext {
     pub config: Arc<Config>,
     pub keys: Arc<KeyRing>,
+    status_secret: Arc<Secret>,
     pub store: Arc<dyn Store>,
     pub storage: Arc<dyn ObjectStorage>,
     pub queue: Arc<dyn WorkQueue>,
@@ -28,24 +29,22 @@ pub struct AppContext {
 }
 
 impl AppContext {
+    /// A context on these ports; status tokens are signed with `status_secret` (required: a
+    /// key every instance shares, or tokens one instance signs fail on the next).
     pub fn new(
-        mut config: Config,
+        config: Config,
+        status_secret: Secret,
         store: Arc<dyn Store>,
         storage: Arc<dyn ObjectStorage>,
         queue: Arc<dyn WorkQueue>,
     ) -> Self {
-        if config.status_token_secret.is_none() {
-            // Tokens this process signs verify only here: fine for one process, so AWS
-            // deployments set STATUS_TOKEN_SECRET for every function.
-            tracing::warn!("STATUS_TOKEN_SECRET is not set: status tokens are this process's own");
-            config.status_token_secret = Some(Secret(crate::keys::random_secret()));
-        }
         let keys = KeyRing::from_config(&config);
         crate::host::uptime(); // Uptime counts from here.
         let decodes = Arc::new(Semaphore::new(config.max_concurrent_decodes));
         Self {
             config: Arc::new(config),
             keys: Arc::new(keys),
+            status_secret: Arc::new(status_secret),
             store,
             storage,
             queue,
@@ -53,15 +52,10 @@ impl AppContext {
             shutdown: Shutdown::default(),
         }
     }
-}
 
-impl AppContext {
-    /// The key status tokens are signed with (always set once the context exists).
+    /// The key status tokens are signed with.
     pub fn status_secret(&self) -> &[u8] {
-        self.config
-            .status_token_secret
-            .as_ref()
-            .map_or(&[][..], |s| s.0.as_bytes())
+        self.status_secret.0.as_bytes()
     }
 }
 
@@ -73,6 +67,11 @@ pub enum BootError {
     #[cfg(feature = "embedded")]
     #[error(transparent)]
     Embedded(#[from] ContextError),
+    #[error(
+        "STATUS_TOKEN_SECRET is not set: every function of a deployment needs the same secret \
+         to sign and check status tokens (template.yaml takes it from Secrets Manager)"
+    )]
+    MissingStatusSecret,
     #[error("AWS resources are configured but this build has no AWS adapters (feature `aws`)")]
     AwsUnavailable,
     #[error(
@@ -87,11 +86,11 @@ pub async fn from_env() -> Result<AppContext, BootError> {
     let config = Config::from_env()?;
     match config.aws.clone() {
         #[cfg(feature = "aws")]
-        Some(resources) => Ok(aws_context(
+        Some(resources) => aws_context(
             config,
             &resources,
             &crate::adapters::aws::sdk_config().await,
-        )),
+        ),
         #[cfg(not(feature = "aws"))]
         Some(_) => Err(BootError::AwsUnavailable),
         #[cfg(feature = "embedded")]
@@ -108,20 +107,26 @@ pub async fn from_env() -> Result<AppContext, BootError> {
     }
 }
 
-/// A context on S3, DynamoDB and SQS, with clients built from one SDK configuration.
+/// A context on S3, DynamoDB and SQS, with clients built from one SDK configuration; refused
+/// without `STATUS_TOKEN_SECRET`.
 #[cfg(feature = "aws")]
 pub fn aws_context(
     config: Config,
     resources: &crate::config::AwsResources,
     sdk: &aws_config::SdkConfig,
-) -> AppContext {
+) -> Result<AppContext, BootError> {
     use crate::adapters::aws::{DynamoStore, S3Storage, SqsQueue};
     // Emulators serve buckets on the path, not on a subdomain.
     let s3 = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(std::env::var_os("AWS_ENDPOINT_URL").is_some())
         .build();
-    AppContext::new(
+    let status_secret = config
+        .status_token_secret
+        .clone()
+        .ok_or(BootError::MissingStatusSecret)?;
+    Ok(AppContext::new(
         config,
+        status_secret,
         Arc::new(DynamoStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
             &resources.table,
@@ -136,7 +141,7 @@ pub fn aws_context(
             &resources.queue_url,
             &resources.dead_letter_queue_url,
         )),
-    )
+    ))
 }
 
 /// Contexts on the embedded adapters of one data directory.
@@ -167,25 +172,6 @@ pub mod embedded {
         pub status_secret: Secret,
     }
 
-    /// The key in `path`, or a new one written there (readable by this user only).
-    fn kept_secret(path: &std::path::Path) -> std::io::Result<Secret> {
-        match std::fs::read_to_string(path) {
-            Ok(secret) if secret.trim().len() >= 32 => Ok(Secret(secret.trim().to_owned())),
-            _ => {
-                let secret = crate::keys::random_secret();
-                let tmp = path.with_extension("tmp");
-                std::fs::write(&tmp, &secret)?;
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-                }
-                std::fs::rename(&tmp, path)?;
-                Ok(Secret(secret))
-            }
-        }
-    }
-
     impl EmbeddedAdapters {
         /// Opens `image2model.db` and `objects/` under the configured data directory; signed
         /// URLs start with `base_url`.
@@ -193,7 +179,11 @@ pub mod embedded {
             let db =
                 EmbeddedDb::open(&config.data_dir.join("image2model.db"), config.max_receives)?;
             let storage = DiskStorage::open(&config.data_dir.join("objects"), base_url)?;
-            let status_secret = kept_secret(&config.data_dir.join("status-token.key"))?;
+            let status_secret = Secret(crate::keys::kept_secret_file(
+                &config.data_dir.join("status-token.key"),
+                32,
+                crate::keys::random_secret,
+            )?);
             Ok(Self {
                 db,
                 storage,
@@ -204,12 +194,14 @@ pub mod embedded {
 
     impl AppContext {
         /// A context on the embedded adapters.
-        pub fn embedded(mut config: Config, adapters: &EmbeddedAdapters) -> Self {
-            if config.status_token_secret.is_none() {
-                config.status_token_secret = Some(adapters.status_secret.clone());
-            }
+        pub fn embedded(config: Config, adapters: &EmbeddedAdapters) -> Self {
+            let status_secret = config
+                .status_token_secret
+                .clone()
+                .unwrap_or_else(|| adapters.status_secret.clone());
             Self::new(
                 config,
+                status_secret,
                 Arc::new(adapters.db.clone()),
                 Arc::new(adapters.storage.clone()),
                 Arc::new(adapters.db.clone()),

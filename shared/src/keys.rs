@@ -5,6 +5,7 @@
 use crate::config::{Config, NamedKey};
 use crate::jwt::{JwtVerifier, looks_like_jwt};
 use sha2::{Digest, Sha256};
+use std::path::Path;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -121,6 +122,50 @@ pub fn random_secret() -> String {
     )
 }
 
+/// The secret kept in `path` (at least `min_len` characters once trimmed), or `make()`'s,
+/// written there first. The file is readable by this user only (0600), whether it is new or was
+/// left readable by an older version; a new one appears whole (written aside, then renamed).
+pub fn kept_secret_file(
+    path: &Path,
+    min_len: usize,
+    make: impl FnOnce() -> String,
+) -> std::io::Result<String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim();
+        if existing.len() >= min_len {
+            restrict_to_owner(path)?;
+            return Ok(existing.to_owned());
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let secret = make();
+    let aside = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&aside);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&aside)?, secret.as_bytes())?;
+    std::fs::rename(&aside, path)?;
+    Ok(secret)
+}
+
+fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -154,6 +199,31 @@ mod tests {
             ring.identify_credential("eyJ-shaped.key.0123456789").await,
             None
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn secret_files_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let new = dir.path().join("sub").join("new.key");
+        let made = kept_secret_file(&new, 16, random_secret).unwrap();
+        assert_eq!(mode(&new), 0o600);
+        assert_eq!(kept_secret_file(&new, 16, || unreachable!()).unwrap(), made);
+        // A key an older version left world-readable is kept, and closed.
+        let old = dir.path().join("old.key");
+        std::fs::write(&old, "an-old-key-0123456789\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            kept_secret_file(&old, 16, || unreachable!()).unwrap(),
+            "an-old-key-0123456789"
+        );
+        assert_eq!(mode(&old), 0o600);
+        // Too short to be a key: replaced.
+        std::fs::write(&old, "short").unwrap();
+        assert_ne!(kept_secret_file(&old, 16, random_secret).unwrap(), "short");
+        assert_eq!(mode(&old), 0o600);
     }
 
     #[test]

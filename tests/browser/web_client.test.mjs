@@ -159,6 +159,36 @@ test('a client that builds the stream URL from the task id follows it without a 
   await page.close();
 });
 
+test('a link naming another API repoints the page only when the person says so, and never for good', async () => {
+  const { page } = await newPage();
+  const foreign = 'http://127.0.0.1:9';
+  const asked = [];
+  page.on('request', (request) => { if (request.url().startsWith(foreign)) asked.push(request.url()); });
+  await page.goto(`${base}/`);
+  await page.evaluate(() => localStorage.clear());
+  await page.goto(`${base}/?api=${foreign}`);
+  await page.waitForSelector('#api-notice:not([hidden])');
+  assert.match(await page.textContent('#api-notice'), /127\.0\.0\.1:9/);
+  // Until the person answers, the page keeps to its own server.
+  await page.waitForSelector('#model-type option', { state: 'attached', timeout: DEADLINE });
+  assert.deepEqual(asked, [], 'no request went to the linked server unasked');
+  await page.click('#api-decline');
+  assert.equal(new URL(page.url()).search, '', 'the link is forgotten');
+  await page.goto(`${base}/`);
+  await page.waitForSelector('#model-type option', { state: 'attached', timeout: DEADLINE });
+  assert.equal(await page.isHidden('#api-notice'), true);
+  // Accepted, the choice is kept, and the page offers the way back.
+  await page.goto(`${base}/?api=${foreign}`);
+  await page.click('#api-accept');
+  await page.waitForSelector('#api-home');
+  await page.waitForFunction(() => /Could not list models/.test(document.getElementById('auth-status').textContent), null, { timeout: DEADLINE });
+  await page.screenshot({ path: path.join(shots, '5-another-api.png') });
+  await page.click('#api-home');
+  await page.waitForSelector('#model-type option', { state: 'attached', timeout: DEADLINE });
+  assert.equal(await page.evaluate(() => localStorage.getItem('image2model.api')), null);
+  await page.close();
+});
+
 test('a link naming another API finds no key to send it', async () => {
   const { page } = await newPage();
   const leaked = [];
@@ -170,8 +200,12 @@ test('a link naming another API finds no key to send it', async () => {
   await page.click('#save-key');
   await page.waitForFunction(() => document.body.dataset.authenticated === 'true', null, { timeout: DEADLINE });
   await page.goto(`${base}/?api=http://127.0.0.1:9`);
+  await page.click('#api-accept');
+  await page.waitForSelector('#api-home');
   await page.waitForFunction(() => document.getElementById('auth-status').textContent !== '', null, { timeout: DEADLINE });
   assert.equal(await page.inputValue('#api-key'), '', 'the key stays with the API it was given for');
   assert.deepEqual(leaked, [], 'no request to another API carried the key');
+  await page.click('#api-home');
+  await page.waitForFunction(() => document.body.dataset.authenticated === 'true', null, { timeout: DEADLINE });
   await page.close();
 });

@@ -28,7 +28,8 @@ pub async fn adapters() -> AwsAdapters {
     resources.dead_letter_queue_url = contract_queue("CONTRACT_DEAD_LETTER_QUEUE_URL");
     let max_receives = config.max_receives;
     let sdk = image2model_shared::adapters::aws::sdk_config().await;
-    let ctx = aws_context(config, &resources, &sdk);
+    let ctx = aws_context(config, &resources, &sdk)
+        .expect("STATUS_TOKEN_SECRET is provisioned by scripts/test.sh");
     AwsAdapters {
         store: ctx.store,
         queue: ctx.queue,
@@ -49,6 +50,7 @@ pub async fn context() -> image2model_shared::AppContext {
     config.admin_key = keys.admin_key;
     let sdk = image2model_shared::adapters::aws::sdk_config().await;
     aws_context(config, &resources, &sdk)
+        .expect("STATUS_TOKEN_SECRET is provisioned by scripts/test.sh")
 }
 
 /// The SQS event Lambda would hand the worker for `messages` received from a queue.

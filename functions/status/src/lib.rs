@@ -105,9 +105,10 @@ async fn status(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct StreamParams {
-    /// Longest the stream stays open, in seconds (at most `SSE_MAX_SECONDS`, also when larger).
-    #[param(exclusive_minimum = 0)]
-    timeout: Option<f64>,
+    /// Longest the stream stays open, in seconds (at most `SSE_MAX_SECONDS`, also when larger,
+    /// however it is written).
+    #[param(value_type = Option<f64>, exclusive_minimum = 0)]
+    timeout: Option<String>,
     /// The signed token of `events_url`: opens this task without a key.
     token: Option<String>,
 }
@@ -160,7 +161,11 @@ struct StreamState {
     ctx: AppContext,
     viewer: Viewer,
     id: JobId,
+    /// The state the client last saw (a reconnect's `Last-Event-ID`, or the last frame).
     last: Option<Snapshot>,
+    /// The snapshot read when the stream opened, not yet compared or sent: the first frame
+    /// comes from it, without a second read.
+    opening: Option<Snapshot>,
     last_frame: Instant,
     deadline: Instant,
     done: bool,
@@ -190,16 +195,7 @@ async fn events(
     let max = ctx.config.sse_max_duration;
     let timeout = match params.timeout {
         None => max,
-        // Anything longer than the longest stream (however long) is the longest stream.
-        Some(secs) if secs > 0.0 && secs.is_finite() => {
-            Duration::try_from_secs_f64(secs).map_or(max, |d| d.min(max))
-        }
-        Some(_) => {
-            return Err(ApiError::validation(
-                "timeout must be a positive number of seconds",
-                Some("timeout"),
-            ));
-        }
+        Some(raw) => stream_timeout(&raw, max)?,
     };
     // Refuse unknown or foreign ids (and bad tokens) before the stream starts. A token is
     // checked once: the stream then follows the task as its owner would, so a token expiring
@@ -219,11 +215,16 @@ async fn events(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let now = Instant::now();
+    let (last, opening) = match seen {
+        Some(_) => (Some(current), None),
+        None => (None, Some(current)),
+    };
     let state = StreamState {
         ctx,
         viewer,
         id,
-        last: seen.map(|_| current),
+        last,
+        opening,
         last_frame: now,
         deadline: now + timeout,
         done: false,
@@ -236,6 +237,26 @@ async fn events(
         axum::http::HeaderValue::from_static("no"),
     );
     Ok(response)
+}
+
+/// The stream's length from its `timeout`: a positive decimal number of seconds, however it is
+/// spelled (`30`, `30.0`, `3e1`). Anything longer than `max` is `max`, also a number too large
+/// for a float (`1e400`, 400 digits); what is no such number (`inf`, `NaN`, `0`, `-1`) is
+/// refused.
+fn stream_timeout(raw: &str, max: Duration) -> Result<Duration, ApiError> {
+    let decimal = raw.bytes().any(|b| b.is_ascii_digit())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    match raw.parse::<f64>() {
+        Ok(secs) if decimal && secs > 0.0 => {
+            Ok(Duration::try_from_secs_f64(secs).map_or(max, |d| d.min(max)))
+        }
+        _ => Err(ApiError::validation(
+            "timeout must be a positive number of seconds",
+            Some("timeout"),
+        )),
+    }
 }
 
 fn frame(name: EventName, data: &serde_json::Value) -> Event {
@@ -252,7 +273,8 @@ fn send(mut s: StreamState, event: Event) -> Option<(Result<Event, Infallible>, 
     Some((Ok(event), s))
 }
 
-/// Waits for the next change, heartbeat or the end of the stream.
+/// Waits for the next change, heartbeat or the end of the stream. The deadline holds whatever
+/// the store answers: a stream whose reads keep failing still ends on time.
 async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, StreamState)> {
     if s.done {
         return None;
@@ -265,21 +287,28 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
             let data = serde_json::json!({"task_id": s.id, "message": "the server is shutting down; reconnect", "timestamp": view::timestamp_ms()});
             return send(s, frame(EventName::Shutdown, &data));
         }
-        if s.last.is_some() {
-            if Instant::now() >= s.deadline {
-                s.done = true;
-                let data = serde_json::json!({"task_id": s.id, "message": "stream timeout reached", "timestamp": view::timestamp_ms()});
-                return send(s, frame(EventName::Timeout, &data));
-            }
-            let pause = config
-                .sse_poll_interval
-                .min(s.deadline.saturating_duration_since(Instant::now()));
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = s.ctx.shutdown.triggered() => continue,
-            }
+        if Instant::now() >= s.deadline {
+            s.done = true;
+            let data = serde_json::json!({"task_id": s.id, "message": "stream timeout reached", "timestamp": view::timestamp_ms()});
+            return send(s, frame(EventName::Timeout, &data));
         }
-        match task_snapshot(&s.ctx, &s.viewer, s.id).await {
+        let read = match s.opening.take() {
+            Some(opening) => Ok(opening),
+            None => {
+                let pause = config
+                    .sse_poll_interval
+                    .min(s.deadline.saturating_duration_since(Instant::now()));
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = s.ctx.shutdown.triggered() => continue,
+                }
+                if Instant::now() >= s.deadline {
+                    continue;
+                }
+                task_snapshot(&s.ctx, &s.viewer, s.id).await
+            }
+        };
+        match read {
             Ok(current) if s.last.as_ref().is_none_or(|last| last.changed(&current)) => {
                 s.done = current.is_terminal();
                 s.last_frame = Instant::now();
@@ -304,9 +333,40 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
             let data = serde_json::json!({"task_id": s.id, "timestamp": view::timestamp_ms()});
             return send(s, frame(EventName::Heartbeat, &data));
         }
-        if s.last.is_none() {
-            // The first snapshot failed: wait a poll interval before trying again.
-            tokio::time::sleep(config.sse_poll_interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One number is one answer, whatever its spelling: larger than the longest stream (even
+    /// past what a float holds) is the longest stream; what is no positive number is refused.
+    #[test]
+    fn a_timeout_is_clamped_or_refused_the_same_whatever_its_spelling() {
+        let max = Duration::from_secs(300);
+        let huge = format!("1{}", "0".repeat(400));
+        for clamped in [
+            "300",
+            "3e2",
+            "300.0",
+            "1e20",
+            "1e308",
+            "1e400",
+            huge.as_str(),
+        ] {
+            assert_eq!(stream_timeout(clamped, max).unwrap(), max, "{clamped}");
+        }
+        for (within, secs) in [("30", 30.0), ("3e1", 30.0), ("0.5", 0.5), ("5E-1", 0.5)] {
+            let got = stream_timeout(within, max).unwrap();
+            assert_eq!(got, Duration::from_secs_f64(secs), "{within}");
+        }
+        let tiny = format!("0.{}1", "0".repeat(400));
+        for refused in [
+            "0", "-1", "-1e400", "0e5", "inf", "Infinity", "NaN", "", "1e", "abc", &tiny,
+        ] {
+            let err = stream_timeout(refused, max).unwrap_err();
+            assert_eq!(err.code(), "VALIDATION_ERROR", "{refused}");
         }
     }
 }

@@ -86,7 +86,7 @@ pub fn to_public_json(snapshot: &Snapshot) -> Value {
         JobStatus::Failed => "Task failed".to_owned(),
         JobStatus::Cancelled => "Task was cancelled".to_owned(),
     };
-    json!({
+    let mut v = json!({
         "task_id": snapshot.task_id,
         "job_id": snapshot.terminal_job_id(),
         "status": snapshot.status,
@@ -100,7 +100,17 @@ pub fn to_public_json(snapshot: &Snapshot) -> Value {
         "error_code": snapshot.error().map(|e| e.code),
         "created_at": created_at,
         "updated_at": updated_at,
-    })
+    });
+    name_the_group(&mut v, snapshot);
+    v
+}
+
+/// A batch also answers to `chord_task_id`, the old API's name for the id of the group of
+/// tasks that processes a batch's files (its clients follow that id): here, the batch's own.
+fn name_the_group(v: &mut Value, snapshot: &Snapshot) {
+    if snapshot.is_batch {
+        v["chord_task_id"] = json!(snapshot.task_id);
+    }
 }
 
 /// The answer of `GET .../status` to the owner (by key or token).
@@ -125,6 +135,7 @@ pub fn to_json(snapshot: &Snapshot) -> Value {
         "created_at": created_at,
         "updated_at": updated_at,
     });
+    name_the_group(&mut v, snapshot);
     if snapshot.is_batch {
         v["jobs"] = snapshot
             .jobs
@@ -232,6 +243,10 @@ mod tests {
             (Some(2), Some(2))
         );
         assert!(json["timestamp"].as_i64().unwrap() > 1_700_000_000_000);
+        // The old API's clients follow a batch by `chord_task_id`, in every view of it.
+        for view in [json, to_json(&snapshot), to_public_json(&snapshot)] {
+            assert_eq!(view["chord_task_id"], json!(snapshot.task_id), "{view}");
+        }
     }
 
     #[test]
@@ -244,6 +259,7 @@ mod tests {
             format!("/api/v1/download/{}", job.job_id)
         );
         assert!(json.get("jobs").is_none());
+        assert!(json.get("chord_task_id").is_none(), "a job is no group");
         let queued = job_snapshot(self::job());
         assert_eq!(
             (

@@ -17,24 +17,31 @@ use image2model_shared::app::task_status::Snapshot;
 use image2model_shared::domain::{FileStatus, JobId, JobOptions, UploadedFile};
 use image2model_shared::validation::ImageRejection;
 use image2model_shared::web::extract::{ApiJson, ApiMultipart, FileIdParam, JobIdParam};
+use image2model_shared::web::layers::refuse_bodies_over;
 use image2model_shared::web::links::{Origin, with_task_links};
 use image2model_shared::web::openapi::ApiErrors;
+use image2model_shared::web::rate_limit::RateBudget;
 use image2model_shared::web::{ApiError, Caller, rate_limit};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router(ctx: &AppContext) -> OpenApiRouter<AppContext> {
-    let body_limit =
-        usize::try_from(body_limit(ctx.config.sync_upload_limit())).unwrap_or(usize::MAX);
+    let body_limit = body_limit(ctx.config.sync_upload_limit());
     let uploads = OpenApiRouter::new()
         .routes(routes!(presign))
         .routes(routes!(upload_image))
         .routes(routes!(upload_multiple))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(body_limit).unwrap_or(usize::MAX),
+        ))
         .route_layer(middleware::from_fn_with_state(
             ctx.clone(),
             rate_limit::limit,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            body_limit,
+            refuse_bodies_over,
         ));
     uploads
         .routes(routes!(show_file))
@@ -102,8 +109,14 @@ async fn presign(
     State(ctx): State<AppContext>,
     caller: Caller,
     origin: Origin,
+    budget: RateBudget,
     ApiJson(request): ApiJson<PresignRequest>,
 ) -> Result<Json<Value>, ApiError> {
+    // Each file announced, and each job with `generate`, counts against the rate limit.
+    let files = request.files.len();
+    AppError::check_file_count(files, ctx.config.max_files)?;
+    let per_file = if request.generate.is_some() { 2 } else { 1 };
+    budget.cover(per_file * files as u64).await?;
     let uploads = presign_uploads(&ctx, &caller.owner, request).await?;
     let files: Vec<Value> = uploads
         .iter()
@@ -207,6 +220,7 @@ async fn upload_multiple(
     State(ctx): State<AppContext>,
     caller: Caller,
     origin: Origin,
+    budget: RateBudget,
     ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<Json<Value>, ApiError> {
     let limit = ctx.config.sync_upload_limit();
@@ -246,6 +260,8 @@ async fn upload_multiple(
         face_limit,
         ..JobOptions::default()
     };
+    // Each file stored and each job created counts against the rate limit, before any is.
+    budget.cover(2 * parts.len() as u64).await?;
     let batch = upload_batch(&ctx, &caller.owner, parts, model_type.as_deref(), options).await?;
     let uploaded: Vec<Value> = batch
         .files
@@ -272,6 +288,8 @@ async fn upload_multiple(
         "batch_id": batch_id,
         "job_id": batch_id,
         "task_id": batch_id,
+        // The old API's name for the id its clients follow a batch by.
+        "chord_task_id": batch_id,
         "uploaded_files": uploaded,
         "face_limit": face_limit,
         "model_type": batch.model_type,

@@ -1,8 +1,10 @@
 //! `POST /api/v1/webhooks/fal?job_id=...`: verify, then hand over to the worker.
 
 use crate::signature::{SignatureVerifier, VerifyError};
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::Utc;
 use image2model_shared::AppContext;
@@ -10,6 +12,7 @@ use image2model_shared::app::fal_webhook::{WebhookOutcome, accept_fal_webhook};
 use image2model_shared::domain::JobId;
 use image2model_shared::web::ApiError;
 use image2model_shared::web::extract::ApiBytes;
+use image2model_shared::web::layers::refuse_bodies_over;
 use image2model_shared::web::openapi::ApiErrors;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,10 +20,42 @@ use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// The largest delivery read: FAL's deliveries are a few kilobytes (their payload is fetched
+/// again from FAL anyway), and anyone can call this route.
+pub const MAX_DELIVERY_BYTES: u64 = 256 * 1024;
+
+/// The headers every FAL delivery is signed with.
+const SIGNATURE_HEADERS: [&str; 4] = [
+    "x-fal-webhook-request-id",
+    "x-fal-webhook-user-id",
+    "x-fal-webhook-timestamp",
+    "x-fal-webhook-signature",
+];
+
 pub fn router(verifier: Arc<SignatureVerifier>) -> OpenApiRouter<AppContext> {
     OpenApiRouter::new()
         .routes(routes!(receive))
         .layer(Extension(verifier))
+        .layer(DefaultBodyLimit::max(MAX_DELIVERY_BYTES as usize))
+        .route_layer(middleware::from_fn(signed_deliveries_only))
+        .route_layer(middleware::from_fn_with_state(
+            MAX_DELIVERY_BYTES,
+            refuse_bodies_over,
+        ))
+}
+
+/// A delivery without FAL's signature headers is refused before a byte of its body is read:
+/// an unauthenticated route must not let anyone hold a connection with a slow body.
+async fn signed_deliveries_only(req: Request, next: Next) -> Response {
+    match SIGNATURE_HEADERS
+        .iter()
+        .find(|name| !req.headers().contains_key(**name))
+    {
+        Some(missing) => {
+            ApiError::WebhookUnverified(format!("the {missing} header is missing")).into_response()
+        }
+        None => next.run(req).await,
+    }
 }
 
 #[derive(Debug, Deserialize)]

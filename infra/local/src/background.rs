@@ -2,7 +2,6 @@
 //! the periodic sweeper and cleanup.
 
 use chrono::Utc;
-use futures_util::FutureExt;
 use futures_util::future::join_all;
 use image2model_shared::AppContext;
 use image2model_shared::adapters::embedded::DiskStorage;
@@ -10,7 +9,6 @@ use image2model_shared::app::cleanup::{CleanupPass, cleanup};
 use image2model_shared::app::sweep::{ingest_stored_uploads, sweep};
 use image2model_shared::app::work::{MessageOutcome, Worker};
 use image2model_shared::shutdown::Shutdown;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -57,15 +55,9 @@ pub async fn run_worker(ctx: AppContext, worker: Worker) {
             let worker = worker.clone();
             let queue = ctx.queue.clone();
             async move {
-                // A panic while handling one message must not stop the worker: the message is
-                // left for redelivery (and ends in the dead letters if it always panics).
-                let outcome = AssertUnwindSafe(worker.handle_message(&message.body))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| {
-                        tracing::error!(message_id = %message.message_id, "the worker panicked on a message");
-                        MessageOutcome::Retry
-                    });
+                // A panic while handling one message fails that message alone (see
+                // `Worker::handle_message`): it is left for redelivery.
+                let outcome = worker.handle_message(&message.body).await;
                 if outcome == MessageOutcome::Done
                     && let Err(err) = queue.delete(&message.receipt).await
                 {

@@ -28,19 +28,12 @@ fn port_arg(args: &[String]) -> Result<Option<String>, String> {
     Ok(port)
 }
 
-/// A key kept in the data directory so it survives restarts, created on first use.
+/// A key kept in the data directory (readable by this user only) so it survives restarts,
+/// created on first use.
 fn persistent_key(dir: &Path, file: &str, prefix: &str) -> std::io::Result<String> {
-    let path = dir.join(file);
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        let existing = existing.trim();
-        if existing.len() >= 16 {
-            return Ok(existing.to_owned());
-        }
-    }
-    std::fs::create_dir_all(dir)?;
-    let key = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
-    std::fs::write(&path, &key)?;
-    Ok(key)
+    image2model_shared::keys::kept_secret_file(&dir.join(file), 16, || {
+        format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+    })
 }
 
 async fn shutdown_signal() {
@@ -126,5 +119,30 @@ pub async fn main() -> ExitCode {
             eprintln!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key the server keeps on disk (the dev keys here, the status-token key in the
+    /// embedded adapters) is readable by its owner only.
+    #[cfg(unix)]
+    #[test]
+    fn dev_keys_are_written_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = persistent_key(dir.path(), "dev-admin-key", "i2m_admin_").unwrap();
+        assert!(key.starts_with("i2m_admin_"));
+        let mode = std::fs::metadata(dir.path().join("dev-admin-key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            persistent_key(dir.path(), "dev-admin-key", "other_").unwrap(),
+            key
+        );
     }
 }

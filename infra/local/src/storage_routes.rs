@@ -7,8 +7,9 @@
 //! notification does on AWS.
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::{Router, middleware};
@@ -18,10 +19,12 @@ use image2model_shared::adapters::embedded::url_signer::FORM_UPLOAD_PATH;
 use image2model_shared::adapters::embedded::{DiskStorage, SignedGrant};
 use image2model_shared::app::AppError;
 use image2model_shared::app::ingest::{check_upload_target, ingest_object};
+use image2model_shared::domain::UploadedFile;
 use image2model_shared::ports::{ObjectStorage, StorageError};
 use image2model_shared::validation::filename::attachment_disposition;
 use image2model_shared::web::ApiError;
 use image2model_shared::web::extract::{self, ApiMultipart};
+use image2model_shared::web::layers::refuse_bodies_over;
 use image2model_shared::web::rate_limit;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,22 +37,61 @@ struct StorageState {
 
 pub fn router(ctx: AppContext, disk: Arc<DiskStorage>) -> Router {
     // The form endpoint reads its own limit from the signed policy; this only bounds the body.
-    let form_limit =
-        usize::try_from(ctx.config.max_upload_bytes + 1024 * 1024).unwrap_or(usize::MAX);
-    // Uploads are rate limited per client, as the API's upload routes are; downloads are not.
-    let limited = || middleware::from_fn_with_state(ctx.clone(), rate_limit::limit);
+    let form_limit = ctx.config.max_upload_bytes + 1024 * 1024;
+    // Uploads are rate limited, as the API's upload routes are: a PUT on the owner's budget
+    // (it signed the URL), a form POST per client (its policy is in the body); downloads are
+    // not limited.
+    let state = StorageState { ctx, disk };
     Router::new()
         .route(
             "/local-storage/{*key}",
-            put(upload).layer(limited()).get(download),
+            put(upload)
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    limit_by_signer,
+                ))
+                .get(download),
         )
         .route(
             FORM_UPLOAD_PATH,
             post(form_upload)
-                .layer(DefaultBodyLimit::max(form_limit))
-                .layer(limited()),
+                .layer(DefaultBodyLimit::max(
+                    usize::try_from(form_limit).unwrap_or(usize::MAX),
+                ))
+                .layer(middleware::from_fn_with_state(
+                    state.ctx.clone(),
+                    rate_limit::limit,
+                ))
+                .layer(middleware::from_fn_with_state(
+                    form_limit,
+                    refuse_bodies_over,
+                )),
         )
-        .with_state(StorageState { ctx, disk })
+        .with_state(state)
+}
+
+/// A signed PUT is charged to the owner who signed it (the key names them), so that keyless
+/// traffic from the same address (a shared NAT) cannot use up the budget of someone's upload;
+/// a URL that does not verify is counted per client address.
+async fn limit_by_signer(
+    State(state): State<StorageState>,
+    Path(key): Path<String>,
+    RawQuery(query): RawQuery,
+    req: Request,
+    next: Next,
+) -> Response {
+    let signed = state
+        .disk
+        .signer()
+        .verify(
+            "PUT",
+            &key,
+            query.as_deref().unwrap_or_default(),
+            Utc::now(),
+        )
+        .is_ok();
+    let owner = UploadedFile::owner_of_key(&key).filter(|_| signed);
+    rate_limit::limit_signed(&state.ctx, owner, req, next).await
 }
 
 /// Stores an accepted upload once (a second write of the key is refused) and starts ingestion,

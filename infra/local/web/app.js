@@ -1,14 +1,22 @@
 // The reference web client: only the public API (presigned upload, the task's signed stream,
 // signed downloads), so it runs against the local server or, hosted anywhere, against an AWS
-// deployment (`?api=https://<api-host>` once; the origin must be in CORS_ORIGINS).
+// deployment (`?api=https://<api-host>`, confirmed once by the person; the origin must be in
+// CORS_ORIGINS). A link alone never repoints the page, and a page on another API offers the
+// way back to its own server.
 import * as THREE from './vendor/three/three.module.min.js';
 import { GLTFLoader } from './vendor/three/examples/jsm/loaders/GLTFLoader.js';
 import { OrbitControls } from './vendor/three/examples/jsm/controls/OrbitControls.js';
 
+const API_STORE = 'image2model.api';
+const wellFormed = (url) => typeof url === 'string' && /^https?:\/\/[^/?#]+\/?$/.test(url);
+const trimmed = (url) => url.replace(/\/$/, '');
 const params = new URLSearchParams(location.search);
-const asked = params.get('api');
-if (asked && /^https?:\/\/[^/?#]+\/?$/.test(asked)) localStorage.setItem('image2model.api', asked);
-const apiBase = (localStorage.getItem('image2model.api') || location.origin).replace(/\/$/, '');
+const asked = wellFormed(params.get('api')) ? trimmed(params.get('api')) : null;
+if (asked === location.origin) localStorage.removeItem(API_STORE); // A link home is always safe.
+const kept = localStorage.getItem(API_STORE);
+const apiBase = wellFormed(kept) ? trimmed(kept) : location.origin;
+// A link naming another API waits for the person's yes before the page uses or keeps it.
+const proposed = asked && asked !== apiBase ? asked : null;
 // A key is kept for the API it was given for: a link naming another API finds no key to send.
 const keyName = `image2model.key@${apiBase}`;
 let apiKey = localStorage.getItem(keyName) || '';
@@ -32,6 +40,47 @@ async function api(path, options = {}) {
   try { body = text ? JSON.parse(text) : null; } catch { body = null; }
   if (!response.ok) throw new ApiError(response.status, body);
   return body;
+}
+
+// --- which API ------------------------------------------------------------------------------
+
+function withoutApiParam() {
+  const url = new URL(location.href);
+  url.searchParams.delete('api');
+  return `${url.pathname}${url.search}${url.hash}`;
+}
+
+function showApiNotice() {
+  const notice = $('api-notice');
+  const text = document.createElement('p');
+  const buttons = document.createElement('div');
+  buttons.className = 'actions';
+  const button = (label, id, onClick) => {
+    const b = Object.assign(document.createElement('button'), { type: 'button', textContent: label, id });
+    b.addEventListener('click', onClick);
+    buttons.append(b);
+  };
+  if (proposed) {
+    text.textContent = `This link asks the page to send your requests, and the key you paste, to another server: ${proposed}. Use it only if you trust it.`;
+    button('Use that server', 'api-accept', () => {
+      localStorage.setItem(API_STORE, proposed);
+      location.replace(withoutApiParam());
+    });
+    button('Stay on this server', 'api-decline', () => {
+      history.replaceState(null, '', withoutApiParam());
+      notice.hidden = true;
+    });
+  } else if (apiBase !== location.origin) {
+    text.textContent = `This page sends its requests to another server: ${apiBase}.`;
+    button('Back to this server', 'api-home', () => {
+      localStorage.removeItem(API_STORE);
+      location.replace(withoutApiParam());
+    });
+  } else {
+    return;
+  }
+  notice.replaceChildren(text, buttons);
+  notice.hidden = false;
 }
 
 // --- the key -------------------------------------------------------------------------------
@@ -300,6 +349,7 @@ $('refresh-recent').addEventListener('click', refreshRecent);
 
 // --- start ---------------------------------------------------------------------------------
 
+showApiNotice();
 $('api-key').value = apiKey;
 loadModels().catch((err) => showAuth(`Could not list models: ${err.message}`, true));
 checkKey().then((ok) => { if (ok) refreshRecent(); });

@@ -37,8 +37,8 @@ fn model(
 use image::{DynamicImage, ImageReader, Limits, RgbaImage};
 use std::io::Cursor;
 
-/// Longest side of the embedded texture, in pixels.
-const TEXTURE_MAX_SIDE: u32 = 1024;
+/// Longest side of the embedded texture (and of the working copy of a photo), in pixels.
+pub const TEXTURE_MAX_SIDE: u32 = 1024;
 
 /// Why no model could be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,14 +54,24 @@ pub enum ReliefError {
     Encoding(String),
 }
 
-/// Decodes an image within `limits` (pixel count and allocation).
+/// Decodes an image within `limits` (pixel count and allocation) and reduces it at once to
+/// what the pipeline uses: at most [`TEXTURE_MAX_SIDE`] pixels a side (the texture's size; the
+/// depth grid and the preview are smaller still). The full decode lives only inside this call,
+/// so a generation's memory is one decoded image (at most `limits.max_alloc`) plus a working set
+/// of a few megabytes, whatever the photo's size.
 pub fn decode(bytes: &[u8], limits: Limits) -> Result<DynamicImage, ReliefError> {
     let unreadable = |e: image::ImageError| ReliefError::UnreadablePhoto(e.to_string());
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ReliefError::UnreadablePhoto(e.to_string()))?;
     reader.limits(limits);
-    reader.decode().map_err(unreadable)
+    let full = reader.decode().map_err(unreadable)?;
+    if full.width().max(full.height()) > TEXTURE_MAX_SIDE {
+        // Box-filtered into the small image alone: no full-size intermediate.
+        Ok(full.thumbnail(TEXTURE_MAX_SIDE, TEXTURE_MAX_SIDE))
+    } else {
+        Ok(full)
+    }
 }
 
 /// The photo as the model's texture: at most 1024 px, JPEG (PNG when it has transparency).

@@ -52,13 +52,20 @@ pub fn relief_from_depth_image(
         .map_err(GeneratorError::from)
 }
 
-/// Runs `f` on the blocking pool.
+/// Runs `f` on the blocking pool. A panic there is the input's doing (it would panic again) and
+/// fails the job as [`GeneratorError::crashed`]; a task cancelled by a stopping runtime may
+/// succeed later.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, GeneratorError> + Send + 'static,
 ) -> Result<T, GeneratorError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| GeneratorError::Transient(format!("generator task failed: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        if e.is_panic() {
+            tracing::error!(error = %e, "the generator panicked");
+            GeneratorError::crashed()
+        } else {
+            GeneratorError::Transient(format!("generator task failed: {e}"))
+        }
+    })?
 }
 
 #[async_trait]

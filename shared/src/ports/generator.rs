@@ -17,6 +17,15 @@ pub enum GeneratorError {
 }
 
 impl GeneratorError {
+    /// A generator that panicked on this input: it would panic again, so the job fails (once,
+    /// with `GENERATOR_CRASHED`) instead of being retried.
+    pub fn crashed() -> Self {
+        Self::InvalidInput {
+            code: "GENERATOR_CRASHED",
+            message: "the generator could not process this photo".to_owned(),
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Transient(_))
     }

@@ -111,35 +111,30 @@ impl ApiError {
         }
     }
 
-    /// A short, stable summary; `detail` carries the specifics.
-    fn summary(&self) -> &'static str {
-        match self {
-            Self::App(err) => app_summary(err),
-            Self::InvalidJobId => "Invalid job ID",
-            Self::InvalidFileId => "Invalid file ID",
-            Self::Unauthorized => "Authentication required",
-            Self::Forbidden => "Forbidden",
-            Self::Gone { .. } => "Gone",
-            Self::RouteNotFound(_) => "Not found",
-            Self::ObjectNotFound(_) => "File not found",
-            Self::MethodNotAllowed => "Method not allowed",
-            Self::RateLimited { .. } => "Rate limit exceeded",
-            Self::WebhookUnverified(_) => "Webhook signature invalid",
-            Self::SignatureInvalid => "Invalid signature",
-            Self::SignedRequestMismatch(_) => "Request does not match signature",
-            Self::Unavailable { .. } | Self::NotReady { .. } => "Service unavailable",
-            Self::Rejected { status, .. } => status.canonical_reason().unwrap_or("Refused"),
-            Self::Internal => "Internal error",
-        }
-    }
-
-    /// The envelope's `message`: the summary, or for readiness the components that failed (as
-    /// monitors of the old API read it).
+    /// The envelope's `message`: the specific reason in a few stable words, as the old API's
+    /// `message` named it ("Invalid admin API key", "File too large"), never a mere status
+    /// title; where no short phrase says more than the detail, the detail itself. For
+    /// readiness, the components that failed (as monitors of the old API read it).
     fn message(&self) -> String {
-        match self {
-            Self::NotReady { .. } => self.to_string(),
-            other => other.summary().to_owned(),
-        }
+        let reason = match self {
+            Self::App(err) => app_reason(err),
+            Self::InvalidJobId => Some("Invalid job ID"),
+            Self::InvalidFileId => Some("Invalid file ID"),
+            Self::Unauthorized => Some("Missing or invalid API key"),
+            Self::Forbidden => Some("Invalid admin API key"),
+            Self::Gone { .. } => Some("This route was removed"),
+            Self::RouteNotFound(_) => Some("Not found"),
+            Self::ObjectNotFound(_) => Some("File not found"),
+            Self::MethodNotAllowed => Some("Method not allowed"),
+            Self::RateLimited { .. } => Some("Rate limit exceeded"),
+            Self::WebhookUnverified(_) => Some("Webhook signature invalid"),
+            Self::SignatureInvalid => Some("Invalid or expired signed URL"),
+            Self::SignedRequestMismatch(_) => Some("Request does not match the signed URL"),
+            Self::Internal => Some("An unexpected error occurred"),
+            Self::NotReady { .. } => return self.to_string(),
+            Self::Unavailable { .. } | Self::Rejected { .. } => None,
+        };
+        reason.map_or_else(|| self.detail(), str::to_owned)
     }
 
     /// What the client reads as `detail`: the message, without what a backend said.
@@ -262,28 +257,46 @@ fn app_code(err: &AppError) -> &'static str {
     }
 }
 
-fn app_summary(err: &AppError) -> &'static str {
-    match err {
+/// The specific reason of a service's refusal, where a short phrase says it (see
+/// [`ApiError::message`]).
+fn app_reason(err: &AppError) -> Option<&'static str> {
+    Some(match err {
         AppError::JobNotFound(_) => "Job not found",
         AppError::FileNotFound(_) => "File not found",
         AppError::ResultFileNotFound { .. } => "Result file not found",
         AppError::InvalidFilename(_) => "Invalid filename",
         AppError::TooLargeForRoute { .. } => "File too large",
-        AppError::StatusToken(_) => "Invalid status token",
+        AppError::StatusToken(TokenError::Invalid) => "Invalid status token",
+        AppError::StatusToken(TokenError::Expired) => "Expired status token",
         AppError::Storage(StorageError::InvalidKey(_)) => "Invalid object key",
-        AppError::InvalidImage(_) | AppError::InvalidFileType { .. } => "Invalid file",
+        AppError::InvalidImage(rejection) => image_reason(rejection),
+        AppError::InvalidFileType { .. } => "Invalid file type",
         AppError::TooManyFiles { .. } => "Too many files",
         AppError::FileNotReady { .. } => "File not ready",
         AppError::UploadAlreadyReceived { .. } => "Upload already received",
         AppError::ModelUnavailable(_) => "Model unavailable",
         AppError::UnsupportedOption { .. } => "Unsupported option",
-        AppError::Invalid { .. } => "Validation error",
+        AppError::Invalid { .. } => "Request validation failed",
         AppError::IdempotencyKeyReused { .. } => "Idempotency key reused",
         AppError::JobStateConflict { .. } | AppError::Transition(_) => "Invalid job state",
         AppError::ResultNotReady { .. } => "Result not ready",
         AppError::QuotaExceeded { .. } => "Daily quota exceeded",
-        AppError::Conflict => "Conflict",
-        AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => "Service unavailable",
+        AppError::Conflict | AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => {
+            return None;
+        }
+    })
+}
+
+fn image_reason(rejection: &ImageRejection) -> &'static str {
+    match rejection {
+        ImageRejection::Empty => "Empty file",
+        ImageRejection::TooLarge { .. } => "File too large",
+        ImageRejection::NotAnImage => "Not an image",
+        ImageRejection::Unsupported { .. } => "Unsupported image format",
+        ImageRejection::TooManyPixels { .. } => "Image has too many pixels",
+        ImageRejection::DecodesTooLarge { .. } => "Image too large to decode",
+        ImageRejection::Corrupt { .. } => "Corrupt image",
+        ImageRejection::TrailingData { .. } => "Data after the end of the image",
     }
 }
 
@@ -400,6 +413,7 @@ impl From<ImageRejection> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{FileId, JobId};
 
     async fn body_of(err: ApiError) -> (StatusCode, Value) {
         let response = err.into_response();
@@ -455,6 +469,140 @@ mod tests {
         assert_eq!(body["checks"]["queue"]["ok"], false);
         assert_eq!(body["detail"], "unavailable: queue");
         assert_eq!(body["message"], "unavailable: queue");
+    }
+
+    /// Every refusal's `message` names its reason, as the old API's did, and is never the bare
+    /// status title (the old API's own 404 and 405 for unknown routes and methods were titles,
+    /// and stay so); `detail` keeps the whole sentence.
+    #[tokio::test]
+    async fn every_message_names_its_reason_not_the_status_title() {
+        let job = JobId::new();
+        let file = FileId::new();
+        let errors = vec![
+            ApiError::InvalidJobId,
+            ApiError::InvalidFileId,
+            ApiError::Unauthorized,
+            ApiError::Forbidden,
+            ApiError::ObjectNotFound("k".into()),
+            ApiError::RateLimited {
+                retry_after_secs: 1,
+            },
+            ApiError::WebhookUnverified("no signature".into()),
+            ApiError::SignatureInvalid,
+            ApiError::SignedRequestMismatch("length".into()),
+            ApiError::Gone { replacement: "x" },
+            ApiError::Internal,
+            ApiError::Unavailable {
+                component: "FAL",
+                reason: "down".into(),
+            },
+            ApiError::Rejected {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                detail: "the body is over its 1024 bytes".into(),
+            },
+            ApiError::Rejected {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                detail: "the body must be application/json".into(),
+            },
+            ApiError::Rejected {
+                status: StatusCode::REQUEST_TIMEOUT,
+                detail: "the body stopped arriving".into(),
+            },
+            AppError::JobNotFound(job).into(),
+            AppError::FileNotFound(file).into(),
+            AppError::ResultFileNotFound {
+                task_id: job,
+                filename: "a.glb".into(),
+            }
+            .into(),
+            AppError::InvalidFilename("empty").into(),
+            AppError::TooLargeForRoute {
+                size: 9,
+                limit: 8,
+                max: 10,
+            }
+            .into(),
+            AppError::StatusToken(TokenError::Invalid).into(),
+            AppError::StatusToken(TokenError::Expired).into(),
+            AppError::Storage(StorageError::InvalidKey("..".into())).into(),
+            AppError::InvalidFileType {
+                declared: "text/plain".into(),
+            }
+            .into(),
+            AppError::TooManyFiles { count: 2, limit: 1 }.into(),
+            AppError::FileNotReady {
+                file_id: file,
+                status: "pending",
+                reason: "waiting".into(),
+            }
+            .into(),
+            AppError::UploadAlreadyReceived {
+                file_id: file,
+                status: "ready",
+            }
+            .into(),
+            AppError::ModelUnavailable("x".into()).into(),
+            AppError::invalid("limit must be between 1 and 100", Some("limit")).into(),
+            AppError::IdempotencyKeyReused { job_id: job }.into(),
+            AppError::JobStateConflict {
+                job_id: job,
+                status: "completed",
+                action: "cancelled",
+            }
+            .into(),
+            AppError::ResultNotReady {
+                job_id: job,
+                status: "queued",
+            }
+            .into(),
+            AppError::QuotaExceeded {
+                limit: 1,
+                used: 1,
+                retry_after_secs: 1,
+            }
+            .into(),
+            AppError::Conflict.into(),
+            ApiError::from(StoreError::Backend("x".into())),
+        ];
+        let rejections = [
+            ImageRejection::Empty,
+            ImageRejection::TooLarge { size: 2, limit: 1 },
+            ImageRejection::NotAnImage,
+            ImageRejection::Unsupported { format: "GIF" },
+            ImageRejection::TooManyPixels {
+                width: 9,
+                height: 9,
+                limit: 8,
+            },
+            ImageRejection::DecodesTooLarge {
+                needed: 2,
+                limit: 1,
+            },
+            ImageRejection::Corrupt {
+                reason: "cut".into(),
+            },
+            ImageRejection::TrailingData { extra: 1 },
+        ];
+        let errors = errors
+            .into_iter()
+            .chain(rejections.into_iter().map(ApiError::from));
+        for err in errors {
+            let name = format!("{err:?}");
+            let (status, body) = body_of(err).await;
+            let message = body["message"].as_str().unwrap();
+            let title = status.canonical_reason().unwrap();
+            assert!(!message.eq_ignore_ascii_case(title), "{name}: {body}");
+            assert!(!message.is_empty() && body["detail"].is_string(), "{body}");
+        }
+        let message = |err: ApiError| async { body_of(err).await.1["message"].clone() };
+        assert_eq!(message(ApiError::Forbidden).await, "Invalid admin API key");
+        let too_large = ApiError::from(ImageRejection::TooLarge { size: 2, limit: 1 });
+        assert_eq!(message(too_large).await, "File too large");
+        let rejected = ApiError::Rejected {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            detail: "the body is over its 1024 bytes".into(),
+        };
+        assert_eq!(message(rejected).await, "the body is over its 1024 bytes");
     }
 
     #[tokio::test]

@@ -194,13 +194,16 @@ pub fn multipart_error(err: MultipartError) -> ApiError {
 }
 
 /// A body that could not be read: 408 `REQUEST_TIMEOUT` when it stopped arriving for longer
-/// than the server's body idle timeout, otherwise `status` with `text`.
+/// than the server's body idle timeout or fell behind its minimum rate, otherwise `status` with
+/// `text`.
 pub fn unreadable_body(
     status: StatusCode,
     text: String,
     err: &(dyn std::error::Error + 'static),
 ) -> ApiError {
-    if caused_by::<tower_http::timeout::TimeoutError>(err) {
+    if caused_by::<tower_http::timeout::TimeoutError>(err)
+        || caused_by::<super::read_deadline::BodyTooSlow>(err)
+    {
         ApiError::Rejected {
             status: StatusCode::REQUEST_TIMEOUT,
             detail: "the request body stopped arriving".to_owned(),

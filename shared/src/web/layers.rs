@@ -9,12 +9,12 @@ use super::request_id::{self, REQUEST_ID_HEADER, incoming_request_id};
 use crate::config::Config;
 use crate::metrics;
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, header};
 use std::time::Instant;
-use tower::Layer;
+use tower::{Layer, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
@@ -109,6 +109,31 @@ async fn refuse_repeated_headers(req: Request, next: Next) -> Response {
     }
 }
 
+/// The largest request body any route takes: a form upload of the largest file.
+pub fn largest_body(config: &Config) -> u64 {
+    config.max_upload_bytes.saturating_add(1024 * 1024)
+}
+
+/// Middleware that refuses, from its `Content-Length` alone, a body over `limit` bytes: 413
+/// `PAYLOAD_TOO_LARGE` before a byte of it is read, so a client that sent
+/// `Expect: 100-continue` is told no instead of being asked to send it. (A body without a length
+/// is cut at the limit by the extractors as it arrives.)
+pub async fn refuse_bodies_over(State(limit): State<u64>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u128>().ok());
+    match declared {
+        Some(length) if length > u128::from(limit) => ApiError::Rejected {
+            status: http::StatusCode::PAYLOAD_TOO_LARGE,
+            detail: format!("the request body is {length} bytes; this route takes at most {limit}"),
+        }
+        .into_response(),
+        _ => next.run(req).await,
+    }
+}
+
 /// What a panic in a handler answers: the 500 envelope (the panic itself goes to the log).
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let message = panic
@@ -168,6 +193,25 @@ fn cors(config: &Config) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
+/// CORS for requests that are a browser's: a preflight (`OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`) is answered by `with_cors`, and so is any other request with
+/// an `Origin`. An `OPTIONS` without them is no preflight and goes to the routes, which answer it
+/// as the old API did: 405 with `Allow`.
+async fn cors_for_browsers(State(with_cors): State<Router>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let browser = headers.contains_key(header::ORIGIN)
+        && (req.method() != Method::OPTIONS
+            || headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD));
+    if browser {
+        match with_cors.oneshot(req).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    } else {
+        next.run(req).await
+    }
+}
+
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
@@ -182,6 +226,10 @@ pub fn into_service(router: Router, config: &Config) -> HttpService {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(envelope_errors))
+        .layer(middleware::from_fn_with_state(
+            largest_body(config),
+            refuse_bodies_over,
+        ))
         .layer(middleware::from_fn(refuse_repeated_headers))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
@@ -194,10 +242,14 @@ pub fn into_service(router: Router, config: &Config) -> HttpService {
             header::STRICT_TRANSPORT_SECURITY,
             "max-age=63072000; includeSubDomains",
         ))
-        .layer(security_header(header::CACHE_CONTROL, "no-store"))
-        .layer(tower::util::option_layer(
-            config.cors_in_code.then(|| cors(config)),
-        ))
+        .layer(security_header(header::CACHE_CONTROL, "no-store"));
+    let router = if config.cors_in_code {
+        let with_cors = router.clone().layer(cors(config));
+        router.layer(middleware::from_fn_with_state(with_cors, cors_for_browsers))
+    } else {
+        router
+    };
+    let router = router
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(request_context));
     NormalizePathLayer::trim_trailing_slash().layer(router)

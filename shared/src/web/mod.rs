@@ -2,7 +2,8 @@
 //! response. Errors and their JSON envelope (`error.rs`), the request id (`request_id.rs`), the
 //! layers every router is wrapped in (`layers.rs`), extractors (`extract.rs`) with JSON bodies
 //! read strictly (`strict_json.rs`), the OpenAPI document's shared parts (`openapi.rs`), authentication
-//! (`auth.rs`), rate limiting (`rate_limit.rs`), the links a browser follows a task by
+//! (`auth.rs`), rate limiting (`rate_limit.rs`), request bodies that must keep a minimum rate
+//! (`read_deadline.rs`), the links a browser follows a task by
 //! (`links.rs`) and the response bodies several
 //! functions share (`views.rs`). Routes call the application services
 //! (`crate::app`) and map their answers; no service knows about HTTP.
@@ -14,6 +15,7 @@ pub mod layers;
 pub mod links;
 pub mod openapi;
 pub mod rate_limit;
+pub mod read_deadline;
 pub mod request_id;
 pub mod strict_json;
 pub mod views;

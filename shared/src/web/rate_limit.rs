@@ -1,32 +1,40 @@
 //! Sliding-window rate limiting per API key (per client IP without a valid key), counted in the
-//! store so every instance shares the window. Limited responses carry `X-RateLimit-*` headers;
-//! a refusal is a 429 `RATE_LIMITED` with `Retry-After`.
+//! store so every instance shares the window. The budget counts work, not requests: a request
+//! is one unit, and a route that stores several files or creates several jobs charges each
+//! before it does any ([`RateBudget::cover`]), so a request that would pass the budget is
+//! refused whole. Limited responses carry `X-RateLimit-*` headers; a refusal is a 429
+//! `RATE_LIMITED` with `Retry-After`.
 
 use super::auth::presented_key;
 use super::error::ApiError;
 use crate::context::AppContext;
-use crate::keys::Identity;
+use crate::keys::{ADMIN_OWNER, Identity};
 use crate::ports::{Store, StoreError};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use utoipa_axum::router::UtoipaMethodRouter;
 
 const WINDOW_SECS: i64 = 60;
 
 /// Who is counted: the key's (or token's) owner, or the client address.
 async fn subject(ctx: &AppContext, presented: Option<String>, address: String) -> String {
-    let identity = match presented {
+    match identify(ctx, presented).await {
+        Some(Identity::User(name)) => owner_subject(&name),
+        Some(Identity::Admin) => owner_subject(ADMIN_OWNER),
+        None => address,
+    }
+}
+
+async fn identify(ctx: &AppContext, presented: Option<String>) -> Option<Identity> {
+    match presented {
         Some(key) => ctx.keys.identify_credential(&key).await,
         None => None,
-    };
-    match identity {
-        Some(Identity::User(name)) => format!("key:{name}"),
-        Some(Identity::Admin) => "key:admin".to_owned(),
-        None => address,
     }
 }
 
@@ -53,10 +61,16 @@ fn address(req: &Request) -> String {
     )
 }
 
-fn set_headers(headers: &mut HeaderMap, limit: u64, remaining: u64, reset: DateTime<Utc>) {
+fn set_headers(headers: &mut HeaderMap, limit: u64, verdict: &Verdict) {
     headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
-    headers.insert("x-ratelimit-reset", HeaderValue::from(reset.timestamp()));
+    headers.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(verdict.remaining),
+    );
+    headers.insert(
+        "x-ratelimit-reset",
+        HeaderValue::from(verdict.reset.timestamp()),
+    );
 }
 
 /// What the window says about one more request.
@@ -78,12 +92,23 @@ async fn count_request(
     limit: u64,
     now: DateTime<Utc>,
 ) -> Result<Verdict, StoreError> {
+    count_units(store, subject, 1, limit, now).await
+}
+
+/// Counts `units` of `subject`'s work at `now` (see [`count_request`]).
+async fn count_units(
+    store: &dyn Store,
+    subject: &str,
+    units: i64,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<Verdict, StoreError> {
     let window_start = now.timestamp() - now.timestamp().rem_euclid(WINDOW_SECS);
     let key = |start: i64| format!("ratelimit:{subject}:{start}");
     // A counter lives two windows: the next one weighs it.
     let expires = DateTime::from_timestamp(window_start + 2 * WINDOW_SECS, 0).unwrap_or(now);
     let current = store
-        .add_to_counter(&key(window_start), 1, expires)
+        .add_to_counter(&key(window_start), units, expires)
         .await?
         .max(0) as f64;
     let previous = store
@@ -107,6 +132,92 @@ async fn count_request(
     })
 }
 
+/// Takes back `units` counted at `now` (work that was refused is not done).
+async fn uncount_units(
+    store: &dyn Store,
+    subject: &str,
+    units: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let window_start = now.timestamp() - now.timestamp().rem_euclid(WINDOW_SECS);
+    let expires = DateTime::from_timestamp(window_start + 2 * WINDOW_SECS, 0).unwrap_or(now);
+    store
+        .add_to_counter(
+            &format!("ratelimit:{subject}:{window_start}"),
+            -units,
+            expires,
+        )
+        .await
+        .map(drop)
+}
+
+/// What the rate limit left a request to spend: a route whose request does more than one unit
+/// of work (stores several files, creates several jobs) covers the rest before doing any.
+/// Outside a limited route it is unlimited.
+#[derive(Clone, Default)]
+pub struct RateBudget(Option<Arc<BudgetState>>);
+
+struct BudgetState {
+    ctx: AppContext,
+    subject: String,
+    limit: u64,
+    /// The latest verdict, for the response's `X-RateLimit-*` headers.
+    verdict: Mutex<Verdict>,
+}
+
+impl RateBudget {
+    /// Covers a request whose work is `units` in all (each file stored and each job created is
+    /// one; the request itself was counted as the first). Over the budget, nothing is charged
+    /// and the request is refused whole (429 `RATE_LIMITED`): the caller must not have stored
+    /// anything yet.
+    pub async fn cover(&self, units: u64) -> Result<(), ApiError> {
+        let Some(state) = &self.0 else {
+            return Ok(());
+        };
+        let extra = i64::try_from(units.saturating_sub(1)).unwrap_or(i64::MAX);
+        if extra == 0 {
+            return Ok(());
+        }
+        let store = state.ctx.store.as_ref();
+        let now = Utc::now();
+        let verdict = match count_units(store, &state.subject, extra, state.limit, now).await {
+            Ok(verdict) => verdict,
+            Err(err) => {
+                // As for requests: the limit fails open while the store hiccups.
+                tracing::warn!(error = %err, "rate limit counter unavailable");
+                return Ok(());
+            }
+        };
+        if verdict.allowed {
+            *state.verdict.lock().unwrap_or_else(|e| e.into_inner()) = verdict;
+            return Ok(());
+        }
+        if let Err(err) = uncount_units(store, &state.subject, extra, now).await {
+            tracing::warn!(error = %err, "refused work not taken back from the rate limit");
+        }
+        Err(ApiError::RateLimited {
+            retry_after_secs: verdict.retry_after_secs,
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RateBudget {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_default())
+    }
+}
+
+/// The rate-limit subject of requests made for `owner` (by its key, or by a URL it signed).
+pub fn owner_subject(owner: &str) -> String {
+    if owner == ADMIN_OWNER {
+        "key:admin".to_owned()
+    } else {
+        format!("key:{owner}")
+    }
+}
+
 /// `route` with the rate limit in front of it (the limit counts in `ctx`'s store).
 pub fn limited(
     (schemas, paths, router): UtoipaMethodRouter<AppContext>,
@@ -124,24 +235,41 @@ pub async fn limit(State(ctx): State<AppContext>, req: Request, next: Next) -> R
 }
 
 /// Middleware for routes that also answer without a key (a task's status by token, or its
-/// public view): requests without a key are counted, per client address, under
-/// `PUBLIC_STATUS_RATE_LIMIT_PER_MINUTE`, whatever token they carry. A key passes untouched
-/// (the route checks it).
+/// public view): requests without a valid key are counted, per client address, under
+/// `PUBLIC_STATUS_RATE_LIMIT_PER_MINUTE`, whatever token they carry; a key that is no key counts
+/// as none. A valid key passes untouched.
 pub async fn limit_keyless(State(ctx): State<AppContext>, req: Request, next: Next) -> Response {
-    if req.headers().contains_key(http::header::AUTHORIZATION)
-        || req.headers().contains_key("x-api-key")
-    {
+    if identify(&ctx, credential(&req)).await.is_some() {
         return next.run(req).await;
     }
-    let subject = format!(
-        "public-{}",
-        subject(&ctx, credential(&req), address(&req)).await
-    );
+    let subject = format!("public-{}", address(&req));
     let limit = ctx.config.public_status_rate_limit_per_minute;
     apply(&ctx, &subject, limit, req, next).await
 }
 
-async fn apply(ctx: &AppContext, subject: &str, limit: u64, req: Request, next: Next) -> Response {
+/// Middleware for requests made with a URL `owner` signed (`None`: not one): charged to the
+/// owner's budget, as the owner's own requests are, so other traffic from the same address
+/// cannot use it up; anything else is counted per client address.
+pub async fn limit_signed(
+    ctx: &AppContext,
+    owner: Option<&str>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let subject = match owner {
+        Some(owner) => owner_subject(owner),
+        None => address(&req),
+    };
+    apply(ctx, &subject, ctx.config.rate_limit_per_minute, req, next).await
+}
+
+async fn apply(
+    ctx: &AppContext,
+    subject: &str,
+    limit: u64,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let verdict = match count_request(ctx.store.as_ref(), subject, limit, Utc::now()).await {
         Ok(verdict) => verdict,
         Err(err) => {
@@ -151,20 +279,25 @@ async fn apply(ctx: &AppContext, subject: &str, limit: u64, req: Request, next: 
             return next.run(req).await;
         }
     };
-    let mut response = if verdict.allowed {
-        next.run(req).await
-    } else {
-        ApiError::RateLimited {
+    if !verdict.allowed {
+        let mut response = ApiError::RateLimited {
             retry_after_secs: verdict.retry_after_secs,
         }
-        .into_response()
-    };
-    set_headers(
-        response.headers_mut(),
+        .into_response();
+        set_headers(response.headers_mut(), limit, &verdict);
+        return response;
+    }
+    let state = Arc::new(BudgetState {
+        ctx: ctx.clone(),
+        subject: subject.to_owned(),
         limit,
-        verdict.remaining,
-        verdict.reset,
-    );
+        verdict: Mutex::new(verdict),
+    });
+    req.extensions_mut()
+        .insert(RateBudget(Some(Arc::clone(&state))));
+    let mut response = next.run(req).await;
+    let verdict = *state.verdict.lock().unwrap_or_else(|e| e.into_inner());
+    set_headers(response.headers_mut(), limit, &verdict);
     response
 }
 
@@ -400,15 +533,25 @@ mod tests {
         async fn the_public_limit_counts_only_requests_without_a_key() {
             let (_t, app) = app();
             let peer = Some("10.0.0.5");
-            for headers in [
-                [("x-api-key", ALICE)],
-                [("authorization", "Bearer whatever-the-route-decides")],
-            ] {
+            let bearer = format!("Bearer {ALICE}");
+            for headers in [[("x-api-key", ALICE)], [("authorization", bearer.as_str())]] {
                 for _ in 0..3 {
                     let response = call(&app, "/public", &headers, peer).await;
                     assert_eq!(verdict(&response), (200, None, None), "{headers:?}");
                 }
             }
+            // A key that is no key counts as none: junk cannot buy unlimited requests.
+            let junk = [("x-api-key", "junk-that-is-no-key")];
+            assert_eq!(
+                verdict(&call(&app, "/public", &junk, peer).await),
+                of(200, "1", "0")
+            );
+            let bearer_junk = [("authorization", "Bearer whatever-the-route-decides")];
+            assert_eq!(
+                verdict(&call(&app, "/public", &bearer_junk, peer).await),
+                of(429, "1", "0")
+            );
+            let peer = Some("10.0.0.6");
             assert_eq!(
                 verdict(&call(&app, "/public", &[], peer).await),
                 of(200, "1", "0")
@@ -423,6 +566,55 @@ mod tests {
                 of(200, "2", "1")
             );
         }
+    }
+
+    /// Work is charged whole or not at all: a request of several units that would pass the
+    /// budget is refused and leaves the budget as it was; one that fits spends it all.
+    #[tokio::test]
+    async fn work_is_covered_whole_or_refused_whole() {
+        let t = crate::app::testing::context_with(|c| c.rate_limit_per_minute = 8);
+        let budget = |remaining| {
+            RateBudget(Some(Arc::new(BudgetState {
+                ctx: t.ctx.clone(),
+                subject: "key:alice".into(),
+                limit: 8,
+                verdict: Mutex::new(Verdict {
+                    allowed: true,
+                    remaining,
+                    reset: Utc::now(),
+                    retry_after_secs: 0,
+                }),
+            })))
+        };
+        let now = Utc::now();
+        // The request itself: one unit.
+        assert!(
+            count_request(t.store.as_ref(), "key:alice", 8, now)
+                .await
+                .unwrap()
+                .allowed
+        );
+        let first = budget(7);
+        first.cover(5).await.unwrap();
+        assert_eq!(
+            first.0.as_ref().unwrap().verdict.lock().unwrap().remaining,
+            3
+        );
+        // 5 used, 1 more for the next request, and its 4 more would make 10 > 8: refused.
+        assert!(
+            count_request(t.store.as_ref(), "key:alice", 8, now)
+                .await
+                .unwrap()
+                .allowed
+        );
+        let refused = budget(2).cover(5).await.unwrap_err();
+        assert_eq!(refused.code(), "RATE_LIMITED");
+        // Nothing was spent by the refusal: two more units still fit, a third does not.
+        let fits = budget(2);
+        fits.cover(3).await.unwrap();
+        assert!(budget(0).cover(2).await.is_err());
+        // Outside a limited route, a budget never refuses.
+        RateBudget::default().cover(1000).await.unwrap();
     }
 
     async fn requests_at(store: &EmbeddedDb, now: DateTime<Utc>, n: usize) -> Vec<(bool, u64)> {

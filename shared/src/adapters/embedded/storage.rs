@@ -379,10 +379,16 @@ impl ObjectStorage for DiskStorage {
 
     async fn ping(&self) -> Result<(), StorageError> {
         let root = self.root.clone();
+        // A probe file of its own per check, so that checks at once never delete each other's;
+        // removed even when the write failed halfway (a full disk keeps no probe).
+        let probe = root
+            .join("tmp")
+            .join(format!(".ping-{}", uuid::Uuid::new_v4().simple()));
         blocking_io(move || {
-            let probe = root.join("tmp").join(".ping");
-            std::fs::write(&probe, b"ok")?;
-            std::fs::remove_file(&probe)?;
+            let written = std::fs::write(&probe, b"ok");
+            let removed = std::fs::remove_file(&probe);
+            written?;
+            removed?;
             Ok(())
         })
         .await
@@ -396,6 +402,23 @@ impl ObjectStorage for DiskStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Readiness probes at once never make each other fail, and leave nothing behind.
+    #[tokio::test]
+    async fn concurrent_pings_never_collide() {
+        let (dir, storage) = storage();
+        for _ in 0..10 {
+            let pings = (0..100).map(|_| storage.ping());
+            let failed = futures_util::future::join_all(pings)
+                .await
+                .into_iter()
+                .filter(Result::is_err)
+                .count();
+            assert_eq!(failed, 0);
+        }
+        let left = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
+        assert_eq!(left, 0, "probe files left behind");
+    }
 
     fn storage() -> (tempfile::TempDir, DiskStorage) {
         let dir = tempfile::tempdir().unwrap();

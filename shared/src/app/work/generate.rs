@@ -8,8 +8,10 @@ use crate::app::enqueue::WorkStep;
 use crate::app::ingest::sha256_hex;
 use crate::domain::{FileStatus, JobId, JobStatus};
 use crate::metrics::record_generation;
-use crate::ports::{GenerationRequest, StorageError};
+use crate::ports::{GenerationRequest, GeneratorError, StorageError};
 use chrono::Utc;
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 impl Worker {
@@ -114,7 +116,14 @@ impl Worker {
         };
         let started = Instant::now();
         let generated = match self.decode_permit().await {
-            Ok(_decoding) => generator.generate(request, &progress).await,
+            // A generator that panics on this photo would panic on every attempt.
+            Ok(_decoding) => AssertUnwindSafe(generator.generate(request, &progress))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::error!(job_id = %claimed.job_id, "the generator panicked");
+                    Err(GeneratorError::crashed())
+                }),
             Err(err) => Err(err),
         };
         let outcome = if generated.is_ok() {

@@ -19,6 +19,8 @@ use crate::domain::GenerationJob;
 use crate::fal::FalClient;
 use crate::ports::{Generator, GeneratorError, ProgressReporter, StoreError};
 use chrono::Utc;
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -109,8 +111,19 @@ impl Worker {
         self
     }
 
-    /// Handles one message body.
+    /// Handles one message body; a panic on the way fails this message alone (it is retried,
+    /// and ends in the dead letters if it always panics), never the process or a batch.
     pub async fn handle_message(&self, body: &str) -> MessageOutcome {
+        AssertUnwindSafe(self.handle(body))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!("the worker panicked on a message; it will be redelivered");
+                MessageOutcome::Retry
+            })
+    }
+
+    async fn handle(&self, body: &str) -> MessageOutcome {
         let message: WorkMessage = match serde_json::from_str(body) {
             Ok(message) => message,
             Err(err) => {
@@ -303,6 +316,68 @@ mod tests {
             MessageOutcome::Done
         );
         assert_eq!(generator.runs(), 1);
+    }
+
+    /// A generator that panics, in its own code or on the blocking pool.
+    struct Panicking {
+        on_blocking_pool: bool,
+        runs: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Generator for Panicking {
+        fn supports(&self, model_type: &str) -> bool {
+            model_type == DEFAULT_MODEL
+        }
+
+        async fn generate(
+            &self,
+            _request: GenerationRequest,
+            _progress: &dyn ProgressReporter,
+        ) -> Result<GeneratedModel, GeneratorError> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            if self.on_blocking_pool {
+                crate::builtin_generator::blocking(|| -> Result<GeneratedModel, _> {
+                    panic!("this photo breaks the mesher")
+                })
+                .await
+            } else {
+                panic!("this photo breaks the generator")
+            }
+        }
+    }
+
+    /// A photo that panics the generator would panic it on every attempt: its job fails at
+    /// once with `GENERATOR_CRASHED` (as validation refuses a photo that panics the decoder),
+    /// and nothing is retried.
+    #[tokio::test]
+    async fn a_photo_that_panics_the_generator_fails_its_job_once() {
+        for on_blocking_pool in [false, true] {
+            let t = context();
+            let generator = Arc::new(Panicking {
+                on_blocking_pool,
+                runs: AtomicUsize::new(0),
+            });
+            let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
+            let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+            assert_eq!(
+                worker.handle_message(&generate_message(job.job_id)).await,
+                MessageOutcome::Done
+            );
+            let failed = stored(&t, &job).await;
+            assert_eq!(
+                (failed.status, failed.attempts),
+                (JobStatus::Failed, 1),
+                "{on_blocking_pool}"
+            );
+            assert_eq!(failed.error.unwrap().code, "GENERATOR_CRASHED");
+            assert_eq!(generator.runs.load(Ordering::SeqCst), 1);
+            assert!(crate::app::testing::take_queued(&t).is_empty(), "no retry");
+            assert_eq!(
+                t.decodes.available_permits(),
+                t.config.max_concurrent_decodes
+            );
+        }
     }
 
     #[tokio::test]
