@@ -723,6 +723,48 @@ async fn uploads_are_rate_limited_per_key_with_headers() {
     assert_eq!(response.headers()["x-ratelimit-remaining"], "2");
 }
 
+/// Health probes run together as a load balancer and monitors run them: 1,000 at 100 at once,
+/// over every probe that exercises object storage, and not one reports a healthy store down.
+#[tokio::test]
+async fn a_thousand_concurrent_probes_never_report_a_healthy_store_down() {
+    use futures_util::StreamExt;
+    let server = TestServer::start().await;
+    let probes = [
+        "/api/v1/health/readiness",
+        "/api/v1/health/detailed",
+        "/api/v1/admin/system-health",
+    ];
+    let answers: Vec<(String, StatusCode, Value)> = futures_util::stream::iter(0..1000)
+        .map(|n| {
+            let path = probes[n % probes.len()];
+            let request = server.request(Method::GET, path, Some(ADMIN));
+            async move {
+                let (status, body) = json_of(request.send().await.unwrap()).await;
+                (path.to_owned(), status, body)
+            }
+        })
+        .buffer_unordered(100)
+        .collect()
+        .await;
+    let false_alarms: Vec<_> = answers
+        .iter()
+        .filter(|(_, status, body)| {
+            *status != StatusCode::OK || body.to_string().contains("unhealthy")
+        })
+        .collect();
+    assert_eq!(answers.len(), 1000);
+    assert!(
+        false_alarms.is_empty(),
+        "{} false: {:?}",
+        false_alarms.len(),
+        false_alarms.first()
+    );
+    let left = std::fs::read_dir(server.dir.path().join("objects").join("tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "probe objects left behind");
+}
+
 /// The rate limit counts work: each file stored and each job created is one unit, a request
 /// that would pass the budget is refused whole (429, nothing stored, nothing created), and the
 /// `X-RateLimit-*` headers say what is left.
@@ -791,7 +833,9 @@ async fn the_rate_limit_counts_files_and_jobs_and_refuses_a_request_whole() {
 }
 
 /// Someone behind the same address (a NAT) who has used up the address's keyless budget does
-/// not block another person's signed upload: a signed PUT is charged to the owner who signed it.
+/// not block another person's signed upload: a signed PUT was paid for on its owner's budget
+/// when it was signed, and costs nothing more; a forged or replayed URL counts against the
+/// address.
 #[tokio::test]
 async fn keyless_traffic_cannot_use_up_the_budget_of_someone_elses_signed_upload() {
     let server = TestServer::start_with(|c| c.rate_limit_per_minute = 3).await;
@@ -818,13 +862,28 @@ async fn keyless_traffic_cannot_use_up_the_budget_of_someone_elses_signed_upload
     server
         .put_signed(&presigned["files"][0]["upload"], &photo)
         .await;
-    // A forged URL is counted against the address, and refused.
-    let url = presigned["files"][0]["upload"]["url"]
-        .as_str()
-        .unwrap()
-        .replace("signature=", "signature=00");
-    let response = server.client.put(url).body(photo).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The upload cost its owner nothing more: one presign used one unit of three.
+    let response = server
+        .request(Method::POST, "/api/v1/uploads/presign", Some(ALICE))
+        .json(&json!({"files": [{"filename": "b.png", "content_type": "image/png", "size": 10}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-ratelimit-remaining"], "1");
+    // A forged URL, and a replay of the used one, count against the address: refused.
+    let url = presigned["files"][0]["upload"]["url"].as_str().unwrap();
+    let forged = url.replace("signature=", "signature=00");
+    for url in [forged.as_str(), url] {
+        let response = server
+            .client
+            .put(url)
+            .body(photo.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{url}");
+    }
 }
 
 #[tokio::test]
@@ -874,6 +933,50 @@ async fn cors_allows_configured_origins_only() {
             .unwrap()
             .contains("x-request-id")
     );
+    // A browser's requests to routes with path parameters, and its signed upload (a same-origin
+    // PUT carries `Origin` too), reach their routes once, with CORS headers.
+    let photo = png(24, 24);
+    let body = json!({
+        "files": [{"filename": "a.png", "content_type": "image/png", "size": photo.len()}],
+        "generate": {}
+    });
+    let (status, presigned) = server
+        .post_json("/api/v1/uploads/presign", Some(ALICE), &body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{presigned}");
+    let file = &presigned["files"][0];
+    let mut put = server
+        .client
+        .put(file["upload"]["url"].as_str().unwrap())
+        .header("origin", "http://localhost:3000");
+    for (name, value) in file["upload"]["headers"].as_object().unwrap() {
+        put = put.header(name.as_str(), value.as_str().unwrap());
+    }
+    let response = put.body(photo).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let job = file["job_id"].as_str().unwrap();
+    for path in [
+        format!("/api/v1/jobs/{job}"),
+        format!("/api/v1/status/tasks/{job}/status"),
+        format!("/api/v1/files/{}", file["file_id"].as_str().unwrap()),
+    ] {
+        let response = server
+            .request(Method::GET, &path, Some(ALICE))
+            .header("origin", "http://localhost:3000")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "http://localhost:3000",
+            "{path}"
+        );
+    }
 }
 
 /// An `OPTIONS` that is no CORS preflight (no `Origin`, or no `Access-Control-Request-Method`)

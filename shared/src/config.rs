@@ -47,9 +47,9 @@ pub struct NamedKeyHash {
 pub struct ReadLimits {
     /// How long a body may take before the minimum rate applies (a slow start).
     pub grace: Duration,
-    /// Average bytes per second a body must keep up after the grace period.
+    /// Average bytes per second a body must keep up after the grace period (0: no rate).
     pub min_bytes_per_second: u64,
-    /// Longest a whole body may take, however fast it goes.
+    /// Longest the server waits for a whole body, however fast it goes.
     pub total: Duration,
 }
 
@@ -250,7 +250,8 @@ pub struct Config {
     pub body_read: ReadLimits,
     /// Local server: connections served at once (within the open-file limit).
     pub max_connections: usize,
-    /// Local server: connections one client address may hold open at once.
+    /// Local server: connections one client (an IPv4 address, an IPv6 /64) may hold open at
+    /// once; 0 counts nothing (behind a proxy, where every client has the proxy's address).
     pub max_connections_per_client: usize,
     /// Local server: how long in-flight requests may finish after a shutdown signal.
     pub shutdown_grace: Duration,
@@ -613,8 +614,7 @@ impl Config {
                 vars,
                 "MAX_CONNECTIONS_PER_CLIENT",
                 d.max_connections_per_client,
-            )?
-            .max(1),
+            )?,
             shutdown_grace: seconds(vars, "SHUTDOWN_GRACE_SECONDS", d.shutdown_grace)?,
             aws: aws_resources(vars)?,
             fal: FalSettings::from_vars(vars)?,

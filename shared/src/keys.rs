@@ -123,33 +123,61 @@ pub fn random_secret() -> String {
 }
 
 /// The secret kept in `path` (at least `min_len` characters once trimmed), or `make()`'s,
-/// written there first. The file is readable by this user only (0600), whether it is new or was
-/// left readable by an older version; a new one appears whole (written aside, then renamed).
+/// written there first when there is none (or one too short to be a key). A new file is readable
+/// by this user only (0600) and appears whole (written aside under a name of its own, then
+/// linked in place; of two processes starting at once, both keep the one that landed first). A
+/// kept file left readable by others is narrowed where the file system lets us, else a warning
+/// says so. A file that is there but cannot be read is an error, never silently replaced.
 pub fn kept_secret_file(
     path: &Path,
     min_len: usize,
     make: impl FnOnce() -> String,
 ) -> std::io::Result<String> {
-    if let Ok(existing) = std::fs::read_to_string(path) {
-        let existing = existing.trim();
-        if existing.len() >= min_len {
-            restrict_to_owner(path)?;
-            return Ok(existing.to_owned());
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => Some(text.trim().to_owned()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => return Err(err),
+    };
+    if let Some(existing) = existing.as_ref().filter(|k| k.len() >= min_len) {
+        if let Err(err) = restrict_to_owner(path) {
+            tracing::warn!(path = %path.display(), error = %err, "a kept key is readable by other users");
         }
+        return Ok(existing.clone());
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let secret = make();
-    let aside = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&aside);
+    let aside = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(&aside)?, secret.as_bytes())?;
-    std::fs::rename(&aside, path)?;
-    Ok(secret)
+    let written = options
+        .open(&aside)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, secret.as_bytes()));
+    let placed = written.and_then(|()| {
+        if existing.is_some() {
+            // Too short to be a key: replaced.
+            std::fs::rename(&aside, path)
+        } else {
+            // Only if still absent: another process may have placed its key meanwhile.
+            let linked = std::fs::hard_link(&aside, path);
+            let _ = std::fs::remove_file(&aside);
+            linked
+        }
+    });
+    match placed {
+        Ok(()) => Ok(secret),
+        // The other process's key landed first: it is the one.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read_to_string(path).map(|text| text.trim().to_owned())
+        }
+        Err(err) => {
+            let _ = std::fs::remove_file(&aside);
+            Err(err)
+        }
+    }
 }
 
 fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
@@ -224,6 +252,28 @@ mod tests {
         std::fs::write(&old, "short").unwrap();
         assert_ne!(kept_secret_file(&old, 16, random_secret).unwrap(), "short");
         assert_eq!(mode(&old), 0o600);
+        // Nothing is left aside.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        // A key that cannot be read is an error, not a new key: a directory stands in for it.
+        let unreadable = dir.path().join("dir.key");
+        std::fs::create_dir(&unreadable).unwrap();
+        assert!(kept_secret_file(&unreadable, 16, random_secret).is_err());
+    }
+
+    /// Processes starting at once on one data directory keep one key between them.
+    #[test]
+    fn processes_starting_at_once_keep_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status-token.key");
+        let keys: Vec<String> = std::thread::scope(|scope| {
+            let started: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| kept_secret_file(&path, 32, random_secret).unwrap()))
+                .collect();
+            started.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), keys[0]);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

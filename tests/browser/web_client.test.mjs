@@ -186,6 +186,14 @@ test('a link naming another API repoints the page only when the person says so, 
   await page.click('#api-home');
   await page.waitForSelector('#model-type option', { state: 'attached', timeout: DEADLINE });
   assert.equal(await page.evaluate(() => localStorage.getItem('image2model.api')), null);
+  // Links a person would read as another host than the browser would are no proposal at all.
+  asked.length = 0;
+  for (const spoof of ['http://evil.example\\.trusted.example', 'http://trusted.example@127.0.0.1:9', 'javascript:alert(1)']) {
+    await page.goto(`${base}/?api=${encodeURIComponent(spoof)}`);
+    await page.waitForSelector('#model-type option', { state: 'attached', timeout: DEADLINE });
+    assert.equal(await page.isHidden('#api-notice'), true, spoof);
+  }
+  assert.deepEqual(asked, [], 'no request went to a spoofed server');
   await page.close();
 });
 

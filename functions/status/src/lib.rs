@@ -287,12 +287,14 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
             let data = serde_json::json!({"task_id": s.id, "message": "the server is shutting down; reconnect", "timestamp": view::timestamp_ms()});
             return send(s, frame(EventName::Shutdown, &data));
         }
-        if Instant::now() >= s.deadline {
+        // The snapshot the stream opened with comes first, however short the stream.
+        let opening = s.opening.take();
+        if opening.is_none() && Instant::now() >= s.deadline {
             s.done = true;
             let data = serde_json::json!({"task_id": s.id, "message": "stream timeout reached", "timestamp": view::timestamp_ms()});
             return send(s, frame(EventName::Timeout, &data));
         }
-        let read = match s.opening.take() {
+        let read = match opening {
             Some(opening) => Ok(opening),
             None => {
                 let pause = config
@@ -302,10 +304,14 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
                     _ = tokio::time::sleep(pause) => {}
                     _ = s.ctx.shutdown.triggered() => continue,
                 }
-                if Instant::now() >= s.deadline {
-                    continue;
+                // A read that hangs is bounded by the deadline and the shutdown too.
+                tokio::select! {
+                    read = tokio::time::timeout_at(s.deadline, task_snapshot(&s.ctx, &s.viewer, s.id)) => match read {
+                        Ok(read) => read,
+                        Err(_) => continue,
+                    },
+                    _ = s.ctx.shutdown.triggered() => continue,
                 }
-                task_snapshot(&s.ctx, &s.viewer, s.id).await
             }
         };
         match read {

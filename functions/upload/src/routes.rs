@@ -116,8 +116,15 @@ async fn presign(
     let files = request.files.len();
     AppError::check_file_count(files, ctx.config.max_files)?;
     let per_file = if request.generate.is_some() { 2 } else { 1 };
-    budget.cover(per_file * files as u64).await?;
-    let uploads = presign_uploads(&ctx, &caller.owner, request).await?;
+    let units = per_file * files as u64;
+    budget.cover(units).await?;
+    let uploads = match presign_uploads(&ctx, &caller.owner, request).await {
+        Ok(uploads) => uploads,
+        Err(err) => {
+            budget.refund(units).await;
+            return Err(err.into());
+        }
+    };
     let files: Vec<Value> = uploads
         .iter()
         .map(|u| {
@@ -235,6 +242,8 @@ async fn upload_multiple(
         match field.name() {
             Some("files") | Some("files[]") | Some("file") => {
                 AppError::check_file_count(parts.len() + 1, ctx.config.max_files)?;
+                // A file and its job: refused before its photo is decoded when they cannot fit.
+                budget.check(2 * (parts.len() as u64 + 1))?;
                 parts.push(validated_part(&ctx, field).await?);
             }
             Some("face_limit") => {
@@ -261,8 +270,16 @@ async fn upload_multiple(
         ..JobOptions::default()
     };
     // Each file stored and each job created counts against the rate limit, before any is.
-    budget.cover(2 * parts.len() as u64).await?;
-    let batch = upload_batch(&ctx, &caller.owner, parts, model_type.as_deref(), options).await?;
+    let units = 2 * parts.len() as u64;
+    budget.cover(units).await?;
+    let batch = match upload_batch(&ctx, &caller.owner, parts, model_type.as_deref(), options).await
+    {
+        Ok(batch) => batch,
+        Err(err) => {
+            budget.refund(units).await;
+            return Err(err.into());
+        }
+    };
     let uploaded: Vec<Value> = batch
         .files
         .iter()

@@ -75,6 +75,44 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Ver
         .ok_or(VerifyError::MissingHeader(name))
 }
 
+/// What a delivery's headers say, checked as far as they can be without its body.
+pub struct SignedHeaders<'a> {
+    request_id: &'a str,
+    user_id: &'a str,
+    timestamp: &'a str,
+    signature: Signature,
+}
+
+/// A delivery's headers: all four present, a timestamp within the tolerance of `now`, and a
+/// signature of Ed25519's shape. Checked before the body is read, so that a caller without
+/// them holds no connection with a body nobody will accept.
+pub fn signed_headers(
+    headers: &HeaderMap,
+    now: DateTime<Utc>,
+) -> Result<SignedHeaders<'_>, VerifyError> {
+    let request_id = header(headers, "x-fal-webhook-request-id")?;
+    let user_id = header(headers, "x-fal-webhook-user-id")?;
+    let timestamp = header(headers, "x-fal-webhook-timestamp")?;
+    let signature = header(headers, "x-fal-webhook-signature")?;
+    let seconds: i64 = timestamp
+        .parse()
+        .map_err(|_| VerifyError::BadTimestamp(timestamp.to_owned()))?;
+    let skew = (now.timestamp().saturating_sub(seconds)).saturating_abs();
+    if skew > TIMESTAMP_TOLERANCE_SECS {
+        return Err(VerifyError::StaleTimestamp(skew));
+    }
+    let signature: [u8; 64] = hex::decode(signature)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or(VerifyError::MalformedSignature)?;
+    Ok(SignedHeaders {
+        request_id,
+        user_id,
+        timestamp,
+        signature: Signature::from_bytes(&signature),
+    })
+}
+
 /// The Ed25519 keys of a JWKS document (other key types are skipped).
 fn parse_jwks(body: &str) -> Result<Vec<VerifyingKey>, VerifyError> {
     let jwks: Jwks =
@@ -187,22 +225,12 @@ impl SignatureVerifier {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<String, VerifyError> {
-        let request_id = header(headers, "x-fal-webhook-request-id")?;
-        let user_id = header(headers, "x-fal-webhook-user-id")?;
-        let timestamp = header(headers, "x-fal-webhook-timestamp")?;
-        let signature = header(headers, "x-fal-webhook-signature")?;
-        let seconds: i64 = timestamp
-            .parse()
-            .map_err(|_| VerifyError::BadTimestamp(timestamp.to_owned()))?;
-        let skew = (now.timestamp() - seconds).abs();
-        if skew > TIMESTAMP_TOLERANCE_SECS {
-            return Err(VerifyError::StaleTimestamp(skew));
-        }
-        let signature: [u8; 64] = hex::decode(signature)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(VerifyError::MalformedSignature)?;
-        let signature = Signature::from_bytes(&signature);
+        let SignedHeaders {
+            request_id,
+            user_id,
+            timestamp,
+            signature,
+        } = signed_headers(headers, now)?;
         let message = signed_message(request_id, user_id, timestamp, body);
         let verifies = |keys: &[VerifyingKey]| {
             keys.iter()

@@ -3,8 +3,8 @@
 //! `HEADER_READ_TIMEOUT_SECONDS` (which also closes idle keep-alive connections and sockets that
 //! never send); a request body may pause at most `BODY_IDLE_TIMEOUT_SECONDS` between chunks,
 //! must average `BODY_MIN_BYTES_PER_SECOND` after `BODY_RATE_GRACE_SECONDS` and be whole within
-//! `BODY_READ_TIMEOUT_SECONDS` (else 408); one client address holds at most
-//! `MAX_CONNECTIONS_PER_CLIENT` connections (more are answered 429 and closed at once), and at
+//! `BODY_READ_TIMEOUT_SECONDS` of waiting (else 408); one client (an IPv4 address, an IPv6 /64)
+//! holds at most `MAX_CONNECTIONS_PER_CLIENT` connections (more are answered 429 and closed), and at
 //! most `MAX_CONNECTIONS` connections are served at once (the rest wait in the listen backlog,
 //! holding no file descriptor). On shutdown the listener closes, idle connections close,
 //! in-flight requests get `SHUTDOWN_GRACE_SECONDS` to finish, and whatever is left is cut.
@@ -19,9 +19,10 @@ use image2model_shared::shutdown::Shutdown;
 use image2model_shared::web::HttpService;
 use image2model_shared::web::read_deadline;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -84,9 +85,17 @@ impl ClientConnections {
         }
     }
 
-    /// Counts a new connection of `ip`, or `None` when it holds its cap already.
+    /// Counts a new connection of `ip`, or `None` when its client holds the cap already (a
+    /// cap of 0 counts nothing: behind a proxy every client has the proxy's address).
     fn admit(&self, ip: IpAddr) -> Option<ClientConnection> {
+        let ip = client_of(ip);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if self.cap == 0 {
+            return Some(ClientConnection {
+                ip,
+                open: Arc::new(Mutex::default()),
+            });
+        }
         let count = open.entry(ip).or_default();
         if *count >= self.cap {
             return None;
@@ -111,15 +120,48 @@ impl Drop for ClientConnection {
     }
 }
 
+/// The client an address stands for: an IPv6 address's /64 (one host holds a whole /64), an
+/// IPv4 address itself (also when mapped into IPv6).
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u128::from(u64::MAX)))),
+        },
+    }
+}
+
+/// Refused connections that may linger at once, reading what their client sent so that the
+/// close is no reset that could wipe the answer from the client's buffer.
+const LINGERING: usize = 256;
+
+/// How long a refused connection lingers at most.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// What a client over its connection cap reads before the connection closes: 429 in the
 /// envelope, written only if the socket takes it at once (the accept loop never waits on it).
-fn refuse_busy_client(stream: TcpStream) {
+/// The connection then lingers a moment (within [`LINGERING`]) reading what the client sent,
+/// so the answer is not lost to a reset; past that many, it closes at once.
+fn refuse_busy_client(mut stream: TcpStream, lingering: &Arc<Semaphore>) {
     const BODY: &str = r#"{"error":true,"error_code":"TOO_MANY_CONNECTIONS","message":"Too many connections","detail":"this address holds as many connections as one client may; reuse or close one","status_code":429,"details":{},"request_id":null}"#;
     let answer = format!(
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{BODY}",
         BODY.len()
     );
     let _ = stream.try_write(answer.as_bytes());
+    let Ok(permit) = Arc::clone(lingering).try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(LINGER, async {
+            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+        drop(permit);
+    });
 }
 
 /// Serves `app` on `listener` until `shutdown`, then drains.
@@ -131,6 +173,7 @@ pub async fn serve(
 ) {
     let permits = Arc::new(Semaphore::new(connection_cap(&config)));
     let per_client = ClientConnections::new(config.max_connections_per_client);
+    let lingering = Arc::new(Semaphore::new(LINGERING));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -157,7 +200,7 @@ pub async fn serve(
         };
         while connections.try_join_next().is_some() {}
         let Some(client) = per_client.admit(peer.ip()) else {
-            refuse_busy_client(stream);
+            refuse_busy_client(stream, &lingering);
             continue;
         };
         let body_read = config.body_read;
@@ -193,4 +236,41 @@ pub async fn serve(
         connections.abort_all();
     }
     while connections.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_is_an_ipv4_address_or_an_ipv6_slash_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_of(ip("10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(client_of(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(client_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            client_of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            client_of(ip("2001:db8:1:2::7"))
+        );
+    }
+
+    #[test]
+    fn the_cap_counts_per_client_and_frees_on_close() {
+        let clients = ClientConnections::new(2);
+        let a = "2001:db8::1".parse().unwrap();
+        let same_host = "2001:db8::2".parse().unwrap();
+        let first = clients.admit(a).unwrap();
+        let _second = clients.admit(same_host).unwrap();
+        assert!(clients.admit(a).is_none(), "a /64 is one client");
+        assert!(clients.admit("10.0.0.1".parse().unwrap()).is_some());
+        drop(first);
+        assert!(
+            clients.admit(a).is_some(),
+            "a closed connection frees its place"
+        );
+        // A cap of 0 counts nothing.
+        let open = ClientConnections::new(0);
+        let held: Vec<_> = (0..1000).map(|_| open.admit(a).unwrap()).collect();
+        assert_eq!(held.len(), 1000);
+    }
 }

@@ -19,7 +19,6 @@ use image2model_shared::adapters::embedded::url_signer::FORM_UPLOAD_PATH;
 use image2model_shared::adapters::embedded::{DiskStorage, SignedGrant};
 use image2model_shared::app::AppError;
 use image2model_shared::app::ingest::{check_upload_target, ingest_object};
-use image2model_shared::domain::UploadedFile;
 use image2model_shared::ports::{ObjectStorage, StorageError};
 use image2model_shared::validation::filename::attachment_disposition;
 use image2model_shared::web::ApiError;
@@ -38,9 +37,9 @@ struct StorageState {
 pub fn router(ctx: AppContext, disk: Arc<DiskStorage>) -> Router {
     // The form endpoint reads its own limit from the signed policy; this only bounds the body.
     let form_limit = ctx.config.max_upload_bytes + 1024 * 1024;
-    // Uploads are rate limited, as the API's upload routes are: a PUT on the owner's budget
-    // (it signed the URL), a form POST per client (its policy is in the body); downloads are
-    // not limited.
+    // Uploads are rate limited, as the API's upload routes are: a PUT was paid for when its URL
+    // was signed, a form POST counts per client (its policy is in the body); downloads are not
+    // limited.
     let state = StorageState { ctx, disk };
     Router::new()
         .route(
@@ -70,9 +69,10 @@ pub fn router(ctx: AppContext, disk: Arc<DiskStorage>) -> Router {
         .with_state(state)
 }
 
-/// A signed PUT is charged to the owner who signed it (the key names them), so that keyless
-/// traffic from the same address (a shared NAT) cannot use up the budget of someone's upload;
-/// a URL that does not verify is counted per client address.
+/// A signed PUT was paid for when it was signed (its file's unit at presign, on the owner's
+/// budget), so it costs nothing more, and keyless traffic from the same address (a shared NAT)
+/// cannot block it. A URL that does not verify, or whose file no longer waits for its bytes (a
+/// replay), is counted against the client address like any request without a key.
 async fn limit_by_signer(
     State(state): State<StorageState>,
     Path(key): Path<String>,
@@ -90,8 +90,11 @@ async fn limit_by_signer(
             Utc::now(),
         )
         .is_ok();
-    let owner = UploadedFile::owner_of_key(&key).filter(|_| signed);
-    rate_limit::limit_signed(&state.ctx, owner, req, next).await
+    if signed && check_upload_target(&state.ctx, &key).await.is_ok() {
+        next.run(req).await
+    } else {
+        rate_limit::limit(State(state.ctx.clone()), req, next).await
+    }
 }
 
 /// Stores an accepted upload once (a second write of the key is refused) and starts ingestion,

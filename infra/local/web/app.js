@@ -8,15 +8,23 @@ import { GLTFLoader } from './vendor/three/examples/jsm/loaders/GLTFLoader.js';
 import { OrbitControls } from './vendor/three/examples/jsm/controls/OrbitControls.js';
 
 const API_STORE = 'image2model.api';
-const wellFormed = (url) => typeof url === 'string' && /^https?:\/\/[^/?#]+\/?$/.test(url);
-const trimmed = (url) => url.replace(/\/$/, '');
+// An API base as the browser will read it: an http(s) origin and nothing else (no user info,
+// no path, no backslash a person would read differently from the browser), else null.
+function apiOrigin(text) {
+  if (typeof text !== 'string' || !/^https?:\/\/[^/?#\\@]+\/?$/.test(text)) return null;
+  try {
+    const url = new URL(text);
+    return url.username || url.password ? null : url.origin;
+  } catch {
+    return null;
+  }
+}
 const params = new URLSearchParams(location.search);
-const asked = wellFormed(params.get('api')) ? trimmed(params.get('api')) : null;
+const asked = apiOrigin(params.get('api'));
 if (asked === location.origin) localStorage.removeItem(API_STORE); // A link home is always safe.
-const kept = localStorage.getItem(API_STORE);
-const apiBase = wellFormed(kept) ? trimmed(kept) : location.origin;
+const apiBase = apiOrigin(localStorage.getItem(API_STORE)) || location.origin;
 // A link naming another API waits for the person's yes before the page uses or keeps it.
-const proposed = asked && asked !== apiBase ? asked : null;
+let proposed = asked && asked !== apiBase ? asked : null;
 // A key is kept for the API it was given for: a link naming another API finds no key to send.
 const keyName = `image2model.key@${apiBase}`;
 let apiKey = localStorage.getItem(keyName) || '';
@@ -68,7 +76,9 @@ function showApiNotice() {
     });
     button('Stay on this server', 'api-decline', () => {
       history.replaceState(null, '', withoutApiParam());
+      proposed = null;
       notice.hidden = true;
+      showApiNotice(); // A page on another API still offers the way back.
     });
   } else if (apiBase !== location.origin) {
     text.textContent = `This page sends its requests to another server: ${apiBase}.`;

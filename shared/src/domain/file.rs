@@ -139,18 +139,9 @@ impl UploadedFile {
 
     /// The file id of an upload key (`uploads/<owner>/<file_id>`); `None` for any other key.
     pub fn file_id_of_key(key: &str) -> Option<FileId> {
-        Self::split_key(key).map(|(_, id)| id)
-    }
-
-    /// The owner of an upload key (`uploads/<owner>/<file_id>`); `None` for any other key.
-    pub fn owner_of_key(key: &str) -> Option<&str> {
-        Self::split_key(key).map(|(owner, _)| owner)
-    }
-
-    fn split_key(key: &str) -> Option<(&str, FileId)> {
         let mut parts = key.strip_prefix(UPLOADS_PREFIX)?.split('/');
         match (parts.next(), parts.next(), parts.next()) {
-            (Some(owner), Some(id), None) if !owner.is_empty() => Some((owner, id.parse().ok()?)),
+            (Some(owner), Some(id), None) if !owner.is_empty() => id.parse().ok(),
             _ => None,
         }
     }
@@ -285,9 +276,6 @@ mod tests {
         let key = UploadedFile::object_key_for("alice", id);
         assert_eq!(key, format!("uploads/alice/{id}"));
         assert_eq!(UploadedFile::file_id_of_key(&key), Some(id));
-        assert_eq!(UploadedFile::owner_of_key(&key), Some("alice"));
-        assert_eq!(UploadedFile::owner_of_key(&format!("uploads//{id}")), None);
-        assert_eq!(UploadedFile::owner_of_key("uploads/alice/not-an-id"), None);
         assert_eq!(
             UploadedFile::file_id_of_key(&format!("results/alice/{id}")),
             None

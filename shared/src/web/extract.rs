@@ -201,12 +201,15 @@ pub fn unreadable_body(
     text: String,
     err: &(dyn std::error::Error + 'static),
 ) -> ApiError {
-    if caused_by::<tower_http::timeout::TimeoutError>(err)
-        || caused_by::<super::read_deadline::BodyTooSlow>(err)
-    {
+    if caused_by::<tower_http::timeout::TimeoutError>(err) {
         ApiError::Rejected {
             status: StatusCode::REQUEST_TIMEOUT,
             detail: "the request body stopped arriving".to_owned(),
+        }
+    } else if caused_by::<super::read_deadline::BodyTooSlow>(err) {
+        ApiError::Rejected {
+            status: StatusCode::REQUEST_TIMEOUT,
+            detail: "the request body arrived too slowly".to_owned(),
         }
     } else {
         ApiError::Rejected {

@@ -194,16 +194,17 @@ fn cors(config: &Config) -> CorsLayer {
 }
 
 /// CORS for requests that are a browser's: a preflight (`OPTIONS` with `Origin` and
-/// `Access-Control-Request-Method`) is answered by `with_cors`, and so is any other request with
-/// an `Origin`. An `OPTIONS` without them is no preflight and goes to the routes, which answer it
-/// as the old API did: 405 with `Allow`.
-async fn cors_for_browsers(State(with_cors): State<Router>, req: Request, next: Next) -> Response {
+/// `Access-Control-Request-Method`) is answered by `cors`, and any other request with an
+/// `Origin` gets its headers. An `OPTIONS` without them is no preflight and goes to the routes,
+/// which answer it as the old API did: 405 with `Allow`. (The route was matched already: `cors`
+/// wraps the rest of this request's way, never a second routing.)
+async fn cors_for_browsers(State(cors): State<CorsLayer>, req: Request, next: Next) -> Response {
     let headers = req.headers();
     let browser = headers.contains_key(header::ORIGIN)
         && (req.method() != Method::OPTIONS
             || headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD));
     if browser {
-        match with_cors.oneshot(req).await {
+        match cors.layer(next).oneshot(req).await {
             Ok(response) => response,
             Err(never) => match never {},
         }
@@ -244,8 +245,10 @@ pub fn into_service(router: Router, config: &Config) -> HttpService {
         ))
         .layer(security_header(header::CACHE_CONTROL, "no-store"));
     let router = if config.cors_in_code {
-        let with_cors = router.clone().layer(cors(config));
-        router.layer(middleware::from_fn_with_state(with_cors, cors_for_browsers))
+        router.layer(middleware::from_fn_with_state(
+            cors(config),
+            cors_for_browsers,
+        ))
     } else {
         router
     };

@@ -1,8 +1,8 @@
 //! Sliding-window rate limiting per API key (per client IP without a valid key), counted in the
-//! store so every instance shares the window. The budget counts work, not requests: a request
-//! is one unit, and a route that stores several files or creates several jobs charges each
-//! before it does any ([`RateBudget::cover`]), so a request that would pass the budget is
-//! refused whole. Limited responses carry `X-RateLimit-*` headers; a refusal is a 429
+//! store so every instance shares the window. The budget counts work, not requests: a request's
+//! units are the files it stores and the jobs it creates, at least one; a route that stores
+//! several files or creates several jobs charges them before it does any
+//! ([`RateBudget::cover`]), so a request that would pass the budget is refused whole. Limited responses carry `X-RateLimit-*` headers; a refusal is a 429
 //! `RATE_LIMITED` with `Retry-After`.
 
 use super::auth::presented_key;
@@ -201,6 +201,48 @@ impl RateBudget {
     }
 }
 
+impl RateBudget {
+    /// Whether work of `units` in all could still be covered, by the last count (nothing is
+    /// charged): a request that cannot fit is refused before it does the work of finding out
+    /// (decoding its photos).
+    pub fn check(&self, units: u64) -> Result<(), ApiError> {
+        let Some(state) = &self.0 else {
+            return Ok(());
+        };
+        let verdict = *state.verdict.lock().unwrap_or_else(|e| e.into_inner());
+        if units.saturating_sub(1) <= verdict.remaining {
+            Ok(())
+        } else {
+            Err(ApiError::RateLimited {
+                retry_after_secs: verdict.retry_after_secs.max(1),
+            })
+        }
+    }
+
+    /// Gives back what [`Self::cover`] charged for `units` when the work was refused after all
+    /// (a validation that only the service can make): refused work is not counted.
+    pub async fn refund(&self, units: u64) {
+        let Some(state) = &self.0 else {
+            return;
+        };
+        let extra = i64::try_from(units.saturating_sub(1)).unwrap_or(i64::MAX);
+        if extra == 0 {
+            return;
+        }
+        if let Err(err) =
+            uncount_units(state.ctx.store.as_ref(), &state.subject, extra, Utc::now()).await
+        {
+            tracing::warn!(error = %err, "refused work not taken back from the rate limit");
+            return;
+        }
+        let mut verdict = state.verdict.lock().unwrap_or_else(|e| e.into_inner());
+        verdict.remaining = verdict
+            .remaining
+            .saturating_add(extra as u64)
+            .min(state.limit);
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RateBudget {
     type Rejection = std::convert::Infallible;
 
@@ -209,8 +251,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RateBudget {
     }
 }
 
-/// The rate-limit subject of requests made for `owner` (by its key, or by a URL it signed).
-pub fn owner_subject(owner: &str) -> String {
+/// The rate-limit subject of requests made with `owner`'s key.
+fn owner_subject(owner: &str) -> String {
     if owner == ADMIN_OWNER {
         "key:admin".to_owned()
     } else {
@@ -245,22 +287,6 @@ pub async fn limit_keyless(State(ctx): State<AppContext>, req: Request, next: Ne
     let subject = format!("public-{}", address(&req));
     let limit = ctx.config.public_status_rate_limit_per_minute;
     apply(&ctx, &subject, limit, req, next).await
-}
-
-/// Middleware for requests made with a URL `owner` signed (`None`: not one): charged to the
-/// owner's budget, as the owner's own requests are, so other traffic from the same address
-/// cannot use it up; anything else is counted per client address.
-pub async fn limit_signed(
-    ctx: &AppContext,
-    owner: Option<&str>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let subject = match owner {
-        Some(owner) => owner_subject(owner),
-        None => address(&req),
-    };
-    apply(ctx, &subject, ctx.config.rate_limit_per_minute, req, next).await
 }
 
 async fn apply(
@@ -613,8 +639,27 @@ mod tests {
         let fits = budget(2);
         fits.cover(3).await.unwrap();
         assert!(budget(0).cover(2).await.is_err());
+        // Work refused after all is given back.
+        let refunded = budget(0);
+        refunded.refund(3).await;
+        assert_eq!(
+            refunded
+                .0
+                .as_ref()
+                .unwrap()
+                .verdict
+                .lock()
+                .unwrap()
+                .remaining,
+            2
+        );
+        budget(0).cover(3).await.unwrap();
+        // A request that cannot fit is told so from the last count, before it works.
+        assert!(budget(2).check(3).is_ok());
+        assert_eq!(budget(2).check(4).unwrap_err().code(), "RATE_LIMITED");
         // Outside a limited route, a budget never refuses.
         RateBudget::default().cover(1000).await.unwrap();
+        RateBudget::default().check(1000).unwrap();
     }
 
     async fn requests_at(store: &EmbeddedDb, now: DateTime<Utc>, n: usize) -> Vec<(bool, u64)> {

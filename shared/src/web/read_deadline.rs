@@ -1,8 +1,9 @@
 //! A request body that must keep arriving: after a grace period it must average at least a
-//! minimum rate, and it must be whole within a total deadline. A body that falls behind ends in
-//! [`BodyTooSlow`], which the extractors answer as 408 `REQUEST_TIMEOUT`; so a client that sends
-//! a byte now and then cannot hold a connection (the pause between chunks alone is bounded by the
-//! server's idle timeout).
+//! minimum rate, and it must be whole within a total. Both count only the time the server
+//! spends waiting for the client (while a handler is busy elsewhere, decoding a photo, the clock
+//! stops). A body that falls behind ends in [`BodyTooSlow`], which the extractors answer as 408
+//! `REQUEST_TIMEOUT`; so a client that sends a byte now and then cannot hold a connection (the
+//! pause between chunks alone is bounded by the server's idle timeout).
 
 pub use crate::config::ReadLimits;
 use axum::body::{Body, Bytes};
@@ -17,41 +18,53 @@ use tokio::time::{Instant, Sleep};
 #[error("the request body arrived too slowly")]
 pub struct BodyTooSlow;
 
-/// `body`, read within `limits` from now.
+/// `body`, read within `limits`.
 pub fn within(body: Body, limits: ReadLimits) -> Body {
-    let started = Instant::now();
-    let mut body = DeadlineBody {
+    Body::new(DeadlineBody {
         inner: body,
         limits,
-        started,
         received: 0,
-        timer: Box::pin(tokio::time::sleep_until(started)),
-    };
-    body.rearm();
-    Body::new(body)
+        waited: Duration::ZERO,
+        waiting_since: None,
+        timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+    })
 }
 
 struct DeadlineBody {
     inner: Body,
     limits: ReadLimits,
-    started: Instant,
     received: u64,
+    /// Time spent waiting for the client, up to the current wait.
+    waited: Duration,
+    /// Since when the current wait lasts (the body was polled and had nothing).
+    waiting_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
 }
 
+/// Far enough ahead to mean never, near enough not to overflow.
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl DeadlineBody {
-    /// The moment the body is behind: when the bytes received so far no longer cover the
-    /// minimum rate since the grace period, or the total deadline, whichever comes first.
-    fn due(&self) -> Instant {
-        let rate = self.limits.min_bytes_per_second.max(1);
-        let covered = Duration::from_secs_f64(self.received as f64 / rate as f64);
-        let behind = self.limits.grace.saturating_add(covered);
-        self.started + behind.min(self.limits.total)
+    /// How long the client may have kept the server waiting, given what it sent: the grace
+    /// period plus the time its bytes cover at the minimum rate, within the total.
+    fn allowed_wait(&self) -> Duration {
+        let covered = match self.limits.min_bytes_per_second {
+            0 => NEVER,
+            rate => {
+                Duration::try_from_secs_f64(self.received as f64 / rate as f64).unwrap_or(NEVER)
+            }
+        };
+        self.limits
+            .grace
+            .saturating_add(covered)
+            .min(self.limits.total)
+            .min(NEVER)
     }
 
-    fn rearm(&mut self) {
-        let due = self.due();
-        self.timer.as_mut().reset(due);
+    fn end_wait(&mut self) {
+        if let Some(since) = self.waiting_since.take() {
+            self.waited = self.waited.saturating_add(since.elapsed());
+        }
     }
 }
 
@@ -65,17 +78,28 @@ impl HttpBody for DeadlineBody {
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                self.end_wait();
                 if let Some(data) = frame.data_ref() {
                     self.received = self.received.saturating_add(data.len() as u64);
-                    self.rearm();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Pending => match self.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTooSlow)))),
-                Poll::Pending => Poll::Pending,
-            },
-            other => other,
+            Poll::Ready(other) => {
+                self.end_wait();
+                Poll::Ready(other)
+            }
+            Poll::Pending => {
+                let since = *self.waiting_since.get_or_insert_with(Instant::now);
+                let left = self.allowed_wait().saturating_sub(self.waited);
+                let due = since.checked_add(left).unwrap_or(since + NEVER);
+                if self.timer.deadline() != due {
+                    self.timer.as_mut().reset(due);
+                }
+                match self.timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTooSlow)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -147,5 +171,35 @@ mod tests {
         // A body already there is never cut.
         let (result, _) = read(Body::from("whole")).await;
         assert_eq!(result.unwrap(), 5);
+    }
+
+    /// Only the client's time counts: a handler that stops reading for a minute (decoding the
+    /// photos it read) does not make an honest body late.
+    #[tokio::test(start_paused = true)]
+    async fn time_the_server_spends_elsewhere_is_not_the_clients() {
+        let mut body = within(trickled(30, 200, Duration::from_secs(1)), LIMITS);
+        let mut read = 0;
+        while let Some(frame) = body.frame().await {
+            read += frame.unwrap().into_data().unwrap().len();
+            if read == 1000 {
+                tokio::time::sleep(Duration::from_secs(120)).await;
+            }
+        }
+        assert_eq!(read, 6000);
+    }
+
+    /// A minimum rate of 0 turns the rate rule off; the total still holds.
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_of_zero_leaves_only_the_total() {
+        let limits = ReadLimits {
+            min_bytes_per_second: 0,
+            ..LIMITS
+        };
+        let started = Instant::now();
+        let result = within(trickled(100, 1, Duration::from_secs(5)), limits)
+            .collect()
+            .await;
+        assert!(result.is_err());
+        assert_eq!(started.elapsed().as_secs(), 60);
     }
 }
