@@ -71,30 +71,6 @@ async fn wait_for_jobs(
     }
 }
 
-/// Presigns `photo` with a job and uploads it with the grant.
-async fn upload_with_job(client: &reqwest::Client, server: &ServerProcess, photo: &[u8]) -> String {
-    let presigned: Value = client
-        .post(format!("{}/api/v1/uploads/presign", server.base))
-        .bearer_auth(ALICE)
-        .json(&json!({"files": [{"filename": "big.png", "content_type": "image/png", "size": photo.len()}], "generate": {}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let entry = &presigned["files"][0];
-    let sent = client
-        .put(entry["upload"]["url"].as_str().expect("an upload URL"))
-        .header("content-type", "image/png")
-        .body(photo.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert!(sent.status().is_success(), "{}", sent.status());
-    entry["job_id"].as_str().unwrap().to_owned()
-}
-
 /// The first column of a query on the (stopped) server's database.
 fn in_database(server: &ServerProcess, sql: &str) -> Vec<String> {
     let db = rusqlite::Connection::open(server.dir.path().join("image2model.db")).unwrap();
@@ -119,7 +95,7 @@ async fn jobs_cut_short_by_sigkill_end_exactly_once_after_restarts() {
     let photo = noisy_png(800, 600);
     let mut ids = Vec::new();
     for _ in 0..20 {
-        ids.push(upload_with_job(&client, &server, &photo).await);
+        ids.push(server.upload_with_job(&client, &photo, "image/png").await);
     }
 
     // Two kills, each while a job runs: the first during a first run, the second during a run

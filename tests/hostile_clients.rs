@@ -524,15 +524,21 @@ fn heavy_png() -> Vec<u8> {
     out.into_inner()
 }
 
-#[tokio::test]
-async fn bombs_and_heavy_images_in_a_burst_stay_within_the_decode_budget() {
-    let server = ServerProcess::start(
+/// The server as a child process (its memory alone is measured) with the defaults of 2 CPUs:
+/// two decodes at once, and a rate limit out of the way.
+fn two_decodes_at_once() -> ServerProcess {
+    ServerProcess::start(
         SERVER,
         &[
             ("MAX_CONCURRENT_DECODES", "2"),
             ("RATE_LIMIT_PER_MINUTE", "1000"),
         ],
-    );
+    )
+}
+
+#[tokio::test]
+async fn bombs_and_heavy_images_in_a_burst_stay_within_the_decode_budget() {
+    let server = two_decodes_at_once();
     let client = reqwest::Client::new();
     let bomb = png_bomb();
     assert!(bomb.len() < 2 << 20, "{}", bomb.len());
@@ -618,60 +624,20 @@ fn big_jpeg() -> Vec<u8> {
 /// full-height resampling buffer, 708 MB for 20 such jobs).
 #[tokio::test]
 async fn jobs_on_the_largest_photos_stay_within_the_decode_budget() {
-    let server = ServerProcess::start(
-        SERVER,
-        &[
-            ("MAX_CONCURRENT_DECODES", "2"),
-            ("RATE_LIMIT_PER_MINUTE", "1000"),
-        ],
-    );
+    let server = two_decodes_at_once();
     let client = reqwest::Client::new();
     let photo = tokio::task::spawn_blocking(big_jpeg).await.unwrap();
     let mut jobs = Vec::new();
     for _ in 0..6 {
-        let body = json!({
-            "files": [{"filename": "big.jpg", "content_type": "image/jpeg", "size": photo.len()}],
-            "generate": {}
-        });
-        let presigned: Value = client
-            .post(format!("{}/api/v1/uploads/presign", server.base))
-            .bearer_auth(ALICE)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let file = &presigned["files"][0];
-        let mut put = client.put(file["upload"]["url"].as_str().unwrap());
-        for (name, value) in file["upload"]["headers"].as_object().unwrap() {
-            put = put.header(name.as_str(), value.as_str().unwrap());
-        }
-        let response = put.body(photo.clone()).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        jobs.push(file["job_id"].as_str().unwrap().to_owned());
+        jobs.push(server.upload_with_job(&client, &photo, "image/jpeg").await);
     }
-    let deadline = Instant::now() + Duration::from_secs(240);
     for job in &jobs {
-        loop {
-            let answer: Value = client
-                .get(format!("{}/api/v1/jobs/{job}", server.base))
-                .bearer_auth(ALICE)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            match answer["status"].as_str() {
-                Some("completed") => break,
-                Some("failed") => panic!("{answer}"),
-                _ => {}
-            }
-            assert!(Instant::now() < deadline, "jobs unfinished: {answer}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let url = format!("{}/api/v1/jobs/{job}", server.base);
+        let ended = wait_for(&client, &url, Duration::from_secs(240), |job| {
+            matches!(job["status"].as_str(), Some("completed" | "failed"))
+        })
+        .await;
+        assert_eq!(ended["status"], "completed", "{ended}");
     }
     let peak = server.peak_rss_mib();
     println!("6 jobs on 6300x6300 photos: server peak memory {peak:.0} MiB");

@@ -82,6 +82,37 @@ impl ServerProcess {
         let _ = self.child.wait();
     }
 
+    /// Presigns `photo` (of `content_type`) with a job, uploads it with the grant, and returns
+    /// the job's id.
+    pub async fn upload_with_job(
+        &self,
+        client: &reqwest::Client,
+        photo: &[u8],
+        content_type: &str,
+    ) -> String {
+        let file = serde_json::json!({"filename": "photo", "content_type": content_type, "size": photo.len()});
+        let presigned: serde_json::Value = client
+            .post(format!("{}/api/v1/uploads/presign", self.base))
+            .bearer_auth(ALICE)
+            .json(&serde_json::json!({"files": [file], "generate": {}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let entry = &presigned["files"][0];
+        let sent = client
+            .put(entry["upload"]["url"].as_str().expect("an upload URL"))
+            .header("content-type", content_type)
+            .body(photo.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(sent.status().is_success(), "{}", sent.status());
+        entry["job_id"].as_str().unwrap().to_owned()
+    }
+
     /// Peak resident memory of the process, in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();

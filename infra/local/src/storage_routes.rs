@@ -80,16 +80,7 @@ async fn limit_by_signer(
     req: Request,
     next: Next,
 ) -> Response {
-    let signed = state
-        .disk
-        .signer()
-        .verify(
-            "PUT",
-            &key,
-            query.as_deref().unwrap_or_default(),
-            Utc::now(),
-        )
-        .is_ok();
+    let signed = verify(&state, "PUT", &key, query.as_deref()).is_ok();
     if signed && check_upload_target(&state.ctx, &key).await.is_ok() {
         next.run(req).await
     } else {
