@@ -753,6 +753,7 @@ async fn a_thousand_concurrent_probes_never_report_a_healthy_store_down() {
         })
         .collect();
     assert_eq!(answers.len(), 1000);
+    println!("probes: 1000 at 100 at once, {} false", false_alarms.len());
     assert!(
         false_alarms.is_empty(),
         "{} false: {:?}",
@@ -1037,6 +1038,10 @@ async fn options_that_is_no_preflight_is_405_with_allow_on_every_path() {
             assert_error(status, &body, 405, "METHOD_NOT_ALLOWED");
         }
     }
+    println!(
+        "OPTIONS that is no preflight: {} paths, twice each, all 405",
+        paths.len()
+    );
 }
 
 /// On Lambda the gateway owns CORS (API Gateway's and the function URL's configurations): the

@@ -238,6 +238,7 @@ async fn an_oversized_body_is_refused_before_100_continue_on_every_route() {
             }
         }
     }
+    println!("oversized bodies refused from Content-Length: {checked} requests, all 413");
     assert!(checked >= 20, "{checked} routes");
     // Within the server's largest body but over an upload route's own limit: still no 100.
     let server = TestServer::start_with(|c| c.max_sync_upload_bytes = 1 << 20).await;
