@@ -17,7 +17,7 @@ use image2model_shared::app::task_status::Snapshot;
 use image2model_shared::domain::{FileStatus, JobId, JobOptions, UploadedFile};
 use image2model_shared::validation::ImageRejection;
 use image2model_shared::web::extract::{ApiJson, ApiMultipart, FileIdParam, JobIdParam};
-use image2model_shared::web::layers::refuse_bodies_over;
+use image2model_shared::web::layers::{JSON_BODY_LIMIT, refuse_bodies_over};
 use image2model_shared::web::links::{Origin, with_task_links};
 use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::rate_limit::RateBudget;
@@ -27,23 +27,25 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router(ctx: &AppContext) -> OpenApiRouter<AppContext> {
-    let body_limit = body_limit(ctx.config.sync_upload_limit());
-    let uploads = OpenApiRouter::new()
-        .routes(routes!(presign))
+    // Each request body within its own limit, refused from `Content-Length` when over it: a
+    // multipart upload's files, or a presign's JSON.
+    let limited = |router: OpenApiRouter<AppContext>, limit: u64| {
+        router
+            .layer(DefaultBodyLimit::max(
+                usize::try_from(limit).unwrap_or(usize::MAX),
+            ))
+            .route_layer(middleware::from_fn_with_state(
+                ctx.clone(),
+                rate_limit::limit,
+            ))
+            .route_layer(middleware::from_fn_with_state(limit, refuse_bodies_over))
+    };
+    let multipart = OpenApiRouter::new()
         .routes(routes!(upload_image))
-        .routes(routes!(upload_multiple))
-        .layer(DefaultBodyLimit::max(
-            usize::try_from(body_limit).unwrap_or(usize::MAX),
-        ))
-        .route_layer(middleware::from_fn_with_state(
-            ctx.clone(),
-            rate_limit::limit,
-        ))
-        .route_layer(middleware::from_fn_with_state(
-            body_limit,
-            refuse_bodies_over,
-        ));
-    uploads
+        .routes(routes!(upload_multiple));
+    let presign = OpenApiRouter::new().routes(routes!(presign));
+    limited(multipart, body_limit(ctx.config.sync_upload_limit()))
+        .merge(limited(presign, JSON_BODY_LIMIT))
         .routes(routes!(show_file))
         .routes(routes!(upload_status))
         .routes(routes!(batch_status))

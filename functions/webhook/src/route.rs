@@ -1,7 +1,7 @@
 //! `POST /api/v1/webhooks/fal?job_id=...`: verify, then hand over to the worker.
 
 use crate::signature::{SignatureVerifier, VerifyError, signed_headers};
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +11,7 @@ use image2model_shared::AppContext;
 use image2model_shared::app::fal_webhook::{WebhookOutcome, accept_fal_webhook};
 use image2model_shared::domain::JobId;
 use image2model_shared::web::ApiError;
-use image2model_shared::web::extract::ApiBytes;
+use image2model_shared::web::extract::{ApiBytes, ApiQuery};
 use image2model_shared::web::layers::refuse_bodies_over;
 use image2model_shared::web::openapi::ApiErrors;
 use serde::Deserialize;
@@ -94,7 +94,7 @@ fn ignored(reason: &str) -> Json<Value> {
 async fn receive(
     State(ctx): State<AppContext>,
     Extension(verifier): Extension<Arc<SignatureVerifier>>,
-    Query(query): Query<HookQuery>,
+    ApiQuery(query): ApiQuery<HookQuery>,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<Json<Value>, ApiError> {

@@ -130,7 +130,12 @@ async fn form_upload(
                     Some(&name),
                 ));
             }
-            fields.insert(name, value);
+            if fields.insert(name.clone(), value).is_some() {
+                return Err(ApiError::validation(
+                    format!("form field {name} may be sent once"),
+                    Some(&name),
+                ));
+            }
             continue;
         }
         let grant = state

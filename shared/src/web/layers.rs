@@ -79,7 +79,14 @@ async fn envelope_errors(req: Request, next: Next) -> Response {
     let detail = axum::body::to_bytes(response.into_body(), 4096)
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
-        .unwrap_or_default();
+        .ok()
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("the request was refused")
+                .to_lowercase()
+        });
     ApiError::Rejected { status, detail }.into_response()
 }
 
@@ -108,6 +115,9 @@ async fn refuse_repeated_headers(req: Request, next: Next) -> Response {
         None => next.run(req).await,
     }
 }
+
+/// The largest JSON body a route reads (axum's own default for its body extractors).
+pub const JSON_BODY_LIMIT: u64 = 2 * 1024 * 1024;
 
 /// The largest request body any route takes: a form upload of the largest file.
 pub fn largest_body(config: &Config) -> u64 {

@@ -20,7 +20,11 @@ pub struct Origin(pub String);
 /// A `Host` as a URL may carry it: a DNS name or IPv4 address (letters, digits, dots, dashes)
 /// or a bracketed IPv6 literal, then at most one `:port` of 1 to 5 digits.
 fn plain_host(host: &str) -> bool {
-    let valid_port = |p: &str| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+    let valid_port = |p: &str| {
+        (1..=5).contains(&p.len())
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok_and(|port| port > 0)
+    };
     if let Some(rest) = host.strip_prefix('[') {
         let Some((v6, after)) = rest.split_once(']') else {
             return false;

@@ -77,8 +77,12 @@ fn set_headers(headers: &mut HeaderMap, limit: u64, verdict: &Verdict) {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Verdict {
     allowed: bool,
+    /// Units that would still pass now.
     remaining: u64,
+    /// When everything counted so far has left the window: the whole budget is back.
     reset: DateTime<Utc>,
+    /// For a refusal, how long until the same units would pass (when nothing else is counted
+    /// meanwhile); 0 when allowed.
     retry_after_secs: u64,
 }
 
@@ -95,7 +99,8 @@ async fn count_request(
     count_units(store, subject, 1, limit, now).await
 }
 
-/// Counts `units` of `subject`'s work at `now` (see [`count_request`]).
+/// Counts `units` of `subject`'s work at `now` (see [`count_request`]). Refused units are taken
+/// back: a client that is refused, and retries, is not kept out by its own refusals.
 async fn count_units(
     store: &dyn Store,
     subject: &str,
@@ -115,24 +120,59 @@ async fn count_units(
         .get_counter(&key(window_start - WINDOW_SECS))
         .await?
         .max(0) as f64;
-    let elapsed = (now - DateTime::from_timestamp(window_start, 0).unwrap_or(now))
+    let window_ms = (WINDOW_SECS * 1000) as f64;
+    let elapsed = ((now - DateTime::from_timestamp(window_start, 0).unwrap_or(now))
         .num_milliseconds() as f64
-        / (WINDOW_SECS * 1000) as f64;
-    let estimated = previous * (1.0 - elapsed.clamp(0.0, 1.0)) + current;
-    let reset = DateTime::from_timestamp(window_start + WINDOW_SECS, 0).unwrap_or(now);
-    let allowed = estimated <= limit as f64;
-    // Waiting for the window to turn is always enough: the previous count then weighs less
-    // than this one does now.
-    let retry_after_secs = (reset - now).num_seconds().max(1) as u64;
+        / window_ms)
+        .clamp(0.0, 1.0);
+    let limit_f = limit as f64;
+    let allowed = previous * (1.0 - elapsed) + current <= limit_f;
+    let counted = if allowed {
+        current
+    } else {
+        store
+            .add_to_counter(&key(window_start), -units, expires)
+            .await?;
+        (current - units as f64).max(0.0)
+    };
+    let estimated = previous * (1.0 - elapsed) + counted;
+    // `windows_ahead` windows after this one's start.
+    let at = |windows_ahead: f64| {
+        let ms = (window_start as f64 * 1000.0 + windows_ahead * window_ms).ceil() as i64;
+        DateTime::from_timestamp_millis(ms).unwrap_or(now)
+    };
+    let reset = if counted > 0.0 {
+        at(2.0)
+    } else if previous > 0.0 {
+        at(1.0)
+    } else {
+        now
+    };
+    let retry_after_secs = if allowed {
+        0
+    } else {
+        let units = units as f64;
+        // Within this minute, last minute's weight fades; after it, this minute's does.
+        let ready = if counted + units <= limit_f && previous > 0.0 {
+            at(1.0 - (limit_f - counted - units) / previous)
+        } else if units <= limit_f && counted > 0.0 {
+            at(2.0 - (limit_f - units) / counted)
+        } else {
+            // More units than the whole budget never pass: come back when it is whole.
+            reset
+        };
+        let wait = (ready - now).num_milliseconds().max(0) as u64;
+        wait.div_ceil(1000).max(1)
+    };
     Ok(Verdict {
         allowed,
-        remaining: (limit as f64 - estimated).max(0.0).floor() as u64,
+        remaining: (limit_f - estimated).max(0.0).floor() as u64,
         reset,
         retry_after_secs,
     })
 }
 
-/// Takes back `units` counted at `now` (work that was refused is not done).
+/// Takes back `units` counted at `now` (work refused after it was counted is not done).
 async fn uncount_units(
     store: &dyn Store,
     subject: &str,
@@ -188,16 +228,15 @@ impl RateBudget {
                 return Ok(());
             }
         };
+        *state.verdict.lock().unwrap_or_else(|e| e.into_inner()) = verdict;
         if verdict.allowed {
-            *state.verdict.lock().unwrap_or_else(|e| e.into_inner()) = verdict;
-            return Ok(());
+            Ok(())
+        } else {
+            // Refused work was taken back by the count.
+            Err(ApiError::RateLimited {
+                retry_after_secs: verdict.retry_after_secs,
+            })
         }
-        if let Err(err) = uncount_units(store, &state.subject, extra, now).await {
-            tracing::warn!(error = %err, "refused work not taken back from the rate limit");
-        }
-        Err(ApiError::RateLimited {
-            retry_after_secs: verdict.retry_after_secs,
-        })
     }
 }
 
@@ -361,10 +400,30 @@ mod tests {
         let later = count_request(&store, "ip:1", 10, at(181)).await.unwrap();
         assert!(later.allowed);
         assert_eq!(later.remaining, 9);
-        // Refusals say when to come back, within the minute.
-        let refused = count_request(&store, "ip:2", 0, at(90)).await.unwrap();
+        // Refusals say when the same request would pass, and are not counted themselves:
+        // 10 at 0 s of a minute (limit 10) weigh 10 x 0.75 = 7.5 at 15 s of the next, so 2 more
+        // pass at once and a third waits until 10 x (1 - e) + 3 <= 10, at 18 s, 3 s later.
+        for _ in 0..10 {
+            count_request(&store, "ip:2", 10, at(120)).await.unwrap();
+        }
+        for _ in 0..2 {
+            assert!(
+                count_request(&store, "ip:2", 10, at(195))
+                    .await
+                    .unwrap()
+                    .allowed
+            );
+        }
+        let refused = count_request(&store, "ip:2", 10, at(195)).await.unwrap();
         assert!(!refused.allowed);
-        assert_eq!((refused.retry_after_secs, refused.reset), (30, at(120)));
+        assert_eq!(refused.retry_after_secs, 3);
+        assert_eq!(
+            refused.reset,
+            at(300),
+            "this minute's 2 weigh until the next minute ends"
+        );
+        let retried = count_request(&store, "ip:2", 10, at(198)).await.unwrap();
+        assert!(retried.allowed, "the retry after Retry-After passes");
     }
 
     /// The estimate weighs the previous minute by the share of it still within the last 60 s:
@@ -383,10 +442,13 @@ mod tests {
         }
         let verdicts: Vec<(bool, u64)> = requests_at(&store, at(90), 3).await;
         assert_eq!(verdicts, [(true, 1), (true, 0), (false, 0)]);
+        // The refused third was not counted: 4 x 0.25 + 2 + 1 = 4 passes at 105 s, and a next
+        // one waits for last minute's weight to fade, 15 s.
         let late = count_request(&store, "ip:3", 4, at(105)).await.unwrap();
-        // 4 x 0.25 + 4 = 5 > 4.
+        assert_eq!((late.allowed, late.remaining), (true, 0));
+        let later = count_request(&store, "ip:3", 4, at(105)).await.unwrap();
         assert_eq!(
-            (late.allowed, late.remaining, late.retry_after_secs),
+            (later.allowed, later.remaining, later.retry_after_secs),
             (false, 0, 15)
         );
     }
@@ -507,7 +569,7 @@ mod tests {
                 .parse()
                 .unwrap();
             let now = Utc::now().timestamp();
-            assert!(reset > now - 1 && reset <= now + WINDOW_SECS, "{reset}");
+            assert!(reset > now - 1 && reset <= now + 2 * WINDOW_SECS, "{reset}");
             let refused = call(&app, "/", &alice, peer).await;
             assert_eq!(verdict(&refused), of(429, "2", "0"));
             assert!(header(&refused, "retry-after").is_some());
