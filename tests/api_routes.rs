@@ -818,6 +818,31 @@ async fn fields_and_parameters_sent_twice_are_refused_on_the_storage_and_webhook
         .unwrap();
     let (status, answer) = json_of(response).await;
     assert_error(status, &answer, 422, "VALIDATION_ERROR");
+    // After the file, nothing: neither a field (signed or not) nor a second file.
+    for (after, value) in [
+        ("key", "uploads/bob/other"),
+        ("signature", "00"),
+        ("file", "x"),
+    ] {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in fields {
+            form = form.text(name.clone(), value.as_str().unwrap().to_owned());
+        }
+        let part = reqwest::multipart::Part::bytes(vec![0u8; 100])
+            .file_name("a.png")
+            .mime_str("image/png")
+            .unwrap();
+        let form = form.part("file", part).text(after, value);
+        let response = server
+            .client
+            .post(upload["url"].as_str().unwrap())
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = json_of(response).await;
+        assert_error(status, &answer, 422, "VALIDATION_ERROR");
+    }
     assert!(
         server
             .ctx
@@ -848,6 +873,45 @@ async fn fields_and_parameters_sent_twice_are_refused_on_the_storage_and_webhook
         .unwrap();
     let (status, answer) = json_of(response).await;
     assert_error(status, &answer, 422, "VALIDATION_ERROR");
+    // What breaks the published schema is refused before FAL's keys are fetched (none can be
+    // here: that would be 503).
+    let job = format!("job_id={id}");
+    for (query, content_type, body, code) in [
+        (
+            "job_id=not-a-uuid",
+            "application/json",
+            r#"{"request_id":"r","status":"OK"}"#,
+            422,
+        ),
+        (
+            job.as_str(),
+            "text/plain",
+            r#"{"request_id":"r","status":"OK"}"#,
+            415,
+        ),
+        (job.as_str(), "application/json", "not json", 422),
+    ] {
+        let response = server
+            .request(Method::POST, &format!("/api/v1/webhooks/fal?{query}"), None)
+            .header("x-fal-webhook-request-id", "r")
+            .header("x-fal-webhook-user-id", "u")
+            .header(
+                "x-fal-webhook-timestamp",
+                chrono::Utc::now().timestamp().to_string(),
+            )
+            .header("x-fal-webhook-signature", "ab".repeat(64))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = json_of(response).await;
+        assert_eq!(
+            status.as_u16(),
+            code,
+            "{query} {content_type} {body}: {answer}"
+        );
+    }
 }
 
 /// Health probes run together as a load balancer and monitors run them: 1,000 at 100 at once,
@@ -930,10 +994,10 @@ async fn the_rate_limit_counts_files_and_jobs_and_refuses_a_request_whole() {
     let (status, body) = json_of(response).await;
     assert_error(status, &body, 429, "RATE_LIMITED");
     assert_eq!(stored().await, (0, 0), "a refused request stores nothing");
-    // Three files are six units, seven with the refused request itself: one left.
+    // Three files are six units (the refused request cost nothing): two left.
     let response = batch(3).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["x-ratelimit-remaining"], "1");
+    assert_eq!(response.headers()["x-ratelimit-remaining"], "2");
     assert_eq!(stored().await, (3, 3));
     // Presign with `generate` counts its files and jobs the same way.
     let body = json!({
@@ -954,7 +1018,7 @@ async fn the_rate_limit_counts_files_and_jobs_and_refuses_a_request_whole() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["x-ratelimit-remaining"], "5");
+    assert_eq!(response.headers()["x-ratelimit-remaining"], "6");
     let (status, answer) = json_of(response).await;
     assert_error(status, &answer, 429, "RATE_LIMITED");
     assert_eq!(stored().await.1, 4, "Bob's refused jobs were not created");

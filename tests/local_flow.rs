@@ -617,7 +617,12 @@ async fn browser_form_posts_upload_within_their_policy() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        response.status(),
+        StatusCode::NO_CONTENT,
+        "{:?}",
+        response.text().await
+    );
     let job = server
         .wait_for_job(ALICE, presigned["files"][0]["job_id"].as_str().unwrap())
         .await;

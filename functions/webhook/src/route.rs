@@ -11,7 +11,7 @@ use image2model_shared::AppContext;
 use image2model_shared::app::fal_webhook::{WebhookOutcome, accept_fal_webhook};
 use image2model_shared::domain::JobId;
 use image2model_shared::web::ApiError;
-use image2model_shared::web::extract::{ApiBytes, ApiQuery};
+use image2model_shared::web::extract::{ApiBytes, ApiQuery, is_json};
 use image2model_shared::web::layers::refuse_bodies_over;
 use image2model_shared::web::openapi::ApiErrors;
 use serde::Deserialize;
@@ -98,13 +98,29 @@ async fn receive(
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<Json<Value>, ApiError> {
+    // What breaks the published schema is refused first, with no key fetched for it (a
+    // delivery without a content type is read as the JSON FAL sends).
+    if headers.contains_key(axum::http::header::CONTENT_TYPE) && !is_json(&headers) {
+        return Err(ApiError::Rejected {
+            status: axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            detail: "the body must be application/json".to_owned(),
+        });
+    }
+    let delivery: Delivery = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::validation(format!("the webhook body is not FAL's format: {e}"), None)
+    })?;
+    if let Some(raw) = query.job_id.as_deref()
+        && raw.parse::<JobId>().is_err()
+    {
+        return Err(ApiError::validation(
+            "job_id must be a UUID",
+            Some("job_id"),
+        ));
+    }
     let signed_request = verifier
         .verify(&headers, &body, Utc::now())
         .await
         .map_err(ApiError::from)?;
-    let delivery: Delivery = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::validation(format!("the webhook body is not FAL's format: {e}"), None)
-    })?;
     if delivery.request_id != signed_request {
         return Err(ApiError::WebhookUnverified(
             "the body's request_id is not the signed one".to_owned(),

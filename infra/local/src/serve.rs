@@ -144,10 +144,20 @@ const LINGER: Duration = Duration::from_secs(1);
 /// The connection then lingers a moment (within [`LINGERING`]) reading what the client sent,
 /// so the answer is not lost to a reset; past that many, it closes at once.
 fn refuse_busy_client(mut stream: TcpStream, lingering: &Arc<Semaphore>) {
-    const BODY: &str = r#"{"error":true,"error_code":"TOO_MANY_CONNECTIONS","message":"Too many connections","detail":"this address holds as many connections as one client may; reuse or close one","status_code":429,"details":{},"request_id":null}"#;
+    let id = uuid::Uuid::new_v4();
+    let body = serde_json::json!({
+        "error": true,
+        "error_code": "TOO_MANY_CONNECTIONS",
+        "message": "Too many connections",
+        "detail": "this client holds as many connections as one client may; reuse or close one",
+        "status_code": 429,
+        "details": {},
+        "request_id": id,
+    })
+    .to_string();
     let answer = format!(
-        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{BODY}",
-        BODY.len()
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nx-request-id: {id}\r\nx-content-type-options: nosniff\r\nx-frame-options: DENY\r\nreferrer-policy: no-referrer\r\ncontent-security-policy: default-src 'none'; frame-ancestors 'none'\r\nstrict-transport-security: max-age=63072000; includeSubDomains\r\ncache-control: no-store\r\nconnection: close\r\n\r\n{body}",
+        body.len()
     );
     let _ = stream.try_write(answer.as_bytes());
     let Ok(permit) = Arc::clone(lingering).try_acquire_owned() else {

@@ -81,7 +81,10 @@ async fn limit_by_signer(
     next: Next,
 ) -> Response {
     let signed = verify(&state, "PUT", &key, query.as_deref()).is_ok();
-    if signed && check_upload_target(&state.ctx, &key).await.is_ok() {
+    let waiting = signed
+        && check_upload_target(&state.ctx, &key).await.is_ok()
+        && matches!(state.disk.head(&key).await, Ok(None));
+    if waiting {
         next.run(req).await
     } else {
         rate_limit::limit(State(state.ctx.clone()), req, next).await
@@ -161,6 +164,16 @@ async fn form_upload(
         if bytes.is_empty() {
             return Err(ApiError::SignedRequestMismatch(
                 "the file is empty".to_owned(),
+            ));
+        }
+        // The file is the form's last part (as S3 wants it): a field or a file after it would
+        // be a second answer to what the policy signed.
+        drop(field);
+        if let Some(after) = form.next_field().await.map_err(malformed)? {
+            let name = after.name().unwrap_or_default().to_owned();
+            return Err(ApiError::validation(
+                format!("the file must be the form's last part; {name} follows it"),
+                Some(&name),
             ));
         }
         store_upload(&state, grant.key, bytes.freeze(), &grant.content_type).await?;

@@ -119,7 +119,7 @@ fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, A
 }
 
 /// `application/json` (any case, any parameters): the one type the document declares.
-fn is_json(headers: &http::HeaderMap) -> bool {
+pub fn is_json(headers: &http::HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

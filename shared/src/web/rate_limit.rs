@@ -361,6 +361,18 @@ async fn apply(
     req.extensions_mut()
         .insert(RateBudget(Some(Arc::clone(&state))));
     let mut response = next.run(req).await;
+    if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
+        // Refused after all (its work would pass the budget): the request is not counted
+        // either, so that a client that waits `Retry-After` gets through.
+        let now = Utc::now();
+        match uncount_units(ctx.store.as_ref(), subject, 1, now).await {
+            Ok(()) => {
+                let mut verdict = state.verdict.lock().unwrap_or_else(|e| e.into_inner());
+                verdict.remaining = verdict.remaining.saturating_add(1).min(limit);
+            }
+            Err(err) => tracing::warn!(error = %err, "a refused request stayed counted"),
+        }
+    }
     let verdict = *state.verdict.lock().unwrap_or_else(|e| e.into_inner());
     set_headers(response.headers_mut(), limit, &verdict);
     response
@@ -501,8 +513,13 @@ mod tests {
             });
             let ok = axum::routing::get(|| async { "ok" });
             let (_, _, keyed) = limited((Vec::new(), Default::default(), ok.clone()), &t);
+            let work = axum::routing::get(|budget: RateBudget| async move {
+                budget.cover(3).await.map(|()| "done")
+            });
+            let (_, _, work) = limited((Vec::new(), Default::default(), work), &t);
             let router = Router::new()
                 .route("/", keyed)
+                .route("/work", work)
                 .route(
                     "/public",
                     ok.layer(axum::middleware::from_fn_with_state(
@@ -589,6 +606,23 @@ mod tests {
             // So does the address itself: a request without a key is counted by it.
             assert_eq!(
                 verdict(&call(&app, "/", &[], peer).await),
+                of(200, "2", "1")
+            );
+        }
+
+        /// A request refused for its work is not counted at all: the budget is as it was.
+        #[tokio::test]
+        async fn a_request_refused_for_its_work_costs_nothing() {
+            let (_t, app) = app();
+            let alice = [("x-api-key", ALICE)];
+            let peer = Some("10.0.0.8");
+            for _ in 0..3 {
+                let refused = call(&app, "/work", &alice, peer).await;
+                assert_eq!(verdict(&refused), of(429, "2", "2"));
+                assert!(header(&refused, "retry-after").is_some());
+            }
+            assert_eq!(
+                verdict(&call(&app, "/", &alice, peer).await),
                 of(200, "2", "1")
             );
         }
