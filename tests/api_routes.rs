@@ -743,16 +743,11 @@ async fn every_json_route_refuses_a_body_over_2_mib() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             for chunked in [false, true] {
                 // Plausible webhook headers, so that FAL's route reads the body too.
-                let request = server
-                    .request(method.clone(), &path, Some(ADMIN))
-                    .header("content-type", "application/json")
-                    .header("x-fal-webhook-request-id", "r")
-                    .header("x-fal-webhook-user-id", "u")
-                    .header(
-                        "x-fal-webhook-timestamp",
-                        chrono::Utc::now().timestamp().to_string(),
-                    )
-                    .header("x-fal-webhook-signature", "ab".repeat(64));
+                let request = plausible_fal_headers(
+                    server
+                        .request(method.clone(), &path, Some(ADMIN))
+                        .header("content-type", "application/json"),
+                );
                 let request = if chunked {
                     let chunks = futures_util::stream::iter(
                         padded
@@ -773,15 +768,7 @@ async fn every_json_route_refuses_a_body_over_2_mib() {
     }
     println!("JSON bodies over 2 MiB: {checked} requests, all 413");
     assert!(checked >= 10, "{checked}");
-    assert!(
-        server
-            .ctx
-            .storage
-            .list("uploads/")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(server.stored_uploads().await, 0);
 }
 
 /// A form upload's policy fields are each sent once (as in every form the API reads), a query
@@ -843,34 +830,17 @@ async fn fields_and_parameters_sent_twice_are_refused_on_the_storage_and_webhook
         let (status, answer) = json_of(response).await;
         assert_error(status, &answer, 422, "VALIDATION_ERROR");
     }
-    assert!(
-        server
-            .ctx
-            .storage
-            .list("uploads/")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(server.stored_uploads().await, 0);
     let id = "a42befa4-6d5a-4914-8b8f-a36358d94b43";
-    let signature = "ab".repeat(64);
-    let response = server
-        .request(
-            Method::POST,
-            &format!("/api/v1/webhooks/fal?job_id={id}&job_id={id}"),
-            None,
-        )
-        .header("x-fal-webhook-request-id", "r")
-        .header("x-fal-webhook-user-id", "u")
-        .header(
-            "x-fal-webhook-timestamp",
-            chrono::Utc::now().timestamp().to_string(),
-        )
-        .header("x-fal-webhook-signature", signature)
-        .json(&json!({"request_id": "r", "status": "OK"}))
-        .send()
-        .await
-        .unwrap();
+    let response = plausible_fal_headers(server.request(
+        Method::POST,
+        &format!("/api/v1/webhooks/fal?job_id={id}&job_id={id}"),
+        None,
+    ))
+    .json(&json!({"request_id": "r", "status": "OK"}))
+    .send()
+    .await
+    .unwrap();
     let (status, answer) = json_of(response).await;
     assert_error(status, &answer, 422, "VALIDATION_ERROR");
     // What breaks the published schema is refused before FAL's keys are fetched (none can be
@@ -891,20 +861,16 @@ async fn fields_and_parameters_sent_twice_are_refused_on_the_storage_and_webhook
         ),
         (job.as_str(), "application/json", "not json", 422),
     ] {
-        let response = server
-            .request(Method::POST, &format!("/api/v1/webhooks/fal?{query}"), None)
-            .header("x-fal-webhook-request-id", "r")
-            .header("x-fal-webhook-user-id", "u")
-            .header(
-                "x-fal-webhook-timestamp",
-                chrono::Utc::now().timestamp().to_string(),
-            )
-            .header("x-fal-webhook-signature", "ab".repeat(64))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = plausible_fal_headers(server.request(
+            Method::POST,
+            &format!("/api/v1/webhooks/fal?{query}"),
+            None,
+        ))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
         let (status, answer) = json_of(response).await;
         assert_eq!(
             status.as_u16(),

@@ -308,6 +308,11 @@ impl TestServer {
         }
     }
 
+    /// How many uploads are stored (a refused request must leave none).
+    pub async fn stored_uploads(&self) -> usize {
+        self.ctx.storage.list("uploads/").await.unwrap().len()
+    }
+
     /// Polls a file until ingestion settled it.
     pub async fn wait_for_file(&self, key: &str, file_id: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -455,4 +460,17 @@ pub fn noisy_png(w: u32, h: u32) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, ImageFormat::Png).expect("encode");
     out.into_inner()
+}
+
+/// FAL's four webhook headers, plausible enough (a fresh timestamp, a signature of Ed25519's
+/// shape) for the webhook route to read the body, though no key signed it.
+pub fn plausible_fal_headers(request: RequestBuilder) -> RequestBuilder {
+    request
+        .header("x-fal-webhook-request-id", "r")
+        .header("x-fal-webhook-user-id", "u")
+        .header(
+            "x-fal-webhook-timestamp",
+            chrono::Utc::now().timestamp().to_string(),
+        )
+        .header("x-fal-webhook-signature", "ab".repeat(64))
 }
