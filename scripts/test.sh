@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, the SAM template lint, then every unit, contract
 # and flow test, with the AWS adapters tested against a moto server started (and stopped) here,
-# then schemathesis against the local server, the web client in headless Chromium, and the
-# functions invoked through cargo-lambda. Needs a Rust toolchain, Python 3 and Node.js; installs
-# cargo-nextest, cargo-machete, cargo-llvm-cov, a pinned Python venv, Debian's chromium and the
-# pinned playwright-core if missing. Prints the line coverage of the product code and fails under
-# its floor.
+# then schemathesis against the local server, the web client in headless Chromium and
+# type-checked against the OpenAPI document, and the functions invoked through cargo-lambda.
+# Needs a Rust toolchain, Python 3 and Node.js; installs cargo-nextest, cargo-machete,
+# cargo-llvm-cov, a pinned Python venv, Debian's chromium and the pinned npm packages of
+# tests/browser (playwright-core, openapi-typescript, openapi-fetch, typescript) if missing.
+# Prints the line coverage of the product code and fails under its floor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -91,10 +92,16 @@ echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast
 
 echo "== schemathesis against the local server (user key, admin key)"
-PYTHON="$venv/bin/python" SCHEMATHESIS="$venv/bin/schemathesis" bash scripts/schemathesis.sh
+SCHEMATHESIS="$venv/bin/schemathesis" bash scripts/schemathesis.sh
+
+echo "== the Python client generated from the document, a photo to a model"
+bash scripts/clients.sh
 
 echo "== the web client in headless Chromium"
 bash scripts/browser.sh
+
+echo "== the web client's types against the OpenAPI document (openapi-typescript, tsc)"
+bash scripts/typecheck_web.sh
 
 echo "== cargo lambda invoke"
 PYTHON="$venv/bin/python" bash scripts/lambda_invoke.sh

@@ -1254,6 +1254,85 @@ async fn the_openapi_document_is_generated_from_the_routes() {
     assert_eq!(response.text().await.unwrap(), generated);
 }
 
+/// Every `$ref` in `value` (the document), recursively.
+fn refs_in(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get("$ref") {
+                out.push(target.clone());
+            }
+            map.values().for_each(|v| refs_in(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs_in(v, out)),
+        _ => {}
+    }
+}
+
+/// The document is the contract: every JSON answer, success or error, names a schema (a `$ref`
+/// or an object with properties, never a bare `{"type": "object"}`), every `$ref` resolves,
+/// and each error status points at its own envelope, whose codes are the ones that status
+/// carries.
+#[tokio::test]
+async fn every_json_answer_of_the_document_has_a_schema() {
+    let server = TestServer::start().await;
+    let (_, doc) = server.get_json("/api/v1/openapi.json", None).await;
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let (mut answers, mut untyped) = (0, Vec::new());
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let Some(content) = response.get("content").and_then(Value::as_object) else {
+                    continue;
+                };
+                for (media, body) in content.iter().filter(|(m, _)| m.contains("json")) {
+                    answers += 1;
+                    let schema = &body["schema"];
+                    let named = schema.get("$ref").is_some()
+                        || schema["properties"]
+                            .as_object()
+                            .is_some_and(|p| !p.is_empty())
+                        || schema["items"].get("$ref").is_some();
+                    if !named {
+                        untyped.push(format!("{method} {path} {status} {media}: {schema}"));
+                    }
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert_eq!(
+                            schema["$ref"],
+                            format!("#/components/schemas/Error{status}"),
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        untyped.is_empty(),
+        "untyped answers:\n{}",
+        untyped.join("\n")
+    );
+    assert!(answers > 400, "{answers} JSON answers");
+    let mut targets = Vec::new();
+    refs_in(&doc, &mut targets);
+    for target in targets {
+        let name = target.strip_prefix("#/components/schemas/").unwrap();
+        assert!(schemas.contains_key(name), "{target} resolves to nothing");
+    }
+    let not_found = &schemas["Error404"]["allOf"][1]["properties"]["error_code"]["enum"];
+    assert!(
+        not_found
+            .as_array()
+            .unwrap()
+            .contains(&json!("JOB_NOT_FOUND"))
+    );
+    assert!(
+        !not_found
+            .as_array()
+            .unwrap()
+            .contains(&json!("RATE_LIMITED"))
+    );
+}
+
 #[tokio::test]
 async fn openapi_document_matches_the_routes() {
     let server = TestServer::start().await;

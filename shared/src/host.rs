@@ -16,16 +16,24 @@ pub fn round2(x: f64) -> f64 {
 }
 
 /// The machine: platform and whatever of CPU, memory and load `/proc` tells.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HostFigures {
+    #[schema(value_type = String)]
     pub platform: &'static str,
+    #[schema(value_type = String)]
     pub architecture: &'static str,
     pub cpu_count: usize,
     /// Busy share of all CPUs since the previous reading (since boot on the first).
+    #[schema(required = true)]
     pub cpu_usage_percent: Option<f64>,
+    #[schema(required = true)]
     pub memory_usage_percent: Option<f64>,
+    #[schema(required = true)]
     pub memory_available_gb: Option<f64>,
+    #[schema(required = true)]
     pub memory_total_gb: Option<f64>,
+    /// 1, 5 and 15 minutes.
+    #[schema(required = true, value_type = Option<Vec<f64>>, min_items = 3, max_items = 3)]
     pub load_average: Option<[f64; 3]>,
 }
 

@@ -6,5 +6,6 @@
 
 mod logs;
 mod routes;
+mod views;
 
 pub use routes::router;

@@ -30,7 +30,7 @@ fn gone() -> ApiError {
     get, path = "/api/v1/logs/{report}", tag = "admin", operation_id = "logs_report_gone",
     params(("report" = String, Path, description = "`statistics`, `analyze`, `types` or `health`")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 410, body = image2model_shared::web::openapi::ErrorBody, description = "`GONE`, naming the replacement"), ApiErrors),
+    responses((status = 410, body = image2model_shared::web::error::ErrorBody, description = "`GONE`, naming the replacement"), ApiErrors),
 )]
 async fn gone_report(_: Admin, Path(_report): Path<String>) -> ApiError {
     gone()
@@ -41,7 +41,7 @@ async fn gone_report(_: Admin, Path(_report): Path<String>) -> ApiError {
     post, path = "/api/v1/logs/{report}", tag = "admin", operation_id = "logs_action_gone",
     params(("report" = String, Path, description = "`rotate` or `export`")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 410, body = image2model_shared::web::openapi::ErrorBody, description = "`GONE`, naming the replacement"), ApiErrors),
+    responses((status = 410, body = image2model_shared::web::error::ErrorBody, description = "`GONE`, naming the replacement"), ApiErrors),
 )]
 async fn gone_action(_: Admin, Path(_report): Path<String>) -> ApiError {
     gone()
@@ -51,7 +51,7 @@ async fn gone_action(_: Admin, Path(_report): Path<String>) -> ApiError {
 #[utoipa::path(
     get, path = "/api/v1/logs/summary/daily", tag = "admin", operation_id = "logs_daily_summary_gone",
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 410, body = image2model_shared::web::openapi::ErrorBody, description = "`GONE`, naming the replacement"), ApiErrors),
+    responses((status = 410, body = image2model_shared::web::error::ErrorBody, description = "`GONE`, naming the replacement"), ApiErrors),
 )]
 async fn gone_daily_summary(_: Admin) -> ApiError {
     gone()
@@ -61,7 +61,7 @@ async fn gone_daily_summary(_: Admin) -> ApiError {
 #[utoipa::path(
     delete, path = "/api/v1/logs/cleanup", tag = "admin", operation_id = "logs_cleanup_gone",
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 410, body = image2model_shared::web::openapi::ErrorBody, description = "`GONE`, naming the replacement"), ApiErrors),
+    responses((status = 410, body = image2model_shared::web::error::ErrorBody, description = "`GONE`, naming the replacement"), ApiErrors),
 )]
 async fn gone_cleanup(_: Admin) -> ApiError {
     gone()

@@ -2,6 +2,11 @@
 //! a user key is 403. Besides ours, the old API's operator routes in their shapes (disk usage,
 //! system health, file lists, a job's cleanup) and its log routes, answered 410 (`logs.rs`).
 
+use crate::views::{
+    CleanupAnswer, ComponentHealth, DeadLetters, DeletedJob, DeletedTask, DirectoryUsage,
+    DiskUsage, FileListing, JobTotals, Limits, ListedObject, PurgeAnswer, RetriedJob, Spend, Stats,
+    SystemHealth, SystemState,
+};
 use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
@@ -14,6 +19,7 @@ use image2model_shared::app::purge_task::purge_task;
 use image2model_shared::app::retry_job::retry_job;
 use image2model_shared::app::stats::{fal_overview, job_counts};
 use image2model_shared::app::storage_usage::{PrefixUsage, prefix_usage, storage_disk};
+use image2model_shared::app::sweep::SweepReport;
 use image2model_shared::app::sweep::sweep;
 use image2model_shared::domain::models::{self, CATALOG};
 use image2model_shared::domain::{JobId, RESULTS_PREFIX, UPLOADS_PREFIX};
@@ -22,10 +28,9 @@ use image2model_shared::host::round2;
 use image2model_shared::ports::StorageLocation;
 use image2model_shared::web::extract::{ApiJson, ApiOptionalJson, ApiQuery, JobIdParam};
 use image2model_shared::web::openapi::ApiErrors;
-use image2model_shared::web::views::job_list_json;
+use image2model_shared::web::views::JobPage;
 use image2model_shared::web::{Admin, ApiError};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -61,50 +66,53 @@ fn megabytes(bytes: u64) -> f64 {
 #[utoipa::path(
     get, path = "/api/v1/admin/jobs", tag = "admin", operation_id = "admin_list_jobs",
     params(ListParams), security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{jobs, next_cursor, limit}`"), ApiErrors),
+    responses((status = 200, body = JobPage, description = "A page of every owner's jobs"), ApiErrors),
 )]
 async fn all_jobs(
     State(ctx): State<AppContext>,
     _: Admin,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobPage>, ApiError> {
     let list = list_jobs(&ctx, params, None).await?;
-    Ok(Json(job_list_json(&list)))
+    Ok(Json(JobPage::from(&list)))
 }
 
 /// Jobs by status, queue depth, FAL's state, spend, limits.
 #[utoipa::path(
     get, path = "/api/v1/admin/stats", tag = "admin", operation_id = "admin_stats",
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{jobs, queue, fal, spend, models_available, limits, timestamp}`"), ApiErrors),
+    responses((status = 200, body = Stats, description = "Jobs, the queue, FAL, spend and limits"), ApiErrors),
 )]
-async fn stats(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, ApiError> {
+async fn stats(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Stats>, ApiError> {
     let (by_status, total) = job_counts(&ctx).await?;
     let depth = ctx.queue.depth().await?;
     let now = Utc::now();
     let fal = fal_overview(&ctx, now).await?;
     let spend = guard::daily_spend(ctx.store.as_ref(), 7, now).await?;
-    Ok(Json(json!({
-        "jobs": { "total": total, "by_status": by_status },
-        "queue": depth,
-        "fal": fal,
-        "spend": {
-            "today_usd": spend.first().map_or(0.0, |d| d.estimated_usd),
-            "daily": spend,
-            "prices_usd": CATALOG.iter().map(|m| (m.id, m.price_per_run_usd)).collect::<std::collections::BTreeMap<_, _>>(),
+    Ok(Json(Stats {
+        jobs: JobTotals { total, by_status },
+        queue: depth,
+        fal,
+        spend: Spend {
+            today_usd: spend.first().map_or(0.0, |d| d.estimated_usd),
+            daily: spend,
+            prices_usd: CATALOG
+                .iter()
+                .map(|m| (m.id, m.price_per_run_usd))
+                .collect(),
         },
-        "models_available": models::available_ids(ctx.config.fal_configured()),
-        "limits": {
-            "max_upload_bytes": ctx.config.max_upload_bytes,
-            "max_pixels": ctx.config.max_pixels,
-            "max_files": ctx.config.max_files,
-            "rate_limit_per_minute": ctx.config.rate_limit_per_minute,
-            "job_deadline_seconds": ctx.config.job_deadline.as_secs(),
-            "generation_timeout_seconds": ctx.config.fal.generation_timeout.as_secs(),
-            "daily_job_quota": ctx.config.fal.daily_quota,
+        models_available: models::available_ids(ctx.config.fal_configured()),
+        limits: Limits {
+            max_upload_bytes: ctx.config.max_upload_bytes,
+            max_pixels: ctx.config.max_pixels,
+            max_files: ctx.config.max_files,
+            rate_limit_per_minute: ctx.config.rate_limit_per_minute,
+            job_deadline_seconds: ctx.config.job_deadline.as_secs(),
+            generation_timeout_seconds: ctx.config.fal.generation_timeout.as_secs(),
+            daily_job_quota: ctx.config.fal.daily_quota,
         },
-        "timestamp": now,
-    })))
+        timestamp: now,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -124,13 +132,13 @@ struct CleanupRequest {
     post, path = "/api/v1/admin/cleanup", tag = "admin", operation_id = "admin_cleanup",
     request_body(content = Option<CleanupRequest>, description = "Optional: no body is `{hours: 24, dry_run: false}`"),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{dry_run, cutoff, files, jobs, batches, objects, bytes, complete, files_removed, freed_space_mb, directories_removed, errors, cleanup_hours, timestamp}`"), ApiErrors),
+    responses((status = 200, body = CleanupAnswer, description = "What was (or, dry, would be) deleted"), ApiErrors),
 )]
 async fn run_cleanup(
     State(ctx): State<AppContext>,
     _: Admin,
     ApiOptionalJson(request): ApiOptionalJson<CleanupRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CleanupAnswer>, ApiError> {
     let hours = request.hours.unwrap_or(24.0);
     if !(0.0..=24.0 * 3650.0).contains(&hours) {
         return Err(ApiError::validation(
@@ -145,45 +153,44 @@ async fn run_cleanup(
         budget: CLEANUP_BUDGET,
     };
     let report = cleanup(&ctx, pass, Utc::now()).await?;
-    let mut body = json!(report);
-    body["files_removed"] = json!(report.objects.len());
-    body["freed_space_mb"] = json!(megabytes(report.bytes));
-    body["directories_removed"] = json!(report.batches.len());
-    body["errors"] = json!([]);
-    body["cleanup_hours"] = json!(hours);
-    body["timestamp"] = json!(Utc::now());
-    Ok(Json(body))
+    Ok(Json(CleanupAnswer {
+        files_removed: report.objects.len(),
+        freed_space_mb: megabytes(report.bytes),
+        directories_removed: report.batches.len(),
+        errors: Vec::new(),
+        cleanup_hours: hours,
+        timestamp: Utc::now(),
+        report,
+    }))
 }
 
 /// One prefix in the old API's `disk-usage` shape; the disk figures are those of the file
 /// system holding the objects, or null (with `disk_note`) when they are in S3.
-fn directory_usage(ctx: &AppContext, usage: &PrefixUsage) -> Value {
-    let mut v = json!({
-        "path": usage.path,
-        "size_mb": megabytes(usage.bytes),
-        "size_bytes": usage.bytes,
-        "file_count": usage.objects.len(),
-        "directory_count": usage.directory_count,
-    });
+fn directory_usage(ctx: &AppContext, usage: &PrefixUsage) -> DirectoryUsage {
     let disk = storage_disk(ctx);
-    v["disk_total_gb"] = json!(disk.map(|d| d.disk_total_gb));
-    v["disk_used_gb"] = json!(disk.map(|d| d.disk_used_gb));
-    v["disk_free_gb"] = json!(disk.map(|d| d.disk_free_gb));
-    v["disk_usage_percent"] = json!(disk.map(|d| d.disk_usage_percent));
-    if let StorageLocation::Bucket(_) = ctx.storage.location() {
-        v["disk_note"] = json!("objects are in S3: there is no disk to measure");
+    DirectoryUsage {
+        path: usage.path.clone(),
+        size_mb: megabytes(usage.bytes),
+        size_bytes: usage.bytes,
+        file_count: usage.objects.len(),
+        directory_count: usage.directory_count,
+        disk_total_gb: disk.map(|d| d.disk_total_gb),
+        disk_used_gb: disk.map(|d| d.disk_used_gb),
+        disk_free_gb: disk.map(|d| d.disk_free_gb),
+        disk_usage_percent: disk.map(|d| d.disk_usage_percent),
+        disk_note: matches!(ctx.storage.location(), StorageLocation::Bucket(_))
+            .then_some("objects are in S3: there is no disk to measure"),
     }
-    v
 }
 
-async fn disk_usage_json(ctx: &AppContext) -> Result<Value, ApiError> {
+async fn measure_disk_usage(ctx: &AppContext) -> Result<DiskUsage, ApiError> {
     let uploads = prefix_usage(ctx, UPLOADS_PREFIX).await?;
     let results = prefix_usage(ctx, RESULTS_PREFIX).await?;
-    Ok(json!({
-        "upload_dir": directory_usage(ctx, &uploads),
-        "output_dir": directory_usage(ctx, &results),
-        "timestamp": Utc::now(),
-    }))
+    Ok(DiskUsage {
+        upload_dir: directory_usage(ctx, &uploads),
+        output_dir: directory_usage(ctx, &results),
+        timestamp: Utc::now(),
+    })
 }
 
 /// What uploads and results take (the old API's shape): `upload_dir` and `output_dir` with
@@ -191,10 +198,10 @@ async fn disk_usage_json(ctx: &AppContext) -> Result<Value, ApiError> {
 #[utoipa::path(
     get, path = "/api/v1/admin/disk-usage", tag = "admin", operation_id = "admin_disk_usage",
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{upload_dir, output_dir, timestamp}`, each `{path, size_mb, file_count, directory_count, disk_total_gb, disk_used_gb, disk_free_gb, disk_usage_percent}`"), ApiErrors),
+    responses((status = 200, body = DiskUsage, description = "Uploads and results with their sizes and the disk's figures"), ApiErrors),
 )]
-async fn disk_usage(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, ApiError> {
-    Ok(Json(disk_usage_json(&ctx).await?))
+async fn disk_usage(State(ctx): State<AppContext>, _: Admin) -> Result<Json<DiskUsage>, ApiError> {
+    Ok(Json(measure_disk_usage(&ctx).await?))
 }
 
 /// `healthy`, `warning` past 80 % disk use, `critical` past 90 % or when a component of
@@ -202,46 +209,53 @@ async fn disk_usage(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Valu
 #[utoipa::path(
     get, path = "/api/v1/admin/system-health", tag = "admin", operation_id = "admin_system_health",
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{status: healthy|warning|critical, disk_usage, warnings, components, timestamp}`"), ApiErrors),
+    responses((status = 200, body = SystemHealth, description = "The state, its reasons, the disk and each component"), ApiErrors),
 )]
-async fn system_health(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, ApiError> {
+async fn system_health(
+    State(ctx): State<AppContext>,
+    _: Admin,
+) -> Result<Json<SystemHealth>, ApiError> {
     let checks = check_all(&ctx).await;
     let disk = storage_disk(&ctx);
     let mut warnings = Vec::new();
-    let mut status = "healthy";
+    let mut status = SystemState::Healthy;
     if let Some(disk) = disk {
         let used = disk.disk_usage_percent;
         if used > 90.0 {
-            status = "critical";
+            status = SystemState::Critical;
             warnings.push(format!("Critical: disk usage at {used:.1}%"));
         } else if used > 80.0 {
-            status = "warning";
+            status = SystemState::Warning;
             warnings.push(format!("Warning: disk usage at {used:.1}%"));
         }
     }
     for failed in checks.iter().filter(|c| !c.ok) {
-        status = "critical";
+        status = SystemState::Critical;
         warnings.push(format!("Critical: {} is unavailable", failed.component));
     }
     let disk_usage = if checks
         .iter()
         .any(|c| c.component == "object_storage" && !c.ok)
     {
-        Value::Null
+        None
     } else {
-        disk_usage_json(&ctx).await?
+        Some(measure_disk_usage(&ctx).await?)
     };
-    let components: Vec<Value> = checks
+    let components = checks
         .iter()
-        .map(|c| json!({ "name": c.component, "healthy": c.ok, "response_time_ms": round2(c.elapsed_ms) }))
+        .map(|c| ComponentHealth {
+            name: c.component,
+            healthy: c.ok,
+            response_time_ms: round2(c.elapsed_ms),
+        })
         .collect();
-    Ok(Json(json!({
-        "status": status,
-        "disk_usage": disk_usage,
-        "warnings": warnings,
-        "components": components,
-        "timestamp": Utc::now(),
-    })))
+    Ok(Json(SystemHealth {
+        status,
+        disk_usage,
+        warnings,
+        components,
+        timestamp: Utc::now(),
+    }))
 }
 
 /// The folders of `list-files`.
@@ -268,13 +282,13 @@ struct ListFilesParams {
 #[utoipa::path(
     get, path = "/api/v1/admin/list-files", tag = "admin", operation_id = "admin_list_files",
     params(ListFilesParams), security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{directory, total_size_mb, total_files, items}`"), ApiErrors),
+    responses((status = 200, body = FileListing, description = "The folder's objects, newest first"), ApiErrors),
 )]
 async fn list_files(
     State(ctx): State<AppContext>,
     _: Admin,
     ApiQuery(params): ApiQuery<ListFilesParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FileListing>, ApiError> {
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::validation(
@@ -287,30 +301,30 @@ async fn list_files(
         Directory::Results => ("results", RESULTS_PREFIX),
     };
     let usage = prefix_usage(&ctx, prefix).await?;
-    let items: Vec<Value> = usage
+    let items = usage
         .objects
         .iter()
         .take(limit)
         .map(|o| {
             let modified = o.last_modified.timestamp_millis() as f64 / 1000.0;
-            json!({
-                "path": o.key,
-                "size_mb": megabytes(o.size),
-                "size_bytes": o.size,
-                "modified": modified.to_string(),
-                "is_directory": false,
-                "file_count": null,
-                "content_type": o.content_type,
-            })
+            ListedObject {
+                path: o.key.clone(),
+                size_mb: megabytes(o.size),
+                size_bytes: o.size,
+                modified: modified.to_string(),
+                is_directory: false,
+                file_count: None,
+                content_type: o.content_type.clone(),
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "directory": name,
-        "path": usage.path,
-        "total_size_mb": megabytes(usage.bytes),
-        "total_files": usage.objects.len(),
-        "items": items,
-    })))
+    Ok(Json(FileListing {
+        directory: name,
+        total_size_mb: megabytes(usage.bytes),
+        total_files: usage.objects.len(),
+        path: usage.path,
+        items,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -326,24 +340,24 @@ struct CleanupJobRequest {
 #[utoipa::path(
     post, path = "/api/v1/admin/cleanup-job", tag = "admin", operation_id = "admin_cleanup_job",
     request_body = CleanupJobRequest, security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{job_id, freed_space_mb, files_removed, errors, timestamp, jobs, files, objects}`"), ApiErrors),
+    responses((status = 200, body = PurgeAnswer, description = "What was removed"), ApiErrors),
 )]
 async fn cleanup_job(
     State(ctx): State<AppContext>,
     _: Admin,
     ApiJson(request): ApiJson<CleanupJobRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PurgeAnswer>, ApiError> {
     let report = purge_task(&ctx, request.job_id).await?;
-    Ok(Json(json!({
-        "job_id": request.job_id,
-        "freed_space_mb": megabytes(report.bytes),
-        "files_removed": report.objects.len(),
-        "errors": [],
-        "timestamp": Utc::now(),
-        "jobs": report.jobs,
-        "files": report.files,
-        "objects": report.objects,
-    })))
+    Ok(Json(PurgeAnswer {
+        job_id: request.job_id,
+        freed_space_mb: megabytes(report.bytes),
+        files_removed: report.objects.len(),
+        errors: Vec::new(),
+        timestamp: Utc::now(),
+        jobs: report.jobs,
+        files: report.files,
+        objects: report.objects,
+    }))
 }
 
 /// The same removal under the old API's other route: `{message, freed_space_mb,
@@ -352,31 +366,31 @@ async fn cleanup_job(
     delete, path = "/api/v1/admin/delete-job/{job_id}", tag = "admin", operation_id = "admin_delete_job_files",
     params(("job_id" = uuid::Uuid, Path, description = "A job's or a batch's id")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{message, freed_space_mb, files_removed, job_id, jobs}`"), ApiErrors),
+    responses((status = 200, body = DeletedTask, description = "What was removed, in the old API's shape"), ApiErrors),
 )]
 async fn delete_job_files(
     State(ctx): State<AppContext>,
     _: Admin,
     JobIdParam(id): JobIdParam,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedTask>, ApiError> {
     let report = purge_task(&ctx, id).await?;
-    Ok(Json(json!({
-        "message": format!("Job {id} deleted with {} file(s)", report.objects.len()),
-        "freed_space_mb": megabytes(report.bytes),
-        "files_removed": report.objects.len(),
-        "job_id": id,
-        "jobs": report.jobs,
-    })))
+    Ok(Json(DeletedTask {
+        message: format!("Job {id} deleted with {} file(s)", report.objects.len()),
+        freed_space_mb: megabytes(report.bytes),
+        files_removed: report.objects.len(),
+        job_id: id,
+        jobs: report.jobs,
+    }))
 }
 
 /// Runs the sweeper now: overdue jobs failed, lost messages re-sent, missed uploads ingested.
 #[utoipa::path(
     post, path = "/api/v1/admin/sweep", tag = "admin", operation_id = "admin_sweep",
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{requeued, timed_out, ingested}`"), ApiErrors),
+    responses((status = 200, body = SweepReport, description = "What the sweep did"), ApiErrors),
 )]
-async fn run_sweep(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(sweep(&ctx, Utc::now()).await?)))
+async fn run_sweep(State(ctx): State<AppContext>, _: Admin) -> Result<Json<SweepReport>, ApiError> {
+    Ok(Json(sweep(&ctx, Utc::now()).await?))
 }
 
 /// Puts a failed or cancelled job back in the queue.
@@ -384,17 +398,19 @@ async fn run_sweep(State(ctx): State<AppContext>, _: Admin) -> Result<Json<Value
     post, path = "/api/v1/admin/jobs/{job_id}/retry", tag = "admin", operation_id = "admin_retry_job",
     params(("job_id" = uuid::Uuid, Path, description = "The job's id")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{job_id, status, file_ready}`"), ApiErrors),
+    responses((status = 200, body = RetriedJob, description = "The job, queued again"), ApiErrors),
 )]
 async fn retry(
     State(ctx): State<AppContext>,
     _: Admin,
     JobIdParam(id): JobIdParam,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RetriedJob>, ApiError> {
     let (job, enqueued) = retry_job(&ctx, id).await?;
-    Ok(Json(
-        json!({ "job_id": id, "status": job.status, "file_ready": enqueued }),
-    ))
+    Ok(Json(RetriedJob {
+        job_id: id,
+        status: job.status,
+        file_ready: enqueued,
+    }))
 }
 
 /// Deletes a job (cancelled first when live) and its model.
@@ -402,17 +418,19 @@ async fn retry(
     delete, path = "/api/v1/admin/jobs/{job_id}", tag = "admin", operation_id = "admin_delete_job",
     params(("job_id" = uuid::Uuid, Path, description = "The job's id")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{job_id, deleted, status_before}`"), ApiErrors),
+    responses((status = 200, body = DeletedJob, description = "The job is gone"), ApiErrors),
 )]
 async fn remove_job(
     State(ctx): State<AppContext>,
     _: Admin,
     JobIdParam(id): JobIdParam,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedJob>, ApiError> {
     let status_before = delete_job(&ctx, id).await?;
-    Ok(Json(
-        json!({ "job_id": id, "deleted": true, "status_before": status_before }),
-    ))
+    Ok(Json(DeletedJob {
+        job_id: id,
+        deleted: true,
+        status_before,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -428,13 +446,13 @@ struct DeadLetterParams {
 #[utoipa::path(
     get, path = "/api/v1/admin/dead-letters", tag = "admin", operation_id = "admin_dead_letters",
     params(DeadLetterParams), security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{count, dead_letters}`"), ApiErrors),
+    responses((status = 200, body = DeadLetters, description = "The dead letters, newest first"), ApiErrors),
 )]
 async fn dead_letters(
     State(ctx): State<AppContext>,
     _: Admin,
     ApiQuery(params): ApiQuery<DeadLetterParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeadLetters>, ApiError> {
     let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::validation(
@@ -443,7 +461,8 @@ async fn dead_letters(
         ));
     }
     let letters = ctx.queue.dead_letters(limit).await?;
-    Ok(Json(
-        json!({ "count": letters.len(), "dead_letters": letters }),
-    ))
+    Ok(Json(DeadLetters {
+        count: letters.len(),
+        dead_letters: letters,
+    }))
 }

@@ -16,9 +16,11 @@ use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::views::signed_redirect;
 use image2model_shared::web::{ApiError, Caller};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use views::{DownloadLink, ListedModel, ModelListing, RenderedImage};
+
+mod views;
 
 pub fn router() -> OpenApiRouter<AppContext> {
     OpenApiRouter::new()
@@ -43,7 +45,7 @@ struct DownloadParams {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 302, description = "To the signed URL of the GLB", headers(("Location" = String, description = "The signed URL"))),
-        (status = 200, body = Object, description = "With `redirect=false`: `{url, expires_at, filename, size, content_type}`"),
+        (status = 200, body = DownloadLink, description = "With `redirect=false`: the signed URL"),
         ApiErrors,
     ),
 )]
@@ -56,14 +58,14 @@ async fn download(
     let download = download_job(&ctx, &caller, id).await?;
     let (result, signed) = (&download.result, &download.signed);
     if params.redirect == Some(false) {
-        return Ok(Json(json!({
-            "url": signed.url,
-            "expires_at": signed.expires_at,
-            "filename": result.filename,
-            "size": result.size,
-            "content_type": result.content_type,
-            "preview_url": download.preview.as_ref().map(|p| &p.signed.url),
-        }))
+        return Ok(Json(DownloadLink {
+            url: signed.url.clone(),
+            expires_at: signed.expires_at,
+            filename: result.filename.clone(),
+            size: result.size,
+            content_type: result.content_type.clone(),
+            preview_url: download.preview.as_ref().map(|p| p.signed.url.clone()),
+        })
         .into_response());
     }
     signed_redirect(signed)
@@ -74,36 +76,40 @@ async fn download(
     get, path = "/api/v1/download/{job_id}/all", tag = "downloads", operation_id = "download_all",
     params(("job_id" = uuid::Uuid, Path, description = "A job's or a batch's id")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{job_id, files, download_urls, total_files}`"), ApiErrors),
+    responses((status = 200, body = ModelListing, description = "Every completed model, each with its signed URL"), ApiErrors),
 )]
 async fn download_all(
     State(ctx): State<AppContext>,
     caller: Caller,
     JobIdParam(id): JobIdParam,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ModelListing>, ApiError> {
     let downloads = download_task(&ctx, &caller, id).await?;
     let files: Vec<_> = downloads
         .iter()
-        .map(|d| {
-            json!({
-                "job_id": d.job.job_id,
-                "filename": d.result.filename,
-                "size": d.result.size,
-                "mime_type": d.result.content_type,
-                // Epoch seconds, as the old listing had it.
-                "created_time": d.job.completed_at.map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0),
-                "rendered_image": d.preview.as_ref().map(|p| json!({
-                    "url": p.signed.url,
-                    "file_size": p.size,
-                    "content_type": p.content_type,
-                })),
-            })
+        .map(|d| ListedModel {
+            job_id: d.job.job_id,
+            filename: d.result.filename.clone(),
+            size: d.result.size,
+            mime_type: d.result.content_type.clone(),
+            // Epoch seconds, as the old listing had it.
+            created_time: d
+                .job
+                .completed_at
+                .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0),
+            rendered_image: d.preview.as_ref().map(|p| RenderedImage {
+                url: p.signed.url.clone(),
+                file_size: p.size,
+                content_type: p.content_type.clone(),
+            }),
         })
         .collect();
-    let urls: Vec<&str> = downloads.iter().map(|d| d.signed.url.as_str()).collect();
-    Ok(Json(
-        json!({ "job_id": id, "files": files, "download_urls": urls, "total_files": urls.len() }),
-    ))
+    let download_urls: Vec<String> = downloads.iter().map(|d| d.signed.url.clone()).collect();
+    Ok(Json(ModelListing {
+        job_id: id,
+        total_files: download_urls.len(),
+        files,
+        download_urls,
+    }))
 }
 
 /// The `{job_id}` and `{filename}` of the per-file route: the id must be a UUID, the name is

@@ -17,8 +17,17 @@ use image2model_shared::host::{self, round2};
 use image2model_shared::metrics;
 use image2model_shared::ports::QueueDepth;
 use image2model_shared::web::ApiError;
-use image2model_shared::web::openapi::ErrorBody;
+use image2model_shared::web::error::ErrorBody;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use views::{
+    Alive, Banner, CheckView, ComponentState, ComponentStatus, Detailed, DetailedComponent,
+    GeneratorKind, Liveness, LivenessProbe, OpenApiDocument, Probe, Readiness, ReadyState,
+    SystemView,
+};
+
+mod views;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -41,106 +50,128 @@ pub fn router() -> OpenApiRouter<AppContext> {
         .routes(routes!(openapi))
 }
 
-fn alive() -> Json<Value> {
-    Json(
-        json!({ "status": "healthy", "service": SERVICE, "version": VERSION, "timestamp": Utc::now() }),
-    )
+fn alive() -> Json<Liveness> {
+    Json(Liveness {
+        status: Alive::Healthy,
+        service: SERVICE,
+        version: VERSION,
+        timestamp: Utc::now(),
+    })
 }
 
 /// The service's banner (the old API's root): name, version, where the description is.
-#[utoipa::path(get, path = "/", tag = "health", responses((status = 200, body = Object, description = "`{message, version, openapi}`")))]
-async fn root() -> Json<Value> {
-    Json(
-        json!({ "message": "Image2Model API", "version": VERSION, "openapi": "/api/v1/openapi.json" }),
-    )
+#[utoipa::path(get, path = "/", tag = "health", responses((status = 200, body = Banner, description = "The banner")))]
+async fn root() -> Json<Banner> {
+    Json(Banner {
+        message: "Image2Model API",
+        version: VERSION,
+        openapi: "/api/v1/openapi.json",
+    })
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Object, description = "`{status: healthy, service, version, timestamp}`")))]
-async fn health() -> Json<Value> {
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Liveness, description = "The process answers")))]
+async fn health() -> Json<Liveness> {
     alive()
 }
 
 /// Liveness (the old API's path).
-#[utoipa::path(get, path = "/api/v1/health", tag = "health", responses((status = 200, body = Object, description = "`{status: healthy, service, version, timestamp}`")))]
-async fn api_health() -> Json<Value> {
+#[utoipa::path(get, path = "/api/v1/health", tag = "health", responses((status = 200, body = Liveness, description = "The process answers")))]
+async fn api_health() -> Json<Liveness> {
     alive()
 }
 
 /// Liveness probe (the old API's shape).
-#[utoipa::path(get, path = "/api/v1/health/liveness", tag = "health", responses((status = 200, body = Object, description = "`{status: alive, timestamp}`")))]
-async fn liveness() -> Json<Value> {
-    Json(json!({ "status": "alive", "timestamp": Utc::now() }))
+#[utoipa::path(get, path = "/api/v1/health/liveness", tag = "health", responses((status = 200, body = LivenessProbe, description = "The process answers")))]
+async fn liveness() -> Json<LivenessProbe> {
+    Json(LivenessProbe {
+        status: Probe::Alive,
+        timestamp: Utc::now(),
+    })
 }
 
 /// A check as the old API listed components: `healthy` or `unhealthy`.
-fn component_status(ok: bool) -> &'static str {
-    if ok { "healthy" } else { "unhealthy" }
+fn component_status(ok: bool) -> ComponentState {
+    if ok {
+        ComponentState::Healthy
+    } else {
+        ComponentState::Unhealthy
+    }
 }
 
-/// The readiness body of `checks`: 200 when every component answered, otherwise the 503
-/// envelope naming what failed, with the same report beside it.
-fn checks_response(checks: &[Check], extra: Value) -> Result<Json<Value>, ApiError> {
+/// The readiness report of `checks`.
+fn readiness_report(checks: &[Check]) -> Readiness {
+    let ready = checks.iter().all(|c| c.ok);
+    Readiness {
+        status: if ready {
+            ReadyState::Ready
+        } else {
+            ReadyState::NotReady
+        },
+        service: SERVICE,
+        version: VERSION,
+        checks: check_views(checks),
+        components: checks
+            .iter()
+            .map(|c| ComponentStatus {
+                name: c.component,
+                status: component_status(c.ok),
+            })
+            .collect(),
+        timestamp: Utc::now(),
+    }
+}
+
+fn check_views(checks: &[Check]) -> BTreeMap<&'static str, CheckView> {
+    checks
+        .iter()
+        .map(|c| {
+            let view = CheckView {
+                ok: c.ok,
+                latency_ms: c.elapsed_ms,
+                error: (!c.ok).then_some("unavailable"),
+            };
+            (c.component, view)
+        })
+        .collect()
+}
+
+/// `report` when every check passed; otherwise the 503 envelope naming what failed, with the
+/// report beside it.
+fn when_ready<T: Serialize>(checks: &[Check], report: T) -> Result<Json<T>, ApiError> {
     let failed: Vec<&'static str> = checks
         .iter()
         .filter(|c| !c.ok)
         .map(|c| c.component)
         .collect();
-    let details: Map<String, Value> = checks
-        .iter()
-        .map(|c| {
-            let error = (!c.ok).then_some("unavailable");
-            let v = json!({ "ok": c.ok, "latency_ms": c.elapsed_ms, "error": error });
-            (c.component.to_owned(), v)
-        })
-        .collect();
-    let mut report = Map::from_iter([
-        (
-            "status".to_owned(),
-            json!(if failed.is_empty() {
-                "ready"
-            } else {
-                "not_ready"
-            }),
-        ),
-        ("service".to_owned(), json!(SERVICE)),
-        ("version".to_owned(), json!(VERSION)),
-        ("checks".to_owned(), Value::Object(details)),
-        (
-            "components".to_owned(),
-            checks
-                .iter()
-                .map(|c| json!({ "name": c.component, "status": component_status(c.ok) }))
-                .collect(),
-        ),
-        ("timestamp".to_owned(), json!(Utc::now())),
-    ]);
-    if let Value::Object(extra) = extra {
-        report.extend(extra);
-    }
     if failed.is_empty() {
-        Ok(Json(Value::Object(report)))
-    } else {
-        Err(ApiError::NotReady { failed, report })
+        return Ok(Json(report));
     }
+    let report = match serde_json::to_value(report) {
+        Ok(Value::Object(fields)) => fields,
+        _ => Map::new(),
+    };
+    Err(ApiError::NotReady { failed, report })
 }
 
 /// Readiness: the store, object storage and the queue each really exercised.
 #[utoipa::path(get, path = "/api/v1/health/readiness", tag = "health", responses(
-    (status = 200, body = Object, description = "`{status: ready, checks: {store, object_storage, queue}}`"),
-    (status = 503, body = ErrorBody, description = "The envelope, with `checks` and `failed_components`"),
+    (status = 200, body = Readiness, description = "`checks` has `store`, `object_storage` and `queue`"),
+    (status = 503, body = ErrorBody, description = "The envelope, with the report's fields and `failed_components` beside it"),
 ))]
-async fn readiness(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError> {
-    checks_response(&check_all(&ctx).await, json!({}))
+async fn readiness(State(ctx): State<AppContext>) -> Result<Json<Readiness>, ApiError> {
+    let checks = check_all(&ctx).await;
+    when_ready(&checks, readiness_report(&checks))
 }
 
 /// Readiness of the store alone.
 #[utoipa::path(get, path = "/api/v1/health/db", tag = "health", responses(
-    (status = 200, body = Object, description = "`{status: ready, checks: {store}}`"),
-    (status = 503, body = ErrorBody, description = "The envelope, with `checks` and `failed_components`"),
+    (status = 200, body = Readiness, description = "`checks` has `store`"),
+    (status = 503, body = ErrorBody, description = "The envelope, with the report's fields and `failed_components` beside it"),
 ))]
-async fn database(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError> {
-    checks_response(&[check_store(&ctx).await], json!({}))
+async fn database(State(ctx): State<AppContext>) -> Result<Json<Readiness>, ApiError> {
+    let checks = [check_store(&ctx).await];
+    when_ready(&checks, readiness_report(&checks))
 }
 
 /// The old API's component list: each port with its measured latency, and FAL's breaker
@@ -149,8 +180,8 @@ fn components(
     checks: &[Check],
     queue: Option<&QueueDepth>,
     fal: Option<&FalOverview>,
-) -> Vec<Value> {
-    let mut list: Vec<Value> = checks
+) -> Vec<DetailedComponent> {
+    let mut list: Vec<DetailedComponent> = checks
         .iter()
         .map(|c| {
             let details = match (c.component, queue) {
@@ -158,52 +189,52 @@ fn components(
                 _ if !c.ok => json!({ "error": "unavailable" }),
                 _ => json!({}),
             };
-            json!({
-                "name": c.component,
-                "status": component_status(c.ok),
-                "response_time_ms": round2(c.elapsed_ms),
-                "details": details,
-            })
+            DetailedComponent {
+                name: c.component,
+                status: component_status(c.ok),
+                response_time_ms: Some(round2(c.elapsed_ms)),
+                details,
+            }
         })
         .collect();
     if let Some(fal) = fal.filter(|f| f.configured) {
         let status = match fal.circuit_breaker.state {
-            "closed" => "healthy",
-            _ => "degraded",
+            "closed" => ComponentState::Healthy,
+            _ => ComponentState::Degraded,
         };
-        list.push(json!({
-            "name": "fal_api",
-            "status": status,
-            "response_time_ms": null,
-            "details": {
+        list.push(DetailedComponent {
+            name: "fal_api",
+            status,
+            response_time_ms: None,
+            details: json!({
                 "circuit_breaker": fal.circuit_breaker.state,
                 "consecutive_failures": fal.circuit_breaker.consecutive_failures,
                 "in_flight": fal.in_flight,
                 "max_in_flight": fal.max_in_flight,
-            },
-        }));
+            }),
+        });
     }
     list
 }
 
 /// The machine's figures, and its disk when objects are files on it.
-fn system(ctx: &AppContext) -> Value {
-    let mut system = json!(host::host_figures());
-    if let Some(disk) = storage_disk(ctx) {
-        system["disk_usage_percent"] = json!(disk.disk_usage_percent);
-        system["disk_free_gb"] = json!(disk.disk_free_gb);
+fn system(ctx: &AppContext) -> SystemView {
+    let disk = storage_disk(ctx);
+    SystemView {
+        host: host::host_figures(),
+        disk_usage_percent: disk.map(|d| d.disk_usage_percent),
+        disk_free_gb: disk.map(|d| d.disk_free_gb),
     }
-    system
 }
 
 /// Readiness plus the old API's detailed report: `components` (each measured), `system`
 /// figures this platform has, `uptime_seconds`; and ours: jobs by status, the queue, models
 /// and FAL's state.
 #[utoipa::path(get, path = "/api/v1/health/detailed", tag = "health", responses(
-    (status = 200, body = Object, description = "`{status, service, version, timestamp, components: [{name, status, response_time_ms, details}], system, uptime_seconds, checks, jobs, queue, models_available, generator, fal}`"),
-    (status = 503, body = ErrorBody, description = "The envelope, with `checks` and `failed_components`"),
+    (status = 200, body = Detailed, description = "Every component, the machine, jobs, the queue and FAL"),
+    (status = 503, body = ErrorBody, description = "The envelope, with the report's fields and `failed_components` beside it"),
 ))]
-async fn detailed(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError> {
+async fn detailed(State(ctx): State<AppContext>) -> Result<Json<Detailed>, ApiError> {
     let checks = check_all(&ctx).await;
     let jobs = job_counts(&ctx).await.ok().map(|(by_status, _)| by_status);
     let queue = ctx.queue.depth().await.ok();
@@ -211,24 +242,30 @@ async fn detailed(State(ctx): State<AppContext>) -> Result<Json<Value>, ApiError
     let fal_configured = ctx.config.fal_configured();
     let components = components(&checks, queue.as_ref(), fal.as_ref());
     // The old API's overall status: the worst component.
-    let status = ["unhealthy", "degraded"]
+    let status = [ComponentState::Unhealthy, ComponentState::Degraded]
         .into_iter()
-        .find(|worst| components.iter().any(|c| c["status"] == *worst))
-        .unwrap_or("healthy");
-    checks_response(
-        &checks,
-        json!({
-            "status": status,
-            "components": components,
-            "system": system(&ctx),
-            "uptime_seconds": round2(host::uptime().as_secs_f64()),
-            "jobs": jobs,
-            "queue": queue,
-            "models_available": models::available_ids(fal_configured),
-            "generator": if fal_configured { "fal" } else { "builtin" },
-            "fal": fal,
-        }),
-    )
+        .find(|worst| components.iter().any(|c| c.status == *worst))
+        .unwrap_or(ComponentState::Healthy);
+    let report = Detailed {
+        status,
+        service: SERVICE,
+        version: VERSION,
+        checks: check_views(&checks),
+        components,
+        system: system(&ctx),
+        uptime_seconds: round2(host::uptime().as_secs_f64()),
+        jobs,
+        queue,
+        models_available: models::available_ids(fal_configured),
+        generator: if fal_configured {
+            GeneratorKind::Fal
+        } else {
+            GeneratorKind::Builtin
+        },
+        fal,
+        timestamp: Utc::now(),
+    };
+    when_ready(&checks, report)
 }
 
 /// Prometheus metrics: requests by route template and status, latency, jobs by status, queue
@@ -282,7 +319,7 @@ async fn prometheus(State(ctx): State<AppContext>) -> Response {
 
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health", responses(
-    (status = 200, body = Object, description = "The OpenAPI 3.1 description of every route"),
+    (status = 200, body = OpenApiDocument, description = "The OpenAPI 3.1 description of every route"),
 ))]
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()

@@ -3,5 +3,6 @@
 //! `image2model_shared::app` (`create_job`, `list_jobs`, `cancel_job`) and map their answers.
 
 mod routes;
+mod views;
 
 pub use routes::router;

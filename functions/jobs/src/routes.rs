@@ -1,5 +1,6 @@
 //! HTTP routes of the jobs function, each with its OpenAPI operation.
 
+use crate::views::{CreatedJob, Format, LegacyCreatedJob, LegacyJob, ModelInfo, Provider};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,12 +14,11 @@ use image2model_shared::app::list_jobs::{ListParams, list_jobs};
 use image2model_shared::domain::models::{self, CATALOG, DEFAULT_MODEL};
 use image2model_shared::domain::{FileId, JobOptions, Texture};
 use image2model_shared::web::extract::{ApiJson, ApiQuery, JobIdParam};
-use image2model_shared::web::links::{Origin, with_task_links};
+use image2model_shared::web::links::{Origin, task_links};
 use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::rate_limit::limited;
-use image2model_shared::web::views::{job_list_json, signed_redirect};
+use image2model_shared::web::views::{JobPage, JobView, LinkedJobView, signed_redirect};
 use image2model_shared::web::{ApiError, Caller};
-use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -53,18 +53,10 @@ async fn create(
     origin: Origin,
     headers: HeaderMap,
     request: CreateJobRequest,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedJob>), ApiError> {
     let job = create_job(&ctx, &caller.owner, request, idempotency_key(&headers)?).await?;
-    let body = json!({
-        "job_id": job.job_id,
-        "file_id": job.file_id,
-        "status": job.status,
-        "progress": job.progress,
-        "model_type": job.model_type,
-        "created_at": job.created_at,
-    });
-    let body = with_task_links(body, &ctx, &origin, job.job_id, &job.owner);
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    let links = task_links(&ctx, &origin, job.job_id, &job.owner);
+    Ok((StatusCode::ACCEPTED, Json(CreatedJob::new(&job, links))))
 }
 
 /// Creates a job on one of the caller's files: queued at once when the file is ready, waiting
@@ -76,7 +68,7 @@ async fn create(
     request_body = CreateJobRequest,
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 202, body = Object, description = "`{job_id, file_id, status, progress, model_type, created_at, events_url, status_url, links_expire_at}`", links(
+        (status = 202, body = CreatedJob, description = "The job, queued, and the links it is followed by", links(
             ("GetJob" = (operation_id = "get_job", parameters(("job_id" = "$response.body#/job_id")))),
             ("TaskStatus" = (operation_id = "task_status", parameters(("task_id" = "$response.body#/job_id")))),
             ("TaskEvents" = (operation_id = "task_events", parameters(("task_id" = "$response.body#/job_id")))),
@@ -95,7 +87,7 @@ async fn post_job(
     origin: Origin,
     headers: HeaderMap,
     ApiJson(request): ApiJson<CreateJobRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedJob>), ApiError> {
     create(ctx, caller, origin, headers, request).await
 }
 
@@ -106,7 +98,7 @@ async fn post_job(
     request_body = CreateJobRequest,
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 202, body = Object, description = "`{job_id, file_id, status, progress, model_type, created_at, events_url, status_url, links_expire_at}`", links(
+        (status = 202, body = CreatedJob, description = "The job, queued, and the links it is followed by", links(
             ("GetJob" = (operation_id = "get_job", parameters(("job_id" = "$response.body#/job_id")))),
         )),
         ApiErrors,
@@ -118,7 +110,7 @@ async fn post_generate(
     origin: Origin,
     headers: HeaderMap,
     ApiJson(request): ApiJson<CreateJobRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedJob>), ApiError> {
     create(ctx, caller, origin, headers, request).await
 }
 
@@ -127,17 +119,19 @@ async fn post_generate(
     get, path = "/api/v1/jobs/{job_id}", tag = "jobs", operation_id = "get_job",
     params(("job_id" = uuid::Uuid, Path, description = "The job's id")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "The job: status, progress, message, attempts, result, error, timestamps, `fal_request_id`, `events_url`, `status_url`"), ApiErrors),
+    responses((status = 200, body = LinkedJobView, description = "The job and the links it is followed by"), ApiErrors),
 )]
 async fn show(
     State(ctx): State<AppContext>,
     caller: Caller,
     origin: Origin,
     JobIdParam(id): JobIdParam,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LinkedJobView>, ApiError> {
     let job = owned_job(&ctx, &caller, id).await?;
-    let body = with_task_links(job.public_json(), &ctx, &origin, id, &job.owner);
-    Ok(Json(body))
+    Ok(Json(LinkedJobView {
+        job: JobView::from(&job),
+        links: task_links(&ctx, &origin, id, &job.owner),
+    }))
 }
 
 /// The caller's jobs, newest first, a page at a time.
@@ -145,15 +139,15 @@ async fn show(
     get, path = "/api/v1/jobs", tag = "jobs", operation_id = "list_jobs",
     params(ListParams),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{jobs, next_cursor, limit}`"), ApiErrors),
+    responses((status = 200, body = JobPage, description = "A page of the caller's jobs"), ApiErrors),
 )]
 async fn list(
     State(ctx): State<AppContext>,
     caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobPage>, ApiError> {
     let list = list_jobs(&ctx, params, Some(caller.owner)).await?;
-    Ok(Json(job_list_json(&list)))
+    Ok(Json(JobPage::from(&list)))
 }
 
 /// Cancels one of the caller's live jobs (a job at FAL is cancelled there too).
@@ -161,15 +155,15 @@ async fn list(
     delete, path = "/api/v1/jobs/{job_id}", tag = "jobs", operation_id = "cancel_job",
     params(("job_id" = uuid::Uuid, Path, description = "The job's id")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "The cancelled job"), ApiErrors),
+    responses((status = 200, body = JobView, description = "The cancelled job"), ApiErrors),
 )]
 async fn cancel(
     State(ctx): State<AppContext>,
     caller: Caller,
     JobIdParam(id): JobIdParam,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     let job = cancel_job(&ctx, &caller, id).await?;
-    Ok(Json(job.public_json()))
+    Ok(Json(JobView::from(&job)))
 }
 
 /// The model types as the old API listed them (`{name, description, type,
@@ -177,27 +171,29 @@ async fn cancel(
 /// options it takes, its provider and price.
 #[utoipa::path(
     get, path = "/api/v1/models/available", tag = "jobs", operation_id = "available_models",
-    responses((status = 200, body = Vec<Object>, description = "`[{name, description, type, supported_formats, model_type, available, default, options, provider, fal_app, price_usd}]`")),
+    responses((status = 200, body = Vec<ModelInfo>, description = "Every model type of the catalog")),
 )]
-async fn available_models(State(ctx): State<AppContext>) -> Json<Value> {
+async fn available_models(State(ctx): State<AppContext>) -> Json<Vec<ModelInfo>> {
     let fal = ctx.config.fal_configured();
     Json(
         CATALOG
             .iter()
-            .map(|m| {
-                json!({
-                    "name": m.id,
-                    "description": m.description,
-                    "type": "image_to_3d",
-                    "supported_formats": ["glb"],
-                    "model_type": m.id,
-                    "available": models::is_available(m, fal),
-                    "default": m.id == DEFAULT_MODEL,
-                    "options": m.accepted_options,
-                    "provider": if m.builtin && !fal { "builtin" } else { "fal" },
-                    "fal_app": m.fal_app,
-                    "price_usd": m.price_per_run_usd,
-                })
+            .map(|m| ModelInfo {
+                name: m.id,
+                description: m.description,
+                kind: "image_to_3d",
+                supported_formats: vec!["glb"],
+                model_type: m.id,
+                available: models::is_available(m, fal),
+                default: m.id == DEFAULT_MODEL,
+                options: m.accepted_options,
+                provider: if m.builtin && !fal {
+                    Provider::Builtin
+                } else {
+                    Provider::Fal
+                },
+                fal_app: m.fal_app,
+                price_usd: m.price_per_run_usd,
             })
             .collect(),
     )
@@ -242,7 +238,7 @@ fn yes() -> bool {
     request_body = GenerateRequest,
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 202, body = Object, description = "`{job_id, status, estimated_time, file_id, progress, model_type, created_at}`", links(
+        (status = 202, body = LegacyCreatedJob, description = "The job, queued, in the old API's shape", links(
             ("ModelsJob" = (operation_id = "models_job", parameters(("job_id" = "$response.body#/job_id")))),
             ("ModelsDownload" = (operation_id = "models_download", parameters(("job_id" = "$response.body#/job_id")))),
         )),
@@ -255,7 +251,7 @@ async fn models_generate(
     origin: Origin,
     headers: HeaderMap,
     ApiJson(request): ApiJson<GenerateRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<LegacyCreatedJob>), ApiError> {
     let model = resolve_model(&ctx, request.model_type.as_deref())?;
     let texture = match (request.texture_enabled, request.quality) {
         (false, _) => Texture::No,
@@ -274,10 +270,14 @@ async fn models_generate(
         model_type: Some(model.id.to_owned()),
         options: Some(options),
     };
-    let (status, Json(mut body)) = create(ctx, caller, origin, headers, request).await?;
-    // The old answer's estimate: none is made up here.
-    body["estimated_time"] = Value::Null;
-    Ok((status, Json(body)))
+    let (status, Json(job)) = create(ctx, caller, origin, headers, request).await?;
+    Ok((
+        status,
+        Json(LegacyCreatedJob {
+            job,
+            estimated_time: None,
+        }),
+    ))
 }
 
 /// One of the caller's jobs in the old API's shape, with its real status: `{job_id, status,
@@ -286,34 +286,14 @@ async fn models_generate(
     get, path = "/api/v1/models/job/{job_id}", tag = "jobs", operation_id = "models_job",
     params(("job_id" = uuid::Uuid, Path, description = "The job's id")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{job_id, status, progress, message, estimated_remaining, result_url, error}`"), ApiErrors),
+    responses((status = 200, body = LegacyJob, description = "The job in the old API's shape"), ApiErrors),
 )]
 async fn models_job(
     State(ctx): State<AppContext>,
     caller: Caller,
     JobIdParam(id): JobIdParam,
-) -> Result<Json<Value>, ApiError> {
-    let job = owned_job(&ctx, &caller, id).await?;
-    let result_url = job
-        .result
-        .is_some()
-        .then(|| format!("/api/v1/models/download/{id}"));
-    Ok(Json(json!({
-        "job_id": job.job_id,
-        "status": job.status,
-        "progress": job.progress,
-        "message": job.message,
-        "estimated_remaining": null,
-        "result_url": result_url,
-        "error": job.error,
-    })))
-}
-
-/// The formats a model can be downloaded in: glTF binary only.
-#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-enum Format {
-    Glb,
+) -> Result<Json<LegacyJob>, ApiError> {
+    Ok(Json(LegacyJob::new(&owned_job(&ctx, &caller, id).await?)))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]

@@ -17,7 +17,7 @@ use image2model_shared::app::AppError;
 use image2model_shared::app::task_status::{Snapshot, Viewer, task_snapshot};
 use image2model_shared::domain::JobId;
 use image2model_shared::web::extract::{ApiQuery, JobIdParam};
-use image2model_shared::web::links::{Origin, with_task_links};
+use image2model_shared::web::links::{Origin, task_links};
 use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::{ApiError, Caller, rate_limit};
 use serde::Deserialize;
@@ -26,7 +26,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use view::EventName;
+use view::{
+    FailedEventData, Heartbeat, LinkedTaskStatus, StatusAnswer, StreamEnd, StreamEvent, TaskGone,
+};
 
 pub fn router(ctx: &AppContext) -> OpenApiRouter<AppContext> {
     // Requests without a credential (the public view) are rate limited per client address.
@@ -62,25 +64,12 @@ struct StatusParams {
     token: Option<String>,
 }
 
-/// One Server-Sent Event of a task's stream.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // Describes the frames `frame` writes, for the document.
-struct StreamEvent {
-    event: EventName,
-    /// JSON: the task's status for `task_*` events (`{task_id, status, progress, message,
-    /// current, total, total_files, completed_files, failed_files, result, error, error_code,
-    /// timestamp}`, `summary` on completion), `{task_id, timestamp, message?}` for the others;
-    /// `timestamp` in epoch milliseconds.
-    #[schema(content_media_type = "application/json")]
-    data: String,
-}
-
 /// Where a job or batch stands.
 #[utoipa::path(
     get, path = "/api/v1/status/tasks/{task_id}/status", tag = "status", operation_id = "task_status",
     params(("task_id" = uuid::Uuid, Path, description = "A job's or a batch's id"), StatusParams),
     security(("bearer" = []), ("api_key" = []), ()),
-    responses((status = 200, body = Object, description = "`{task_id, status, progress, message, current, total, total_files, completed_files, failed_files, result, error, error_code, events_url, status_url}` (+ `jobs` for a batch); without a key or token (`PUBLIC_TASK_STATUS`) the reduced view: no result, filenames or error text"), ApiErrors),
+    responses((status = 200, body = StatusAnswer, description = "The owner's view (with the links, to a key's holder); without a key or token (`PUBLIC_TASK_STATUS`) the public view: no result, filenames or error text"), ApiErrors),
 )]
 async fn status(
     State(ctx): State<AppContext>,
@@ -88,16 +77,20 @@ async fn status(
     origin: Origin,
     JobIdParam(id): JobIdParam,
     ApiQuery(params): ApiQuery<StatusParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<StatusAnswer>, ApiError> {
     let viewer = viewer(&ctx, caller, params.token)?;
     let snapshot = task_snapshot(&ctx, &viewer, id).await?;
     Ok(Json(match viewer {
-        Viewer::Public => view::to_public_json(&snapshot),
+        Viewer::Public => StatusAnswer::Public(view::public_status(&snapshot)),
         // A token's holder already has the links: new ones would outlive the token's expiry.
-        Viewer::Token(_) => view::to_json(&snapshot),
-        Viewer::Caller(_) => {
-            with_task_links(view::to_json(&snapshot), &ctx, &origin, id, &snapshot.owner)
-        }
+        Viewer::Token(_) => StatusAnswer::Owner(Box::new(LinkedTaskStatus {
+            status: view::owner_status(&snapshot),
+            links: None.into(),
+        })),
+        Viewer::Caller(_) => StatusAnswer::Owner(Box::new(LinkedTaskStatus {
+            status: view::owner_status(&snapshot),
+            links: Some(task_links(&ctx, &origin, id, &snapshot.owner)).into(),
+        })),
     }))
 }
 
@@ -121,7 +114,7 @@ struct StreamParams {
     params(("task_id" = uuid::Uuid, Path, description = "A job's or a batch's id"), StreamParams),
     security(("bearer" = []), ("api_key" = []), ()),
     responses(
-        (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events, each `data` JSON, each `task_*` event with an `id:` (send it back as `Last-Event-ID` to resume)"),
+        (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each `task_*` event has an `id:` (send it back as `Last-Event-ID` to resume)"),
         (status = 204, description = "A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come"),
         ApiErrors,
     ),
@@ -142,7 +135,7 @@ async fn sse(
     params(("task_id" = uuid::Uuid, Path, description = "A job's or a batch's id"), StreamParams),
     security(("bearer" = []), ("api_key" = []), ()),
     responses(
-        (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events, each `data` JSON, each `task_*` event with an `id:` (send it back as `Last-Event-ID` to resume)"),
+        (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each `task_*` event has an `id:` (send it back as `Last-Event-ID` to resume)"),
         (status = 204, description = "A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come"),
         ApiErrors,
     ),
@@ -259,8 +252,10 @@ fn stream_timeout(raw: &str, max: Duration) -> Result<Duration, ApiError> {
     }
 }
 
-fn frame(name: EventName, data: &serde_json::Value) -> Event {
-    Event::default().event(name.as_str()).data(data.to_string())
+fn frame(event: &StreamEvent) -> Event {
+    Event::default()
+        .event(event.name().as_str())
+        .data(event.data())
 }
 
 /// Sends `event` (with the `retry:` hint when it is the stream's first).
@@ -284,15 +279,23 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
         if s.ctx.shutdown.is_triggered() {
             // The server is stopping: a last frame, and the stream ends (EventSource reconnects).
             s.done = true;
-            let data = serde_json::json!({"task_id": s.id, "message": "the server is shutting down; reconnect", "timestamp": view::timestamp_ms()});
-            return send(s, frame(EventName::Shutdown, &data));
+            let end = StreamEvent::Shutdown(StreamEnd {
+                task_id: s.id,
+                message: "the server is shutting down; reconnect",
+                timestamp: view::timestamp_ms(),
+            });
+            return send(s, frame(&end));
         }
         // The snapshot the stream opened with comes first, however short the stream.
         let opening = s.opening.take();
         if opening.is_none() && Instant::now() >= s.deadline {
             s.done = true;
-            let data = serde_json::json!({"task_id": s.id, "message": "stream timeout reached", "timestamp": view::timestamp_ms()});
-            return send(s, frame(EventName::Timeout, &data));
+            let end = StreamEvent::Timeout(StreamEnd {
+                task_id: s.id,
+                message: "stream timeout reached",
+                timestamp: view::timestamp_ms(),
+            });
+            return send(s, frame(&end));
         }
         let read = match opening {
             Some(opening) => Ok(opening),
@@ -318,17 +321,24 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
             Ok(current) if s.last.as_ref().is_none_or(|last| last.changed(&current)) => {
                 s.done = current.is_terminal();
                 s.last_frame = Instant::now();
-                let data = view::to_event_json(&current, s.viewer.is_public());
-                let event =
-                    frame(view::event_name(&current), &data).id(current.version().to_string());
+                let event = StreamEvent::of(&current, s.viewer.is_public());
+                let event = frame(&event).id(current.version().to_string());
                 s.last = Some(current);
                 return send(s, event);
             }
             Ok(_) => {}
             Err(AppError::JobNotFound(_)) => {
                 s.done = true;
-                let data = serde_json::json!({"task_id": s.id, "status": "deleted", "progress": 0, "message": "the task no longer exists", "error": "the task no longer exists", "error_code": "JOB_NOT_FOUND", "timestamp": view::timestamp_ms()});
-                return send(s, frame(EventName::TaskFailed, &data));
+                let gone = StreamEvent::TaskFailed(FailedEventData::Gone(TaskGone {
+                    task_id: s.id,
+                    status: view::Gone::Deleted,
+                    progress: 0,
+                    message: "the task no longer exists",
+                    error: "the task no longer exists",
+                    error_code: "JOB_NOT_FOUND",
+                    timestamp: view::timestamp_ms(),
+                }));
+                return send(s, frame(&gone));
             }
             Err(err) => {
                 tracing::warn!(task_id = %s.id, error = %err, "status poll failed; retrying")
@@ -336,8 +346,11 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
         }
         if s.last_frame.elapsed() >= config.sse_heartbeat {
             s.last_frame = Instant::now();
-            let data = serde_json::json!({"task_id": s.id, "timestamp": view::timestamp_ms()});
-            return send(s, frame(EventName::Heartbeat, &data));
+            let beat = StreamEvent::Heartbeat(Heartbeat {
+                task_id: s.id,
+                timestamp: view::timestamp_ms(),
+            });
+            return send(s, frame(&beat));
         }
     }
 }

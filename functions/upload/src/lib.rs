@@ -3,5 +3,6 @@
 
 mod multipart;
 mod routes;
+mod views;
 
 pub use routes::router;

@@ -3,6 +3,10 @@
 //! and shape the answers.
 
 use crate::multipart::{body_limit, multipart_error, read_limited, read_text};
+use crate::views::{
+    BatchFile, BatchProgress, BatchUploaded, LegacyBatchStatus, LegacyFileStatus,
+    LegacyUploadStatus, PresignedFile, PresignedFiles, ProcessingStatus, Received,
+};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::{Json, middleware};
@@ -18,11 +22,11 @@ use image2model_shared::domain::{FileStatus, JobId, JobOptions, UploadedFile};
 use image2model_shared::validation::ImageRejection;
 use image2model_shared::web::extract::{ApiJson, ApiMultipart, FileIdParam, JobIdParam};
 use image2model_shared::web::layers::{JSON_BODY_LIMIT, refuse_bodies_over};
-use image2model_shared::web::links::{Origin, with_task_links};
+use image2model_shared::web::links::{Origin, task_links};
 use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::rate_limit::RateBudget;
+use image2model_shared::web::views::FileView;
 use image2model_shared::web::{ApiError, Caller, rate_limit};
-use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -76,22 +80,6 @@ struct BatchForm {
     model_type: Option<String>,
 }
 
-fn file_view(file: &UploadedFile) -> Value {
-    json!({
-        "file_id": file.file_id,
-        "filename": file.filename,
-        "size": file.size,
-        "content_type": file.content_type,
-        "width": file.width,
-        "height": file.height,
-        "sha256": file.sha256,
-        "status": file.status,
-        "rejection": file.rejection,
-        "created_at": file.created_at,
-        "expires_at": file.expires_at,
-    })
-}
-
 /// Announces files and signs where their bytes go: a PUT (or a form POST policy) per file,
 /// valid for `PRESIGN_EXPIRY_SECONDS`, writing one object once; with `generate`, a job per file
 /// that waits for its upload.
@@ -100,7 +88,7 @@ fn file_view(file: &UploadedFile) -> Value {
     request_body = PresignRequest,
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, body = Object, description = "`{files: [{file_id, filename, upload: {url, method, headers | fields, expires_at}, job_id, events_url, status_url}]}` (the links with `generate`)", links(
+        (status = 200, body = PresignedFiles, description = "Each file with how to send its bytes (and its job's links with `generate`)", links(
             ("GetFile" = (operation_id = "get_file", parameters(("file_id" = "$response.body#/files/0/file_id")))),
             ("CreateJob" = (operation_id = "create_job", request_body = json!({"file_id": "$response.body#/files/0/file_id"}))),
         )),
@@ -113,7 +101,7 @@ async fn presign(
     origin: Origin,
     budget: RateBudget,
     ApiJson(request): ApiJson<PresignRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PresignedFiles>, ApiError> {
     // Each file announced, and each job with `generate`, counts against the rate limit.
     let files = request.files.len();
     AppError::check_file_count(files, ctx.config.max_files)?;
@@ -127,22 +115,20 @@ async fn presign(
             return Err(err.into());
         }
     };
-    let files: Vec<Value> = uploads
-        .iter()
-        .map(|u| {
-            let file = json!({
-                "file_id": u.file.file_id,
-                "filename": u.file.filename,
-                "upload": u.upload,
-                "job_id": u.job_id,
-            });
-            match u.job_id {
-                Some(job_id) => with_task_links(file, &ctx, &origin, job_id, &caller.owner),
-                None => file,
-            }
+    let files = uploads
+        .into_iter()
+        .map(|u| PresignedFile {
+            file_id: u.file.file_id,
+            filename: u.file.filename,
+            upload: u.upload,
+            job_id: u.job_id,
+            links: u
+                .job_id
+                .map(|job_id| task_links(&ctx, &origin, job_id, &caller.owner))
+                .into(),
         })
         .collect();
-    Ok(Json(json!({ "files": files })))
+    Ok(Json(PresignedFiles { files }))
 }
 
 /// Reads a file part and validates its bytes.
@@ -175,7 +161,7 @@ async fn validated_part(
     request_body(content = ImageForm, content_type = "multipart/form-data"),
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 201, body = Object, description = "The file: `{file_id, filename, size, content_type, width, height, sha256, status, ...}`", links(
+        (status = 201, body = FileView, description = "The file, ready", links(
             ("GetFile" = (operation_id = "get_file", parameters(("file_id" = "$response.body#/file_id")))),
             ("CreateJob" = (operation_id = "create_job", request_body = json!({"file_id": "$response.body#/file_id"}))),
         )),
@@ -186,7 +172,7 @@ async fn upload_image(
     State(ctx): State<AppContext>,
     caller: Caller,
     ApiMultipart(mut multipart): ApiMultipart,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<FileView>), ApiError> {
     let limit = ctx.config.sync_upload_limit();
     let mut part = None;
     while let Some(field) = multipart
@@ -205,7 +191,7 @@ async fn upload_image(
         ApiError::validation("multipart field \"file\" is required", Some("file"))
     })?;
     let file = store_upload(&ctx, &caller.owner, part).await?;
-    Ok((StatusCode::CREATED, Json(file_view(&file))))
+    Ok((StatusCode::CREATED, Json(FileView::from(&file))))
 }
 
 /// The compatibility batch upload: multipart `files` (<= `MAX_FILES`), `face_limit`,
@@ -215,7 +201,7 @@ async fn upload_image(
     request_body(content = BatchForm, content_type = "multipart/form-data"),
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, body = Object, description = "`{batch_id, job_id, task_id, uploaded_files, face_limit, model_type, total_files, status, message, events_url, status_url}`", links(
+        (status = 200, body = BatchUploaded, description = "The batch, its files and jobs, and the links it is followed by", links(
             ("TaskStatus" = (operation_id = "task_status", parameters(("task_id" = "$response.body#/batch_id")))),
             ("TaskEvents" = (operation_id = "task_events", parameters(("task_id" = "$response.body#/batch_id")))),
             ("DownloadAll" = (operation_id = "download_all", parameters(("job_id" = "$response.body#/batch_id")))),
@@ -231,7 +217,7 @@ async fn upload_multiple(
     origin: Origin,
     budget: RateBudget,
     ApiMultipart(mut multipart): ApiMultipart,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BatchUploaded>, ApiError> {
     let limit = ctx.config.sync_upload_limit();
     let mut parts = Vec::new();
     let mut face_limit = None;
@@ -282,47 +268,37 @@ async fn upload_multiple(
             return Err(err.into());
         }
     };
-    let uploaded: Vec<Value> = batch
+    let uploaded_files = batch
         .files
         .iter()
         .zip(&batch.jobs)
-        .map(|(file, job)| {
-            json!({
-                "file_id": file.file_id,
-                "filename": file.filename,
-                "file_size": file.size,
-                "content_type": file.content_type,
-                // The old API's constant; where the file stands is `file_status`.
-                "status": "uploaded",
-                "file_status": file.status,
-                "job_id": job.job_id,
-                "task_id": job.job_id,
-            })
+        .map(|(file, job)| BatchFile {
+            file_id: file.file_id,
+            filename: file.filename.clone(),
+            file_size: file.size,
+            content_type: file.content_type.clone(),
+            status: Received::Uploaded,
+            file_status: file.status,
+            job_id: job.job_id,
+            task_id: job.job_id,
         })
         .collect();
     let total = batch.files.len();
     let batch_id = batch.batch.batch_id;
     let task_id = JobId::from_uuid(batch_id.as_uuid());
-    let body = json!({
-        "batch_id": batch_id,
-        "job_id": batch_id,
-        "task_id": batch_id,
-        // The old API's name for the id its clients follow a batch by.
-        "chord_task_id": batch_id,
-        "uploaded_files": uploaded,
-        "face_limit": face_limit,
-        "model_type": batch.model_type,
-        "total_files": total,
-        "status": "uploaded",
-        "message": format!("{total} file(s) uploaded; generation queued"),
-    });
-    Ok(Json(with_task_links(
-        body,
-        &ctx,
-        &origin,
-        task_id,
-        &caller.owner,
-    )))
+    Ok(Json(BatchUploaded {
+        batch_id,
+        job_id: batch_id,
+        task_id: batch_id,
+        chord_task_id: batch_id,
+        uploaded_files,
+        face_limit,
+        model_type: batch.model_type,
+        total_files: total,
+        status: Received::Uploaded,
+        message: format!("{total} file(s) uploaded; generation queued"),
+        links: task_links(&ctx, &origin, task_id, &caller.owner),
+    }))
 }
 
 /// A form field that takes one value, sent again: which one was meant is not ours to guess.
@@ -342,23 +318,24 @@ fn once(already_sent: bool, name: &str) -> Result<(), ApiError> {
     get, path = "/api/v1/files/{file_id}", tag = "uploads", operation_id = "get_file",
     params(("file_id" = uuid::Uuid, Path, description = "The file's id")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "The file: status (pending, ready, rejected), rejection, size, type, dimensions, sha256"), ApiErrors),
+    responses((status = 200, body = FileView, description = "The file"), ApiErrors),
 )]
 async fn show_file(
     State(ctx): State<AppContext>,
     caller: Caller,
     FileIdParam(id): FileIdParam,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FileView>, ApiError> {
     let file = owned_file(&ctx, &caller, id).await?;
-    Ok(Json(file_view(&file)))
+    Ok(Json(FileView::from(&file)))
 }
 
 /// Where the old API's client reads an upload: `uploaded` once the bytes arrived (`pending`
 /// before, `rejected` when they failed validation), and the newest job on it.
-fn old_file_status(file: &UploadedFile) -> &'static str {
+fn old_file_status(file: &UploadedFile) -> LegacyFileStatus {
     match file.status {
-        FileStatus::Ready => "uploaded",
-        other => other.as_str(),
+        FileStatus::Pending => LegacyFileStatus::Pending,
+        FileStatus::Ready => LegacyFileStatus::Uploaded,
+        FileStatus::Rejected => LegacyFileStatus::Rejected,
     }
 }
 
@@ -368,13 +345,13 @@ fn old_file_status(file: &UploadedFile) -> &'static str {
     get, path = "/api/v1/upload/status/{file_id}", tag = "uploads", operation_id = "upload_status",
     params(("file_id" = uuid::Uuid, Path, description = "The file's id")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{file_id, status: pending|uploaded|rejected, processing_status, job_id, file}`"), ApiErrors),
+    responses((status = 200, body = LegacyUploadStatus, description = "The upload in the old API's shape, with the file"), ApiErrors),
 )]
 async fn upload_status(
     State(ctx): State<AppContext>,
     caller: Caller,
     FileIdParam(id): FileIdParam,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LegacyUploadStatus>, ApiError> {
     let file = owned_file(&ctx, &caller, id).await?;
     let latest = ctx
         .store
@@ -383,13 +360,13 @@ async fn upload_status(
         .map_err(AppError::from)?
         .into_iter()
         .max_by_key(|j| j.created_at);
-    Ok(Json(json!({
-        "file_id": file.file_id,
-        "status": old_file_status(&file),
-        "processing_status": latest.as_ref().map_or("pending", |j| j.status.as_str()),
-        "job_id": latest.map(|j| j.job_id),
-        "file": file_view(&file),
-    })))
+    Ok(Json(LegacyUploadStatus {
+        file_id: file.file_id,
+        status: old_file_status(&file),
+        processing_status: ProcessingStatus::from(latest.as_ref().map(|j| j.status)),
+        job_id: latest.map(|j| j.job_id),
+        file: FileView::from(&file),
+    }))
 }
 
 /// One of the caller's batches in the old API's shape, with real data: `{batch_id, status,
@@ -398,27 +375,27 @@ async fn upload_status(
     get, path = "/api/v1/upload/batch/{batch_id}/status", tag = "uploads", operation_id = "upload_batch_status",
     params(("batch_id" = uuid::Uuid, Path, description = "The batch's id")),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Object, description = "`{batch_id, status, message, progress: {total_files, processed_files, failed_files, progress}}`"), ApiErrors),
+    responses((status = 200, body = LegacyBatchStatus, description = "The batch in the old API's shape"), ApiErrors),
 )]
 async fn batch_status(
     State(ctx): State<AppContext>,
     caller: Caller,
     JobIdParam(id): JobIdParam,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LegacyBatchStatus>, ApiError> {
     let Task::Batch(batch, jobs) = owned_task(&ctx, &caller, id).await? else {
         return Err(AppError::JobNotFound(id).into());
     };
     let snapshot = Snapshot::of(id, &Task::Batch(batch, jobs));
     let counts = snapshot.counts();
-    Ok(Json(json!({
-        "batch_id": id,
-        "status": snapshot.status,
-        "message": snapshot.message,
-        "progress": {
-            "total_files": counts.total,
-            "processed_files": counts.completed,
-            "failed_files": counts.failed,
-            "progress": snapshot.progress,
+    Ok(Json(LegacyBatchStatus {
+        batch_id: id,
+        status: snapshot.status,
+        message: snapshot.message,
+        progress: BatchProgress {
+            total_files: counts.total,
+            processed_files: counts.completed,
+            failed_files: counts.failed,
+            progress: snapshot.progress,
         },
-    })))
+    }))
 }

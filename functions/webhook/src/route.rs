@@ -15,7 +15,6 @@ use image2model_shared::web::extract::{ApiBytes, ApiQuery, is_json};
 use image2model_shared::web::layers::refuse_bodies_over;
 use image2model_shared::web::openapi::ApiErrors;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -71,9 +70,29 @@ impl From<VerifyError> for ApiError {
     }
 }
 
-fn ignored(reason: &str) -> Json<Value> {
+/// What became of a verified delivery: always a 200, since FAL retries anything else and
+/// retrying cannot help an ignored one.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WebhookAnswer {
+    /// Whether the job's worker was asked to look at its request.
+    accepted: bool,
+    /// The job, when accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<uuid::Uuid>, nullable = false)]
+    job_id: Option<JobId>,
+    /// Why it was ignored (no such job, the job already ended, another request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    reason: Option<&'static str>,
+}
+
+fn ignored(reason: &'static str) -> Json<WebhookAnswer> {
     tracing::info!(reason, "FAL webhook ignored");
-    Json(json!({ "accepted": false, "reason": reason }))
+    Json(WebhookAnswer {
+        accepted: false,
+        job_id: None,
+        reason: Some(reason),
+    })
 }
 
 /// FAL.AI's completion webhook. A delivery whose Ed25519 signature (FAL's JWKS) or timestamp
@@ -89,7 +108,7 @@ fn ignored(reason: &str) -> Json<Value> {
         ("x-fal-webhook-signature" = String, Header, description = "Hex Ed25519 signature"),
     ),
     request_body = Delivery,
-    responses((status = 200, body = Object, description = "`{accepted, job_id}` or `{accepted: false, reason}`"), ApiErrors),
+    responses((status = 200, body = WebhookAnswer, description = "`{accepted: true, job_id}` or `{accepted: false, reason}`"), ApiErrors),
 )]
 async fn receive(
     State(ctx): State<AppContext>,
@@ -97,7 +116,7 @@ async fn receive(
     ApiQuery(query): ApiQuery<HookQuery>,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookAnswer>, ApiError> {
     // What breaks the published schema is refused first, with no key fetched for it (a
     // delivery without a content type is read as the JSON FAL sends).
     if headers.contains_key(axum::http::header::CONTENT_TYPE) && !is_json(&headers) {
@@ -135,7 +154,11 @@ async fn receive(
         WebhookOutcome::Ignored(reason) => Ok(ignored(reason)),
         WebhookOutcome::Accepted(job_id) => {
             tracing::info!(job_id = %job_id, request_id = %delivery.request_id, status = %delivery.status, "FAL webhook accepted");
-            Ok(Json(json!({ "accepted": true, "job_id": job_id })))
+            Ok(Json(WebhookAnswer {
+                accepted: true,
+                job_id: Some(job_id),
+                reason: None,
+            }))
         }
     }
 }

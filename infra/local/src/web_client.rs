@@ -1,6 +1,7 @@
 //! The web client, served by the local server from files embedded in the binary (no build
 //! step, no CDN): `GET /` answers browsers (`Accept: text/html`) with the page and everyone else
-//! with the API's banner; `/web/...` are its script, style and the vendored three.js.
+//! with the API's banner; `/web/...` are its script, style and the vendored three.js and
+//! openapi-fetch (the client the script calls the API through).
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -74,6 +75,16 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "vendor/three/LICENSE",
         "text/plain; charset=utf-8",
         include_bytes!("../web/vendor/three/LICENSE"),
+    ),
+    (
+        "vendor/openapi-fetch/index.mjs",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/vendor/openapi-fetch/index.mjs"),
+    ),
+    (
+        "vendor/openapi-fetch/LICENSE",
+        "text/plain; charset=utf-8",
+        include_bytes!("../web/vendor/openapi-fetch/LICENSE"),
     ),
 ];
 

@@ -1,15 +1,21 @@
+// @ts-check
 // The reference web client: only the public API (presigned upload, the task's signed stream,
 // signed downloads), so it runs against the local server or, hosted anywhere, against an AWS
 // deployment (`?api=https://<api-host>`, confirmed once by the person; the origin must be in
 // CORS_ORIGINS). A link alone never repoints the page, and a page on another API offers the
-// way back to its own server.
+// way back to its own server. Every API call goes through openapi-fetch, typed by `api.d.ts`
+// (generated from the OpenAPI document; `scripts/typecheck_web.sh` checks both with tsc).
+import createClient from './vendor/openapi-fetch/index.mjs';
 import * as THREE from './vendor/three/three.module.min.js';
 import { GLTFLoader } from './vendor/three/examples/jsm/loaders/GLTFLoader.js';
 import { OrbitControls } from './vendor/three/examples/jsm/controls/OrbitControls.js';
 
+/** @typedef {import('./api').components['schemas']} Schemas */
+
 const API_STORE = 'image2model.api';
 // An API base as the browser will read it: an http(s) origin and nothing else (no user info,
 // no path, no backslash a person would read differently from the browser), else null.
+/** @param {string | null} text */
 function apiOrigin(text) {
   if (typeof text !== 'string' || !/^https?:\/\/[^/?#\\@]+\/?$/.test(text)) return null;
   try {
@@ -29,9 +35,15 @@ let proposed = asked && asked !== apiBase ? asked : null;
 const keyName = `image2model.key@${apiBase}`;
 let apiKey = localStorage.getItem(keyName) || '';
 
+// The page's elements (index.html has them all), untyped: the DOM is not the API's contract.
+/** @type {(id: string) => any} */
 const $ = (id) => document.getElementById(id);
 
 class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {any} body the error envelope, or whatever else the server answered
+   */
   constructor(status, body) {
     super((body && (body.detail || body.message)) || `HTTP ${status}`);
     this.status = status;
@@ -39,15 +51,31 @@ class ApiError extends Error {
   }
 }
 
-async function api(path, options = {}) {
-  const headers = { ...(options.headers || {}) };
-  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
-  const response = await fetch(`${apiBase}/api/v1${path}`, { ...options, headers });
-  const text = await response.text();
-  let body = null;
-  try { body = text ? JSON.parse(text) : null; } catch { body = null; }
-  if (!response.ok) throw new ApiError(response.status, body);
-  return body;
+/** @type {import('./vendor/openapi-fetch/index.mjs').Client<import('./api').paths>} */
+const client = createClient({ baseUrl: apiBase });
+client.use({
+  onRequest({ request }) {
+    if (apiKey) request.headers.set('Authorization', `Bearer ${apiKey}`);
+  },
+});
+
+/**
+ * The data of a successful answer; any other answer throws an ApiError.
+ * @template T
+ * @param {Promise<{ data?: T, error?: unknown, response: Response }>} call
+ * @returns {Promise<T>}
+ */
+async function ok(call) {
+  const { data, error, response } = await call;
+  if (!response.ok || data === undefined) throw new ApiError(response.status, error);
+  return data;
+}
+
+/** @param {string} jobId a completed job's */
+function downloadLink(jobId) {
+  return ok(client.GET('/api/v1/download/{job_id}', {
+    params: { path: { job_id: jobId }, query: { redirect: false } },
+  }));
 }
 
 // --- which API ------------------------------------------------------------------------------
@@ -63,15 +91,17 @@ function showApiNotice() {
   const text = document.createElement('p');
   const buttons = document.createElement('div');
   buttons.className = 'actions';
+  /** @type {(label: string, id: string, onClick: () => void) => void} */
   const button = (label, id, onClick) => {
     const b = Object.assign(document.createElement('button'), { type: 'button', textContent: label, id });
     b.addEventListener('click', onClick);
     buttons.append(b);
   };
   if (proposed) {
-    text.textContent = `This link asks the page to send your requests, and the key you paste, to another server: ${proposed}. Use it only if you trust it.`;
+    const server = proposed;
+    text.textContent = `This link asks the page to send your requests, and the key you paste, to another server: ${server}. Use it only if you trust it.`;
     button('Use that server', 'api-accept', () => {
-      localStorage.setItem(API_STORE, proposed);
+      localStorage.setItem(API_STORE, server);
       location.replace(withoutApiParam());
     });
     button('Stay on this server', 'api-decline', () => {
@@ -95,6 +125,7 @@ function showApiNotice() {
 
 // --- the key -------------------------------------------------------------------------------
 
+/** @param {string} text */
 function showAuth(text, error = false) {
   $('auth-status').textContent = text;
   $('auth-status').classList.toggle('error', error);
@@ -106,7 +137,7 @@ async function checkKey() {
     return false;
   }
   try {
-    await api('/jobs?limit=1');
+    await ok(client.GET('/api/v1/jobs', { params: { query: { limit: 1 } } }));
     showAuth('Key accepted.');
     document.body.dataset.authenticated = 'true';
     return true;
@@ -117,7 +148,7 @@ async function checkKey() {
   }
 }
 
-$('key-form').addEventListener('submit', async (event) => {
+$('key-form').addEventListener('submit', async (/** @type {SubmitEvent} */ event) => {
   event.preventDefault();
   apiKey = $('api-key').value.trim();
   localStorage.setItem(keyName, apiKey);
@@ -127,7 +158,7 @@ $('key-form').addEventListener('submit', async (event) => {
 // --- models --------------------------------------------------------------------------------
 
 async function loadModels() {
-  const models = await api('/models/available');
+  const models = await ok(client.GET('/api/v1/models/available'));
   const select = $('model-type');
   select.replaceChildren();
   for (const model of models.filter((m) => m.available)) {
@@ -139,6 +170,7 @@ async function loadModels() {
 
 // --- uploads and progress ------------------------------------------------------------------
 
+/** @param {string} name */
 function jobItem(name) {
   const li = document.createElement('li');
   li.className = 'job queued';
@@ -158,42 +190,59 @@ function jobItem(name) {
   return li;
 }
 
+/**
+ * @param {HTMLLIElement} li
+ * @param {string} status
+ * @param {number} progress
+ * @param {string} text
+ */
 function setJob(li, status, progress, text) {
   li.className = `job ${status}`;
-  li.querySelector('progress').value = progress;
-  li.querySelector('.message').textContent = text;
+  /** @type {HTMLProgressElement} */ (li.querySelector('progress')).value = progress;
+  /** @type {HTMLElement} */ (li.querySelector('.message')).textContent = text;
 }
 
+/** @param {File} file */
 async function upload(file) {
   const li = jobItem(file.name);
   try {
+    /** @type {Schemas['GenerateSpec']} */
     const generate = { model_type: $('model-type').value || undefined };
     const faces = $('face-limit').value;
     if (faces) generate.options = { face_limit: Number(faces) };
-    const presigned = await api('/uploads/presign', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        files: [{ filename: file.name, content_type: file.type, size: file.size }],
+    const presigned = await ok(client.POST('/api/v1/uploads/presign', {
+      body: {
+        // The server reads the bytes' type and refuses any but the image types it names.
+        files: [{ filename: file.name, content_type: /** @type {Schemas['ImageType']} */ (file.type), size: file.size }],
         generate,
-      }),
-    });
-    const entry = presigned.files[0];
-    li.dataset.jobId = entry.job_id;
-    const put = await fetch(entry.upload.url, { method: 'PUT', headers: entry.upload.headers, body: file });
+      },
+    }));
+    const { job_id: jobId, upload: signed, events_url: eventsUrl } = presigned.files[0];
+    // Asked for a job (`generate`, which brings its links) and the default upload method, a PUT.
+    if (!jobId || !eventsUrl || !('headers' in signed)) throw new Error('the server signed no PUT for a job');
+    li.dataset.jobId = jobId;
+    const put = await fetch(signed.url, { method: 'PUT', headers: signed.headers, body: file });
     if (!put.ok) throw new Error(`the upload was refused (HTTP ${put.status})`);
     setJob(li, 'queued', 0, 'Uploaded; waiting for the generator…');
-    follow(li, entry.job_id, entry.events_url);
+    follow(li, jobId, eventsUrl);
   } catch (err) {
     setJob(li, 'failed', 0, `Failed: ${err.message}`);
   }
 }
 
-// EventSource sends no headers: the signed events_url opens this job's stream alone.
+// EventSource sends no headers: the signed events_url opens this job's stream alone. Its
+// events' data are typed by the document too (`StreamEvent`).
+/**
+ * @param {HTMLLIElement} li
+ * @param {string} jobId
+ * @param {string} eventsUrl
+ */
 function follow(li, jobId, eventsUrl) {
   const started = performance.now();
   const source = new EventSource(eventsUrl);
+  /** @param {MessageEvent} event */
   const update = (event) => {
+    /** @type {Schemas['TaskEventData']} */
     const data = JSON.parse(event.data);
     setJob(li, data.status, data.progress, data.message || data.status);
   };
@@ -207,8 +256,10 @@ function follow(li, jobId, eventsUrl) {
   });
   source.addEventListener('task_failed', (event) => {
     source.close();
+    /** @type {Schemas['FailedEventData']} */
     const data = JSON.parse(event.data);
-    setJob(li, 'failed', data.progress || 0, `Failed: ${data.error || data.error_code}`);
+    const reason = ('error' in data && data.error) || data.error_code; // The public view has no `error`.
+    setJob(li, 'failed', data.progress || 0, `Failed: ${reason}`);
   });
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED && !li.classList.contains('completed')) {
@@ -217,9 +268,13 @@ function follow(li, jobId, eventsUrl) {
   };
 }
 
+/**
+ * @param {HTMLLIElement} li
+ * @param {string} jobId
+ */
 async function showResult(li, jobId) {
-  const link = await api(`/download/${jobId}?redirect=false`);
-  const actions = li.querySelector('.actions');
+  const link = await downloadLink(jobId);
+  const actions = /** @type {HTMLElement} */ (li.querySelector('.actions'));
   actions.replaceChildren();
   const download = document.createElement('a');
   download.className = 'download';
@@ -235,21 +290,23 @@ async function showResult(li, jobId) {
   refreshRecent();
 }
 
+/** @param {File[]} files */
 function dropped(files) {
   for (const file of files) upload(file);
 }
 
-$('files').addEventListener('change', (event) => {
-  dropped([...event.target.files]);
-  event.target.value = '';
+const picker = $('files');
+picker.addEventListener('change', () => {
+  dropped([...picker.files]);
+  picker.value = '';
 });
 const zone = $('drop-zone');
-zone.addEventListener('dragover', (event) => { event.preventDefault(); zone.classList.add('over'); });
+zone.addEventListener('dragover', (/** @type {DragEvent} */ event) => { event.preventDefault(); zone.classList.add('over'); });
 zone.addEventListener('dragleave', () => zone.classList.remove('over'));
-zone.addEventListener('drop', (event) => {
+zone.addEventListener('drop', (/** @type {DragEvent} */ event) => {
   event.preventDefault();
   zone.classList.remove('over');
-  dropped([...event.dataTransfer.files]);
+  dropped([...(event.dataTransfer?.files ?? [])]);
 });
 
 // --- the viewer ----------------------------------------------------------------------------
@@ -268,6 +325,7 @@ camera.position.set(1.2, 0.8, 1.8);
 const controls = new OrbitControls(camera, canvas);
 controls.enableDamping = true;
 const loader = new GLTFLoader();
+/** @type {any} the model in view */
 let shown = null;
 
 function resize() {
@@ -285,6 +343,11 @@ renderer.setAnimationLoop(() => {
   renderer.render(scene, camera);
 });
 
+/**
+ * @param {string} url
+ * @param {string} name
+ * @returns {Promise<void>}
+ */
 function showModel(url, name) {
   const status = $('viewer-status');
   status.textContent = `Loading ${name}…`;
@@ -322,20 +385,21 @@ async function refreshRecent() {
   if (!apiKey) return;
   const list = $('recent-list');
   try {
-    const page = await api('/jobs?limit=10');
+    const page = await ok(client.GET('/api/v1/jobs', { params: { query: { limit: 10 } } }));
     list.replaceChildren(...page.jobs.map((job) => {
       const li = document.createElement('li');
       li.className = `recent ${job.status}`;
       const label = document.createElement('span');
       const when = new Date(job.created_at).toLocaleString();
-      label.textContent = `${job.result ? job.result.filename : job.model_type} · ${job.status} · ${when}`;
+      const name = job.result ? job.result.filename : job.model_type;
+      label.textContent = `${name} · ${job.status} · ${when}`;
       const actions = document.createElement('span');
       actions.className = 'actions';
       if (job.status === 'completed') {
         const preview = document.createElement('img');
         preview.className = 'preview';
-        preview.alt = `Preview of ${job.result.filename}`;
-        api(`/download/${job.job_id}?redirect=false`).then((link) => {
+        preview.alt = `Preview of ${name}`;
+        downloadLink(job.job_id).then((link) => {
           if (link.preview_url) preview.src = link.preview_url;
         }).catch(() => preview.remove());
         actions.append(preview);
@@ -343,7 +407,7 @@ async function refreshRecent() {
         view.type = 'button';
         view.textContent = 'View';
         view.addEventListener('click', async () => {
-          const link = await api(`/download/${job.job_id}?redirect=false`);
+          const link = await downloadLink(job.job_id);
           showModel(link.url, link.filename);
         });
         actions.append(view);
@@ -362,5 +426,5 @@ $('refresh-recent').addEventListener('click', refreshRecent);
 showApiNotice();
 $('api-key').value = apiKey;
 loadModels().catch((err) => showAuth(`Could not list models: ${err.message}`, true));
-checkKey().then((ok) => { if (ok) refreshRecent(); });
-window.image2model = { showModel, apiBase };
+checkKey().then((accepted) => { if (accepted) refreshRecent(); });
+Object.assign(window, { image2model: { showModel, apiBase } });

@@ -18,13 +18,18 @@ use std::time::{Duration, Instant};
 /// does not outgrow the passes.
 const PAGE: usize = 1000;
 
-#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CleanupReport {
     pub dry_run: bool,
+    /// What was older than this went.
     pub cutoff: DateTime<Utc>,
+    #[schema(value_type = Vec<uuid::Uuid>)]
     pub files: Vec<FileId>,
+    #[schema(value_type = Vec<uuid::Uuid>)]
     pub jobs: Vec<JobId>,
+    #[schema(value_type = Vec<uuid::Uuid>)]
     pub batches: Vec<BatchId>,
+    /// Object keys.
     pub objects: Vec<String>,
     pub bytes: u64,
     /// False when the time budget ended the pass with more left to delete.

@@ -78,7 +78,7 @@ pub struct PresignRequest {
 }
 
 /// What the client does to send one file's bytes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum SignedUpload {
     Put(PresignedRequest),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What `/health/detailed` and `/admin/stats` show about FAL.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FalOverview {
     pub configured: bool,
     pub webhooks: bool,
@@ -21,13 +21,16 @@ pub struct FalOverview {
     pub max_in_flight: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BreakerView {
     /// `closed`, `open` or `half_open`.
+    #[schema(value_type = String, pattern = "^(closed|open|half_open)$")]
     pub state: &'static str,
     pub consecutive_failures: u32,
     pub threshold: u32,
+    #[schema(required = true)]
     pub opened_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub last_error: Option<String>,
 }
 

@@ -23,10 +23,16 @@ pub(super) fn ago(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     now - chrono::Duration::from_std(d).unwrap_or_default()
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SweepReport {
+    /// Jobs whose lost messages were sent again.
+    #[schema(value_type = Vec<uuid::Uuid>)]
     pub requeued: Vec<JobId>,
+    /// Jobs failed for passing their deadline.
+    #[schema(value_type = Vec<uuid::Uuid>)]
     pub timed_out: Vec<JobId>,
+    /// Files whose upload event was missed, ingested now.
+    #[schema(value_type = Vec<uuid::Uuid>)]
     pub ingested: Vec<FileId>,
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Where uploaded bytes live in object storage.
 pub const UPLOADS_PREFIX: &str = "uploads/";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FileStatus {
     Pending,

@@ -332,18 +332,6 @@ impl GenerationJob {
         Ok(next)
     }
 
-    /// The job as clients see it: FAL's request id, but not the URLs only our worker uses.
-    pub fn public_json(&self) -> serde_json::Value {
-        let mut value = serde_json::to_value(self).unwrap_or_default();
-        if let Some(fields) = value.as_object_mut() {
-            fields.remove("fal");
-            if let Some(fal) = &self.fal {
-                fields.insert("fal_request_id".to_owned(), fal.request_id.clone().into());
-            }
-        }
-        value
-    }
-
     /// Records the FAL request a running job was submitted as. Refused when one is already
     /// recorded, so two workers can never both believe they submitted the job.
     pub fn record_submission(
@@ -458,27 +446,6 @@ mod tests {
             again.report_progress(39, "late", now),
             Err(TransitionError::ProgressBackwards { from: 40, to: 39 })
         ));
-    }
-
-    #[test]
-    fn clients_see_the_fal_request_id_but_not_its_urls() {
-        let now = Utc::now();
-        let mut submitted = job().start(now).unwrap();
-        submitted.fal = Some(FalRequest {
-            request_id: "req-1".into(),
-            status_url: "https://queue.example/status".into(),
-            response_url: "https://queue.example/response".into(),
-            cancel_url: "https://queue.example/cancel".into(),
-            submitted_at: now,
-        });
-        let json = submitted.public_json();
-        assert_eq!(json["job_id"], submitted.job_id.to_string());
-        assert_eq!(json["fal_request_id"], "req-1");
-        assert!(json.get("fal").is_none(), "{json}");
-        assert!(!json.to_string().contains("queue.example"));
-        let plain = job().public_json();
-        assert!(plain.get("fal_request_id").is_none() && plain.get("fal").is_none());
-        assert_eq!(plain["status"], "queued");
     }
 
     #[test]

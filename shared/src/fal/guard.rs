@@ -157,7 +157,7 @@ pub async fn refund_quota(
 }
 
 /// FAL runs and their estimated cost on one day.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DailySpend {
     pub date: NaiveDate,
     pub runs: BTreeMap<&'static str, u64>,

@@ -24,17 +24,18 @@ pub struct ReceivedMessage {
     pub receive_count: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub message_id: String,
     pub body: String,
     pub receive_count: u32,
     pub sent_at: DateTime<Utc>,
     /// When the message was dead-lettered, where the backend records it.
+    #[schema(required = true)]
     pub dead_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueDepth {
     pub visible: u64,
     pub in_flight: u64,

@@ -29,10 +29,13 @@ pub struct ObjectMeta {
 }
 
 /// A request a client makes on its own: method, URL and the headers it must send unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PresignedRequest {
     pub url: String,
+    /// `PUT`.
+    #[schema(value_type = String, example = "PUT")]
     pub method: &'static str,
+    /// Headers to send exactly as given.
     pub headers: BTreeMap<String, String>,
     pub expires_at: DateTime<Utc>,
 }
@@ -40,10 +43,13 @@ pub struct PresignedRequest {
 /// A browser form upload: POST `url` as `multipart/form-data` with every field of `fields`,
 /// then the file as the last part, named `file`. The signed policy fixes the exact key, the
 /// content type and the allowed length range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PresignedPost {
     pub url: String,
+    /// `POST`.
+    #[schema(value_type = String, example = "POST")]
     pub method: &'static str,
+    /// Form fields to send before the file.
     pub fields: BTreeMap<String, String>,
     pub expires_at: DateTime<Utc>,
 }

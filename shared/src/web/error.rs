@@ -13,6 +13,139 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema};
+
+/// Every `error_code` an answer can carry, by the HTTP status it comes with. The OpenAPI
+/// document's envelopes are read from here (`Error404` allows the 404 codes alone), and a test
+/// holds every error this module renders to it.
+pub const ERROR_CODES: &[(u16, &[&str])] = &[
+    (
+        400,
+        &[
+            "BAD_REQUEST",
+            "EMPTY_FILE",
+            "INVALID_FILENAME",
+            "INVALID_FILE_ID",
+            "INVALID_FILE_TYPE",
+            "INVALID_JOB_ID",
+            "INVALID_OBJECT_KEY",
+            "MODEL_UNAVAILABLE",
+            "SIGNED_REQUEST_MISMATCH",
+            "TOO_MANY_FILES",
+            "UNSUPPORTED_OPTION",
+        ],
+    ),
+    (
+        401,
+        &[
+            "STATUS_TOKEN_EXPIRED",
+            "STATUS_TOKEN_INVALID",
+            "UNAUTHORIZED",
+            "WEBHOOK_SIGNATURE_INVALID",
+        ],
+    ),
+    (403, &["FORBIDDEN", "SIGNATURE_INVALID"]),
+    (
+        404,
+        &[
+            "FILE_NOT_FOUND",
+            "JOB_NOT_FOUND",
+            "NOT_FOUND",
+            "RESULT_FILE_NOT_FOUND",
+        ],
+    ),
+    (405, &["METHOD_NOT_ALLOWED"]),
+    (408, &["REQUEST_TIMEOUT"]),
+    (
+        409,
+        &[
+            "CONFLICT",
+            "FILE_NOT_READY",
+            "INVALID_JOB_STATE",
+            "RESULT_NOT_READY",
+            "UPLOAD_ALREADY_RECEIVED",
+        ],
+    ),
+    (410, &["GONE"]),
+    (411, &["LENGTH_REQUIRED"]),
+    (
+        413,
+        &["FILE_TOO_LARGE", "IMAGE_TOO_LARGE", "PAYLOAD_TOO_LARGE"],
+    ),
+    (415, &["UNSUPPORTED_MEDIA_TYPE"]),
+    (
+        422,
+        &[
+            "IDEMPOTENCY_KEY_REUSED",
+            "INVALID_IMAGE",
+            "VALIDATION_ERROR",
+        ],
+    ),
+    (
+        429,
+        &["QUOTA_EXCEEDED", "RATE_LIMITED", "TOO_MANY_CONNECTIONS"],
+    ),
+    (500, &["INTERNAL_ERROR"]),
+    (503, &["SERVICE_UNAVAILABLE"]),
+];
+
+/// Whether `code` is one `status` carries (see [`ERROR_CODES`]).
+pub fn is_documented(status: StatusCode, code: &str) -> bool {
+    ERROR_CODES
+        .iter()
+        .any(|(s, codes)| *s == status.as_u16() && codes.contains(&code))
+}
+
+/// Every error code (the README's table); each status's envelope narrows it to its own.
+pub struct ErrorCode;
+
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        code_enum(
+            ERROR_CODES
+                .iter()
+                .flat_map(|(_, codes)| codes.iter().copied()),
+        )
+    }
+}
+
+/// A string schema that is one of `codes`.
+pub(super) fn code_enum<'a>(codes: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
+    let mut codes: Vec<&str> = codes.into_iter().collect();
+    codes.sort_unstable();
+    codes.dedup();
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(codes))
+        .into()
+}
+
+impl utoipa::ToSchema for ErrorCode {}
+
+/// Every error's body: a stable code, the HTTP status, a summary and the specifics.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Always `true`.
+    pub error: bool,
+    /// The stable code (see the README's table), e.g. `JOB_NOT_FOUND`.
+    #[schema(value_type = ErrorCode)]
+    pub error_code: &'static str,
+    /// A short summary of the code.
+    pub message: String,
+    /// What exactly was refused (never what a backend said).
+    pub detail: String,
+    pub status_code: u16,
+    /// Machine-readable specifics: `field`, `limit`, `retry_after`, `component`, ...
+    #[schema(value_type = Object)]
+    pub details: Value,
+    /// The request id (also in `X-Request-Id`).
+    pub request_id: String,
+    /// A failed readiness check's report (`checks`, `failed_components`) beside the envelope.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub report: Map<String, Value>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -356,20 +489,20 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(error_code = self.code(), error = %self, "request refused");
         }
-        let mut body = json!({
-            "error": true,
-            "error_code": self.code(),
-            "message": self.message(),
-            "detail": self.detail(),
-            "status_code": status.as_u16(),
-            "details": self.details(),
-            "request_id": current_request_id(),
-        });
-        if let (Self::NotReady { failed, report }, Value::Object(fields)) = (&self, &mut body) {
-            for (name, value) in report {
-                fields.entry(name.clone()).or_insert_with(|| value.clone());
-            }
-            fields.insert("failed_components".to_owned(), json!(failed));
+        let mut body = ErrorBody {
+            error: true,
+            error_code: self.code(),
+            message: self.message(),
+            detail: self.detail(),
+            status_code: status.as_u16(),
+            details: self.details(),
+            request_id: current_request_id(),
+            report: Map::new(),
+        };
+        if let Self::NotReady { failed, report } = &self {
+            body.report.clone_from(report);
+            body.report
+                .insert("failed_components".to_owned(), json!(failed));
         }
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
@@ -589,6 +722,11 @@ mod tests {
         for err in errors {
             let name = format!("{err:?}");
             let (status, body) = body_of(err).await;
+            let code = body["error_code"].as_str().unwrap();
+            assert!(
+                is_documented(status, code),
+                "{name}: {status} {code} is not in ERROR_CODES"
+            );
             let message = body["message"].as_str().unwrap();
             let title = status.canonical_reason().unwrap();
             assert!(!message.eq_ignore_ascii_case(title), "{name}: {body}");
@@ -603,6 +741,34 @@ mod tests {
             detail: "the body is over its 1024 bytes".into(),
         };
         assert_eq!(message(rejected).await, "the body is over its 1024 bytes");
+    }
+
+    /// The refusals of the web layer (axum's rejections, unknown routes and methods, readiness)
+    /// carry the codes the document lists for their status, as the services' errors do above.
+    #[tokio::test]
+    async fn every_refusal_of_the_web_layer_is_in_the_code_table() {
+        let layer_statuses = [400, 404, 405, 408, 411, 413, 415, 422, 429, 500];
+        let refusals = layer_statuses.map(|s| ApiError::Rejected {
+            status: StatusCode::from_u16(s).unwrap(),
+            detail: "refused".into(),
+        });
+        let others = [
+            ApiError::RouteNotFound("/x".into()),
+            ApiError::MethodNotAllowed,
+            ApiError::NotReady {
+                failed: vec!["queue"],
+                report: Map::new(),
+            },
+        ];
+        for err in refusals.into_iter().chain(others) {
+            let name = format!("{err:?}");
+            let (status, body) = body_of(err).await;
+            let code = body["error_code"].as_str().unwrap();
+            assert!(
+                is_documented(status, code),
+                "{name}: {status} {code} is not in ERROR_CODES"
+            );
+        }
     }
 
     #[tokio::test]

@@ -4,13 +4,13 @@
 //! request reached (`X-Forwarded-Proto` and `Host`, as API Gateway and the local server see
 //! them); streams go to `STATUS_STREAM_BASE_URL` when set (on AWS, the streaming function URL).
 
+use super::views::TaskLinks;
 use crate::app::status_token;
 use crate::context::AppContext;
 use crate::domain::JobId;
 use axum::extract::FromRequestParts;
 use chrono::Utc;
 use http::request::Parts;
-use serde_json::{Value, json};
 use std::convert::Infallible;
 
 /// The origin (`scheme://host[:port]`) clients reach this deployment at.
@@ -70,8 +70,8 @@ impl FromRequestParts<AppContext> for Origin {
     }
 }
 
-/// `{events_url, status_url, links_expire_at}` for task `task_id` of `owner`.
-pub fn task_links(ctx: &AppContext, origin: &Origin, task_id: JobId, owner: &str) -> Value {
+/// The links task `task_id` of `owner` is followed by.
+pub fn task_links(ctx: &AppContext, origin: &Origin, task_id: JobId, owner: &str) -> TaskLinks {
     let token = status_token::issue(
         ctx.status_secret(),
         task_id,
@@ -85,27 +85,11 @@ pub fn task_links(ctx: &AppContext, origin: &Origin, task_id: JobId, owner: &str
         .as_deref()
         .unwrap_or(&origin.0);
     let path = format!("/api/v1/status/tasks/{task_id}");
-    json!({
-        "events_url": format!("{streams}{path}/stream?token={}", token.token),
-        "status_url": format!("{}{path}/status?token={}", origin.0, token.token),
-        "links_expire_at": token.expires_at,
-    })
-}
-
-/// Adds [`task_links`] to a JSON object answer.
-pub fn with_task_links(
-    mut body: Value,
-    ctx: &AppContext,
-    origin: &Origin,
-    task_id: JobId,
-    owner: &str,
-) -> Value {
-    if let (Value::Object(map), Value::Object(links)) =
-        (&mut body, task_links(ctx, origin, task_id, owner))
-    {
-        map.extend(links);
+    TaskLinks {
+        events_url: format!("{streams}{path}/stream?token={}", token.token),
+        status_url: format!("{}{path}/status?token={}", origin.0, token.token),
+        links_expire_at: token.expires_at,
     }
-    body
 }
 
 #[cfg(test)]

@@ -1,34 +1,24 @@
 //! The OpenAPI description's shared parts. Each route declares its operation beside its handler
 //! (`#[utoipa::path]`), and the routers are built from those declarations (`utoipa_axum`), so
-//! the document and the routes cannot drift. Here: the error envelope as a schema, the error
-//! answers every operation may give, the security schemes, the document's header, and what
-//! multipart forms share.
+//! the document and the routes cannot drift. Here: the error envelope as a schema (one per
+//! status, its `error_code` an enum of the codes that status carries), the error answers every
+//! operation may give, the security schemes, the document's header, and what multipart forms
+//! share.
 
-use utoipa::openapi::schema::{ObjectBuilder, Schema};
+use super::error::{ERROR_CODES, ErrorBody, code_enum};
+use utoipa::IntoResponses;
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{InfoBuilder, OpenApi, RefOr};
-use utoipa::{IntoResponses, ToSchema};
+use utoipa::openapi::{InfoBuilder, OpenApi, Ref, RefOr};
 
-/// Every error: a stable code, the HTTP status, a summary and the specifics.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // A description of what `ApiError` renders; never built.
-pub struct ErrorBody {
-    /// Always `true`.
-    error: bool,
-    /// The stable code (see the README's table), e.g. `JOB_NOT_FOUND`.
-    error_code: String,
-    /// A short summary of the code.
-    message: String,
-    /// What exactly was refused (never what a backend said).
-    detail: String,
-    status_code: u16,
-    /// Machine-readable specifics: `field`, `limit`, `retry_after`, `component`, ...
-    details: serde_json::Map<String, serde_json::Value>,
-    /// The request id (also in `X-Request-Id`).
-    request_id: String,
+/// The name of the envelope schema of `status` (`Error404`): `ErrorBody` with the codes of that
+/// status alone.
+fn envelope_name(status: impl std::fmt::Display) -> String {
+    format!("Error{status}")
 }
 
-/// The errors any operation may answer with; each is the envelope.
+/// The errors any operation may answer with; each is the envelope (the document rewrites each
+/// to its status's own, see [`document`]).
 #[derive(IntoResponses)]
 #[allow(dead_code)] // A description for the document; never built.
 pub enum ApiErrors {
@@ -86,6 +76,21 @@ pub fn document(mut api: OpenApi) -> OpenApi {
         "api_key",
         SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
     );
+    for (status, codes) in ERROR_CODES {
+        let narrowed = AllOfBuilder::new()
+            .item(Ref::from_schema_name("ErrorBody"))
+            .item(
+                ObjectBuilder::new()
+                    .property("error_code", code_enum(codes.iter().copied()))
+                    .required("error_code"),
+            )
+            .description(Some(format!("The error envelope of a {status} answer.")))
+            .build();
+        components
+            .schemas
+            .insert(envelope_name(*status), Schema::AllOf(narrowed).into());
+    }
+    narrow_error_envelopes(&mut api);
     for name in multipart_forms(&api) {
         let schemas = &mut api.components.get_or_insert_with(Default::default).schemas;
         if let Some(RefOr::T(Schema::Object(form))) = schemas.get_mut(&name) {
@@ -93,6 +98,39 @@ pub fn document(mut api: OpenApi) -> OpenApi {
         }
     }
     api
+}
+
+/// Points every error answer at its status's envelope (`Error404` for a 404 of `ErrorBody`).
+fn narrow_error_envelopes(api: &mut OpenApi) {
+    let generic = Ref::from_schema_name("ErrorBody").ref_location;
+    let known: Vec<String> = ERROR_CODES.iter().map(|(s, _)| s.to_string()).collect();
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            for (status, response) in op.responses.responses.iter_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                if !known.contains(status) {
+                    continue;
+                }
+                for content in response.content.values_mut() {
+                    let RefOr::T(content) = content else {
+                        continue;
+                    };
+                    if matches!(&content.schema, Some(RefOr::Ref(r)) if r.ref_location == generic) {
+                        content.schema = Some(Ref::from_schema_name(envelope_name(status)).into());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A multipart field's name travels in a part header, where control characters other than tab
