@@ -19,6 +19,7 @@ import referencing
 from image2model_client import AuthenticatedClient
 from image2model_client.api.downloads import download
 from image2model_client.api.jobs import available_models, create_job, get_job
+from image2model_client.api.status import task_status, task_stream
 from image2model_client.api.uploads import get_file, presign_uploads, upload_batch
 from image2model_client.models import (
     BatchForm,
@@ -30,6 +31,7 @@ from image2model_client.models import (
     GenerateSpec,
     ImageType,
     LinkedJobView,
+    LinkedTaskStatus,
     PresignedFiles,
     PresignedRequest,
     PresignFile,
@@ -77,33 +79,38 @@ class Frames:
             best = jsonschema.exceptions.best_match(errors)
             raise SystemExit(f"{what}: frame {frame} breaks StreamEvent: {best.message}")
 
-    def follow(self, url, what):
-        """Every frame of the stream at `url` until its last, each validated; returns the
-        frames with their data decoded."""
+    def read(self, lines, what):
+        """The frames of an event stream's `lines` up to its last event, each validated, with
+        their data decoded."""
         frames = []
         started = time.monotonic()
+        frame = {}
+        for line in lines:
+            if time.monotonic() - started > DEADLINE_SECONDS:
+                raise SystemExit(f"{what}: the stream did not end in {DEADLINE_SECONDS} s")
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field in ("event", "id"):
+                frame[field] = value
+            elif field == "data":
+                frame["data"] = f"{frame['data']}\n{value}" if "data" in frame else value
+            elif field == "retry":
+                frame["retry"] = int(value)
+            elif line == "" and frame:
+                self.check(frame, what)
+                self.counts[frame["event"]] += 1
+                frames.append({"event": frame["event"], "data": json.loads(frame["data"])})
+                if frame["event"] in TERMINAL:
+                    break
+                frame = {}
+        return frames
+
+    def follow(self, url, what):
+        """Every frame of the stream at `url` until its last, each validated."""
         with httpx.stream("GET", url, timeout=DEADLINE_SECONDS) as response:
             if response.status_code != 200:
                 raise SystemExit(f"{what}: stream answered {response.status_code}")
-            frame = {}
-            for line in response.iter_lines():
-                if time.monotonic() - started > DEADLINE_SECONDS:
-                    raise SystemExit(f"{what}: the stream did not end in {DEADLINE_SECONDS} s")
-                field, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if field in ("event", "id"):
-                    frame[field] = value
-                elif field == "data":
-                    frame["data"] = f"{frame['data']}\n{value}" if "data" in frame else value
-                elif field == "retry":
-                    frame["retry"] = int(value)
-                elif line == "" and frame:
-                    self.check(frame, what)
-                    self.counts[frame["event"]] += 1
-                    frames.append({"event": frame["event"], "data": json.loads(frame["data"])})
-                    if frame["event"] in TERMINAL:
-                        break
-                    frame = {}
+            frames = self.read(response.iter_lines(), what)
         if not frames or frames[-1]["event"] not in TERMINAL:
             raise SystemExit(f"{what}: the stream ended without a last event: {frames}")
         print(f"{what}: {len(frames)} frames valid, " + " -> ".join(f["event"] for f in frames))
@@ -144,6 +151,15 @@ def main(base_url, key, photos):
     if last["event"] != "task_completed":
         raise SystemExit(f"the job did not complete: {last}")
     shown = expect(get_job.sync(job.job_id, client=client), LinkedJobView, "get job")
+    status = expect(task_status.sync(job.job_id, client=client), LinkedTaskStatus, "task status")
+    if status.result is None or status.completed_files != 1:
+        raise SystemExit(f"the status does not show the model: {status}")
+    # The stream through the generated client too (with the key; it ends at the terminal event).
+    streamed = task_stream.sync_detailed(job.job_id, client=client, timeout=30.0)
+    if streamed.status_code != 200:
+        raise SystemExit(f"the generated client's stream answered {streamed.status_code}")
+    replayed = frames.read(streamed.content.decode().splitlines(), "stream through the client")
+    print(f"stream through the generated client: {len(replayed)} frame(s), last {replayed[-1]['event']}")
     link = expect(download.sync(job.job_id, client=client, redirect=False), DownloadLink, "download")
     model = httpx.get(link.url)
     if model.status_code != 200 or model.content[:4] != b"glTF":

@@ -17,14 +17,13 @@ use image2model_shared::host::{self, round2};
 use image2model_shared::metrics;
 use image2model_shared::ports::QueueDepth;
 use image2model_shared::web::ApiError;
-use image2model_shared::web::error::ErrorBody;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use views::{
     Alive, Banner, CheckView, ComponentState, ComponentStatus, Detailed, DetailedComponent,
-    GeneratorKind, Liveness, LivenessProbe, OpenApiDocument, Probe, Readiness, ReadyState,
-    SystemView,
+    DetailedNotReady, GeneratorKind, Liveness, LivenessProbe, NotReady, OpenApiDocument, Probe,
+    Readiness, ReadyState, SystemView,
 };
 
 mod views;
@@ -157,7 +156,7 @@ fn when_ready<T: Serialize>(checks: &[Check], report: T) -> Result<Json<T>, ApiE
 /// Readiness: the store, object storage and the queue each really exercised.
 #[utoipa::path(get, path = "/api/v1/health/readiness", tag = "health", responses(
     (status = 200, body = Readiness, description = "`checks` has `store`, `object_storage` and `queue`"),
-    (status = 503, body = ErrorBody, description = "The envelope, with the report's fields and `failed_components` beside it"),
+    (status = 503, body = NotReady, description = "The envelope, with the report's fields and `failed_components` beside it"),
 ))]
 async fn readiness(State(ctx): State<AppContext>) -> Result<Json<Readiness>, ApiError> {
     let checks = check_all(&ctx).await;
@@ -167,7 +166,7 @@ async fn readiness(State(ctx): State<AppContext>) -> Result<Json<Readiness>, Api
 /// Readiness of the store alone.
 #[utoipa::path(get, path = "/api/v1/health/db", tag = "health", responses(
     (status = 200, body = Readiness, description = "`checks` has `store`"),
-    (status = 503, body = ErrorBody, description = "The envelope, with the report's fields and `failed_components` beside it"),
+    (status = 503, body = NotReady, description = "The envelope, with the report's fields and `failed_components` beside it"),
 ))]
 async fn database(State(ctx): State<AppContext>) -> Result<Json<Readiness>, ApiError> {
     let checks = [check_store(&ctx).await];
@@ -232,7 +231,7 @@ fn system(ctx: &AppContext) -> SystemView {
 /// and FAL's state.
 #[utoipa::path(get, path = "/api/v1/health/detailed", tag = "health", responses(
     (status = 200, body = Detailed, description = "Every component, the machine, jobs, the queue and FAL"),
-    (status = 503, body = ErrorBody, description = "The envelope, with the report's fields and `failed_components` beside it"),
+    (status = 503, body = DetailedNotReady, description = "The envelope, with the report's fields and `failed_components` beside it"),
 ))]
 async fn detailed(State(ctx): State<AppContext>) -> Result<Json<Detailed>, ApiError> {
     let checks = check_all(&ctx).await;

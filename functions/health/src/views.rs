@@ -6,7 +6,9 @@ use image2model_shared::host::HostFigures;
 use image2model_shared::ports::QueueDepth;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 /// The old API's root banner.
 #[derive(Debug, Serialize, ToSchema)]
@@ -165,4 +167,55 @@ pub struct OpenApiDocument {
     paths: serde_json::Value,
     #[schema(value_type = Object)]
     components: serde_json::Value,
+}
+
+/// A failed check's 503: the envelope (`Error503`), the report beside it, and the components
+/// that failed.
+fn not_ready(report: &str) -> RefOr<Schema> {
+    let failed = ObjectBuilder::new()
+        .property(
+            "failed_components",
+            ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)),
+        )
+        .required("failed_components");
+    AllOfBuilder::new()
+        .item(Ref::from_schema_name("Error503"))
+        .item(Ref::from_schema_name(report))
+        .item(failed)
+        .description(Some(format!(
+            "A failed check: the 503 envelope with the `{report}` report beside it"
+        )))
+        .into()
+}
+
+/// The 503 of readiness and of the store's check.
+pub struct NotReady;
+
+impl PartialSchema for NotReady {
+    fn schema() -> RefOr<Schema> {
+        not_ready("Readiness")
+    }
+}
+
+impl ToSchema for NotReady {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push(("Readiness".to_owned(), Readiness::schema()));
+        <Readiness as ToSchema>::schemas(schemas);
+    }
+}
+
+/// The 503 of the detailed report.
+pub struct DetailedNotReady;
+
+impl PartialSchema for DetailedNotReady {
+    fn schema() -> RefOr<Schema> {
+        not_ready("Detailed")
+    }
+}
+
+impl ToSchema for DetailedNotReady {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push(("Detailed".to_owned(), Detailed::schema()));
+        <Detailed as ToSchema>::schemas(schemas);
+    }
 }

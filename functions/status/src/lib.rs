@@ -114,7 +114,7 @@ struct StreamParams {
     params(("task_id" = uuid::Uuid, Path, description = "A job's or a batch's id"), StreamParams),
     security(("bearer" = []), ("api_key" = []), ()),
     responses(
-        (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each `task_*` event has an `id:` (send it back as `Last-Event-ID` to resume)"),
+        (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each status change has an `id:`, the task's version (send it back as `Last-Event-ID` to resume); the `task_failed` of a task deleted while followed has none"),
         (status = 204, description = "A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come"),
         ApiErrors,
     ),
@@ -135,7 +135,7 @@ async fn sse(
     params(("task_id" = uuid::Uuid, Path, description = "A job's or a batch's id"), StreamParams),
     security(("bearer" = []), ("api_key" = []), ()),
     responses(
-        (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each `task_*` event has an `id:` (send it back as `Last-Event-ID` to resume)"),
+        (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each status change has an `id:`, the task's version (send it back as `Last-Event-ID` to resume); the `task_failed` of a task deleted while followed has none"),
         (status = 204, description = "A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come"),
         ApiErrors,
     ),

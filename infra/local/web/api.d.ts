@@ -1015,6 +1015,13 @@ export interface components {
         /**
          * @description What a client asks for: a job on one of its files, a model type (the default when absent)
          *     and options (the body of `POST /api/v1/jobs`).
+         * @example {
+         *       "file_id": "6f0d6c2e-3a8b-4f7e-9b1a-2c4d5e6f7a8b",
+         *       "model_type": "depth_anything_v2",
+         *       "options": {
+         *         "face_limit": 20000
+         *       }
+         *     }
          */
         CreateJobRequest: {
             /**
@@ -1144,6 +1151,10 @@ export interface components {
             response_time_ms: number | null;
             status: components["schemas"]["ComponentState"];
         };
+        /** @description A failed check: the 503 envelope with the `Detailed` report beside it */
+        DetailedNotReady: components["schemas"]["Error503"] & components["schemas"]["Detailed"] & {
+            failed_components: string[];
+        };
         /** @description One prefix in the old API's `disk-usage` shape. */
         DirectoryUsage: {
             directory_count: number;
@@ -1218,11 +1229,6 @@ export interface components {
             /** @enum {string} */
             error_code: "FILE_NOT_FOUND" | "JOB_NOT_FOUND" | "NOT_FOUND" | "RESULT_FILE_NOT_FOUND";
         };
-        /** @description The error envelope of a 405 answer. */
-        Error405: components["schemas"]["ErrorBody"] & {
-            /** @enum {string} */
-            error_code: "METHOD_NOT_ALLOWED";
-        };
         /** @description The error envelope of a 408 answer. */
         Error408: components["schemas"]["ErrorBody"] & {
             /** @enum {string} */
@@ -1237,11 +1243,6 @@ export interface components {
         Error410: components["schemas"]["ErrorBody"] & {
             /** @enum {string} */
             error_code: "GONE";
-        };
-        /** @description The error envelope of a 411 answer. */
-        Error411: components["schemas"]["ErrorBody"] & {
-            /** @enum {string} */
-            error_code: "LENGTH_REQUIRED";
         };
         /** @description The error envelope of a 413 answer. */
         Error413: components["schemas"]["ErrorBody"] & {
@@ -1262,11 +1263,6 @@ export interface components {
         Error429: components["schemas"]["ErrorBody"] & {
             /** @enum {string} */
             error_code: "QUOTA_EXCEEDED" | "RATE_LIMITED" | "TOO_MANY_CONNECTIONS";
-        };
-        /** @description The error envelope of a 500 answer. */
-        Error500: components["schemas"]["ErrorBody"] & {
-            /** @enum {string} */
-            error_code: "INTERNAL_ERROR";
         };
         /** @description The error envelope of a 503 answer. */
         Error503: components["schemas"]["ErrorBody"] & {
@@ -1756,6 +1752,10 @@ export interface components {
          * @enum {string}
          */
         ModelType: "depth_anything_v2" | "tripo3d" | "trellis" | "hunyuan3d";
+        /** @description A failed check: the 503 envelope with the `Readiness` report beside it */
+        NotReady: components["schemas"]["Error503"] & components["schemas"]["Readiness"] & {
+            failed_components: string[];
+        };
         /** @description An OpenAPI 3.1 document (this one). */
         OpenApiDocument: {
             components: Record<string, never>;
@@ -1783,7 +1783,23 @@ export interface components {
              */
             size: number;
         };
-        /** @description The body of `POST /api/v1/uploads/presign`. */
+        /**
+         * @description The body of `POST /api/v1/uploads/presign`.
+         * @example {
+         *       "files": [
+         *         {
+         *           "content_type": "image/jpeg",
+         *           "filename": "coffee.jpg",
+         *           "size": 412337
+         *         }
+         *       ],
+         *       "generate": {
+         *         "options": {
+         *           "face_limit": 20000
+         *         }
+         *       }
+         *     }
+         */
         PresignRequest: {
             /** @description The files to announce (at most `MAX_FILES`). */
             files: components["schemas"]["PresignFile"][];
@@ -2222,6 +2238,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Banner"];
+                };
+            };
+            /** @description A header that takes one value sent twice, or a request axum could not read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Over a rate limit, or (local server) too many connections from one client */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
                 };
             };
         };
@@ -4332,6 +4366,24 @@ export interface operations {
                     "application/json": components["schemas"]["Liveness"];
                 };
             };
+            /** @description A header that takes one value sent twice, or a request axum could not read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Over a rate limit, or (local server) too many connections from one client */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
         };
     };
     database: {
@@ -4352,13 +4404,31 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
+            /** @description A header that takes one value sent twice, or a request axum could not read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Over a rate limit, or (local server) too many connections from one client */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
             /** @description The envelope, with the report's fields and `failed_components` beside it */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error503"];
+                    "application/json": components["schemas"]["NotReady"];
                 };
             };
         };
@@ -4381,13 +4451,31 @@ export interface operations {
                     "application/json": components["schemas"]["Detailed"];
                 };
             };
+            /** @description A header that takes one value sent twice, or a request axum could not read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Over a rate limit, or (local server) too many connections from one client */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
             /** @description The envelope, with the report's fields and `failed_components` beside it */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error503"];
+                    "application/json": components["schemas"]["DetailedNotReady"];
                 };
             };
         };
@@ -4410,6 +4498,24 @@ export interface operations {
                     "application/json": components["schemas"]["LivenessProbe"];
                 };
             };
+            /** @description A header that takes one value sent twice, or a request axum could not read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Over a rate limit, or (local server) too many connections from one client */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
         };
     };
     prometheus: {
@@ -4428,6 +4534,24 @@ export interface operations {
                 };
                 content: {
                     "text/plain; version=0.0.4; charset=utf-8": string;
+                };
+            };
+            /** @description A header that takes one value sent twice, or a request axum could not read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Over a rate limit, or (local server) too many connections from one client */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
                 };
             };
         };
@@ -4450,13 +4574,31 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
+            /** @description A header that takes one value sent twice, or a request axum could not read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Over a rate limit, or (local server) too many connections from one client */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
             /** @description The envelope, with the report's fields and `failed_components` beside it */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error503"];
+                    "application/json": components["schemas"]["NotReady"];
                 };
             };
         };
@@ -5457,6 +5599,24 @@ export interface operations {
                     "application/json": components["schemas"]["ModelInfo"][];
                 };
             };
+            /** @description A header that takes one value sent twice, or a request axum could not read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Over a rate limit, or (local server) too many connections from one client */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
         };
     };
     models_download: {
@@ -5847,6 +6007,24 @@ export interface operations {
                     "application/json": components["schemas"]["OpenApiDocument"];
                 };
             };
+            /** @description A header that takes one value sent twice, or a request axum could not read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Over a rate limit, or (local server) too many connections from one client */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
         };
     };
     task_events: {
@@ -5869,13 +6047,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each `task_*` event has an `id:` (send it back as `Last-Event-ID` to resume) */
+            /** @description The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each status change has an `id:`, the task's version (send it back as `Last-Event-ID` to resume); the `task_failed` of a task deleted while followed has none */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["StreamEvent"];
+                    "text/event-stream": unknown;
                 };
             };
             /** @description A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come */
@@ -6131,13 +6309,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each `task_*` event has an `id:` (send it back as `Last-Event-ID` to resume) */
+            /** @description The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each status change has an `id:`, the task's version (send it back as `Last-Event-ID` to resume); the `task_failed` of a task deleted while followed has none */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["StreamEvent"];
+                    "text/event-stream": unknown;
                 };
             };
             /** @description A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come */
@@ -7012,6 +7190,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Liveness"];
+                };
+            };
+            /** @description A header that takes one value sent twice, or a request axum could not read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Over a rate limit, or (local server) too many connections from one client */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
                 };
             };
         };

@@ -19,6 +19,10 @@ use serde::Deserialize;
 /// and options (the body of `POST /api/v1/jobs`).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "file_id": "6f0d6c2e-3a8b-4f7e-9b1a-2c4d5e6f7a8b", "model_type": "depth_anything_v2",
+    "options": {"face_limit": 20000}
+}))]
 pub struct CreateJobRequest {
     /// A file of the caller (ready, or pending: the job then waits for it).
     #[schema(value_type = uuid::Uuid)]

@@ -68,6 +68,10 @@ pub enum UploadMethod {
 /// The body of `POST /api/v1/uploads/presign`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "files": [{"filename": "coffee.jpg", "content_type": "image/jpeg", "size": 412337}],
+    "generate": {"options": {"face_limit": 20000}}
+}))]
 pub struct PresignRequest {
     /// The files to announce (at most `MAX_FILES`).
     #[schema(min_items = 1, max_items = 25)]

@@ -168,6 +168,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A request with more work than the rate limit allows in a whole minute: it never passes
+    /// as it is, so no `Retry-After` promises that it will.
+    #[error(
+        "this request is {units} units of work (a file or a job each); the rate limit allows {limit} a minute: send it in smaller parts"
+    )]
+    WorkOverLimit { units: u64, limit: u64 },
     #[error("webhook refused: {0}")]
     WebhookUnverified(String),
     #[error("the signed URL is invalid or has expired")]
@@ -215,7 +221,7 @@ impl ApiError {
             Self::Forbidden | Self::SignatureInvalid => StatusCode::FORBIDDEN,
             Self::RouteNotFound(_) | Self::ObjectNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::WorkOverLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Rejected { status, .. } => *status,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -234,7 +240,7 @@ impl ApiError {
             Self::RouteNotFound(_) => "NOT_FOUND",
             Self::ObjectNotFound(_) => "FILE_NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::RateLimited { .. } | Self::WorkOverLimit { .. } => "RATE_LIMITED",
             Self::WebhookUnverified(_) => "WEBHOOK_SIGNATURE_INVALID",
             Self::SignatureInvalid => "SIGNATURE_INVALID",
             Self::SignedRequestMismatch(_) => "SIGNED_REQUEST_MISMATCH",
@@ -260,6 +266,7 @@ impl ApiError {
             Self::ObjectNotFound(_) => Some("File not found"),
             Self::MethodNotAllowed => Some("Method not allowed"),
             Self::RateLimited { .. } => Some("Rate limit exceeded"),
+            Self::WorkOverLimit { .. } => Some("Request larger than the rate limit"),
             Self::WebhookUnverified(_) => Some("Webhook signature invalid"),
             Self::SignatureInvalid => Some("Invalid or expired signature"),
             Self::SignedRequestMismatch(_) => Some("Request does not match the signed URL"),
@@ -286,6 +293,7 @@ impl ApiError {
         match self {
             Self::App(err) => app_details(err),
             Self::RateLimited { retry_after_secs } => json!({"retry_after": retry_after_secs}),
+            Self::WorkOverLimit { units, limit } => json!({"units": units, "limit": limit}),
             Self::Unavailable { component, .. } => json!({"component": component}),
             Self::Gone { replacement } => json!({"replacement": replacement}),
             _ => json!({}),
@@ -620,6 +628,7 @@ mod tests {
             ApiError::RateLimited {
                 retry_after_secs: 1,
             },
+            ApiError::WorkOverLimit { units: 9, limit: 8 },
             ApiError::WebhookUnverified("no signature".into()),
             ApiError::SignatureInvalid,
             ApiError::SignedRequestMismatch("length".into()),

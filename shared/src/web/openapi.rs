@@ -7,6 +7,9 @@
 
 use super::error::{ERROR_CODES, ErrorBody, code_enum};
 use utoipa::IntoResponses;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi, Ref, RefOr};
@@ -76,7 +79,108 @@ pub fn document(mut api: OpenApi) -> OpenApi {
         "api_key",
         SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
     );
+    every_operation(&mut api, answer_what_the_layers_refuse);
+    every_operation(&mut api, stream_items);
+    every_operation(&mut api, narrow_error_envelopes);
+    add_error_envelopes(&mut api);
+    for name in multipart_forms(&api) {
+        let schemas = &mut api.components.get_or_insert_with(Default::default).schemas;
+        if let Some(RefOr::T(Schema::Object(form))) = schemas.get_mut(&name) {
+            form.property_names = Some(Box::new(field_name_schema()));
+        }
+    }
+    api
+}
+
+/// Calls `change` on every operation of the document.
+fn every_operation(api: &mut OpenApi, change: fn(&mut Operation)) {
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        operations.into_iter().flatten().for_each(change);
+    }
+}
+
+/// What the layers around every route refuse before it runs (`layers.rs`, and the local
+/// server's connection cap), whatever the route declares.
+const LAYER_REFUSALS: [(&str, &str); 2] = [
+    (
+        "400",
+        "A header that takes one value sent twice, or a request axum could not read",
+    ),
+    (
+        "429",
+        "Over a rate limit, or (local server) too many connections from one client",
+    ),
+];
+
+/// Adds [`LAYER_REFUSALS`] to an operation that does not already answer them.
+fn answer_what_the_layers_refuse(op: &mut Operation) {
+    for (status, description) in LAYER_REFUSALS {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .into()
+            });
+    }
+}
+
+/// An event stream's schema describes each of its events: OpenAPI 3.2's `itemSchema`, which
+/// schemathesis validates every event against and generated clients do not mistake for the
+/// body of a single JSON answer.
+fn stream_items(op: &mut Operation) {
+    for response in op.responses.responses.values_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        if let Some(RefOr::T(content)) = response.content.get_mut("text/event-stream") {
+            content.item_schema = content.schema.take();
+        }
+    }
+}
+
+/// Points every error answer at its status's envelope (`Error404` for a 404 of `ErrorBody`).
+fn narrow_error_envelopes(op: &mut Operation) {
+    let generic = Ref::from_schema_name("ErrorBody").ref_location;
+    for (status, response) in op.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        for content in response.content.values_mut() {
+            let RefOr::T(content) = content else {
+                continue;
+            };
+            if matches!(&content.schema, Some(RefOr::Ref(r)) if r.ref_location == generic) {
+                content.schema = Some(Ref::from_schema_name(envelope_name(status)).into());
+            }
+        }
+    }
+}
+
+/// The envelope of each status an operation answers (`Error404`: `ErrorBody` whose
+/// `error_code` is one of the 404 codes of [`ERROR_CODES`]).
+fn add_error_envelopes(api: &mut OpenApi) {
+    let document = serde_json::to_string(&*api).unwrap_or_default();
+    let components = api.components.get_or_insert_with(Default::default);
     for (status, codes) in ERROR_CODES {
+        let name = envelope_name(status);
+        if !document.contains(&format!("\"#/components/schemas/{name}\"")) {
+            continue;
+        }
         let narrowed = AllOfBuilder::new()
             .item(Ref::from_schema_name("ErrorBody"))
             .item(
@@ -88,48 +192,7 @@ pub fn document(mut api: OpenApi) -> OpenApi {
             .build();
         components
             .schemas
-            .insert(envelope_name(*status), Schema::AllOf(narrowed).into());
-    }
-    narrow_error_envelopes(&mut api);
-    for name in multipart_forms(&api) {
-        let schemas = &mut api.components.get_or_insert_with(Default::default).schemas;
-        if let Some(RefOr::T(Schema::Object(form))) = schemas.get_mut(&name) {
-            form.property_names = Some(Box::new(field_name_schema()));
-        }
-    }
-    api
-}
-
-/// Points every error answer at its status's envelope (`Error404` for a 404 of `ErrorBody`).
-fn narrow_error_envelopes(api: &mut OpenApi) {
-    let generic = Ref::from_schema_name("ErrorBody").ref_location;
-    let known: Vec<String> = ERROR_CODES.iter().map(|(s, _)| s.to_string()).collect();
-    for item in api.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for op in operations.into_iter().flatten() {
-            for (status, response) in op.responses.responses.iter_mut() {
-                let RefOr::T(response) = response else {
-                    continue;
-                };
-                if !known.contains(status) {
-                    continue;
-                }
-                for content in response.content.values_mut() {
-                    let RefOr::T(content) = content else {
-                        continue;
-                    };
-                    if matches!(&content.schema, Some(RefOr::Ref(r)) if r.ref_location == generic) {
-                        content.schema = Some(Ref::from_schema_name(envelope_name(status)).into());
-                    }
-                }
-            }
-        }
+            .insert(name, Schema::AllOf(narrowed).into());
     }
 }
 

@@ -205,6 +205,20 @@ struct BudgetState {
     verdict: Mutex<Verdict>,
 }
 
+impl BudgetState {
+    /// Refuses work that no wait can let through: more units than the limit allows a minute.
+    fn within_limit(&self, units: u64) -> Result<(), ApiError> {
+        if units > self.limit {
+            Err(ApiError::WorkOverLimit {
+                units,
+                limit: self.limit,
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl RateBudget {
     /// Covers a request whose work is `units` in all (each file stored and each job created is
     /// one; the request itself was counted as the first). Over the budget, nothing is charged
@@ -214,6 +228,7 @@ impl RateBudget {
         let Some(state) = &self.0 else {
             return Ok(());
         };
+        state.within_limit(units)?;
         let extra = i64::try_from(units.saturating_sub(1)).unwrap_or(i64::MAX);
         if extra == 0 {
             return Ok(());
@@ -248,6 +263,7 @@ impl RateBudget {
         let Some(state) = &self.0 else {
             return Ok(());
         };
+        state.within_limit(units)?;
         let verdict = *state.verdict.lock().unwrap_or_else(|e| e.into_inner());
         if units.saturating_sub(1) <= verdict.remaining {
             Ok(())
@@ -513,13 +529,16 @@ mod tests {
             });
             let ok = axum::routing::get(|| async { "ok" });
             let (_, _, keyed) = limited((Vec::new(), Default::default(), ok.clone()), &t);
-            let work = axum::routing::get(|budget: RateBudget| async move {
-                budget.cover(3).await.map(|()| "done")
-            });
-            let (_, _, work) = limited((Vec::new(), Default::default(), work), &t);
+            let work = |units: u64| {
+                let work = axum::routing::get(move |budget: RateBudget| async move {
+                    budget.cover(units).await.map(|()| "done")
+                });
+                limited((Vec::new(), Default::default(), work), &t).2
+            };
             let router = Router::new()
                 .route("/", keyed)
-                .route("/work", work)
+                .route("/work", work(2))
+                .route("/too-much", work(3))
                 .route(
                     "/public",
                     ok.layer(axum::middleware::from_fn_with_state(
@@ -616,14 +635,23 @@ mod tests {
             let (_t, app) = app();
             let alice = [("x-api-key", ALICE)];
             let peer = Some("10.0.0.8");
-            for _ in 0..3 {
-                let refused = call(&app, "/work", &alice, peer).await;
-                assert_eq!(verdict(&refused), of(429, "2", "2"));
-                assert!(header(&refused, "retry-after").is_some());
-            }
             assert_eq!(
                 verdict(&call(&app, "/", &alice, peer).await),
                 of(200, "2", "1")
+            );
+            // Two units when one is left: refused, and told when they fit.
+            for _ in 0..3 {
+                let refused = call(&app, "/work", &alice, peer).await;
+                assert_eq!(verdict(&refused), of(429, "2", "1"));
+                assert!(header(&refused, "retry-after").is_some());
+            }
+            // Three units never fit in two a minute: refused without a promise.
+            let never = call(&app, "/too-much", &alice, peer).await;
+            assert_eq!(never.status(), 429);
+            assert!(header(&never, "retry-after").is_none());
+            assert_eq!(
+                verdict(&call(&app, "/", &alice, peer).await),
+                of(200, "2", "0")
             );
         }
 
@@ -753,6 +781,19 @@ mod tests {
         // A request that cannot fit is told so from the last count, before it works.
         assert!(budget(2).check(3).is_ok());
         assert_eq!(budget(2).check(4).unwrap_err().code(), "RATE_LIMITED");
+        // Work larger than a whole minute's budget never passes: no Retry-After promises it.
+        for refused in [
+            budget(0).cover(9).await.unwrap_err(),
+            budget(0).check(9).unwrap_err(),
+        ] {
+            assert!(matches!(
+                refused,
+                ApiError::WorkOverLimit { units: 9, limit: 8 }
+            ));
+            let response = axum::response::IntoResponse::into_response(refused);
+            assert_eq!(response.status(), http::StatusCode::TOO_MANY_REQUESTS);
+            assert!(response.headers().get(http::header::RETRY_AFTER).is_none());
+        }
         // Outside a limited route, a budget never refuses.
         RateBudget::default().cover(1000).await.unwrap();
         RateBudget::default().check(1000).unwrap();
