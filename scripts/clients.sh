@@ -20,10 +20,18 @@ if ! cmp -s "$requirements" "$venv/.installed-requirements" 2>/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
     cp "$requirements" "$venv/.installed-requirements"
 fi
+if [ ! -d "$photos" ]; then
+    echo "no photos at $photos (set PHOTO_FIXTURES)" >&2
+    exit 1
+fi
 start_local_server clients SSE_HEARTBEAT_SECONDS=1
 
 echo "== openapi-python-client $("$venv/bin/openapi-python-client" --version | awk '{print $NF}') from the served document"
 "$venv/bin/python" -c "import urllib.request; open('$work/openapi.json', 'wb').write(urllib.request.urlopen('$base/api/v1/openapi.json').read())"
+if ! cmp -s "$work/openapi.json" functions/health/openapi.json; then
+    echo "the server serves another document than functions/health/openapi.json: rebuild it" >&2
+    exit 1
+fi
 out="$root/target/python-client"
 rm -rf "$out"
 mkdir -p "$out"

@@ -3,7 +3,8 @@
 # browser): `start_local_server NAME [VAR=value ...]` starts it on a free port with a fresh data
 # directory and the extra settings given, waits until it answers, and sets `base`, `user_key`
 # and `admin_key`; `$work` is a scratch directory removed, with the server stopped, on exit;
-# `server_log` prints the end of the server's log. Builds the server when it is missing.
+# `server_log` prints the end of the server's log. Builds the server when it is missing. It sets
+# the EXIT trap: a script that sources it calls `stop_local_server` from any trap of its own.
 
 work=$(mktemp -d)
 local_server_pid=
@@ -31,6 +32,7 @@ start_local_server() {
     base="http://127.0.0.1:$port"
     for _ in $(seq 150); do
         python3 -c "import urllib.request; urllib.request.urlopen('$base/health')" 2>/dev/null && return 0
+        kill -0 "$local_server_pid" 2>/dev/null || break
         sleep 0.2
     done
     echo "the local server did not answer at $base; its log:" >&2

@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 schemathesis=${SCHEMATHESIS:-$root/.venv/bin/schemathesis}
 seeds=()
-for seed in ${SEEDS:-20261129 random}; do
+read -ra asked <<< "${SEEDS:-20261129 random}"
+for seed in "${asked[@]}"; do
     [ "$seed" != random ] || seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
     seeds+=("$seed")
 done

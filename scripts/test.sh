@@ -50,6 +50,9 @@ cfn-lint template.yaml
 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy SAM_CLI_TELEMETRY=0 \
     sam validate --lint --template template.yaml
 
+echo "== the OpenAPI document against the OpenAPI 3.1 specification (openapi-spec-validator)"
+openapi-spec-validator functions/health/openapi.json
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -3,9 +3,9 @@
 //! system health, file lists, a job's cleanup) and its log routes, answered 410 (`logs.rs`).
 
 use crate::views::{
-    CleanupAnswer, ComponentHealth, DeadLetters, DeletedJob, DeletedTask, DirectoryUsage,
-    DiskUsage, FileListing, JobTotals, Limits, ListedObject, PurgeAnswer, RetriedJob, Spend, Stats,
-    SystemHealth, SystemState,
+    CleanupAnswer, ComponentHealth, DeadLetters, DeletedJob, DeletedTask, Directory,
+    DirectoryUsage, DiskUsage, FileListing, JobTotals, Limits, ListedObject, PurgeAnswer,
+    RetriedJob, Spend, Stats, SystemHealth, SystemState,
 };
 use axum::Json;
 use axum::extract::State;
@@ -258,14 +258,6 @@ async fn system_health(
     }))
 }
 
-/// The folders of `list-files`.
-#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-enum Directory {
-    Uploads,
-    Results,
-}
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -296,9 +288,9 @@ async fn list_files(
             Some("limit"),
         ));
     }
-    let (name, prefix) = match params.directory {
-        Directory::Uploads => ("uploads", UPLOADS_PREFIX),
-        Directory::Results => ("results", RESULTS_PREFIX),
+    let prefix = match params.directory {
+        Directory::Uploads => UPLOADS_PREFIX,
+        Directory::Results => RESULTS_PREFIX,
     };
     let usage = prefix_usage(&ctx, prefix).await?;
     let items = usage
@@ -319,7 +311,7 @@ async fn list_files(
         })
         .collect();
     Ok(Json(FileListing {
-        directory: name,
+        directory: params.directory,
         total_size_mb: megabytes(usage.bytes),
         total_files: usage.objects.len(),
         path: usage.path,

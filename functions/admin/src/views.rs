@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use image2model_shared::app::cleanup::CleanupReport;
+use image2model_shared::app::create_job::ModelType;
 use image2model_shared::app::stats::FalOverview;
 use image2model_shared::domain::{FileId, JobId, JobStatus};
 use image2model_shared::fal::guard::DailySpend;
@@ -47,6 +48,8 @@ pub struct Stats {
     pub queue: QueueDepth,
     pub fal: FalOverview,
     pub spend: Spend,
+    /// The model types this deployment runs.
+    #[schema(value_type = Vec<ModelType>)]
     pub models_available: Vec<&'static str>,
     pub limits: Limits,
     pub timestamp: DateTime<Utc>,
@@ -146,11 +149,18 @@ pub struct ListedObject {
     pub content_type: String,
 }
 
+/// The folders of `list-files`.
+#[derive(Debug, Clone, Copy, serde::Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Directory {
+    Uploads,
+    Results,
+}
+
 /// `GET /api/v1/admin/list-files`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FileListing {
-    /// `uploads` or `results`.
-    pub directory: &'static str,
+    pub directory: Directory,
     pub path: String,
     pub total_size_mb: f64,
     pub total_files: usize,

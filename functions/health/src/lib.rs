@@ -3,6 +3,8 @@
 //! detailed report in the old API's shape (components, system figures, uptime), Prometheus
 //! metrics and the OpenAPI document.
 
+mod views;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -26,7 +28,6 @@ use views::{
     Readiness, ReadyState, SystemView,
 };
 
-mod views;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

@@ -1,6 +1,7 @@
 //! The health function's answers, as serialized and as the OpenAPI document names them.
 
 use chrono::{DateTime, Utc};
+use image2model_shared::app::create_job::ModelType;
 use image2model_shared::app::stats::FalOverview;
 use image2model_shared::host::HostFigures;
 use image2model_shared::ports::QueueDepth;
@@ -148,6 +149,8 @@ pub struct Detailed {
     pub jobs: Option<BTreeMap<&'static str, u64>>,
     #[schema(required = true)]
     pub queue: Option<QueueDepth>,
+    /// The model types this deployment runs.
+    #[schema(value_type = Vec<ModelType>)]
     pub models_available: Vec<&'static str>,
     pub generator: GeneratorKind,
     #[schema(required = true)]

@@ -182,7 +182,7 @@ async fn available_models(State(ctx): State<AppContext>) -> Json<Vec<ModelInfo>>
                 name: m.id,
                 description: m.description,
                 kind: "image_to_3d",
-                supported_formats: vec!["glb"],
+                supported_formats: vec![Format::Glb],
                 model_type: m.id,
                 available: models::is_available(m, fal),
                 default: m.id == DEFAULT_MODEL,

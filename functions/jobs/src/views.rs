@@ -68,8 +68,7 @@ pub struct ModelInfo {
     #[schema(value_type = String, pattern = "^image_to_3d$")]
     pub kind: &'static str,
     /// The formats a model of it is downloaded in.
-    #[schema(value_type = Vec<Format>)]
-    pub supported_formats: Vec<&'static str>,
+    pub supported_formats: Vec<Format>,
     #[schema(value_type = ModelType)]
     pub model_type: &'static str,
     /// Whether this deployment runs it.

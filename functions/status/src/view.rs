@@ -16,8 +16,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 /// The kinds of frames: one per status change (`task_failed` also when the task was cancelled
 /// or deleted), a heartbeat while nothing changes, and the stream's end by timeout or shutdown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventName {
     TaskQueued,
     TaskProgress,
@@ -29,7 +28,7 @@ pub enum EventName {
 }
 
 impl EventName {
-    /// The `event:` line, as the document spells it (serde's name).
+    /// The `event:` line, as the document spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::TaskQueued => "task_queued",
@@ -40,15 +39,6 @@ impl EventName {
             Self::Timeout => "timeout",
             Self::Shutdown => "shutdown",
         }
-    }
-}
-
-pub fn event_name(snapshot: &Snapshot) -> EventName {
-    match snapshot.status {
-        JobStatus::Queued => EventName::TaskQueued,
-        JobStatus::Processing => EventName::TaskProgress,
-        JobStatus::Completed => EventName::TaskCompleted,
-        JobStatus::Failed | JobStatus::Cancelled => EventName::TaskFailed,
     }
 }
 
@@ -428,11 +418,13 @@ impl StreamEvent {
     /// The event of a status change.
     pub fn of(snapshot: &Snapshot, public: bool) -> Self {
         let data = task_event_data_of(snapshot, public);
-        match event_name(snapshot) {
-            EventName::TaskQueued => Self::TaskQueued(data),
-            EventName::TaskProgress => Self::TaskProgress(data),
-            EventName::TaskCompleted => Self::TaskCompleted(data),
-            _ => Self::TaskFailed(FailedEventData::Task(Box::new(data))),
+        match snapshot.status {
+            JobStatus::Queued => Self::TaskQueued(data),
+            JobStatus::Processing => Self::TaskProgress(data),
+            JobStatus::Completed => Self::TaskCompleted(data),
+            JobStatus::Failed | JobStatus::Cancelled => {
+                Self::TaskFailed(FailedEventData::Task(Box::new(data)))
+            }
         }
     }
 }
@@ -628,7 +620,10 @@ mod tests {
                 ],
             ),
         );
-        assert_eq!(event_name(&snapshot), EventName::TaskCompleted);
+        assert_eq!(
+            StreamEvent::of(&snapshot, false).name(),
+            EventName::TaskCompleted
+        );
         let json = to_event_json(&snapshot, false);
         assert_eq!(json["result"]["jobs"].as_array().unwrap().len(), 1);
         assert_eq!(json["jobs"].as_array().unwrap().len(), 2);
@@ -663,7 +658,7 @@ mod tests {
         let queued = job_snapshot(self::job());
         assert_eq!(
             (
-                event_name(&queued),
+                StreamEvent::of(&queued, false).name(),
                 to_event_json(&queued, false).get("job_id")
             ),
             (EventName::TaskQueued, None)
@@ -690,22 +685,6 @@ mod tests {
             (Some("Task failed"), Some("FAL_INVALID_INPUT"))
         );
         assert!(!public.to_string().contains("secret"), "{public}");
-    }
-
-    #[test]
-    fn event_lines_are_the_documented_names() {
-        use EventName::*;
-        for name in [
-            TaskQueued,
-            TaskProgress,
-            TaskCompleted,
-            TaskFailed,
-            Heartbeat,
-            Timeout,
-            Shutdown,
-        ] {
-            assert_eq!(serde_json::to_value(name).unwrap(), name.as_str());
-        }
     }
 
     fn job_snapshot(job: GenerationJob) -> Snapshot {

@@ -17,6 +17,7 @@ use hyper_util::service::TowerToHyperService;
 use image2model_shared::config::Config;
 use image2model_shared::shutdown::Shutdown;
 use image2model_shared::web::HttpService;
+use image2model_shared::web::error::ErrorBody;
 use image2model_shared::web::read_deadline;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -145,16 +146,18 @@ const LINGER: Duration = Duration::from_secs(1);
 /// so the answer is not lost to a reset; past that many, it closes at once.
 fn refuse_busy_client(mut stream: TcpStream, lingering: &Arc<Semaphore>) {
     let id = uuid::Uuid::new_v4();
-    let body = serde_json::json!({
-        "error": true,
-        "error_code": "TOO_MANY_CONNECTIONS",
-        "message": "Too many connections",
-        "detail": "this client holds as many connections as one client may; reuse or close one",
-        "status_code": 429,
-        "details": {},
-        "request_id": id,
-    })
-    .to_string();
+    let body = ErrorBody {
+        error: true,
+        error_code: "TOO_MANY_CONNECTIONS",
+        message: "Too many connections".to_owned(),
+        detail: "this client holds as many connections as one client may; reuse or close one"
+            .to_owned(),
+        status_code: 429,
+        details: serde_json::json!({}),
+        request_id: id.to_string(),
+        report: serde_json::Map::new(),
+    };
+    let body = serde_json::to_string(&body).unwrap_or_default();
     let answer = format!(
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nx-request-id: {id}\r\nx-content-type-options: nosniff\r\nx-frame-options: DENY\r\nreferrer-policy: no-referrer\r\ncontent-security-policy: default-src 'none'; frame-ancestors 'none'\r\nstrict-transport-security: max-age=63072000; includeSubDomains\r\ncache-control: no-store\r\nconnection: close\r\n\r\n{body}",
         body.len()

@@ -1126,7 +1126,8 @@ export interface components {
             jobs: {
                 [key: string]: number;
             } | null;
-            models_available: string[];
+            /** @description The model types this deployment runs. */
+            models_available: components["schemas"]["ModelType"][];
             queue: components["schemas"]["QueueDepth"] | null;
             service: string;
             /** @description The worst component's state. */
@@ -1155,6 +1156,11 @@ export interface components {
         DetailedNotReady: components["schemas"]["Error503"] & components["schemas"]["Detailed"] & {
             failed_components: string[];
         };
+        /**
+         * @description The folders of `list-files`.
+         * @enum {string}
+         */
+        Directory: "uploads" | "results";
         /** @description One prefix in the old API's `disk-usage` shape. */
         DirectoryUsage: {
             directory_count: number;
@@ -1311,8 +1317,7 @@ export interface components {
         };
         /** @description `GET /api/v1/admin/list-files`. */
         FileListing: {
-            /** @description `uploads` or `results`. */
-            directory: string;
+            directory: components["schemas"]["Directory"];
             items: components["schemas"]["ListedObject"][];
             path: string;
             total_files: number;
@@ -2014,7 +2019,8 @@ export interface components {
             fal: components["schemas"]["FalOverview"];
             jobs: components["schemas"]["JobTotals"];
             limits: components["schemas"]["Limits"];
-            models_available: string[];
+            /** @description The model types this deployment runs. */
+            models_available: components["schemas"]["ModelType"][];
             queue: components["schemas"]["QueueDepth"];
             spend: components["schemas"]["Spend"];
             /** Format: date-time */
@@ -2364,7 +2370,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2487,7 +2493,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2609,7 +2615,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2731,7 +2737,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2850,7 +2856,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2976,7 +2982,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3098,7 +3104,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3220,7 +3226,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3343,7 +3349,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3462,7 +3468,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3581,7 +3587,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3700,7 +3706,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3834,7 +3840,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3956,7 +3962,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4080,7 +4086,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4202,7 +4208,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4328,7 +4334,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4709,7 +4715,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4835,7 +4841,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4957,7 +4963,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5079,7 +5085,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5198,7 +5204,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5317,7 +5323,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5439,7 +5445,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5561,7 +5567,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5724,7 +5730,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5847,7 +5853,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5969,7 +5975,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6053,7 +6059,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": unknown;
+                    "text/event-stream": components["schemas"]["StreamEvent"] | string;
                 };
             };
             /** @description A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come */
@@ -6144,7 +6150,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6269,7 +6275,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6315,7 +6321,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": unknown;
+                    "text/event-stream": components["schemas"]["StreamEvent"] | string;
                 };
             };
             /** @description A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come */
@@ -6406,7 +6412,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6529,7 +6535,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6651,7 +6657,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6774,7 +6780,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6896,7 +6902,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7019,7 +7025,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7154,7 +7160,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error422"];
                 };
             };
-            /** @description Rate limit or daily quota reached (`Retry-After`). */
+            /** @description Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through). */
             429: {
                 headers: {
                     [name: string]: unknown;

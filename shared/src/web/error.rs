@@ -1,8 +1,9 @@
 //! The one place errors become HTTP responses: every failure a route can meet is an [`ApiError`]
 //! (an [`AppError`] of the services, or a refusal of the web layer itself) with a stable
-//! `error_code`, an HTTP status and the JSON envelope
-//! `{error, error_code, message, detail, status_code, details, request_id}`. What a backend said
-//! (SDK or SQLite text) goes to the log, never to the client.
+//! `error_code`, an HTTP status and the JSON envelope [`ErrorBody`]
+//! `{error, error_code, message, detail, status_code, details, request_id}`. [`ERROR_CODES`] is
+//! the table of every code and its status, which the OpenAPI document's envelopes are read from.
+//! What a backend said (SDK or SQLite text) goes to the log, never to the client.
 
 use super::request_id::current_request_id;
 use crate::app::AppError;
@@ -508,7 +509,21 @@ impl IntoResponse for ApiError {
             report: Map::new(),
         };
         if let Self::NotReady { failed, report } = &self {
-            body.report.clone_from(report);
+            // The report sits beside the envelope and never replaces one of its fields.
+            let envelope = [
+                "error",
+                "error_code",
+                "message",
+                "detail",
+                "status_code",
+                "details",
+                "request_id",
+            ];
+            body.report = report
+                .iter()
+                .filter(|(name, _)| !envelope.contains(&name.as_str()))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
             body.report
                 .insert("failed_components".to_owned(), json!(failed));
         }

@@ -1,16 +1,17 @@
 //! The OpenAPI description's shared parts. Each route declares its operation beside its handler
 //! (`#[utoipa::path]`), and the routers are built from those declarations (`utoipa_axum`), so
-//! the document and the routes cannot drift. Here: the error envelope as a schema (one per
-//! status, its `error_code` an enum of the codes that status carries), the error answers every
-//! operation may give, the security schemes, the document's header, and what multipart forms
-//! share.
+//! the document and the routes cannot drift. Here, what the document adds around them: each
+//! status's error envelope (`Error404`: `ErrorBody` whose `error_code` is one of the 404 codes),
+//! the errors every operation may answer, including those the layers give before any route
+//! runs, event streams in OpenAPI 3.1's terms, the security schemes, the document's header, and
+//! what multipart forms share.
 
 use super::error::{ERROR_CODES, ErrorBody, code_enum};
 use utoipa::IntoResponses;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema};
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi, Ref, RefOr};
 
@@ -52,7 +53,7 @@ pub enum ApiErrors {
     /// A value out of range or of the wrong shape.
     #[response(status = 422)]
     Invalid(ErrorBody),
-    /// Rate limit or daily quota reached (`Retry-After`).
+    /// Rate limit or daily quota reached (`Retry-After`, unless no wait lets the request through).
     #[response(status = 429)]
     TooMany(ErrorBody),
     /// A dependency did not answer.
@@ -139,16 +140,23 @@ fn answer_what_the_layers_refuse(op: &mut Operation) {
     }
 }
 
-/// An event stream's schema describes each of its events: OpenAPI 3.2's `itemSchema`, which
-/// schemathesis validates every event against and generated clients do not mistake for the
-/// body of a single JSON answer.
+/// An event stream's schema, in OpenAPI 3.1's terms (3.2's `itemSchema` is not 3.1, and the
+/// generators we test with read 3.1 only): each event as the route declares it (what schemathesis
+/// validates every event of a stream against), or the whole body as text (what a client that
+/// reads the body at once, as generated clients do, receives).
 fn stream_items(op: &mut Operation) {
     for response in op.responses.responses.values_mut() {
         let RefOr::T(response) = response else {
             continue;
         };
-        if let Some(RefOr::T(content)) = response.content.get_mut("text/event-stream") {
-            content.item_schema = content.schema.take();
+        if let Some(RefOr::T(content)) = response.content.get_mut("text/event-stream")
+            && let Some(event) = content.schema.take()
+        {
+            let text = ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::String)
+                .content_media_type("text/event-stream")
+                .description(Some("The whole stream as text, read at once"));
+            content.schema = Some(OneOfBuilder::new().item(event).item(text).into());
         }
     }
 }

@@ -3,7 +3,8 @@
 //! units are the files it stores and the jobs it creates, at least one; a route that stores
 //! several files or creates several jobs charges them before it does any
 //! ([`RateBudget::cover`]), so a request that would pass the budget is refused whole. Limited responses carry `X-RateLimit-*` headers; a refusal is a 429
-//! `RATE_LIMITED` with `Retry-After`.
+//! `RATE_LIMITED` with `Retry-After` (none for work larger than a whole minute's budget, which
+//! no wait lets through).
 
 use super::auth::presented_key;
 use super::error::ApiError;
@@ -222,8 +223,8 @@ impl BudgetState {
 impl RateBudget {
     /// Covers a request whose work is `units` in all (each file stored and each job created is
     /// one; the request itself was counted as the first). Over the budget, nothing is charged
-    /// and the request is refused whole (429 `RATE_LIMITED`): the caller must not have stored
-    /// anything yet.
+    /// and the request is refused whole (429 `RATE_LIMITED`, with `Retry-After` when waiting can
+    /// let it through): the caller must not have stored anything yet.
     pub async fn cover(&self, units: u64) -> Result<(), ApiError> {
         let Some(state) = &self.0 else {
             return Ok(());

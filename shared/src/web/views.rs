@@ -1,7 +1,8 @@
 //! The answers more than one function gives: a job as its owner sees it, a page of jobs, the
 //! links a task is followed by, a file, and the redirect a model leaves by. Each is the type the
-//! handlers serialize and the schema the OpenAPI document names (`ToSchema`), so the document
-//! cannot promise a field the answer lacks.
+//! handlers serialize and the schema the OpenAPI document names (`ToSchema`): the document's
+//! fields are the type's (what serde and the schema attributes say of them), and schemathesis
+//! and the generated clients check real answers against it.
 
 use super::error::ApiError;
 use crate::app::create_job::ModelType;
