@@ -1,7 +1,7 @@
 //! A photo through the built-in generator and out in every format, for a person to check with
 //! other tools: `cargo run -p image2model-formats --example convert -- PHOTO OUT_DIR`.
 
-use image2model_formats::{Scene, stl};
+use image2model_formats::{Scene, obj, stl};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -19,5 +19,12 @@ fn main() {
     let scene = Scene::from_glb(&glb).expect("the GLB reads back");
     let stl = stl::encode(&scene).expect("an STL");
     std::fs::write(out.join("model.stl"), &stl).expect("write the STL");
-    println!("glb {} bytes, stl {} bytes", glb.len(), stl.len());
+    let obj = obj::encode(&scene).expect("an OBJ zip");
+    std::fs::write(out.join("model.obj.zip"), &obj).expect("write the OBJ zip");
+    println!(
+        "glb {} bytes, stl {} bytes, obj zip {} bytes",
+        glb.len(),
+        stl.len(),
+        obj.len()
+    );
 }
