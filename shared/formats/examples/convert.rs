@@ -1,7 +1,7 @@
 //! A photo through the built-in generator and out in every format, for a person to check with
 //! other tools: `cargo run -p image2model-formats --example convert -- PHOTO OUT_DIR`.
 
-use image2model_formats::{Scene, obj, stl};
+use image2model_formats::{Scene, obj, stl, usdz};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -21,10 +21,13 @@ fn main() {
     std::fs::write(out.join("model.stl"), &stl).expect("write the STL");
     let obj = obj::encode(&scene).expect("an OBJ zip");
     std::fs::write(out.join("model.obj.zip"), &obj).expect("write the OBJ zip");
+    let usdz = usdz::encode(&scene).expect("a USDZ");
+    std::fs::write(out.join("model.usdz"), &usdz).expect("write the USDZ");
     println!(
-        "glb {} bytes, stl {} bytes, obj zip {} bytes",
+        "glb {} bytes, stl {} bytes, obj zip {} bytes, usdz {} bytes",
         glb.len(),
         stl.len(),
-        obj.len()
+        obj.len(),
+        usdz.len()
     );
 }

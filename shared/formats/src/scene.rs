@@ -17,6 +17,9 @@ pub enum FormatError {
     UnsupportedExtension(String),
     #[error("the model has no triangles")]
     Empty,
+    /// A writer refused what it was given: a fault of ours, never the model's.
+    #[error("the converted model could not be written: {0}")]
+    Unwritable(String),
 }
 
 /// One primitive's triangles: positions in world space, texture coordinates when it has them,
