@@ -7,10 +7,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use image2model_shared::AppContext;
-use image2model_shared::app::download::{download_job, download_named, download_task};
-use image2model_shared::domain::JobId;
+use image2model_shared::app::download::{
+    FormatDownload, download_format, download_formats, download_named, download_task,
+};
+use image2model_shared::domain::{JobId, ModelFormat};
 use image2model_shared::web::extract::{ApiQuery, JobIdParam};
 use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::views::signed_redirect;
@@ -18,7 +21,7 @@ use image2model_shared::web::{ApiError, Caller};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use views::{DownloadLink, ListedModel, ModelListing, RenderedImage};
+use views::{Converting, DownloadLink, ListedModel, ModelListing, RenderedImage};
 
 mod views;
 
@@ -35,17 +38,22 @@ pub fn router() -> OpenApiRouter<AppContext> {
 struct DownloadParams {
     /// `false` answers the signed URL as JSON instead of redirecting to it.
     redirect: Option<bool>,
+    /// The format to download (default `glb`); one not made yet is converted on this first
+    /// request, which answers 202 until it is ready.
+    format: Option<ModelFormat>,
 }
 
-/// The model of one of the caller's completed jobs: a redirect to a short-lived signed URL
-/// (`DOWNLOAD_EXPIRY_SECONDS`), or that URL as JSON.
+/// The model of one of the caller's completed jobs, in the format asked for: a redirect to a
+/// short-lived signed URL (`DOWNLOAD_EXPIRY_SECONDS`), or that URL as JSON. A format not made yet
+/// is converted by the worker on this first request: 202 with `Retry-After` until it is kept.
 #[utoipa::path(
     get, path = "/api/v1/download/{job_id}", tag = "downloads", operation_id = "download",
     params(("job_id" = uuid::Uuid, Path, description = "The job's id"), DownloadParams),
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 302, description = "To the signed URL of the GLB", headers(("Location" = String, description = "The signed URL"))),
+        (status = 302, description = "To the signed URL of the model in the format asked for", headers(("Location" = String, description = "The signed URL"))),
         (status = 200, body = DownloadLink, description = "With `redirect=false`: the signed URL"),
+        (status = 202, body = Converting, description = "The format is being converted; ask again after `Retry-After` seconds", headers(("Retry-After" = u64, description = "Seconds"))),
         ApiErrors,
     ),
 )]
@@ -55,10 +63,28 @@ async fn download(
     JobIdParam(id): JobIdParam,
     ApiQuery(params): ApiQuery<DownloadParams>,
 ) -> Result<Response, ApiError> {
-    let download = download_job(&ctx, &caller, id).await?;
+    let format = params.format.unwrap_or(ModelFormat::Glb);
+    let download = match download_format(&ctx, &caller, id, format).await? {
+        FormatDownload::Ready(download) => download,
+        FormatDownload::Converting { retry_after } => {
+            let seconds = retry_after.as_secs();
+            return Ok((
+                StatusCode::ACCEPTED,
+                [(header::RETRY_AFTER, seconds.to_string())],
+                Json(Converting {
+                    job_id: id,
+                    format,
+                    status: "converting",
+                    retry_after: seconds,
+                }),
+            )
+                .into_response());
+        }
+    };
     let (result, signed) = (&download.result, &download.signed);
     if params.redirect == Some(false) {
         return Ok(Json(DownloadLink {
+            format,
             url: signed.url.clone(),
             expires_at: signed.expires_at,
             filename: result.filename.clone(),
@@ -71,7 +97,8 @@ async fn download(
     signed_redirect(signed)
 }
 
-/// Every completed model of a job or batch (the old API's listing).
+/// Every completed model of a job or batch (the old API's listing), each in every format made of
+/// it so far: the GLB first, then the conversions asked for at creation or downloaded since.
 #[utoipa::path(
     get, path = "/api/v1/download/{job_id}/all", tag = "downloads", operation_id = "download_all",
     params(("job_id" = uuid::Uuid, Path, description = "A job's or a batch's id")),
@@ -83,11 +110,15 @@ async fn download_all(
     caller: Caller,
     JobIdParam(id): JobIdParam,
 ) -> Result<Json<ModelListing>, ApiError> {
-    let downloads = download_task(&ctx, &caller, id).await?;
+    let mut downloads = Vec::new();
+    for download in download_task(&ctx, &caller, id).await? {
+        downloads.extend(download_formats(&ctx, download).await?);
+    }
     let files: Vec<_> = downloads
         .iter()
         .map(|d| ListedModel {
             job_id: d.job.job_id,
+            format: ModelFormat::of_filename(&d.result.filename).unwrap_or(ModelFormat::Glb),
             filename: d.result.filename.clone(),
             size: d.result.size,
             mime_type: d.result.content_type.clone(),
@@ -140,12 +171,14 @@ impl<S: Send + Sync> FromRequestParts<S> for NamedFile {
 
 /// One result file of a job or batch by its name (the old API's per-file route, used by
 /// clients that build links themselves): a redirect to its signed URL. Names follow the old
-/// rules: at most 255 characters, no `..`, `/`, `\`, NUL, CR or LF, `.glb` or `.obj`.
+/// rules: at most 255 characters, no `..`, `/`, `\`, NUL, CR or LF, and a model format's
+/// extension (`.glb`, `.usdz`, `.obj.zip`, `.stl`; the old API's `.obj`). A conversion is found
+/// once made (see `/download/{job_id}/all`).
 #[utoipa::path(
     get, path = "/api/v1/download/{job_id}/{filename}", tag = "downloads", operation_id = "download_file",
     params(
         ("job_id" = uuid::Uuid, Path, description = "A job's or a batch's id"),
-        ("filename" = String, Path, max_length = 255, pattern = r"^[^./\\\x00\r\n]+(\.[^./\\\x00\r\n]+)*\.([gG][lL][bB]|[oO][bB][jJ])$", description = "A result file's name, as `/download/{job_id}/all` lists it"),
+        ("filename" = String, Path, max_length = 255, pattern = r"^[^./\\\x00\r\n]+(\.[^./\\\x00\r\n]+)*\.([gG][lL][bB]|[oO][bB][jJ]|[uU][sS][dD][zZ]|[sS][tT][lL]|[zZ][iI][pP])$", description = "A result file's name, as `/download/{job_id}/all` lists it"),
     ),
     security(("bearer" = []), ("api_key" = [])),
     responses(

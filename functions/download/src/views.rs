@@ -1,18 +1,19 @@
 //! The download function's JSON answers, as serialized and as the OpenAPI document names them.
 
 use chrono::{DateTime, Utc};
-use image2model_shared::domain::JobId;
+use image2model_shared::domain::{JobId, ModelFormat};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 /// A model's signed URL (`redirect=false`).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
-    "url": "https://bucket.s3.amazonaws.com/results/0b1e6a52-8c1c-4d62-9d5e-6f2d1c3b4a59/model.glb?X-Amz-Signature=...",
+    "format": "glb", "url": "https://bucket.s3.amazonaws.com/results/0b1e6a52-8c1c-4d62-9d5e-6f2d1c3b4a59/model.glb?X-Amz-Signature=...",
     "expires_at": "2026-12-06T10:05:00Z", "filename": "coffee.glb", "size": 1843212,
     "content_type": "model/gltf-binary", "preview_url": null
 }))]
 pub struct DownloadLink {
+    pub format: ModelFormat,
     /// Valid until `expires_at` (`DOWNLOAD_EXPIRY_SECONDS`).
     pub url: String,
     pub expires_at: DateTime<Utc>,
@@ -37,6 +38,8 @@ pub struct RenderedImage {
 pub struct ListedModel {
     #[schema(value_type = uuid::Uuid)]
     pub job_id: JobId,
+    /// Each format made of a model is listed: the GLB first, then its conversions.
+    pub format: ModelFormat,
     pub filename: String,
     pub size: u64,
     pub mime_type: String,
@@ -56,4 +59,21 @@ pub struct ModelListing {
     /// The models' signed URLs, in the order of `files`.
     pub download_urls: Vec<String>,
     pub total_files: usize,
+}
+
+/// A format being converted (the first request for it): ask again after `retry_after` seconds.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "job_id": "0b1e6a52-8c1c-4d62-9d5e-6f2d1c3b4a59", "format": "usdz", "status": "converting",
+    "retry_after": 3
+}))]
+pub struct Converting {
+    #[schema(value_type = uuid::Uuid)]
+    pub job_id: JobId,
+    pub format: ModelFormat,
+    /// Always `converting`.
+    #[schema(pattern = "^converting$")]
+    pub status: &'static str,
+    /// Seconds; the `Retry-After` header says the same.
+    pub retry_after: u64,
 }

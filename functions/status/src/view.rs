@@ -592,6 +592,7 @@ mod tests {
             size: 3,
             content_type: "model/gltf-binary".into(),
             preview_key: None,
+            ..JobResult::default()
         };
         job().start(now).unwrap().complete(result, now).unwrap()
     }

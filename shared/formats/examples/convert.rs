@@ -1,5 +1,6 @@
 //! A photo through the built-in generator and out in every format, for a person to check with
-//! other tools: `cargo run -p image2model-formats --example convert -- PHOTO OUT_DIR`.
+//! other tools: `cargo run -p image2model-formats --example convert -- PHOTO OUT_DIR` (a GLB
+//! instead of the photo is converted as it is).
 
 use image2model_formats::{Scene, obj, stl, usdz};
 
@@ -10,9 +11,14 @@ fn main() {
         std::process::exit(2);
     };
     let bytes = std::fs::read(&photo).expect("the photo");
-    let decoded = image2model_relief::decode(&bytes, image::Limits::default()).expect("decodes");
-    let texture = image2model_relief::texture(&decoded).expect("texture");
-    let glb = image2model_relief::generate_glb(&decoded.to_rgba8(), (&texture.0, texture.1), None);
+    let glb = if bytes.starts_with(b"glTF") {
+        bytes
+    } else {
+        let decoded =
+            image2model_relief::decode(&bytes, image::Limits::default()).expect("decodes");
+        let texture = image2model_relief::texture(&decoded).expect("texture");
+        image2model_relief::generate_glb(&decoded.to_rgba8(), (&texture.0, texture.1), None)
+    };
     let out = std::path::Path::new(&out);
     std::fs::create_dir_all(out).expect("the output directory");
     std::fs::write(out.join("model.glb"), &glb).expect("write the GLB");

@@ -3,7 +3,7 @@
 //! scene; positions in the GLB's units and axes (Y up), texture coordinates with V flipped
 //! (OBJ's origin is the image's bottom left, glTF's its top left).
 
-use crate::scene::{FormatError, Scene};
+use crate::scene::{FormatError, NamedFiles, Scene};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use zip::write::SimpleFileOptions;
@@ -18,10 +18,10 @@ fn extension(mime: &str) -> &'static str {
 }
 
 /// The OBJ text, the MTL text and the texture files (name, bytes) of `scene`.
-pub fn files(scene: &Scene) -> (String, String, Vec<(String, Vec<u8>)>) {
+pub fn files(scene: &Scene) -> (String, String, NamedFiles) {
     let mut obj = String::from("# image2model OBJ\nmtllib model.mtl\n");
     let mut mtl = String::from("# image2model MTL\n");
-    let textures: Vec<(String, Vec<u8>)> = scene
+    let textures: NamedFiles = scene
         .images
         .iter()
         .enumerate()

@@ -17,6 +17,11 @@ pub enum FormatError {
     UnsupportedExtension(String),
     #[error("the model has no triangles")]
     Empty,
+    /// Converting would take more memory than a conversion may (`MAX_DECODE_BYTES`).
+    #[error(
+        "converting the model needs about {needed} bytes of memory, more than the {limit} a conversion may take"
+    )]
+    TooLarge { needed: u64, limit: u64 },
     /// A writer refused what it was given: a fault of ours, never the model's.
     #[error("the converted model could not be written: {0}")]
     Unwritable(String),
@@ -41,6 +46,9 @@ pub struct Image {
     pub mime: String,
 }
 
+/// Files of a package, each a name and its bytes, in the order they are written.
+pub type NamedFiles = Vec<(String, Vec<u8>)>;
+
 /// A GLB's triangles and images.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scene {
@@ -48,8 +56,13 @@ pub struct Scene {
     pub images: Vec<Image>,
 }
 
-/// Extensions that compress geometry: their accessors hold no readable data here.
-const COMPRESSION: [&str; 2] = ["KHR_draco_mesh_compression", "EXT_meshopt_compression"];
+/// The extensions a model may require and still convert: texture transforms (applied to the
+/// texture coordinates) and material extensions (which change how a surface shades, not what
+/// the converters read). Anything else required, compression (`KHR_draco_mesh_compression`,
+/// `EXT_meshopt_compression`), quantized attributes, KTX2 textures, is refused by name.
+fn readable_when_required(extension: &str) -> bool {
+    extension == "KHR_texture_transform" || extension.starts_with("KHR_materials_")
+}
 
 type Matrix = [[f32; 4]; 4];
 
@@ -61,6 +74,25 @@ fn multiply(a: &Matrix, b: &Matrix) -> Matrix {
         }
     }
     out
+}
+
+/// The determinant of the upper 3x3 of `m`: negative when it mirrors.
+fn determinant(m: &Matrix) -> f32 {
+    m[0][0] * (m[1][1] * m[2][2] - m[2][1] * m[1][2])
+        - m[1][0] * (m[0][1] * m[2][2] - m[2][1] * m[0][2])
+        + m[2][0] * (m[0][1] * m[1][2] - m[1][1] * m[0][2])
+}
+
+/// `KHR_texture_transform` applied to a texture coordinate: scaled, rotated, then offset.
+fn texture_transform(
+    t: &gltf::texture::TextureTransform<'_>,
+) -> impl Fn([f32; 2]) -> [f32; 2] + use<> {
+    let ([ox, oy], [sx, sy], r) = (t.offset(), t.scale(), t.rotation());
+    let (sin, cos) = r.sin_cos();
+    move |[u, v]| {
+        let (u, v) = (u * sx, v * sy);
+        [cos * u + sin * v + ox, -sin * u + cos * v + oy]
+    }
 }
 
 fn transform(m: &Matrix, p: [f32; 3]) -> [f32; 3] {
@@ -77,7 +109,7 @@ impl Scene {
         let gltf = Gltf::from_slice(glb).map_err(|e| FormatError::Unreadable(e.to_string()))?;
         if let Some(required) = gltf
             .extensions_required()
-            .find(|e| COMPRESSION.contains(e) || !e.starts_with("KHR_"))
+            .find(|e| !readable_when_required(e))
         {
             return Err(FormatError::UnsupportedExtension(required.to_owned()));
         }
@@ -142,17 +174,35 @@ impl Scene {
                         "an index past its vertices".to_owned(),
                     ));
                 }
-                let uvs = reader
-                    .read_tex_coords(0)
-                    .map(|uvs| uvs.into_f32().collect());
                 let pbr = primitive.material().pbr_metallic_roughness();
+                let texture = pbr.base_color_texture();
+                let transform = texture.as_ref().and_then(|info| info.texture_transform());
+                let set = transform
+                    .as_ref()
+                    .and_then(|t| t.tex_coord())
+                    .or_else(|| texture.as_ref().map(|info| info.tex_coord()))
+                    .unwrap_or(0);
+                let uvs = reader.read_tex_coords(set).map(|uvs| {
+                    let uvs = uvs.into_f32();
+                    match &transform {
+                        Some(t) => uvs.map(texture_transform(t)).collect(),
+                        None => uvs.collect(),
+                    }
+                });
+                // A mirroring transform turns triangles inside out; keep them facing out.
+                let indices = if determinant(&world) < 0.0 {
+                    indices
+                        .chunks_exact(3)
+                        .flat_map(|t| [t[0], t[2], t[1]])
+                        .collect()
+                } else {
+                    indices
+                };
                 parts.push(Part {
                     positions,
                     uvs,
                     indices,
-                    image: pbr
-                        .base_color_texture()
-                        .map(|info| info.texture().source().index()),
+                    image: texture.map(|info| info.texture().source().index()),
                     base_color: pbr.base_color_factor(),
                 });
             }

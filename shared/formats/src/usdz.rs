@@ -4,7 +4,7 @@
 //! to a `UsdPreviewSurface` material that reads the part's base-colour texture through its `st`
 //! primvar; Y up and metres, as in glTF.
 
-use crate::scene::{FormatError, Part, Scene};
+use crate::scene::{FormatError, NamedFiles, Part, Scene};
 use openusd::gf;
 use openusd::sdf::{
     self, ChildrenKey, FieldKey, PathListOp, SpecType, Specifier, TokenListOp, Value, Variability,
@@ -387,7 +387,7 @@ fn material(
 }
 
 /// The root layer of `scene` (crate format) and the textures it names, in package order.
-pub fn files(scene: &Scene) -> Result<(Vec<u8>, Vec<(String, Vec<u8>)>), FormatError> {
+pub fn files(scene: &Scene) -> Result<(Vec<u8>, NamedFiles), FormatError> {
     let textures = scene
         .images
         .iter()

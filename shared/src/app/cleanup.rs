@@ -102,12 +102,9 @@ async fn cleanup_in_pages(
                 break;
             }
             for job in fresh {
-                if let Some(result) = &job.result {
-                    remove_object(ctx, &result.object_key, dry_run, &mut report, &mut removed)
-                        .await?;
-                    if let Some(preview) = &result.preview_key {
-                        remove_object(ctx, preview, dry_run, &mut report, &mut removed).await?;
-                    }
+                // The model, its preview and its conversions all live under the job's prefix.
+                for object in ctx.storage.list(&JobResult::prefix_for(job.job_id)).await? {
+                    remove_object(ctx, &object.key, dry_run, &mut report, &mut removed).await?;
                 }
                 if !dry_run {
                     ctx.store.delete_job(job.job_id).await?;

@@ -1,11 +1,11 @@
 //! An administrator's deletion of a job: a live job is cancelled first (so a running worker
-//! discards its result instead of completing), then its model and its record are deleted.
+//! discards its result instead of completing), then its model (with its preview and conversions) and its record are deleted.
 
 use super::access::any_job;
 use super::error::AppError;
 use super::job_update::update_job;
 use crate::context::AppContext;
-use crate::domain::{JobId, JobStatus};
+use crate::domain::{JobId, JobResult, JobStatus};
 use chrono::Utc;
 
 /// Deletes the job; returns its status before the deletion.
@@ -28,11 +28,9 @@ pub async fn delete_job(ctx: &AppContext, id: JobId) -> Result<JobStatus, AppErr
         }
     }
     let settled = ctx.store.get_job(id).await?.unwrap_or(job);
-    if let Some(result) = &settled.result {
-        ctx.storage.delete(&result.object_key).await?;
-        if let Some(preview) = &result.preview_key {
-            ctx.storage.delete(preview).await?;
-        }
+    // The model, its preview and its conversions all live under the job's prefix.
+    for object in ctx.storage.list(&JobResult::prefix_for(id)).await? {
+        ctx.storage.delete(&object.key).await?;
     }
     ctx.store.delete_job(id).await?;
     tracing::info!(job_id = %id, "job deleted by an administrator");

@@ -2,12 +2,18 @@
 //! completed job of a task.
 
 use super::access::{owned_job, owned_task};
+use super::convert::{Converted, stored_format};
+use super::enqueue::{WorkMessage, send_work};
 use super::error::AppError;
 use crate::context::AppContext;
-use crate::domain::{GenerationJob, JobId, JobResult, JobStatus};
+use crate::domain::{
+    GenerationJob, JobId, JobResult, JobStatus, ModelFormat, RESULTS_PREFIX, StoredFormat,
+};
 use crate::keys::Caller;
 use crate::ports::PresignedRequest;
 use crate::validation::filename::check_result_name;
+use chrono::Utc;
+use std::time::Duration;
 
 /// A signed download of one job's model, and of its preview when it has one.
 #[derive(Debug, Clone)]
@@ -38,6 +44,15 @@ fn completed_result(job: &GenerationJob) -> Result<JobResult, AppError> {
 
 async fn sign(ctx: &AppContext, job: GenerationJob) -> Result<Download, AppError> {
     let result = completed_result(&job)?;
+    sign_result(ctx, job, result).await
+}
+
+/// Signs `result` (the job's model, or one of its conversions described as a result).
+async fn sign_result(
+    ctx: &AppContext,
+    job: GenerationJob,
+    result: JobResult,
+) -> Result<Download, AppError> {
     let signed = ctx
         .storage
         .presign_get(
@@ -85,6 +100,120 @@ pub async fn download_job(
     sign(ctx, owned_job(ctx, caller, id).await?).await
 }
 
+/// How long a client waits before asking again for a format being converted.
+pub const CONVERSION_RETRY_AFTER: Duration = Duration::from_secs(3);
+
+/// A first request for a format asks the worker to convert once per this window; a request
+/// after it asks again (a lost message is re-sent, a made conversion is found).
+const CONVERSION_REQUEST_WINDOW: chrono::Duration = chrono::Duration::minutes(2);
+
+/// A format of a job's model: signed for download, or being converted.
+#[derive(Debug, Clone)]
+pub enum FormatDownload {
+    Ready(Box<Download>),
+    Converting { retry_after: Duration },
+}
+
+/// `stored` (a conversion of `job`'s model) described as the result a download signs.
+fn conversion_result(result: &JobResult, stored: &StoredFormat) -> JobResult {
+    let stem = result
+        .filename
+        .rsplit_once('.')
+        .map_or(result.filename.as_str(), |(stem, _)| stem);
+    JobResult {
+        object_key: stored.object_key.clone(),
+        filename: stored.format.filename(stem),
+        size: stored.size,
+        content_type: stored.format.content_type().to_owned(),
+        preview_key: result.preview_key.clone(),
+        ..JobResult::default()
+    }
+}
+
+/// The caller's job `id`'s model in `format`: signed when it is made, converting (asked of the
+/// worker on the first request) when not yet, `FORMAT_NOT_CONVERTIBLE` when the model cannot be
+/// made into it.
+pub async fn download_format(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: JobId,
+    format: ModelFormat,
+) -> Result<FormatDownload, AppError> {
+    let job = owned_job(ctx, caller, id).await?;
+    let result = completed_result(&job)?;
+    if format == ModelFormat::Glb {
+        return Ok(FormatDownload::Ready(Box::new(
+            sign_result(ctx, job, result).await?,
+        )));
+    }
+    let known = match result.formats.iter().find(|f| f.format == format) {
+        Some(stored) => Some(Converted::Stored(stored.clone())),
+        None => match result.format_failures.iter().find(|f| f.format == format) {
+            Some(failure) => Some(Converted::Failed(failure.clone())),
+            None => stored_format(ctx, id, format).await?,
+        },
+    };
+    match known {
+        Some(Converted::Stored(stored)) => {
+            let converted = conversion_result(&result, &stored);
+            Ok(FormatDownload::Ready(Box::new(
+                sign_result(ctx, job, converted).await?,
+            )))
+        }
+        Some(Converted::Failed(failure)) => Err(AppError::FormatNotConvertible {
+            format,
+            reason: failure.reason,
+        }),
+        None => {
+            let window = Utc::now() + CONVERSION_REQUEST_WINDOW;
+            let asked = ctx
+                .store
+                .add_to_counter(&format!("convert:{id}:{format}"), 1, window)
+                .await?;
+            if asked == 1 {
+                send_work(
+                    ctx.queue.as_ref(),
+                    &WorkMessage::convert(id, format),
+                    Duration::ZERO,
+                )
+                .await?;
+            }
+            Ok(FormatDownload::Converting {
+                retry_after: CONVERSION_RETRY_AFTER,
+            })
+        }
+    }
+}
+
+/// Every format made of the model of `download`'s job, signed: the GLB first.
+pub async fn download_formats(
+    ctx: &AppContext,
+    download: Download,
+) -> Result<Vec<Download>, AppError> {
+    let id = download.job.job_id;
+    let stored = ctx.storage.list(&format!("{RESULTS_PREFIX}{id}/")).await?;
+    let mut all = Vec::new();
+    for format in ModelFormat::ALL
+        .into_iter()
+        .filter(|f| *f != ModelFormat::Glb)
+    {
+        let key = format.object_key(id);
+        if let Some(meta) = stored.iter().find(|m| m.key == key) {
+            let converted = conversion_result(
+                &download.result,
+                &StoredFormat {
+                    format,
+                    object_key: key,
+                    size: meta.size,
+                },
+            );
+            all.push(sign_result(ctx, download.job.clone(), converted).await?);
+        }
+    }
+    all.insert(0, download);
+    Ok(all)
+}
+
 /// Every completed model of the caller's task (a job or a batch); `RESULT_NOT_READY` while
 /// none has completed.
 pub async fn download_task(
@@ -116,19 +245,37 @@ pub async fn download_named(
     filename: &str,
 ) -> Result<Download, AppError> {
     check_result_name(filename).map_err(AppError::InvalidFilename)?;
-    let job = owned_task(ctx, caller, id)
-        .await?
-        .into_jobs()
+    let not_found = || AppError::ResultFileNotFound {
+        task_id: id,
+        filename: filename.to_owned(),
+    };
+    let jobs = owned_task(ctx, caller, id).await?.into_jobs();
+    let completed = jobs
         .into_iter()
-        .find(|j| {
-            j.status == JobStatus::Completed
-                && j.result.as_ref().is_some_and(|r| r.filename == filename)
-        })
-        .ok_or_else(|| AppError::ResultFileNotFound {
-            task_id: id,
-            filename: filename.to_owned(),
-        })?;
-    sign(ctx, job).await
+        .filter(|j| j.status == JobStatus::Completed && j.result.is_some());
+    for job in completed {
+        let Some(result) = job.result.clone() else {
+            continue;
+        };
+        if result.filename == filename {
+            return sign_result(ctx, job, result).await;
+        }
+        let Some(format) = ModelFormat::of_filename(filename) else {
+            continue;
+        };
+        let stem = result
+            .filename
+            .rsplit_once('.')
+            .map_or(result.filename.as_str(), |(stem, _)| stem);
+        if format == ModelFormat::Glb || format.filename(stem) != filename {
+            continue;
+        }
+        if let Some(Converted::Stored(stored)) = stored_format(ctx, job.job_id, format).await? {
+            let converted = conversion_result(&result, &stored);
+            return sign_result(ctx, job, converted).await;
+        }
+    }
+    Err(not_found())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use super::error::AppError;
 use super::job_update::fail_job;
 use crate::context::AppContext;
-use crate::domain::{FileId, FileStatus, GenerationJob, JobError, JobId};
+use crate::domain::{FileId, FileStatus, GenerationJob, JobError, JobId, ModelFormat};
 use crate::ports::{QueueError, WorkQueue};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -26,6 +26,8 @@ pub enum WorkStep {
     /// FAL signalled (by a verified webhook) that the request finished; look now. `attempt`
     /// counts waits for the submission to be recorded when the webhook overtook it.
     Webhook { attempt: u32 },
+    /// Convert the completed job's model to `format` (asked for by a first download of it).
+    Convert { format: ModelFormat },
 }
 
 impl WorkStep {
@@ -48,6 +50,13 @@ impl WorkMessage {
         Self {
             job_id,
             step: WorkStep::Generate,
+        }
+    }
+
+    pub fn convert(job_id: JobId, format: ModelFormat) -> Self {
+        Self {
+            job_id,
+            step: WorkStep::Convert { format },
         }
     }
 }

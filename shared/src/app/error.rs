@@ -59,6 +59,12 @@ pub enum AppError {
     Transition(#[from] TransitionError),
     #[error("job {job_id} has no model yet (status {status})")]
     ResultNotReady { job_id: JobId, status: &'static str },
+    /// The model holds what the converter to `format` cannot read; the GLB stays available.
+    #[error("the model cannot be converted to {format}: {reason}")]
+    FormatNotConvertible {
+        format: crate::domain::ModelFormat,
+        reason: String,
+    },
     #[error("{0}")]
     StatusToken(#[from] super::status_token::TokenError),
     #[error(

@@ -25,6 +25,7 @@
 pub mod access;
 pub mod cancel_job;
 pub mod cleanup;
+pub mod convert;
 pub mod create_job;
 pub mod delete_job;
 pub mod direct_upload;

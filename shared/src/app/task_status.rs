@@ -258,6 +258,7 @@ mod tests {
             size: 3,
             content_type: "model/gltf-binary".into(),
             preview_key: None,
+            ..JobResult::default()
         };
         let done = job().start(now).unwrap().complete(result, now).unwrap();
         let failed = job().fail(JobError::new("E", "e"), now).unwrap();

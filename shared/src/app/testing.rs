@@ -160,6 +160,7 @@ pub async fn completed(ctx: &AppContext, job: &GenerationJob) -> GenerationJob {
         size: 4,
         content_type: "model/gltf-binary".into(),
         preview_key: None,
+        ..JobResult::default()
     };
     let done = running
         .complete(result, now)

@@ -3,6 +3,7 @@
 //! the version so concurrent writers cannot lose updates, move progress back or leave a
 //! terminal state.
 
+use super::format::{FormatFailure, ModelFormat, RESULTS_PREFIX, StoredFormat};
 use super::ids::{BatchId, FileId, JobId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -114,6 +115,11 @@ pub struct JobOptions {
         deserialize_with = "crate::domain::integer::optional_whole"
     )]
     pub seed: Option<u32>,
+    /// The formats to convert the model to as soon as it is made (default `["glb"]`, the
+    /// generated model itself); any other is made on its first download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 4)]
+    pub formats: Option<Vec<ModelFormat>>,
 }
 
 /// Lowest and highest accepted `face_limit`.
@@ -138,11 +144,8 @@ impl JobOptions {
     }
 }
 
-/// Where generated models live in object storage.
-pub const RESULTS_PREFIX: &str = "results/";
-
 /// Where the generated model is stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobResult {
     pub object_key: String,
     pub filename: String,
@@ -150,12 +153,24 @@ pub struct JobResult {
     pub content_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_key: Option<String>,
+    /// The conversions made at completion (the formats the job asked for besides the GLB).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub formats: Vec<StoredFormat>,
+    /// The formats asked for that could not be made of this model, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub format_failures: Vec<FormatFailure>,
 }
 
 impl JobResult {
     /// The object key of the model of `job_id` (`results/<job_id>/model.<extension>`).
     pub fn object_key_for(job_id: JobId, extension: &str) -> String {
         format!("{RESULTS_PREFIX}{job_id}/model.{extension}")
+    }
+
+    /// Where everything kept of job `job_id`'s model lives: the model, its preview, its
+    /// conversions and their failures.
+    pub fn prefix_for(job_id: JobId) -> String {
+        format!("{RESULTS_PREFIX}{job_id}/")
     }
 
     /// Where a job's preview image is stored.
@@ -473,6 +488,7 @@ mod tests {
             size: 1,
             content_type: "model/gltf-binary".into(),
             preview_key: None,
+            ..JobResult::default()
         });
         assert_eq!(failed.attempts, 1);
         assert!(failed.started_at.is_some() && failed.completed_at.is_some());
@@ -531,6 +547,7 @@ mod tests {
             size: 10,
             content_type: "model/gltf-binary".into(),
             preview_key: None,
+            ..JobResult::default()
         };
         let done = halfway.complete(result, now).unwrap();
         assert_eq!(
@@ -637,7 +654,7 @@ mod tests {
                     0 => current.start(now),
                     1 => current.report_progress(value, "p", now),
                     2 => current.requeue("r", now),
-                    3 => current.complete(JobResult { object_key: "k".into(), filename: "f".into(), size: 1, content_type: "c".into(), preview_key: None }, now),
+                    3 => current.complete(JobResult { object_key: "k".into(), filename: "f".into(), size: 1, content_type: "c".into(), preview_key: None, ..JobResult::default() }, now),
                     4 => current.fail(JobError::new("E", "e"), now),
                     5 => current.cancel(now),
                     _ => current.report_progress(current.progress, "same", now),

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod file;
+pub mod format;
 pub mod ids;
 pub mod integer;
 pub mod job;
@@ -10,8 +11,8 @@ pub mod models;
 
 pub use batch::Batch;
 pub use file::{AcceptedImage, FileRejection, FileStatus, UPLOADS_PREFIX, UploadedFile};
+pub use format::{FormatFailure, ModelFormat, RESULTS_PREFIX, StoredFormat};
 pub use ids::{BatchId, FileId, InvalidId, JobId};
 pub use job::{
-    FalRequest, GenerationJob, JobError, JobOptions, JobResult, JobStatus, RESULTS_PREFIX, Texture,
-    TransitionError,
+    FalRequest, GenerationJob, JobError, JobOptions, JobResult, JobStatus, Texture, TransitionError,
 };

@@ -142,11 +142,12 @@ fn set_options(options: &JobOptions) -> Map<String, Value> {
 }
 
 impl ModelSpec {
-    /// The first option that is set but that this model does not take.
+    /// The first option that is set but that this model does not take. `formats` is ours, not
+    /// the model's: every model takes it.
     pub fn unsupported_option(&self, options: &JobOptions) -> Option<String> {
         set_options(options)
             .keys()
-            .find(|k| !self.accepted_options.contains(&k.as_str()))
+            .find(|k| *k != "formats" && !self.accepted_options.contains(&k.as_str()))
             .cloned()
     }
 
@@ -193,6 +194,7 @@ mod tests {
             texture: Some(Texture::Hd),
             pbr: Some(true),
             seed: Some(7),
+            ..JobOptions::default()
         };
         let tripo = find("tripo3d")
             .unwrap()

@@ -43,7 +43,8 @@ pub fn attachment_disposition(name: &str) -> String {
 }
 
 /// Why a result filename named in a path is refused, by the old API's rules: at most 255
-/// characters, none of `..`, `/`, `\`, NUL, CR, LF, and a `.glb` or `.obj` extension.
+/// characters, none of `..`, `/`, `\`, NUL, CR, LF, and the extension of a model format (`.glb`,
+/// `.usdz`, `.stl`, `.zip` for the OBJ package, and the old API's `.obj`).
 pub fn check_result_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.chars().count() > 255 {
         return Err("the filename must have 1 to 255 characters");
@@ -52,8 +53,8 @@ pub fn check_result_name(name: &str) -> Result<(), &'static str> {
         return Err("the filename may not contain '..', '/', '\\', NUL, CR or LF");
     }
     match extension(name).as_deref() {
-        Some("glb" | "obj") => Ok(()),
-        _ => Err("only .glb and .obj files can be downloaded"),
+        Some("glb" | "obj" | "usdz" | "stl" | "zip") => Ok(()),
+        _ => Err("only .glb, .usdz, .obj.zip, .stl and .obj files can be downloaded"),
     }
 }
 
@@ -74,6 +75,9 @@ mod tests {
             "a.glb",
             "chair model.GLB",
             "x.obj",
+            "x.usdz",
+            "x.STL",
+            "x.obj.zip",
             &format!("{}.glb", "a".repeat(251)),
         ] {
             assert_eq!(check_result_name(good), Ok(()), "{good}");

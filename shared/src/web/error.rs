@@ -78,6 +78,7 @@ pub const ERROR_CODES: &[(u16, &[&str])] = &[
     (
         422,
         &[
+            "FORMAT_NOT_CONVERTIBLE",
             "IDEMPOTENCY_KEY_REUSED",
             "INVALID_IMAGE",
             "VALIDATION_ERROR",
@@ -362,9 +363,9 @@ fn app_status(err: &AppError) -> StatusCode {
         | AppError::Transition(_)
         | AppError::ResultNotReady { .. }
         | AppError::Conflict => StatusCode::CONFLICT,
-        AppError::Invalid { .. } | AppError::IdempotencyKeyReused { .. } => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        AppError::Invalid { .. }
+        | AppError::IdempotencyKeyReused { .. }
+        | AppError::FormatNotConvertible { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         AppError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
         AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => {
             StatusCode::SERVICE_UNAVAILABLE
@@ -393,6 +394,7 @@ fn app_code(err: &AppError) -> &'static str {
         AppError::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
         AppError::JobStateConflict { .. } | AppError::Transition(_) => "INVALID_JOB_STATE",
         AppError::ResultNotReady { .. } => "RESULT_NOT_READY",
+        AppError::FormatNotConvertible { .. } => "FORMAT_NOT_CONVERTIBLE",
         AppError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
         AppError::Conflict => "CONFLICT",
         AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => "SERVICE_UNAVAILABLE",
@@ -422,6 +424,7 @@ fn app_reason(err: &AppError) -> Option<&'static str> {
         AppError::IdempotencyKeyReused { .. } => "Idempotency key reused",
         AppError::JobStateConflict { .. } | AppError::Transition(_) => "Invalid job state",
         AppError::ResultNotReady { .. } => "Result not ready",
+        AppError::FormatNotConvertible { .. } => "Model cannot be converted to this format",
         AppError::QuotaExceeded { .. } => "Daily quota exceeded",
         AppError::Conflict | AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => {
             return None;
@@ -470,6 +473,9 @@ fn app_details(err: &AppError) -> Value {
         }
         AppError::Transition(_) => json!({}),
         AppError::IdempotencyKeyReused { job_id } => json!({"job_id": job_id}),
+        AppError::FormatNotConvertible { format, reason } => {
+            json!({"format": format, "reason": reason})
+        }
         AppError::ResultFileNotFound { filename, .. } => json!({"filename": filename}),
         AppError::TooLargeForRoute { size, limit, max } => json!({
             "size": size, "limit": limit, "max_upload_bytes": max,

@@ -9,7 +9,7 @@ use crate::app::create_job::ModelType;
 use crate::app::list_jobs::JobList;
 use crate::domain::{
     BatchId, FileId, FileRejection, FileStatus, GenerationJob, JobError, JobId, JobOptions,
-    JobStatus, UploadedFile,
+    JobResult, JobStatus, ModelFormat, UploadedFile,
 };
 use crate::ports::PresignedRequest;
 use axum::response::{IntoResponse, Response};
@@ -77,6 +77,69 @@ pub struct JobResultView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub preview_key: Option<String>,
+    /// Every format the model downloads in (`GET /api/v1/download/{job_id}?format=`), and
+    /// whether it is made: the GLB and the formats asked for at creation are made at completion,
+    /// any other on its first download.
+    pub formats: Vec<ResultFormat>,
+}
+
+/// Whether a format of a model is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FormatStatus {
+    /// Kept beside the GLB: it downloads at once.
+    Ready,
+    /// Made on its first download (which answers 202 while it converts), unless made since.
+    OnRequest,
+    /// The model cannot be made into it (`reason` says why); the GLB stays.
+    Failed,
+}
+
+/// One format of a completed job's model.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ResultFormat {
+    pub format: ModelFormat,
+    pub status: FormatStatus,
+    pub content_type: &'static str,
+    /// Bytes, when made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub size: Option<u64>,
+    /// Why it cannot be made, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub reason: Option<String>,
+}
+
+impl ResultFormat {
+    /// Every format of `result`, as its record knows them.
+    pub fn all_of(result: &JobResult) -> Vec<Self> {
+        ModelFormat::ALL
+            .into_iter()
+            .map(|format| {
+                let stored = match format {
+                    ModelFormat::Glb => Some(result.size),
+                    _ => result
+                        .formats
+                        .iter()
+                        .find(|f| f.format == format)
+                        .map(|f| f.size),
+                };
+                let failed = result.format_failures.iter().find(|f| f.format == format);
+                Self {
+                    format,
+                    status: match (stored, failed) {
+                        (Some(_), _) => FormatStatus::Ready,
+                        (None, Some(_)) => FormatStatus::Failed,
+                        (None, None) => FormatStatus::OnRequest,
+                    },
+                    content_type: format.content_type(),
+                    size: stored,
+                    reason: failed.map(|f| f.reason.clone()),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Why a job failed: a stable code and what happened, in words.
@@ -169,6 +232,7 @@ impl From<&GenerationJob> for JobView {
                 size: r.size,
                 content_type: r.content_type.clone(),
                 preview_key: r.preview_key.clone(),
+                formats: ResultFormat::all_of(r),
             }),
             error: job.error.as_ref().map(JobErrorView::from),
             created_at: job.created_at,

@@ -223,7 +223,9 @@ impl Worker {
                 )
                 .await
             }
-            WorkStep::Webhook { .. } | WorkStep::Generate => Ok(MessageOutcome::Done),
+            WorkStep::Webhook { .. } | WorkStep::Generate | WorkStep::Convert { .. } => {
+                Ok(MessageOutcome::Done)
+            }
         }
     }
 

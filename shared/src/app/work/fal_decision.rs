@@ -306,6 +306,7 @@ mod tests {
             size: 1,
             content_type: "model/gltf-binary".into(),
             preview_key: None,
+            ..JobResult::default()
         };
         let completed = running().complete(result, now).unwrap();
         for (job, cancel_at_fal) in [(cancelled, true), (failed, true), (completed, false)] {

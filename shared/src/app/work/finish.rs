@@ -3,10 +3,11 @@
 //! last attempt), or the job failed with a stable code.
 
 use super::{MessageOutcome, STORAGE_UNAVAILABLE, StepResult, Worker};
+use crate::app::convert::{Converted, convert_bytes};
 use crate::app::enqueue::WorkMessage;
 use crate::app::error::AppError;
 use crate::app::job_update::{fail_job, update_job};
-use crate::domain::{GenerationJob, JobError, JobResult};
+use crate::domain::{GenerationJob, JobError, JobResult, ModelFormat};
 use crate::ports::{PreviewImage, StorageError};
 use bytes::Bytes;
 use chrono::Utc;
@@ -51,7 +52,7 @@ impl Worker {
         let stem = source_name
             .rsplit_once('.')
             .map_or(source_name, |(stem, _)| stem);
-        let result = JobResult {
+        let mut result = JobResult {
             object_key: key.clone(),
             filename: format!("{stem}.{extension}"),
             size: bytes.len() as u64,
@@ -59,6 +60,7 @@ impl Worker {
             preview_key: preview
                 .as_ref()
                 .map(|p| JobResult::preview_key_for(job.job_id, p.extension)),
+            ..JobResult::default()
         };
         if let (Some(preview_key), Some(image)) = (&result.preview_key, preview)
             && let Err(err) = self
@@ -69,8 +71,25 @@ impl Worker {
         {
             return self.storage_failed(job, &err).await;
         }
-        if let Err(err) = self.ctx.storage.put(&key, bytes, content_type).await {
+        if let Err(err) = self
+            .ctx
+            .storage
+            .put(&key, bytes.clone(), content_type)
+            .await
+        {
             return self.storage_failed(job, &err).await;
+        }
+        // The formats the job asked for are made now, so that its result names them.
+        let mut asked = job.options.formats.clone().unwrap_or_default();
+        asked.sort_unstable();
+        asked.dedup();
+        for format in asked.into_iter().filter(|f| *f != ModelFormat::Glb) {
+            match convert_bytes(&self.ctx, job.job_id, bytes.clone(), format).await {
+                Ok(Converted::Stored(stored)) => result.formats.push(stored),
+                Ok(Converted::Failed(failure)) => result.format_failures.push(failure),
+                Err(AppError::Storage(err)) => return self.storage_failed(job, &err).await,
+                Err(err) => return Err(err),
+            }
         }
         let now = Utc::now();
         match update_job(self.ctx.store.as_ref(), job.job_id, |j| {
@@ -94,7 +113,11 @@ impl Worker {
                     .await?
                     .is_some_and(|j| j.result.as_ref().is_some_and(|r| r.object_key == key));
                 if !completed_here {
-                    for unwanted in std::iter::once(&key).chain(&result.preview_key) {
+                    let conversions = result.formats.iter().map(|f| &f.object_key);
+                    for unwanted in std::iter::once(&key)
+                        .chain(&result.preview_key)
+                        .chain(conversions)
+                    {
                         if let Err(err) = self.ctx.storage.delete(unwanted).await {
                             tracing::warn!(key = %unwanted, error = %err, "could not remove an unwanted result");
                         }

@@ -134,6 +134,7 @@ impl Worker {
         let job_id = message.job_id;
         let result = match message.step {
             WorkStep::Generate => self.generate(job_id).await,
+            WorkStep::Convert { format } => self.convert(job_id, format).await,
             step => self.check_at_fal(job_id, step).await,
         };
         match result {
@@ -171,6 +172,22 @@ impl Worker {
             .acquire()
             .await
             .map_err(|_| GeneratorError::Transient("the decode permits are closed".to_owned()))
+    }
+
+    /// Converts a completed job's model to `format` (a first download asked for it); nothing to
+    /// do for a job that is gone or has no model.
+    async fn convert(
+        &self,
+        job_id: crate::domain::JobId,
+        format: crate::domain::ModelFormat,
+    ) -> StepResult {
+        let Some(job) = self.ctx.store.get_job(job_id).await? else {
+            return Ok(MessageOutcome::Done);
+        };
+        if let Some(result) = job.result.as_ref().filter(|_| job.status.is_terminal()) {
+            crate::app::convert::convert(&self.ctx, job_id, result, format).await?;
+        }
+        Ok(MessageOutcome::Done)
     }
 
     /// Enqueues `message`; when that fails, the current message is retried instead.
