@@ -119,11 +119,18 @@ async fn tripo_job_is_submitted_once_polled_with_real_progress_and_copied_into_s
         &server,
         ALICE,
         "tripo3d",
-        json!({"texture": "HD", "face_limit": 8000, "seed": 3}),
+        json!({"texture": "HD", "face_limit": 8000, "seed": 3, "formats": ["usdz", "obj", "stl"]}),
     )
     .await;
     let (job, seen) = watch(&server, &job_id).await;
     assert_eq!(job["status"], "completed", "{job}");
+    // FAL's multi-mesh, multi-material GLB was converted to every format asked for.
+    let formats = job["result"]["formats"].as_array().unwrap();
+    assert_eq!(formats.len(), 4, "{job}");
+    for format in formats {
+        assert_eq!(format["status"], "ready", "{job}");
+        assert!(format["size"].as_u64().unwrap() > 500, "{job}");
+    }
     assert!(job["fal_request_id"].is_string(), "{job}");
     assert!(job.get("fal").is_none(), "FAL's URLs stay inside: {job}");
 
@@ -135,6 +142,10 @@ async fn tripo_job_is_submitted_once_polled_with_real_progress_and_copied_into_s
     assert_eq!(sent.input["face_limit"], 8000);
     assert_eq!(sent.input["seed"], 3);
     assert!(sent.input.get("quad").is_none());
+    assert!(
+        sent.input.get("formats").is_none(),
+        "formats are ours, not FAL's"
+    );
     assert_eq!(sent.webhook, None);
     assert_eq!(
         sent.input_image.as_deref(),

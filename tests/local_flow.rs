@@ -696,3 +696,150 @@ async fn a_signed_put_writes_its_object_once() {
         .await;
     assert_eq!(after, file, "the record is untouched");
 }
+
+/// Asks for `format` of `job_id` until it is made (202 with `Retry-After` until then, within a
+/// deadline); returns the link and how many 202s came first.
+async fn format_link(server: &TestServer, job_id: &str, format: &str) -> (Value, usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut converting = 0;
+    loop {
+        let response = server
+            .request(
+                Method::GET,
+                &format!("/api/v1/download/{job_id}?format={format}&redirect=false"),
+                Some(ALICE),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let body: Value = response.json().await.unwrap();
+        if status == StatusCode::OK {
+            return (body, converting);
+        }
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(
+            (body["status"].as_str(), body["format"].as_str()),
+            (Some("converting"), Some(format))
+        );
+        let seconds: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+        assert_eq!(body["retry_after"].as_u64(), Some(seconds));
+        converting += 1;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{format} never made"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_format_downloads_made_once_and_goes_with_its_job() {
+    let server = TestServer::start().await;
+    let (file_id, _) = server
+        .upload_presigned(ALICE, &jpeg(160, 120), "image/jpeg", false)
+        .await;
+    server.wait_for_file(ALICE, &file_id).await;
+    let (status, created) = server
+        .post_json(
+            "/api/v1/jobs",
+            Some(ALICE),
+            &json!({"file_id": file_id, "options": {"formats": ["glb", "usdz"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let job_id = created["job_id"].as_str().unwrap().to_owned();
+    let job = server.wait_for_job(ALICE, &job_id).await;
+    let statuses: Vec<(&str, &str)> = job["result"]["formats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["format"].as_str().unwrap(), f["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("glb", "ready"),
+            ("usdz", "ready"),
+            ("obj", "on_request"),
+            ("stl", "on_request")
+        ]
+    );
+
+    // Asked for at creation: there at once. Another: made on its first request, then kept.
+    let (usdz, waits) = format_link(&server, &job_id, "usdz").await;
+    assert_eq!(waits, 0);
+    assert_eq!(
+        (usdz["filename"].as_str(), usdz["content_type"].as_str()),
+        (Some("photo.usdz"), Some("model/vnd.usdz+zip"))
+    );
+    let (stl, waits) = format_link(&server, &job_id, "stl").await;
+    assert!(waits >= 1, "the first request for stl converts");
+    let bytes = server
+        .client
+        .get(stl["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.len() as u64, stl["size"].as_u64().unwrap());
+    let facets = u32::from_le_bytes(bytes[80..84].try_into().unwrap()) as usize;
+    assert_eq!(bytes.len(), 84 + 50 * facets, "a binary STL");
+    assert_eq!(format_link(&server, &job_id, "stl").await.1, 0);
+
+    let (_, all) = server
+        .get_json(&format!("/api/v1/download/{job_id}/all"), Some(ALICE))
+        .await;
+    let listed: Vec<&str> = all["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["photo.glb", "photo.usdz", "photo.stl"], "{all}");
+    assert_eq!(all["total_files"], 3);
+    let named = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/download/{job_id}/photo.stl"),
+            Some(ALICE),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(named.status(), StatusCode::FOUND);
+    let location = named.headers()["location"].to_str().unwrap();
+    assert!(location.contains("model%2Estl"), "{location}");
+
+    let (status, body) = server
+        .get_json(
+            &format!("/api/v1/download/{job_id}?format=fbx"),
+            Some(ALICE),
+        )
+        .await;
+    assert_error(status, &body, 422, "VALIDATION_ERROR");
+
+    // Deleting the job deletes its model with every conversion.
+    let prefix = format!("results/{job_id}/");
+    let kept: Vec<String> = (server.ctx.storage.list(&prefix).await.unwrap())
+        .into_iter()
+        .map(|o| o.key.trim_start_matches(&prefix).to_owned())
+        .collect();
+    for name in ["model.glb", "model.usdz", "model.stl"] {
+        assert!(kept.iter().any(|k| k == name), "{kept:?}");
+    }
+    let deleted = server
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/admin/jobs/{job_id}"),
+            Some(ADMIN),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    assert!(server.ctx.storage.list(&prefix).await.unwrap().is_empty());
+}

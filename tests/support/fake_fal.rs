@@ -164,12 +164,12 @@ pub fn rendered_image() -> Vec<u8> {
     crate::webp(40, 30)
 }
 
-/// A small valid GLB (the built-in generator's output for a synthetic photo).
+/// The mesh the fake serves: a GLB like those of FAL's image-to-3D models, with two meshes on
+/// nested, transformed nodes, three materials (PBR textures, one with `KHR_texture_transform`)
+/// and 16- and 32-bit indices (`tests/formats/make_fal_fixture.py` writes it; the Khronos
+/// validator passes it with no finding).
 pub fn sample_glb() -> Vec<u8> {
-    let photo = image::RgbaImage::from_fn(48, 32, |x, y| {
-        image::Rgba([(x * 5) as u8, (y * 7) as u8, 120, 255])
-    });
-    image2model_relief::generate_glb(&photo, (&crate::png(8, 8), "image/png"), Some(2000))
+    include_bytes!("../fixtures/fal/multi_mesh.glb").to_vec()
 }
 
 /// A depth map as FAL's depth model returns it: a grayscale PNG, bright = near.

@@ -252,8 +252,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The model of one of the caller's completed jobs: a redirect to a short-lived signed URL
-         *     (`DOWNLOAD_EXPIRY_SECONDS`), or that URL as JSON.
+         * The model of one of the caller's completed jobs, in the format asked for: a redirect to a
+         *     short-lived signed URL (`DOWNLOAD_EXPIRY_SECONDS`), or that URL as JSON. A format not made yet
+         *     is converted by the worker on this first request: 202 with `Retry-After` until it is kept.
          */
         get: operations["download"];
         put?: never;
@@ -271,7 +272,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every completed model of a job or batch (the old API's listing). */
+        /**
+         * Every completed model of a job or batch (the old API's listing), each in every format made of
+         *     it so far: the GLB first, then the conversions asked for at creation or downloaded since.
+         */
         get: operations["download_all"];
         put?: never;
         post?: never;
@@ -291,7 +295,9 @@ export interface paths {
         /**
          * One result file of a job or batch by its name (the old API's per-file route, used by
          *     clients that build links themselves): a redirect to its signed URL. Names follow the old
-         *     rules: at most 255 characters, no `..`, `/`, `\`, NUL, CR or LF, `.glb` or `.obj`.
+         *     rules: at most 255 characters, no `..`, `/`, `\`, NUL, CR or LF, and a model format's
+         *     extension (`.glb`, `.usdz`, `.obj.zip`, `.stl`; the old API's `.obj`). A conversion is found
+         *     once made (see `/download/{job_id}/all`).
          */
         get: operations["download_file"];
         put?: never;
@@ -1013,6 +1019,27 @@ export interface components {
             status: components["schemas"]["ComponentState"];
         };
         /**
+         * @description A format being converted (the first request for it): ask again after `retry_after` seconds.
+         * @example {
+         *       "format": "usdz",
+         *       "job_id": "0b1e6a52-8c1c-4d62-9d5e-6f2d1c3b4a59",
+         *       "retry_after": 3,
+         *       "status": "converting"
+         *     }
+         */
+        Converting: {
+            format: components["schemas"]["ModelFormat"];
+            /** Format: uuid */
+            job_id: string;
+            /**
+             * Format: int64
+             * @description Seconds; the `Retry-After` header says the same.
+             */
+            retry_after: number;
+            /** @description Always `converting`. */
+            status: string;
+        };
+        /**
          * @description What a client asks for: a job on one of its files, a model type (the default when absent)
          *     and options (the body of `POST /api/v1/jobs`).
          * @example {
@@ -1198,6 +1225,7 @@ export interface components {
          *       "content_type": "model/gltf-binary",
          *       "expires_at": "2026-12-06T10:05:00Z",
          *       "filename": "coffee.glb",
+         *       "format": "glb",
          *       "preview_url": null,
          *       "size": 1843212,
          *       "url": "https://bucket.s3.amazonaws.com/results/0b1e6a52-8c1c-4d62-9d5e-6f2d1c3b4a59/model.glb?X-Amz-Signature=..."
@@ -1208,6 +1236,7 @@ export interface components {
             /** Format: date-time */
             expires_at: string;
             filename: string;
+            format: components["schemas"]["ModelFormat"];
             /** @description The signed URL of the picture FAL rendered of the model, when it made one. */
             preview_url: string | null;
             /** Format: int64 */
@@ -1263,7 +1292,7 @@ export interface components {
         /** @description The error envelope of a 422 answer. */
         Error422: components["schemas"]["ErrorBody"] & {
             /** @enum {string} */
-            error_code: "IDEMPOTENCY_KEY_REUSED" | "INVALID_IMAGE" | "VALIDATION_ERROR";
+            error_code: "FORMAT_NOT_CONVERTIBLE" | "IDEMPOTENCY_KEY_REUSED" | "INVALID_IMAGE" | "VALIDATION_ERROR";
         };
         /** @description The error envelope of a 429 answer. */
         Error429: components["schemas"]["ErrorBody"] & {
@@ -1293,7 +1322,7 @@ export interface components {
             status_code: number;
         };
         /** @enum {string} */
-        ErrorCode: "BAD_REQUEST" | "CONFLICT" | "EMPTY_FILE" | "FILE_NOT_FOUND" | "FILE_NOT_READY" | "FILE_TOO_LARGE" | "FORBIDDEN" | "GONE" | "IDEMPOTENCY_KEY_REUSED" | "IMAGE_TOO_LARGE" | "INTERNAL_ERROR" | "INVALID_FILENAME" | "INVALID_FILE_ID" | "INVALID_FILE_TYPE" | "INVALID_IMAGE" | "INVALID_JOB_ID" | "INVALID_JOB_STATE" | "INVALID_OBJECT_KEY" | "JOB_NOT_FOUND" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "MODEL_UNAVAILABLE" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "QUOTA_EXCEEDED" | "RATE_LIMITED" | "REQUEST_TIMEOUT" | "RESULT_FILE_NOT_FOUND" | "RESULT_NOT_READY" | "SERVICE_UNAVAILABLE" | "SIGNATURE_INVALID" | "SIGNED_REQUEST_MISMATCH" | "STATUS_TOKEN_EXPIRED" | "STATUS_TOKEN_INVALID" | "TOO_MANY_CONNECTIONS" | "TOO_MANY_FILES" | "UNAUTHORIZED" | "UNSUPPORTED_MEDIA_TYPE" | "UNSUPPORTED_OPTION" | "UPLOAD_ALREADY_RECEIVED" | "VALIDATION_ERROR" | "WEBHOOK_SIGNATURE_INVALID";
+        ErrorCode: "BAD_REQUEST" | "CONFLICT" | "EMPTY_FILE" | "FILE_NOT_FOUND" | "FILE_NOT_READY" | "FILE_TOO_LARGE" | "FORBIDDEN" | "FORMAT_NOT_CONVERTIBLE" | "GONE" | "IDEMPOTENCY_KEY_REUSED" | "IMAGE_TOO_LARGE" | "INTERNAL_ERROR" | "INVALID_FILENAME" | "INVALID_FILE_ID" | "INVALID_FILE_TYPE" | "INVALID_IMAGE" | "INVALID_JOB_ID" | "INVALID_JOB_STATE" | "INVALID_OBJECT_KEY" | "JOB_NOT_FOUND" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "MODEL_UNAVAILABLE" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "QUOTA_EXCEEDED" | "RATE_LIMITED" | "REQUEST_TIMEOUT" | "RESULT_FILE_NOT_FOUND" | "RESULT_NOT_READY" | "SERVICE_UNAVAILABLE" | "SIGNATURE_INVALID" | "SIGNED_REQUEST_MISMATCH" | "STATUS_TOKEN_EXPIRED" | "STATUS_TOKEN_INVALID" | "TOO_MANY_CONNECTIONS" | "TOO_MANY_FILES" | "UNAUTHORIZED" | "UNSUPPORTED_MEDIA_TYPE" | "UNSUPPORTED_OPTION" | "UPLOAD_ALREADY_RECEIVED" | "VALIDATION_ERROR" | "WEBHOOK_SIGNATURE_INVALID";
         FailedEventData: components["schemas"]["TaskEvent"] | components["schemas"]["PublicTaskEvent"] | components["schemas"]["TaskGone"];
         /** @description What `/health/detailed` and `/admin/stats` show about FAL. */
         FalOverview: {
@@ -1383,6 +1412,11 @@ export interface components {
          * @enum {string}
          */
         Format: "glb";
+        /**
+         * @description Whether a format of a model is made.
+         * @enum {string}
+         */
+        FormatStatus: "ready" | "on_request" | "failed";
         /** @description The old API's `POST /models/generate` body. */
         GenerateRequest: {
             /**
@@ -1470,6 +1504,11 @@ export interface components {
              * @description Most triangles of the model.
              */
             face_limit?: number | null;
+            /**
+             * @description The formats to convert the model to as soon as it is made (default `["glb"]`, the
+             *     generated model itself); any other is made on its first download.
+             */
+            formats?: components["schemas"]["ModelFormat"][] | null;
             pbr?: boolean | null;
             /** Format: int32 */
             seed?: number | null;
@@ -1489,6 +1528,12 @@ export interface components {
             content_type: string;
             /** @description The model's file name (the photo's name with the model's extension). */
             filename: string;
+            /**
+             * @description Every format the model downloads in (`GET /api/v1/download/{job_id}?format=`), and
+             *     whether it is made: the GLB and the formats asked for at creation are made at completion,
+             *     any other on its first download.
+             */
+            formats: components["schemas"]["ResultFormat"][];
             /** @description The object's key in storage (`results/<job_id>/model.glb`). */
             object_key: string;
             /** @description The key of the picture FAL rendered of the model, when it made one. */
@@ -1665,6 +1710,8 @@ export interface components {
              */
             created_time: number;
             filename: string;
+            /** @description Each format made of a model is listed: the GLB first, then its conversions. */
+            format: components["schemas"]["ModelFormat"];
             /** Format: uuid */
             job_id: string;
             mime_type: string;
@@ -1704,6 +1751,11 @@ export interface components {
             /** Format: date-time */
             timestamp: string;
         };
+        /**
+         * @description A format a completed job's model can be downloaded in.
+         * @enum {string}
+         */
+        ModelFormat: "glb" | "usdz" | "obj" | "stl";
         /** @description What a model type's catalog entry says, in the old API's fields and ours. */
         ModelInfo: {
             /** @description Whether this deployment runs it. */
@@ -1992,6 +2044,19 @@ export interface components {
             /** Format: int64 */
             file_size: number;
             url: string;
+        };
+        /** @description One format of a completed job's model. */
+        ResultFormat: {
+            content_type: string;
+            format: components["schemas"]["ModelFormat"];
+            /** @description Why it cannot be made, when it failed. */
+            reason?: string;
+            /**
+             * Format: int64
+             * @description Bytes, when made.
+             */
+            size?: number;
+            status: components["schemas"]["FormatStatus"];
         };
         /** @description A job put back in the queue. */
         RetriedJob: {
@@ -3731,6 +3796,11 @@ export interface operations {
             query?: {
                 /** @description `false` answers the signed URL as JSON instead of redirecting to it. */
                 redirect?: boolean;
+                /**
+                 * @description The format to download (default `glb`); one not made yet is converted on this first
+                 *     request, which answers 202 until it is ready.
+                 */
+                format?: components["schemas"]["ModelFormat"];
             };
             header?: never;
             path: {
@@ -3750,7 +3820,18 @@ export interface operations {
                     "application/json": components["schemas"]["DownloadLink"];
                 };
             };
-            /** @description To the signed URL of the GLB */
+            /** @description The format is being converted; ask again after `Retry-After` seconds */
+            202: {
+                headers: {
+                    /** @description Seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Converting"];
+                };
+            };
+            /** @description To the signed URL of the model in the format asked for */
             302: {
                 headers: {
                     /** @description The signed URL */

@@ -140,22 +140,7 @@ pub async fn convert(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::testing::context;
-
-    fn relief_glb() -> Bytes {
-        let photo = image::RgbaImage::from_fn(48, 32, |x, y| {
-            image::Rgba([(x * 5) as u8, (y * 7) as u8, 90, 255])
-        });
-        let mut png = Vec::new();
-        image::DynamicImage::ImageRgba8(photo.clone())
-            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .unwrap();
-        Bytes::from(image2model_relief::generate_glb(
-            &photo,
-            (&png, "image/png"),
-            None,
-        ))
-    }
+    use crate::app::testing::{context, relief_glb};
 
     #[tokio::test]
     async fn each_format_is_made_once_kept_beside_the_glb_and_found_again() {

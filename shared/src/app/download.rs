@@ -281,7 +281,10 @@ pub async fn download_named(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::testing::{batch_of_two, caller, completed, context};
+    use crate::app::testing::{
+        batch_of_two, caller, completed, completed_with_model, context, drain,
+    };
+    use crate::app::work::{MessageOutcome, Worker};
 
     #[tokio::test]
     async fn models_are_signed_once_completed_and_only_for_their_owner() {
@@ -349,6 +352,130 @@ mod tests {
         assert!(matches!(
             download_named(&t, &caller("bob"), task, "photo.glb").await,
             Err(AppError::JobNotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_format_is_converted_on_its_first_request_by_the_worker_once_then_signed() {
+        let t = context();
+        let (_, batch, jobs) = batch_of_two(&t, "alice").await;
+        let done = completed_with_model(&t, &jobs[0]).await;
+        drain(&t).await; // the batch's own generate messages
+        let alice = caller("alice");
+        let id = done.job_id;
+
+        // The first requests answer "converting" and ask the worker once.
+        for _ in 0..3 {
+            let answer = download_format(&t, &alice, id, ModelFormat::Usdz)
+                .await
+                .unwrap();
+            assert!(
+                matches!(answer, FormatDownload::Converting { retry_after } if retry_after == CONVERSION_RETRY_AFTER),
+                "{answer:?}"
+            );
+        }
+        let asked = drain(&t).await;
+        assert_eq!(asked, [WorkMessage::convert(id, ModelFormat::Usdz)]);
+
+        let worker = Worker::new(t.ctx.clone(), Vec::new());
+        let body = serde_json::to_string(&asked[0]).unwrap();
+        assert_eq!(worker.handle_message(&body).await, MessageOutcome::Done);
+        let FormatDownload::Ready(usdz) = download_format(&t, &alice, id, ModelFormat::Usdz)
+            .await
+            .unwrap()
+        else {
+            panic!("the conversion is not found");
+        };
+        assert_eq!(
+            (
+                usdz.result.filename.as_str(),
+                usdz.result.content_type.as_str()
+            ),
+            ("photo.usdz", "model/vnd.usdz+zip")
+        );
+        assert!(
+            usdz.signed.url.contains("model%2Eusdz"),
+            "{}",
+            usdz.signed.url
+        );
+        let stored = t
+            .storage
+            .head(&usdz.result.object_key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.size, usdz.result.size);
+
+        // The GLB is the stored model; every format made is listed, and found by its name.
+        let FormatDownload::Ready(glb) = download_format(&t, &alice, id, ModelFormat::Glb)
+            .await
+            .unwrap()
+        else {
+            panic!("the GLB is always ready");
+        };
+        assert_eq!(glb.result.filename, "photo.glb");
+        let listed = download_formats(&t, *glb).await.unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|d| d.result.filename.as_str())
+                .collect::<Vec<_>>(),
+            ["photo.glb", "photo.usdz"]
+        );
+        let task = JobId::from_uuid(batch.batch_id.as_uuid());
+        let named = download_named(&t, &alice, task, "photo.usdz")
+            .await
+            .unwrap();
+        assert_eq!(named.result.object_key, usdz.result.object_key);
+        assert!(matches!(
+            download_named(&t, &alice, task, "photo.stl").await,
+            Err(AppError::ResultFileNotFound { .. })
+        ));
+
+        // Only its owner sees it; a job without a model has none to convert.
+        assert!(matches!(
+            download_format(&t, &caller("bob"), id, ModelFormat::Usdz).await,
+            Err(AppError::JobNotFound(_))
+        ));
+        assert!(matches!(
+            download_format(&t, &alice, jobs[1].job_id, ModelFormat::Stl).await,
+            Err(AppError::ResultNotReady { .. })
+        ));
+        assert!(drain(&t).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_model_the_converter_cannot_read_is_refused_by_format_with_its_reason() {
+        let t = context();
+        let (_, _, jobs) = batch_of_two(&t, "alice").await;
+        // `completed` stores four bytes that are no GLB.
+        let done = completed(&t, &jobs[0]).await;
+        drain(&t).await; // the batch's own generate messages
+        let alice = caller("alice");
+        download_format(&t, &alice, done.job_id, ModelFormat::Stl)
+            .await
+            .unwrap();
+        let worker = Worker::new(t.ctx.clone(), Vec::new());
+        for message in drain(&t).await {
+            let body = serde_json::to_string(&message).unwrap();
+            assert_eq!(worker.handle_message(&body).await, MessageOutcome::Done);
+        }
+        for _ in 0..2 {
+            let err = download_format(&t, &alice, done.job_id, ModelFormat::Stl)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, AppError::FormatNotConvertible { format: ModelFormat::Stl, reason } if reason.contains("glTF")),
+                "{err:?}"
+            );
+        }
+        assert!(
+            drain(&t).await.is_empty(),
+            "a known failure is not tried again"
+        );
+        assert!(matches!(
+            download_format(&t, &alice, done.job_id, ModelFormat::Glb).await,
+            Ok(FormatDownload::Ready(_))
         ));
     }
 }

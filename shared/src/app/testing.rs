@@ -375,3 +375,32 @@ pub fn tiny_glb() -> Vec<u8> {
     glb.extend([0; 8]);
     glb
 }
+
+/// A real GLB, small: the built-in relief of a 48x32 gradient, textured with it.
+pub fn relief_glb() -> Bytes {
+    let photo = image::RgbaImage::from_fn(48, 32, |x, y| {
+        image::Rgba([(x * 5) as u8, (y * 7) as u8, 90, 255])
+    });
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgba8(photo.clone())
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("a PNG encodes");
+    Bytes::from(image2model_relief::generate_glb(
+        &photo,
+        (&png, "image/png"),
+        None,
+    ))
+}
+
+/// [`completed`], with a real GLB (see [`relief_glb`]) as its model.
+pub async fn completed_with_model(ctx: &AppContext, job: &GenerationJob) -> GenerationJob {
+    let mut done = completed(ctx, job).await;
+    let glb = relief_glb();
+    let result = done.result.as_mut().expect("a completed job has a result");
+    result.size = glb.len() as u64;
+    ctx.storage
+        .put(&result.object_key, glb, "model/gltf-binary")
+        .await
+        .expect("model stored");
+    done
+}

@@ -335,6 +335,87 @@ mod tests {
         assert_eq!(generator.runs(), 1);
     }
 
+    #[tokio::test]
+    async fn the_formats_a_job_asks_for_are_made_before_it_completes_and_named_in_its_result() {
+        use crate::builtin_generator::BuiltinGenerator;
+        use crate::domain::{GenerationJob, JobOptions, ModelFormat};
+        let t = context();
+        let generator = Arc::new(BuiltinGenerator::new(t.config.image_limits()));
+        let worker = Worker::new(t.ctx.clone(), vec![generator]);
+        let file = ready_file(&t, "alice").await;
+        let options = JobOptions {
+            formats: Some(vec![ModelFormat::Stl, ModelFormat::Usdz, ModelFormat::Stl]),
+            ..JobOptions::default()
+        };
+        let job = GenerationJob::new(
+            file.file_id,
+            "alice",
+            DEFAULT_MODEL,
+            options,
+            None,
+            Utc::now(),
+        );
+        t.store
+            .create_jobs(std::slice::from_ref(&job), None, None)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            worker.handle_message(&generate_message(job.job_id)).await,
+            MessageOutcome::Done
+        );
+        let result = stored(&t, &job).await.result.expect("completed");
+        assert_eq!(
+            result.formats.iter().map(|f| f.format).collect::<Vec<_>>(),
+            [ModelFormat::Usdz, ModelFormat::Stl],
+            "each format asked for once, besides the GLB"
+        );
+        assert!(result.format_failures.is_empty());
+        for made in &result.formats {
+            let kept = t.storage.head(&made.object_key).await.unwrap().unwrap();
+            assert_eq!(
+                (kept.size, kept.content_type.as_str()),
+                (made.size, made.format.content_type())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn formats_that_cannot_be_made_are_named_with_their_reason_and_the_job_completes() {
+        use crate::domain::{GenerationJob, JobOptions, ModelFormat};
+        let t = context();
+        let worker = Worker::new(t.ctx.clone(), vec![Scripted::answering([])]);
+        let file = ready_file(&t, "alice").await;
+        let options = JobOptions {
+            formats: Some(vec![ModelFormat::Glb, ModelFormat::Obj]),
+            ..JobOptions::default()
+        };
+        let job = GenerationJob::new(
+            file.file_id,
+            "alice",
+            DEFAULT_MODEL,
+            options,
+            None,
+            Utc::now(),
+        );
+        t.store
+            .create_jobs(std::slice::from_ref(&job), None, None)
+            .await
+            .unwrap();
+        worker.handle_message(&generate_message(job.job_id)).await;
+        let done = stored(&t, &job).await;
+        assert_eq!(done.status, JobStatus::Completed);
+        let result = done.result.unwrap();
+        assert!(result.formats.is_empty());
+        assert_eq!(result.format_failures.len(), 1);
+        assert_eq!(result.format_failures[0].format, ModelFormat::Obj);
+        assert!(
+            result.format_failures[0].reason.contains("glTF"),
+            "{:?}",
+            result.format_failures
+        );
+    }
+
     /// A generator that panics, in its own code or on the blocking pool.
     struct Panicking {
         on_blocking_pool: bool,
