@@ -505,8 +505,17 @@ async fn drive(d: &Deployment, client: &Client, fake: &FakeFal, env: &BTreeMap<S
         let got = client.http.get(url.as_str().unwrap()).send().await.unwrap();
         assert!(got.status().is_success(), "{url}: {}", got.status());
     }
+    // A format made on its first download: the download function asks, the worker converts.
+    let usdz = format!("/api/v1/download/{done}?format=usdz&redirect=false");
+    let (status, answer) = client.call(ALICE, "GET", &usdz, None).await;
+    assert_eq!(status, 202, "{answer}");
+    work_until(&worker, &sqs, queue_url, async || {
+        client.call(ALICE, "GET", &usdz, None).await.0 == 200
+    })
+    .await;
     for path in [
         format!("/api/v1/download/{done}/photo.glb"),
+        format!("/api/v1/download/{done}/photo.usdz"),
         format!("/api/v1/models/download/{done}"),
     ] {
         let (status, answer) = client.call(ALICE, "GET", &path, None).await;

@@ -63,13 +63,42 @@ async function viewerPixels(page) {
   return page.evaluate(() => document.getElementById('viewer-canvas').toDataURL());
 }
 
+async function signIn(page) {
+  await page.fill('#api-key', key);
+  await page.click('#save-key');
+  await page.waitForFunction(() => document.body.dataset.authenticated === 'true', null, { timeout: DEADLINE });
+}
+
+/// The download that `click` starts, and its bytes.
+async function downloadBy(page, click) {
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: DEADLINE }), click()]);
+  assert.equal(await download.failure(), null, 'the download completed');
+  return { download, bytes: await readFile(await download.path()) };
+}
+
+/// A job made the old way (one photo, multipart, with the key), once it completed.
+async function completedJob(photo, type) {
+  const form = new FormData();
+  form.append('files', new Blob([await readFile(path.join(photos, photo))], { type }), photo);
+  const auth = { Authorization: `Bearer ${key}` };
+  const response = await fetch(`${base}/api/v1/upload/`, { method: 'POST', headers: auth, body: form });
+  assert.equal(response.status, 200);
+  const { task_id: jobId } = await response.json();
+  const deadline = Date.now() + DEADLINE;
+  for (;;) {
+    const job = await (await fetch(`${base}/api/v1/jobs/${jobId}`, { headers: auth })).json();
+    if (job.status === 'completed') return job;
+    assert.ok(!['failed', 'cancelled'].includes(job.status), `job ${jobId}: ${JSON.stringify(job.error)}`);
+    assert.ok(Date.now() < deadline, `job ${jobId} still ${job.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 test('a person uploads two photos, watches them finish, turns the model and downloads it', async () => {
   const { page, errors } = await newPage();
   // By another name than the one signed URLs use: the page's policy must let them through.
   await page.goto(`${base.replace('127.0.0.1', 'localhost')}/`);
-  await page.fill('#api-key', key);
-  await page.click('#save-key');
-  await page.waitForFunction(() => document.body.dataset.authenticated === 'true', null, { timeout: DEADLINE });
+  await signIn(page);
   await page.waitForSelector('#model-type option', { state: 'attached' });
   await page.screenshot({ path: path.join(shots, '1-signed-in.png') });
 
@@ -100,11 +129,13 @@ test('a person uploads two photos, watches them finish, turns the model and down
   assert.notEqual(await viewerPixels(page), before, 'dragging turned the model');
   await page.locator('#viewer').screenshot({ path: path.join(shots, '3-viewer-turned.png') });
 
-  // Each download link is a valid GLB.
-  const links = await page.$$eval('li.job a.download', (els) => els.map((a) => a.href));
-  assert.equal(links.length, 2);
-  for (const link of links) {
-    const bytes = Buffer.from(await (await fetch(link)).arrayBuffer());
+  // Each card's GLB button downloads a valid GLB, from a link signed at the click.
+  const cards = await page.$$('li.job.completed');
+  assert.equal(cards.length, 2);
+  for (const card of cards) {
+    const glb = await card.waitForSelector('button[data-format="glb"]', { timeout: DEADLINE });
+    const { download, bytes } = await downloadBy(page, () => glb.click());
+    assert.match(download.suggestedFilename(), /\.glb$/);
     assert.equal(bytes.subarray(0, 4).toString('latin1'), 'glTF');
     assert.equal(bytes.readUInt32LE(4), 2, 'glTF 2');
     assert.equal(bytes.readUInt32LE(8), bytes.length, 'the length the header declares');
@@ -215,5 +246,80 @@ test('a link naming another API finds no key to send it', async () => {
   assert.deepEqual(leaked, [], 'no request to another API carried the key');
   await page.click('#api-home');
   await page.waitForFunction(() => document.body.dataset.authenticated === 'true', null, { timeout: DEADLINE });
+  await page.close();
+});
+
+test('a completed job downloads as USDZ, made on its first request, and links it for AR Quick Look', async () => {
+  const job = await completedJob('rocket.jpg', 'image/jpeg');
+  const jobId = job.job_id;
+  const formats = Object.fromEntries(job.result.formats.map((f) => [f.format, f.status]));
+  assert.deepEqual(formats, { glb: 'ready', usdz: 'on_request', obj: 'on_request', stl: 'on_request' });
+
+  const { page, errors } = await newPage();
+  const asked = []; // The page's requests for this job's USDZ, and their answers.
+  page.on('response', (response) => {
+    const url = new URL(response.url());
+    if (url.pathname === `/api/v1/download/${jobId}` && url.searchParams.get('format') === 'usdz') {
+      asked.push({ status: response.status(), redirect: url.searchParams.get('redirect') });
+    }
+  });
+  await page.goto(`${base}/`);
+  await signIn(page);
+  const card = `li.recent.completed[data-job-id="${jobId}"]`;
+  const usdz = `${card} button[data-format="usdz"]`;
+  await page.waitForSelector(usdz, { timeout: DEADLINE });
+
+  // Four formats, in plain words, the sizes of those made; every control 44 px tall at least.
+  const labels = await page.$$eval(`${card} button.format`, (els) => els.map((b) => [b.dataset.format, b.textContent]));
+  assert.deepEqual(labels.map(([format]) => format), ['glb', 'usdz', 'obj', 'stl']);
+  assert.match(labels[0][1], /^GLB \(web, 3D viewers\) · [\d.]+ (B|kB|MB)$/);
+  assert.equal(labels[1][1], 'USDZ (iPhone/iPad AR)', 'no size before the USDZ is made');
+  assert.equal(labels[2][1], 'OBJ + texture (Blender, editors) .zip');
+  assert.equal(labels[3][1], 'STL (3D printing)');
+  for (const control of await page.$$(`${card} button`)) {
+    const box = await control.boundingBox();
+    assert.ok(box.height >= 44, `${await control.textContent()}: ${box.height} px tall`);
+  }
+  // The AR link is there from the start (hidden where there is no AR Quick Look, as in
+  // Chromium), with its image first; nothing signed or converted before anyone asked.
+  const ar = `${card} a[rel="ar"]`;
+  const arBefore = await page.$eval(ar, (a) => ({
+    hidden: a.hidden, first: a.firstChild?.nodeName, href: a.getAttribute('href'),
+    supported: document.createElement('a').relList.supports('ar'),
+  }));
+  assert.equal(arBefore.first, 'IMG');
+  assert.equal(arBefore.hidden, !arBefore.supported);
+  if (!arBefore.supported) {
+    assert.equal(arBefore.href, null);
+    assert.deepEqual(asked, []);
+  }
+
+  // The click waits through the conversion, saying so on the button, then downloads the USDZ.
+  const { download, bytes } = await downloadBy(page, async () => {
+    await page.click(usdz);
+    await page.waitForFunction((selector) => document.querySelector(selector).textContent.startsWith('Converting…'),
+      usdz, { timeout: DEADLINE, polling: 50 });
+  });
+  assert.match(download.suggestedFilename(), /\.usdz$/);
+  assert.equal(bytes.subarray(0, 4).toString('latin1'), 'PK\x03\x04', 'a USDZ is a zip');
+  const firstName = bytes.subarray(30, 30 + bytes.readUInt16LE(26)).toString('latin1');
+  assert.match(firstName, /\.usd[ac]?$/, 'whose first file is the USD layer');
+  assert.equal(asked[0].status, 202, 'the first request converts');
+  assert.equal(asked.at(-1).status, 200);
+  assert.ok(asked.every((a) => a.redirect === 'false'), JSON.stringify(asked));
+  console.log(`usdz: ${asked.length} requests (${asked.map((a) => a.status).join(', ')}), ${bytes.length} bytes`);
+  await page.waitForFunction((selector) => /Downloading .+\.usdz/.test(document.querySelector(selector).textContent),
+    `${card} .format-status`, { timeout: DEADLINE });
+  await page.waitForFunction((selector) => !document.querySelector(selector).textContent.startsWith('Converting'),
+    usdz, { timeout: DEADLINE });
+  assert.match(await page.textContent(usdz), /^USDZ \(iPhone\/iPad AR\) · [\d.]+ (B|kB|MB)$/, 'the size once made');
+
+  // The AR link now holds that fresh signed URL of the USDZ, its image still first.
+  const arAfter = await page.$eval(ar, (a) => ({ href: a.href, first: a.firstChild?.nodeName, src: a.firstChild?.getAttribute('src') }));
+  assert.match(arAfter.href, /model\.usdz/);
+  assert.equal(arAfter.first, 'IMG');
+  assert.ok(arAfter.src, 'the image shows something (the preview, or the inline icon)');
+  await page.locator(card).screenshot({ path: path.join(shots, '6-formats.png') });
+  assert.deepEqual(errors, [], 'no script errors');
   await page.close();
 });

@@ -48,6 +48,8 @@ class ApiError extends Error {
     super((body && (body.detail || body.message)) || `HTTP ${status}`);
     this.status = status;
     this.code = body && body.error_code;
+    /** @type {Record<string, any>} the envelope's specifics (`reason`, `retry_after`, ...) */
+    this.details = (body && typeof body.details === 'object' && body.details) || {};
   }
 }
 
@@ -71,11 +73,302 @@ async function ok(call) {
   return data;
 }
 
-/** @param {string} jobId a completed job's */
-function downloadLink(jobId) {
-  return ok(client.GET('/api/v1/download/{job_id}', {
-    params: { path: { job_id: jobId }, query: { redirect: false } },
-  }));
+// --- downloads -----------------------------------------------------------------------------
+
+/** @typedef {Schemas['ModelFormat']} ModelFormat */
+
+// Every format a completed model downloads in, in the order the cards offer them, said the way a
+// person chooses (a Record, so that a format added to the document fails the type check here).
+/** @type {Record<ModelFormat, { name: string, label: string }>} */
+const FORMATS = {
+  glb: { name: 'GLB', label: 'GLB (web, 3D viewers)' },
+  usdz: { name: 'USDZ', label: 'USDZ (iPhone/iPad AR)' },
+  obj: { name: 'OBJ', label: 'OBJ + texture (Blender, editors) .zip' },
+  stl: { name: 'STL', label: 'STL (3D printing)' },
+};
+const FORMAT_ORDER = /** @type {ModelFormat[]} */ (Object.keys(FORMATS));
+// How long a click waits for a format being converted (202 answers) before saying so.
+const CONVERSION_DEADLINE_MS = 60_000;
+// A signed URL this close to its expiry is not handed to the browser (AR Quick Look opens it late).
+const EXPIRY_MARGIN_MS = 30_000;
+
+/** Still converting when the deadline passed. */
+class ConversionTimeout extends Error {
+  /** @param {ModelFormat} format */
+  constructor(format) {
+    super(`${FORMATS[format].name} still converting after ${CONVERSION_DEADLINE_MS / 1000} s`);
+    this.format = format;
+  }
+}
+
+/**
+ * The seconds a 202 asks to wait: its `Retry-After` header (readable across origins only when
+ * the API's CORS exposes it), else the body's copy, kept between 1 and 30.
+ * @param {Response} response
+ * @param {unknown} body
+ */
+function retryAfter(response, body) {
+  const header = (response.headers.get('Retry-After') || '').trim();
+  const inBody = body && typeof body === 'object' && 'retry_after' in body ? Number(body.retry_after) : NaN;
+  const seconds = /^\d+$/.test(header) ? Number(header) : Number.isFinite(inBody) ? inBody : 3;
+  return Math.min(Math.max(seconds, 1), 30);
+}
+
+/**
+ * A fresh signed link of a completed job's model in `format`: asked for at each use, never kept,
+ * since signed URLs expire in minutes. A format not made yet answers 202 while the worker
+ * converts it; this asks again after `Retry-After` seconds until the link comes or
+ * CONVERSION_DEADLINE_MS passed (ConversionTimeout). Other answers throw an ApiError.
+ * @param {string} jobId
+ * @param {ModelFormat} [format]
+ * @param {(seconds: number) => void} [converting] told before each wait
+ * @returns {Promise<Schemas['DownloadLink']>}
+ */
+async function freshLink(jobId, format = 'glb', converting) {
+  const deadline = Date.now() + CONVERSION_DEADLINE_MS;
+  for (;;) {
+    const left = Math.max(deadline - Date.now(), 1000);
+    const { data, error, response } = await client.GET('/api/v1/download/{job_id}', {
+      params: { path: { job_id: jobId }, query: { format, redirect: false } },
+      // A server that stops answering ends in a TimeoutError instead of a button busy for ever.
+      signal: typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(left) : undefined,
+    });
+    if (!response.ok || data === undefined) throw new ApiError(response.status, error);
+    if (response.status !== 202 && 'url' in data) return data;
+    if (response.status !== 202) throw new ApiError(response.status, data);
+    const seconds = retryAfter(response, data);
+    if (Date.now() + seconds * 1000 >= deadline) throw new ConversionTimeout(format);
+    converting?.(seconds);
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  }
+}
+
+/**
+ * Starts the browser's download of a link just signed. The storage answers with
+ * `Content-Disposition: attachment`, so the page stays (`download` alone is ignored across
+ * origins, as signed URLs are on AWS).
+ * @param {Schemas['DownloadLink']} link
+ */
+function startDownload(link) {
+  const a = Object.assign(document.createElement('a'), { href: link.url, download: link.filename, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+/**
+ * What went wrong, in words a person can act on.
+ * @param {any} err
+ * @param {ModelFormat} format
+ */
+function downloadFailure(err, format) {
+  const name = FORMATS[format].name;
+  if (err instanceof ConversionTimeout) {
+    return `${name} is still being made after ${CONVERSION_DEADLINE_MS / 1000} seconds. Try again in a minute.`;
+  }
+  if (err instanceof ApiError) {
+    if (err.code === 'FORMAT_NOT_CONVERTIBLE') {
+      const reason = typeof err.details.reason === 'string' ? `: ${err.details.reason}` : '';
+      return `This model cannot be made into ${name}${reason}. The GLB still downloads.`;
+    }
+    switch (err.status) {
+      case 401: return 'The server refused your key (it may have expired or been revoked). Paste a valid key above and try again.';
+      case 403: return `Your key may not download models (${err.message}).`;
+      case 404: return 'This job no longer exists (it may have been deleted).';
+      case 409: return `The model is not ready to download yet (${err.message}).`;
+      case 429: return 'Too many requests just now. Wait a moment and try again.';
+      case 503: return 'The server could not reach the storage or the converter. Try again shortly.';
+      default: return `Could not get the ${name} download: ${err.message} (HTTP ${err.status}).`;
+    }
+  }
+  if (err && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
+    return `The server did not answer in time for the ${name} download. Try again.`;
+  }
+  if (err instanceof TypeError) {
+    return `Could not reach the server (${err.message}). Check your connection and try again.`;
+  }
+  return `Could not download ${name}: ${(err && err.message) || err}`;
+}
+
+/** @param {number} bytes */
+function humanSize(bytes) {
+  if (bytes < 1000) return `${bytes} B`;
+  const units = ['kB', 'MB', 'GB'];
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/**
+ * A format button's text: its label, with the size when known.
+ * @param {ModelFormat} format
+ * @param {Schemas['ResultFormat'] | undefined} known
+ */
+function formatLabel(format, known) {
+  const { label } = FORMATS[format];
+  if (known && known.status === 'failed') return `${label} · not available`;
+  return known && typeof known.size === 'number' ? `${label} · ${humanSize(known.size)}` : label;
+}
+
+// AR Quick Look (iOS and iPadOS Safari) opens `<a rel="ar">` links whose first child is an image.
+const AR_SUPPORTED = (() => {
+  try {
+    return document.createElement('a').relList.supports('ar');
+  } catch {
+    return false;
+  }
+})();
+// The AR link's picture when the model has no preview: a cube, inline (the page's policy allows
+// data: images).
+const AR_ICON = `data:image/svg+xml,${encodeURIComponent(
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40"><rect width="40" height="40" rx="6" fill="#dfe3ea"/>'
+  + '<path d="M20 7 32 13.5v13L20 33 8 26.5v-13z" fill="#fff" stroke="#1d2330" stroke-width="2" stroke-linejoin="round"/>'
+  + '<path d="M8 13.5 20 20l12-6.5M20 20v13" fill="none" stroke="#1d2330" stroke-width="2" stroke-linejoin="round"/></svg>',
+)}`;
+
+/**
+ * A completed job's downloads: a button per format (each asks for a fresh link when clicked and
+ * waits through a conversion), the AR Quick Look link, and a status line for what happens.
+ * The AR link is in every card, hidden where the browser has no AR Quick Look. Its href must be
+ * a fresh signed USDZ URL at the moment of the tap (Safari opens it on the tap itself; a link
+ * fetched after the tap is no longer the person's gesture), so: on a device with AR Quick Look a
+ * USDZ already made is signed as the card renders; any USDZ link the card fetches later (a USDZ
+ * download) is set on it too; and a tap on a missing or nearly expired link fetches one (made
+ * first if need be) and asks for another tap. No card converts anything before a person asks.
+ * @param {string} jobId
+ * @param {Schemas['ResultFormat'][] | null} formats the job's `result.formats`, when known
+ */
+function formatControls(jobId, formats) {
+  const box = document.createElement('div');
+  box.className = 'formats';
+  const group = document.createElement('div');
+  group.className = 'format-buttons';
+  group.setAttribute('role', 'group');
+  group.setAttribute('aria-label', 'Download the model as');
+  const caption = Object.assign(document.createElement('span'), { className: 'formats-label', textContent: 'Download:' });
+  caption.setAttribute('aria-hidden', 'true');
+  group.append(caption);
+  const status = document.createElement('p');
+  status.className = 'format-status';
+  status.setAttribute('role', 'status');
+  status.setAttribute('aria-live', 'polite');
+
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let fallbackTimer;
+  /**
+   * @param {string} text
+   * @param {boolean} [error]
+   * @param {Schemas['DownloadLink']} [link] offered as a plain link while it is valid
+   */
+  const say = (text, error = false, link) => {
+    clearTimeout(fallbackTimer);
+    status.replaceChildren(text);
+    status.classList.toggle('error', error);
+    if (link) {
+      const again = Object.assign(document.createElement('a'), { href: link.url, download: link.filename, textContent: 'save it here' });
+      status.append(' Not started? ', again, '.');
+      const valid = Date.parse(link.expires_at) - Date.now() - EXPIRY_MARGIN_MS;
+      fallbackTimer = setTimeout(() => again.replaceWith('ask again above'), Math.max(valid, 0));
+    }
+  };
+
+  const ar = document.createElement('a');
+  ar.className = 'ar';
+  ar.rel = 'ar';
+  ar.hidden = !AR_SUPPORTED;
+  const arPicture = Object.assign(document.createElement('img'), { src: AR_ICON, alt: '', width: 40, height: 40 });
+  const arText = document.createTextNode('View in AR');
+  ar.append(arPicture, arText); // The image first: Safari requires it.
+  let arExpires = 0;
+  let arBusy = false;
+  /** @param {Schemas['DownloadLink']} link */
+  const setArLink = (link) => {
+    ar.href = link.url;
+    arExpires = Date.parse(link.expires_at);
+    ar.dataset.expiresAt = link.expires_at;
+  };
+  ar.addEventListener('click', async (event) => {
+    if (ar.getAttribute('href') && Date.now() < arExpires - EXPIRY_MARGIN_MS) return; // Safari opens it.
+    event.preventDefault();
+    if (arBusy) return;
+    arBusy = true;
+    ar.setAttribute('aria-busy', 'true');
+    arText.data = 'Preparing AR…';
+    say('Getting the AR model…');
+    try {
+      setArLink(await freshLink(jobId, 'usdz', () => {
+        arText.data = 'Converting…';
+        say('Converting the model to USDZ for AR; this usually takes a few seconds…');
+      }));
+      say('The AR model is ready: tap “View in AR” to open it.');
+    } catch (err) {
+      say(downloadFailure(err, 'usdz'), true);
+    } finally {
+      arBusy = false;
+      ar.removeAttribute('aria-busy');
+      arText.data = 'View in AR';
+    }
+  });
+
+  for (const format of FORMAT_ORDER) {
+    const known = formats?.find((f) => f.format === format);
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'format';
+    button.dataset.format = format;
+    button.dataset.status = known ? known.status : 'unknown';
+    button.textContent = formatLabel(format, known);
+    if (known && known.reason) button.title = known.reason;
+    button.addEventListener('click', async () => {
+      if (button.getAttribute('aria-busy') === 'true') return;
+      const name = FORMATS[format].name;
+      // aria-disabled rather than disabled: the button keeps focus while it works.
+      button.setAttribute('aria-busy', 'true');
+      button.setAttribute('aria-disabled', 'true');
+      say(`Getting the ${name} download…`);
+      try {
+        const link = await freshLink(jobId, format, () => {
+          button.classList.add('converting');
+          button.textContent = `Converting… ${FORMATS[format].label}`;
+          say(`Converting the model to ${name}; this usually takes a few seconds…`);
+        });
+        button.dataset.status = 'ready';
+        button.textContent = formatLabel(format, { format, status: 'ready', content_type: link.content_type, size: link.size });
+        if (format === 'usdz') setArLink(link);
+        startDownload(link);
+        say(`Downloading ${link.filename} (${humanSize(link.size)}).`, false, link);
+      } catch (err) {
+        button.textContent = formatLabel(format, known);
+        say(downloadFailure(err, format), true);
+      } finally {
+        button.classList.remove('converting');
+        button.removeAttribute('aria-busy');
+        button.removeAttribute('aria-disabled');
+      }
+    });
+    group.append(button);
+  }
+
+  // Only where Quick Look can open it, and only a USDZ already made: no conversion unasked.
+  if (AR_SUPPORTED && formats?.some((f) => f.format === 'usdz' && f.status === 'ready')) {
+    freshLink(jobId, 'usdz').then(setArLink).catch(() => {
+      // Left without href: a tap fetches the link again and says what went wrong.
+    });
+  }
+
+  box.append(group, ar, status);
+  return {
+    box,
+    say,
+    /** @param {string} url the model's preview, shown in the AR link */
+    showPreview(url) {
+      arPicture.src = url;
+    },
+  };
 }
 
 // --- which API ------------------------------------------------------------------------------
@@ -208,8 +501,13 @@ async function upload(file) {
   try {
     /** @type {Schemas['GenerateSpec']} */
     const generate = { model_type: $('model-type').value || undefined };
+    /** @type {Schemas['JobOptions']} */
+    const options = {};
     const faces = $('face-limit').value;
-    if (faces) generate.options = { face_limit: Number(faces) };
+    if (faces) options.face_limit = Number(faces);
+    // Where AR Quick Look opens models, the USDZ is made with the model: "View in AR" works at once.
+    if (AR_SUPPORTED) options.formats = ['glb', 'usdz'];
+    if (Object.keys(options).length > 0) generate.options = options;
     const presigned = await ok(client.POST('/api/v1/uploads/presign', {
       body: {
         // The server reads the bytes' type and refuses any but the image types it names.
@@ -273,21 +571,42 @@ function follow(li, jobId, eventsUrl) {
  * @param {string} jobId
  */
 async function showResult(li, jobId) {
-  const link = await downloadLink(jobId);
+  // The GLB's link for the viewer (and the preview), and the job for its formats and their sizes.
+  const [glb, job] = await Promise.allSettled([
+    freshLink(jobId),
+    ok(client.GET('/api/v1/jobs/{job_id}', { params: { path: { job_id: jobId } } })),
+  ]);
+  const formats = job.status === 'fulfilled' && job.value.result ? job.value.result.formats : null;
+  const controls = formatControls(jobId, formats);
+  li.querySelector('.formats')?.remove();
+  li.append(controls.box);
   const actions = /** @type {HTMLElement} */ (li.querySelector('.actions'));
-  actions.replaceChildren();
-  const download = document.createElement('a');
-  download.className = 'download';
-  download.href = link.url;
-  download.download = link.filename;
-  download.textContent = `Download ${link.filename}`;
-  const view = document.createElement('button');
-  view.type = 'button';
-  view.textContent = 'View';
-  view.addEventListener('click', () => showModel(link.url, link.filename));
-  actions.append(download, view);
-  await showModel(link.url, link.filename);
+  actions.replaceChildren(viewButton(jobId, controls.say));
+  if (glb.status === 'fulfilled') {
+    if (glb.value.preview_url) controls.showPreview(glb.value.preview_url);
+    await showModel(glb.value.url, glb.value.filename);
+  } else {
+    controls.say(`The model could not be shown. ${downloadFailure(glb.reason, 'glb')}`, true);
+  }
   refreshRecent();
+}
+
+/**
+ * "View": shows the job's model in the viewer, from a link fetched at the click.
+ * @param {string} jobId
+ * @param {(text: string, error?: boolean) => void} say the card's status line
+ */
+function viewButton(jobId, say) {
+  const view = Object.assign(document.createElement('button'), { type: 'button', textContent: 'View', className: 'view' });
+  view.addEventListener('click', async () => {
+    try {
+      const link = await freshLink(jobId);
+      await showModel(link.url, link.filename);
+    } catch (err) {
+      say(`The model could not be shown. ${downloadFailure(err, 'glb')}`, true);
+    }
+  });
+  return view;
 }
 
 /** @param {File[]} files */
@@ -389,30 +708,30 @@ async function refreshRecent() {
     list.replaceChildren(...page.jobs.map((job) => {
       const li = document.createElement('li');
       li.className = `recent ${job.status}`;
+      li.dataset.jobId = job.job_id;
       const label = document.createElement('span');
       const when = new Date(job.created_at).toLocaleString();
       const name = job.result ? job.result.filename : job.model_type;
       label.textContent = `${name} · ${job.status} · ${when}`;
       const actions = document.createElement('span');
       actions.className = 'actions';
+      li.append(label, actions);
       if (job.status === 'completed') {
+        const controls = formatControls(job.job_id, job.result ? job.result.formats : null);
         const preview = document.createElement('img');
         preview.className = 'preview';
         preview.alt = `Preview of ${name}`;
-        downloadLink(job.job_id).then((link) => {
-          if (link.preview_url) preview.src = link.preview_url;
+        freshLink(job.job_id).then((link) => {
+          if (!link.preview_url) {
+            preview.remove();
+            return;
+          }
+          preview.src = link.preview_url;
+          controls.showPreview(link.preview_url);
         }).catch(() => preview.remove());
-        actions.append(preview);
-        const view = document.createElement('button');
-        view.type = 'button';
-        view.textContent = 'View';
-        view.addEventListener('click', async () => {
-          const link = await downloadLink(job.job_id);
-          showModel(link.url, link.filename);
-        });
-        actions.append(view);
+        actions.append(preview, viewButton(job.job_id, controls.say));
+        li.append(controls.box);
       }
-      li.append(label, actions);
       return li;
     }));
   } catch (err) {
