@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, the SAM template lint, then every unit, contract
 # and flow test, with the AWS adapters tested against a moto server started (and stopped) here,
-# then schemathesis against the local server, the web client in headless Chromium and
-# type-checked against the OpenAPI document, and the functions invoked through cargo-lambda.
+# then schemathesis against the local server, every model format through its reference checker
+# (scripts/formats.sh), the web client in headless Chromium and type-checked against the OpenAPI
+# document, and the functions invoked through cargo-lambda.
 # Needs a Rust toolchain, Python 3 and Node.js; installs cargo-nextest, cargo-machete,
 # cargo-llvm-cov, a pinned Python venv, Debian's chromium and the pinned npm packages of
-# tests/browser (playwright-core, openapi-typescript, openapi-fetch, typescript) if missing.
+# tests/browser (playwright-core, openapi-typescript, openapi-fetch, typescript) and of
+# tests/formats (gltf-validator) if missing.
 # Prints the line coverage of the product code and fails under its floor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -99,6 +101,9 @@ SCHEMATHESIS="$venv/bin/schemathesis" bash scripts/schemathesis.sh
 
 echo "== the Python client generated from the document, a photo to a model"
 bash scripts/clients.sh
+
+echo "== every format of a model through its reference checker (glTF-Validator, usd-core, trimesh)"
+bash scripts/formats.sh
 
 echo "== the web client in headless Chromium"
 bash scripts/browser.sh
