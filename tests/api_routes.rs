@@ -523,7 +523,7 @@ async fn job_creation_idempotency_ownership_and_listing() {
                 body["progress"].as_u64(),
                 body["model_type"].as_str()
             ),
-            (Some("queued"), Some(0), Some("depth_anything_v2"))
+            (Some("queued"), Some(0), Some("relief"))
         );
     }
     let create = |key: &'static str| {
@@ -1397,10 +1397,10 @@ async fn models_available_reflects_the_deployment() {
         .filter(|m| m["available"] == true)
         .filter_map(|m| m["name"].as_str())
         .collect();
-    assert_eq!(available, ["depth_anything_v2"]);
+    assert_eq!(available, ["relief"]);
     let default: Vec<&Value> = models.iter().filter(|m| m["default"] == true).collect();
     assert_eq!(default.len(), 1);
-    assert_eq!(default[0]["name"], "depth_anything_v2");
+    assert_eq!(default[0]["name"], "relief");
     let tripo = models.iter().find(|m| m["name"] == "tripo3d").unwrap();
     assert_eq!(tripo["available"], false);
 }

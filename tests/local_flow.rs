@@ -148,7 +148,7 @@ async fn compatibility_batch_upload_runs_one_job_per_file() {
     ];
     let mut form = reqwest::multipart::Form::new()
         .text("face_limit", "5000")
-        .text("model_type", "depth_anything_v2");
+        .text("model_type", "relief");
     for (name, bytes, mime) in &images {
         form = form.part(
             "files",

@@ -511,7 +511,13 @@ async fn old_models_routes_work() {
         for field in ["name", "description", "type"] {
             assert!(m[field].is_string(), "{field}: {m}");
         }
-        assert_eq!(m["supported_formats"], json!(["glb"]));
+        assert_eq!(m["supported_formats"], json!(["glb", "usdz", "obj", "stl"]));
+        for field in ["display_name", "makes"] {
+            assert!(
+                m[field].as_str().is_some_and(|t| !t.is_empty()),
+                "{field}: {m}"
+            );
+        }
         assert!(
             m["available"].is_boolean() && m["default"].is_boolean() && is_number(&m["price_usd"])
         );
@@ -572,9 +578,21 @@ async fn old_models_routes_work() {
         .await
         .unwrap();
     assert!(inspect_glb(&glb).1 > 0);
+    // The old route's `format=obj` (its 501) now converts: 202 until made, then the package.
     let (status, body) = server
         .get_json(
             &format!("/api/v1/models/download/{job_id}?format=obj"),
+            Some(ALICE),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        (body["format"].as_str(), body["status"].as_str()),
+        (Some("obj"), Some("converting"))
+    );
+    let (status, body) = server
+        .get_json(
+            &format!("/api/v1/models/download/{job_id}?format=fbx"),
             Some(ALICE),
         )
         .await;

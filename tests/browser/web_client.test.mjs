@@ -76,14 +76,21 @@ async function downloadBy(page, click) {
   return { download, bytes: await readFile(await download.path()) };
 }
 
-/// A job made the old way (one photo, multipart, with the key), once it completed.
+/// A job of one photo (uploaded in one request, then a job on it, with the key), once it completed.
 async function completedJob(photo, type) {
   const form = new FormData();
-  form.append('files', new Blob([await readFile(path.join(photos, photo))], { type }), photo);
+  form.append('file', new Blob([await readFile(path.join(photos, photo))], { type }), photo);
   const auth = { Authorization: `Bearer ${key}` };
-  const response = await fetch(`${base}/api/v1/upload/`, { method: 'POST', headers: auth, body: form });
-  assert.equal(response.status, 200);
-  const { task_id: jobId } = await response.json();
+  const uploaded = await fetch(`${base}/api/v1/upload/image`, { method: 'POST', headers: auth, body: form });
+  assert.ok(uploaded.ok, `upload: ${uploaded.status}`);
+  const { file_id: fileId } = await uploaded.json();
+  const created = await fetch(`${base}/api/v1/jobs`, {
+    method: 'POST',
+    headers: { ...auth, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ file_id: fileId }),
+  });
+  assert.equal(created.status, 202);
+  const { job_id: jobId } = await created.json();
   const deadline = Date.now() + DEADLINE;
   for (;;) {
     const job = await (await fetch(`${base}/api/v1/jobs/${jobId}`, { headers: auth })).json();
@@ -316,7 +323,7 @@ test('a completed job downloads as USDZ, made on its first request, and links it
 
   // The AR link now holds that fresh signed URL of the USDZ, its image still first.
   const arAfter = await page.$eval(ar, (a) => ({ href: a.href, first: a.firstChild?.nodeName, src: a.firstChild?.getAttribute('src') }));
-  assert.match(arAfter.href, /model\.usdz/);
+  assert.match(arAfter.href, /model(\.|%2E)usdz/);
   assert.equal(arAfter.first, 'IMG');
   assert.ok(arAfter.src, 'the image shows something (the preview, or the inline icon)');
   await page.locator(card).screenshot({ path: path.join(shots, '6-formats.png') });

@@ -192,8 +192,7 @@ impl TestServer {
             _ => "photo.jpg",
         });
         if generate {
-            body["generate"] =
-                json!({"model_type": "depth_anything_v2", "options": {"face_limit": 20000}});
+            body["generate"] = json!({"model_type": "relief", "options": {"face_limit": 20000}});
         }
         let (status, presigned) = self
             .post_json("/api/v1/uploads/presign", Some(key), &body)

@@ -7,7 +7,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use image2model_shared::AppContext;
 use image2model_shared::app::download::{
@@ -16,12 +15,12 @@ use image2model_shared::app::download::{
 use image2model_shared::domain::{JobId, ModelFormat};
 use image2model_shared::web::extract::{ApiQuery, JobIdParam};
 use image2model_shared::web::openapi::ApiErrors;
-use image2model_shared::web::views::signed_redirect;
+use image2model_shared::web::views::{Converting, signed_redirect};
 use image2model_shared::web::{ApiError, Caller};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use views::{Converting, DownloadLink, ListedModel, ModelListing, RenderedImage};
+use views::{DownloadLink, ListedModel, ModelListing, RenderedImage};
 
 mod views;
 
@@ -67,18 +66,7 @@ async fn download(
     let download = match download_format(&ctx, &caller, id, format).await? {
         FormatDownload::Ready(download) => download,
         FormatDownload::Converting { retry_after } => {
-            let seconds = retry_after.as_secs();
-            return Ok((
-                StatusCode::ACCEPTED,
-                [(header::RETRY_AFTER, seconds.to_string())],
-                Json(Converting {
-                    job_id: id,
-                    format,
-                    status: "converting",
-                    retry_after: seconds,
-                }),
-            )
-                .into_response());
+            return Ok(Converting::response(id, format, retry_after));
         }
     };
     let (result, signed) = (&download.result, &download.signed);

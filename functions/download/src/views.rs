@@ -60,20 +60,3 @@ pub struct ModelListing {
     pub download_urls: Vec<String>,
     pub total_files: usize,
 }
-
-/// A format being converted (the first request for it): ask again after `retry_after` seconds.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({
-    "job_id": "0b1e6a52-8c1c-4d62-9d5e-6f2d1c3b4a59", "format": "usdz", "status": "converting",
-    "retry_after": 3
-}))]
-pub struct Converting {
-    #[schema(value_type = uuid::Uuid)]
-    pub job_id: JobId,
-    pub format: ModelFormat,
-    /// Always `converting`.
-    #[schema(pattern = "^converting$")]
-    pub status: &'static str,
-    /// Seconds; the `Retry-After` header says the same.
-    pub retry_after: u64,
-}

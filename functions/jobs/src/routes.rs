@@ -1,6 +1,6 @@
 //! HTTP routes of the jobs function, each with its OpenAPI operation.
 
-use crate::views::{CreatedJob, Format, LegacyCreatedJob, LegacyJob, ModelInfo, Provider};
+use crate::views::{CreatedJob, LegacyCreatedJob, LegacyJob, ModelInfo, ModelOption, Provider};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -9,15 +9,17 @@ use image2model_shared::AppContext;
 use image2model_shared::app::access::owned_job;
 use image2model_shared::app::cancel_job::cancel_job;
 use image2model_shared::app::create_job::{CreateJobRequest, ModelType, create_job, resolve_model};
-use image2model_shared::app::download::download_job;
+use image2model_shared::app::download::{FormatDownload, download_format};
 use image2model_shared::app::list_jobs::{ListParams, list_jobs};
-use image2model_shared::domain::models::{self, CATALOG, DEFAULT_MODEL};
-use image2model_shared::domain::{FileId, JobOptions, Texture};
+use image2model_shared::domain::models::{self, CATALOG};
+use image2model_shared::domain::{FileId, JobOptions, ModelFormat, Texture};
 use image2model_shared::web::extract::{ApiJson, ApiQuery, JobIdParam};
 use image2model_shared::web::links::{Origin, task_links};
 use image2model_shared::web::openapi::ApiErrors;
 use image2model_shared::web::rate_limit::limited;
-use image2model_shared::web::views::{JobPage, JobView, LinkedJobView, signed_redirect};
+use image2model_shared::web::views::{
+    Converting, JobPage, JobView, LinkedJobView, signed_redirect,
+};
 use image2model_shared::web::{ApiError, Caller};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -180,14 +182,25 @@ async fn available_models(State(ctx): State<AppContext>) -> Json<Vec<ModelInfo>>
             .iter()
             .map(|m| ModelInfo {
                 name: m.id,
+                display_name: m.display_name,
                 description: m.description,
+                makes: m.makes,
                 kind: "image_to_3d",
-                supported_formats: vec![Format::Glb],
+                supported_formats: &ModelFormat::ALL,
                 model_type: m.id,
                 available: models::is_available(m, fal),
-                default: m.id == DEFAULT_MODEL,
+                default: m.id == models::default_model(fal),
                 options: m.accepted_options,
-                provider: if m.builtin && !fal {
+                option_details: m
+                    .accepted_options
+                    .iter()
+                    .map(|&name| ModelOption {
+                        name,
+                        description: models::option_description(name),
+                    })
+                    .collect(),
+                face_limit_max: m.face_limit_max,
+                provider: if m.builtin {
                     Provider::Builtin
                 } else {
                     Provider::Fal
@@ -300,20 +313,20 @@ async fn models_job(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct FormatParams {
-    /// Only `glb` exists (the old API listed `obj`; another value is 422).
-    #[param(inline)]
-    #[allow(dead_code)] // Read only to refuse another format.
-    format: Option<Format>,
+    /// The format (default `glb`); one not made yet is converted on this first request, which
+    /// answers 202 until it is ready.
+    format: Option<ModelFormat>,
 }
 
 /// The model of one of the caller's completed jobs (the old API's route, which answered 501): a
-/// redirect to its signed URL.
+/// redirect to its signed URL, in the format asked for (202 while a first request converts it).
 #[utoipa::path(
     get, path = "/api/v1/models/download/{job_id}", tag = "jobs", operation_id = "models_download",
     params(("job_id" = uuid::Uuid, Path, description = "The job's id"), FormatParams),
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 302, description = "To the signed URL of the GLB", headers(("Location" = String, description = "The signed URL"))),
+        (status = 302, description = "To the signed URL of the model in the format asked for", headers(("Location" = String, description = "The signed URL"))),
+        (status = 202, body = Converting, description = "The format is being converted; ask again after `Retry-After` seconds", headers(("Retry-After" = u64, description = "Seconds"))),
         ApiErrors,
     ),
 )]
@@ -321,7 +334,13 @@ async fn models_download(
     State(ctx): State<AppContext>,
     caller: Caller,
     JobIdParam(id): JobIdParam,
-    ApiQuery(_format): ApiQuery<FormatParams>,
+    ApiQuery(params): ApiQuery<FormatParams>,
 ) -> Result<Response, ApiError> {
-    signed_redirect(&download_job(&ctx, &caller, id).await?.signed)
+    let format = params.format.unwrap_or(ModelFormat::Glb);
+    match download_format(&ctx, &caller, id, format).await? {
+        FormatDownload::Ready(download) => signed_redirect(&download.signed),
+        FormatDownload::Converting { retry_after } => {
+            Ok(Converting::response(id, format, retry_after))
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use image2model_shared::app::create_job::ModelType;
-use image2model_shared::domain::{FileId, GenerationJob, JobId, JobStatus};
+use image2model_shared::domain::{FileId, GenerationJob, JobId, JobStatus, ModelFormat};
 use image2model_shared::web::views::{JobErrorView, TaskLinks};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -62,22 +62,31 @@ pub struct ModelInfo {
     /// The model type (the old API's field).
     #[schema(value_type = ModelType)]
     pub name: &'static str,
+    /// What a person is shown: what it is, and who runs it.
+    pub display_name: &'static str,
     pub description: &'static str,
+    /// What a model of it is, in a phrase.
+    pub makes: &'static str,
     /// Always `image_to_3d`.
     #[serde(rename = "type")]
     #[schema(value_type = String, pattern = "^image_to_3d$")]
     pub kind: &'static str,
-    /// The formats a model of it is downloaded in.
-    pub supported_formats: Vec<Format>,
+    /// The formats a model of it is downloaded in (`GET /api/v1/download/{job_id}?format=`).
+    pub supported_formats: &'static [ModelFormat],
     #[schema(value_type = ModelType)]
     pub model_type: &'static str,
     /// Whether this deployment runs it.
     pub available: bool,
     /// Whether jobs naming no model type get it.
     pub default: bool,
-    /// The job options it takes.
+    /// The job options it takes (besides `formats`, which every model takes).
     #[schema(value_type = Vec<String>)]
     pub options: &'static [&'static str],
+    /// What each of its options does.
+    pub option_details: Vec<ModelOption>,
+    /// The most faces `face_limit` may ask for (more is refused); null when it takes none.
+    #[schema(required = true)]
+    pub face_limit_max: Option<u32>,
     pub provider: Provider,
     /// The FAL application serving it.
     pub fal_app: &'static str,
@@ -93,11 +102,11 @@ pub enum Provider {
     Fal,
 }
 
-/// The formats a model can be downloaded in: glTF binary.
-#[derive(Debug, Clone, Copy, serde::Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Glb,
+/// One option of a model, and what it does.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelOption {
+    pub name: &'static str,
+    pub description: &'static str,
 }
 
 /// One of the caller's jobs in the old API's shape.

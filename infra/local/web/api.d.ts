@@ -573,7 +573,7 @@ export interface paths {
         };
         /**
          * The model of one of the caller's completed jobs (the old API's route, which answered 501): a
-         *     redirect to its signed URL.
+         *     redirect to its signed URL, in the format asked for (202 while a first request converts it).
          */
         get: operations["models_download"];
         put?: never;
@@ -1044,9 +1044,13 @@ export interface components {
          *     and options (the body of `POST /api/v1/jobs`).
          * @example {
          *       "file_id": "6f0d6c2e-3a8b-4f7e-9b1a-2c4d5e6f7a8b",
-         *       "model_type": "depth_anything_v2",
+         *       "model_type": "relief",
          *       "options": {
-         *         "face_limit": 20000
+         *         "face_limit": 20000,
+         *         "formats": [
+         *           "glb",
+         *           "usdz"
+         *         ]
          *       }
          *     }
          */
@@ -1408,11 +1412,6 @@ export interface components {
             width: number | null;
         };
         /**
-         * @description The formats a model can be downloaded in: glTF binary.
-         * @enum {string}
-         */
-        Format: "glb";
-        /**
          * @description Whether a format of a model is made.
          * @enum {string}
          */
@@ -1574,6 +1573,30 @@ export interface components {
          *       "result": {
          *         "content_type": "model/gltf-binary",
          *         "filename": "coffee.glb",
+         *         "formats": [
+         *           {
+         *             "content_type": "model/gltf-binary",
+         *             "format": "glb",
+         *             "size": 1843212,
+         *             "status": "ready"
+         *           },
+         *           {
+         *             "content_type": "model/vnd.usdz+zip",
+         *             "format": "usdz",
+         *             "size": 532358,
+         *             "status": "ready"
+         *           },
+         *           {
+         *             "content_type": "application/zip",
+         *             "format": "obj",
+         *             "status": "on_request"
+         *           },
+         *           {
+         *             "content_type": "model/stl",
+         *             "format": "stl",
+         *             "status": "on_request"
+         *           }
+         *         ],
          *         "object_key": "results/0b1e6a52-8c1c-4d62-9d5e-6f2d1c3b4a59/model.glb",
          *         "size": 1843212
          *       },
@@ -1763,12 +1786,23 @@ export interface components {
             /** @description Whether jobs naming no model type get it. */
             default: boolean;
             description: string;
+            /** @description What a person is shown: what it is, and who runs it. */
+            display_name: string;
+            /**
+             * Format: int32
+             * @description The most faces `face_limit` may ask for (more is refused); null when it takes none.
+             */
+            face_limit_max: number | null;
             /** @description The FAL application serving it. */
             fal_app: string;
+            /** @description What a model of it is, in a phrase. */
+            makes: string;
             model_type: components["schemas"]["ModelType"];
             /** @description The model type (the old API's field). */
             name: components["schemas"]["ModelType"];
-            /** @description The job options it takes. */
+            /** @description What each of its options does. */
+            option_details: components["schemas"]["ModelOption"][];
+            /** @description The job options it takes (besides `formats`, which every model takes). */
             options: string[];
             /**
              * Format: double
@@ -1776,8 +1810,8 @@ export interface components {
              */
             price_usd: number;
             provider: components["schemas"]["Provider"];
-            /** @description The formats a model of it is downloaded in. */
-            supported_formats: components["schemas"]["Format"][];
+            /** @description The formats a model of it is downloaded in (`GET /api/v1/download/{job_id}?format=`). */
+            supported_formats: components["schemas"]["ModelFormat"][];
             /** @description Always `image_to_3d`. */
             type: string;
         };
@@ -1792,6 +1826,11 @@ export interface components {
              */
             job_id: string;
             total_files: number;
+        };
+        /** @description One option of a model, and what it does. */
+        ModelOption: {
+            description: string;
+            name: string;
         };
         /** @description A completed job's model. */
         ModelResult: {
@@ -1808,7 +1847,7 @@ export interface components {
          * @description A model type of the catalog
          * @enum {string}
          */
-        ModelType: "depth_anything_v2" | "tripo3d" | "trellis" | "hunyuan3d";
+        ModelType: "relief" | "depth_anything_v2" | "tripo3d" | "trellis" | "hunyuan3d";
         /** @description A failed check: the 503 envelope with the `Readiness` report beside it */
         NotReady: components["schemas"]["Error503"] & components["schemas"]["Readiness"] & {
             failed_components: string[];
@@ -5709,8 +5748,11 @@ export interface operations {
     models_download: {
         parameters: {
             query?: {
-                /** @description Only `glb` exists (the old API listed `obj`; another value is 422). */
-                format?: "glb";
+                /**
+                 * @description The format (default `glb`); one not made yet is converted on this first request, which
+                 *     answers 202 until it is ready.
+                 */
+                format?: components["schemas"]["ModelFormat"];
             };
             header?: never;
             path: {
@@ -5721,7 +5763,18 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description To the signed URL of the GLB */
+            /** @description The format is being converted; ask again after `Retry-After` seconds */
+            202: {
+                headers: {
+                    /** @description Seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Converting"];
+                };
+            };
+            /** @description To the signed URL of the model in the format asked for */
             302: {
                 headers: {
                     /** @description The signed URL */

@@ -450,12 +450,17 @@ $('key-form').addEventListener('submit', async (/** @type {SubmitEvent} */ event
 
 // --- models --------------------------------------------------------------------------------
 
+/** The catalog's models by id, as `/models/available` last said. @type {Map<string, Schemas['ModelInfo']>} */
+const catalog = new Map();
+
 async function loadModels() {
   const models = await ok(client.GET('/api/v1/models/available'));
   const select = $('model-type');
   select.replaceChildren();
+  catalog.clear();
   for (const model of models.filter((m) => m.available)) {
-    const option = new Option(model.name, model.name, model.default, model.default);
+    catalog.set(model.name, model);
+    const option = new Option(`${model.display_name}: ${model.makes}`, model.name, model.default, model.default);
     option.title = model.description;
     select.append(option);
   }
@@ -504,7 +509,9 @@ async function upload(file) {
     /** @type {Schemas['JobOptions']} */
     const options = {};
     const faces = $('face-limit').value;
-    if (faces) options.face_limit = Number(faces);
+    // Detail goes only to a model that takes it, and never past its maximum.
+    const max = catalog.get(/** @type {HTMLSelectElement} */ ($('model-type')).value)?.face_limit_max;
+    if (faces && max) options.face_limit = Math.min(Number(faces), max);
     // Where AR Quick Look opens models, the USDZ is made with the model: "View in AR" works at once.
     if (AR_SUPPORTED) options.formats = ['glb', 'usdz'];
     if (Object.keys(options).length > 0) generate.options = options;

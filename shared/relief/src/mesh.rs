@@ -6,6 +6,9 @@ use super::depth::DepthMap;
 
 /// Grid vertices along the longer image side when no face limit is given.
 pub const DEFAULT_GRID_LONG_SIDE: u32 = 128;
+/// The finest grid a face limit can ask for along the longer side (about 1,000,000 faces for a
+/// square photo); a grid is never finer than the photo's own pixels either.
+pub const MAX_GRID_LONG_SIDE: u32 = 512;
 /// Thickness of the plate under the relief, in model units (the longer side is 1 unit).
 pub const BASE_THICKNESS: f32 = 0.02;
 /// Height of the relief at depth 1.
@@ -50,7 +53,7 @@ pub fn vertices_for(w: u32, h: u32) -> u64 {
     2 * w * h + 4 * (w + h)
 }
 
-/// The grid for an image, as fine as the default or the face limit allows (at least 2 x 2).
+/// The grid for an image: the default's, or the finest the face limit allows (at least 2 x 2).
 pub fn grid_size(image_w: u32, image_h: u32, face_limit: Option<u32>) -> (u32, u32) {
     let long = image_w.max(image_h).max(1) as f64;
     let (rw, rh) = (image_w.max(1) as f64 / long, image_h.max(1) as f64 / long);
@@ -61,7 +64,12 @@ pub fn grid_size(image_w: u32, image_h: u32, face_limit: Option<u32>) -> (u32, u
             ((n - 1.0) * rh).round() as u32 + 1,
         )
     };
-    let mut n = DEFAULT_GRID_LONG_SIDE;
+    // With a face limit, the finest grid within it: finer than the default when the limit
+    // allows, up to the maximum and the photo's own resolution.
+    let mut n = match face_limit {
+        None => DEFAULT_GRID_LONG_SIDE,
+        Some(_) => MAX_GRID_LONG_SIDE.min(image_w.max(image_h)).max(2),
+    };
     if let Some(limit) = face_limit {
         while n > 2 {
             let (w, h) = fit(n);
@@ -254,6 +262,44 @@ mod tests {
             let (gw, gh) = grid_size(w, h, Some(limit));
             prop_assert!(gw >= 2 && gh >= 2);
             prop_assert!(triangles_for(gw, gh) <= u64::from(limit) || (gw.max(gh) <= 3));
+            prop_assert!(gw.max(gh) <= MAX_GRID_LONG_SIDE.max(3));
         }
+
+        #[test]
+        fn a_higher_face_limit_never_gives_fewer_faces(
+            w in 16u32..3000, h in 16u32..3000, low in 500u32..1_000_000, more in 0u32..1_000_000,
+        ) {
+            let faces = |limit| {
+                let (gw, gh) = grid_size(w, h, Some(limit));
+                triangles_for(gw, gh)
+            };
+            prop_assert!(faces(low) <= faces(low.saturating_add(more)));
+        }
+    }
+
+    #[test]
+    fn a_face_limit_above_the_default_detail_gives_more_up_to_the_maximum() {
+        let default = {
+            let (w, h) = grid_size(640, 427, None);
+            triangles_for(w, h)
+        };
+        let faces = |limit: u32| {
+            let (w, h) = grid_size(640, 427, Some(limit));
+            triangles_for(w, h)
+        };
+        assert!(
+            faces(20_000) < default,
+            "a low limit gives less than the default"
+        );
+        assert!(
+            faces(200_000) > 3 * default,
+            "a high limit gives more than the default"
+        );
+        assert!(faces(200_000) <= 200_000);
+        let finest = faces(1_000_000);
+        assert_eq!(grid_size(640, 427, Some(1_000_000)).0, MAX_GRID_LONG_SIDE);
+        assert_eq!(faces(2_000_000), finest, "no finer than the maximum grid");
+        // A small photo's grid is no finer than its pixels.
+        assert_eq!(grid_size(96, 64, Some(1_000_000)).0, 96);
     }
 }

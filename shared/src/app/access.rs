@@ -101,7 +101,7 @@ pub async fn owned_task(ctx: &AppContext, caller: &Caller, id: JobId) -> Result<
 mod tests {
     use super::*;
     use crate::app::testing::{batch_of_two, caller, context, queued_job, ready_file};
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
     use crate::keys::ADMIN_OWNER;
 
     fn admin() -> Caller {
@@ -115,7 +115,7 @@ mod tests {
     async fn files_and_jobs_are_seen_by_their_owner_and_the_admin_only() {
         let t = context();
         let file = ready_file(&t, "alice").await;
-        let job = queued_job(&t, &file, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &file, RELIEF_MODEL).await;
         for who in [caller("alice"), admin()] {
             assert_eq!(owned_file(&t, &who, file.file_id).await.unwrap(), file);
             assert_eq!(
@@ -143,7 +143,7 @@ mod tests {
     async fn a_task_id_names_a_job_or_a_batch_of_its_owner() {
         let t = context();
         let file = ready_file(&t, "alice").await;
-        let job = queued_job(&t, &file, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &file, RELIEF_MODEL).await;
         let (_, batch, jobs) = batch_of_two(&t, "bob").await;
         let batch_task = JobId::from_uuid(batch.batch_id.as_uuid());
 

@@ -43,12 +43,12 @@ mod tests {
     use super::*;
     use crate::app::testing::{caller, context, queued_job, ready_file, stored};
     use crate::domain::JobStatus;
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
 
     #[tokio::test]
     async fn owners_cancel_their_live_jobs_once_and_no_one_elses() {
         let t = context();
-        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         let err = cancel_job(&t, &caller("bob"), job.job_id)
             .await
             .unwrap_err();

@@ -235,7 +235,7 @@ mod tests {
     use super::*;
     use crate::app::create_job::create_batch;
     use crate::app::testing::{batch_of_two, completed, context, png, queued_job, ready_file};
-    use crate::domain::models::{self, DEFAULT_MODEL};
+    use crate::domain::models::{self, RELIEF_MODEL};
     use crate::domain::{JobOptions, JobResult};
     use bytes::Bytes;
 
@@ -260,7 +260,7 @@ mod tests {
         let t = context();
         // A batch of one completed job, with its model.
         let done_file = ready_file(&t, "alice").await;
-        let model = models::find(DEFAULT_MODEL).unwrap();
+        let model = models::find(RELIEF_MODEL).unwrap();
         let (batch, jobs) = create_batch(
             &t,
             "alice",
@@ -274,7 +274,7 @@ mod tests {
         let key = JobResult::object_key_for(jobs[0].job_id, "glb");
         // A live job keeps its file however old.
         let live_file = ready_file(&t, "alice").await;
-        let live = queued_job(&t, &live_file, DEFAULT_MODEL).await;
+        let live = queued_job(&t, &live_file, RELIEF_MODEL).await;
         // Objects no record points at.
         let orphans = [
             format!("uploads/alice/{}", FileId::new()),
@@ -378,7 +378,7 @@ mod tests {
             .await
             .unwrap();
         t.store.create_file(&file).await.unwrap();
-        let job = completed(&t, &queued_job(&t, &file, DEFAULT_MODEL).await).await;
+        let job = completed(&t, &queued_job(&t, &file, RELIEF_MODEL).await).await;
 
         let report = cleanup(&t, pass(false), Utc::now()).await.unwrap();
         assert_eq!((report.files, report.jobs), (vec![file.file_id], vec![]));
@@ -393,12 +393,12 @@ mod tests {
         let mut ended = Vec::new();
         for _ in 0..7 {
             let file = ready_file(&t, "alice").await;
-            let job = queued_job(&t, &file, DEFAULT_MODEL).await;
+            let job = queued_job(&t, &file, RELIEF_MODEL).await;
             ended.push((file.clone(), completed(&t, &job).await));
         }
         // An old file a live job still needs, listed among the others on every page.
         let live_file = ready_file(&t, "alice").await;
-        let live = queued_job(&t, &live_file, DEFAULT_MODEL).await;
+        let live = queued_job(&t, &live_file, RELIEF_MODEL).await;
 
         let dry = cleanup_in_pages(&t, pass(true), later(), 3).await.unwrap();
         assert_eq!(
@@ -425,7 +425,7 @@ mod tests {
     async fn a_page_of_files_still_in_use_ends_the_pass() {
         let t = context();
         for _ in 0..3 {
-            queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+            queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         }
         let pass = CleanupPass {
             budget: Duration::from_secs(2),
@@ -443,7 +443,7 @@ mod tests {
         let t = context();
         for _ in 0..7 {
             let file = ready_file(&t, "alice").await;
-            completed(&t, &queued_job(&t, &file, DEFAULT_MODEL).await).await;
+            completed(&t, &queued_job(&t, &file, RELIEF_MODEL).await).await;
         }
         let orphan = JobResult::object_key_for(JobId::new(), "glb");
         t.storage

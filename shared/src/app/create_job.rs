@@ -8,7 +8,7 @@
 use super::enqueue::{Handover, enqueue_if_ready};
 use super::error::AppError;
 use crate::context::AppContext;
-use crate::domain::models::{self, DEFAULT_MODEL, ModelSpec};
+use crate::domain::models::{self, ModelSpec};
 use crate::domain::{Batch, BatchId, FileId, FileStatus, GenerationJob, JobOptions, UploadedFile};
 use crate::fal::guard;
 use crate::ports::CreateOutcome;
@@ -20,8 +20,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
-    "file_id": "6f0d6c2e-3a8b-4f7e-9b1a-2c4d5e6f7a8b", "model_type": "depth_anything_v2",
-    "options": {"face_limit": 20000}
+    "file_id": "6f0d6c2e-3a8b-4f7e-9b1a-2c4d5e6f7a8b", "model_type": "relief",
+    "options": {"face_limit": 20000, "formats": ["glb", "usdz"]}
 }))]
 pub struct CreateJobRequest {
     /// A file of the caller (ready, or pending: the job then waits for it).
@@ -58,7 +58,7 @@ pub fn resolve_model(
     let id = model_type
         .map(str::trim)
         .filter(|m| !m.is_empty())
-        .unwrap_or(DEFAULT_MODEL);
+        .unwrap_or_else(|| models::default_model(ctx.config.fal_configured()));
     let spec = models::find(id).ok_or_else(|| {
         let known: Vec<&str> = models::CATALOG.iter().map(|m| m.id).collect();
         AppError::invalid(
@@ -87,6 +87,17 @@ pub fn validate_options(model: &ModelSpec, options: &JobOptions, at: &str) -> Re
     options.validate().map_err(|(field, reason)| {
         AppError::invalid(format!("{field} {reason}"), Some(&path(field)))
     })?;
+    if let (Some(limit), Some(max)) = (options.face_limit, model.face_limit_max)
+        && limit > max
+    {
+        return Err(AppError::invalid(
+            format!(
+                "face_limit must be at most {max} for {}: it makes no finer mesh",
+                model.id
+            ),
+            Some(&path("face_limit")),
+        ));
+    }
     match model.unsupported_option(options) {
         Some(field) => Err(AppError::UnsupportedOption {
             model: model.id,
@@ -99,8 +110,13 @@ pub fn validate_options(model: &ModelSpec, options: &JobOptions, at: &str) -> Re
 
 /// Takes `count` jobs from the caller's daily quota when they will run (and be paid for) at
 /// FAL; `QUOTA_EXCEEDED` when that would go over it.
-async fn take_quota(ctx: &AppContext, owner: &str, count: usize) -> Result<(), AppError> {
-    if !ctx.config.fal_configured() {
+async fn take_quota(
+    ctx: &AppContext,
+    model: &ModelSpec,
+    owner: &str,
+    count: usize,
+) -> Result<(), AppError> {
+    if !ctx.config.fal_configured() || !model.runs_at_fal() {
         return Ok(());
     }
     let now = Utc::now();
@@ -121,8 +137,9 @@ async fn take_quota(ctx: &AppContext, owner: &str, count: usize) -> Result<(), A
 }
 
 /// Gives quota back for jobs that were not created after all.
-async fn refund_quota(ctx: &AppContext, owner: &str, count: usize) {
+async fn refund_quota(ctx: &AppContext, model: &ModelSpec, owner: &str, count: usize) {
     if ctx.config.fal_configured()
+        && model.runs_at_fal()
         && let Err(err) =
             guard::refund_quota(ctx.store.as_ref(), owner, count as u64, Utc::now()).await
     {
@@ -176,13 +193,13 @@ pub async fn create_job(
     };
     ensure_usable(&file)?;
     let job = GenerationJob::new(file.file_id, owner, model.id, options, None, Utc::now());
-    take_quota(ctx, owner, 1).await?;
+    take_quota(ctx, model, owner, 1).await?;
     let created = ctx
         .store
         .create_jobs(std::slice::from_ref(&job), None, idempotency_key)
         .await;
     if !matches!(created, Ok(CreateOutcome::Created)) {
-        refund_quota(ctx, owner, 1).await;
+        refund_quota(ctx, model, owner, 1).await;
     }
     match created? {
         CreateOutcome::Existing(existing) => {
@@ -238,9 +255,9 @@ pub async fn create_batch(
         job_ids: jobs.iter().map(|j| j.job_id).collect(),
         created_at: now,
     };
-    take_quota(ctx, owner, jobs.len()).await?;
+    take_quota(ctx, model, owner, jobs.len()).await?;
     if let Err(err) = ctx.store.create_jobs(&jobs, Some(&batch), None).await {
-        refund_quota(ctx, owner, jobs.len()).await;
+        refund_quota(ctx, model, owner, jobs.len()).await;
         return Err(err.into());
     }
     let mut started = Vec::with_capacity(jobs.len());
@@ -273,6 +290,7 @@ mod tests {
     use super::*;
     use crate::app::enqueue::WorkMessage;
     use crate::app::testing::{context, context_with, drain, pending_file, ready_file, stored};
+    use crate::domain::models::RELIEF_MODEL;
     use crate::domain::{FileRejection, JobStatus, Texture};
     use crate::fal::guard;
 
@@ -313,7 +331,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             (job.status, job.model_type.as_str()),
-            (JobStatus::Queued, DEFAULT_MODEL)
+            (JobStatus::Queued, RELIEF_MODEL)
         );
         assert_eq!(drain(&t).await, [WorkMessage::generate(job.job_id)]);
     }
@@ -394,7 +412,7 @@ mod tests {
         .await
         .unwrap_err();
         assert!(
-            matches!(err, AppError::UnsupportedOption { ref field, model: "depth_anything_v2", .. } if field == "options.texture"),
+            matches!(err, AppError::UnsupportedOption { ref field, model: "relief", .. } if field == "options.texture"),
             "{err:?}"
         );
         let tiny = JobOptions {
@@ -404,6 +422,19 @@ mod tests {
         let err = create_job(&t, "alice", request(file.file_id, None, Some(tiny)), None)
             .await
             .unwrap_err();
+        assert_eq!(invalid_field(err).as_deref(), Some("options.face_limit"));
+        // More faces than the relief ever makes is refused, not silently capped.
+        let beyond = JobOptions {
+            face_limit: Some(models::RELIEF_FACE_LIMIT_MAX + 1),
+            ..JobOptions::default()
+        };
+        let err = create_job(&t, "alice", request(file.file_id, None, Some(beyond)), None)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("at most 1000000 for relief"),
+            "{err}"
+        );
         assert_eq!(invalid_field(err).as_deref(), Some("options.face_limit"));
         for key in ["", "has space", &"k".repeat(129)] {
             let err = create_job(&t, "alice", request(file.file_id, None, None), Some(key))
@@ -534,7 +565,7 @@ mod tests {
         let t = context();
         let ready = ready_file(&t, "alice").await;
         let pending = pending_file(&t, "alice").await;
-        let model = models::find(DEFAULT_MODEL).unwrap();
+        let model = models::find(RELIEF_MODEL).unwrap();
         let (batch, jobs) = create_batch(
             &t,
             "alice",

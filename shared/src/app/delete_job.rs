@@ -41,12 +41,12 @@ pub async fn delete_job(ctx: &AppContext, id: JobId) -> Result<JobStatus, AppErr
 mod tests {
     use super::*;
     use crate::app::testing::{completed, context, queued_job, ready_file};
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
 
     #[tokio::test]
     async fn a_running_job_is_cancelled_then_deleted_with_its_model() {
         let t = context();
-        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         let running = job.start(Utc::now()).unwrap();
         t.store.update_job(&running).await.unwrap();
         assert_eq!(
@@ -55,7 +55,7 @@ mod tests {
         );
         assert!(t.store.get_job(job.job_id).await.unwrap().is_none());
 
-        let done = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let done = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         let key = completed(&t, &done).await.result.unwrap().object_key;
         assert_eq!(
             delete_job(&t, done.job_id).await.unwrap(),

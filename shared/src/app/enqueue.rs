@@ -141,7 +141,7 @@ mod tests {
     use crate::app::sweep::sweep;
     use crate::app::testing::{context, queued_job, ready_file};
     use crate::domain::JobStatus;
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
 
     #[test]
     fn a_generate_message_is_the_job_id_alone_and_other_steps_name_themselves() {
@@ -168,7 +168,7 @@ mod tests {
             assert_eq!(job.error.unwrap().code, "FILE_NOT_FOUND");
         };
         // The creation hands the job over after the record went.
-        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         t.store.delete_file(job.file_id).await.unwrap();
         match enqueue_if_ready(&t, &job).await.unwrap() {
             Handover::Failed(job) => failed(*job),
@@ -176,12 +176,12 @@ mod tests {
         }
         // The deletion re-checks after the creation handed the job over (it was enqueued).
         let file = ready_file(&t, "alice").await;
-        let job = queued_job(&t, &file, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &file, RELIEF_MODEL).await;
         assert_eq!(
             enqueue_if_ready(&t, &job).await.unwrap(),
             Handover::Enqueued
         );
-        let other = queued_job(&t, &file, DEFAULT_MODEL).await;
+        let other = queued_job(&t, &file, RELIEF_MODEL).await;
         t.store.delete_file(file.file_id).await.unwrap();
         assert_eq!(
             fail_jobs_of_deleted_file(&t, file.file_id).await.unwrap(),
@@ -194,7 +194,7 @@ mod tests {
             0
         );
         // A job nobody re-checked: the sweeper's re-send fails it instead of waiting forever.
-        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         t.store.delete_file(job.file_id).await.unwrap();
         let later = chrono::Utc::now() + t.config.visibility_timeout * 2;
         sweep(&t, later).await.unwrap();

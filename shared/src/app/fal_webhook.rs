@@ -52,7 +52,7 @@ mod tests {
     use super::*;
     use crate::app::testing::{context, drain, queued_job, ready_file};
     use crate::domain::FalRequest;
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::DEPTH_MODEL;
     use chrono::Utc;
 
     #[tokio::test]
@@ -96,7 +96,7 @@ mod tests {
         };
         assert_eq!(drain(&t).await, [look]);
 
-        let ended = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let ended = queued_job(&t, &ready_file(&t, "alice").await, DEPTH_MODEL).await;
         t.store
             .update_job(&ended.cancel(now).unwrap())
             .await

@@ -241,7 +241,7 @@ mod tests {
     use crate::app::testing::{
         context, context_with, drain, pending_file, queued_job, stored, upload_bytes,
     };
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
     use bytes::Bytes;
 
     #[tokio::test]
@@ -285,7 +285,7 @@ mod tests {
     async fn valid_bytes_make_the_file_ready_and_release_its_waiting_jobs_once() {
         let t = context();
         let file = pending_file(&t, "alice").await;
-        let job = queued_job(&t, &file, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &file, RELIEF_MODEL).await;
         upload_bytes(&t, &file).await;
         let outcome = ingest_object(&t, &file.object_key).await.unwrap();
         assert_eq!(
@@ -316,8 +316,8 @@ mod tests {
     async fn invalid_bytes_reject_the_file_delete_them_and_fail_its_live_jobs() {
         let t = context();
         let file = pending_file(&t, "alice").await;
-        let waiting = queued_job(&t, &file, DEFAULT_MODEL).await;
-        let cancelled = queued_job(&t, &file, DEFAULT_MODEL).await;
+        let waiting = queued_job(&t, &file, RELIEF_MODEL).await;
+        let cancelled = queued_job(&t, &file, RELIEF_MODEL).await;
         let cancelled = cancelled.cancel(chrono::Utc::now()).unwrap();
         t.store.update_job(&cancelled).await.unwrap();
         t.storage
@@ -436,7 +436,7 @@ mod tests {
     async fn bytes_written_again_after_validation_refuse_the_file() {
         let t = context();
         let file = pending_file(&t, "alice").await;
-        let waiting = queued_job(&t, &file, DEFAULT_MODEL).await;
+        let waiting = queued_job(&t, &file, RELIEF_MODEL).await;
         upload_bytes(&t, &file).await;
         ingest_object(&t, &file.object_key).await.unwrap();
         drain(&t).await;

@@ -94,7 +94,7 @@ async fn purge_file_if_unused(
 mod tests {
     use super::*;
     use crate::app::testing::{batch_of_two, completed, context, queued_job};
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
 
     #[tokio::test]
     async fn a_batch_goes_with_its_models_and_the_uploads_no_other_job_uses() {
@@ -103,7 +103,7 @@ mod tests {
         let done = completed(&t, &jobs[0]).await;
         let model_key = done.result.as_ref().unwrap().object_key.clone();
         // A second job on the first file keeps that upload alive.
-        let other = queued_job(&t, &files[0], DEFAULT_MODEL).await;
+        let other = queued_job(&t, &files[0], RELIEF_MODEL).await;
 
         let report = purge_task(&t, JobId::from_uuid(batch.batch_id.as_uuid()))
             .await

@@ -31,14 +31,14 @@ mod tests {
     use crate::app::testing::{
         completed, context, drain, pending_file, queued_job, ready_file, stored,
     };
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
     use crate::domain::{JobError, JobStatus};
 
     #[tokio::test]
     async fn failed_and_cancelled_jobs_start_over_and_go_to_the_worker_when_their_file_is_ready() {
         let t = context();
         let now = Utc::now();
-        let failed = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let failed = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         t.store
             .update_job(
                 &failed
@@ -56,7 +56,7 @@ mod tests {
         assert_eq!(stored(&t, &failed).await, reopened);
         assert_eq!(drain(&t).await, [WorkMessage::generate(failed.job_id)]);
 
-        let waiting = queued_job(&t, &pending_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let waiting = queued_job(&t, &pending_file(&t, "alice").await, RELIEF_MODEL).await;
         t.store
             .update_job(&waiting.cancel(now).unwrap())
             .await
@@ -69,7 +69,7 @@ mod tests {
     #[tokio::test]
     async fn live_or_completed_jobs_cannot_be_retried() {
         let t = context();
-        let queued = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let queued = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         let err = retry_job(&t, queued.job_id).await.unwrap_err();
         assert!(
             matches!(

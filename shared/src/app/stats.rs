@@ -123,7 +123,7 @@ pub async fn job_counts(
 mod tests {
     use super::*;
     use crate::app::testing::{context, queued_job, ready_file};
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
 
     /// However many callers ask, jobs are counted once per [`JOB_COUNTS_MAX_AGE`]: a job made
     /// meanwhile shows once the figure is that old.
@@ -131,7 +131,7 @@ mod tests {
     async fn jobs_are_counted_at_most_once_per_max_age() {
         let t = context();
         let file = ready_file(&t, "alice").await;
-        queued_job(&t, &file, DEFAULT_MODEL).await;
+        queued_job(&t, &file, RELIEF_MODEL).await;
         let (by_status, total) = job_counts(&t).await.unwrap();
         assert_eq!((by_status["queued"], total), (1, 1));
         assert_eq!(
@@ -139,7 +139,7 @@ mod tests {
             JobStatus::ALL.len(),
             "every status, zero included"
         );
-        queued_job(&t, &file, DEFAULT_MODEL).await;
+        queued_job(&t, &file, RELIEF_MODEL).await;
         for _ in 0..5 {
             assert_eq!(job_counts(&t).await.unwrap().1, 1, "the cached figure");
         }
@@ -174,7 +174,7 @@ mod tests {
     #[tokio::test]
     async fn a_recount_under_way_or_just_done_is_not_repeated() {
         let t = context();
-        queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         for (counted, claimed) in [(None, Some(1)), (Some(600), Some(1)), (Some(1), Some(600))] {
             cache(&t, 7, counted, claimed).await;
             assert_eq!(

@@ -58,7 +58,7 @@ pub async fn prefix_usage(ctx: &AppContext, prefix: &str) -> Result<PrefixUsage,
 mod tests {
     use super::*;
     use crate::app::testing::{completed, context, queued_job, ready_file};
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
     use crate::domain::{RESULTS_PREFIX, UPLOADS_PREFIX};
 
     #[tokio::test]
@@ -81,7 +81,7 @@ mod tests {
             storage_disk(&t).is_some(),
             "the embedded storage is on a disk"
         );
-        let done = completed(&t, &queued_job(&t, &a, DEFAULT_MODEL).await).await;
+        let done = completed(&t, &queued_job(&t, &a, RELIEF_MODEL).await).await;
         let results = prefix_usage(&t, RESULTS_PREFIX).await.unwrap();
         assert_eq!(results.objects.len(), 1);
         assert_eq!(results.bytes, done.result.unwrap().size);

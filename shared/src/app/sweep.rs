@@ -102,7 +102,7 @@ mod tests {
         context, context_with, drain, pending_file, queued_job, ready_file, stored, upload_bytes,
     };
     use crate::domain::FileStatus;
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
 
     fn later(seconds: i64) -> DateTime<Utc> {
         Utc::now() + chrono::Duration::seconds(seconds)
@@ -111,8 +111,8 @@ mod tests {
     #[tokio::test]
     async fn jobs_past_the_deadline_fail_whatever_their_state() {
         let t = context_with(|c| c.job_deadline = Duration::from_secs(60));
-        let queued = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
-        let running = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let queued = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
+        let running = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         t.store
             .update_job(&running.start(Utc::now()).unwrap())
             .await
@@ -133,8 +133,8 @@ mod tests {
     #[tokio::test]
     async fn jobs_whose_message_was_lost_go_to_the_worker_again_once_their_lease_lapsed() {
         let t = context();
-        let lost = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
-        let waiting = queued_job(&t, &pending_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let lost = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
+        let waiting = queued_job(&t, &pending_file(&t, "alice").await, RELIEF_MODEL).await;
         // Within the lease (the visibility timeout) a job may still be on its way.
         assert!(sweep(&t, Utc::now()).await.unwrap().requeued.is_empty());
         let lease = t.config.visibility_timeout.as_secs() as i64;

@@ -209,7 +209,7 @@ mod tests {
         GenerationJob::new(
             FileId::new(),
             "o",
-            crate::domain::models::DEFAULT_MODEL,
+            crate::domain::models::RELIEF_MODEL,
             JobOptions::default(),
             None,
             Utc::now(),

@@ -90,7 +90,7 @@ pub async fn batch_of_two(
     owner: &str,
 ) -> ([UploadedFile; 2], crate::domain::Batch, Vec<GenerationJob>) {
     let files = [ready_file(ctx, owner).await, ready_file(ctx, owner).await];
-    let model = crate::domain::models::find(crate::domain::models::DEFAULT_MODEL).expect("default");
+    let model = crate::domain::models::find(crate::domain::models::RELIEF_MODEL).expect("default");
     let (batch, jobs) = super::create_job::create_batch(
         ctx,
         owner,

@@ -70,9 +70,10 @@ pub async fn blocking<T: Send + 'static>(
 
 #[async_trait]
 impl Generator for BuiltinGenerator {
-    /// The catalog's built-in models.
+    /// The catalog's built-in models, and the FAL depth relief's jobs where no FAL computes
+    /// depth: before the built-in relief had its own id, its jobs were recorded under that one.
     fn supports(&self, model_type: &str) -> bool {
-        models::find(model_type).is_some_and(|m| m.builtin)
+        models::find(model_type).is_some_and(|m| m.builtin) || model_type == models::DEPTH_MODEL
     }
 
     async fn generate(
@@ -116,7 +117,7 @@ impl Generator for BuiltinGenerator {
 mod tests {
     use super::*;
     use crate::domain::JobOptions;
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
     use image::{ImageFormat, Rgba, RgbaImage};
     use image2model_relief::mesh;
     use std::io::Cursor;
@@ -149,7 +150,7 @@ mod tests {
     async fn run(bytes: Vec<u8>, options: JobOptions) -> (Vec<u8>, Vec<u8>) {
         let recorder = Recorder::default();
         let request = GenerationRequest {
-            model_type: DEFAULT_MODEL.into(),
+            model_type: RELIEF_MODEL.into(),
             options,
             image: Bytes::from(bytes),
         };
@@ -233,7 +234,7 @@ mod tests {
     #[tokio::test]
     async fn garbage_is_invalid_input_not_a_retry() {
         let request = GenerationRequest {
-            model_type: DEFAULT_MODEL.into(),
+            model_type: RELIEF_MODEL.into(),
             options: JobOptions::default(),
             image: Bytes::from_static(b"nope"),
         };

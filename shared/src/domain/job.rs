@@ -434,7 +434,7 @@ mod tests {
         GenerationJob::new(
             FileId::new(),
             "alice",
-            crate::domain::models::DEFAULT_MODEL,
+            crate::domain::models::RELIEF_MODEL,
             JobOptions::default(),
             None,
             Utc::now(),

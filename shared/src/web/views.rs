@@ -168,7 +168,12 @@ impl From<&JobError> for JobErrorView {
     "model_type": "tripo3d", "options": {"face_limit": 20000}, "status": "completed",
     "progress": 100, "message": "Model generated", "attempts": 1,
     "result": {"object_key": "results/0b1e6a52-8c1c-4d62-9d5e-6f2d1c3b4a59/model.glb",
-               "filename": "coffee.glb", "size": 1843212, "content_type": "model/gltf-binary"},
+               "filename": "coffee.glb", "size": 1843212, "content_type": "model/gltf-binary",
+               "formats": [
+                   {"format": "glb", "status": "ready", "content_type": "model/gltf-binary", "size": 1843212},
+                   {"format": "usdz", "status": "ready", "content_type": "model/vnd.usdz+zip", "size": 532358},
+                   {"format": "obj", "status": "on_request", "content_type": "application/zip"},
+                   {"format": "stl", "status": "on_request", "content_type": "model/stl"}]},
     "error": null, "created_at": "2026-12-06T10:00:00Z", "updated_at": "2026-12-06T10:00:41Z",
     "started_at": "2026-12-06T10:00:01Z", "completed_at": "2026-12-06T10:00:41Z", "version": 7
 }))]
@@ -383,5 +388,45 @@ mod tests {
                 "{field} is missing from the view"
             );
         }
+    }
+}
+
+/// A format being converted (the first request for it): ask again after `retry_after` seconds.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "job_id": "0b1e6a52-8c1c-4d62-9d5e-6f2d1c3b4a59", "format": "usdz", "status": "converting",
+    "retry_after": 3
+}))]
+pub struct Converting {
+    #[schema(value_type = uuid::Uuid)]
+    pub job_id: JobId,
+    pub format: ModelFormat,
+    /// Always `converting`.
+    #[schema(pattern = "^converting$")]
+    pub status: &'static str,
+    /// Seconds; the `Retry-After` header says the same.
+    pub retry_after: u64,
+}
+
+impl Converting {
+    /// The 202 a first request for a format not made yet answers: the worker converts it; ask
+    /// again after `retry_after` (also the `Retry-After` header).
+    pub fn response(
+        job_id: JobId,
+        format: ModelFormat,
+        retry_after: std::time::Duration,
+    ) -> Response {
+        let seconds = retry_after.as_secs();
+        (
+            StatusCode::ACCEPTED,
+            [(header::RETRY_AFTER, seconds.to_string())],
+            axum::Json(Self {
+                job_id,
+                format,
+                status: "converting",
+                retry_after: seconds,
+            }),
+        )
+            .into_response()
     }
 }

@@ -450,7 +450,7 @@ mod tests {
     use crate::builtin_generator::relief_from_depth_image;
     use crate::config::Config;
     use crate::domain::JobStatus;
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::DEPTH_MODEL;
     use crate::fal::Admission;
     use serde_json::json;
 
@@ -685,7 +685,7 @@ mod tests {
     ) -> GenerationJob {
         let path = format!("/files/{id}.png");
         let result = json!({"image": {"url": fal.url(&path)}});
-        let job = completed_at_fal(fal, t, DEFAULT_MODEL, id, result).await;
+        let job = completed_at_fal(fal, t, DEPTH_MODEL, id, result).await;
         fal.answer(&format!("GET {path}"), 200, depth);
         job
     }

@@ -226,7 +226,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::models::{self, DEFAULT_MODEL};
+    use crate::domain::models::{self, DEPTH_MODEL};
     use crate::domain::{FileId, JobError, JobOptions, JobResult};
     use serde_json::json;
 
@@ -437,7 +437,7 @@ mod tests {
             Decision::End(End::PollLater)
         );
         // The depth model's output is an image under `image`.
-        let depth = models::find(DEFAULT_MODEL);
+        let depth = models::find(DEPTH_MODEL);
         let document = json!({"image": {"url": "https://files/d.png"}});
         assert_eq!(
             decide(
@@ -498,7 +498,7 @@ mod tests {
             )),
             "FAL_RESULT_TOO_LARGE"
         );
-        let depth = models::find(DEFAULT_MODEL);
+        let depth = models::find(DEPTH_MODEL);
         let png = Bytes::from_static(b"\x89PNG...");
         assert_eq!(
             decide(

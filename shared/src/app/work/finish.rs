@@ -181,7 +181,7 @@ impl Worker {
 mod tests {
     use super::*;
     use crate::app::testing::{completed, context, queued_job, ready_file, stored};
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
     use crate::domain::{JobStatus, RESULTS_PREFIX};
 
     #[test]
@@ -201,7 +201,7 @@ mod tests {
     async fn a_model_for_a_job_cancelled_meanwhile_is_removed_with_its_preview() {
         let t = context();
         let worker = Worker::new(t.ctx.clone(), Vec::new());
-        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         let running = job.start(Utc::now()).unwrap();
         t.store.update_job(&running).await.unwrap();
         t.store
@@ -229,7 +229,7 @@ mod tests {
     async fn a_duplicate_completion_of_a_job_leaves_its_model_in_place() {
         let t = context();
         let worker = Worker::new(t.ctx.clone(), Vec::new());
-        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         let done = completed(&t, &job).await;
         let result = done.result.unwrap();
         let model = t.storage.get(&result.object_key).await.unwrap();

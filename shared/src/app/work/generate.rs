@@ -6,7 +6,7 @@
 use super::{JobProgress, MessageOutcome, StepResult, Worker};
 use crate::app::enqueue::WorkStep;
 use crate::app::ingest::sha256_hex;
-use crate::domain::{FileStatus, JobId, JobStatus};
+use crate::domain::{FileStatus, JobId, JobStatus, models};
 use crate::metrics::record_generation;
 use crate::ports::{GenerationRequest, GeneratorError, StorageError};
 use chrono::Utc;
@@ -61,7 +61,9 @@ impl Worker {
                     .await;
             }
         };
-        if let Some(client) = &self.fal {
+        if let Some(client) = &self.fal
+            && models::find(&job.model_type).is_some_and(|m| m.runs_at_fal())
+        {
             return self.submit_to_fal(client, &job, &file).await;
         }
         let Some(generator) = self

@@ -208,7 +208,7 @@ mod tests {
     use crate::app::testing::{
         context, context_with, pending_file, queued_job, ready_file, stored,
     };
-    use crate::domain::models::DEFAULT_MODEL;
+    use crate::domain::models::RELIEF_MODEL;
     use crate::domain::{JobId, JobStatus, RESULTS_PREFIX};
     use crate::ports::{GeneratedModel, GenerationRequest, GeneratorError};
     use bytes::Bytes;
@@ -219,7 +219,7 @@ mod tests {
     #[tokio::test]
     async fn progress_only_moves_forward_and_a_job_that_ended_meanwhile_settles_the_run() {
         let t = context();
-        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         let running = job.start(Utc::now()).unwrap();
         t.store.update_job(&running).await.unwrap();
         let progress = JobProgress::new(&t, &running);
@@ -266,7 +266,7 @@ mod tests {
     #[async_trait::async_trait]
     impl Generator for Scripted {
         fn supports(&self, model_type: &str) -> bool {
-            model_type == DEFAULT_MODEL
+            model_type == RELIEF_MODEL
         }
 
         async fn generate(
@@ -310,7 +310,7 @@ mod tests {
         let t = context();
         let generator = Scripted::answering([]);
         let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
-        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
 
         assert_eq!(
             worker.handle_message(&generate_message(job.job_id)).await,
@@ -350,7 +350,7 @@ mod tests {
         let job = GenerationJob::new(
             file.file_id,
             "alice",
-            DEFAULT_MODEL,
+            RELIEF_MODEL,
             options,
             None,
             Utc::now(),
@@ -393,7 +393,7 @@ mod tests {
         let job = GenerationJob::new(
             file.file_id,
             "alice",
-            DEFAULT_MODEL,
+            RELIEF_MODEL,
             options,
             None,
             Utc::now(),
@@ -425,7 +425,7 @@ mod tests {
     #[async_trait::async_trait]
     impl Generator for Panicking {
         fn supports(&self, model_type: &str) -> bool {
-            model_type == DEFAULT_MODEL
+            model_type == RELIEF_MODEL
         }
 
         async fn generate(
@@ -457,7 +457,7 @@ mod tests {
                 runs: AtomicUsize::new(0),
             });
             let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
-            let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+            let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
             assert_eq!(
                 worker.handle_message(&generate_message(job.job_id)).await,
                 MessageOutcome::Done
@@ -483,7 +483,7 @@ mod tests {
         let t = context();
         let generator = Scripted::answering([]);
         let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
-        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         let held = job.start(Utc::now()).unwrap();
         t.store.update_job(&held).await.unwrap();
         assert_eq!(
@@ -495,7 +495,7 @@ mod tests {
         // With a lease of zero every holder's lease has lapsed: the job is taken over.
         let lapsed = context_with(|c| c.visibility_timeout = Duration::ZERO);
         let worker = Worker::new(lapsed.ctx.clone(), vec![generator.clone()]);
-        let job = queued_job(&lapsed, &ready_file(&lapsed, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&lapsed, &ready_file(&lapsed, "alice").await, RELIEF_MODEL).await;
         let held = job.start(Utc::now()).unwrap();
         lapsed.store.update_job(&held).await.unwrap();
         assert_eq!(
@@ -511,7 +511,7 @@ mod tests {
         let t = context_with(|c| c.max_attempts = 2);
         let generator = Scripted::answering([transient(), transient()]);
         let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
-        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
 
         assert_eq!(
             worker.handle_message(&generate_message(job.job_id)).await,
@@ -556,7 +556,7 @@ mod tests {
             message: "no subject".into(),
         });
         let worker = Worker::new(t.ctx.clone(), vec![Scripted::answering([refused])]);
-        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         assert_eq!(
             worker.handle_message(&generate_message(job.job_id)).await,
             MessageOutcome::Done
@@ -573,7 +573,7 @@ mod tests {
         let t = context();
         let generator = Scripted::answering([]);
         let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
-        let job = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         *generator.cancel_during_run.lock().unwrap() = Some((t.ctx.clone(), job.job_id));
         assert_eq!(
             worker.handle_message(&generate_message(job.job_id)).await,
@@ -588,7 +588,7 @@ mod tests {
         let t = context();
         let generator = Scripted::answering([]);
         let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
-        let waiting = queued_job(&t, &pending_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let waiting = queued_job(&t, &pending_file(&t, "alice").await, RELIEF_MODEL).await;
         assert_eq!(
             worker
                 .handle_message(&generate_message(waiting.job_id))
@@ -611,7 +611,7 @@ mod tests {
             .update_file(&refused.reject(rejection).unwrap())
             .await
             .unwrap();
-        let on_refused = queued_job(&t, &refused, DEFAULT_MODEL).await;
+        let on_refused = queued_job(&t, &refused, RELIEF_MODEL).await;
         worker
             .handle_message(&generate_message(on_refused.job_id))
             .await;
@@ -632,7 +632,7 @@ mod tests {
             "MODEL_UNAVAILABLE"
         );
 
-        let orphan = queued_job(&t, &ready_file(&t, "alice").await, DEFAULT_MODEL).await;
+        let orphan = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         t.store.delete_file(orphan.file_id).await.unwrap();
         assert_eq!(
             worker
