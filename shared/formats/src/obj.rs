@@ -3,9 +3,9 @@
 //! scene; positions in the GLB's units and axes (Y up), texture coordinates with V flipped
 //! (OBJ's origin is the image's bottom left, glTF's its top left).
 
-use crate::scene::{FormatError, NamedFiles, Scene};
+use crate::scene::{FormatError, Scene};
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::Write;
 use zip::write::SimpleFileOptions;
 
 /// The file extension of an image's media type.
@@ -17,34 +17,46 @@ fn extension(mime: &str) -> &'static str {
     }
 }
 
-/// The OBJ text, the MTL text and the texture files (name, bytes) of `scene`.
-pub fn files(scene: &Scene) -> (String, String, NamedFiles) {
-    let mut obj = String::from("# image2model OBJ\nmtllib model.mtl\n");
+/// The package's name of each image a material uses (`texture_N.ext`), by image index.
+fn texture_names(scene: &Scene) -> Vec<Option<String>> {
+    let mut names = vec![None; scene.images.len()];
+    for index in scene.parts.iter().filter_map(|p| p.image) {
+        if let (Some(slot), Some(image)) = (names.get_mut(index), scene.images.get(index)) {
+            *slot = Some(format!("texture_{index}.{}", extension(&image.mime)));
+        }
+    }
+    names
+}
+
+/// The MTL text of `scene`: one material per part, its colour and its texture's name.
+fn mtl(scene: &Scene, textures: &[Option<String>]) -> String {
     let mut mtl = String::from("# image2model MTL\n");
-    let textures: NamedFiles = scene
-        .images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| {
-            (
-                format!("texture_{i}.{}", extension(&image.mime)),
-                image.bytes.clone(),
-            )
-        })
-        .collect();
-    let (mut next_v, mut next_vt) = (1u64, 1u64);
     for (n, part) in scene.parts.iter().enumerate() {
         let [r, g, b, _] = part.base_color;
         let _ = writeln!(
             mtl,
             "newmtl material_{n}\nKd {r} {g} {b}\nKa 0 0 0\nKs 0 0 0\nillum 1"
         );
-        if let Some((name, _)) = part.image.and_then(|i| textures.get(i)) {
+        if let Some(name) = part
+            .image
+            .and_then(|i| textures.get(i))
+            .and_then(Option::as_ref)
+        {
             let _ = writeln!(mtl, "map_Kd {name}");
         }
-        let _ = writeln!(obj, "g part_{n}\nusemtl material_{n}");
+    }
+    mtl
+}
+
+/// Writes the OBJ text of `scene` to `out`, as it goes (a model of a million faces is tens of
+/// megabytes of text, never held whole).
+fn write_obj(scene: &Scene, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "# image2model OBJ\nmtllib model.mtl")?;
+    let (mut next_v, mut next_vt) = (1u64, 1u64);
+    for (n, part) in scene.parts.iter().enumerate() {
+        writeln!(out, "g part_{n}\nusemtl material_{n}")?;
         for p in &part.positions {
-            let _ = writeln!(obj, "v {} {} {}", p[0], p[1], p[2]);
+            writeln!(out, "v {} {} {}", p[0], p[1], p[2])?;
         }
         let uvs = part
             .uvs
@@ -52,49 +64,53 @@ pub fn files(scene: &Scene) -> (String, String, NamedFiles) {
             .filter(|uvs| uvs.len() == part.positions.len());
         if let Some(uvs) = uvs {
             for uv in uvs {
-                let _ = writeln!(obj, "vt {} {}", uv[0], 1.0 - uv[1]);
+                writeln!(out, "vt {} {}", uv[0], 1.0 - uv[1])?;
             }
         }
         for t in part.indices.chunks_exact(3) {
-            let corner = |i: u32| match uvs {
-                Some(_) => format!("{}/{}", next_v + u64::from(i), next_vt + u64::from(i)),
-                None => (next_v + u64::from(i)).to_string(),
-            };
-            let _ = writeln!(obj, "f {} {} {}", corner(t[0]), corner(t[1]), corner(t[2]));
+            let [a, b, c] = [t[0], t[1], t[2]].map(|i| next_v + u64::from(i));
+            if uvs.is_some() {
+                let [ta, tb, tc] = [t[0], t[1], t[2]].map(|i| next_vt + u64::from(i));
+                writeln!(out, "f {a}/{ta} {b}/{tb} {c}/{tc}")?;
+            } else {
+                writeln!(out, "f {a} {b} {c}")?;
+            }
         }
         next_v += part.positions.len() as u64;
         if uvs.is_some() {
             next_vt += part.positions.len() as u64;
         }
     }
-    (obj, mtl, textures)
+    Ok(())
 }
 
-/// `scene` as a zip of `model.obj`, `model.mtl` and its textures.
+/// `scene` as a zip of `model.obj`, `model.mtl` and the textures its materials use.
 pub fn encode(scene: &Scene) -> Result<Vec<u8>, FormatError> {
-    let (obj, mtl, textures) = files(scene);
+    let failed = |e: &dyn std::fmt::Display| FormatError::Unwritable(format!("zip: {e}"));
+    let textures = texture_names(scene);
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let text = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     // Images are compressed already.
     let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let entries = [
-        ("model.obj".to_owned(), obj.into_bytes(), text),
-        ("model.mtl".to_owned(), mtl.into_bytes(), text),
-    ]
-    .into_iter()
-    .chain(
-        textures
-            .into_iter()
-            .map(|(name, bytes)| (name, bytes, stored)),
-    );
-    for (name, bytes, options) in entries {
-        zip.start_file(name, options)
-            .and_then(|()| zip.write_all(&bytes).map_err(Into::into))
-            .map_err(|e| FormatError::Unreadable(format!("zip: {e}")))?;
+    zip.start_file("model.obj", text).map_err(|e| failed(&e))?;
+    {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut zip);
+        write_obj(scene, &mut out).map_err(|e| failed(&e))?;
+        out.flush().map_err(|e| failed(&e))?;
+    }
+    zip.start_file("model.mtl", text).map_err(|e| failed(&e))?;
+    zip.write_all(mtl(scene, &textures).as_bytes())
+        .map_err(|e| failed(&e))?;
+    for (name, image) in textures.iter().zip(&scene.images) {
+        if let Some(name) = name {
+            zip.start_file(name.as_str(), stored)
+                .map_err(|e| failed(&e))?;
+            zip.write_all(&image.bytes).map_err(|e| failed(&e))?;
+        }
     }
     zip.finish()
         .map(std::io::Cursor::into_inner)
-        .map_err(|e| FormatError::Unreadable(format!("zip: {e}")))
+        .map_err(|e| failed(&e))
 }
 
 #[cfg(test)]

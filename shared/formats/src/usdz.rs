@@ -388,13 +388,17 @@ fn material(
 
 /// The root layer of `scene` (crate format) and the textures it names, in package order.
 pub fn files(scene: &Scene) -> Result<(Vec<u8>, NamedFiles), FormatError> {
+    // The images a material shows, by image index; the others (metal-roughness maps) stay out.
     let textures = scene
         .images
         .iter()
         .enumerate()
         .map(|(i, image)| {
+            if !scene.parts.iter().any(|p| p.image == Some(i)) {
+                return Ok(None);
+            }
             let (extension, bytes) = texture(image)?;
-            Ok((format!("textures/texture_{i}.{extension}"), bytes))
+            Ok(Some((format!("textures/texture_{i}.{extension}"), bytes)))
         })
         .collect::<Result<Vec<_>, FormatError>>()?;
     let mut layer = Layer {
@@ -424,6 +428,7 @@ pub fn files(scene: &Scene) -> Result<(Vec<u8>, NamedFiles), FormatError> {
         let file = part
             .image
             .and_then(|i| textures.get(i))
+            .and_then(Option::as_ref)
             .map(|(name, _)| name.as_str());
         let textured = file.is_some() && part.uvs.is_some();
         mesh(&mut layer, n, part, textured)?;
@@ -431,7 +436,7 @@ pub fn files(scene: &Scene) -> Result<(Vec<u8>, NamedFiles), FormatError> {
     }
     let mut usdc = Cursor::new(Vec::new());
     CrateWriter::write(&layer.data, &mut usdc).map_err(write_failed)?;
-    Ok((usdc.into_inner(), textures))
+    Ok((usdc.into_inner(), textures.into_iter().flatten().collect()))
 }
 
 /// `scene` as a USDZ package: the root layer first, then its textures.

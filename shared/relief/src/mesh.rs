@@ -6,9 +6,9 @@ use super::depth::DepthMap;
 
 /// Grid vertices along the longer image side when no face limit is given.
 pub const DEFAULT_GRID_LONG_SIDE: u32 = 128;
-/// The finest grid a face limit can ask for along the longer side (about 1,000,000 faces for a
+/// The finest grid a face limit can ask for along the longer side (about 800,000 faces for a
 /// square photo); a grid is never finer than the photo's own pixels either.
-pub const MAX_GRID_LONG_SIDE: u32 = 512;
+pub const MAX_GRID_LONG_SIDE: u32 = 448;
 /// Thickness of the plate under the relief, in model units (the longer side is 1 unit).
 pub const BASE_THICKNESS: f32 = 0.02;
 /// Height of the relief at depth 1.
@@ -296,10 +296,12 @@ mod tests {
             "a high limit gives more than the default"
         );
         assert!(faces(200_000) <= 200_000);
-        let finest = faces(1_000_000);
-        assert_eq!(grid_size(640, 427, Some(1_000_000)).0, MAX_GRID_LONG_SIDE);
+        let finest = faces(800_000);
+        assert_eq!(grid_size(640, 427, Some(800_000)).0, MAX_GRID_LONG_SIDE);
         assert_eq!(faces(2_000_000), finest, "no finer than the maximum grid");
+        let square = grid_size(1000, 1000, Some(800_000));
+        assert!(triangles_for(square.0, square.1) > 790_000);
         // A small photo's grid is no finer than its pixels.
-        assert_eq!(grid_size(96, 64, Some(1_000_000)).0, 96);
+        assert_eq!(grid_size(96, 64, Some(800_000)).0, 96);
     }
 }

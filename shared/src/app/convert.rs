@@ -10,9 +10,11 @@ use crate::domain::{FormatFailure, JobId, JobResult, ModelFormat, StoredFormat};
 use bytes::Bytes;
 use image2model_formats::{FormatError, Scene, obj, stl, usdz};
 
-/// Peak memory of a conversion, as a multiple of the GLB's size (measured by the formats bench:
-/// the decoded scene, the written file and the package being assembled).
-const MEMORY_PER_GLB_BYTE: u64 = 6;
+/// Peak memory of a conversion, as a multiple of the GLB's size: the decoded scene, the written
+/// file and the package being assembled. `scripts/bench_formats.sh` measured at most 5.9 (STL of
+/// a 536,000-face relief), USDZ 4.1, OBJ 2.2; the finest relief (22.6 MB) converts within the
+/// default budget.
+const MEMORY_PER_GLB_BYTE: u64 = 7;
 
 /// A format of a model as it stands: kept, or known not to be makeable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,10 +214,10 @@ mod tests {
     fn a_model_bigger_than_the_memory_budget_is_refused_before_it_is_read() {
         let glb = vec![0u8; 1000];
         assert_eq!(
-            encode(&glb, ModelFormat::Usdz, 5999),
+            encode(&glb, ModelFormat::Usdz, 6999),
             Err(FormatError::TooLarge {
-                needed: 6000,
-                limit: 5999
+                needed: 7000,
+                limit: 6999
             })
         );
     }

@@ -432,7 +432,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            err.to_string().contains("at most 1000000 for relief"),
+            err.to_string().contains("at most 800000 for relief"),
             "{err}"
         );
         assert_eq!(invalid_field(err).as_deref(), Some("options.face_limit"));

@@ -64,9 +64,11 @@ pub const RELIEF_MODEL: &str = "relief";
 /// A relief from the depth map FAL's Depth Anything v2 computes.
 pub const DEPTH_MODEL: &str = "depth_anything_v2";
 
-/// The most faces a relief has: a 512-point grid along the photo's longer side (about 1,000,000
-/// faces for a square photo, 520,000 for a 2:1 one), never more points than the photo has pixels.
-pub const RELIEF_FACE_LIMIT_MAX: u32 = 1_000_000;
+/// The most faces a relief has: a 448-point grid along the photo's longer side (about 800,000
+/// faces for a square photo, 400,000 for a 2:1 one), never more points than the photo has pixels.
+/// Its GLB (about 23 MB at most) then converts to every format within the default decode memory
+/// budget (`MAX_DECODE_BYTES`; see the formats bench).
+pub const RELIEF_FACE_LIMIT_MAX: u32 = 800_000;
 
 /// The model type of jobs that name none: the FAL depth relief where a FAL key is set (as before
 /// the built-in generator had its own id), the built-in relief elsewhere.
