@@ -15,7 +15,8 @@
 //! | the FAL lifecycle's decisions | `work/fal_decision.rs` |
 //! | a verified FAL webhook: ask the worker to look | `fal_webhook.rs` |
 //! | where a task stands; a token that lets a browser follow one task | `task_status.rs`, `status_token.rs` |
-//! | list, cancel, download | `list_jobs.rs`, `cancel_job.rs`, `download.rs` |
+//! | list, cancel, download (in any format: made at once or asked of the worker) | `list_jobs.rs`, `cancel_job.rs`, `download.rs` |
+//! | a model made into another format once, kept beside it (or why it cannot be) | `convert.rs` |
 //! | an administrator's retry and deletion; a task removed with its files | `retry_job.rs`, `delete_job.rs`, `purge_task.rs` |
 //! | keep jobs moving, delete expired data | `sweep.rs`, `cleanup.rs`, `maintenance.rs` |
 //! | readiness and figures; what storage holds | `health.rs`, `stats.rs`, `storage_usage.rs` |
