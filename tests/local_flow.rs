@@ -776,19 +776,22 @@ async fn every_format_downloads_made_once_and_goes_with_its_job() {
     );
     let (stl, waits) = format_link(&server, &job_id, "stl").await;
     assert!(waits >= 1, "the first request for stl converts");
-    let bytes = server
-        .client
-        .get(stl["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = server.fetch(stl["url"].as_str().unwrap()).await;
     assert_eq!(bytes.len() as u64, stl["size"].as_u64().unwrap());
     let facets = u32::from_le_bytes(bytes[80..84].try_into().unwrap()) as usize;
     assert_eq!(bytes.len(), 84 + 50 * facets, "a binary STL");
     assert_eq!(format_link(&server, &job_id, "stl").await.1, 0);
+    // The job's view says so too, with the size.
+    let job = server.wait_for_job(ALICE, &job_id).await;
+    let stl_view = job["result"]["formats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["format"] == "stl")
+        .cloned()
+        .unwrap();
+    assert_eq!(stl_view["status"], "ready", "{job}");
+    assert_eq!(stl_view["size"], stl["size"]);
 
     let (_, all) = server
         .get_json(&format!("/api/v1/download/{job_id}/all"), Some(ALICE))

@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use chrono::{Duration as Span, Utc};
 use image2model_shared::domain::{
-    Batch, BatchId, FileId, FileStatus, GenerationJob, JobError, JobOptions, JobStatus,
-    UploadedFile,
+    Batch, BatchId, Converted, FileId, FileStatus, GenerationJob, JobError, JobOptions, JobResult,
+    JobStatus, ModelFormat, StoredFormat, UploadedFile,
 };
 use image2model_shared::ports::{
     CreateOutcome, IDEMPOTENCY_WINDOW, JobQuery, ObjectStorage, Store, StoreError, Versioned,
@@ -133,6 +133,43 @@ pub async fn job_updates_are_conditional_and_monotonic(store: &dyn Store) {
         (stored.status, stored.progress, stored.version),
         (JobStatus::Queued, 0, reopened.version)
     );
+
+    // A completed job changes only to name a format made since, and only while completed.
+    let mut pretending = stored.clone();
+    pretending.status = JobStatus::Completed;
+    pretending.version += 1;
+    assert!(matches!(
+        store.amend_completed_job(&pretending).await,
+        Err(StoreError::Conflict)
+    ));
+    let running = stored.start(now).unwrap();
+    store.update_job(&running).await.unwrap();
+    let done = running.complete(JobResult::default(), now).unwrap();
+    store.update_job(&done).await.unwrap();
+    let made = Converted::Stored(StoredFormat {
+        format: ModelFormat::Stl,
+        object_key: "results/x/model.stl".into(),
+        size: 84,
+    });
+    let amended = done.with_format(&made, now).unwrap();
+    store.amend_completed_job(&amended).await.unwrap();
+    assert!(
+        matches!(
+            store.amend_completed_job(&amended).await,
+            Err(StoreError::Conflict)
+        ),
+        "the same version twice"
+    );
+    let stored = store.get_job(j.job_id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.result.unwrap().formats,
+        [StoredFormat {
+            format: ModelFormat::Stl,
+            object_key: "results/x/model.stl".into(),
+            size: 84,
+        }]
+    );
+    assert_eq!(stored.version, amended.version);
 }
 
 pub async fn concurrent_writers_cannot_both_win(store: &dyn Store) {

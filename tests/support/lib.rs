@@ -242,6 +242,13 @@ impl TestServer {
     }
 
     /// Polls a job until it is in a terminal state (or the timeout passes).
+    /// The body at `url` (a signed link), which must answer 200.
+    pub async fn fetch(&self, url: &str) -> bytes::Bytes {
+        let response = self.client.get(url).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+        response.bytes().await.expect("body")
+    }
+
     pub async fn wait_for_job(&self, key: &str, job_id: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {

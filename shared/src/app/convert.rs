@@ -6,7 +6,7 @@
 
 use super::error::AppError;
 use crate::context::AppContext;
-use crate::domain::{FormatFailure, JobId, JobResult, ModelFormat, StoredFormat};
+use crate::domain::{Converted, FormatFailure, JobId, JobResult, ModelFormat, StoredFormat};
 use bytes::Bytes;
 use image2model_formats::{FormatError, Scene, obj, stl, usdz};
 
@@ -15,13 +15,6 @@ use image2model_formats::{FormatError, Scene, obj, stl, usdz};
 /// a 536,000-face relief), USDZ 4.1, OBJ 2.2; the finest relief (22.6 MB) converts within the
 /// default budget.
 const MEMORY_PER_GLB_BYTE: u64 = 7;
-
-/// A format of a model as it stands: kept, or known not to be makeable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Converted {
-    Stored(StoredFormat),
-    Failed(FormatFailure),
-}
 
 /// `glb` (a stored GLB's bytes) in `format`; the GLB itself is never passed here.
 fn encode(glb: &[u8], format: ModelFormat, budget: u64) -> Result<Vec<u8>, FormatError> {

@@ -291,7 +291,7 @@ mod tests {
     use crate::app::enqueue::WorkMessage;
     use crate::app::testing::{context, context_with, drain, pending_file, ready_file, stored};
     use crate::domain::models::RELIEF_MODEL;
-    use crate::domain::{FileRejection, JobStatus, Texture};
+    use crate::domain::{FileRejection, JobStatus, ModelFormat, Texture};
     use crate::fal::guard;
 
     fn request(
@@ -436,6 +436,15 @@ mod tests {
             "{err}"
         );
         assert_eq!(invalid_field(err).as_deref(), Some("options.face_limit"));
+        // Each format once (so at most the four there are).
+        let twice = JobOptions {
+            formats: Some(vec![ModelFormat::Usdz, ModelFormat::Glb, ModelFormat::Usdz]),
+            ..JobOptions::default()
+        };
+        let err = create_job(&t, "alice", request(file.file_id, None, Some(twice)), None)
+            .await
+            .unwrap_err();
+        assert_eq!(invalid_field(err).as_deref(), Some("options.formats"));
         for key in ["", "has space", &"k".repeat(129)] {
             let err = create_job(&t, "alice", request(file.file_id, None, None), Some(key))
                 .await

@@ -2,12 +2,13 @@
 //! completed job of a task.
 
 use super::access::{owned_job, owned_task};
-use super::convert::{Converted, stored_format};
+use super::convert::stored_format;
 use super::enqueue::{WorkMessage, send_work};
 use super::error::AppError;
 use crate::context::AppContext;
 use crate::domain::{
-    GenerationJob, JobId, JobResult, JobStatus, ModelFormat, RESULTS_PREFIX, StoredFormat,
+    Converted, GenerationJob, JobId, JobResult, JobStatus, ModelFormat, RESULTS_PREFIX,
+    StoredFormat, stem_of,
 };
 use crate::keys::Caller;
 use crate::ports::PresignedRequest;
@@ -64,10 +65,7 @@ async fn sign_result(
     let preview = match &result.preview_key {
         Some(key) => match ctx.storage.head(key).await? {
             Some(meta) => {
-                let stem = result
-                    .filename
-                    .rsplit_once('.')
-                    .map_or(result.filename.as_str(), |(stem, _)| stem);
+                let stem = stem_of(&result.filename);
                 let extension = key.rsplit_once('.').map_or("png", |(_, e)| e);
                 let name = format!("{stem}-preview.{extension}");
                 Some(Preview {
@@ -116,10 +114,7 @@ pub enum FormatDownload {
 
 /// `stored` (a conversion of `job`'s model) described as the result a download signs.
 fn conversion_result(result: &JobResult, stored: &StoredFormat) -> JobResult {
-    let stem = result
-        .filename
-        .rsplit_once('.')
-        .map_or(result.filename.as_str(), |(stem, _)| stem);
+    let stem = stem_of(&result.filename);
     JobResult {
         object_key: stored.object_key.clone(),
         filename: stored.format.filename(stem),
@@ -263,10 +258,7 @@ pub async fn download_named(
         let Some(format) = ModelFormat::of_filename(filename) else {
             continue;
         };
-        let stem = result
-            .filename
-            .rsplit_once('.')
-            .map_or(result.filename.as_str(), |(stem, _)| stem);
+        let stem = stem_of(&result.filename);
         if format == ModelFormat::Glb || format.filename(stem) != filename {
             continue;
         }

@@ -1,8 +1,9 @@
 //! Every change of a job goes through [`update_job`]: read, let the state machine compute the
 //! next version, write it conditionally on the version read, start over when another writer won.
+//! A completed job changes only by [`record_format`], which names a format made since.
 
 use super::error::AppError;
-use crate::domain::{GenerationJob, JobError, JobId, TransitionError};
+use crate::domain::{Converted, GenerationJob, JobError, JobId, TransitionError};
 use crate::ports::{Store, StoreError};
 
 /// Tries before giving up with [`AppError::Conflict`].
@@ -26,6 +27,30 @@ where
         };
         match store.update_job(&next).await {
             Ok(()) => return Ok(next),
+            Err(StoreError::Conflict) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(AppError::Conflict)
+}
+
+/// Names `converted` (a format made after completion, or found unmakeable) in the completed
+/// job's result, so that its view says `ready` (or `failed`) as the download does. Nothing to do
+/// for a job that is gone, not completed, or names it already.
+pub async fn record_format(
+    store: &dyn Store,
+    id: JobId,
+    converted: &Converted,
+) -> Result<(), AppError> {
+    for _ in 0..MAX_TRIES {
+        let Some(job) = store.get_job(id).await? else {
+            return Ok(());
+        };
+        let Some(next) = job.with_format(converted, chrono::Utc::now()) else {
+            return Ok(());
+        };
+        match store.amend_completed_job(&next).await {
+            Ok(()) => return Ok(()),
             Err(StoreError::Conflict) => continue,
             Err(other) => return Err(other.into()),
         }

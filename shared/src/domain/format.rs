@@ -93,6 +93,15 @@ impl ModelFormat {
     }
 }
 
+/// A model file's name without its format's extension (`rocket.obj.zip` -> `rocket`), or without
+/// its last extension when it names no format.
+pub fn stem_of(filename: &str) -> &str {
+    ModelFormat::of_filename(filename)
+        .and_then(|f| filename.get(..filename.len() - f.extension().len() - 1))
+        .or_else(|| filename.rsplit_once('.').map(|(stem, _)| stem))
+        .unwrap_or(filename)
+}
+
 impl std::fmt::Display for ModelFormat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -105,6 +114,22 @@ pub struct StoredFormat {
     pub format: ModelFormat,
     pub object_key: String,
     pub size: u64,
+}
+
+/// A format of a model as it stands once tried: kept, or known not to be makeable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Converted {
+    Stored(StoredFormat),
+    Failed(FormatFailure),
+}
+
+impl Converted {
+    pub fn format(&self) -> ModelFormat {
+        match self {
+            Self::Stored(s) => s.format,
+            Self::Failed(f) => f.format,
+        }
+    }
 }
 
 /// Why a format cannot be made of a model, said the same way on every request.
@@ -141,6 +166,14 @@ mod tests {
             assert_eq!(json, format!("\"{format}\""));
         }
         assert_eq!(ModelFormat::of_filename("rocket.png"), None);
+        for (name, stem) in [
+            ("rocket.obj.zip", "rocket"),
+            ("my.photo.USDZ", "my.photo"),
+            ("rocket.png", "rocket"),
+            ("rocket", "rocket"),
+        ] {
+            assert_eq!(stem_of(name), stem);
+        }
         assert_eq!(
             ModelFormat::of_filename("ROCKET.USDZ"),
             Some(ModelFormat::Usdz)

@@ -3,7 +3,7 @@
 //! the version so concurrent writers cannot lose updates, move progress back or leave a
 //! terminal state.
 
-use super::format::{FormatFailure, ModelFormat, RESULTS_PREFIX, StoredFormat};
+use super::format::{Converted, FormatFailure, ModelFormat, RESULTS_PREFIX, StoredFormat};
 use super::ids::{BatchId, FileId, JobId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -128,6 +128,14 @@ pub const FACE_LIMIT_RANGE: std::ops::RangeInclusive<u32> = 500..=2_000_000;
 impl JobOptions {
     /// Checks value ranges; returns the offending field and why.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(formats) = &self.formats {
+            let mut distinct = formats.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if distinct.len() != formats.len() {
+                return Err(("formats", "must name each format at most once".to_owned()));
+            }
+        }
         if let Some(limit) = self.face_limit
             && !FACE_LIMIT_RANGE.contains(&limit)
         {
@@ -401,6 +409,32 @@ impl GenerationJob {
 
     /// An administrator's retry: a failed or cancelled job starts over from the queue. This is
     /// the one way out of a terminal state, and stores apply it with a dedicated operation.
+    /// The completed job with `converted` (a format made, or found unmakeable, after completion)
+    /// named in its result; `None` when it is not completed or already names that format.
+    pub fn with_format(&self, converted: &Converted, now: DateTime<Utc>) -> Option<Self> {
+        let result = self
+            .result
+            .as_ref()
+            .filter(|_| self.status == JobStatus::Completed)?;
+        let format = converted.format();
+        let known = result.formats.iter().any(|f| f.format == format)
+            || result.format_failures.iter().any(|f| f.format == format);
+        if known || format == ModelFormat::Glb {
+            return None;
+        }
+        let mut result = result.clone();
+        match converted {
+            Converted::Stored(stored) => result.formats.push(stored.clone()),
+            Converted::Failed(failure) => result.format_failures.push(failure.clone()),
+        }
+        Some(Self {
+            result: Some(result),
+            updated_at: now.max(self.updated_at),
+            version: self.version + 1,
+            ..self.clone()
+        })
+    }
+
     pub fn reopen(&self, now: DateTime<Utc>) -> Result<Self, TransitionError> {
         if !self.status.can_reopen() {
             return Err(TransitionError::Illegal {

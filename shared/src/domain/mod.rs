@@ -11,7 +11,7 @@ pub mod models;
 
 pub use batch::Batch;
 pub use file::{AcceptedImage, FileRejection, FileStatus, UPLOADS_PREFIX, UploadedFile};
-pub use format::{FormatFailure, ModelFormat, RESULTS_PREFIX, StoredFormat};
+pub use format::{Converted, FormatFailure, ModelFormat, RESULTS_PREFIX, StoredFormat, stem_of};
 pub use ids::{BatchId, FileId, InvalidId, JobId};
 pub use job::{
     FalRequest, GenerationJob, JobError, JobOptions, JobResult, JobStatus, Texture, TransitionError,

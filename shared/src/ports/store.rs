@@ -145,6 +145,9 @@ pub trait Store: Send + Sync {
     /// Puts a failed or cancelled job back in the queue (an administrator's retry); conditional
     /// on the version and on the stored job being failed or cancelled.
     async fn reopen_job(&self, job: &GenerationJob) -> Result<(), StoreError>;
+    /// Writes a completed job again (its result naming a format made since); conditional on the
+    /// version and on the stored job being completed, and `job` still being so.
+    async fn amend_completed_job(&self, job: &GenerationJob) -> Result<(), StoreError>;
     async fn delete_job(&self, id: JobId) -> Result<(), StoreError>;
     async fn list_jobs(&self, query: &JobQuery) -> Result<JobPage, StoreError>;
     /// Jobs in `status` last updated before `updated_before`, oldest update first.

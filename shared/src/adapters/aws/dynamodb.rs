@@ -515,6 +515,22 @@ impl Store for DynamoStore {
         .await
     }
 
+    async fn amend_completed_job(&self, job: &GenerationJob) -> Result<(), StoreError> {
+        if job.status != JobStatus::Completed {
+            return Err(StoreError::Conflict);
+        }
+        let values = HashMap::from([
+            (":prev".to_owned(), n(job.version.saturating_sub(1))),
+            (":completed".to_owned(), s(JobStatus::Completed.as_str())),
+        ]);
+        self.conditional_put(
+            job_item(job)?,
+            "version = :prev AND #status = :completed",
+            values,
+        )
+        .await
+    }
+
     async fn reopen_job(&self, job: &GenerationJob) -> Result<(), StoreError> {
         if job.status != JobStatus::Queued {
             return Err(StoreError::Conflict);

@@ -296,6 +296,11 @@ impl Store for EmbeddedDb {
         self.replace_job(job, condition).await
     }
 
+    async fn amend_completed_job(&self, job: &GenerationJob) -> Result<(), StoreError> {
+        self.replace_job(job, "status = 'completed' AND ?1 = 'completed'".to_owned())
+            .await
+    }
+
     async fn delete_job(&self, id: JobId) -> Result<(), StoreError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;

@@ -3,11 +3,11 @@
 //! last attempt), or the job failed with a stable code.
 
 use super::{MessageOutcome, STORAGE_UNAVAILABLE, StepResult, Worker};
-use crate::app::convert::{Converted, convert_bytes};
+use crate::app::convert::convert_bytes;
 use crate::app::enqueue::WorkMessage;
 use crate::app::error::AppError;
 use crate::app::job_update::{fail_job, update_job};
-use crate::domain::{GenerationJob, JobError, JobResult, ModelFormat};
+use crate::domain::{Converted, GenerationJob, JobError, JobResult, ModelFormat};
 use crate::ports::{PreviewImage, StorageError};
 use bytes::Bytes;
 use chrono::Utc;

@@ -185,7 +185,9 @@ impl Worker {
             return Ok(MessageOutcome::Done);
         };
         if let Some(result) = job.result.as_ref().filter(|_| job.status.is_terminal()) {
-            crate::app::convert::convert(&self.ctx, job_id, result, format).await?;
+            let converted = crate::app::convert::convert(&self.ctx, job_id, result, format).await?;
+            crate::app::job_update::record_format(self.ctx.store.as_ref(), job_id, &converted)
+                .await?;
         }
         Ok(MessageOutcome::Done)
     }
@@ -205,11 +207,12 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::testing::TestContext;
     use crate::app::testing::{
         context, context_with, pending_file, queued_job, ready_file, stored,
     };
     use crate::domain::models::RELIEF_MODEL;
-    use crate::domain::{JobId, JobStatus, RESULTS_PREFIX};
+    use crate::domain::{GenerationJob, JobId, JobOptions, JobStatus, ModelFormat, RESULTS_PREFIX};
     use crate::ports::{GeneratedModel, GenerationRequest, GeneratorError};
     use bytes::Bytes;
     use std::collections::VecDeque;
@@ -335,16 +338,11 @@ mod tests {
         assert_eq!(generator.runs(), 1);
     }
 
-    #[tokio::test]
-    async fn the_formats_a_job_asks_for_are_made_before_it_completes_and_named_in_its_result() {
-        use crate::builtin_generator::BuiltinGenerator;
-        use crate::domain::{GenerationJob, JobOptions, ModelFormat};
-        let t = context();
-        let generator = Arc::new(BuiltinGenerator::new(t.config.image_limits()));
-        let worker = Worker::new(t.ctx.clone(), vec![generator]);
-        let file = ready_file(&t, "alice").await;
+    /// A queued job of the relief on a new ready file, asking for `formats`; stored.
+    async fn job_asking_for(t: &TestContext, formats: Vec<ModelFormat>) -> GenerationJob {
+        let file = ready_file(t, "alice").await;
         let options = JobOptions {
-            formats: Some(vec![ModelFormat::Stl, ModelFormat::Usdz, ModelFormat::Stl]),
+            formats: Some(formats),
             ..JobOptions::default()
         };
         let job = GenerationJob::new(
@@ -359,6 +357,20 @@ mod tests {
             .create_jobs(std::slice::from_ref(&job), None, None)
             .await
             .unwrap();
+        job
+    }
+
+    #[tokio::test]
+    async fn the_formats_a_job_asks_for_are_made_before_it_completes_and_named_in_its_result() {
+        use crate::builtin_generator::BuiltinGenerator;
+        let t = context();
+        let generator = Arc::new(BuiltinGenerator::new(t.config.image_limits()));
+        let worker = Worker::new(t.ctx.clone(), vec![generator]);
+        let job = job_asking_for(
+            &t,
+            vec![ModelFormat::Stl, ModelFormat::Usdz, ModelFormat::Stl],
+        )
+        .await;
 
         assert_eq!(
             worker.handle_message(&generate_message(job.job_id)).await,
@@ -382,26 +394,9 @@ mod tests {
 
     #[tokio::test]
     async fn formats_that_cannot_be_made_are_named_with_their_reason_and_the_job_completes() {
-        use crate::domain::{GenerationJob, JobOptions, ModelFormat};
         let t = context();
         let worker = Worker::new(t.ctx.clone(), vec![Scripted::answering([])]);
-        let file = ready_file(&t, "alice").await;
-        let options = JobOptions {
-            formats: Some(vec![ModelFormat::Glb, ModelFormat::Obj]),
-            ..JobOptions::default()
-        };
-        let job = GenerationJob::new(
-            file.file_id,
-            "alice",
-            RELIEF_MODEL,
-            options,
-            None,
-            Utc::now(),
-        );
-        t.store
-            .create_jobs(std::slice::from_ref(&job), None, None)
-            .await
-            .unwrap();
+        let job = job_asking_for(&t, vec![ModelFormat::Glb, ModelFormat::Obj]).await;
         worker.handle_message(&generate_message(job.job_id)).await;
         let done = stored(&t, &job).await;
         assert_eq!(done.status, JobStatus::Completed);
