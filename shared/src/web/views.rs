@@ -89,7 +89,8 @@ pub struct JobResultView {
 pub enum FormatStatus {
     /// Kept beside the GLB: it downloads at once.
     Ready,
-    /// Made on its first download (which answers 202 while it converts), unless made since.
+    /// Made on its first download (which answers 202 while it converts); named `ready` here once
+    /// made.
     OnRequest,
     /// The model cannot be made into it (`reason` says why); the GLB stays.
     Failed,
