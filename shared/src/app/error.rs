@@ -42,6 +42,13 @@ pub enum AppError {
         field: String,
         accepted: String,
     },
+    /// An option's value is within the schema's range but above what the chosen model makes.
+    #[error("{field} must be at most {max} for {model}: it makes no finer mesh")]
+    OptionAboveModelLimit {
+        model: &'static str,
+        field: String,
+        max: u32,
+    },
     /// A request's value is not acceptable; `field` names it when there is one.
     #[error("{message}")]
     Invalid {

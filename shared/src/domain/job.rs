@@ -117,9 +117,33 @@ pub struct JobOptions {
     pub seed: Option<u32>,
     /// The formats to convert the model to as soon as it is made (default `["glb"]`, the
     /// generated model itself); any other is made on its first download.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "distinct_formats"
+    )]
     #[schema(max_items = 4)]
     pub formats: Option<Vec<ModelFormat>>,
+}
+
+/// `formats` as a set: at most the four there are (a longer list is refused), each once, in
+/// the formats' order, so that the same set written otherwise is the same options.
+fn distinct_formats<'de, D>(deserializer: D) -> Result<Option<Vec<ModelFormat>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let Some(mut formats) = Option::<Vec<ModelFormat>>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if formats.len() > ModelFormat::ALL.len() {
+        return Err(serde::de::Error::invalid_length(
+            formats.len(),
+            &"at most 4 formats",
+        ));
+    }
+    formats.sort_unstable();
+    formats.dedup();
+    Ok(Some(formats))
 }
 
 /// Lowest and highest accepted `face_limit`.
@@ -128,14 +152,6 @@ pub const FACE_LIMIT_RANGE: std::ops::RangeInclusive<u32> = 500..=2_000_000;
 impl JobOptions {
     /// Checks value ranges; returns the offending field and why.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if let Some(formats) = &self.formats {
-            let mut distinct = formats.clone();
-            distinct.sort_unstable();
-            distinct.dedup();
-            if distinct.len() != formats.len() {
-                return Err(("formats", "must name each format at most once".to_owned()));
-            }
-        }
         if let Some(limit) = self.face_limit
             && !FACE_LIMIT_RANGE.contains(&limit)
         {
@@ -461,6 +477,20 @@ impl GenerationJob {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn formats_are_read_as_a_set_of_at_most_four() {
+        let read = |json: &str| serde_json::from_str::<JobOptions>(json).map(|o| o.formats);
+        assert_eq!(
+            read(r#"{"formats": ["stl", "glb", "stl"]}"#).unwrap(),
+            Some(vec![ModelFormat::Glb, ModelFormat::Stl])
+        );
+        assert_eq!(read(r#"{"formats": null}"#).unwrap(), None);
+        assert_eq!(read(r#"{"formats": []}"#).unwrap(), Some(vec![]));
+        let five = read(r#"{"formats": ["glb", "glb", "glb", "glb", "glb"]}"#).unwrap_err();
+        assert!(five.to_string().contains("at most 4 formats"), "{five}");
+        assert!(read(r#"{"formats": ["fbx"]}"#).is_err());
+    }
     use super::*;
     use proptest::prelude::*;
 

@@ -356,7 +356,8 @@ fn app_status(err: &AppError) -> StatusCode {
         AppError::TooManyFiles { .. }
         | AppError::InvalidFileType { .. }
         | AppError::ModelUnavailable(_)
-        | AppError::UnsupportedOption { .. } => StatusCode::BAD_REQUEST,
+        | AppError::UnsupportedOption { .. }
+        | AppError::OptionAboveModelLimit { .. } => StatusCode::BAD_REQUEST,
         AppError::FileNotReady { .. }
         | AppError::UploadAlreadyReceived { .. }
         | AppError::JobStateConflict { .. }
@@ -389,7 +390,9 @@ fn app_code(err: &AppError) -> &'static str {
         AppError::FileNotReady { .. } => "FILE_NOT_READY",
         AppError::UploadAlreadyReceived { .. } => "UPLOAD_ALREADY_RECEIVED",
         AppError::ModelUnavailable(_) => "MODEL_UNAVAILABLE",
-        AppError::UnsupportedOption { .. } => "UNSUPPORTED_OPTION",
+        AppError::UnsupportedOption { .. } | AppError::OptionAboveModelLimit { .. } => {
+            "UNSUPPORTED_OPTION"
+        }
         AppError::Invalid { .. } => "VALIDATION_ERROR",
         AppError::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
         AppError::JobStateConflict { .. } | AppError::Transition(_) => "INVALID_JOB_STATE",
@@ -420,6 +423,7 @@ fn app_reason(err: &AppError) -> Option<&'static str> {
         AppError::UploadAlreadyReceived { .. } => "Upload already received",
         AppError::ModelUnavailable(_) => "Model unavailable",
         AppError::UnsupportedOption { .. } => "Unsupported option",
+        AppError::OptionAboveModelLimit { .. } => "Option above the model's limit",
         AppError::Invalid { .. } => "Request validation failed",
         AppError::IdempotencyKeyReused { .. } => "Idempotency key reused",
         AppError::JobStateConflict { .. } | AppError::Transition(_) => "Invalid job state",
@@ -473,6 +477,9 @@ fn app_details(err: &AppError) -> Value {
         }
         AppError::Transition(_) => json!({}),
         AppError::IdempotencyKeyReused { job_id } => json!({"job_id": job_id}),
+        AppError::OptionAboveModelLimit { model, field, max } => {
+            json!({"field": field, "model_type": model, "max": max})
+        }
         AppError::FormatNotConvertible { format, reason } => {
             json!({"format": format, "reason": reason})
         }
@@ -716,6 +723,17 @@ mod tests {
             AppError::ResultNotReady {
                 job_id: job,
                 status: "queued",
+            }
+            .into(),
+            AppError::FormatNotConvertible {
+                format: crate::domain::ModelFormat::Usdz,
+                reason: "the model requires the glTF extension KHR_draco_mesh_compression".into(),
+            }
+            .into(),
+            AppError::OptionAboveModelLimit {
+                model: "relief",
+                field: "options.face_limit".into(),
+                max: 800_000,
             }
             .into(),
             AppError::QuotaExceeded {
