@@ -7,8 +7,7 @@ use super::enqueue::{WorkMessage, send_work};
 use super::error::AppError;
 use crate::context::AppContext;
 use crate::domain::{
-    Converted, GenerationJob, JobId, JobResult, JobStatus, ModelFormat, RESULTS_PREFIX,
-    StoredFormat, stem_of,
+    Converted, GenerationJob, JobId, JobResult, JobStatus, ModelFormat, StoredFormat, stem_of,
 };
 use crate::keys::Caller;
 use crate::ports::PresignedRequest;
@@ -48,11 +47,43 @@ async fn sign(ctx: &AppContext, job: GenerationJob) -> Result<Download, AppError
     sign_result(ctx, job, result).await
 }
 
-/// Signs `result` (the job's model, or one of its conversions described as a result).
+/// Signs `result` (the job's model, or one of its conversions described as a result) and its
+/// preview.
 async fn sign_result(
     ctx: &AppContext,
     job: GenerationJob,
     result: JobResult,
+) -> Result<Download, AppError> {
+    let preview = sign_preview(ctx, &result).await?;
+    sign_with_preview(ctx, job, result, preview).await
+}
+
+/// The signed preview of `result`'s model, when it has one that is still stored.
+async fn sign_preview(ctx: &AppContext, result: &JobResult) -> Result<Option<Preview>, AppError> {
+    let Some(key) = &result.preview_key else {
+        return Ok(None);
+    };
+    let Some(meta) = ctx.storage.head(key).await? else {
+        return Ok(None);
+    };
+    let extension = key.rsplit_once('.').map_or("png", |(_, e)| e);
+    let name = format!("{}-preview.{extension}", stem_of(&result.filename));
+    Ok(Some(Preview {
+        signed: ctx
+            .storage
+            .presign_get(key, &name, ctx.config.download_expiry)
+            .await?,
+        size: meta.size,
+        content_type: meta.content_type,
+    }))
+}
+
+/// Signs `result` alone; `preview` is its model's, signed already.
+async fn sign_with_preview(
+    ctx: &AppContext,
+    job: GenerationJob,
+    result: JobResult,
+    preview: Option<Preview>,
 ) -> Result<Download, AppError> {
     let signed = ctx
         .storage
@@ -62,25 +93,6 @@ async fn sign_result(
             ctx.config.download_expiry,
         )
         .await?;
-    let preview = match &result.preview_key {
-        Some(key) => match ctx.storage.head(key).await? {
-            Some(meta) => {
-                let stem = stem_of(&result.filename);
-                let extension = key.rsplit_once('.').map_or("png", |(_, e)| e);
-                let name = format!("{stem}-preview.{extension}");
-                Some(Preview {
-                    signed: ctx
-                        .storage
-                        .presign_get(key, &name, ctx.config.download_expiry)
-                        .await?,
-                    size: meta.size,
-                    content_type: meta.content_type,
-                })
-            }
-            None => None,
-        },
-        None => None,
-    };
     Ok(Download {
         job,
         result,
@@ -186,7 +198,7 @@ pub async fn download_formats(
     download: Download,
 ) -> Result<Vec<Download>, AppError> {
     let id = download.job.job_id;
-    let stored = ctx.storage.list(&format!("{RESULTS_PREFIX}{id}/")).await?;
+    let stored = ctx.storage.list(&JobResult::prefix_for(id)).await?;
     let mut all = Vec::new();
     for format in ModelFormat::ALL
         .into_iter()
@@ -202,7 +214,9 @@ pub async fn download_formats(
                     size: meta.size,
                 },
             );
-            all.push(sign_result(ctx, download.job.clone(), converted).await?);
+            // The same model's preview, signed once for the GLB.
+            let preview = download.preview.clone();
+            all.push(sign_with_preview(ctx, download.job.clone(), converted, preview).await?);
         }
     }
     all.insert(0, download);
