@@ -460,8 +460,9 @@ async function loadModels() {
   catalog.clear();
   for (const model of models.filter((m) => m.available)) {
     catalog.set(model.name, model);
-    const option = new Option(`${model.display_name}: ${model.makes}`, model.name, model.default, model.default);
-    option.title = model.description;
+    // The name fits the menu; what it makes and how shows on hover.
+    const option = new Option(model.display_name, model.name, model.default, model.default);
+    option.title = `${model.makes}. ${model.description}`;
     select.append(option);
   }
 }
