@@ -55,10 +55,9 @@ pub fn resolve_model(
     ctx: &AppContext,
     model_type: Option<&str>,
 ) -> Result<&'static ModelSpec, AppError> {
-    let id = model_type
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| models::default_model(ctx.config.fal_configured()));
+    // Absent is the default; anything else, an empty string included, must name a model (the
+    // schema's enum has no empty value).
+    let id = model_type.unwrap_or_else(|| models::default_model(ctx.config.fal_configured()));
     let spec = models::find(id).ok_or_else(|| {
         let known: Vec<&str> = models::CATALOG.iter().map(|m| m.id).collect();
         AppError::invalid(
@@ -397,6 +396,16 @@ mod tests {
             matches!(err, AppError::ModelUnavailable(ref m) if m == "tripo3d"),
             "{err:?}"
         );
+        for blank in ["", " ", " relief"] {
+            let err = create_job(&t, "alice", request(file.file_id, Some(blank), None), None)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                invalid_field(err).as_deref(),
+                Some("model_type"),
+                "{blank:?}"
+            );
+        }
         let texture = JobOptions {
             texture: Some(Texture::Hd),
             ..JobOptions::default()
