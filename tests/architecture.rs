@@ -83,7 +83,7 @@ const LAYERS: &[&[&str]] = &[
     &["domain", "host", "metrics", "telemetry", "shutdown"],
     &["validation", "ports", "jwt"],
     &["config", "builtin_generator"],
-    &["keys", "adapters", "fal"],
+    &["keys", "adapters", "fal", "webhooks"],
     &["context"],
     &["app"],
     &["web"],

@@ -28,6 +28,7 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod validation;
 pub mod web;
+pub mod webhooks;
 
 pub use app::AppError;
 pub use context::AppContext;

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod integer;
 pub mod job;
 pub mod models;
+pub mod webhook;
 
 pub use batch::Batch;
 pub use file::{AcceptedImage, FileRejection, FileStatus, UPLOADS_PREFIX, UploadedFile};

@@ -1,0 +1,7 @@
+//! Webhooks to the owners' servers (not FAL's to us, which `functions/webhook` verifies): how a
+//! delivery is signed (`signature.rs`, by the Standard Webhooks specification), which URLs may
+//! receive one (`target.rs`) and which addresses a delivery may reach (`address.rs`).
+
+pub mod address;
+pub mod signature;
+pub mod target;
