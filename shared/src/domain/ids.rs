@@ -86,6 +86,14 @@ id_type!(
     /// Identifies a batch of jobs created together.
     BatchId
 );
+id_type!(
+    /// Identifies a webhook endpoint an owner registered.
+    EndpointId
+);
+id_type!(
+    /// Identifies one delivery: an event to one endpoint, with all its attempts.
+    DeliveryId
+);
 
 #[cfg(test)]
 mod tests {

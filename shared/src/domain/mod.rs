@@ -13,7 +13,7 @@ pub mod webhook;
 pub use batch::Batch;
 pub use file::{AcceptedImage, FileRejection, FileStatus, UPLOADS_PREFIX, UploadedFile};
 pub use format::{Converted, FormatFailure, ModelFormat, RESULTS_PREFIX, StoredFormat, stem_of};
-pub use ids::{BatchId, FileId, InvalidId, JobId};
+pub use ids::{BatchId, DeliveryId, EndpointId, FileId, InvalidId, JobId};
 pub use job::{
     FalRequest, GenerationJob, JobError, JobOptions, JobResult, JobStatus, Texture, TransitionError,
 };

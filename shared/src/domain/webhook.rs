@@ -1,6 +1,8 @@
 //! Webhooks to the owners' servers: what an owner registers (an endpoint: its URL, the events
 //! it wants, its signing secrets) and the schedule a delivery is retried on.
 
+use super::ids::EndpointId;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -52,6 +54,149 @@ pub fn retry_delay(attempts: u32, jitter: f64) -> Option<Duration> {
     Some(base.mul_f64(factor))
 }
 
+/// How long a rotated-out secret keeps signing beside the new one.
+pub const OLD_SECRET_GRACE: chrono::Duration = chrono::Duration::hours(24);
+
+/// An endpoint whose deliveries have all failed for this long is disabled.
+pub const DISABLE_AFTER_FAILING: chrono::Duration = chrono::Duration::days(5);
+
+/// A secret of an endpoint, as stored: the `whsec_` text, and until when it signs (none for the
+/// current one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointSecret {
+    pub secret: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Why an endpoint no longer receives deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Disabled {
+    /// The receiver answered 410 Gone.
+    Gone { at: DateTime<Utc> },
+    /// Every delivery failed for [`DISABLE_AFTER_FAILING`].
+    Failing {
+        since: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// A URL an owner registered to be told of its jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEndpoint {
+    pub endpoint_id: EndpointId,
+    pub owner: String,
+    pub url: String,
+    pub events: Vec<EventType>,
+    pub description: Option<String>,
+    /// The current secret first; a rotated-out one after it until it expires.
+    pub secrets: Vec<EndpointSecret>,
+    pub disabled: Option<Disabled>,
+    /// When the oldest failure of the current run of failed deliveries was (none after a
+    /// success).
+    pub failing_since: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+impl WebhookEndpoint {
+    pub fn new(
+        owner: &str,
+        url: String,
+        events: Option<Vec<EventType>>,
+        description: Option<String>,
+        secret: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut events = events.unwrap_or_else(|| EventType::DEFAULT.to_vec());
+        events.sort_unstable();
+        events.dedup();
+        Self {
+            endpoint_id: EndpointId::new(),
+            owner: owner.to_owned(),
+            url,
+            events,
+            description,
+            secrets: vec![EndpointSecret {
+                secret,
+                expires_at: None,
+            }],
+            disabled: None,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    fn next(&self, now: DateTime<Utc>) -> Self {
+        Self {
+            updated_at: now.max(self.updated_at),
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
+    /// Whether deliveries of `event` go to it.
+    pub fn wants(&self, event: EventType) -> bool {
+        self.disabled.is_none() && (event == EventType::Ping || self.events.contains(&event))
+    }
+
+    /// The secrets that sign a delivery at `now`: the current one, and a rotated-out one
+    /// within its grace.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> impl Iterator<Item = &str> {
+        self.secrets
+            .iter()
+            .filter(move |s| s.expires_at.is_none_or(|at| at > now))
+            .map(|s| s.secret.as_str())
+    }
+
+    /// A new current secret; the old one signs alongside for [`OLD_SECRET_GRACE`], and older
+    /// ones are dropped.
+    pub fn rotate(&self, secret: String, now: DateTime<Utc>) -> Self {
+        let mut next = self.next(now);
+        let old = self.secrets.first().map(|s| EndpointSecret {
+            secret: s.secret.clone(),
+            expires_at: Some(now + OLD_SECRET_GRACE),
+        });
+        next.secrets = std::iter::once(EndpointSecret {
+            secret,
+            expires_at: None,
+        })
+        .chain(old)
+        .collect();
+        next
+    }
+
+    /// After a delivery's attempt answered `status` (none: a timeout or a refused connection):
+    /// a success ends a run of failures, 410 disables the endpoint at once, and a run of
+    /// failures as long as [`DISABLE_AFTER_FAILING`] disables it. `None` when nothing changes.
+    pub fn after_attempt(&self, status: Option<u16>, now: DateTime<Utc>) -> Option<Self> {
+        if self.disabled.is_some() {
+            return None;
+        }
+        let mut next = self.next(now);
+        match status {
+            Some(200..=299) => {
+                self.failing_since?;
+                next.failing_since = None;
+            }
+            Some(410) => next.disabled = Some(Disabled::Gone { at: now }),
+            _ => {
+                let since = self.failing_since.unwrap_or(now);
+                next.failing_since = Some(since);
+                if now - since >= DISABLE_AFTER_FAILING {
+                    next.disabled = Some(Disabled::Failing { since, at: now });
+                } else if self.failing_since.is_some() {
+                    return None;
+                }
+            }
+        }
+        Some(next)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +217,69 @@ mod tests {
             let (low, high) = (retry_delay(n, 0.0).unwrap(), retry_delay(n, 0.999).unwrap());
             assert!(low < high && high <= RETRY_SCHEDULE[n as usize - 1].mul_f64(1.1));
         }
+    }
+
+    fn endpoint(now: DateTime<Utc>) -> WebhookEndpoint {
+        WebhookEndpoint::new(
+            "alice",
+            "https://example.com/hook".into(),
+            None,
+            None,
+            "whsec_new".into(),
+            now,
+        )
+    }
+
+    #[test]
+    fn a_rotated_secret_signs_beside_the_new_one_for_a_day() {
+        let now = Utc::now();
+        let rotated = endpoint(now).rotate("whsec_newer".into(), now);
+        assert_eq!(rotated.version, 2);
+        assert_eq!(
+            rotated.signing_secrets(now).collect::<Vec<_>>(),
+            ["whsec_newer", "whsec_new"]
+        );
+        let later = now + OLD_SECRET_GRACE;
+        assert_eq!(
+            rotated.signing_secrets(later).collect::<Vec<_>>(),
+            ["whsec_newer"]
+        );
+        let again = rotated.rotate("whsec_newest".into(), now);
+        assert_eq!(
+            again.secrets.len(),
+            2,
+            "only the last secret stays in grace"
+        );
+    }
+
+    #[test]
+    fn gone_disables_at_once_and_failing_for_days_disables_too() {
+        let now = Utc::now();
+        let e = endpoint(now);
+        assert!(e.wants(EventType::JobCompleted) && e.wants(EventType::Ping));
+        let gone = e.after_attempt(Some(410), now).unwrap();
+        assert_eq!(gone.disabled, Some(Disabled::Gone { at: now }));
+        assert!(!gone.wants(EventType::JobCompleted));
+        assert_eq!(gone.after_attempt(Some(200), now), None);
+
+        let failing = e.after_attempt(Some(500), now).unwrap();
+        assert_eq!(failing.failing_since, Some(now));
+        assert_eq!(
+            failing.after_attempt(None, now + chrono::Duration::days(1)),
+            None
+        );
+        let recovered = failing.after_attempt(Some(204), now).unwrap();
+        assert_eq!(recovered.failing_since, None);
+        assert_eq!(recovered.after_attempt(Some(200), now), None);
+        let end = now + DISABLE_AFTER_FAILING;
+        let disabled = failing.after_attempt(None, end).unwrap();
+        assert_eq!(
+            disabled.disabled,
+            Some(Disabled::Failing {
+                since: now,
+                at: end
+            })
+        );
     }
 
     #[test]
