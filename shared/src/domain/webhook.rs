@@ -1,7 +1,7 @@
 //! Webhooks to the owners' servers: what an owner registers (an endpoint: its URL, the events
 //! it wants, its signing secrets) and the schedule a delivery is retried on.
 
-use super::ids::EndpointId;
+use super::ids::{DeliveryId, EndpointId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -197,6 +197,126 @@ impl WebhookEndpoint {
     }
 }
 
+/// What one attempt of a delivery met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The receiver answered with this status.
+    Answered(u16),
+    /// No answer within the delivery timeout.
+    TimedOut,
+    /// No connection: refused, unresolvable, or an address a delivery may not reach (the
+    /// reason, in our words).
+    Unreachable(String),
+}
+
+impl AttemptOutcome {
+    fn status(&self) -> Option<u16> {
+        match self {
+            Self::Answered(status) => Some(*status),
+            Self::TimedOut | Self::Unreachable(_) => None,
+        }
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt (`next_attempt_at`).
+    Pending,
+    /// A 2xx answer.
+    Delivered,
+    /// Every attempt of the schedule failed, or the receiver answered 410 Gone.
+    Failed,
+}
+
+/// One event for one endpoint, with every attempt to deliver it. Its `event_id` is the
+/// `webhook-id` of every attempt, so a receiver drops the duplicates at-least-once brings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub delivery_id: DeliveryId,
+    pub endpoint_id: EndpointId,
+    pub owner: String,
+    pub event_id: String,
+    pub event_type: EventType,
+    /// The JSON body, as signed and sent on every attempt.
+    pub payload: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub last_status_code: Option<u16>,
+    /// Why the last attempt got no answer, in our words.
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+impl Delivery {
+    pub fn new(
+        endpoint: &WebhookEndpoint,
+        event_type: EventType,
+        payload: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            delivery_id: DeliveryId::new(),
+            endpoint_id: endpoint.endpoint_id,
+            owner: endpoint.owner.clone(),
+            event_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+            event_type,
+            payload,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_status_code: None,
+            last_error: None,
+            last_attempt_at: None,
+            next_attempt_at: Some(now),
+            created_at: now,
+            version: 1,
+        }
+    }
+
+    /// After an attempt: delivered on a 2xx, failed on 410 or once the schedule is spent,
+    /// otherwise pending again after the schedule's next wait (`jitter` in [0, 1)).
+    pub fn after_attempt(&self, outcome: &AttemptOutcome, jitter: f64, now: DateTime<Utc>) -> Self {
+        let attempts = self.attempts + 1;
+        let status = outcome.status();
+        let wait = retry_delay(attempts, jitter).and_then(|w| chrono::Duration::from_std(w).ok());
+        let (state, next_attempt_at) = match (status, wait) {
+            (Some(200..=299), _) => (DeliveryStatus::Delivered, None),
+            (Some(410), _) | (_, None) => (DeliveryStatus::Failed, None),
+            (_, Some(wait)) => (DeliveryStatus::Pending, Some(now + wait)),
+        };
+        Self {
+            status: state,
+            attempts,
+            last_status_code: status,
+            last_error: match outcome {
+                AttemptOutcome::TimedOut => Some("no answer in time".to_owned()),
+                AttemptOutcome::Unreachable(why) => Some(why.clone()),
+                AttemptOutcome::Answered(_) => None,
+            },
+            last_attempt_at: Some(now),
+            next_attempt_at,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
+    /// An owner's resend: pending now, with the same `event_id` (the attempts so far stay
+    /// counted; the schedule starts again from its first wait after this one fails).
+    pub fn resend(&self, now: DateTime<Utc>) -> Self {
+        Self {
+            status: DeliveryStatus::Pending,
+            next_attempt_at: Some(now),
+            attempts: 0,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +399,47 @@ mod tests {
                 since: now,
                 at: end
             })
+        );
+    }
+
+    #[test]
+    fn a_delivery_keeps_its_id_through_retries_until_delivered_gone_or_spent() {
+        let now = Utc::now();
+        let e = endpoint(now);
+        let d = Delivery::new(&e, EventType::JobCompleted, "{}".into(), now);
+        assert!(d.event_id.starts_with("msg_"));
+        let once = d.after_attempt(&AttemptOutcome::Answered(500), 0.5, now);
+        assert_eq!(
+            (once.status, once.attempts, once.next_attempt_at),
+            (
+                DeliveryStatus::Pending,
+                1,
+                Some(now + chrono::Duration::seconds(5))
+            )
+        );
+        let twice = once.after_attempt(&AttemptOutcome::TimedOut, 0.5, now);
+        assert_eq!(twice.last_error.as_deref(), Some("no answer in time"));
+        assert_eq!(
+            twice.next_attempt_at,
+            Some(now + chrono::Duration::minutes(5))
+        );
+        let done = twice.after_attempt(&AttemptOutcome::Answered(200), 0.5, now);
+        assert_eq!(
+            (done.status, done.attempts, done.next_attempt_at),
+            (DeliveryStatus::Delivered, 3, None)
+        );
+        assert_eq!(done.event_id, d.event_id);
+        let gone = d.after_attempt(&AttemptOutcome::Answered(410), 0.5, now);
+        assert_eq!(gone.status, DeliveryStatus::Failed);
+        let mut spent = d.clone();
+        for _ in 0..RETRY_SCHEDULE.len() + 1 {
+            spent = spent.after_attempt(&AttemptOutcome::Unreachable("refused".into()), 0.5, now);
+        }
+        assert_eq!((spent.status, spent.attempts), (DeliveryStatus::Failed, 8));
+        let again = spent.resend(now);
+        assert_eq!(
+            (again.status, again.event_id.as_str()),
+            (DeliveryStatus::Pending, d.event_id.as_str())
         );
     }
 
