@@ -42,6 +42,11 @@ async fn embedded_job_updates() {
 }
 
 #[tokio::test]
+async fn embedded_webhook_store() {
+    contract::webhook_endpoints_and_deliveries(&db().1).await;
+}
+
+#[tokio::test]
 async fn embedded_concurrent_writers() {
     let (_dir, db) = db();
     for _ in 0..20 {

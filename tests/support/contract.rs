@@ -9,7 +9,7 @@ use image2model_shared::domain::{
 };
 use image2model_shared::ports::{
     CreateOutcome, IDEMPOTENCY_WINDOW, JobQuery, ObjectStorage, Store, StoreError, Versioned,
-    WorkQueue, read_state, update_state,
+    WebhookStore, WorkQueue, read_state, update_state,
 };
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -681,4 +681,109 @@ pub async fn storage_round_trips_and_signs(storage: &dyn ObjectStorage) {
     storage.delete(&key).await.unwrap();
     assert!(storage.get(&key).await.is_err());
     storage.ping().await.unwrap();
+}
+
+/// The webhook store: endpoints per owner within their limit, conditional updates, deliveries
+/// newest first, an endpoint deleted with its deliveries.
+pub async fn webhook_endpoints_and_deliveries(store: &dyn WebhookStore) {
+    use image2model_shared::domain::webhook::{
+        AttemptOutcome, Delivery, EventType, WebhookEndpoint,
+    };
+    let owner = format!("hooks-{}", uuid::Uuid::new_v4().simple());
+    let now = Utc::now();
+    let endpoint = |n: i64| {
+        WebhookEndpoint::new(
+            &owner,
+            format!("https://example.com/{n}"),
+            None,
+            None,
+            "whsec_x".into(),
+            now + Span::seconds(n),
+        )
+    };
+    let (first, second) = (endpoint(0), endpoint(1));
+    store.create_endpoint(&first, 2).await.unwrap();
+    store.create_endpoint(&second, 2).await.unwrap();
+    assert!(
+        matches!(
+            store.create_endpoint(&endpoint(2), 2).await,
+            Err(StoreError::Conflict)
+        ),
+        "the owner's limit"
+    );
+    let listed: Vec<_> = store
+        .list_endpoints(Some(&owner))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.endpoint_id)
+        .collect();
+    assert_eq!(listed, [first.endpoint_id, second.endpoint_id]);
+    let everyone = store.list_endpoints(None).await.unwrap();
+    assert!(everyone.iter().any(|e| e.endpoint_id == first.endpoint_id));
+    assert!(
+        store
+            .list_endpoints(Some("nobody"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let rotated = first.rotate("whsec_y".into(), now);
+    store.update_endpoint(&rotated).await.unwrap();
+    assert!(
+        matches!(
+            store.update_endpoint(&rotated).await,
+            Err(StoreError::Conflict)
+        ),
+        "the same version twice"
+    );
+    assert_eq!(
+        store.get_endpoint(first.endpoint_id).await.unwrap(),
+        Some(rotated.clone())
+    );
+
+    let mut deliveries = Vec::new();
+    for n in 0..3 {
+        let d = Delivery::new(
+            &rotated,
+            EventType::JobCompleted,
+            format!("{{\"n\":{n}}}"),
+            now + Span::seconds(n),
+        );
+        store.create_delivery(&d).await.unwrap();
+        deliveries.push(d);
+    }
+    let tried = deliveries[0].after_attempt(&AttemptOutcome::Answered(500), 0.5, now);
+    store.update_delivery(&tried).await.unwrap();
+    assert!(matches!(
+        store.update_delivery(&tried).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.get_delivery(tried.delivery_id).await.unwrap(),
+        Some(tried.clone())
+    );
+    let newest: Vec<_> = store
+        .list_deliveries(rotated.endpoint_id, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.delivery_id)
+        .collect();
+    assert_eq!(
+        newest,
+        [deliveries[2].delivery_id, deliveries[1].delivery_id]
+    );
+
+    store.delete_endpoint(rotated.endpoint_id).await.unwrap();
+    assert_eq!(store.get_endpoint(rotated.endpoint_id).await.unwrap(), None);
+    assert_eq!(store.get_delivery(tried.delivery_id).await.unwrap(), None);
+    assert!(
+        store
+            .list_deliveries(rotated.endpoint_id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

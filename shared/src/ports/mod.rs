@@ -5,6 +5,7 @@ pub mod generator;
 pub mod queue;
 pub mod storage;
 pub mod store;
+pub mod webhooks;
 
 pub use generator::{
     GeneratedModel, GenerationRequest, Generator, GeneratorError, PreviewImage, ProgressReporter,
@@ -17,3 +18,4 @@ pub use store::{
     CreateOutcome, IDEMPOTENCY_WINDOW, JobCursor, JobPage, JobQuery, Store, StoreError, Versioned,
     read_state, update_state,
 };
+pub use webhooks::WebhookStore;

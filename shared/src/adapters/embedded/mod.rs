@@ -1,7 +1,7 @@
 //! Embedded adapters: the ports on this machine alone, for the local server, unit tests and
 //! developers without an AWS account (feature `embedded`). They mirror the AWS side: the store
 //! (`store.rs`, like `dynamodb.rs`) and the queue (`queue.rs`, like `sqs.rs`) share one SQLite
-//! database (`db.rs`); object storage is a directory (`storage.rs`, like `s3.rs`) whose presigned
+//! database (`db.rs`), with the webhook endpoints and deliveries (`webhooks.rs`); object storage is a directory (`storage.rs`, like `s3.rs`) whose presigned
 //! URLs `url_signer.rs` signs and checks; `object_key.rs` says which keys both accept.
 
 mod db;
@@ -10,6 +10,7 @@ mod queue;
 mod storage;
 mod store;
 pub mod url_signer;
+mod webhooks;
 
 pub use db::EmbeddedDb;
 pub use storage::DiskStorage;

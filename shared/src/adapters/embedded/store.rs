@@ -18,11 +18,11 @@ fn sql_list(statuses: impl Iterator<Item = JobStatus>) -> String {
     format!("({})", quoted.join(","))
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
+pub(super) fn to_json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
     serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(raw: &str) -> rusqlite::Result<T> {
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(raw: &str) -> rusqlite::Result<T> {
     serde_json::from_str(raw).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
@@ -32,12 +32,12 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation)
 }
 
-fn backend(err: rusqlite::Error) -> StoreError {
+pub(super) fn backend(err: rusqlite::Error) -> StoreError {
     StoreError::Backend(err.to_string())
 }
 
 /// Fails with `Conflict` unless exactly one row changed.
-fn one_row(changed: usize) -> Result<(), StoreError> {
+pub(super) fn one_row(changed: usize) -> Result<(), StoreError> {
     if changed == 1 {
         Ok(())
     } else {
