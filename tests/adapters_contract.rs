@@ -170,6 +170,12 @@ mod aws {
     }
 
     #[tokio::test]
+    async fn dynamodb_webhook_store() {
+        let a = aws().await;
+        contract::webhook_endpoints_and_deliveries(a.webhooks.as_ref()).await;
+    }
+
+    #[tokio::test]
     async fn dynamodb_concurrent_writers() {
         let a = aws().await;
         for _ in 0..10 {

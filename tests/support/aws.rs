@@ -3,13 +3,14 @@
 
 use image2model_shared::config::Config;
 use image2model_shared::context::aws_context;
-use image2model_shared::ports::{ObjectStorage, Store, WorkQueue};
+use image2model_shared::ports::{ObjectStorage, Store, WebhookStore, WorkQueue};
 use std::sync::Arc;
 
 pub struct AwsAdapters {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn WorkQueue>,
     pub storage: Arc<dyn ObjectStorage>,
+    pub webhooks: Arc<dyn WebhookStore>,
     pub max_receives: u32,
 }
 
@@ -28,12 +29,17 @@ pub async fn adapters() -> AwsAdapters {
     resources.dead_letter_queue_url = contract_queue("CONTRACT_DEAD_LETTER_QUEUE_URL");
     let max_receives = config.max_receives;
     let sdk = image2model_shared::adapters::aws::sdk_config().await;
+    let webhooks = Arc::new(image2model_shared::adapters::aws::DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &resources.table,
+    ));
     let ctx = aws_context(config, &resources, &sdk)
         .expect("STATUS_TOKEN_SECRET is provisioned by scripts/test.sh");
     AwsAdapters {
         store: ctx.store,
         queue: ctx.queue,
         storage: ctx.storage,
+        webhooks,
         max_receives,
     }
 }

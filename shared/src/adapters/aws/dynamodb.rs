@@ -8,6 +8,8 @@
 //! creation time (in 16 shards), `gsi4` jobs of a file.
 
 use super::describe;
+
+mod webhooks;
 use crate::domain::{Batch, BatchId, FileId, GenerationJob, JobId, JobStatus, UploadedFile};
 use crate::ports::store::{
     CreateOutcome, IDEMPOTENCY_WINDOW, JobCursor, JobPage, JobQuery, Store, StoreError, Versioned,
