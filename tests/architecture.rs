@@ -608,6 +608,7 @@ const NOT_DOCUMENTED: &[&str] = &[
     "BATCH",
     "CARGO_PKG_VERSION",
     "COMPLETED",
+    "COUNT",
     "COUNTER",
     "DENY",
     "FILE",
@@ -624,6 +625,7 @@ const NOT_DOCUMENTED: &[&str] = &[
     "STATE",
     "TIFF",
     "WEBP",
+    "WHDEL",
     "AWS_LAMBDA_FUNCTION_NAME",
 ];
 

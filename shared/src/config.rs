@@ -228,6 +228,12 @@ pub struct Config {
     pub public_task_status: bool,
     /// Requests per minute and client address to those public views.
     pub public_status_rate_limit_per_minute: u64,
+    /// Webhook endpoints an owner may register (`MAX_WEBHOOK_ENDPOINTS`).
+    pub max_webhook_endpoints: usize,
+    /// Whether webhooks may go to `http` URLs and to addresses that are not public
+    /// (`WEBHOOK_ALLOW_PRIVATE`: local development and the tests only; the server says so at
+    /// start).
+    pub webhook_allow_private: bool,
     /// Lifetime of the signed `token` in `events_url` and `status_url`.
     pub status_token_ttl: Duration,
     /// The HMAC key of status tokens (`STATUS_TOKEN_SECRET`, shared by every function on AWS);
@@ -297,6 +303,8 @@ impl Default for Config {
             sse_max_duration: Duration::from_secs(15 * 60),
             public_task_status: true,
             public_status_rate_limit_per_minute: 120,
+            max_webhook_endpoints: 10,
+            webhook_allow_private: false,
             status_token_ttl: Duration::from_secs(3600),
             status_token_secret: None,
             status_stream_base_url: None,
@@ -577,6 +585,8 @@ impl Config {
             sse_heartbeat: seconds(vars, "SSE_HEARTBEAT_SECONDS", d.sse_heartbeat)?,
             sse_max_duration: seconds(vars, "SSE_MAX_SECONDS", d.sse_max_duration)?,
             public_task_status: parse(vars, "PUBLIC_TASK_STATUS", d.public_task_status)?,
+            max_webhook_endpoints: parse(vars, "MAX_WEBHOOK_ENDPOINTS", d.max_webhook_endpoints)?,
+            webhook_allow_private: parse(vars, "WEBHOOK_ALLOW_PRIVATE", d.webhook_allow_private)?,
             public_status_rate_limit_per_minute: parse(
                 vars,
                 "PUBLIC_STATUS_RATE_LIMIT_PER_MINUTE",

@@ -5,7 +5,7 @@
 
 use crate::config::{Config, Secret};
 use crate::keys::KeyRing;
-use crate::ports::{ObjectStorage, Store, WorkQueue};
+use crate::ports::{ObjectStorage, Store, WebhookStore, WorkQueue};
 use crate::shutdown::Shutdown;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -21,6 +21,8 @@ pub struct AppContext {
     pub store: Arc<dyn Store>,
     pub storage: Arc<dyn ObjectStorage>,
     pub queue: Arc<dyn WorkQueue>,
+    /// The owners' webhook endpoints and their deliveries.
+    pub webhooks: Arc<dyn WebhookStore>,
     /// Permits to decode an image (`MAX_CONCURRENT_DECODES`): validation and generation each
     /// hold one, so decoding's memory stays within the permits times `MAX_DECODE_BYTES`.
     pub decodes: Arc<Semaphore>,
@@ -37,6 +39,7 @@ impl AppContext {
         store: Arc<dyn Store>,
         storage: Arc<dyn ObjectStorage>,
         queue: Arc<dyn WorkQueue>,
+        webhooks: Arc<dyn WebhookStore>,
     ) -> Self {
         let keys = KeyRing::from_config(&config);
         crate::host::uptime(); // Uptime counts from here.
@@ -48,6 +51,7 @@ impl AppContext {
             store,
             storage,
             queue,
+            webhooks,
             decodes,
             shutdown: Shutdown::default(),
         }
@@ -124,13 +128,15 @@ pub fn aws_context(
         .status_token_secret
         .clone()
         .ok_or(BootError::MissingStatusSecret)?;
+    // One table holds the jobs and the webhooks: one adapter serves both ports.
+    let table = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        &resources.table,
+    ));
     Ok(AppContext::new(
         config,
         status_secret,
-        Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            &resources.table,
-        )),
+        table.clone(),
         Arc::new(S3Storage::new(
             aws_sdk_s3::Client::from_conf(s3),
             &resources.bucket,
@@ -141,6 +147,7 @@ pub fn aws_context(
             &resources.queue_url,
             &resources.dead_letter_queue_url,
         )),
+        table,
     ))
 }
 
@@ -204,6 +211,7 @@ pub mod embedded {
                 status_secret,
                 Arc::new(adapters.db.clone()),
                 Arc::new(adapters.storage.clone()),
+                Arc::new(adapters.db.clone()),
                 Arc::new(adapters.db.clone()),
             )
         }

@@ -29,17 +29,13 @@ pub async fn adapters() -> AwsAdapters {
     resources.dead_letter_queue_url = contract_queue("CONTRACT_DEAD_LETTER_QUEUE_URL");
     let max_receives = config.max_receives;
     let sdk = image2model_shared::adapters::aws::sdk_config().await;
-    let webhooks = Arc::new(image2model_shared::adapters::aws::DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        &resources.table,
-    ));
     let ctx = aws_context(config, &resources, &sdk)
         .expect("STATUS_TOKEN_SECRET is provisioned by scripts/test.sh");
     AwsAdapters {
         store: ctx.store,
         queue: ctx.queue,
         storage: ctx.storage,
-        webhooks,
+        webhooks: ctx.webhooks,
         max_receives,
     }
 }

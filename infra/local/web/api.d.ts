@@ -1266,7 +1266,7 @@ export interface components {
         /** @description The error envelope of a 404 answer. */
         Error404: components["schemas"]["ErrorBody"] & {
             /** @enum {string} */
-            error_code: "FILE_NOT_FOUND" | "JOB_NOT_FOUND" | "NOT_FOUND" | "RESULT_FILE_NOT_FOUND";
+            error_code: "ENDPOINT_NOT_FOUND" | "FILE_NOT_FOUND" | "JOB_NOT_FOUND" | "NOT_FOUND" | "RESULT_FILE_NOT_FOUND";
         };
         /** @description The error envelope of a 408 answer. */
         Error408: components["schemas"]["ErrorBody"] & {
@@ -1276,7 +1276,7 @@ export interface components {
         /** @description The error envelope of a 409 answer. */
         Error409: components["schemas"]["ErrorBody"] & {
             /** @enum {string} */
-            error_code: "CONFLICT" | "FILE_NOT_READY" | "INVALID_JOB_STATE" | "RESULT_NOT_READY" | "UPLOAD_ALREADY_RECEIVED";
+            error_code: "CONFLICT" | "FILE_NOT_READY" | "INVALID_JOB_STATE" | "RESULT_NOT_READY" | "TOO_MANY_ENDPOINTS" | "UPLOAD_ALREADY_RECEIVED";
         };
         /** @description The error envelope of a 410 answer. */
         Error410: components["schemas"]["ErrorBody"] & {
@@ -1326,7 +1326,7 @@ export interface components {
             status_code: number;
         };
         /** @enum {string} */
-        ErrorCode: "BAD_REQUEST" | "CONFLICT" | "EMPTY_FILE" | "FILE_NOT_FOUND" | "FILE_NOT_READY" | "FILE_TOO_LARGE" | "FORBIDDEN" | "FORMAT_NOT_CONVERTIBLE" | "GONE" | "IDEMPOTENCY_KEY_REUSED" | "IMAGE_TOO_LARGE" | "INTERNAL_ERROR" | "INVALID_FILENAME" | "INVALID_FILE_ID" | "INVALID_FILE_TYPE" | "INVALID_IMAGE" | "INVALID_JOB_ID" | "INVALID_JOB_STATE" | "INVALID_OBJECT_KEY" | "JOB_NOT_FOUND" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "MODEL_UNAVAILABLE" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "QUOTA_EXCEEDED" | "RATE_LIMITED" | "REQUEST_TIMEOUT" | "RESULT_FILE_NOT_FOUND" | "RESULT_NOT_READY" | "SERVICE_UNAVAILABLE" | "SIGNATURE_INVALID" | "SIGNED_REQUEST_MISMATCH" | "STATUS_TOKEN_EXPIRED" | "STATUS_TOKEN_INVALID" | "TOO_MANY_CONNECTIONS" | "TOO_MANY_FILES" | "UNAUTHORIZED" | "UNSUPPORTED_MEDIA_TYPE" | "UNSUPPORTED_OPTION" | "UPLOAD_ALREADY_RECEIVED" | "VALIDATION_ERROR" | "WEBHOOK_SIGNATURE_INVALID";
+        ErrorCode: "BAD_REQUEST" | "CONFLICT" | "EMPTY_FILE" | "ENDPOINT_NOT_FOUND" | "FILE_NOT_FOUND" | "FILE_NOT_READY" | "FILE_TOO_LARGE" | "FORBIDDEN" | "FORMAT_NOT_CONVERTIBLE" | "GONE" | "IDEMPOTENCY_KEY_REUSED" | "IMAGE_TOO_LARGE" | "INTERNAL_ERROR" | "INVALID_FILENAME" | "INVALID_FILE_ID" | "INVALID_FILE_TYPE" | "INVALID_IMAGE" | "INVALID_JOB_ID" | "INVALID_JOB_STATE" | "INVALID_OBJECT_KEY" | "JOB_NOT_FOUND" | "LENGTH_REQUIRED" | "METHOD_NOT_ALLOWED" | "MODEL_UNAVAILABLE" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "QUOTA_EXCEEDED" | "RATE_LIMITED" | "REQUEST_TIMEOUT" | "RESULT_FILE_NOT_FOUND" | "RESULT_NOT_READY" | "SERVICE_UNAVAILABLE" | "SIGNATURE_INVALID" | "SIGNED_REQUEST_MISMATCH" | "STATUS_TOKEN_EXPIRED" | "STATUS_TOKEN_INVALID" | "TOO_MANY_CONNECTIONS" | "TOO_MANY_ENDPOINTS" | "TOO_MANY_FILES" | "UNAUTHORIZED" | "UNSUPPORTED_MEDIA_TYPE" | "UNSUPPORTED_OPTION" | "UPLOAD_ALREADY_RECEIVED" | "VALIDATION_ERROR" | "WEBHOOK_SIGNATURE_INVALID";
         FailedEventData: components["schemas"]["TaskEvent"] | components["schemas"]["PublicTaskEvent"] | components["schemas"]["TaskGone"];
         /** @description What `/health/detailed` and `/admin/stats` show about FAL. */
         FalOverview: {

@@ -42,6 +42,11 @@ pub enum AppError {
         field: String,
         accepted: String,
     },
+    #[error("webhook endpoint {0} not found")]
+    EndpointNotFound(crate::domain::EndpointId),
+    /// The owner has as many webhook endpoints as one may (`MAX_WEBHOOK_ENDPOINTS`).
+    #[error("at most {limit} webhook endpoints per owner: delete one first")]
+    TooManyEndpoints { limit: usize },
     /// An option's value is within the schema's range but above what the chosen model makes.
     #[error("{field} must be at most {max} for {model}: it makes no finer mesh")]
     OptionAboveModelLimit {

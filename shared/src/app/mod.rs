@@ -20,6 +20,7 @@
 //! | an administrator's retry and deletion; a task removed with its files | `retry_job.rs`, `delete_job.rs`, `purge_task.rs` |
 //! | keep jobs moving, delete expired data | `sweep.rs`, `cleanup.rs`, `maintenance.rs` |
 //! | readiness and figures; what storage holds | `health.rs`, `stats.rs`, `storage_usage.rs` |
+//! | owners' webhook endpoints: register, list, rotate the secret, delete | `webhook_endpoints.rs` |
 //! | who may see what | `access.rs` |
 //! | the services' one error | `error.rs` |
 
@@ -48,6 +49,7 @@ pub mod status_token;
 pub mod storage_usage;
 pub mod sweep;
 pub mod task_status;
+pub mod webhook_endpoints;
 pub mod work;
 
 #[cfg(test)]

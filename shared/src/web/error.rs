@@ -52,6 +52,7 @@ pub const ERROR_CODES: &[(u16, &[&str])] = &[
         &[
             "FILE_NOT_FOUND",
             "JOB_NOT_FOUND",
+            "ENDPOINT_NOT_FOUND",
             "NOT_FOUND",
             "RESULT_FILE_NOT_FOUND",
         ],
@@ -65,6 +66,7 @@ pub const ERROR_CODES: &[(u16, &[&str])] = &[
             "FILE_NOT_READY",
             "INVALID_JOB_STATE",
             "RESULT_NOT_READY",
+            "TOO_MANY_ENDPOINTS",
             "UPLOAD_ALREADY_RECEIVED",
         ],
     ),
@@ -346,6 +348,7 @@ fn image_status(rejection: &ImageRejection) -> StatusCode {
 fn app_status(err: &AppError) -> StatusCode {
     match err {
         AppError::JobNotFound(_)
+        | AppError::EndpointNotFound(_)
         | AppError::FileNotFound(_)
         | AppError::ResultFileNotFound { .. } => StatusCode::NOT_FOUND,
         AppError::InvalidFilename(_) => StatusCode::BAD_REQUEST,
@@ -363,6 +366,7 @@ fn app_status(err: &AppError) -> StatusCode {
         | AppError::JobStateConflict { .. }
         | AppError::Transition(_)
         | AppError::ResultNotReady { .. }
+        | AppError::TooManyEndpoints { .. }
         | AppError::Conflict => StatusCode::CONFLICT,
         AppError::Invalid { .. }
         | AppError::IdempotencyKeyReused { .. }
@@ -377,6 +381,8 @@ fn app_status(err: &AppError) -> StatusCode {
 fn app_code(err: &AppError) -> &'static str {
     match err {
         AppError::JobNotFound(_) => "JOB_NOT_FOUND",
+        AppError::EndpointNotFound(_) => "ENDPOINT_NOT_FOUND",
+        AppError::TooManyEndpoints { .. } => "TOO_MANY_ENDPOINTS",
         AppError::FileNotFound(_) => "FILE_NOT_FOUND",
         AppError::ResultFileNotFound { .. } => "RESULT_FILE_NOT_FOUND",
         AppError::InvalidFilename(_) => "INVALID_FILENAME",
@@ -409,6 +415,8 @@ fn app_code(err: &AppError) -> &'static str {
 fn app_reason(err: &AppError) -> Option<&'static str> {
     Some(match err {
         AppError::JobNotFound(_) => "Job not found",
+        AppError::EndpointNotFound(_) => "Webhook endpoint not found",
+        AppError::TooManyEndpoints { .. } => "Too many webhook endpoints",
         AppError::FileNotFound(_) => "File not found",
         AppError::ResultFileNotFound { .. } => "Result file not found",
         AppError::InvalidFilename(_) => "Invalid filename",
@@ -477,6 +485,7 @@ fn app_details(err: &AppError) -> Value {
         }
         AppError::Transition(_) => json!({}),
         AppError::IdempotencyKeyReused { job_id } => json!({"job_id": job_id}),
+        AppError::TooManyEndpoints { limit } => json!({"limit": limit}),
         AppError::OptionAboveModelLimit { model, field, max } => {
             json!({"field": field, "model_type": model, "max": max})
         }
@@ -730,6 +739,8 @@ mod tests {
                 reason: "the model requires the glTF extension KHR_draco_mesh_compression".into(),
             }
             .into(),
+            AppError::EndpointNotFound(crate::domain::EndpointId::new()).into(),
+            AppError::TooManyEndpoints { limit: 10 }.into(),
             AppError::OptionAboveModelLimit {
                 model: "relief",
                 field: "options.face_limit".into(),
