@@ -626,6 +626,7 @@ const NOT_DOCUMENTED: &[&str] = &[
     "TIFF",
     "WEBP",
     "WHDEL",
+    "WHEP",
     "AWS_LAMBDA_FUNCTION_NAME",
 ];
 
