@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, the SAM template lint, then every unit, contract
 # and flow test, with the AWS adapters tested against a moto server started (and stopped) here,
-# then schemathesis against the local server, every model format through its reference checker
+# then schemathesis against the local server, the generated Python client, webhooks to
+# receivers verified by the Standard Webhooks library (scripts/webhooks.sh), every model format through its reference checker
 # (scripts/formats.sh), the web client in headless Chromium and type-checked against the OpenAPI
 # document, and the functions invoked through cargo-lambda.
 # Needs a Rust toolchain, Python 3 and Node.js; installs cargo-nextest, cargo-machete,
@@ -101,6 +102,9 @@ SCHEMATHESIS="$venv/bin/schemathesis" bash scripts/schemathesis.sh
 
 echo "== the Python client generated from the document, a photo to a model"
 bash scripts/clients.sh
+
+echo "== webhooks to receivers on loopback, each delivery verified by standardwebhooks"
+bash scripts/webhooks.sh
 
 echo "== every format of a model through its reference checker (glTF-Validator, usd-core, trimesh)"
 bash scripts/formats.sh

@@ -75,20 +75,35 @@ async fn embedded_state_documents() {
 }
 
 #[tokio::test]
-async fn embedded_queue() {
+async fn embedded_queues() {
     let (_dir, db) = db();
-    contract::queue_delivers_with_delays_visibility_and_dead_letters(
-        &db,
-        MAX_RECEIVES,
-        Duration::from_millis(300),
-    )
-    .await;
-    // A stale receipt cannot acknowledge a redelivered message.
-    db.send("x", Duration::ZERO).await.unwrap();
-    let first = db.receive(1, Duration::ZERO).await.unwrap();
-    let second = db.receive(1, Duration::from_secs(60)).await.unwrap();
-    assert!(db.delete(&first[0].receipt).await.is_err());
-    db.delete(&second[0].receipt).await.unwrap();
+    // The work queue and the deliveries' queue keep the same contract, each on its own.
+    for queue in [db.work_queue(), db.delivery_queue()] {
+        contract::queue_delivers_with_delays_visibility_and_dead_letters(
+            &queue,
+            MAX_RECEIVES,
+            Duration::from_millis(300),
+        )
+        .await;
+        // A stale receipt cannot acknowledge a redelivered message.
+        queue.send("x", Duration::ZERO).await.unwrap();
+        let first = queue.receive(1, Duration::ZERO).await.unwrap();
+        let second = queue.receive(1, Duration::from_secs(60)).await.unwrap();
+        assert!(queue.delete(&first[0].receipt).await.is_err());
+        queue.delete(&second[0].receipt).await.unwrap();
+    }
+    db.delivery_queue()
+        .send("webhook", Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(
+        db.work_queue()
+            .receive(10, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the queues share nothing"
+    );
 }
 
 #[tokio::test]
@@ -109,17 +124,19 @@ async fn a_restart_keeps_records_and_in_flight_messages() {
     db.create_jobs(std::slice::from_ref(&j), None, None)
         .await
         .unwrap();
-    db.send("queued", Duration::ZERO).await.unwrap();
-    db.send("in flight", Duration::ZERO).await.unwrap();
-    let taken = db.receive(1, Duration::from_millis(200)).await.unwrap();
+    let queue = db.delivery_queue();
+    queue.send("queued", Duration::ZERO).await.unwrap();
+    queue.send("in flight", Duration::ZERO).await.unwrap();
+    let taken = queue.receive(1, Duration::from_millis(200)).await.unwrap();
     assert_eq!(taken.len(), 1);
-    drop(db);
+    drop((db, queue));
 
     let reopened = EmbeddedDb::open(&dir.path().join("db.sqlite"), MAX_RECEIVES).unwrap();
     assert_eq!(reopened.get_file(f.file_id).await.unwrap(), Some(f));
     assert_eq!(reopened.get_job(j.job_id).await.unwrap(), Some(j));
     tokio::time::sleep(Duration::from_millis(250)).await;
     let mut bodies: Vec<String> = reopened
+        .delivery_queue()
         .receive(10, Duration::from_secs(5))
         .await
         .unwrap()

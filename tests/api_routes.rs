@@ -1781,6 +1781,7 @@ fn every_documented_route_reaches_its_function_on_aws() {
         "uploads" => "image2model-upload",
         "downloads" => "image2model-download",
         "webhooks" => "image2model-webhook",
+        "webhook-endpoints" => "image2model-endpoints",
         "jobs" => "image2model-jobs",
         "status" => "image2model-status",
         "admin" => "image2model-admin",

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
-const FUNCTIONS: [&str; 10] = [
+const FUNCTIONS: [&str; 12] = [
     "image2model-upload",
     "image2model-ingest",
     "image2model-jobs",
@@ -45,6 +45,8 @@ const FUNCTIONS: [&str; 10] = [
     "image2model-health",
     "image2model-webhook",
     "image2model-sweeper",
+    "image2model-endpoints",
+    "image2model-deliver",
 ];
 
 /// Runs one of `infra/emulator`'s scripts with the venv's Python (`scripts/test.sh` puts it
@@ -101,6 +103,7 @@ fn http_service(binary: &str, ctx: &AppContext) -> Option<HttpService> {
         "image2model-download" => image2model_download::router(),
         "image2model-admin" => image2model_admin::router(),
         "image2model-health" => image2model_health::router(),
+        "image2model-endpoints" => image2model_endpoints::router(),
         "image2model-webhook" => image2model_webhook::router(Arc::new(
             image2model_webhook::SignatureVerifier::new(&ctx.config.fal).expect("verifier"),
         )),
@@ -259,12 +262,86 @@ fn job_status(job: &Value) -> &str {
     job["status"].as_str().unwrap_or_default()
 }
 
+/// A webhook receiver on loopback: `/flaky` answers 500 to its first delivery and 200 after,
+/// `/gone` answers 410. Returns its origin and the (path, `webhook-id`) of each delivery.
+async fn webhook_receiver() -> (String, Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    let seen: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/{name}",
+        axum::routing::post(
+            move |axum::extract::Path(name): axum::extract::Path<String>,
+                  headers: axum::http::HeaderMap| {
+                let log = log.clone();
+                async move {
+                    let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                    let mut seen = log.lock().unwrap();
+                    let first = !seen.iter().any(|(p, _)| *p == name);
+                    seen.push((name.clone(), id));
+                    match name.as_str() {
+                        "gone" => axum::http::StatusCode::GONE,
+                        _ if first => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        _ => axum::http::StatusCode::OK,
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (origin, seen)
+}
+
+/// Runs the delivery function on the deliveries' queue, batch by batch as Lambda would, until
+/// `done` holds.
+async fn deliver_until(
+    d: &Deployment,
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    mut done: impl FnMut() -> bool,
+) {
+    let deliverer =
+        image2model_shared::app::deliver::Deliverer::new(d.ctx("image2model-deliver").clone())
+            .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the webhooks were never delivered"
+        );
+        let event = image2model_tests::aws::sqs_event(&receive(sqs, queue_url).await);
+        image2model_deliver::handle_sqs_event(&deliverer, event).await;
+    }
+}
+
 /// Drives every route and handler of the product through the deployment.
 async fn drive(d: &Deployment, client: &Client, fake: &FakeFal, env: &BTreeMap<String, String>) {
     let sdk = image2model_shared::adapters::aws::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let events_url = &env["UPLOAD_EVENTS_QUEUE_URL"];
     let queue_url = &env["QUEUE_URL"];
+    let webhook_queue_url = &env["WEBHOOK_QUEUE_URL"];
+
+    // Webhook endpoints, registered first so that every job's end is announced to them.
+    let (receiver, seen) = webhook_receiver().await;
+    let flaky = client
+        .ok(
+            ALICE,
+            "POST",
+            "/api/v1/webhooks/endpoints",
+            Some(json!({"url": format!("{receiver}/flaky")})),
+        )
+        .await;
+    let gone_endpoint = client
+        .ok(
+            ALICE,
+            "POST",
+            "/api/v1/webhooks/endpoints",
+            Some(json!({"url": format!("{receiver}/gone"), "events": ["job.completed"]})),
+        )
+        .await;
+    let flaky_id = flaky["endpoint_id"].as_str().unwrap().to_owned();
 
     // Uploads: presigned PUT and POST, with and without a job; an object no record names; a
     // file that is not an image.
@@ -568,6 +645,24 @@ async fn drive(d: &Deployment, client: &Client, fake: &FakeFal, env: &BTreeMap<S
             Some(json!({"job_id": junk_job})),
         )
         .await;
+    // A live job (waiting for its upload) deleted by the administrator is cancelled first.
+    let waiting = client
+        .ok(
+            ALICE,
+            "POST",
+            "/api/v1/uploads/presign",
+            Some(json!({"files": [{"filename": "w.png", "content_type": "image/png", "size": 100}], "generate": {}})),
+        )
+        .await;
+    let waiting_job = waiting["files"][0]["job_id"].as_str().unwrap();
+    client
+        .ok(
+            ADMIN,
+            "DELETE",
+            &format!("/api/v1/admin/jobs/{waiting_job}"),
+            None,
+        )
+        .await;
     // Deleted with their own uploads (no other job uses them).
     for (path, job) in [("delete-job", &generated), ("jobs", &posted)] {
         let id = job["job_id"].as_str().unwrap();
@@ -651,6 +746,82 @@ async fn drive(d: &Deployment, client: &Client, fake: &FakeFal, env: &BTreeMap<S
     assert!(again.status().is_success(), "{}", again.status());
     assert_ne!(again.json::<Value>().await.unwrap()["job_id"], json!(done));
 
+    // Webhooks: every announcement made into deliveries, each attempt made (a 500 retried, a
+    // 410 disabling its endpoint); then the owner's routes.
+    deliver_until(d, &sqs, webhook_queue_url, || {
+        let seen = seen.lock().unwrap();
+        seen.iter().filter(|(p, _)| p == "flaky").count() >= 3
+            && seen.iter().any(|(p, _)| p == "gone")
+    })
+    .await;
+    let shown = client
+        .ok(
+            ALICE,
+            "GET",
+            &format!(
+                "/api/v1/webhooks/endpoints/{}",
+                gone_endpoint["endpoint_id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(shown["state"], "disabled", "{shown}");
+    client
+        .ok(ALICE, "GET", "/api/v1/webhooks/endpoints", None)
+        .await;
+    client
+        .ok(ADMIN, "GET", "/api/v1/webhooks/endpoints", None)
+        .await;
+    let listed = client
+        .ok(
+            ALICE,
+            "GET",
+            &format!("/api/v1/webhooks/endpoints/{flaky_id}/deliveries"),
+            None,
+        )
+        .await;
+    let first = listed["deliveries"][0]["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    client
+        .ok(
+            ALICE,
+            "POST",
+            &format!("/api/v1/webhooks/endpoints/{flaky_id}/rotate-secret"),
+            None,
+        )
+        .await;
+    client
+        .ok(
+            ALICE,
+            "POST",
+            &format!("/api/v1/webhooks/endpoints/{flaky_id}/test"),
+            None,
+        )
+        .await;
+    client
+        .ok(
+            ALICE,
+            "POST",
+            &format!("/api/v1/webhooks/deliveries/{first}/retry"),
+            None,
+        )
+        .await;
+    let before = seen.lock().unwrap().len();
+    deliver_until(d, &sqs, webhook_queue_url, || {
+        seen.lock().unwrap().len() >= before + 2
+    })
+    .await;
+    client
+        .ok(
+            ALICE,
+            "DELETE",
+            &format!("/api/v1/webhooks/endpoints/{flaky_id}"),
+            None,
+        )
+        .await;
+
     // The scheduled sweeper, on its own clock: a job whose message was lost and an upload whose
     // event never came are found once their grace has passed, the job fails at its deadline,
     // and everything is deleted once past the retention.
@@ -728,6 +899,11 @@ fn readable(resource: &str, env: &BTreeMap<String, String>) -> String {
     let queue = |var: &str| env[var].rsplit('/').next().unwrap().to_owned();
     let mut text = resource.to_owned();
     for (name, logical) in [
+        (
+            queue("WEBHOOK_DEAD_LETTER_QUEUE_URL"),
+            "${WebhookDeadLetterQueue}",
+        ),
+        (queue("WEBHOOK_QUEUE_URL"), "${WebhookQueue}"),
         (queue("DEAD_LETTER_QUEUE_URL"), "${DeadLetterQueue}"),
         (queue("QUEUE_URL"), "${WorkQueue}"),
         (env["TABLE_NAME"].clone(), "${JobsTable}"),
@@ -781,6 +957,7 @@ fn operations_in_adapters() -> BTreeSet<String> {
     for (file, service) in [
         ("s3.rs", "s3"),
         ("dynamodb.rs", "dynamodb"),
+        ("dynamodb/webhooks.rs", "dynamodb"),
         ("sqs.rs", "sqs"),
     ] {
         let code = std::fs::read_to_string(dir.join(file)).unwrap();
@@ -871,6 +1048,8 @@ async fn every_function_role_allows_what_its_code_calls_and_nothing_else() {
         bucket: env["BUCKET_NAME"].clone(),
         queue_url: env["QUEUE_URL"].clone(),
         dead_letter_queue_url: env["DEAD_LETTER_QUEUE_URL"].clone(),
+        webhook_queue_url: env["WEBHOOK_QUEUE_URL"].clone(),
+        webhook_dead_letter_queue_url: env["WEBHOOK_DEAD_LETTER_QUEUE_URL"].clone(),
     };
     let mut contexts = HashMap::new();
     let mut services = HashMap::new();
@@ -883,6 +1062,9 @@ async fn every_function_role_allows_what_its_code_calls_and_nothing_else() {
         fake.configure(&mut config);
         config.fal.webhook_url = Some(format!("{base}/api/v1/webhooks/fal"));
         config.status_token_secret = Some(image2model_shared::config::Secret("k".repeat(32)));
+        // Deliveries to the test's receiver on loopback, retried within the drive.
+        config.webhook_allow_private = true;
+        config.webhook_retry_schedule = vec![Duration::from_millis(300); 7];
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&proxy.url)
             .region(aws_config::Region::new("us-east-1"))

@@ -74,7 +74,7 @@ class Resolver:
         ]
 
     def get_att(self, logical, attribute):
-        if logical in ("WorkQueue", "DeadLetterQueue"):
+        if logical in ("WorkQueue", "DeadLetterQueue", "WebhookQueue", "WebhookDeadLetterQueue"):
             return self.queue(logical, attribute)
         if logical == "JobsTable" and attribute == "Arn":
             return f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/{self.refs['JobsTable']}"

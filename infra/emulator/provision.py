@@ -35,15 +35,16 @@ def _intrinsic(loader, tag_suffix, node):
 CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
-def create_queue_pair(sqs, resources, name):
-    """The work queue and its dead-letter queue, as the template defines them."""
-    dead = resources["DeadLetterQueue"]["Properties"]
+def create_queue_pair(sqs, resources, name, queue="WorkQueue", dead_letters="DeadLetterQueue"):
+    """A queue and its dead-letter queue, as the template defines them (the work queue's pair
+    unless named)."""
+    dead = resources[dead_letters]["Properties"]
     dead_url = sqs.create_queue(
         QueueName=f"{name}-dead-letters",
         Attributes={"MessageRetentionPeriod": str(dead["MessageRetentionPeriod"])},
     )["QueueUrl"]
     dead_arn = sqs.get_queue_attributes(QueueUrl=dead_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    work = resources["WorkQueue"]["Properties"]
+    work = resources[queue]["Properties"]
     redrive = {"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(work["RedrivePolicy"]["maxReceiveCount"])}
     work_url = sqs.create_queue(
         QueueName=name,
@@ -78,6 +79,9 @@ def main(template_path, endpoint, name):
     dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
 
     work_url, dead_url = create_queue_pair(sqs, resources, f"{name}-work")
+    webhook_url, webhook_dead_url = create_queue_pair(
+        sqs, resources, f"{name}-webhooks", "WebhookQueue", "WebhookDeadLetterQueue"
+    )
     # A second pair with the same definitions, so the queue contract test owns its messages.
     contract_url, contract_dead_url = create_queue_pair(sqs, resources, f"{name}-contract")
 
@@ -114,6 +118,8 @@ def main(template_path, endpoint, name):
     print(f"BUCKET_NAME={bucket}")
     print(f"QUEUE_URL={work_url}")
     print(f"DEAD_LETTER_QUEUE_URL={dead_url}")
+    print(f"WEBHOOK_QUEUE_URL={webhook_url}")
+    print(f"WEBHOOK_DEAD_LETTER_QUEUE_URL={webhook_dead_url}")
     print(f"CONTRACT_QUEUE_URL={contract_url}")
     print(f"CONTRACT_DEAD_LETTER_QUEUE_URL={contract_dead_url}")
     # What Secrets Manager hands every function on AWS (template.yaml's StatusTokenSecret).

@@ -32,6 +32,9 @@ pub struct AwsResources {
     pub bucket: String,
     pub queue_url: String,
     pub dead_letter_queue_url: String,
+    /// The webhook deliveries' queue and its dead letters.
+    pub webhook_queue_url: String,
+    pub webhook_dead_letter_queue_url: String,
 }
 
 /// A user key known only by its SHA-256 hash (`API_KEY_HASHES=name:hex,...`), as deployments
@@ -234,6 +237,11 @@ pub struct Config {
     /// (`WEBHOOK_ALLOW_PRIVATE`: local development and the tests only; the server says so at
     /// start).
     pub webhook_allow_private: bool,
+    /// The waits before each retry of a failed delivery (`WEBHOOK_RETRY_SCHEDULE_SECONDS`, a
+    /// comma-separated list; [`crate::domain::webhook::RETRY_SCHEDULE`] by default).
+    pub webhook_retry_schedule: Vec<Duration>,
+    /// How long a receiver has to answer a delivery (`WEBHOOK_TIMEOUT_SECONDS`).
+    pub webhook_timeout: Duration,
     /// Lifetime of the signed `token` in `events_url` and `status_url`.
     pub status_token_ttl: Duration,
     /// The HMAC key of status tokens (`STATUS_TOKEN_SECRET`, shared by every function on AWS);
@@ -305,6 +313,8 @@ impl Default for Config {
             public_status_rate_limit_per_minute: 120,
             max_webhook_endpoints: 10,
             webhook_allow_private: false,
+            webhook_retry_schedule: crate::domain::webhook::RETRY_SCHEDULE.to_vec(),
+            webhook_timeout: Duration::from_secs(10),
             status_token_ttl: Duration::from_secs(3600),
             status_token_secret: None,
             status_stream_base_url: None,
@@ -378,7 +388,7 @@ fn at_least(value: Duration, name: &'static str, min: Duration) -> Result<Durati
     if value < min {
         return Err(ConfigError::Invalid {
             name,
-            reason: format!("must be at least {} s", min.as_secs()),
+            reason: format!("must be at least {} s", min.as_secs_f64()),
         });
     }
     Ok(value)
@@ -395,6 +405,34 @@ fn seconds(
             reason: e.to_string(),
         })
     })
+}
+
+/// `WEBHOOK_RETRY_SCHEDULE_SECONDS`: one to twenty waits of at most a day each, in seconds.
+fn retry_schedule(vars: &HashMap<String, String>) -> Result<Option<Vec<Duration>>, ConfigError> {
+    const NAME: &str = "WEBHOOK_RETRY_SCHEDULE_SECONDS";
+    let Some(raw) = vars.get(NAME).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| ConfigError::Invalid { name: NAME, reason };
+    let waits = raw
+        .split(',')
+        .map(|part| {
+            part.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| (0.0..=86_400.0).contains(s))
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{part:?} is not a number of seconds from 0 to 86400"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if waits.len() > 20 {
+        return Err(invalid("at most 20 waits".to_owned()));
+    }
+    Ok(Some(waits))
 }
 
 fn sha256_hex(name: &'static str, raw: &str) -> Result<[u8; 32], ConfigError> {
@@ -445,13 +483,16 @@ fn key_hashes(vars: &HashMap<String, String>) -> Result<Vec<NamedKeyHash>, Confi
         .collect()
 }
 
-/// `TABLE_NAME`, `BUCKET_NAME`, `QUEUE_URL` and `DEAD_LETTER_QUEUE_URL`: all or none.
+/// `TABLE_NAME`, `BUCKET_NAME`, `QUEUE_URL`, `DEAD_LETTER_QUEUE_URL`, `WEBHOOK_QUEUE_URL` and
+/// `WEBHOOK_DEAD_LETTER_QUEUE_URL`: all or none.
 fn aws_resources(vars: &HashMap<String, String>) -> Result<Option<AwsResources>, ConfigError> {
     let names = [
         "TABLE_NAME",
         "BUCKET_NAME",
         "QUEUE_URL",
         "DEAD_LETTER_QUEUE_URL",
+        "WEBHOOK_QUEUE_URL",
+        "WEBHOOK_DEAD_LETTER_QUEUE_URL",
     ];
     let values: Vec<Option<String>> = names
         .iter()
@@ -467,16 +508,21 @@ fn aws_resources(vars: &HashMap<String, String>) -> Result<Option<AwsResources>,
             Some(bucket),
             Some(queue_url),
             Some(dead_letter_queue_url),
+            Some(webhook_queue_url),
+            Some(webhook_dead_letter_queue_url),
         ] => Ok(Some(AwsResources {
             table: table.clone(),
             bucket: bucket.clone(),
             queue_url: queue_url.clone(),
             dead_letter_queue_url: dead_letter_queue_url.clone(),
+            webhook_queue_url: webhook_queue_url.clone(),
+            webhook_dead_letter_queue_url: webhook_dead_letter_queue_url.clone(),
         })),
-        [None, None, None, None] => Ok(None),
+        [None, None, None, None, None, None] => Ok(None),
         _ => Err(ConfigError::Invalid {
             name: "TABLE_NAME",
-            reason: "TABLE_NAME, BUCKET_NAME, QUEUE_URL and DEAD_LETTER_QUEUE_URL go together"
+            reason: "TABLE_NAME, BUCKET_NAME, QUEUE_URL, DEAD_LETTER_QUEUE_URL, WEBHOOK_QUEUE_URL \
+                     and WEBHOOK_DEAD_LETTER_QUEUE_URL go together"
                 .to_owned(),
         }),
     }
@@ -587,6 +633,12 @@ impl Config {
             public_task_status: parse(vars, "PUBLIC_TASK_STATUS", d.public_task_status)?,
             max_webhook_endpoints: parse(vars, "MAX_WEBHOOK_ENDPOINTS", d.max_webhook_endpoints)?,
             webhook_allow_private: parse(vars, "WEBHOOK_ALLOW_PRIVATE", d.webhook_allow_private)?,
+            webhook_retry_schedule: retry_schedule(vars)?.unwrap_or(d.webhook_retry_schedule),
+            webhook_timeout: at_least(
+                seconds(vars, "WEBHOOK_TIMEOUT_SECONDS", d.webhook_timeout)?,
+                "WEBHOOK_TIMEOUT_SECONDS",
+                Duration::from_millis(100),
+            )?,
             public_status_rate_limit_per_minute: parse(
                 vars,
                 "PUBLIC_STATUS_RATE_LIMIT_PER_MINUTE",

@@ -23,6 +23,9 @@ pub struct AppContext {
     pub queue: Arc<dyn WorkQueue>,
     /// The owners' webhook endpoints and their deliveries.
     pub webhooks: Arc<dyn WebhookStore>,
+    /// The webhook deliveries' own queue (events to announce, attempts to make), so that no
+    /// delivery holds the worker.
+    pub deliveries: Arc<dyn WorkQueue>,
     /// Permits to decode an image (`MAX_CONCURRENT_DECODES`): validation and generation each
     /// hold one, so decoding's memory stays within the permits times `MAX_DECODE_BYTES`.
     pub decodes: Arc<Semaphore>,
@@ -40,6 +43,7 @@ impl AppContext {
         storage: Arc<dyn ObjectStorage>,
         queue: Arc<dyn WorkQueue>,
         webhooks: Arc<dyn WebhookStore>,
+        deliveries: Arc<dyn WorkQueue>,
     ) -> Self {
         let keys = KeyRing::from_config(&config);
         crate::host::uptime(); // Uptime counts from here.
@@ -52,6 +56,7 @@ impl AppContext {
             storage,
             queue,
             webhooks,
+            deliveries,
             decodes,
             shutdown: Shutdown::default(),
         }
@@ -79,7 +84,8 @@ pub enum BootError {
     #[error("AWS resources are configured but this build has no AWS adapters (feature `aws`)")]
     AwsUnavailable,
     #[error(
-        "no AWS resources are configured (TABLE_NAME, BUCKET_NAME, QUEUE_URL, DEAD_LETTER_QUEUE_URL) \
+        "no AWS resources are configured (TABLE_NAME, BUCKET_NAME, QUEUE_URL, DEAD_LETTER_QUEUE_URL, \
+         WEBHOOK_QUEUE_URL, WEBHOOK_DEAD_LETTER_QUEUE_URL) \
          and this build has no embedded adapters (feature `embedded`)"
     )]
     EmbeddedUnavailable,
@@ -148,6 +154,11 @@ pub fn aws_context(
             &resources.dead_letter_queue_url,
         )),
         table,
+        Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            &resources.webhook_queue_url,
+            &resources.webhook_dead_letter_queue_url,
+        )),
     ))
 }
 
@@ -211,8 +222,9 @@ pub mod embedded {
                 status_secret,
                 Arc::new(adapters.db.clone()),
                 Arc::new(adapters.storage.clone()),
+                Arc::new(adapters.db.work_queue()),
                 Arc::new(adapters.db.clone()),
-                Arc::new(adapters.db.clone()),
+                Arc::new(adapters.db.delivery_queue()),
             )
         }
     }

@@ -747,6 +747,7 @@ pub async fn webhook_endpoints_and_deliveries(store: &dyn WebhookStore) {
     for n in 0..3 {
         let d = Delivery::new(
             &rotated,
+            format!("msg_contract_{n}"),
             EventType::JobCompleted,
             format!("{{\"n\":{n}}}"),
             now + Span::seconds(n),
@@ -754,7 +755,17 @@ pub async fn webhook_endpoints_and_deliveries(store: &dyn WebhookStore) {
         store.create_delivery(&d).await.unwrap();
         deliveries.push(d);
     }
-    let tried = deliveries[0].after_attempt(&AttemptOutcome::Answered(500), 0.5, now);
+    // One event to one endpoint is one delivery, however often it is announced.
+    assert!(matches!(
+        store.create_delivery(&deliveries[1]).await,
+        Err(StoreError::Conflict)
+    ));
+    let tried = deliveries[0].after_attempt(
+        &AttemptOutcome::Answered(500),
+        &image2model_shared::domain::webhook::RETRY_SCHEDULE,
+        0.5,
+        now,
+    );
     store.update_delivery(&tried).await.unwrap();
     assert!(matches!(
         store.update_delivery(&tried).await,

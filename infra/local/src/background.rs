@@ -1,19 +1,24 @@
-//! What Lambda's event sources do on AWS, done in-process: polling the queue for the worker, and
-//! the periodic sweeper and cleanup.
+//! What Lambda's event sources do on AWS, done in-process: polling the work queue for the
+//! worker and the deliveries' queue for the webhook deliverer, and the periodic sweeper and
+//! cleanup.
 
 use chrono::Utc;
 use futures_util::future::join_all;
 use image2model_shared::AppContext;
 use image2model_shared::adapters::embedded::DiskStorage;
 use image2model_shared::app::cleanup::{CleanupPass, cleanup};
+use image2model_shared::app::deliver::Deliverer;
 use image2model_shared::app::sweep::{ingest_stored_uploads, sweep};
 use image2model_shared::app::work::{MessageOutcome, Worker};
+use image2model_shared::ports::WorkQueue;
 use image2model_shared::shutdown::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
 const IDLE_POLL: Duration = Duration::from_millis(100);
+/// Webhook attempts made at once (each waits on a receiver for up to its timeout).
+const DELIVERY_BATCH: usize = 10;
 const CLEANUP_EVERY: Duration = Duration::from_secs(3600);
 /// How long one cleanup may hold up the sweep that shares its loop; the rest waits a round.
 const CLEANUP_BUDGET: Duration = Duration::from_secs(60);
@@ -26,15 +31,21 @@ async fn pause(shutdown: &Shutdown, d: Duration) -> bool {
     }
 }
 
-pub async fn run_worker(ctx: AppContext, worker: Worker) {
-    let visibility = ctx.config.visibility_timeout;
-    let shutdown = ctx.shutdown.clone();
+/// Polls `queue` and hands each message to `handle`, at most `batch` at once, hiding each for
+/// `visibility` meanwhile; a message handled [`MessageOutcome::Done`] is acknowledged, any other
+/// is left for redelivery (as Lambda's SQS event source does).
+async fn consume<F, Fut>(
+    queue: Arc<dyn WorkQueue>,
+    shutdown: Shutdown,
+    batch: usize,
+    visibility: Duration,
+    handle: F,
+) where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = MessageOutcome>,
+{
     while !shutdown.is_triggered() {
-        let messages = match ctx
-            .queue
-            .receive(ctx.config.worker_concurrency, visibility)
-            .await
-        {
+        let messages = match queue.receive(batch, visibility).await {
             Ok(messages) => messages,
             Err(err) => {
                 tracing::warn!(error = %err, "queue receive failed");
@@ -52,13 +63,12 @@ pub async fn run_worker(ctx: AppContext, worker: Worker) {
         }
         // In-flight messages finish even during shutdown; they are never cut in half.
         join_all(messages.into_iter().map(|message| {
-            let worker = worker.clone();
-            let queue = ctx.queue.clone();
+            let handled = handle(message.body);
+            let queue = queue.clone();
             async move {
-                // A panic while handling one message fails that message alone (see
-                // `Worker::handle_message`): it is left for redelivery.
-                let outcome = worker.handle_message(&message.body).await;
-                if outcome == MessageOutcome::Done
+                // A panic while handling one message fails that message alone (the handlers
+                // catch it): it is left for redelivery.
+                if handled.await == MessageOutcome::Done
                     && let Err(err) = queue.delete(&message.receipt).await
                 {
                     tracing::warn!(message_id = %message.message_id, error = %err, "ack failed; the message will be redelivered");
@@ -67,6 +77,38 @@ pub async fn run_worker(ctx: AppContext, worker: Worker) {
         }))
         .await;
     }
+}
+
+/// The worker on the work queue.
+pub async fn run_worker(ctx: AppContext, worker: Worker) {
+    consume(
+        ctx.queue.clone(),
+        ctx.shutdown.clone(),
+        ctx.config.worker_concurrency,
+        ctx.config.visibility_timeout,
+        |body| {
+            let worker = worker.clone();
+            async move { worker.handle_message(&body).await }
+        },
+    )
+    .await;
+}
+
+/// The webhook deliveries on their queue: each message takes at most one attempt's timeout and a
+/// few store writes, so three timeouts of visibility cover it (and a message whose process was
+/// killed mid-attempt comes back that soon).
+pub async fn run_deliveries(ctx: AppContext, deliverer: Deliverer) {
+    consume(
+        ctx.deliveries.clone(),
+        ctx.shutdown.clone(),
+        DELIVERY_BATCH,
+        ctx.config.webhook_timeout * 3,
+        |body| {
+            let deliverer = deliverer.clone();
+            async move { deliverer.handle_message(&body).await }
+        },
+    )
+    .await;
 }
 
 /// At start, the uploads stored but not ingested; then the sweep every `SWEEP_INTERVAL_SECONDS`;

@@ -91,6 +91,12 @@ async fn run() -> Result<(), String> {
         Some(_) => println!("models run at FAL.AI ({})", server.ctx.config.fal.base_url),
         None => println!("models run on the built-in generator (set FAL_KEY to use FAL.AI)"),
     }
+    if server.ctx.config.webhook_allow_private {
+        println!(
+            "WEBHOOK_ALLOW_PRIVATE is set: webhooks may go to http URLs and to loopback, private \
+             and link-local addresses (for local development and tests only)"
+        );
+    }
     println!("listening on http://{}", server.addr);
     tracing::info!(addr = %server.addr, data_dir = %data_dir.display(), "image2model local server ready");
     shutdown_signal().await;

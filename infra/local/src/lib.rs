@@ -10,6 +10,7 @@ mod web_client;
 
 use axum::Router;
 use image2model_shared::AppContext;
+use image2model_shared::app::deliver::Deliverer;
 use image2model_shared::app::work::Worker;
 use image2model_shared::builtin_generator::BuiltinGenerator;
 use image2model_shared::config::Config;
@@ -63,6 +64,7 @@ pub fn api(ctx: &AppContext) -> Result<(Router<AppContext>, OpenApi), LocalError
         .merge(image2model_status::router(ctx))
         .merge(image2model_download::router())
         .merge(image2model_admin::router())
+        .merge(image2model_endpoints::router())
         .merge(image2model_webhook::router(Arc::new(verifier)))
         .split_for_parts();
     Ok((router, image2model_shared::web::openapi::document(api)))
@@ -103,6 +105,8 @@ async fn start_with(
     // The web client this server serves may be opened under any of its loopback names while
     // signed URLs name one of them: those origins are its own, so they may call across.
     let mut config = config;
+    // The port the links of webhook payloads name, when bound to any free one.
+    config.port = addr.port();
     for origin in [
         format!("http://localhost:{}", addr.port()),
         format!("http://127.0.0.1:{}", addr.port()),
@@ -142,9 +146,12 @@ async fn start_with(
     if let Some(client) = FalClient::new(&ctx.config.fal).transpose()? {
         worker = worker.with_fal(client);
     }
+    let deliverer =
+        Deliverer::new(ctx.clone()).map_err(|e| LocalError::Io(std::io::Error::other(e)))?;
     let tasks = vec![
         server,
         tokio::spawn(background::run_worker(ctx.clone(), worker)),
+        tokio::spawn(background::run_deliveries(ctx.clone(), deliverer)),
         tokio::spawn(background::run_sweeper(
             ctx.clone(),
             Arc::new(adapters.storage.clone()),

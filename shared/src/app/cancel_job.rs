@@ -17,7 +17,7 @@ pub async fn cancel_job(
 ) -> Result<GenerationJob, AppError> {
     owned_job(ctx, caller, id).await?;
     let now = Utc::now();
-    match update_job(ctx.store.as_ref(), id, |job| job.cancel(now).map(Some)).await {
+    match update_job(ctx, id, |job| job.cancel(now).map(Some)).await {
         Ok(job) => {
             tracing::info!(job_id = %id, "job cancelled");
             Ok(job)

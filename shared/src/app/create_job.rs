@@ -35,20 +35,7 @@ pub struct CreateJobRequest {
     pub options: Option<JobOptions>,
 }
 
-/// The catalog's model types, as the document names them.
-pub struct ModelType;
-
-impl utoipa::PartialSchema for ModelType {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .enum_values(Some(models::CATALOG.iter().map(|m| m.id)))
-            .description(Some("A model type of the catalog"))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for ModelType {}
+pub use crate::domain::models::ModelType;
 
 /// The catalog entry for `model_type` (the default when absent), if this deployment runs it.
 pub fn resolve_model(

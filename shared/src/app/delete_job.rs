@@ -13,7 +13,7 @@ pub async fn delete_job(ctx: &AppContext, id: JobId) -> Result<JobStatus, AppErr
     let job = any_job(ctx, id).await?;
     if !job.status.is_terminal() {
         let now = Utc::now();
-        let cancelled = update_job(ctx.store.as_ref(), id, |j| {
+        let cancelled = update_job(ctx, id, |j| {
             if j.status.is_terminal() {
                 Ok(None)
             } else {

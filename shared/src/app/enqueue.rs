@@ -88,7 +88,7 @@ pub enum Handover {
 /// whose file is rejected or gone is failed here, so none waits for a file that will never come.
 pub async fn enqueue_if_ready(ctx: &AppContext, job: &GenerationJob) -> Result<Handover, AppError> {
     let failed = |error: JobError| async move {
-        fail_job(ctx.store.as_ref(), job.job_id, &error)
+        fail_job(ctx, job.job_id, &error)
             .await
             .map(|job| Handover::Failed(Box::new(job)))
     };

@@ -44,6 +44,8 @@ pub enum AppError {
     },
     #[error("webhook endpoint {0} not found")]
     EndpointNotFound(crate::domain::EndpointId),
+    #[error("webhook delivery {0} not found")]
+    DeliveryNotFound(crate::domain::DeliveryId),
     /// The owner has as many webhook endpoints as one may (`MAX_WEBHOOK_ENDPOINTS`).
     #[error("at most {limit} webhook endpoints per owner: delete one first")]
     TooManyEndpoints { limit: usize },

@@ -224,7 +224,7 @@ async fn settle_refused(
         if job.status.is_terminal() {
             continue;
         }
-        match fail_job(ctx.store.as_ref(), job.job_id, &error).await {
+        match fail_job(ctx, job.job_id, &error).await {
             Ok(_) => failed += 1,
             Err(AppError::JobNotFound(_)) => {}
             Err(e) => return Err(e),

@@ -1,8 +1,11 @@
 //! Every change of a job goes through [`update_job`]: read, let the state machine compute the
 //! next version, write it conditionally on the version read, start over when another writer won.
-//! A completed job changes only by [`record_format`], which names a format made since.
+//! A job that ends here (completed, failed, cancelled) is announced to its owner's webhooks. A
+//! completed job changes only by [`record_format`], which names a format made since.
 
 use super::error::AppError;
+use super::webhook_events::announce_job_end;
+use crate::context::AppContext;
 use crate::domain::{Converted, GenerationJob, JobError, JobId, TransitionError};
 use crate::ports::{Store, StoreError};
 
@@ -11,22 +14,28 @@ const MAX_TRIES: usize = 8;
 
 /// Reads the job, asks `change` for its next version and writes it conditionally, starting over
 /// when another writer got there first. `change` returns `Ok(None)` when there is nothing to do;
-/// the job as stored is then returned unchanged.
+/// the job as stored is then returned unchanged. The write that ends the job announces it.
 pub async fn update_job<F>(
-    store: &dyn Store,
+    ctx: &AppContext,
     id: JobId,
     mut change: F,
 ) -> Result<GenerationJob, AppError>
 where
     F: FnMut(&GenerationJob) -> Result<Option<GenerationJob>, TransitionError>,
 {
+    let store = ctx.store.as_ref();
     for _ in 0..MAX_TRIES {
         let current = store.get_job(id).await?.ok_or(AppError::JobNotFound(id))?;
         let Some(next) = change(&current)? else {
             return Ok(current);
         };
         match store.update_job(&next).await {
-            Ok(()) => return Ok(next),
+            Ok(()) => {
+                if !current.status.is_terminal() && next.status.is_terminal() {
+                    announce_job_end(ctx, &next).await;
+                }
+                return Ok(next);
+            }
             Err(StoreError::Conflict) => continue,
             Err(other) => return Err(other.into()),
         }
@@ -60,13 +69,13 @@ pub async fn record_format(
 
 /// Fails a job with `error` unless it already ended; returns the job as stored afterwards.
 pub async fn fail_job(
-    store: &dyn Store,
+    ctx: &AppContext,
     id: JobId,
     error: &JobError,
 ) -> Result<GenerationJob, AppError> {
     let now = chrono::Utc::now();
     let mut failed_here = false;
-    let job = update_job(store, id, |job| {
+    let job = update_job(ctx, id, |job| {
         failed_here = !job.status.is_terminal();
         if failed_here {
             job.fail(error.clone(), now).map(Some)

@@ -30,6 +30,7 @@ pub mod cleanup;
 pub mod convert;
 pub mod create_job;
 pub mod delete_job;
+pub mod deliver;
 pub mod direct_upload;
 pub mod download;
 pub mod enqueue;
@@ -39,6 +40,7 @@ pub mod health;
 pub mod ingest;
 pub mod inspect;
 pub mod job_update;
+pub mod job_view;
 pub mod list_jobs;
 pub mod maintenance;
 pub mod presign_upload;
@@ -50,6 +52,7 @@ pub mod storage_usage;
 pub mod sweep;
 pub mod task_status;
 pub mod webhook_endpoints;
+pub mod webhook_events;
 pub mod work;
 
 #[cfg(test)]

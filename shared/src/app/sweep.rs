@@ -51,7 +51,7 @@ pub async fn sweep(ctx: &AppContext, now: DateTime<Utc>) -> Result<SweepReport, 
                         config.job_deadline.as_secs()
                     ),
                 );
-                match fail_job(ctx.store.as_ref(), job.job_id, &error).await {
+                match fail_job(ctx, job.job_id, &error).await {
                     Ok(_) | Err(AppError::JobNotFound(_)) => report.timed_out.push(job.job_id),
                     Err(e) => return Err(e),
                 }

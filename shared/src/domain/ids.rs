@@ -95,6 +95,21 @@ id_type!(
     DeliveryId
 );
 
+impl DeliveryId {
+    /// The id of event `event_id`'s delivery to `endpoint`: the same for the same pair, so an
+    /// event announced twice (a retried announcement) makes one delivery.
+    pub fn for_event(endpoint: EndpointId, event_id: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(endpoint.0.as_bytes())
+            .chain_update(event_id.as_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self(uuid::Builder::from_random_bytes(bytes).into_uuid())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

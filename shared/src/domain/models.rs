@@ -238,6 +238,21 @@ impl ModelSpec {
     }
 }
 
+/// The catalog's model types, as the document names them.
+pub struct ModelType;
+
+impl utoipa::PartialSchema for ModelType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(CATALOG.iter().map(|m| m.id)))
+            .description(Some("A model type of the catalog"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ModelType {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,19 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// What happened, as a delivery's `type` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum EventType {
     #[serde(rename = "job.completed")]
     JobCompleted,
@@ -46,10 +58,11 @@ pub const RETRY_SCHEDULE: [Duration; 7] = [
     Duration::from_secs(10 * 3600),
 ];
 
-/// The wait before attempt `attempts + 1` after `attempts` failed ones, with `jitter` in
-/// [0, 1) placing it within 10 % of the schedule's value; `None` once the schedule is spent.
-pub fn retry_delay(attempts: u32, jitter: f64) -> Option<Duration> {
-    let base = RETRY_SCHEDULE.get(usize::try_from(attempts).ok()?.checked_sub(1)?)?;
+/// The wait before attempt `attempts + 1` after `attempts` failed ones on `schedule`
+/// ([`RETRY_SCHEDULE`] unless configured), with `jitter` in [0, 1) placing it within 10 % of the
+/// schedule's value; `None` once the schedule is spent.
+pub fn retry_delay(schedule: &[Duration], attempts: u32, jitter: f64) -> Option<Duration> {
+    let base = schedule.get(usize::try_from(attempts).ok()?.checked_sub(1)?)?;
     let factor = 0.9 + 0.2 * jitter.clamp(0.0, 1.0);
     Some(base.mul_f64(factor))
 }
@@ -210,7 +223,8 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
-    fn status(&self) -> Option<u16> {
+    /// The HTTP status answered, if any.
+    pub fn status(&self) -> Option<u16> {
         match self {
             Self::Answered(status) => Some(*status),
             Self::TimedOut | Self::Unreachable(_) => None,
@@ -219,7 +233,7 @@ impl AttemptOutcome {
 }
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Waiting for its next attempt (`next_attempt_at`).
@@ -253,17 +267,20 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// The delivery of event `event_id` to `endpoint`; its id follows from both, so that
+    /// announcing one event twice makes one delivery.
     pub fn new(
         endpoint: &WebhookEndpoint,
+        event_id: String,
         event_type: EventType,
         payload: String,
         now: DateTime<Utc>,
     ) -> Self {
         Self {
-            delivery_id: DeliveryId::new(),
+            delivery_id: DeliveryId::for_event(endpoint.endpoint_id, &event_id),
             endpoint_id: endpoint.endpoint_id,
             owner: endpoint.owner.clone(),
-            event_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+            event_id,
             event_type,
             payload,
             status: DeliveryStatus::Pending,
@@ -277,12 +294,19 @@ impl Delivery {
         }
     }
 
-    /// After an attempt: delivered on a 2xx, failed on 410 or once the schedule is spent,
+    /// After an attempt: delivered on a 2xx, failed on 410 or once `schedule` is spent,
     /// otherwise pending again after the schedule's next wait (`jitter` in [0, 1)).
-    pub fn after_attempt(&self, outcome: &AttemptOutcome, jitter: f64, now: DateTime<Utc>) -> Self {
+    pub fn after_attempt(
+        &self,
+        outcome: &AttemptOutcome,
+        schedule: &[Duration],
+        jitter: f64,
+        now: DateTime<Utc>,
+    ) -> Self {
         let attempts = self.attempts + 1;
         let status = outcome.status();
-        let wait = retry_delay(attempts, jitter).and_then(|w| chrono::Duration::from_std(w).ok());
+        let wait = retry_delay(schedule, attempts, jitter)
+            .and_then(|w| chrono::Duration::from_std(w).ok());
         let (state, next_attempt_at) = match (status, wait) {
             (Some(200..=299), _) => (DeliveryStatus::Delivered, None),
             (Some(410), _) | (_, None) => (DeliveryStatus::Failed, None),
@@ -299,6 +323,18 @@ impl Delivery {
             },
             last_attempt_at: Some(now),
             next_attempt_at,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
+    /// Given up without an attempt (`why`: the endpoint was disabled meanwhile).
+    pub fn abandon(&self, why: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            status: DeliveryStatus::Failed,
+            last_error: Some(why.to_owned()),
+            last_attempt_at: Some(now),
+            next_attempt_at: None,
             version: self.version + 1,
             ..self.clone()
         }
@@ -324,17 +360,28 @@ mod tests {
     #[test]
     fn retries_back_off_over_more_than_a_day_then_stop() {
         assert_eq!(
-            retry_delay(0, 0.5),
+            retry_delay(&RETRY_SCHEDULE, 0, 0.5),
             None,
             "no wait before the first attempt"
         );
-        assert_eq!(retry_delay(1, 0.5), Some(Duration::from_secs(5)));
-        assert_eq!(retry_delay(7, 0.5), Some(Duration::from_secs(36_000)));
-        assert_eq!(retry_delay(8, 0.5), None);
-        let shortest: Duration = (1..=7).filter_map(|n| retry_delay(n, 0.0)).sum();
+        assert_eq!(
+            retry_delay(&RETRY_SCHEDULE, 1, 0.5),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            retry_delay(&RETRY_SCHEDULE, 7, 0.5),
+            Some(Duration::from_secs(36_000))
+        );
+        assert_eq!(retry_delay(&RETRY_SCHEDULE, 8, 0.5), None);
+        let shortest: Duration = (1..=7)
+            .filter_map(|n| retry_delay(&RETRY_SCHEDULE, n, 0.0))
+            .sum();
         assert!(shortest > Duration::from_secs(24 * 3600), "{shortest:?}");
         for n in 1..=7 {
-            let (low, high) = (retry_delay(n, 0.0).unwrap(), retry_delay(n, 0.999).unwrap());
+            let (low, high) = (
+                retry_delay(&RETRY_SCHEDULE, n, 0.0).unwrap(),
+                retry_delay(&RETRY_SCHEDULE, n, 0.999).unwrap(),
+            );
             assert!(low < high && high <= RETRY_SCHEDULE[n as usize - 1].mul_f64(1.1));
         }
     }
@@ -406,9 +453,15 @@ mod tests {
     fn a_delivery_keeps_its_id_through_retries_until_delivered_gone_or_spent() {
         let now = Utc::now();
         let e = endpoint(now);
-        let d = Delivery::new(&e, EventType::JobCompleted, "{}".into(), now);
+        let d = Delivery::new(
+            &e,
+            "msg_1".into(),
+            EventType::JobCompleted,
+            "{}".into(),
+            now,
+        );
         assert!(d.event_id.starts_with("msg_"));
-        let once = d.after_attempt(&AttemptOutcome::Answered(500), 0.5, now);
+        let once = d.after_attempt(&AttemptOutcome::Answered(500), &RETRY_SCHEDULE, 0.5, now);
         assert_eq!(
             (once.status, once.attempts, once.next_attempt_at),
             (
@@ -417,23 +470,28 @@ mod tests {
                 Some(now + chrono::Duration::seconds(5))
             )
         );
-        let twice = once.after_attempt(&AttemptOutcome::TimedOut, 0.5, now);
+        let twice = once.after_attempt(&AttemptOutcome::TimedOut, &RETRY_SCHEDULE, 0.5, now);
         assert_eq!(twice.last_error.as_deref(), Some("no answer in time"));
         assert_eq!(
             twice.next_attempt_at,
             Some(now + chrono::Duration::minutes(5))
         );
-        let done = twice.after_attempt(&AttemptOutcome::Answered(200), 0.5, now);
+        let done = twice.after_attempt(&AttemptOutcome::Answered(200), &RETRY_SCHEDULE, 0.5, now);
         assert_eq!(
             (done.status, done.attempts, done.next_attempt_at),
             (DeliveryStatus::Delivered, 3, None)
         );
         assert_eq!(done.event_id, d.event_id);
-        let gone = d.after_attempt(&AttemptOutcome::Answered(410), 0.5, now);
+        let gone = d.after_attempt(&AttemptOutcome::Answered(410), &RETRY_SCHEDULE, 0.5, now);
         assert_eq!(gone.status, DeliveryStatus::Failed);
         let mut spent = d.clone();
         for _ in 0..RETRY_SCHEDULE.len() + 1 {
-            spent = spent.after_attempt(&AttemptOutcome::Unreachable("refused".into()), 0.5, now);
+            spent = spent.after_attempt(
+                &AttemptOutcome::Unreachable("refused".into()),
+                &RETRY_SCHEDULE,
+                0.5,
+                now,
+            );
         }
         assert_eq!((spent.status, spent.attempts), (DeliveryStatus::Failed, 8));
         let again = spent.resend(now);

@@ -24,6 +24,8 @@ pub trait WebhookStore: Send + Sync {
     /// Deletes the endpoint and its deliveries.
     async fn delete_endpoint(&self, id: EndpointId) -> Result<(), StoreError>;
 
+    /// Records a new delivery ([`StoreError::Conflict`] when its id is taken: the event was
+    /// announced to this endpoint before).
     async fn create_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
     async fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError>;
     /// Writes `delivery`, conditional on the stored version being `delivery.version - 1`.

@@ -29,6 +29,7 @@ pub const ERROR_CODES: &[(u16, &[&str])] = &[
             "INVALID_FILENAME",
             "INVALID_FILE_ID",
             "INVALID_FILE_TYPE",
+            "INVALID_ID",
             "INVALID_JOB_ID",
             "INVALID_OBJECT_KEY",
             "MODEL_UNAVAILABLE",
@@ -53,6 +54,7 @@ pub const ERROR_CODES: &[(u16, &[&str])] = &[
             "FILE_NOT_FOUND",
             "JOB_NOT_FOUND",
             "ENDPOINT_NOT_FOUND",
+            "DELIVERY_NOT_FOUND",
             "NOT_FOUND",
             "RESULT_FILE_NOT_FOUND",
         ],
@@ -159,6 +161,8 @@ pub enum ApiError {
     InvalidJobId,
     #[error("Invalid file ID: ids are UUIDs such as 123e4567-e89b-42d3-a456-426614174000")]
     InvalidFileId,
+    #[error("Invalid id: ids are UUIDs such as 123e4567-e89b-42d3-a456-426614174000")]
+    InvalidId,
     #[error("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")]
     Unauthorized,
     #[error("this API key may not use this route")]
@@ -218,9 +222,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::App(err) => app_status(err),
-            Self::InvalidJobId | Self::InvalidFileId | Self::SignedRequestMismatch(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidJobId
+            | Self::InvalidFileId
+            | Self::InvalidId
+            | Self::SignedRequestMismatch(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::WebhookUnverified(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::SignatureInvalid => StatusCode::FORBIDDEN,
             Self::RouteNotFound(_) | Self::ObjectNotFound(_) => StatusCode::NOT_FOUND,
@@ -238,6 +243,7 @@ impl ApiError {
             Self::App(err) => app_code(err),
             Self::InvalidJobId => "INVALID_JOB_ID",
             Self::InvalidFileId => "INVALID_FILE_ID",
+            Self::InvalidId => "INVALID_ID",
             Self::Unauthorized => "UNAUTHORIZED",
             Self::Forbidden => "FORBIDDEN",
             Self::Gone { .. } => "GONE",
@@ -263,6 +269,7 @@ impl ApiError {
             Self::App(err) => app_reason(err),
             Self::InvalidJobId => Some("Invalid job ID"),
             Self::InvalidFileId => Some("Invalid file ID"),
+            Self::InvalidId => Some("Invalid id"),
             Self::Unauthorized => Some("Missing or invalid credentials"),
             Self::Forbidden => Some("Invalid admin API key"),
             Self::Gone { .. } => Some("This route was removed"),
@@ -349,6 +356,7 @@ fn app_status(err: &AppError) -> StatusCode {
     match err {
         AppError::JobNotFound(_)
         | AppError::EndpointNotFound(_)
+        | AppError::DeliveryNotFound(_)
         | AppError::FileNotFound(_)
         | AppError::ResultFileNotFound { .. } => StatusCode::NOT_FOUND,
         AppError::InvalidFilename(_) => StatusCode::BAD_REQUEST,
@@ -382,6 +390,7 @@ fn app_code(err: &AppError) -> &'static str {
     match err {
         AppError::JobNotFound(_) => "JOB_NOT_FOUND",
         AppError::EndpointNotFound(_) => "ENDPOINT_NOT_FOUND",
+        AppError::DeliveryNotFound(_) => "DELIVERY_NOT_FOUND",
         AppError::TooManyEndpoints { .. } => "TOO_MANY_ENDPOINTS",
         AppError::FileNotFound(_) => "FILE_NOT_FOUND",
         AppError::ResultFileNotFound { .. } => "RESULT_FILE_NOT_FOUND",
@@ -416,6 +425,7 @@ fn app_reason(err: &AppError) -> Option<&'static str> {
     Some(match err {
         AppError::JobNotFound(_) => "Job not found",
         AppError::EndpointNotFound(_) => "Webhook endpoint not found",
+        AppError::DeliveryNotFound(_) => "Webhook delivery not found",
         AppError::TooManyEndpoints { .. } => "Too many webhook endpoints",
         AppError::FileNotFound(_) => "File not found",
         AppError::ResultFileNotFound { .. } => "Result file not found",
@@ -659,6 +669,7 @@ mod tests {
         let errors = vec![
             ApiError::InvalidJobId,
             ApiError::InvalidFileId,
+            ApiError::InvalidId,
             ApiError::Unauthorized,
             ApiError::Forbidden,
             ApiError::ObjectNotFound("k".into()),
@@ -740,6 +751,7 @@ mod tests {
             }
             .into(),
             AppError::EndpointNotFound(crate::domain::EndpointId::new()).into(),
+            AppError::DeliveryNotFound(crate::domain::DeliveryId::new()).into(),
             AppError::TooManyEndpoints { limit: 10 }.into(),
             AppError::OptionAboveModelLimit {
                 model: "relief",

@@ -50,6 +50,20 @@ impl<S: Send + Sync> FromRequestParts<S> for FileIdParam {
     }
 }
 
+/// Any other id in the path (`{endpoint_id}`, `{delivery_id}`); anything but a UUID is
+/// `INVALID_ID`.
+#[derive(Debug, Clone, Copy)]
+pub struct IdParam<T>(pub T);
+
+impl<S: Send + Sync, T: std::str::FromStr> FromRequestParts<S> for IdParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let raw = raw_path_id(parts, state).await.ok_or(ApiError::InvalidId)?;
+        raw.parse().map(Self).map_err(|_| ApiError::InvalidId)
+    }
+}
+
 /// A JSON body, read strictly (see [`strict_json`]): a body that is not `application/json` is
 /// 415, malformed or mistyped JSON is `VALIDATION_ERROR` (422, `details.field` naming the
 /// value's path when there is one).

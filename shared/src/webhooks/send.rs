@@ -36,6 +36,8 @@ impl Sender {
     pub fn new(allow_private: bool, timeout: Duration) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(Policy::none())
+            // A proxy would connect on our behalf, past the resolver's check.
+            .no_proxy()
             .timeout(timeout)
             .connect_timeout(timeout)
             .dns_resolver(Arc::new(PublicOnly { allow_private }))

@@ -46,6 +46,13 @@ CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue(visible_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
     message_id TEXT PRIMARY KEY, body TEXT NOT NULL, receive_count INTEGER NOT NULL,
     sent_at INTEGER NOT NULL, dead_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS delivery_queue (
+    message_id TEXT PRIMARY KEY, body TEXT NOT NULL, sent_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL, receive_count INTEGER NOT NULL, receipt TEXT);
+CREATE INDEX IF NOT EXISTS delivery_queue_by_visibility ON delivery_queue(visible_at);
+CREATE TABLE IF NOT EXISTS delivery_dead_letters (
+    message_id TEXT PRIMARY KEY, body TEXT NOT NULL, receive_count INTEGER NOT NULL,
+    sent_at INTEGER NOT NULL, dead_at INTEGER NOT NULL);
 ";
 
 /// The store and queue in one SQLite database file.

@@ -13,5 +13,6 @@ pub mod url_signer;
 mod webhooks;
 
 pub use db::EmbeddedDb;
+pub use queue::EmbeddedQueue;
 pub use storage::DiskStorage;
 pub use url_signer::{SignedGrant, SignedPostGrant, SignedUrlError, UrlSigner};

@@ -136,9 +136,9 @@ impl WebhookStore for EmbeddedDb {
 
     async fn create_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
         let delivery = delivery.clone();
-        self.call(move |conn| {
+        let created = self.call(move |conn| {
             conn.execute(
-                "INSERT INTO webhook_deliveries (delivery_id, endpoint_id, created_at, version, body)
+                "INSERT OR IGNORE INTO webhook_deliveries (delivery_id, endpoint_id, created_at, version, body)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     delivery.delivery_id.to_string(),
@@ -150,8 +150,11 @@ impl WebhookStore for EmbeddedDb {
             )
         })
         .await
-        .map_err(backend)
-        .map(drop)
+        .map_err(backend)?;
+        if created == 0 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
     }
 
     async fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {

@@ -176,7 +176,7 @@ impl Worker {
             submitted_at: Utc::now(),
         };
         let now = Utc::now();
-        let recorded = update_job(store, job_id, |j| {
+        let recorded = update_job(&self.ctx, job_id, |j| {
             j.record_submission(request.clone(), now).map(Some)
         })
         .await;

@@ -28,7 +28,7 @@ impl Worker {
         message: String,
     ) -> StepResult {
         let error = JobError::new(code, message);
-        match fail_job(self.ctx.store.as_ref(), job.job_id, &error).await {
+        match fail_job(&self.ctx, job.job_id, &error).await {
             Ok(_) | Err(AppError::JobNotFound(_)) => {
                 tracing::info!(job_id = %job.job_id, code, "job failed");
                 Ok(MessageOutcome::Done)
@@ -92,7 +92,7 @@ impl Worker {
             }
         }
         let now = Utc::now();
-        match update_job(self.ctx.store.as_ref(), job.job_id, |j| {
+        match update_job(&self.ctx, job.job_id, |j| {
             j.complete(result.clone(), now).map(Some)
         })
         .await
@@ -161,7 +161,7 @@ impl Worker {
         }
         let now = Utc::now();
         let message = format!("Attempt {} failed; retrying: {reason}", job.attempts);
-        match update_job(self.ctx.store.as_ref(), job.job_id, |j| {
+        match update_job(&self.ctx, job.job_id, |j| {
             j.requeue(&message, now).map(Some)
         })
         .await

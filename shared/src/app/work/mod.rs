@@ -75,7 +75,7 @@ impl<'a> JobProgress<'a> {
 impl ProgressReporter for JobProgress<'_> {
     async fn report(&self, progress: u8, message: &str) {
         let now = Utc::now();
-        let result = update_job(self.ctx.store.as_ref(), self.job.job_id, |job| {
+        let result = update_job(&self.ctx, self.job.job_id, |job| {
             if job.progress > progress {
                 Ok(None)
             } else {
@@ -281,7 +281,7 @@ mod tests {
             let cancel = self.cancel_during_run.lock().unwrap().clone();
             if let Some((ctx, job_id)) = cancel {
                 let now = Utc::now();
-                update_job(ctx.store.as_ref(), job_id, |j| j.cancel(now).map(Some))
+                update_job(&ctx, job_id, |j| j.cancel(now).map(Some))
                     .await
                     .unwrap();
             }
