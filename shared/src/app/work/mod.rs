@@ -75,7 +75,7 @@ impl<'a> JobProgress<'a> {
 impl ProgressReporter for JobProgress<'_> {
     async fn report(&self, progress: u8, message: &str) {
         let now = Utc::now();
-        let result = update_job(&self.ctx, self.job.job_id, |job| {
+        let result = update_job(self.ctx, self.job.job_id, |job| {
             if job.progress > progress {
                 Ok(None)
             } else {
