@@ -19,7 +19,7 @@ if ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.installe
     echo "== npm ci (playwright-core)"
     (cd tests/browser && npm ci --silent --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock)
 fi
-start_local_server browser
+start_local_server browser WEBHOOK_ALLOW_PRIVATE=true
 
 echo "== browser tests (headless Chromium)"
 if ! BASE_URL=$base USER_KEY=$user_key CHROMIUM=$chromium PHOTOS="${PHOTO_FIXTURES:-$root/../shared/fixtures/photos}" \

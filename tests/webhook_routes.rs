@@ -26,7 +26,10 @@ async fn endpoints_are_registered_shown_rotated_tested_and_deleted_by_their_owne
 
     let (status, shown) = server.get_json(&path, Some(ALICE)).await;
     assert_eq!(status, 200);
-    assert!(shown.get("secret").is_none(), "the secret is shown once: {shown}");
+    assert!(
+        shown.get("secret").is_none(),
+        "the secret is shown once: {shown}"
+    );
     let (status, body) = server.get_json(&path, Some(BOB)).await;
     assert_error(status, &body, 404, "ENDPOINT_NOT_FOUND");
     let (_, theirs) = server
@@ -49,7 +52,10 @@ async fn endpoints_are_registered_shown_rotated_tested_and_deleted_by_their_owne
         .call(Method::POST, &format!("{path}/test"), Some(ALICE))
         .await;
     assert_eq!(status, 202, "{ping}");
-    assert_eq!((ping["event_type"].as_str(), ping["status"].as_str()), (Some("ping"), Some("pending")));
+    assert_eq!(
+        (ping["event_type"].as_str(), ping["status"].as_str()),
+        (Some("ping"), Some("pending"))
+    );
     let (status, listed) = server
         .get_json(&format!("{path}/deliveries?limit=5"), Some(ALICE))
         .await;
@@ -85,7 +91,11 @@ async fn bad_ids_urls_events_limits_and_the_endpoint_limit_are_refused() {
         assert_error(status, &body, 400, "INVALID_ID");
     }
     let (status, body) = server
-        .call(Method::POST, "/api/v1/webhooks/deliveries/x/retry", Some(ALICE))
+        .call(
+            Method::POST,
+            "/api/v1/webhooks/deliveries/x/retry",
+            Some(ALICE),
+        )
         .await;
     assert_error(status, &body, 400, "INVALID_ID");
     for body in [
@@ -105,15 +115,27 @@ async fn bad_ids_urls_events_limits_and_the_endpoint_limit_are_refused() {
         assert_error(status, &answer, 422, "VALIDATION_ERROR");
     }
     let (status, body) = server
-        .post_json("/api/v1/webhooks/endpoints", None, &json!({"url": "https://example.com/"}))
+        .post_json(
+            "/api/v1/webhooks/endpoints",
+            None,
+            &json!({"url": "https://example.com/"}),
+        )
         .await;
     assert_error(status, &body, 401, "UNAUTHORIZED");
     let (status, made) = server
-        .post_json("/api/v1/webhooks/endpoints", Some(ALICE), &json!({"url": "https://example.com/a"}))
+        .post_json(
+            "/api/v1/webhooks/endpoints",
+            Some(ALICE),
+            &json!({"url": "https://example.com/a"}),
+        )
         .await;
     assert_eq!(status, 201);
     let (status, body) = server
-        .post_json("/api/v1/webhooks/endpoints", Some(ALICE), &json!({"url": "https://example.com/b"}))
+        .post_json(
+            "/api/v1/webhooks/endpoints",
+            Some(ALICE),
+            &json!({"url": "https://example.com/b"}),
+        )
         .await;
     assert_error(status, &body, 409, "TOO_MANY_ENDPOINTS");
     let deliveries = format!(

@@ -330,3 +330,54 @@ test('a completed job downloads as USDZ, made on its first request, and links it
   assert.deepEqual(errors, [], 'no script errors');
   await page.close();
 });
+
+test('a person adds a webhook endpoint, sends it a test, sees the delivery and deletes it', async () => {
+  // A receiver on loopback (the server runs with WEBHOOK_ALLOW_PRIVATE for it).
+  const { createServer } = await import('node:http');
+  const received = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      received.push({ id: req.headers['webhook-id'], signature: req.headers['webhook-signature'], body: JSON.parse(body) });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${receiver.address().port}/hooks`;
+  const { page, errors } = await newPage();
+  try {
+    await page.goto(base);
+    await signIn(page);
+    await page.fill('#webhook-url', url);
+    await page.uncheck('#webhook-form input[value="batch.completed"]');
+    await page.click('#add-webhook');
+    await page.waitForSelector('#webhook-secret:not([hidden])', { timeout: DEADLINE });
+    assert.match(await page.textContent('#webhook-secret-value'), /^whsec_[A-Za-z0-9+/=]+$/);
+    const item = `li.endpoint:has-text("${url}")`;
+    await page.waitForSelector(item, { timeout: DEADLINE });
+    assert.match(await page.textContent(`${item} .state`), /Receives: job completed, job failed, job cancelled\./);
+
+    await page.click(`${item} button:has-text("Send test")`);
+    const deadline = Date.now() + DEADLINE;
+    while (!received.length) {
+      assert.ok(Date.now() < deadline, 'the test event never arrived');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(received[0].body.type, 'ping');
+    assert.match(received[0].signature, /^v1,/);
+    await page.click(`${item} button:has-text("Deliveries")`);
+    await page.waitForSelector(`${item} tr.delivery.delivered`, { timeout: DEADLINE });
+    assert.match(await page.textContent(`${item} tr.delivery`), /test.*delivered.*1.*HTTP 204/);
+    await page.locator('#webhooks').screenshot({ path: path.join(shots, '7-webhooks.png') });
+
+    page.once('dialog', (dialog) => dialog.accept());
+    await page.click(`${item} button:has-text("Delete")`);
+    await page.waitForSelector(item, { state: 'detached', timeout: DEADLINE });
+    assert.match(await page.textContent('#webhook-status'), /deleted/);
+    assert.deepEqual(errors, [], 'no script errors');
+  } finally {
+    await page.close();
+    receiver.close();
+  }
+});

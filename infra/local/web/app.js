@@ -445,7 +445,10 @@ $('key-form').addEventListener('submit', async (/** @type {SubmitEvent} */ event
   event.preventDefault();
   apiKey = $('api-key').value.trim();
   localStorage.setItem(keyName, apiKey);
-  if (await checkKey()) refreshRecent();
+  if (await checkKey()) {
+    refreshRecent();
+    refreshWebhooks();
+  }
 });
 
 // --- models --------------------------------------------------------------------------------
@@ -748,10 +751,164 @@ async function refreshRecent() {
 }
 $('refresh-recent').addEventListener('click', refreshRecent);
 
+// --- webhooks ------------------------------------------------------------------------------
+
+/** @typedef {Schemas['EventType']} EventType */
+
+// Said the way a person reads them.
+/** @type {Record<EventType, string>} */
+const EVENT_NAMES = {
+  'job.completed': 'job completed',
+  'job.failed': 'job failed',
+  'job.cancelled': 'job cancelled',
+  'batch.completed': 'batch completed',
+  ping: 'test',
+};
+
+/** @param {string} text */
+function sayWebhooks(text, error = false) {
+  $('webhook-status').textContent = text;
+  $('webhook-status').classList.toggle('error', error);
+}
+
+/** @param {string | null | undefined} at */
+function when(at) {
+  return at ? new Date(at).toLocaleString() : '';
+}
+
+/**
+ * The deliveries of one endpoint, newest first, as a table with a resend button per row.
+ * @param {Schemas['EndpointView']} endpoint
+ * @param {HTMLElement} box
+ */
+async function showDeliveries(endpoint, box) {
+  const { deliveries } = await ok(client.GET('/api/v1/webhooks/endpoints/{endpoint_id}/deliveries', {
+    params: { path: { endpoint_id: endpoint.endpoint_id }, query: { limit: 20 } },
+  }));
+  if (!deliveries.length) {
+    box.replaceChildren(Object.assign(document.createElement('p'), { textContent: 'No deliveries yet.' }));
+    return;
+  }
+  const table = document.createElement('table');
+  const head = table.createTHead().insertRow();
+  for (const title of ['Event', 'Status', 'Tries', 'Last answer', 'Next try', '']) {
+    head.append(Object.assign(document.createElement('th'), { textContent: title, scope: 'col' }));
+  }
+  const body = table.createTBody();
+  for (const delivery of deliveries) {
+    const row = body.insertRow();
+    row.className = `delivery ${delivery.status}`;
+    const answer = delivery.last_status_code ? `HTTP ${delivery.last_status_code}` : (delivery.last_error || '');
+    for (const text of [EVENT_NAMES[delivery.event_type], delivery.status, String(delivery.attempts), answer,
+      when(delivery.next_attempt_at)]) {
+      row.insertCell().textContent = text;
+    }
+    const resend = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Resend' });
+    resend.setAttribute('aria-label', `Resend the ${EVENT_NAMES[delivery.event_type]} delivery of ${when(delivery.created_at)}`);
+    resend.addEventListener('click', async () => {
+      try {
+        await ok(client.POST('/api/v1/webhooks/deliveries/{delivery_id}/retry', {
+          params: { path: { delivery_id: delivery.delivery_id } },
+        }));
+        sayWebhooks(`Sent again to ${endpoint.url}.`);
+        await showDeliveries(endpoint, box);
+      } catch (err) {
+        sayWebhooks(`Could not send it again: ${err.message}`, true);
+      }
+    });
+    row.insertCell().append(resend);
+  }
+  box.replaceChildren(table);
+}
+
+/** @param {Schemas['EndpointView']} endpoint */
+function endpointItem(endpoint) {
+  const li = document.createElement('li');
+  li.className = `endpoint ${endpoint.state}`;
+  li.dataset.endpointId = endpoint.endpoint_id;
+  const url = Object.assign(document.createElement('strong'), { textContent: endpoint.url });
+  const state = document.createElement('p');
+  state.className = 'state';
+  const events = endpoint.events.map((e) => EVENT_NAMES[e]).join(', ');
+  state.textContent = endpoint.state === 'enabled'
+    ? `Receives: ${events}.${endpoint.failing_since ? ` Failing since ${when(endpoint.failing_since)}.` : ''}`
+    : `Disabled ${when(endpoint.disabled_at)}: ${endpoint.disabled_reason === 'gone'
+      ? 'your server answered 410 Gone' : 'every delivery failed for five days'}. Add it again to resume.`;
+  const actions = document.createElement('span');
+  actions.className = 'actions';
+  const deliveries = document.createElement('div');
+  deliveries.className = 'deliveries';
+  /** @param {string} text @param {string} label @param {() => Promise<void>} act */
+  const button = (text, label, act) => {
+    const b = Object.assign(document.createElement('button'), { type: 'button', textContent: text });
+    b.setAttribute('aria-label', `${label} ${endpoint.url}`);
+    b.addEventListener('click', () => act().catch((err) => sayWebhooks(`${text} failed: ${err.message}`, true)));
+    actions.append(b);
+  };
+  button('Send test', 'Send a test event to', async () => {
+    await ok(client.POST('/api/v1/webhooks/endpoints/{endpoint_id}/test', {
+      params: { path: { endpoint_id: endpoint.endpoint_id } },
+    }));
+    sayWebhooks(`Test event sent to ${endpoint.url}; see its deliveries.`);
+    await showDeliveries(endpoint, deliveries);
+  });
+  button('Deliveries', 'Show the deliveries to', () => showDeliveries(endpoint, deliveries));
+  button('Delete', 'Delete the endpoint', async () => {
+    if (!confirm(`Stop sending events to ${endpoint.url}?`)) return;
+    await ok(client.DELETE('/api/v1/webhooks/endpoints/{endpoint_id}', {
+      params: { path: { endpoint_id: endpoint.endpoint_id } },
+    }).then((answer) => ({ ...answer, data: answer.response.ok ? {} : undefined })));
+    sayWebhooks(`${endpoint.url} deleted.`);
+    await refreshWebhooks();
+  });
+  li.append(url, state, actions, deliveries);
+  return li;
+}
+
+async function refreshWebhooks() {
+  if (!apiKey) return;
+  try {
+    const { endpoints } = await ok(client.GET('/api/v1/webhooks/endpoints'));
+    $('webhook-list').replaceChildren(...endpoints.map(endpointItem));
+  } catch (err) {
+    sayWebhooks(`Could not list your webhooks: ${err.message}`, true);
+  }
+}
+
+$('webhook-form').addEventListener('submit', async (/** @type {SubmitEvent} */ event) => {
+  event.preventDefault();
+  /** @type {EventType[]} */
+  const events = [...document.querySelectorAll('#webhook-form input[name="event"]:checked')]
+    .map((box) => /** @type {EventType} */ (/** @type {HTMLInputElement} */ (box).value));
+  if (!events.length) {
+    sayWebhooks('Choose at least one event.', true);
+    return;
+  }
+  const description = $('webhook-description').value.trim();
+  try {
+    const made = await ok(client.POST('/api/v1/webhooks/endpoints', {
+      body: { url: $('webhook-url').value.trim(), events, ...(description ? { description } : {}) },
+    }));
+    $('webhook-secret-url').textContent = made.url;
+    $('webhook-secret-value').textContent = made.secret;
+    $('webhook-secret').hidden = false;
+    sayWebhooks(`Added ${made.url}.`);
+    $('webhook-form').reset();
+    await refreshWebhooks();
+  } catch (err) {
+    sayWebhooks(`Could not add it: ${err.message}`, true);
+  }
+});
+
 // --- start ---------------------------------------------------------------------------------
 
 showApiNotice();
 $('api-key').value = apiKey;
 loadModels().catch((err) => showAuth(`Could not list models: ${err.message}`, true));
-checkKey().then((accepted) => { if (accepted) refreshRecent(); });
+checkKey().then((accepted) => {
+  if (accepted) {
+    refreshRecent();
+    refreshWebhooks();
+  }
+});
 Object.assign(window, { image2model: { showModel, apiBase } });
