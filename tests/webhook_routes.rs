@@ -102,6 +102,7 @@ async fn bad_ids_urls_events_limits_and_the_endpoint_limit_are_refused() {
         json!({"url": "http://example.com/hooks"}),
         json!({"url": "https://10.1.2.3/hooks"}),
         json!({"url": "https://example.com/hooks", "events": []}),
+        json!({"url": "https://example.com/hooks", "events": ["job.failed", "job.failed", "job.failed", "job.failed", "job.failed"]}),
         json!({"url": "https://example.com/hooks", "events": ["ping"]}),
         json!({"url": "https://example.com/hooks", "events": ["job.exploded"]}),
         json!({"url": "https://example.com/hooks", "secret": "mine"}),

@@ -10,22 +10,49 @@ use image2model_shared::webhooks::target::MAX_URL_LENGTH;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// An event an endpoint can ask for (`ping` goes to every endpoint, from the test route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+pub enum EndpointEvent {
+    #[serde(rename = "job.completed")]
+    JobCompleted,
+    #[serde(rename = "job.failed")]
+    JobFailed,
+    #[serde(rename = "job.cancelled")]
+    JobCancelled,
+    #[serde(rename = "batch.completed")]
+    BatchCompleted,
+}
+
+impl From<EndpointEvent> for EventType {
+    fn from(e: EndpointEvent) -> Self {
+        match e {
+            EndpointEvent::JobCompleted => Self::JobCompleted,
+            EndpointEvent::JobFailed => Self::JobFailed,
+            EndpointEvent::JobCancelled => Self::JobCancelled,
+            EndpointEvent::BatchCompleted => Self::BatchCompleted,
+        }
+    }
+}
+
 /// An endpoint to register.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterEndpoint {
-    /// Where deliveries are POSTed: `https` (a public address; `WEBHOOK_ALLOW_PRIVATE` also
-    /// allows `http` and private addresses, for local development).
-    #[schema(max_length = 2048, example = "https://example.com/hooks/image2model")]
+    /// Where deliveries are POSTed: an `https` URL whose host is a public address
+    /// (`WEBHOOK_ALLOW_PRIVATE` also allows `http` and private addresses, for local development).
+    #[schema(
+        max_length = 2048,
+        pattern = "^https?://",
+        example = "https://example.com/hooks/image2model"
+    )]
     pub url: String,
-    /// The events wanted; every one (`job.completed`, `job.failed`, `job.cancelled`,
-    /// `batch.completed`) when absent. `ping` goes to every endpoint from the test route.
+    /// The events wanted; every one when absent (or null).
     #[serde(default)]
-    #[schema(nullable = false, min_items = 1, max_items = 4)]
-    pub events: Option<Vec<EventType>>,
+    #[schema(min_items = 1, max_items = 4)]
+    pub events: Option<Vec<EndpointEvent>>,
     /// A note for the owner (at most 500 characters).
     #[serde(default)]
-    #[schema(nullable = false, max_length = 500)]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
 }
 
@@ -33,7 +60,9 @@ impl From<RegisterEndpoint> for NewEndpoint {
     fn from(r: RegisterEndpoint) -> Self {
         Self {
             url: r.url,
-            events: r.events,
+            events: r
+                .events
+                .map(|events| events.into_iter().map(EventType::from).collect()),
             description: r.description,
         }
     }

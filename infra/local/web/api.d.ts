@@ -1410,6 +1410,11 @@ export interface components {
             /** @description Valid until `expires_at` (`DOWNLOAD_EXPIRY_SECONDS`). */
             url: string;
         };
+        /**
+         * @description An event an endpoint can ask for (`ping` goes to every endpoint, from the test route).
+         * @enum {string}
+         */
+        EndpointEvent: "job.completed" | "job.failed" | "job.cancelled" | "batch.completed";
         /** @description The caller's endpoints (every owner's for the admin key), oldest first. */
         EndpointList: {
             endpoints: components["schemas"]["EndpointView"][];
@@ -2292,15 +2297,12 @@ export interface components {
         /** @description An endpoint to register. */
         RegisterEndpoint: {
             /** @description A note for the owner (at most 500 characters). */
-            description?: string;
+            description?: string | null;
+            /** @description The events wanted; every one when absent (or null). */
+            events?: components["schemas"]["EndpointEvent"][] | null;
             /**
-             * @description The events wanted; every one (`job.completed`, `job.failed`, `job.cancelled`,
-             *     `batch.completed`) when absent. `ping` goes to every endpoint from the test route.
-             */
-            events?: components["schemas"]["EventType"][];
-            /**
-             * @description Where deliveries are POSTed: `https` (a public address; `WEBHOOK_ALLOW_PRIVATE` also
-             *     allows `http` and private addresses, for local development).
+             * @description Where deliveries are POSTed: an `https` URL whose host is a public address
+             *     (`WEBHOOK_ALLOW_PRIVATE` also allows `http` and private addresses, for local development).
              * @example https://example.com/hooks/image2model
              */
             url: string;

@@ -877,9 +877,9 @@ async function refreshWebhooks() {
 
 $('webhook-form').addEventListener('submit', async (/** @type {SubmitEvent} */ event) => {
   event.preventDefault();
-  /** @type {EventType[]} */
+  /** @type {Schemas['EndpointEvent'][]} */
   const events = [...document.querySelectorAll('#webhook-form input[name="event"]:checked')]
-    .map((box) => /** @type {EventType} */ (/** @type {HTMLInputElement} */ (box).value));
+    .map((box) => /** @type {Schemas['EndpointEvent']} */ (/** @type {HTMLInputElement} */ (box).value));
   if (!events.length) {
     sayWebhooks('Choose at least one event.', true);
     return;

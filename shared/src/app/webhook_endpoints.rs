@@ -46,6 +46,15 @@ pub async fn register(
                 Some("events"),
             ));
         }
+        if events.len() > EventType::DEFAULT.len() {
+            return Err(AppError::invalid(
+                format!(
+                    "events: at most {} (each event once)",
+                    EventType::DEFAULT.len()
+                ),
+                Some("events"),
+            ));
+        }
         if events.contains(&EventType::Ping) {
             return Err(AppError::invalid(
                 "events: ping is sent by the test route only, to every endpoint",
