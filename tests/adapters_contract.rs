@@ -116,6 +116,46 @@ async fn disk_storage() {
 }
 
 #[tokio::test]
+async fn embedded_deliveries_expire_as_dynamodb_ttl_expires_them() {
+    use image2model_shared::domain::webhook::{
+        DELIVERY_RETENTION, Delivery, EventType, WebhookEndpoint,
+    };
+    use image2model_shared::ports::WebhookStore;
+    let (_dir, db) = db();
+    let now = chrono::Utc::now();
+    let endpoint = WebhookEndpoint::new(
+        "alice",
+        "https://example.com/".into(),
+        None,
+        None,
+        "whsec_x".into(),
+        now,
+    );
+    db.create_endpoint(&endpoint, 10).await.unwrap();
+    let old = Delivery::new(
+        &endpoint,
+        "msg_old".into(),
+        EventType::Ping,
+        "{}".into(),
+        now - DELIVERY_RETENTION - chrono::Duration::minutes(1),
+    );
+    db.create_delivery(&old).await.unwrap();
+    let new = Delivery::new(
+        &endpoint,
+        "msg_new".into(),
+        EventType::Ping,
+        "{}".into(),
+        now,
+    );
+    db.create_delivery(&new).await.unwrap();
+    assert_eq!(db.get_delivery(old.delivery_id).await.unwrap(), None);
+    assert_eq!(
+        db.list_deliveries(endpoint.endpoint_id, 10).await.unwrap(),
+        vec![new]
+    );
+}
+
+#[tokio::test]
 async fn a_restart_keeps_records_and_in_flight_messages() {
     let (dir, db) = db();
     let f = file("alice");

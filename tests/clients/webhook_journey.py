@@ -94,7 +94,8 @@ class Receivers:
                 return 400
             self.seen.append(
                 {"path": path, "id": headers["webhook-id"], "type": event["type"], "body": event,
-                 "verified_with": verified, "attempt": n}
+                 "verified_with": verified, "attempt": n, "at": time.monotonic(),
+                 "signature": headers["webhook-signature"], "timestamp": headers["webhook-timestamp"]}
             )
         if path == "/flaky":
             return 500 if n <= 2 else 200
@@ -240,7 +241,11 @@ def flow(binary, photos, work, receivers):
                        lambda: [d for d in deliveries(server, flaky) if d["status"] == "delivered"])[0]
         if (record["attempts"], record["last_status_code"], record["event_id"]) != (3, 200, ids.pop()):
             raise SystemExit(f"the /flaky delivery's record: {record}")
-        print(f"/flaky: 3 attempts (500, 500, 200), one webhook-id {record['event_id']}, every signature verified")
+        start = attempts[0]["at"]
+        timeline = ", ".join(f"+{a['at'] - start:.2f} s {s}" for a, s in zip(attempts, (500, 500, 200)))
+        print(f"/flaky: 3 attempts ({timeline}), one webhook-id {record['event_id']}, every signature verified")
+        print(f"  e.g. webhook-id: {attempts[2]['id']}; webhook-timestamp: {attempts[2]['timestamp']}; "
+              f"webhook-signature: {attempts[2]['signature']}")
 
         # Hangs past the timeout once, then answers.
         hung = until("the /hang delivery delivered",

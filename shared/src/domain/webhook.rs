@@ -70,6 +70,10 @@ pub fn retry_delay(schedule: &[Duration], attempts: u32, jitter: f64) -> Option<
 /// How long a rotated-out secret keeps signing beside the new one.
 pub const OLD_SECRET_GRACE: chrono::Duration = chrono::Duration::hours(24);
 
+/// How long a delivery's record is kept: its schedule (a day and a half) and a month to look at
+/// it (DynamoDB's `ttl`; the embedded store drops older ones as it adds new ones).
+pub const DELIVERY_RETENTION: chrono::Duration = chrono::Duration::days(32);
+
 /// An endpoint whose deliveries have all failed for this long is disabled.
 pub const DISABLE_AFTER_FAILING: chrono::Duration = chrono::Duration::days(5);
 

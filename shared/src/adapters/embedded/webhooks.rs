@@ -3,7 +3,7 @@
 
 use super::db::{EmbeddedDb, micros};
 use super::store::{backend, from_json, one_row, to_json};
-use crate::domain::webhook::{Delivery, WebhookEndpoint};
+use crate::domain::webhook::{DELIVERY_RETENTION, Delivery, WebhookEndpoint};
 use crate::domain::{DeliveryId, EndpointId};
 use crate::ports::{StoreError, WebhookStore};
 use async_trait::async_trait;
@@ -136,7 +136,13 @@ impl WebhookStore for EmbeddedDb {
 
     async fn create_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
         let delivery = delivery.clone();
+        let expired = micros(chrono::Utc::now() - DELIVERY_RETENTION);
         let created = self.call(move |conn| {
+            // What DynamoDB's `ttl` does on AWS: past their retention, deliveries go.
+            conn.execute(
+                "DELETE FROM webhook_deliveries WHERE created_at < ?1",
+                [expired],
+            )?;
             conn.execute(
                 "INSERT OR IGNORE INTO webhook_deliveries (delivery_id, endpoint_id, created_at, version, body)
                  VALUES (?1, ?2, ?3, ?4, ?5)",

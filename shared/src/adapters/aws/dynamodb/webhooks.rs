@@ -2,18 +2,15 @@
 //! owner on `gsi1`, all together on `gsi3`), its owner's count `WHOWNER#<owner>` (raised in the
 //! same transaction that creates one, so the limit holds under concurrent requests), a delivery
 //! `WHDEL#<id>` (listed by endpoint on `gsi1`, expiring with a `ttl` after
-//! [`DELIVERY_TTL_SECS`]).
+//! [`DELIVERY_RETENTION`]).
 
 use super::{DynamoStore, Item, backend, body, is_conditional_failure, json, key, n, s, time_key};
+use crate::domain::webhook::DELIVERY_RETENTION;
 use crate::domain::webhook::{Delivery, WebhookEndpoint};
 use crate::domain::{DeliveryId, EndpointId};
 use crate::ports::{StoreError, WebhookStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
-
-/// How long a delivery's record is kept: its schedule (a day and a half) and a month to look
-/// at it.
-pub const DELIVERY_TTL_SECS: i64 = 32 * 86_400;
 
 fn endpoint_item(endpoint: &WebhookEndpoint) -> Result<Item, StoreError> {
     let mut item = key(format!("WHEP#{}", endpoint.endpoint_id), "WHEP");
@@ -50,7 +47,7 @@ fn delivery_item(delivery: &Delivery) -> Result<Item, StoreError> {
         ),
         (
             "ttl".to_owned(),
-            n(delivery.created_at.timestamp() + DELIVERY_TTL_SECS),
+            n((delivery.created_at + DELIVERY_RETENTION).timestamp()),
         ),
     ]);
     Ok(item)
