@@ -9,17 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 photos=${PHOTO_FIXTURES:-$root/../shared/fixtures/photos}
-venv="$root/.venv-clients"
-requirements="$root/tests/clients/requirements.txt"
 # shellcheck source=scripts/local_server.sh
 source scripts/local_server.sh
-
-if ! cmp -s "$requirements" "$venv/.installed-requirements" 2>/dev/null; then
-    echo "== python venv (openapi-python-client, httpx, attrs, jsonschema)"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    cp "$requirements" "$venv/.installed-requirements"
-fi
+# shellcheck source=scripts/clients_venv.sh
+source scripts/clients_venv.sh
 if [ ! -d "$photos" ]; then
     echo "no photos at $photos (set PHOTO_FIXTURES)" >&2
     exit 1

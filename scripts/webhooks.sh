@@ -9,16 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 photos=${PHOTO_FIXTURES:-$root/../shared/fixtures/photos}
-venv="$root/.venv-clients"
-requirements="$root/tests/clients/requirements.txt"
 server=${LOCAL_SERVER:-$root/target/debug/local-server}
-
-if ! cmp -s "$requirements" "$venv/.installed-requirements" 2>/dev/null; then
-    echo "== python venv (openapi-python-client, httpx, attrs, jsonschema, standardwebhooks)"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    cp "$requirements" "$venv/.installed-requirements"
-fi
+# shellcheck source=scripts/clients_venv.sh
+source scripts/clients_venv.sh
 [ -x "$server" ] || cargo build --locked -p image2model-tests --bin local-server
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
