@@ -48,19 +48,19 @@ if ! cmp -s "$requirements" "$venv/.installed-requirements" 2>/dev/null; then
 fi
 
 export PATH="$venv/bin:$PATH"
-echo "== cfn-lint and sam validate --lint"
+echo "== [${SECONDS}s] cfn-lint and sam validate --lint"
 cfn-lint template.yaml
 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy SAM_CLI_TELEMETRY=0 \
     sam validate --lint --template template.yaml
 
-echo "== the OpenAPI document against the OpenAPI 3.1 specification (openapi-spec-validator)"
+echo "== [${SECONDS}s] the OpenAPI document against the OpenAPI 3.1 specification (openapi-spec-validator)"
 openapi-spec-validator functions/health/openapi.json
 
-echo "== cargo fmt --check"
+echo "== [${SECONDS}s] cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+echo "== [${SECONDS}s] cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo machete (unused dependencies)"
+echo "== [${SECONDS}s] cargo machete (unused dependencies)"
 cargo machete
 
 # Coverage: everything from here on runs instrumented (one build in the one target dir; only
@@ -79,7 +79,7 @@ rustup component list --installed 2>/dev/null | grep -q "^llvm-tools" || rustup 
 source <(cargo llvm-cov show-env --sh 2>/dev/null)
 cargo llvm-cov clean --workspace
 
-echo "== moto server"
+echo "== [${SECONDS}s] moto server"
 port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p target
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
@@ -94,31 +94,31 @@ while IFS= read -r line; do
     export "${line?}"
 done < <("$venv/bin/python" infra/emulator/provision.py template.yaml "$AWS_ENDPOINT_URL" image2model-test)
 
-echo "== cargo nextest"
+echo "== [${SECONDS}s] cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast
 
-echo "== schemathesis against the local server (user key, admin key)"
+echo "== [${SECONDS}s] schemathesis against the local server (user key, admin key)"
 SCHEMATHESIS="$venv/bin/schemathesis" bash scripts/schemathesis.sh
 
-echo "== the Python client generated from the document, a photo to a model"
+echo "== [${SECONDS}s] the Python client generated from the document, a photo to a model"
 bash scripts/clients.sh
 
-echo "== webhooks to receivers on loopback, each delivery verified by standardwebhooks"
+echo "== [${SECONDS}s] webhooks to receivers on loopback, each delivery verified by standardwebhooks"
 bash scripts/webhooks.sh
 
-echo "== every format of a model through its reference checker (glTF-Validator, usd-core, trimesh)"
+echo "== [${SECONDS}s] every format of a model through its reference checker (glTF-Validator, usd-core, trimesh)"
 bash scripts/formats.sh
 
-echo "== the web client in headless Chromium"
+echo "== [${SECONDS}s] the web client in headless Chromium"
 bash scripts/browser.sh
 
-echo "== the web client's types against the OpenAPI document (openapi-typescript, tsc)"
+echo "== [${SECONDS}s] the web client's types against the OpenAPI document (openapi-typescript, tsc)"
 bash scripts/typecheck_web.sh
 
-echo "== cargo lambda invoke"
+echo "== [${SECONDS}s] cargo lambda invoke"
 PYTHON="$venv/bin/python" bash scripts/lambda_invoke.sh
 
-echo "== coverage (cargo llvm-cov; HTML in target/coverage/html)"
+echo "== [${SECONDS}s] coverage (cargo llvm-cov; HTML in target/coverage/html)"
 cargo llvm-cov report --html --output-dir target/coverage --ignore-filename-regex "$coverage_ignore" >/dev/null
 echo "llvm-cov's own total (a unit test covers its own lines):"
 cargo llvm-cov report --summary-only --ignore-filename-regex "$coverage_ignore" | grep -E "^(Filename|TOTAL)"

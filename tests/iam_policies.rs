@@ -103,7 +103,7 @@ fn http_service(binary: &str, ctx: &AppContext) -> Option<HttpService> {
         "image2model-download" => image2model_download::router(),
         "image2model-admin" => image2model_admin::router(),
         "image2model-health" => image2model_health::router(),
-        "image2model-endpoints" => image2model_endpoints::router(),
+        "image2model-endpoints" => image2model_endpoints::router(ctx),
         "image2model-webhook" => image2model_webhook::router(Arc::new(
             image2model_webhook::SignatureVerifier::new(&ctx.config.fal).expect("verifier"),
         )),
@@ -780,7 +780,12 @@ async fn drive(d: &Deployment, client: &Client, fake: &FakeFal, env: &BTreeMap<S
             None,
         )
         .await;
-    let first = listed["deliveries"][0]["delivery_id"]
+    let first = listed["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["status"] == "delivered")
+        .expect("a delivered delivery")["delivery_id"]
         .as_str()
         .unwrap()
         .to_owned();

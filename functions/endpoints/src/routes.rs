@@ -16,18 +16,22 @@ use image2model_shared::app::webhook_events::{list_deliveries, ping, resend};
 use image2model_shared::domain::{DeliveryId, EndpointId};
 use image2model_shared::web::extract::{ApiJson, ApiQuery, IdParam};
 use image2model_shared::web::openapi::ApiErrors;
+use image2model_shared::web::rate_limit::limited;
 use image2model_shared::web::{ApiError, Caller};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub fn router() -> OpenApiRouter<AppContext> {
+pub fn router(ctx: &AppContext) -> OpenApiRouter<AppContext> {
+    // What makes a delivery (a ping, a resend) or an endpoint counts against the key's rate
+    // limit, as uploads and jobs do: no owner can fill the deliveries' queue for nothing.
     OpenApiRouter::new()
-        .routes(routes!(create, list))
+        .routes(limited(routes!(create), ctx))
+        .routes(routes!(list))
         .routes(routes!(show, remove))
         .routes(routes!(rotate))
-        .routes(routes!(test))
+        .routes(limited(routes!(test), ctx))
         .routes(routes!(deliveries))
-        .routes(routes!(retry))
+        .routes(limited(routes!(retry), ctx))
 }
 
 /// Registers an endpoint for the caller's events. The answer holds its signing secret, shown

@@ -3,7 +3,6 @@
 //! cleanup.
 
 use chrono::Utc;
-use futures_util::future::join_all;
 use image2model_shared::AppContext;
 use image2model_shared::adapters::embedded::DiskStorage;
 use image2model_shared::app::cleanup::{CleanupPass, cleanup};
@@ -14,11 +13,16 @@ use image2model_shared::ports::WorkQueue;
 use image2model_shared::shutdown::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 const IDLE_POLL: Duration = Duration::from_millis(100);
-/// Webhook attempts made at once (each waits on a receiver for up to its timeout).
-const DELIVERY_BATCH: usize = 10;
+/// The most messages one receive asks for (SQS's own limit).
+const RECEIVE_BATCH: usize = 10;
+/// Webhook attempts in hand at once: each may wait on a receiver for its whole timeout, so
+/// slow receivers of one owner leave room for everyone else's.
+const DELIVERY_CONCURRENCY: usize = 64;
 const CLEANUP_EVERY: Duration = Duration::from_secs(3600);
 /// How long one cleanup may hold up the sweep that shares its loop; the rest waits a round.
 const CLEANUP_BUDGET: Duration = Duration::from_secs(60);
@@ -31,21 +35,34 @@ async fn pause(shutdown: &Shutdown, d: Duration) -> bool {
     }
 }
 
-/// Polls `queue` and hands each message to `handle`, at most `batch` at once, hiding each for
-/// `visibility` meanwhile; a message handled [`MessageOutcome::Done`] is acknowledged, any other
-/// is left for redelivery (as Lambda's SQS event source does).
+/// Polls `queue` and hands each message to `handle`, keeping at most `concurrency` in hand at
+/// once (a free slot is filled as soon as it frees, so one slow message holds up no other), each
+/// hidden for `visibility` meanwhile; a message handled [`MessageOutcome::Done`] is
+/// acknowledged, any other is left for redelivery (as Lambda's SQS event source does). On
+/// shutdown the messages in hand finish; none is cut in half.
 async fn consume<F, Fut>(
     queue: Arc<dyn WorkQueue>,
     shutdown: Shutdown,
-    batch: usize,
+    concurrency: usize,
     visibility: Duration,
     handle: F,
 ) where
     F: Fn(String) -> Fut,
-    Fut: Future<Output = MessageOutcome>,
+    Fut: Future<Output = MessageOutcome> + Send + 'static,
 {
+    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut in_hand = JoinSet::new();
     while !shutdown.is_triggered() {
-        let messages = match queue.receive(batch, visibility).await {
+        while in_hand.try_join_next().is_some() {}
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = in_hand.join_next() => {}
+                _ = shutdown.triggered() => break,
+            }
+            continue;
+        }
+        let messages = match queue.receive(free.min(RECEIVE_BATCH), visibility).await {
             Ok(messages) => messages,
             Err(err) => {
                 tracing::warn!(error = %err, "queue receive failed");
@@ -61,11 +78,13 @@ async fn consume<F, Fut>(
             }
             continue;
         }
-        // In-flight messages finish even during shutdown; they are never cut in half.
-        join_all(messages.into_iter().map(|message| {
+        for message in messages {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
             let handled = handle(message.body);
             let queue = queue.clone();
-            async move {
+            in_hand.spawn(async move {
                 // A panic while handling one message fails that message alone (the handlers
                 // catch it): it is left for redelivery.
                 if handled.await == MessageOutcome::Done
@@ -73,10 +92,11 @@ async fn consume<F, Fut>(
                 {
                     tracing::warn!(message_id = %message.message_id, error = %err, "ack failed; the message will be redelivered");
                 }
-            }
-        }))
-        .await;
+                drop(slot);
+            });
+        }
     }
+    while in_hand.join_next().await.is_some() {}
 }
 
 /// The worker on the work queue.
@@ -101,7 +121,7 @@ pub async fn run_deliveries(ctx: AppContext, deliverer: Deliverer) {
     consume(
         ctx.deliveries.clone(),
         ctx.shutdown.clone(),
-        DELIVERY_BATCH,
+        DELIVERY_CONCURRENCY,
         ctx.config.webhook_timeout * 3,
         |body| {
             let deliverer = deliverer.clone();

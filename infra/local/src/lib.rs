@@ -64,7 +64,7 @@ pub fn api(ctx: &AppContext) -> Result<(Router<AppContext>, OpenApi), LocalError
         .merge(image2model_status::router(ctx))
         .merge(image2model_download::router())
         .merge(image2model_admin::router())
-        .merge(image2model_endpoints::router())
+        .merge(image2model_endpoints::router(ctx))
         .merge(image2model_webhook::router(Arc::new(verifier)))
         .split_for_parts();
     Ok((router, image2model_shared::web::openapi::document(api)))

@@ -369,19 +369,38 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(disabled.disabled.is_some());
-        // A resend to a disabled endpoint is given up without an attempt.
+        // Nothing more goes to a disabled endpoint: neither a resend nor a ping.
         let delivery = list_deliveries(&t, &caller("alice"), gone.endpoint_id, None)
             .await
             .unwrap()[0]
             .clone();
-        resend(&t, &caller("alice"), delivery.delivery_id)
+        assert!(matches!(
+            resend(&t, &caller("alice"), delivery.delivery_id).await,
+            Err(AppError::EndpointDisabled(_))
+        ));
+        assert!(matches!(
+            ping(&t, &caller("alice"), gone.endpoint_id).await,
+            Err(AppError::EndpointDisabled(_))
+        ));
+        // A delivery queued before its endpoint was disabled is given up without an attempt.
+        let queued = ping(&t, &caller("alice"), down.endpoint_id).await.unwrap();
+        let current = t
+            .webhooks
+            .get_endpoint(down.endpoint_id)
             .await
+            .unwrap()
             .unwrap();
+        let gone_now = current.after_attempt(Some(410), Utc::now()).unwrap();
+        t.webhooks.update_endpoint(&gone_now).await.unwrap();
         pump(&t).await;
-        assert_eq!(r.at("/gone").len(), 1);
+        assert_eq!(
+            r.at("/down").len(),
+            3,
+            "no attempt after the endpoint was disabled"
+        );
         let abandoned = t
             .webhooks
-            .get_delivery(delivery.delivery_id)
+            .get_delivery(queued.delivery_id)
             .await
             .unwrap()
             .unwrap();
@@ -419,6 +438,18 @@ mod tests {
         deliverer.handle_message(&again.to_string()).await;
         assert_eq!(r.at("/down").len(), 1);
         assert_eq!(t.deliveries.depth().await.unwrap().delayed, 2);
+        // Waiting for its retry, it may be resent now; once due (queued) it may not, twice.
+        let resent = resend(&t, &caller("alice"), sent.delivery_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            resent.next_attempt_at.map(|at| at <= Utc::now()),
+            Some(true)
+        );
+        assert!(matches!(
+            resend(&t, &caller("alice"), sent.delivery_id).await,
+            Err(AppError::DeliveryInProgress(_))
+        ));
         // What is not ours is dropped.
         assert_eq!(
             deliverer.handle_message("not json").await,

@@ -46,6 +46,12 @@ pub enum AppError {
     EndpointNotFound(crate::domain::EndpointId),
     #[error("webhook delivery {0} not found")]
     DeliveryNotFound(crate::domain::DeliveryId),
+    /// The endpoint was disabled (410 Gone, or days of failures): register it again to resume.
+    #[error("webhook endpoint {0} is disabled: register it again to receive deliveries")]
+    EndpointDisabled(crate::domain::EndpointId),
+    /// The delivery is being sent now; a resend waits until it has an answer.
+    #[error("webhook delivery {0} is being sent now: resend it once it has an answer")]
+    DeliveryInProgress(crate::domain::DeliveryId),
     /// The owner has as many webhook endpoints as one may (`MAX_WEBHOOK_ENDPOINTS`).
     #[error("at most {limit} webhook endpoints per owner: delete one first")]
     TooManyEndpoints { limit: usize },

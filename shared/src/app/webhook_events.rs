@@ -10,7 +10,7 @@ use super::error::AppError;
 use super::job_view::JobView;
 use super::webhook_endpoints::owned_endpoint;
 use crate::context::AppContext;
-use crate::domain::webhook::{Delivery, EventType};
+use crate::domain::webhook::{Delivery, DeliveryStatus, EventType};
 use crate::domain::{
     BatchId, DeliveryId, EndpointId, GenerationJob, JobId, JobStatus, ModelFormat,
 };
@@ -295,6 +295,9 @@ async fn deliver_to_owner(
 /// made like any other and listed with them.
 pub async fn ping(ctx: &AppContext, caller: &Caller, id: EndpointId) -> Result<Delivery, AppError> {
     let endpoint = owned_endpoint(ctx, caller, id).await?;
+    if endpoint.disabled.is_some() {
+        return Err(AppError::EndpointDisabled(id));
+    }
     let now = Utc::now();
     let data = PingData {
         endpoint_id: id,
@@ -348,17 +351,29 @@ pub async fn list_deliveries(
 }
 
 /// Sends the caller's delivery `id` again now, with its `webhook-id` and body; its attempts
-/// count from zero again.
+/// count from zero again. Not while an attempt is due or under way
+/// ([`AppError::DeliveryInProgress`]), nor to a disabled endpoint.
 pub async fn resend(
     ctx: &AppContext,
     caller: &Caller,
     id: DeliveryId,
 ) -> Result<Delivery, AppError> {
     let current = owned_delivery(ctx, caller, id).await?;
-    let again = current.resend(Utc::now());
+    let now = Utc::now();
+    // Pending and due: an attempt is queued or under way, and a second would send it twice.
+    if current.status == DeliveryStatus::Pending
+        && current.next_attempt_at.is_none_or(|at| at <= now)
+    {
+        return Err(AppError::DeliveryInProgress(id));
+    }
+    let endpoint = ctx.webhooks.get_endpoint(current.endpoint_id).await?;
+    if endpoint.is_some_and(|e| e.disabled.is_some()) {
+        return Err(AppError::EndpointDisabled(current.endpoint_id));
+    }
+    let again = current.resend(now);
     match ctx.webhooks.update_delivery(&again).await {
         Ok(()) => {}
-        Err(StoreError::Conflict) => return Err(AppError::Conflict),
+        Err(StoreError::Conflict) => return Err(AppError::DeliveryInProgress(id)),
         Err(other) => return Err(other.into()),
     }
     queue_message(

@@ -74,6 +74,10 @@ pub const OLD_SECRET_GRACE: chrono::Duration = chrono::Duration::hours(24);
 /// it (DynamoDB's `ttl`; the embedded store drops older ones as it adds new ones).
 pub const DELIVERY_RETENTION: chrono::Duration = chrono::Duration::days(32);
 
+/// The most secrets that sign a delivery at once: the current one and those rotated out within
+/// their grace.
+pub const MAX_SECRETS: usize = 5;
+
 /// An endpoint whose deliveries have all failed for this long is disabled.
 pub const DISABLE_AFTER_FAILING: chrono::Duration = chrono::Duration::days(5);
 
@@ -169,19 +173,28 @@ impl WebhookEndpoint {
             .map(|s| s.secret.as_str())
     }
 
-    /// A new current secret; the old one signs alongside for [`OLD_SECRET_GRACE`], and older
-    /// ones are dropped.
+    /// A new current secret; the one it replaces signs alongside for [`OLD_SECRET_GRACE`], as
+    /// do those replaced earlier until their own grace ends (at most [`MAX_SECRETS`] in all, the
+    /// oldest dropped first), so a rotation sent twice breaks no receiver.
     pub fn rotate(&self, secret: String, now: DateTime<Utc>) -> Self {
         let mut next = self.next(now);
-        let old = self.secrets.first().map(|s| EndpointSecret {
+        let replaced = self.secrets.first().map(|s| EndpointSecret {
             secret: s.secret.clone(),
             expires_at: Some(now + OLD_SECRET_GRACE),
         });
+        let earlier = self
+            .secrets
+            .iter()
+            .skip(1)
+            .filter(|s| s.expires_at.is_some_and(|at| at > now))
+            .cloned();
         next.secrets = std::iter::once(EndpointSecret {
             secret,
             expires_at: None,
         })
-        .chain(old)
+        .chain(replaced)
+        .chain(earlier)
+        .take(MAX_SECRETS)
         .collect();
         next
     }
@@ -415,12 +428,24 @@ mod tests {
             rotated.signing_secrets(later).collect::<Vec<_>>(),
             ["whsec_newer"]
         );
-        let again = rotated.rotate("whsec_newest".into(), now);
+        // Rotated again within the day (a retried request): every secret a receiver may hold
+        // still signs, each until its own grace ends.
+        let hour = chrono::Duration::hours(1);
+        let again = rotated.rotate("whsec_newest".into(), now + hour);
         assert_eq!(
-            again.secrets.len(),
-            2,
-            "only the last secret stays in grace"
+            again.signing_secrets(now + hour).collect::<Vec<_>>(),
+            ["whsec_newest", "whsec_newer", "whsec_new"]
         );
+        assert_eq!(
+            again.signing_secrets(later).collect::<Vec<_>>(),
+            ["whsec_newest", "whsec_newer"]
+        );
+        let mut many = again;
+        for n in 0..10 {
+            many = many.rotate(format!("whsec_{n}"), now + hour);
+        }
+        assert_eq!(many.secrets.len(), MAX_SECRETS);
+        assert_eq!(many.secrets[0].secret, "whsec_9");
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub const ERROR_CODES: &[(u16, &[&str])] = &[
         409,
         &[
             "CONFLICT",
+            "DELIVERY_IN_PROGRESS",
+            "ENDPOINT_DISABLED",
             "FILE_NOT_READY",
             "INVALID_JOB_STATE",
             "RESULT_NOT_READY",
@@ -375,6 +377,8 @@ fn app_status(err: &AppError) -> StatusCode {
         | AppError::Transition(_)
         | AppError::ResultNotReady { .. }
         | AppError::TooManyEndpoints { .. }
+        | AppError::EndpointDisabled(_)
+        | AppError::DeliveryInProgress(_)
         | AppError::Conflict => StatusCode::CONFLICT,
         AppError::Invalid { .. }
         | AppError::IdempotencyKeyReused { .. }
@@ -391,6 +395,8 @@ fn app_code(err: &AppError) -> &'static str {
         AppError::JobNotFound(_) => "JOB_NOT_FOUND",
         AppError::EndpointNotFound(_) => "ENDPOINT_NOT_FOUND",
         AppError::DeliveryNotFound(_) => "DELIVERY_NOT_FOUND",
+        AppError::EndpointDisabled(_) => "ENDPOINT_DISABLED",
+        AppError::DeliveryInProgress(_) => "DELIVERY_IN_PROGRESS",
         AppError::TooManyEndpoints { .. } => "TOO_MANY_ENDPOINTS",
         AppError::FileNotFound(_) => "FILE_NOT_FOUND",
         AppError::ResultFileNotFound { .. } => "RESULT_FILE_NOT_FOUND",
@@ -426,6 +432,8 @@ fn app_reason(err: &AppError) -> Option<&'static str> {
         AppError::JobNotFound(_) => "Job not found",
         AppError::EndpointNotFound(_) => "Webhook endpoint not found",
         AppError::DeliveryNotFound(_) => "Webhook delivery not found",
+        AppError::EndpointDisabled(_) => "Webhook endpoint disabled",
+        AppError::DeliveryInProgress(_) => "Webhook delivery in progress",
         AppError::TooManyEndpoints { .. } => "Too many webhook endpoints",
         AppError::FileNotFound(_) => "File not found",
         AppError::ResultFileNotFound { .. } => "Result file not found",
@@ -752,6 +760,8 @@ mod tests {
             .into(),
             AppError::EndpointNotFound(crate::domain::EndpointId::new()).into(),
             AppError::DeliveryNotFound(crate::domain::DeliveryId::new()).into(),
+            AppError::EndpointDisabled(crate::domain::EndpointId::new()).into(),
+            AppError::DeliveryInProgress(crate::domain::DeliveryId::new()).into(),
             AppError::TooManyEndpoints { limit: 10 }.into(),
             AppError::OptionAboveModelLimit {
                 model: "relief",

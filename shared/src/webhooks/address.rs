@@ -56,11 +56,13 @@ fn in_v6(ip: Ipv6Addr, net: [u16; 8], prefix: u32) -> bool {
     u128::from(ip) & mask == u128::from(Ipv6Addr::from(net)) & mask
 }
 
-/// The IPv4 address an IPv6 form carries (mapped, compatible, NAT64, 6to4), if it is one.
+/// The IPv4 address an IPv6 form carries (mapped, translated, compatible, NAT64, 6to4), if it
+/// is one.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let bits = u128::from(ip);
     let low = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
     if in_v6(ip, [0, 0, 0, 0, 0, 0xffff, 0, 0], 96)
+        || in_v6(ip, [0, 0, 0, 0, 0xffff, 0, 0, 0], 96) // IPv4-translated (RFC 2765)
         || in_v6(ip, [0; 8], 96)
         || in_v6(ip, [0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96)
         || in_v6(ip, [0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48)
@@ -74,11 +76,15 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 /// IPv6 ranges that are not the public internet.
-const NOT_PUBLIC_V6: [([u16; 8], u32); 9] = [
+const NOT_PUBLIC_V6: [([u16; 8], u32); 13] = [
     ([0, 0, 0, 0, 0, 0, 0, 0], 128),         // unspecified
     ([0, 0, 0, 0, 0, 0, 0, 1], 128),         // loopback
     ([0x100, 0, 0, 0, 0, 0, 0, 0], 64),      // discard
     ([0x2001, 0, 0, 0, 0, 0, 0, 0], 32),     // Teredo (carries any IPv4 address)
+    ([0x2001, 2, 0, 0, 0, 0, 0, 0], 48),     // benchmarking
+    ([0x2001, 0x10, 0, 0, 0, 0, 0, 0], 28),  // ORCHID
+    ([0x2001, 0x20, 0, 0, 0, 0, 0, 0], 28),  // ORCHIDv2
+    ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),     // documentation (RFC 9637)
     ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), // documentation
     ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),      // unique local (AWS's metadata fd00:ec2::254 too)
     ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),     // link-local
@@ -140,6 +146,12 @@ mod tests {
             "2001:db8::1",
             "2001:0:4136:e378:8000:63bf:3fff:fdd2",
             "100::1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:20::1",
+            "3fff::1",
         ] {
             assert!(!is_public(parse(text)), "{text} must be refused");
         }
@@ -162,6 +174,35 @@ mod tests {
             "2002:808:808::1",
         ] {
             assert!(is_public(parse(text)), "{text} is public");
+        }
+    }
+
+    /// Every way IPv6 carries an IPv4 address a translator may reach: an internal IPv4 address
+    /// stays internal in each.
+    fn embeddings(v4: Ipv4Addr) -> Vec<Ipv6Addr> {
+        let low = u128::from(u32::from(v4));
+        let with = |prefix: [u16; 8]| Ipv6Addr::from(u128::from(Ipv6Addr::from(prefix)) | low);
+        vec![
+            v4.to_ipv6_mapped(),
+            v4.to_ipv6_compatible(),
+            with([0, 0, 0, 0, 0xffff, 0, 0, 0]),
+            with([0x64, 0xff9b, 0, 0, 0, 0, 0, 0]),
+            with([0x64, 0xff9b, 1, 0, 0, 0, 0, 0]),
+            Ipv6Addr::from(u128::from(Ipv6Addr::from([0x2002, 0, 0, 0, 0, 0, 0, 0])) | (low << 80)),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_ipv6_form_makes_an_internal_ipv4_address_public(bits: u32, range in 0..NOT_PUBLIC_V4.len()) {
+            // An address inside one of the internal ranges, the rest of its bits random.
+            let (net, prefix) = NOT_PUBLIC_V4[range];
+            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+            let v4 = Ipv4Addr::from((u32::from(Ipv4Addr::from(net)) & mask) | (bits & !mask));
+            proptest::prop_assert!(!is_public(IpAddr::V4(v4)));
+            for v6 in embeddings(v4) {
+                proptest::prop_assert!(!is_public(IpAddr::V6(v6)), "{v6} carries {v4}");
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! (scheme and a numeric host's address) and resolved by [`PublicOnly`], with no redirect
 //! followed, a deadline, and at most [`MAX_ANSWER_BYTES`] of the answer read.
 
-use super::target::{PublicOnly, check_url};
+use super::target::{NO_PUBLIC_ADDRESS, PublicOnly, check_url};
 use crate::domain::webhook::AttemptOutcome;
 use reqwest::redirect::Policy;
 use std::sync::Arc;
@@ -87,8 +87,17 @@ impl Sender {
 
 /// Why a request got no answer, in our words (reqwest's text can carry addresses).
 fn describe(error: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(cause) = source {
+        if cause.to_string().contains(NO_PUBLIC_ADDRESS) {
+            return "the host resolves to no public address (only public addresses receive \
+                    webhooks)"
+                .to_owned();
+        }
+        source = cause.source();
+    }
     if error.is_connect() {
-        "the connection was refused or the host resolves to no reachable public address".to_owned()
+        "the connection was refused or could not be made".to_owned()
     } else if error.is_redirect() {
         "a redirect, which deliveries do not follow".to_owned()
     } else {

@@ -25,6 +25,8 @@ pub enum TargetError {
     Credentials,
     #[error("the URL names no host")]
     NoHost,
+    #[error("port 0 cannot be connected to")]
+    PortZero,
     #[error("{0} is not a public address")]
     NotPublic(IpAddr),
 }
@@ -36,6 +38,13 @@ pub fn check_url(text: &str, allow_private: bool) -> Result<Url, TargetError> {
         return Err(TargetError::TooLong);
     }
     let url = Url::parse(text).map_err(|_| TargetError::NotAUrl)?;
+    // A host written in Unicode is stored in its longer ASCII form.
+    if url.as_str().len() > MAX_URL_LENGTH {
+        return Err(TargetError::TooLong);
+    }
+    if url.port() == Some(0) {
+        return Err(TargetError::PortZero);
+    }
     match url.scheme() {
         "https" => {}
         "http" if allow_private => {}
@@ -61,6 +70,9 @@ pub fn check_url(text: &str, allow_private: bool) -> Result<Url, TargetError> {
     Ok(url)
 }
 
+/// What the resolver says of a name with no address a delivery may reach.
+pub(super) const NO_PUBLIC_ADDRESS: &str = "resolves to no public address";
+
 /// The HTTP client's resolver for deliveries: the system's answers, keeping only public
 /// addresses (all of them where private ones are allowed); none left is an error, so the
 /// delivery never connects.
@@ -78,7 +90,7 @@ impl Resolve for PublicOnly {
                 .filter(|a| allow_private || is_public(a.ip()))
                 .collect();
             if found.is_empty() {
-                return Err(format!("{} resolves to no public address", name.as_str()).into());
+                return Err(format!("{} {NO_PUBLIC_ADDRESS}", name.as_str()).into());
             }
             let addrs: Addrs = Box::new(found.into_iter());
             Ok(addrs)
@@ -101,6 +113,12 @@ mod tests {
             assert!(check_url(good, false).is_ok(), "{good}");
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LENGTH));
+        // Under the limit as typed, over it in the ASCII form a Unicode host is stored in.
+        let long_unicode = format!(
+            "https://{}example/",
+            format!("{}.", "é".repeat(20)).repeat(95)
+        );
+        assert!(long_unicode.chars().count() <= MAX_URL_LENGTH);
         for (bad, why) in [
             ("http://example.com/hooks", TargetError::NotHttps),
             ("ftp://example.com/", TargetError::NotHttps),
@@ -109,6 +127,8 @@ mod tests {
             ("https://user:pw@example.com/", TargetError::Credentials),
             ("https://user@example.com/", TargetError::Credentials),
             (long.as_str(), TargetError::TooLong),
+            ("https://example.com:0/", TargetError::PortZero),
+            (long_unicode.as_str(), TargetError::TooLong),
             (
                 "https://127.0.0.1/",
                 TargetError::NotPublic("127.0.0.1".parse().unwrap()),
