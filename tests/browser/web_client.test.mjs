@@ -381,3 +381,71 @@ test('a person adds a webhook endpoint, sends it a test, sees the delivery and d
     receiver.close();
   }
 });
+
+/// What a page at this size shows that a person cannot use: horizontal scroll, controls under
+/// 44 px to tap, or covered by something else where a finger lands.
+async function layoutFaults(page) {
+  return page.evaluate(() => {
+    const faults = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > root.clientWidth) faults.push(`the page is ${root.scrollWidth} px wide in ${root.clientWidth}`);
+    const visible = (e) => {
+      const r = e.getBoundingClientRect();
+      return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden';
+    };
+    for (const e of document.querySelectorAll('button, select, input, a.ar')) {
+      if (!visible(e)) continue;
+      const r = e.getBoundingClientRect();
+      const name = `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''} "${(e.textContent || e.value || e.name || '').trim().slice(0, 30)}"`;
+      // A checkbox is tapped through its label.
+      const target = e.type === 'checkbox' ? e.closest('label') : e;
+      if (target.getBoundingClientRect().height < 44) faults.push(`${name} is ${Math.round(target.getBoundingClientRect().height)} px high`);
+      if (r.right > root.clientWidth + 1 || r.left < -1) faults.push(`${name} reaches past the screen`);
+      const x = r.left + r.width / 2;
+      const y = r.top + r.height / 2;
+      if (y >= 0 && y <= innerHeight) {
+        const hit = document.elementFromPoint(x, y);
+        if (hit && hit !== e && !e.contains(hit) && !target.contains(hit)) faults.push(`${name} is covered by ${hit.tagName.toLowerCase()}${hit.id ? `#${hit.id}` : ''}`);
+      }
+    }
+    return faults;
+  });
+}
+
+/// Scrolls through the whole page, checking each screenful.
+async function pageFaults(page) {
+  const faults = new Set();
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  for (let y = 0; y < height; y += 400) {
+    await page.evaluate((top) => window.scrollTo(0, top), y);
+    for (const fault of await layoutFaults(page)) faults.add(fault);
+  }
+  await page.evaluate(() => window.scrollTo(0, 0));
+  return [...faults];
+}
+
+for (const [name, width, height, touch] of [['phone', 390, 844, true], ['desktop', 1280, 800, false]]) {
+  test(`the page fits a ${name} (${width}x${height}): no sideways scroll, every control reachable and 44 px to tap`, async () => {
+    const page = await browser.newPage({ viewport: { width, height }, isMobile: touch, hasTouch: touch });
+    const errors = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    try {
+      await page.goto(base);
+      assert.deepEqual(await pageFaults(page), [], 'signed out');
+      await page.screenshot({ path: path.join(shots, `${name}-1-signed-out.png`), fullPage: true });
+      await signIn(page);
+      await completedJob('rocket.jpg', 'image/jpeg');
+      await page.click('#refresh-recent');
+      await page.waitForSelector('li.recent.completed .formats', { timeout: DEADLINE });
+      assert.deepEqual(await pageFaults(page), [], 'signed in, with a completed job');
+      // The viewer takes the page's width on a phone, and its hint fits the device.
+      const viewer = await page.$eval('#viewer', (v) => v.getBoundingClientRect().width);
+      if (touch) assert.ok(viewer >= width * 0.95, `the viewer is ${viewer} px wide on a ${width} px phone`);
+      assert.match(await page.textContent('#viewer-status'), touch ? /pinch to zoom/ : /scroll to zoom/);
+      await page.screenshot({ path: path.join(shots, `${name}-2-signed-in.png`), fullPage: true });
+      assert.deepEqual(errors, [], 'no script errors');
+    } finally {
+      await page.close();
+    }
+  });
+}

@@ -654,6 +654,12 @@ const camera = new THREE.PerspectiveCamera(40, 4 / 3, 0.01, 100);
 camera.position.set(1.2, 0.8, 1.8);
 const controls = new OrbitControls(camera, canvas);
 controls.enableDamping = true;
+// On a touch screen: one finger turns at a comfortable pace, two pinch to zoom (OrbitControls'
+// touch gestures); the hint says what this device does.
+const touch = matchMedia('(pointer: coarse)').matches;
+if (touch) controls.rotateSpeed = 0.6;
+const HOW_TO_TURN = touch ? 'drag to turn, pinch to zoom' : 'drag to turn, scroll to zoom';
+$('viewer-status').textContent = `${HOW_TO_TURN[0].toUpperCase()}${HOW_TO_TURN.slice(1)}.`;
 const loader = new GLTFLoader();
 /** @type {any} the model in view */
 let shown = null;
@@ -699,7 +705,7 @@ function showModel(url, name) {
       controls.update();
       renderer.render(scene, camera);
       canvas.dataset.model = name;
-      status.textContent = `${name}: drag to turn, scroll to zoom.`;
+      status.textContent = `${name}: ${HOW_TO_TURN}.`;
       resolve();
     }, undefined, (err) => {
       status.textContent = `Could not show ${name}: ${err.message || err}`;
