@@ -219,7 +219,7 @@ test('a link naming another API repoints the page only when the person says so, 
   await page.goto(`${base}/?api=${foreign}`);
   await page.click('#api-accept');
   await page.waitForSelector('#api-home');
-  await page.waitForFunction(() => /Could not list models/.test(document.getElementById('auth-status').textContent), null, { timeout: DEADLINE });
+  await page.waitForFunction(() => /The API at http:\/\/127\.0\.0\.1:9 is not answering/.test(document.getElementById('auth-status').textContent), null, { timeout: DEADLINE });
   await page.screenshot({ path: path.join(shots, '5-another-api.png') });
   await page.click('#api-home');
   await page.waitForSelector('#model-type option', { state: 'attached', timeout: DEADLINE });
@@ -449,3 +449,32 @@ for (const [name, width, height, touch] of [['phone', 390, 844, true], ['desktop
     }
   });
 }
+
+test('the key status says in plain words when a key is refused, when the server stops answering, and when it is back', async () => {
+  const { page, errors } = await newPage();
+  try {
+    await page.goto(base);
+    assert.match(await page.textContent('#key-help'), /local server prints one when it starts/);
+    await page.fill('#api-key', 'not-a-key-at-all-0123456789');
+    await page.click('#save-key');
+    await page.waitForFunction(() => document.body.dataset.authenticated === 'false', null, { timeout: DEADLINE });
+    const refused = await page.textContent('#auth-status');
+    assert.match(refused, /not accepted/);
+    assert.doesNotMatch(refused, /Authorization|X-API-Key|Bearer|HTTP 401/, 'no header names or codes for a person');
+    await signIn(page);
+    // The server goes away: the next call gets no answer.
+    await page.route('**/api/v1/**', (route) => route.abort('connectionrefused'));
+    await page.click('#refresh-recent');
+    await page.waitForFunction(() => /not answering/.test(document.getElementById('auth-status').textContent), null, { timeout: DEADLINE });
+    assert.match(await page.textContent('#auth-status'), /Your key is kept\./);
+    assert.doesNotMatch(await page.textContent('#auth-status'), /Failed to fetch/);
+    assert.match(await page.textContent('#recent-list'), /Could not list your jobs: The server is not answering/);
+    // It is back: the next answer says so.
+    await page.unroute('**/api/v1/**');
+    await page.click('#refresh-recent');
+    await page.waitForFunction(() => document.getElementById('auth-status').textContent === 'Key accepted.', null, { timeout: DEADLINE });
+    assert.deepEqual(errors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)), [], 'no script errors');
+  } finally {
+    await page.close();
+  }
+});

@@ -53,13 +53,55 @@ class ApiError extends Error {
   }
 }
 
+/**
+ * What went wrong with a call, in words a person can act on (never a header name or a raw
+ * browser message such as "Failed to fetch").
+ * @param {any} err
+ */
+function plainError(err) {
+  if (err instanceof ApiError) {
+    switch (err.status) {
+      case 401: return 'The server did not accept your key. Paste a valid key above.';
+      case 403: return 'Your key may not do this.';
+      case 404: return 'It no longer exists (it may have been deleted).';
+      case 413: return `That is too large: ${err.message}`;
+      case 429: return 'Too many requests just now. Wait a minute and try again.';
+      default:
+        if (err.status >= 500) return 'The server had a problem. Try again in a moment.';
+        return err.message;
+    }
+  }
+  if (err instanceof TypeError) return UNREACHABLE;
+  return String((err && err.message) || err);
+}
+
 /** @type {import('./vendor/openapi-fetch/index.mjs').Client<import('./api').paths>} */
 const client = createClient({ baseUrl: apiBase });
 client.use({
   onRequest({ request }) {
     if (apiKey) request.headers.set('Authorization', `Bearer ${apiKey}`);
   },
+  // The key's status follows the server: a call that gets no answer says the server stopped
+  // answering (the key is kept), the next answer says it is back.
+  onResponse({ response }) {
+    if (serverDown) {
+      serverDown = false;
+      if (response.status !== 401) checkKey();
+    }
+  },
+  onError() {
+    if (!serverDown) {
+      serverDown = true;
+      showAuth(`${UNREACHABLE} Your key is kept.`, true);
+    }
+  },
 });
+/** Whether the last call got no answer at all. */
+let serverDown = false;
+// What a person can do when the server does not answer.
+const UNREACHABLE = location.origin === apiBase
+  ? 'The server is not answering. Check that it is still running (it prints "listening on" when it starts), then reload.'
+  : `The API at ${apiBase} is not answering. Check your connection, or that the deployment is up, then reload.`;
 
 /**
  * The data of a successful answer; any other answer throws an ApiError.
@@ -184,9 +226,7 @@ function downloadFailure(err, format) {
   if (err && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
     return `The server did not answer in time for the ${name} download. Try again.`;
   }
-  if (err instanceof TypeError) {
-    return `Could not reach the server (${err.message}). Check your connection and try again.`;
-  }
+  if (err instanceof TypeError) return UNREACHABLE;
   return `Could not download ${name}: ${(err && err.message) || err}`;
 }
 
@@ -435,7 +475,13 @@ async function checkKey() {
     document.body.dataset.authenticated = 'true';
     return true;
   } catch (err) {
-    showAuth(`Key refused: ${err.message}`, true);
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+      showAuth('This key was not accepted. Check that you pasted all of it, or ask for a new one.', true);
+    } else if (err instanceof ApiError) {
+      showAuth(`The server could not check the key just now (HTTP ${err.status}). Try again in a moment.`, true);
+    } else {
+      showAuth(`${UNREACHABLE} Your key is kept.`, true);
+    }
     document.body.dataset.authenticated = 'false';
     return false;
   }
@@ -535,7 +581,7 @@ async function upload(file) {
     setJob(li, 'queued', 0, 'Uploaded; waiting for the generator…');
     follow(li, jobId, eventsUrl);
   } catch (err) {
-    setJob(li, 'failed', 0, `Failed: ${err.message}`);
+    setJob(li, 'failed', 0, `Failed: ${plainError(err)}`);
   }
 }
 
@@ -752,7 +798,7 @@ async function refreshRecent() {
       return li;
     }));
   } catch (err) {
-    list.replaceChildren(Object.assign(document.createElement('li'), { textContent: err.message }));
+    list.replaceChildren(Object.assign(document.createElement('li'), { textContent: `Could not list your jobs: ${plainError(err)}` }));
   }
 }
 $('refresh-recent').addEventListener('click', refreshRecent);
@@ -819,7 +865,7 @@ async function showDeliveries(endpoint, box) {
         sayWebhooks(`Sent again to ${endpoint.url}.`);
         await showDeliveries(endpoint, box);
       } catch (err) {
-        sayWebhooks(`Could not send it again: ${err.message}`, true);
+        sayWebhooks(`Could not send it again: ${plainError(err)}`, true);
       }
     });
     row.insertCell().append(resend);
@@ -848,7 +894,7 @@ function endpointItem(endpoint) {
   const button = (text, label, act) => {
     const b = Object.assign(document.createElement('button'), { type: 'button', textContent: text });
     b.setAttribute('aria-label', `${label} ${endpoint.url}`);
-    b.addEventListener('click', () => act().catch((err) => sayWebhooks(`${text} failed: ${err.message}`, true)));
+    b.addEventListener('click', () => act().catch((err) => sayWebhooks(`${text} failed: ${plainError(err)}`, true)));
     actions.append(b);
   };
   button('Send test', 'Send a test event to', async () => {
@@ -877,7 +923,7 @@ async function refreshWebhooks() {
     const { endpoints } = await ok(client.GET('/api/v1/webhooks/endpoints'));
     $('webhook-list').replaceChildren(...endpoints.map(endpointItem));
   } catch (err) {
-    sayWebhooks(`Could not list your webhooks: ${err.message}`, true);
+    sayWebhooks(`Could not list your webhooks: ${plainError(err)}`, true);
   }
 }
 
@@ -902,7 +948,7 @@ $('webhook-form').addEventListener('submit', async (/** @type {SubmitEvent} */ e
     $('webhook-form').reset();
     await refreshWebhooks();
   } catch (err) {
-    sayWebhooks(`Could not add it: ${err.message}`, true);
+    sayWebhooks(`Could not add it: ${plainError(err)}`, true);
   }
 });
 
@@ -910,7 +956,7 @@ $('webhook-form').addEventListener('submit', async (/** @type {SubmitEvent} */ e
 
 showApiNotice();
 $('api-key').value = apiKey;
-loadModels().catch((err) => showAuth(`Could not list models: ${err.message}`, true));
+loadModels().catch((err) => showAuth(`Could not list the models: ${plainError(err)}`, true));
 checkKey().then((accepted) => {
   if (accepted) {
     refreshRecent();
