@@ -134,6 +134,8 @@ pub fn aws_context(
         .status_token_secret
         .clone()
         .ok_or(BootError::MissingStatusSecret)?;
+    // One client for both queues (the work queue and the deliveries').
+    let sqs = aws_sdk_sqs::Client::new(sdk);
     // One table holds the jobs and the webhooks: one adapter serves both ports.
     let table = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(sdk),
@@ -149,13 +151,13 @@ pub fn aws_context(
             sdk,
         )),
         Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(sdk),
+            sqs.clone(),
             &resources.queue_url,
             &resources.dead_letter_queue_url,
         )),
         table,
         Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(sdk),
+            sqs,
             &resources.webhook_queue_url,
             &resources.webhook_dead_letter_queue_url,
         )),

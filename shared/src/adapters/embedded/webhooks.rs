@@ -10,6 +10,24 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
 impl EmbeddedDb {
+    /// Writes `body` as `version` of record `id` with `sql`, if the stored version is the one
+    /// before ([`StoreError::Conflict`] otherwise).
+    async fn put_next_version(
+        &self,
+        sql: &'static str,
+        id: String,
+        version: u64,
+        body: String,
+    ) -> Result<(), StoreError> {
+        let changed = self
+            .call(move |conn| {
+                conn.execute(sql, params![version, body, id, version.saturating_sub(1)])
+            })
+            .await
+            .map_err(backend)?;
+        one_row(changed)
+    }
+
     async fn webhook_record<T>(
         &self,
         sql: &'static str,
@@ -98,23 +116,14 @@ impl WebhookStore for EmbeddedDb {
     }
 
     async fn update_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
-        let endpoint = endpoint.clone();
-        let changed = self
-            .call(move |conn| {
-                conn.execute(
-                    "UPDATE webhook_endpoints SET version = ?1, body = ?2
-                     WHERE endpoint_id = ?3 AND version = ?4",
-                    params![
-                        endpoint.version,
-                        to_json(&endpoint)?,
-                        endpoint.endpoint_id.to_string(),
-                        endpoint.version.saturating_sub(1),
-                    ],
-                )
-            })
-            .await
-            .map_err(backend)?;
-        one_row(changed)
+        self.put_next_version(
+            "UPDATE webhook_endpoints SET version = ?1, body = ?2
+             WHERE endpoint_id = ?3 AND version = ?4",
+            endpoint.endpoint_id.to_string(),
+            endpoint.version,
+            to_json(endpoint).map_err(backend)?,
+        )
+        .await
     }
 
     async fn delete_endpoint(&self, id: EndpointId) -> Result<(), StoreError> {
@@ -172,23 +181,14 @@ impl WebhookStore for EmbeddedDb {
     }
 
     async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        let delivery = delivery.clone();
-        let changed = self
-            .call(move |conn| {
-                conn.execute(
-                    "UPDATE webhook_deliveries SET version = ?1, body = ?2
-                     WHERE delivery_id = ?3 AND version = ?4",
-                    params![
-                        delivery.version,
-                        to_json(&delivery)?,
-                        delivery.delivery_id.to_string(),
-                        delivery.version.saturating_sub(1),
-                    ],
-                )
-            })
-            .await
-            .map_err(backend)?;
-        one_row(changed)
+        self.put_next_version(
+            "UPDATE webhook_deliveries SET version = ?1, body = ?2
+             WHERE delivery_id = ?3 AND version = ?4",
+            delivery.delivery_id.to_string(),
+            delivery.version,
+            to_json(delivery).map_err(backend)?,
+        )
+        .await
     }
 
     async fn list_deliveries(
