@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the web client's tests in headless Chromium (Debian's, installed when missing) driven by
 # playwright-core (pinned in tests/browser/package-lock.json), against the debug local server
-# on a fresh data directory. Screenshots go to target/browser/.
+# on a fresh data directory. Screenshots go to target/browser/. Arguments go to `node --test`
+# (`--test-name-pattern=keyboard` runs the tests whose names match).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -23,7 +24,7 @@ start_local_server browser WEBHOOK_ALLOW_PRIVATE=true
 
 echo "== browser tests (headless Chromium)"
 if ! BASE_URL=$base USER_KEY=$user_key CHROMIUM=$chromium PHOTOS="${PHOTO_FIXTURES:-$root/../shared/fixtures/photos}" \
-    SCREENSHOTS="$root/target/browser" node --test tests/browser/; then
+    SCREENSHOTS="$root/target/browser" node --test "$@" tests/browser/; then
     echo "browser tests failed; server log:" >&2
     server_log
     exit 1

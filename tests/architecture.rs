@@ -669,6 +669,49 @@ fn every_error_code_and_setting_is_in_the_readme() {
     );
 }
 
+/// Every code a failed job can carry (the README's list) is said in words by the web page: its
+/// `FAILURES` table has a sentence for each, so no person reads a bare `FAL_BAD_OUTPUT`.
+#[test]
+fn every_job_failure_is_said_in_words_on_the_page() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let start = readme
+        .find("Jobs that fail carry `error.code`")
+        .expect("the README lists the job error codes");
+    let paragraph = &readme[start..];
+    let paragraph = &paragraph[..paragraph.find("\n\n").unwrap_or(paragraph.len())];
+    let codes: BTreeSet<&str> = paragraph
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|piece| {
+            piece.len() >= 4 && piece.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        })
+        // A setting named on the way (first cell of a settings table row) is no code.
+        .filter(|piece| {
+            !readme.lines().any(|line| {
+                line.split('|')
+                    .nth(1)
+                    .is_some_and(|cell| cell.contains(&format!("`{piece}`")))
+            })
+        })
+        .collect();
+    assert!(codes.len() >= 20, "the README's list was found: {codes:?}");
+    let page = std::fs::read_to_string(root().join("infra/local/web/app.js")).expect("app.js");
+    let table = &page[page
+        .find("const FAILURES = {")
+        .expect("app.js has FAILURES")..];
+    let table = &table[..table.find("\n};").expect("FAILURES ends")];
+    let said: BTreeSet<&str> = table
+        .lines()
+        .filter_map(|line| line.trim().split_once(": '").map(|(code, _)| code))
+        .collect();
+    let unsaid: Vec<_> = codes.difference(&said).collect();
+    assert!(
+        unsaid.is_empty(),
+        "job error codes the page does not say in words: {unsaid:?}"
+    );
+}
+
 /// Every dependency pinned in `[workspace.dependencies]` (ours aside) is named in the README's
 /// "Dependencies and why" table, so that each one's reason is written down.
 #[test]

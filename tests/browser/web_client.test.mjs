@@ -478,3 +478,252 @@ test('the key status says in plain words when a key is refused, when the server 
     await page.close();
   }
 });
+
+// --- the page for people: its states, axe-core, the keyboard, a viewer that stays put ---------
+
+const SIZES = [['phone', 390, 844, true], ['desktop', 1280, 800, false]];
+const AXE = await readFile(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+// What each state's axe-core run found, printed at the end for the closing note.
+const axeReport = [];
+
+async function pageAt([, width, height, touch]) {
+  const page = await browser.newPage({ viewport: { width, height }, isMobile: touch, hasTouch: touch });
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  return { page, errors };
+}
+
+/// axe-core's violations of this state, by impact; fails on any serious or critical one.
+async function axeCheck(page, size, state) {
+  // Evaluated, not added as a script tag: the page's Content-Security-Policy stays as it is.
+  if (!(await page.evaluate(() => 'axe' in window))) {
+    await page.evaluate(AXE);
+    // A canary: an image without a text alternative must be found, or axe is not checking.
+    const canary = await page.evaluate(async () => {
+      const img = Object.assign(document.createElement('img'), { id: 'axe-canary', src: 'data:,' });
+      document.body.append(img);
+      const found = await window.axe.run({ include: [['#axe-canary']] }, { runOnly: ['image-alt'] });
+      img.remove();
+      return found.violations.map((v) => v.id);
+    });
+    assert.deepEqual(canary, ['image-alt'], 'axe-core finds a known violation');
+  }
+  const { violations } = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const counts = { critical: 0, serious: 0, moderate: 0, minor: 0 };
+  for (const v of violations) counts[v.impact] += v.nodes.length;
+  axeReport.push(`${size} ${state}: ${Object.entries(counts).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
+  assert.deepEqual(bad, [], `axe-core, ${size}, ${state}`);
+}
+
+after(() => {
+  if (axeReport.length) console.log(`axe-core violations per state:\n  ${axeReport.join('\n  ')}`);
+});
+
+/// Holds requests matching `match` until `release()` is called.
+async function hold(page, match) {
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route(match, async (route) => {
+    await held;
+    await route.continue().catch(() => {});
+  });
+  return async () => {
+    release();
+    await page.unroute(match);
+  };
+}
+
+// The local storage's signed URLs, by what they hold (keys are percent-encoded in the path).
+const isModel = (url) => /^\/local-storage\/results\/.+\.glb$/.test(decodeURIComponent(url.pathname));
+const isUpload = (url) => decodeURIComponent(url.pathname).startsWith('/local-storage/uploads/');
+const viewerState = (page) => page.$eval('#viewer', (v) => v.dataset.state);
+const waitViewer = (page, state, jobName) => page.waitForFunction(
+  ([want, name]) => document.getElementById('viewer').dataset.state === want
+    && (!name || document.getElementById('viewer-canvas').dataset.model === name),
+  [state, jobName], { timeout: DEADLINE, polling: 50 },
+);
+
+for (const size of SIZES) {
+  const [name] = size;
+  test(`each state of the page at ${name} size (empty, signed in, result, progress, error) passes axe-core; a model shows after a drop and stays put`, async () => {
+    const { page, errors } = await pageAt(size);
+    try {
+      await page.goto(base);
+      await page.waitForSelector('#model-type option', { state: 'attached', timeout: DEADLINE });
+      assert.equal(await viewerState(page), 'empty');
+      assert.match(await page.textContent('#viewer-state'), /No model yet/);
+      await axeCheck(page, name, 'empty');
+      await page.screenshot({ path: path.join(shots, `${name}-state-1-empty.png`), fullPage: true });
+
+      await signIn(page);
+      await page.waitForSelector('#recent-list li', { timeout: DEADLINE });
+      await axeCheck(page, name, 'signed in');
+
+      // Result: a photo dropped becomes a model in the empty viewer.
+      const dropped = Date.now();
+      await page.setInputFiles('#files', path.join(photos, 'rocket.jpg'));
+      await waitViewer(page, 'shown', 'rocket.jpg');
+      console.log(`drop to a model in the viewer at ${name} (${size[1]}x${size[2]}): ${((Date.now() - dropped) / 1000).toFixed(2)} s`);
+      const card = 'li.job.completed:has(.name:text-is("rocket.jpg"))';
+      await page.waitForSelector(`${card} button[data-format="glb"]`, { timeout: DEADLINE });
+      assert.match(await page.textContent(`${card} .meta`), /^Relief from one photo, built in · standard detail$/);
+      assert.match(await page.textContent('#viewer-status'), /^The model of rocket\.jpg: drag to turn/);
+      await axeCheck(page, name, 'result');
+      await page.screenshot({ path: path.join(shots, `${name}-state-2-result.png`), fullPage: true });
+
+      // Progress: the upload held on its way, the card says so with a bar.
+      await page.selectOption('#face-limit', '10000');
+      const releaseUpload = await hold(page, isUpload);
+      await page.setInputFiles('#files', path.join(photos, 'horse.png'));
+      const horse = 'li.job:has(.name:text-is("horse.png"))';
+      await page.waitForSelector(`${horse} progress`, { timeout: DEADLINE });
+      assert.equal(await page.textContent(`${horse} .message`), 'Uploading…');
+      assert.match(await page.textContent(`${horse} .meta`), /· light detail$/);
+      await axeCheck(page, name, 'progress');
+      await page.screenshot({ path: path.join(shots, `${name}-state-3-progress.png`), fullPage: true });
+      await releaseUpload();
+
+      // The new model is announced, not swapped in: the viewer keeps the rocket until asked.
+      await page.waitForSelector('#viewer-news button:text-is("Show horse.png")', { timeout: DEADLINE });
+      assert.equal(await page.$eval('#viewer-canvas', (c) => c.dataset.model), 'rocket.jpg', 'the viewer stayed put');
+      assert.match(await page.textContent('#viewer-news'), /The model of horse\.png is ready/);
+
+      // Error: a file that is no photo fails, said in words on its card; a model that does not
+      // load says so in the viewer, with a way to try again.
+      await page.setInputFiles('#files', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('notes, not a photo\n'.repeat(40)) });
+      const notes = 'li.job.failed:has(.name:text-is("notes.png"))';
+      await page.waitForSelector(notes, { timeout: DEADLINE });
+      const why = await page.textContent(`${notes} .message`);
+      assert.match(why, /JPEG, PNG or WebP|photo that can be read/, why);
+      assert.doesNotMatch(why, /[A-Z]{2,}_[A-Z]/, 'no error code for a person');
+      await page.route((url) => isModel(url), (route) => route.abort('connectionreset'));
+      await page.click('#viewer-news button');
+      await waitViewer(page, 'error');
+      assert.match(await page.textContent('#viewer-state'), /The model of horse\.png could not be loaded.*Try again/s);
+      await axeCheck(page, name, 'error');
+      await page.screenshot({ path: path.join(shots, `${name}-state-4-error.png`), fullPage: true });
+      await page.unrouteAll({ behavior: 'ignoreErrors' });
+      await page.click('#viewer-state button:text-is("Try again")');
+      await waitViewer(page, 'shown', 'horse.png');
+      assert.deepEqual(errors, [], 'no script errors');
+    } finally {
+      await page.close();
+    }
+  });
+
+  test(`the viewer at ${name} size shows the preview while a model loads and the last model after a reload; each download asks for a fresh link and says any failure on its card`, async () => {
+    const [a, b] = [await completedJob('rocket.jpg', 'image/jpeg'), await completedJob('horse.png', 'image/png')];
+    const { page, errors } = await pageAt(size);
+    const asked = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (url.pathname === `/api/v1/download/${a.job_id}`) asked.push(url.searchParams.get('format'));
+    });
+    try {
+      await page.goto(base);
+      await signIn(page);
+      const cardOf = (job) => `li.recent[data-job-id="${job.job_id}"]`;
+      await page.waitForSelector(`${cardOf(a)} button.view`, { timeout: DEADLINE });
+      await page.waitForSelector(`${cardOf(b)} button.view`, { timeout: DEADLINE });
+      assert.equal(await page.textContent(`${cardOf(a)} .name`), 'rocket.jpg', 'the card names the photo');
+      assert.equal(await page.textContent(`${cardOf(b)} .name`), 'horse.png');
+      await page.click(`${cardOf(a)} button.view`);
+      await waitViewer(page, 'shown', 'rocket.jpg');
+
+      // The preview stands in while the model loads.
+      const releaseModel = await hold(page, isModel);
+      await page.click(`${cardOf(b)} button.view`);
+      await waitViewer(page, 'loading');
+      await page.waitForFunction(() => {
+        const img = document.getElementById('viewer-preview');
+        return !img.hidden && img.complete && img.naturalWidth > 0;
+      }, null, { timeout: DEADLINE });
+      assert.match(await page.textContent('#viewer-state'), /Loading the model of horse\.png/);
+      await page.screenshot({ path: path.join(shots, `${name}-viewer-loading.png`) });
+      await releaseModel();
+      await waitViewer(page, 'shown', 'horse.png');
+      assert.equal(await page.isHidden('#viewer-preview'), true, 'the preview gives way to the model');
+
+      // A reload brings the last model back.
+      await page.reload();
+      await waitViewer(page, 'shown', 'horse.png');
+      assert.equal(await page.$eval('#viewer-canvas', (c) => c.dataset.jobId), b.job_id);
+
+      // Every click asks for a fresh link; a failure is said on that job's card.
+      const glb = `${cardOf(a)} button[data-format="glb"]`;
+      await page.waitForSelector(glb, { timeout: DEADLINE });
+      asked.length = 0;
+      for (let i = 0; i < 2; i += 1) {
+        const { bytes } = await downloadBy(page, () => page.click(glb));
+        assert.equal(bytes.subarray(0, 4).toString('latin1'), 'glTF');
+      }
+      assert.deepEqual(asked, ['glb', 'glb'], 'one fresh link per click');
+      const status = `${cardOf(a)} .format-status`;
+      await page.route(`**/api/v1/download/${a.job_id}**`, (route) => route.fulfill({
+        status: 503, contentType: 'application/json',
+        body: JSON.stringify({ error: true, error_code: 'SERVICE_UNAVAILABLE', message: 'object storage did not answer', details: { component: 'storage' } }),
+      }));
+      await page.click(glb);
+      await page.waitForFunction((s) => /could not reach the storage/.test(document.querySelector(s).textContent), status, { timeout: DEADLINE });
+      await page.unrouteAll({ behavior: 'ignoreErrors' });
+      await page.route(`**/api/v1/download/${a.job_id}**`, (route) => route.abort('connectionrefused'));
+      await page.click(glb);
+      await page.waitForFunction((s) => /not answering/.test(document.querySelector(s).textContent), status, { timeout: DEADLINE });
+      assert.equal(await page.$eval(status, (p) => p.classList.contains('error')), true);
+      await page.locator(cardOf(a)).screenshot({ path: path.join(shots, `${name}-card-failure.png`) });
+      assert.deepEqual(errors, [], 'no script errors');
+    } finally {
+      await page.close();
+    }
+  });
+
+  test(`at ${name} size a person with only a keyboard pastes the key, uploads a photo and downloads its model, always seeing where the focus is`, async () => {
+    const { page, errors } = await pageAt(size);
+    const unseen = new Set();
+    /// Presses Tab until `selector` has the focus, noting any stop without a visible outline.
+    const tabTo = async (selector) => {
+      for (let i = 0; i < 400; i += 1) {
+        await page.keyboard.press('Tab');
+        const at = await page.evaluate((want) => {
+          const e = document.activeElement;
+          if (!e || e === document.body) return { here: false };
+          const style = getComputedStyle(e);
+          return {
+            here: e.matches(want),
+            shown: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2,
+            name: `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''} "${(e.textContent || e.getAttribute('aria-label') || '').trim().slice(0, 30)}"`,
+          };
+        }, selector);
+        if (at.name && !at.shown) unseen.add(at.name);
+        if (at.here) return;
+      }
+      assert.fail(`${selector} cannot be reached with Tab`);
+    };
+    try {
+      await page.goto(base);
+      await page.waitForSelector('#model-type option', { state: 'attached', timeout: DEADLINE });
+      await tabTo('#api-key');
+      await page.keyboard.insertText(key); // As a paste does.
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(() => document.body.dataset.authenticated === 'true', null, { timeout: DEADLINE });
+      await tabTo('#files');
+      const [chooser] = await Promise.all([page.waitForEvent('filechooser', { timeout: DEADLINE }), page.keyboard.press('Space')]);
+      await chooser.setFiles(path.join(photos, 'coffee.webp'));
+      const card = 'li.job.completed:has(.name:text-is("coffee.webp"))';
+      await page.waitForSelector(`${card} button[data-format="glb"]`, { timeout: DEADLINE });
+      await waitViewer(page, 'shown', 'coffee.webp');
+      const jobId = await page.$eval(card, (li) => li.dataset.jobId);
+      await tabTo(`li.job[data-job-id="${jobId}"] button[data-format="glb"]`);
+      await page.screenshot({ path: path.join(shots, `${name}-keyboard-focus.png`) });
+      const { download, bytes } = await downloadBy(page, () => page.keyboard.press('Enter'));
+      assert.match(download.suggestedFilename(), /\.glb$/);
+      assert.equal(bytes.subarray(0, 4).toString('latin1'), 'glTF');
+      assert.deepEqual([...unseen], [], 'every stop of the focus has a visible outline');
+      assert.deepEqual(errors, [], 'no script errors');
+    } finally {
+      await page.close();
+    }
+  });
+}

@@ -1817,6 +1817,7 @@ export interface components {
          *         "object_key": "results/0b1e6a52-8c1c-4d62-9d5e-6f2d1c3b4a59/model.glb",
          *         "size": 1843212
          *       },
+         *       "source_filename": "coffee.webp",
          *       "started_at": "2026-12-06T10:00:01Z",
          *       "status": "completed",
          *       "updated_at": "2026-12-06T10:00:41Z",
@@ -1857,6 +1858,11 @@ export interface components {
              */
             progress: number;
             result: components["schemas"]["JobResultView"] | null;
+            /**
+             * @description The photo's name as its uploader gave it, sanitised (`coffee.webp`); null for jobs made
+             *     before names were kept.
+             */
+            source_filename: string | null;
             /** Format: date-time */
             started_at: string | null;
             status: components["schemas"]["JobStatus"];

@@ -60,6 +60,7 @@ class ApiError extends Error {
  */
 function plainError(err) {
   if (err instanceof ApiError) {
+    if (err.code && Object.hasOwn(FAILURES, err.code)) return FAILURES[err.code];
     switch (err.status) {
       case 401: return 'The server did not accept your key. Paste a valid key above.';
       case 403: return 'Your key may not do this.';
@@ -494,12 +495,13 @@ $('key-form').addEventListener('submit', async (/** @type {SubmitEvent} */ event
   if (await checkKey()) {
     refreshRecent();
     refreshWebhooks();
+    restoreViewer();
   }
 });
 
-// --- models --------------------------------------------------------------------------------
+// --- models, detail and failures in words -------------------------------------------------
 
-/** The catalog's models by id, as `/models/available` last said. @type {Map<string, Schemas['ModelInfo']>} */
+/** Every model's name for people, as `/models/available` last said (available or not). @type {Map<string, Schemas['ModelInfo']>} */
 const catalog = new Map();
 
 async function loadModels() {
@@ -507,8 +509,9 @@ async function loadModels() {
   const select = $('model-type');
   select.replaceChildren();
   catalog.clear();
-  for (const model of models.filter((m) => m.available)) {
+  for (const model of models) {
     catalog.set(model.name, model);
+    if (!model.available) continue;
     // The name fits the menu; what it makes and how shows on hover.
     const option = new Option(model.display_name, model.name, model.default, model.default);
     option.title = `${model.makes}. ${model.description}`;
@@ -516,52 +519,143 @@ async function loadModels() {
   }
 }
 
-// --- uploads and progress ------------------------------------------------------------------
+/** @param {string} id a model's id */
+function modelName(id) {
+  return catalog.get(id)?.display_name || id;
+}
 
-/** @param {string} name */
-function jobItem(name) {
+// The detail menu's levels by their face limit (index.html's options).
+const DETAIL_LEVELS = new Map([[10000, 'light detail'], [200000, 'fine detail'], [800000, 'finest detail']]);
+
+/** @param {number | null | undefined} faces the job's `face_limit` */
+function detailName(faces) {
+  if (!faces) return 'standard detail';
+  return DETAIL_LEVELS.get(faces) || `at most ${faces.toLocaleString('en')} faces`;
+}
+
+// Why a job failed, said for a person, with what to do; one entry per job error code (a test
+// holds this table to the codes the README lists). A code added later reads as its message.
+/** @type {Record<string, string>} */
+const FAILURES = {
+  INVALID_IMAGE: 'The file is not a photo that can be read (damaged, cut short, or another kind of file). Try another photo.',
+  INVALID_FILE_TYPE: 'The file is not a JPEG, PNG or WebP photo. Choose a photo of one of these types.',
+  EMPTY_FILE: 'The file is empty. Choose the photo again.',
+  FILE_TOO_LARGE: 'The photo is too large to upload. Use a smaller one.',
+  IMAGE_TOO_LARGE: 'The photo has too many pixels. Use a smaller one.',
+  FILE_REJECTED: 'The photo was refused. Try another photo.',
+  UPLOAD_TAMPERED: 'The photo was changed after it was checked, so it was not used. Upload it again.',
+  FILE_NOT_FOUND: 'The photo is no longer kept (uploads are removed after a while). Upload it again.',
+  MODEL_UNAVAILABLE: 'This model cannot run on this server now. Choose another model and try again.',
+  GENERATION_FAILED: 'No model could be made of this photo. Try another photo or another model.',
+  GENERATOR_CRASHED: 'The built-in generator cannot make a model of this photo. Try another photo.',
+  JOB_DEADLINE_EXCEEDED: 'It took too long and was stopped. Try again later.',
+  GENERATION_TIMEOUT: 'The model service took too long and the job was stopped. Try again later.',
+  CANCELLED: 'It was cancelled.',
+  FAL_UNAUTHORIZED: 'The model service refused this server’s account. Tell whoever runs the server.',
+  FAL_ACCOUNT_LOCKED: 'The model service’s account is locked (often a billing matter). Tell whoever runs the server.',
+  FAL_INVALID_INPUT: 'The model service could not use this photo. Try another photo.',
+  FAL_REQUEST_REJECTED: 'The model service refused the request. Try again later, or another model.',
+  FAL_RATE_LIMITED: 'The model service is busy. Try again in a few minutes.',
+  FAL_UNAVAILABLE: 'The model service did not answer. Try again in a few minutes.',
+  FAL_BAD_RESPONSE: 'The model service sent back an answer that could not be read. Try again.',
+  FAL_OUTPUT_MISSING: 'The model service finished without a model. Try again, or another model.',
+  FAL_BAD_OUTPUT: 'The model service sent back something that is not a model. Try again, or another model.',
+  FAL_RESULT_EXPIRED: 'The model was made, but expired at the model service before it was saved. Try again.',
+  FAL_RESULT_TOO_LARGE: 'The model made was too large to keep. Try a lower detail.',
+};
+
+/**
+ * @param {string | null | undefined} code the job's `error.code`
+ * @param {string | null | undefined} [message] the server's own words, when the code is new
+ */
+function failureWords(code, message) {
+  if (code && Object.hasOwn(FAILURES, code)) return FAILURES[code];
+  return message ? `It failed: ${message}.` : 'It failed.';
+}
+
+// --- job cards -----------------------------------------------------------------------------
+
+/**
+ * A job's card: the photo's name (extension included), the model and detail it was made with,
+ * what is happening or why it failed, then (once completed) its downloads.
+ * @param {string} kind `job` (an upload of this page) or `recent`
+ * @param {string} name the photo's name
+ * @param {string} about the model, the detail, and for recent jobs when
+ */
+function jobCard(kind, name, about) {
   const li = document.createElement('li');
-  li.className = 'job queued';
-  const title = document.createElement('span');
-  title.className = 'name';
-  title.textContent = name;
-  const actions = document.createElement('span');
-  actions.className = 'actions';
-  const bar = document.createElement('progress');
-  bar.max = 100;
-  bar.value = 0;
-  const message = document.createElement('span');
-  message.className = 'message';
-  message.textContent = 'Uploading…';
-  li.append(title, actions, bar, message);
-  $('job-list').prepend(li);
+  li.className = kind;
+  const title = Object.assign(document.createElement('span'), { className: 'name', textContent: name });
+  const actions = Object.assign(document.createElement('span'), { className: 'actions' });
+  const meta = Object.assign(document.createElement('span'), { className: 'meta', textContent: about });
+  const message = Object.assign(document.createElement('span'), { className: 'message' });
+  li.append(title, actions, meta, message);
   return li;
 }
 
 /**
  * @param {HTMLLIElement} li
  * @param {string} status
- * @param {number} progress
- * @param {string} text
+ * @param {string} text what is happening, or why it failed
+ * @param {number} [progress] shown as a bar while the job runs
  */
-function setJob(li, status, progress, text) {
-  li.className = `job ${status}`;
-  /** @type {HTMLProgressElement} */ (li.querySelector('progress')).value = progress;
+function setJob(li, status, text, progress) {
+  li.className = `${li.classList.contains('recent') ? 'recent' : 'job'} ${status}`;
+  let bar = /** @type {HTMLProgressElement | null} */ (li.querySelector('progress'));
+  if (progress === undefined || status === 'completed' || status === 'failed') {
+    bar?.remove();
+  } else {
+    if (!bar) {
+      bar = Object.assign(document.createElement('progress'), { max: 100 });
+      bar.setAttribute('aria-label', `Progress of ${/** @type {HTMLElement} */ (li.querySelector('.name')).textContent}`);
+      li.querySelector('.meta')?.after(bar);
+    }
+    bar.value = progress;
+  }
   /** @type {HTMLElement} */ (li.querySelector('.message')).textContent = text;
 }
 
+/**
+ * A completed job's card gets its downloads, its preview and a View button.
+ * @param {HTMLLIElement} li
+ * @param {string} jobId
+ * @param {string} name the photo's name
+ * @param {Schemas['ResultFormat'][] | null} formats
+ */
+function addResult(li, jobId, name, formats) {
+  const controls = formatControls(jobId, formats);
+  li.querySelector('.formats')?.remove();
+  li.append(controls.box);
+  const preview = Object.assign(document.createElement('img'), { className: 'preview', alt: `Preview of the model of ${name}` });
+  freshLink(jobId).then((link) => {
+    if (!link.preview_url) return preview.remove();
+    preview.src = link.preview_url;
+    controls.showPreview(link.preview_url);
+  }).catch(() => preview.remove());
+  const view = Object.assign(document.createElement('button'), { type: 'button', textContent: 'View', className: 'view' });
+  view.setAttribute('aria-label', `View the model of ${name}`);
+  view.addEventListener('click', () => showInViewer(jobId, name));
+  /** @type {HTMLElement} */ (li.querySelector('.actions')).replaceChildren(preview, view);
+}
+
+// --- uploads and progress ------------------------------------------------------------------
+
 /** @param {File} file */
 async function upload(file) {
-  const li = jobItem(file.name);
+  const model = /** @type {HTMLSelectElement} */ ($('model-type')).value;
+  const faces = $('face-limit').value;
+  // Detail goes only to a model that takes it, and never past its maximum.
+  const max = catalog.get(model)?.face_limit_max;
+  const faceLimit = faces && max ? Math.min(Number(faces), max) : undefined;
+  const li = jobCard('job', file.name, `${modelName(model)} · ${detailName(faceLimit)}`);
+  setJob(li, 'queued', 'Uploading…', 0);
+  $('job-list').prepend(li);
   try {
     /** @type {Schemas['GenerateSpec']} */
     const generate = { model_type: $('model-type').value || undefined };
     /** @type {Schemas['JobOptions']} */
     const options = {};
-    const faces = $('face-limit').value;
-    // Detail goes only to a model that takes it, and never past its maximum.
-    const max = catalog.get(/** @type {HTMLSelectElement} */ ($('model-type')).value)?.face_limit_max;
-    if (faces && max) options.face_limit = Math.min(Number(faces), max);
+    if (faceLimit) options.face_limit = faceLimit;
     // Where AR Quick Look opens models, the USDZ is made with the model: "View in AR" works at once.
     if (AR_SUPPORTED) options.formats = ['glb', 'usdz'];
     if (Object.keys(options).length > 0) generate.options = options;
@@ -574,14 +668,14 @@ async function upload(file) {
     }));
     const { job_id: jobId, upload: signed, events_url: eventsUrl } = presigned.files[0];
     // Asked for a job (`generate`, which brings its links) and the default upload method, a PUT.
-    if (!jobId || !eventsUrl || !('headers' in signed)) throw new Error('the server signed no PUT for a job');
+    if (!jobId || !eventsUrl || !('headers' in signed)) throw new Error('The server offered no way to upload this photo. Try again.');
     li.dataset.jobId = jobId;
     const put = await fetch(signed.url, { method: 'PUT', headers: signed.headers, body: file });
-    if (!put.ok) throw new Error(`the upload was refused (HTTP ${put.status})`);
-    setJob(li, 'queued', 0, 'Uploaded; waiting for the generator…');
-    follow(li, jobId, eventsUrl);
+    if (!put.ok) throw new Error('The storage refused the upload. Try again.');
+    setJob(li, 'queued', 'Uploaded; waiting for the generator…', 0);
+    follow(li, jobId, file.name, eventsUrl);
   } catch (err) {
-    setJob(li, 'failed', 0, `Failed: ${plainError(err)}`);
+    setJob(li, 'failed', `Not uploaded. ${plainError(err)}`);
   }
 }
 
@@ -590,80 +684,43 @@ async function upload(file) {
 /**
  * @param {HTMLLIElement} li
  * @param {string} jobId
+ * @param {string} name the photo's name
  * @param {string} eventsUrl
  */
-function follow(li, jobId, eventsUrl) {
+function follow(li, jobId, name, eventsUrl) {
   const started = performance.now();
   const source = new EventSource(eventsUrl);
   /** @param {MessageEvent} event */
   const update = (event) => {
     /** @type {Schemas['TaskEventData']} */
     const data = JSON.parse(event.data);
-    setJob(li, data.status, data.progress, data.message || data.status);
+    setJob(li, data.status, data.message || data.status, data.progress);
   };
   source.addEventListener('task_queued', update);
   source.addEventListener('task_progress', update);
-  source.addEventListener('task_completed', (event) => {
+  source.addEventListener('task_completed', async (event) => {
     source.close();
-    update(event);
+    setJob(li, 'completed', 'Done.');
     li.dataset.seconds = ((performance.now() - started) / 1000).toFixed(2);
-    showResult(li, jobId);
+    // The formats and their sizes come with the job; the card works without them.
+    const job = await ok(client.GET('/api/v1/jobs/{job_id}', { params: { path: { job_id: jobId } } })).catch(() => null);
+    addResult(li, jobId, name, job?.result ? job.result.formats : null);
+    offerToViewer(jobId, name);
+    refreshRecent();
   });
   source.addEventListener('task_failed', (event) => {
     source.close();
     /** @type {Schemas['FailedEventData']} */
     const data = JSON.parse(event.data);
-    const reason = ('error' in data && data.error) || data.error_code; // The public view has no `error`.
-    setJob(li, 'failed', data.progress || 0, `Failed: ${reason}`);
+    // The public view has no `error`, only the code.
+    setJob(li, 'failed', failureWords(data.error_code, 'error' in data ? data.error : null));
+    refreshRecent();
   });
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED && !li.classList.contains('completed')) {
-      setJob(li, 'failed', 0, 'Connection lost');
+      setJob(li, 'failed', 'The connection to the server was lost before the job ended. Reload to see how it ended.');
     }
   };
-}
-
-/**
- * @param {HTMLLIElement} li
- * @param {string} jobId
- */
-async function showResult(li, jobId) {
-  // The GLB's link for the viewer (and the preview), and the job for its formats and their sizes.
-  const [glb, job] = await Promise.allSettled([
-    freshLink(jobId),
-    ok(client.GET('/api/v1/jobs/{job_id}', { params: { path: { job_id: jobId } } })),
-  ]);
-  const formats = job.status === 'fulfilled' && job.value.result ? job.value.result.formats : null;
-  const controls = formatControls(jobId, formats);
-  li.querySelector('.formats')?.remove();
-  li.append(controls.box);
-  const actions = /** @type {HTMLElement} */ (li.querySelector('.actions'));
-  actions.replaceChildren(viewButton(jobId, controls.say));
-  if (glb.status === 'fulfilled') {
-    if (glb.value.preview_url) controls.showPreview(glb.value.preview_url);
-    await showModel(glb.value.url, glb.value.filename);
-  } else {
-    controls.say(`The model could not be shown. ${downloadFailure(glb.reason, 'glb')}`, true);
-  }
-  refreshRecent();
-}
-
-/**
- * "View": shows the job's model in the viewer, from a link fetched at the click.
- * @param {string} jobId
- * @param {(text: string, error?: boolean) => void} say the card's status line
- */
-function viewButton(jobId, say) {
-  const view = Object.assign(document.createElement('button'), { type: 'button', textContent: 'View', className: 'view' });
-  view.addEventListener('click', async () => {
-    try {
-      const link = await freshLink(jobId);
-      await showModel(link.url, link.filename);
-    } catch (err) {
-      say(`The model could not be shown. ${downloadFailure(err, 'glb')}`, true);
-    }
-  });
-  return view;
 }
 
 /** @param {File[]} files */
@@ -705,10 +762,14 @@ controls.enableDamping = true;
 const touch = matchMedia('(pointer: coarse)').matches;
 if (touch) controls.rotateSpeed = 0.6;
 const HOW_TO_TURN = touch ? 'drag to turn, pinch to zoom' : 'drag to turn, scroll to zoom';
-$('viewer-status').textContent = `${HOW_TO_TURN[0].toUpperCase()}${HOW_TO_TURN.slice(1)}.`;
+const HOW_TO_TURN_SENTENCE = `${HOW_TO_TURN[0].toUpperCase()}${HOW_TO_TURN.slice(1)}.`;
 const loader = new GLTFLoader();
 /** @type {any} the model in view */
 let shown = null;
+// The model last shown is shown again after a reload (per API, as keys are).
+const VIEWED_STORE = `image2model.viewed@${apiBase}`;
+// Each showing gets a number; a slower, older one that finishes late is dropped.
+let showing = 0;
 
 function resize() {
   const { clientWidth: w, clientHeight: h } = canvas;
@@ -726,42 +787,123 @@ renderer.setAnimationLoop(() => {
 });
 
 /**
- * @param {string} url
- * @param {string} name
- * @returns {Promise<void>}
+ * Draws the viewer's state over the canvas: `empty` (nothing chosen yet), `loading` (the
+ * preview, when there is one, until the model is in), `shown`, or `error` (what happened and
+ * a way to try again).
+ * @param {'empty' | 'loading' | 'shown' | 'error'} state
+ * @param {string} text
+ * @param {{ preview?: string | null, retry?: () => void }} [extra]
  */
-function showModel(url, name) {
-  const status = $('viewer-status');
-  status.textContent = `Loading ${name}…`;
-  status.classList.remove('error');
-  return new Promise((resolve) => {
-    loader.load(url, (gltf) => {
-      if (shown) scene.remove(shown);
-      shown = gltf.scene;
-      // Centre the model and fit it in view, seen from three-quarters above.
-      const box = new THREE.Box3().setFromObject(shown);
-      const size = box.getSize(new THREE.Vector3()).length() || 1;
-      shown.position.sub(box.getCenter(new THREE.Vector3()));
-      scene.add(shown);
-      camera.near = size / 100;
-      camera.far = size * 100;
-      camera.position.set(size * 0.6, size * 0.45, size * 0.9);
-      camera.updateProjectionMatrix();
-      controls.target.set(0, 0, 0);
-      controls.update();
-      renderer.render(scene, camera);
-      canvas.dataset.model = name;
-      status.textContent = `${name}: ${HOW_TO_TURN}.`;
-      resolve();
-    }, undefined, (err) => {
-      status.textContent = `Could not show ${name}: ${err.message || err}`;
-      status.classList.add('error');
-      resolve();
-    });
-  });
+function setViewer(state, text, extra = {}) {
+  $('viewer').dataset.state = state;
+  const preview = $('viewer-preview');
+  if (state === 'loading' && extra.preview) preview.src = extra.preview;
+  preview.hidden = state !== 'loading' || !preview.getAttribute('src');
+  if (state !== 'loading') preview.removeAttribute('src');
+  const words = Object.assign(document.createElement('p'), { textContent: text });
+  const overlay = $('viewer-state');
+  overlay.replaceChildren(words);
+  if (extra.retry) {
+    const again = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Try again' });
+    again.addEventListener('click', extra.retry);
+    overlay.append(again);
+  }
+  overlay.hidden = state === 'shown';
+  // Below the viewer, always: what turning does (naming the model once one is in view).
+  $('viewer-status').textContent = state === 'shown' ? `${text}: ${HOW_TO_TURN}.` : HOW_TO_TURN_SENTENCE;
+}
+
+/**
+ * Puts a loaded model in view: centred, fitted, seen from three-quarters above.
+ * @param {any} model
+ */
+function place(model) {
+  if (shown) scene.remove(shown);
+  shown = model;
+  const box = new THREE.Box3().setFromObject(shown);
+  const size = box.getSize(new THREE.Vector3()).length() || 1;
+  shown.position.sub(box.getCenter(new THREE.Vector3()));
+  scene.add(shown);
+  camera.near = size / 100;
+  camera.far = size * 100;
+  camera.position.set(size * 0.6, size * 0.45, size * 0.9);
+  camera.updateProjectionMatrix();
+  controls.target.set(0, 0, 0);
+  controls.update();
+  renderer.render(scene, camera);
+}
+
+/**
+ * Shows a completed job's model, from a link signed now; the person asked for it.
+ * @param {string} jobId
+ * @param {string} name the photo's name
+ */
+async function showInViewer(jobId, name) {
+  const mine = ++showing;
+  $('viewer-news').replaceChildren();
+  const retry = () => showInViewer(jobId, name);
+  setViewer('loading', `Loading the model of ${name}…`);
+  /** @type {Schemas['DownloadLink']} */
+  let link;
+  try {
+    link = await freshLink(jobId);
+  } catch (err) {
+    if (mine !== showing) return;
+    if (err instanceof ApiError && err.status === 404) localStorage.removeItem(VIEWED_STORE);
+    setViewer('error', `The model of ${name} could not be shown. ${downloadFailure(err, 'glb')}`, { retry });
+    return;
+  }
+  if (mine !== showing) return;
+  setViewer('loading', `Loading the model of ${name}…`, { preview: link.preview_url });
+  try {
+    /** @type {any} */
+    const gltf = await new Promise((resolve, reject) => loader.load(link.url, resolve, undefined, reject));
+    if (mine !== showing) return;
+    place(gltf.scene);
+    canvas.dataset.model = name;
+    canvas.dataset.jobId = jobId;
+    localStorage.setItem(VIEWED_STORE, JSON.stringify({ jobId, name }));
+    setViewer('shown', `The model of ${name}`);
+  } catch {
+    if (mine !== showing) return;
+    setViewer('error', `The model of ${name} could not be loaded (the connection may have dropped). Try again.`, { retry });
+  }
+}
+
+/**
+ * A model just made: shown at once when the viewer holds nothing, else announced with a button
+ * to show it, so that no model is swapped in under the person's hands.
+ * @param {string} jobId
+ * @param {string} name the photo's name
+ */
+function offerToViewer(jobId, name) {
+  if ($('viewer').dataset.state === 'empty') {
+    showInViewer(jobId, name);
+    return;
+  }
+  const show = Object.assign(document.createElement('button'), { type: 'button', textContent: `Show ${name}` });
+  show.addEventListener('click', () => showInViewer(jobId, name));
+  $('viewer-news').replaceChildren(`The model of ${name} is ready. `, show);
+}
+
+/** After a reload, the model last viewed comes back (when its job still exists). */
+function restoreViewer() {
+  try {
+    const { jobId, name } = JSON.parse(localStorage.getItem(VIEWED_STORE) || 'null') || {};
+    if (typeof jobId === 'string' && typeof name === 'string' && $('viewer').dataset.state === 'empty') {
+      showInViewer(jobId, name);
+    }
+  } catch {
+    localStorage.removeItem(VIEWED_STORE);
+  }
 }
 
 // --- recent jobs ---------------------------------------------------------------------------
+
+/** @param {Schemas['JobView']} job */
+function photoName(job) {
+  return job.source_filename || (job.result ? job.result.filename : 'a photo');
+}
 
 async function refreshRecent() {
   if (!apiKey) return;
@@ -769,34 +911,21 @@ async function refreshRecent() {
   try {
     const page = await ok(client.GET('/api/v1/jobs', { params: { query: { limit: 10 } } }));
     list.replaceChildren(...page.jobs.map((job) => {
-      const li = document.createElement('li');
-      li.className = `recent ${job.status}`;
-      li.dataset.jobId = job.job_id;
-      const label = document.createElement('span');
+      const name = photoName(job);
       const when = new Date(job.created_at).toLocaleString();
-      const name = job.result ? job.result.filename : job.model_type;
-      label.textContent = `${name} · ${job.status} · ${when}`;
-      const actions = document.createElement('span');
-      actions.className = 'actions';
-      li.append(label, actions);
-      if (job.status === 'completed') {
-        const controls = formatControls(job.job_id, job.result ? job.result.formats : null);
-        const preview = document.createElement('img');
-        preview.className = 'preview';
-        preview.alt = `Preview of ${name}`;
-        freshLink(job.job_id).then((link) => {
-          if (!link.preview_url) {
-            preview.remove();
-            return;
-          }
-          preview.src = link.preview_url;
-          controls.showPreview(link.preview_url);
-        }).catch(() => preview.remove());
-        actions.append(preview, viewButton(job.job_id, controls.say));
-        li.append(controls.box);
+      const li = jobCard('recent', name, `${modelName(job.model_type)} · ${detailName(job.options.face_limit)} · ${when}`);
+      li.dataset.jobId = job.job_id;
+      if (job.status === 'failed') {
+        setJob(li, 'failed', failureWords(job.error?.code, job.error?.message));
+      } else if (job.status === 'completed') {
+        setJob(li, 'completed', 'Done.');
+        addResult(li, job.job_id, name, job.result ? job.result.formats : null);
+      } else {
+        setJob(li, job.status, job.message, job.status === 'cancelled' ? undefined : job.progress);
       }
       return li;
     }));
+    if (!page.jobs.length) list.replaceChildren(Object.assign(document.createElement('li'), { textContent: 'No jobs yet.' }));
   } catch (err) {
     list.replaceChildren(Object.assign(document.createElement('li'), { textContent: `Could not list your jobs: ${plainError(err)}` }));
   }
@@ -957,10 +1086,11 @@ $('webhook-form').addEventListener('submit', async (/** @type {SubmitEvent} */ e
 showApiNotice();
 $('api-key').value = apiKey;
 loadModels().catch((err) => showAuth(`Could not list the models: ${plainError(err)}`, true));
+setViewer('empty', 'No model yet: drop a photo above, or choose View on a finished job.');
 checkKey().then((accepted) => {
   if (accepted) {
     refreshRecent();
     refreshWebhooks();
+    restoreViewer();
   }
 });
-Object.assign(window, { image2model: { showModel, apiBase } });

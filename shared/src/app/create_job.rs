@@ -176,7 +176,8 @@ pub async fn create_job(
         _ => return Err(AppError::FileNotFound(request.file_id)),
     };
     ensure_usable(&file)?;
-    let job = GenerationJob::new(file.file_id, owner, model.id, options, None, Utc::now());
+    let job = GenerationJob::new(file.file_id, owner, model.id, options, None, Utc::now())
+        .from_photo(&file.filename);
     take_quota(ctx, model, owner, 1).await?;
     let created = ctx
         .store
@@ -231,6 +232,7 @@ pub async fn create_batch(
                 Some(batch_id),
                 now,
             )
+            .from_photo(&f.filename)
         })
         .collect();
     let batch = Batch {
@@ -317,6 +319,7 @@ mod tests {
             (job.status, job.model_type.as_str()),
             (JobStatus::Queued, RELIEF_MODEL)
         );
+        assert_eq!(stored(&t, &job).await.source_filename, Some(file.filename));
         assert_eq!(drain(&t).await, [WorkMessage::generate(job.job_id)]);
     }
 
@@ -562,7 +565,7 @@ mod tests {
         let (batch, jobs) = create_batch(
             &t,
             "alice",
-            &[ready, pending],
+            &[ready.clone(), pending.clone()],
             model,
             &JobOptions::default(),
         )
@@ -574,8 +577,10 @@ mod tests {
         );
         let stored_batch = t.store.get_batch(batch.batch_id).await.unwrap().unwrap();
         assert_eq!(stored_batch, batch);
-        for job in &jobs {
-            assert_eq!(stored(&t, job).await.batch_id, Some(batch.batch_id));
+        for (job, file) in jobs.iter().zip([&ready, &pending]) {
+            let stored = stored(&t, job).await;
+            assert_eq!(stored.batch_id, Some(batch.batch_id));
+            assert_eq!(stored.source_filename.as_ref(), Some(&file.filename));
         }
         assert_eq!(drain(&t).await, [WorkMessage::generate(jobs[0].job_id)]);
     }

@@ -112,7 +112,7 @@ impl From<&JobError> for JobErrorView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({
     "job_id": "0b1e6a52-8c1c-4d62-9d5e-6f2d1c3b4a59", "batch_id": null,
-    "file_id": "6f0d6c2e-3a8b-4f7e-9b1a-2c4d5e6f7a8b", "owner": "alice",
+    "file_id": "6f0d6c2e-3a8b-4f7e-9b1a-2c4d5e6f7a8b", "source_filename": "coffee.webp", "owner": "alice",
     "model_type": "tripo3d", "options": {"face_limit": 20000}, "status": "completed",
     "progress": 100, "message": "Model generated", "attempts": 1,
     "result": {"object_key": "results/0b1e6a52-8c1c-4d62-9d5e-6f2d1c3b4a59/model.glb",
@@ -133,6 +133,10 @@ pub struct JobView {
     pub batch_id: Option<BatchId>,
     #[schema(value_type = uuid::Uuid)]
     pub file_id: FileId,
+    /// The photo's name as its uploader gave it, sanitised (`coffee.webp`); null for jobs made
+    /// before names were kept.
+    #[schema(required = true)]
+    pub source_filename: Option<String>,
     /// The key's owner.
     pub owner: String,
     #[schema(value_type = ModelType)]
@@ -172,6 +176,7 @@ impl From<&GenerationJob> for JobView {
             job_id: job.job_id,
             batch_id: job.batch_id,
             file_id: job.file_id,
+            source_filename: job.source_filename.clone(),
             owner: job.owner.clone(),
             model_type: job.model_type.clone(),
             options: job.options.clone(),

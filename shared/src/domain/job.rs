@@ -243,6 +243,10 @@ pub struct GenerationJob {
     pub job_id: JobId,
     pub batch_id: Option<BatchId>,
     pub file_id: FileId,
+    /// The photo's name as its uploader gave it (sanitised), so that a person can tell
+    /// `coffee.png`'s job from `coffee.webp`'s; absent on jobs recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_filename: Option<String>,
     pub owner: String,
     pub model_type: String,
     pub options: JobOptions,
@@ -287,6 +291,7 @@ impl GenerationJob {
             job_id: JobId::new(),
             batch_id,
             file_id,
+            source_filename: None,
             owner: owner.to_owned(),
             model_type: model_type.to_owned(),
             options,
@@ -302,6 +307,14 @@ impl GenerationJob {
             completed_at: None,
             fal: None,
             version: 1,
+        }
+    }
+
+    /// The job, naming the photo it was made from.
+    pub fn from_photo(self, filename: &str) -> Self {
+        Self {
+            source_filename: Some(filename.to_owned()),
+            ..self
         }
     }
 
