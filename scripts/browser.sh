@@ -20,10 +20,12 @@ if ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.installe
     echo "== npm ci (playwright-core)"
     (cd tests/browser && npm ci --silent --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock)
 fi
-start_local_server browser WEBHOOK_ALLOW_PRIVATE=true
+# A second person's key: the page used by two people in turn.
+other_key=bob-key-browser-0123456789
+start_local_server browser WEBHOOK_ALLOW_PRIVATE=true "API_KEYS=alice:alice-key-browser-0123456789,bob:$other_key"
 
 echo "== browser tests (headless Chromium)"
-if ! BASE_URL=$base USER_KEY=$user_key CHROMIUM=$chromium PHOTOS="${PHOTO_FIXTURES:-$root/../shared/fixtures/photos}" \
+if ! BASE_URL=$base USER_KEY=$user_key OTHER_KEY=$other_key CHROMIUM=$chromium PHOTOS="${PHOTO_FIXTURES:-$root/../shared/fixtures/photos}" \
     SCREENSHOTS="$root/target/browser" node --test "$@" tests/browser/; then
     echo "browser tests failed; server log:" >&2
     server_log

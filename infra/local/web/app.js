@@ -69,11 +69,18 @@ function plainError(err) {
       case 429: return 'Too many requests just now. Wait a minute and try again.';
       default:
         if (err.status >= 500) return 'The server had a problem. Try again in a moment.';
-        return err.message;
+        // A refused value: the server names the field first (`url: ...`); a person needs the rest.
+        return sentence(err.message.replace(/^[\w.[\]]+: /, ''));
     }
   }
   if (err instanceof TypeError) return UNREACHABLE;
   return String((err && err.message) || err);
+}
+
+/** @param {string} text */
+function sentence(text) {
+  const trimmed = text.trim();
+  return `${trimmed.charAt(0).toUpperCase()}${trimmed.slice(1)}${/[.!?]$/.test(trimmed) ? '' : '.'}`;
 }
 
 /** @type {import('./vendor/openapi-fetch/index.mjs').Client<import('./api').paths>} */
@@ -83,22 +90,32 @@ client.use({
     if (apiKey) request.headers.set('Authorization', `Bearer ${apiKey}`);
   },
   // The key's status follows the server: a call that gets no answer says the server stopped
-  // answering (the key is kept), the next answer says it is back.
-  onResponse({ response }) {
+  // answering (the key is kept) and the page asks again every few seconds; the first answer
+  // says it is back and loads what could not be loaded meanwhile.
+  onResponse() {
     if (serverDown) {
       serverDown = false;
-      if (response.status !== 401) checkKey();
+      clearInterval(serverWatch);
+      recover();
     }
   },
   onError() {
     if (!serverDown) {
       serverDown = true;
       showAuth(`${UNREACHABLE} Your key is kept.`, true);
+      serverWatch = setInterval(askServer, SERVER_WATCH_MS);
     }
   },
 });
 /** Whether the last call got no answer at all. */
 let serverDown = false;
+/** @type {ReturnType<typeof setInterval> | undefined} */
+let serverWatch;
+const SERVER_WATCH_MS = 3000;
+/** One call that only tells whether the server answers (the client's hooks do the rest). */
+function askServer() {
+  client.GET('/api/v1/health').catch(() => {});
+}
 // What a person can do when the server does not answer.
 const UNREACHABLE = location.origin === apiBase
   ? 'The server is not answering. Check that it is still running (it prints "listening on" when it starts), then reload.'
@@ -216,12 +233,14 @@ function downloadFailure(err, format) {
     }
     switch (err.status) {
       case 401: return 'The server refused your key (it may have expired or been revoked). Paste a valid key above and try again.';
-      case 403: return `Your key may not download models (${err.message}).`;
+      case 403: return 'Your key may not download models. Ask whoever gave it for one that may.';
       case 404: return 'This job no longer exists (it may have been deleted).';
       case 409: return `The model is not ready to download yet (${err.message}).`;
       case 429: return 'Too many requests just now. Wait a moment and try again.';
       case 503: return 'The server could not reach the storage or the converter. Try again shortly.';
-      default: return `Could not get the ${name} download: ${err.message} (HTTP ${err.status}).`;
+      default:
+        if (err.status >= 500) return `The server had a problem preparing the ${name} download. Try again in a moment.`;
+        return `Could not get the ${name} download: ${sentence(err.message)}`;
     }
   }
   if (err && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
@@ -281,15 +300,16 @@ const AR_ICON = `data:image/svg+xml,${encodeURIComponent(
  * download) is set on it too; and a tap on a missing or nearly expired link fetches one (made
  * first if need be) and asks for another tap. No card converts anything before a person asks.
  * @param {string} jobId
+ * @param {string} name the photo's name
  * @param {Schemas['ResultFormat'][] | null} formats the job's `result.formats`, when known
  */
-function formatControls(jobId, formats) {
+function formatControls(jobId, name, formats) {
   const box = document.createElement('div');
   box.className = 'formats';
   const group = document.createElement('div');
   group.className = 'format-buttons';
   group.setAttribute('role', 'group');
-  group.setAttribute('aria-label', 'Download the model as');
+  group.setAttribute('aria-label', `Download the model of ${name} as`);
   const caption = Object.assign(document.createElement('span'), { className: 'formats-label', textContent: 'Download:' });
   caption.setAttribute('aria-hidden', 'true');
   group.append(caption);
@@ -488,15 +508,44 @@ async function checkKey() {
   }
 }
 
+/** Loads what the person's key shows: recent jobs, webhooks, the model last viewed. */
+function loadPerson() {
+  refreshRecent();
+  refreshWebhooks();
+  restoreViewer();
+}
+
+/** After the server answers again: whatever could not load while it was away. */
+async function recover() {
+  if (!catalog.size) await loadModels().catch(() => {});
+  if (await checkKey()) loadPerson();
+}
+
+/**
+ * Another key is another person: nothing of the previous one stays on the page (cards, streams,
+ * the model in view, webhooks and their secret).
+ */
+function forgetPerson() {
+  for (const source of streams) source.close();
+  streams.clear();
+  $('job-list').replaceChildren();
+  $('recent-list').replaceChildren();
+  $('webhook-list').replaceChildren();
+  $('webhook-secret').hidden = true;
+  $('webhook-secret-value').textContent = '';
+  sayWebhooks('');
+  localStorage.removeItem(VIEWED_STORE);
+  clearViewer();
+}
+
 $('key-form').addEventListener('submit', async (/** @type {SubmitEvent} */ event) => {
   event.preventDefault();
+  const previous = apiKey;
   apiKey = $('api-key').value.trim();
-  localStorage.setItem(keyName, apiKey);
-  if (await checkKey()) {
-    refreshRecent();
-    refreshWebhooks();
-    restoreViewer();
-  }
+  if (apiKey) localStorage.setItem(keyName, apiKey);
+  else localStorage.removeItem(keyName);
+  if (apiKey !== previous) forgetPerson();
+  if (await checkKey()) loadPerson();
 });
 
 // --- models, detail and failures in words -------------------------------------------------
@@ -589,6 +638,8 @@ function jobCard(kind, name, about) {
   const actions = Object.assign(document.createElement('span'), { className: 'actions' });
   const meta = Object.assign(document.createElement('span'), { className: 'meta', textContent: about });
   const message = Object.assign(document.createElement('span'), { className: 'message' });
+  // The page's own uploads say what happens to them as it happens.
+  if (kind === 'job') message.setAttribute('role', 'status');
   li.append(title, actions, meta, message);
   return li;
 }
@@ -623,7 +674,7 @@ function setJob(li, status, text, progress) {
  * @param {Schemas['ResultFormat'][] | null} formats
  */
 function addResult(li, jobId, name, formats) {
-  const controls = formatControls(jobId, formats);
+  const controls = formatControls(jobId, name, formats);
   li.querySelector('.formats')?.remove();
   li.append(controls.box);
   const preview = Object.assign(document.createElement('img'), { className: 'preview', alt: `Preview of the model of ${name}` });
@@ -634,11 +685,39 @@ function addResult(li, jobId, name, formats) {
   }).catch(() => preview.remove());
   const view = Object.assign(document.createElement('button'), { type: 'button', textContent: 'View', className: 'view' });
   view.setAttribute('aria-label', `View the model of ${name}`);
-  view.addEventListener('click', () => showInViewer(jobId, name));
+  view.addEventListener('click', () => showInViewer(jobId, name, true));
   /** @type {HTMLElement} */ (li.querySelector('.actions')).replaceChildren(preview, view);
 }
 
 // --- uploads and progress ------------------------------------------------------------------
+
+/** The streams of the jobs this page follows (closed when another key is used). @type {Set<EventSource>} */
+const streams = new Set();
+// How long an upload refused for too many at once keeps waiting its turn.
+const UPLOAD_WAIT_MS = 120_000;
+
+/** @param {number} ms */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The presigned upload of one file, waiting its turn (`retry_after`) when the key's rate limit
+ * refuses it, until UPLOAD_WAIT_MS passed.
+ * @param {Schemas['PresignRequest']} body
+ * @param {(seconds: number) => void} waiting told before each wait
+ */
+async function presign(body, waiting) {
+  const deadline = Date.now() + UPLOAD_WAIT_MS;
+  for (;;) {
+    try {
+      return await ok(client.POST('/api/v1/uploads/presign', { body }));
+    } catch (err) {
+      const seconds = err instanceof ApiError && err.status === 429 ? Number(err.details.retry_after) : NaN;
+      if (!(seconds > 0) || Date.now() + seconds * 1000 > deadline) throw err;
+      waiting(seconds);
+      await sleep(seconds * 1000);
+    }
+  }
+}
 
 /** @param {File} file */
 async function upload(file) {
@@ -650,6 +729,8 @@ async function upload(file) {
   const li = jobCard('job', file.name, `${modelName(model)} · ${detailName(faceLimit)}`);
   setJob(li, 'queued', 'Uploading…', 0);
   $('job-list').prepend(li);
+  /** @type {string | undefined} */
+  let jobId;
   try {
     /** @type {Schemas['GenerateSpec']} */
     const generate = { model_type: $('model-type').value || undefined };
@@ -659,14 +740,13 @@ async function upload(file) {
     // Where AR Quick Look opens models, the USDZ is made with the model: "View in AR" works at once.
     if (AR_SUPPORTED) options.formats = ['glb', 'usdz'];
     if (Object.keys(options).length > 0) generate.options = options;
-    const presigned = await ok(client.POST('/api/v1/uploads/presign', {
-      body: {
-        // The server reads the bytes' type and refuses any but the image types it names.
-        files: [{ filename: file.name, content_type: /** @type {Schemas['ImageType']} */ (file.type), size: file.size }],
-        generate,
-      },
-    }));
-    const { job_id: jobId, upload: signed, events_url: eventsUrl } = presigned.files[0];
+    const presigned = await presign({
+      // The server reads the bytes' type and refuses any but the image types it names.
+      files: [{ filename: file.name, content_type: /** @type {Schemas['ImageType']} */ (file.type), size: file.size }],
+      generate,
+    }, (seconds) => setJob(li, 'queued', `Many uploads at once: this one waits its turn (${seconds} s)…`, 0));
+    const { upload: signed, events_url: eventsUrl } = presigned.files[0];
+    jobId = presigned.files[0].job_id || undefined;
     // Asked for a job (`generate`, which brings its links) and the default upload method, a PUT.
     if (!jobId || !eventsUrl || !('headers' in signed)) throw new Error('The server offered no way to upload this photo. Try again.');
     li.dataset.jobId = jobId;
@@ -675,7 +755,16 @@ async function upload(file) {
     setJob(li, 'queued', 'Uploaded; waiting for the generator…', 0);
     follow(li, jobId, file.name, eventsUrl);
   } catch (err) {
+    // A job whose photo never arrived would wait for it in vain: it is cancelled.
+    if (jobId) client.DELETE('/api/v1/jobs/{job_id}', { params: { path: { job_id: jobId } } }).catch(() => {});
     setJob(li, 'failed', `Not uploaded. ${plainError(err)}`);
+    const again = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Try again' });
+    again.setAttribute('aria-label', `Upload ${file.name} again`);
+    again.addEventListener('click', () => {
+      li.remove();
+      upload(file);
+    });
+    /** @type {HTMLElement} */ (li.querySelector('.actions')).replaceChildren(again);
   }
 }
 
@@ -690,6 +779,11 @@ async function upload(file) {
 function follow(li, jobId, name, eventsUrl) {
   const started = performance.now();
   const source = new EventSource(eventsUrl);
+  streams.add(source);
+  const end = () => {
+    source.close();
+    streams.delete(source);
+  };
   /** @param {MessageEvent} event */
   const update = (event) => {
     /** @type {Schemas['TaskEventData']} */
@@ -699,25 +793,31 @@ function follow(li, jobId, name, eventsUrl) {
   source.addEventListener('task_queued', update);
   source.addEventListener('task_progress', update);
   source.addEventListener('task_completed', async (event) => {
-    source.close();
+    end();
     setJob(li, 'completed', 'Done.');
     li.dataset.seconds = ((performance.now() - started) / 1000).toFixed(2);
     // The formats and their sizes come with the job; the card works without them.
     const job = await ok(client.GET('/api/v1/jobs/{job_id}', { params: { path: { job_id: jobId } } })).catch(() => null);
     addResult(li, jobId, name, job?.result ? job.result.formats : null);
     offerToViewer(jobId, name);
-    refreshRecent();
+    refreshRecentSoon();
   });
   source.addEventListener('task_failed', (event) => {
-    source.close();
+    end();
     /** @type {Schemas['FailedEventData']} */
     const data = JSON.parse(event.data);
     // The public view has no `error`, only the code.
     setJob(li, 'failed', failureWords(data.error_code, 'error' in data ? data.error : null));
-    refreshRecent();
+    refreshRecentSoon();
   });
   source.onerror = () => {
-    if (source.readyState === EventSource.CLOSED && !li.classList.contains('completed')) {
+    if (source.readyState === EventSource.CONNECTING) {
+      // The browser reconnects by itself; the card says so, and the key status learns whether
+      // the server is away.
+      /** @type {HTMLElement} */ (li.querySelector('.message')).textContent = 'Lost the connection to the server; reconnecting…';
+      askServer();
+    } else if (!li.classList.contains('completed')) {
+      end();
       setJob(li, 'failed', 'The connection to the server was lost before the job ended. Reload to see how it ended.');
     }
   };
@@ -758,11 +858,17 @@ camera.position.set(1.2, 0.8, 1.8);
 const controls = new OrbitControls(camera, canvas);
 controls.enableDamping = true;
 // On a touch screen: one finger turns at a comfortable pace, two pinch to zoom (OrbitControls'
-// touch gestures); the hint says what this device does.
+// touch gestures); with a keyboard, the arrows turn and + and - zoom. The hints say so.
 const touch = matchMedia('(pointer: coarse)').matches;
 if (touch) controls.rotateSpeed = 0.6;
-const HOW_TO_TURN = touch ? 'drag to turn, pinch to zoom' : 'drag to turn, scroll to zoom';
+const HOW_TO_TURN = touch ? 'drag to turn, pinch to zoom' : 'drag or use the arrow keys to turn, scroll or + and - to zoom';
 const HOW_TO_TURN_SENTENCE = `${HOW_TO_TURN[0].toUpperCase()}${HOW_TO_TURN.slice(1)}.`;
+const EMPTY_VIEWER = touch
+  ? 'No model yet: choose a photo above, or tap View on a finished job.'
+  : 'No model yet: drop a photo above, or choose View on a finished job.';
+$('drop-hint').textContent = touch
+  ? 'Tap to choose JPEG, PNG or WebP photos'
+  : 'Drop JPEG, PNG or WebP photos here, or click to choose';
 const loader = new GLTFLoader();
 /** @type {any} the model in view */
 let shown = null;
@@ -784,6 +890,25 @@ renderer.setAnimationLoop(() => {
   resize();
   controls.update();
   renderer.render(scene, camera);
+});
+
+// The keyboard turns the model as a drag does: arrows by 10 degrees, + and - zoom.
+canvas.addEventListener('keydown', (/** @type {KeyboardEvent} */ event) => {
+  const step = Math.PI / 18;
+  const around = new THREE.Spherical().setFromVector3(camera.position.clone().sub(controls.target));
+  switch (event.key) {
+    case 'ArrowLeft': around.theta -= step; break;
+    case 'ArrowRight': around.theta += step; break;
+    case 'ArrowUp': around.phi -= step; break;
+    case 'ArrowDown': around.phi += step; break;
+    case '+': case '=': around.radius *= 0.85; break;
+    case '-': case '_': around.radius /= 0.85; break;
+    default: return;
+  }
+  event.preventDefault();
+  around.phi = Math.min(Math.max(around.phi, 0.05), Math.PI - 0.05);
+  camera.position.copy(controls.target).add(new THREE.Vector3().setFromSpherical(around));
+  camera.lookAt(controls.target);
 });
 
 /**
@@ -813,6 +938,17 @@ function setViewer(state, text, extra = {}) {
   $('viewer-status').textContent = state === 'shown' ? `${text}: ${HOW_TO_TURN}.` : HOW_TO_TURN_SENTENCE;
 }
 
+/** Nothing in view: no model, no pending load, nothing remembered on the canvas. */
+function clearViewer() {
+  showing += 1;
+  if (shown) scene.remove(shown);
+  shown = null;
+  delete canvas.dataset.model;
+  delete canvas.dataset.jobId;
+  $('viewer-news').replaceChildren();
+  setViewer('empty', EMPTY_VIEWER);
+}
+
 /**
  * Puts a loaded model in view: centred, fitted, seen from three-quarters above.
  * @param {any} model
@@ -834,14 +970,17 @@ function place(model) {
 }
 
 /**
- * Shows a completed job's model, from a link signed now; the person asked for it.
+ * Shows a completed job's model, from a link signed now.
  * @param {string} jobId
  * @param {string} name the photo's name
+ * @param {boolean} asked whether the person asked for it (the focus then moves to the viewer,
+ *   which scrolls into view)
  */
-async function showInViewer(jobId, name) {
+async function showInViewer(jobId, name, asked) {
   const mine = ++showing;
+  if (asked) canvas.focus();
   $('viewer-news').replaceChildren();
-  const retry = () => showInViewer(jobId, name);
+  const retry = () => showInViewer(jobId, name, true);
   setViewer('loading', `Loading the model of ${name}…`);
   /** @type {Schemas['DownloadLink']} */
   let link;
@@ -849,7 +988,12 @@ async function showInViewer(jobId, name) {
     link = await freshLink(jobId);
   } catch (err) {
     if (mine !== showing) return;
-    if (err instanceof ApiError && err.status === 404) localStorage.removeItem(VIEWED_STORE);
+    // A job that is gone (or an id that never was) is forgotten; the viewer says so once.
+    if (err instanceof ApiError && (err.status === 404 || err.status === 400)) {
+      localStorage.removeItem(VIEWED_STORE);
+      setViewer('error', `The model of ${name} is no longer available (its job was deleted).`);
+      return;
+    }
     setViewer('error', `The model of ${name} could not be shown. ${downloadFailure(err, 'glb')}`, { retry });
     return;
   }
@@ -866,7 +1010,7 @@ async function showInViewer(jobId, name) {
     setViewer('shown', `The model of ${name}`);
   } catch {
     if (mine !== showing) return;
-    setViewer('error', `The model of ${name} could not be loaded (the connection may have dropped). Try again.`, { retry });
+    setViewer('error', `The model file of ${name} could not be loaded.`, { retry });
   }
 }
 
@@ -878,11 +1022,11 @@ async function showInViewer(jobId, name) {
  */
 function offerToViewer(jobId, name) {
   if ($('viewer').dataset.state === 'empty') {
-    showInViewer(jobId, name);
+    showInViewer(jobId, name, false);
     return;
   }
   const show = Object.assign(document.createElement('button'), { type: 'button', textContent: `Show ${name}` });
-  show.addEventListener('click', () => showInViewer(jobId, name));
+  show.addEventListener('click', () => showInViewer(jobId, name, true));
   $('viewer-news').replaceChildren(`The model of ${name} is ready. `, show);
 }
 
@@ -891,7 +1035,7 @@ function restoreViewer() {
   try {
     const { jobId, name } = JSON.parse(localStorage.getItem(VIEWED_STORE) || 'null') || {};
     if (typeof jobId === 'string' && typeof name === 'string' && $('viewer').dataset.state === 'empty') {
-      showInViewer(jobId, name);
+      showInViewer(jobId, name, false);
     }
   } catch {
     localStorage.removeItem(VIEWED_STORE);
@@ -905,30 +1049,57 @@ function photoName(job) {
   return job.source_filename || (job.result ? job.result.filename : 'a photo');
 }
 
+/** @param {Schemas['JobView']} job */
+function recentCard(job) {
+  const name = photoName(job);
+  const when = new Date(job.created_at).toLocaleString();
+  const li = jobCard('recent', name, `${modelName(job.model_type)} · ${detailName(job.options.face_limit)} · ${when}`);
+  li.dataset.jobId = job.job_id;
+  li.dataset.version = String(job.version);
+  if (job.status === 'failed') {
+    setJob(li, 'failed', failureWords(job.error?.code, job.error?.message));
+  } else if (job.status === 'completed') {
+    setJob(li, 'completed', 'Done.');
+    addResult(li, job.job_id, name, job.result ? job.result.formats : null);
+  } else {
+    setJob(li, job.status, job.message, job.status === 'cancelled' ? undefined : job.progress);
+  }
+  return li;
+}
+
+/**
+ * The key's latest jobs. A card whose job did not change, or that the person is using (it has
+ * the focus, or a download under way), is kept as it is: nothing moves under their hands, and
+ * its links are not signed again.
+ */
 async function refreshRecent() {
   if (!apiKey) return;
   const list = $('recent-list');
   try {
     const page = await ok(client.GET('/api/v1/jobs', { params: { query: { limit: 10 } } }));
-    list.replaceChildren(...page.jobs.map((job) => {
-      const name = photoName(job);
-      const when = new Date(job.created_at).toLocaleString();
-      const li = jobCard('recent', name, `${modelName(job.model_type)} · ${detailName(job.options.face_limit)} · ${when}`);
-      li.dataset.jobId = job.job_id;
-      if (job.status === 'failed') {
-        setJob(li, 'failed', failureWords(job.error?.code, job.error?.message));
-      } else if (job.status === 'completed') {
-        setJob(li, 'completed', 'Done.');
-        addResult(li, job.job_id, name, job.result ? job.result.formats : null);
-      } else {
-        setJob(li, job.status, job.message, job.status === 'cancelled' ? undefined : job.progress);
-      }
-      return li;
-    }));
-    if (!page.jobs.length) list.replaceChildren(Object.assign(document.createElement('li'), { textContent: 'No jobs yet.' }));
+    /** @type {Map<string, HTMLElement>} */
+    const cards = new Map();
+    for (const li of list.querySelectorAll(':scope > li[data-job-id]')) cards.set(li.dataset.jobId, li);
+    const wanted = page.jobs.map((job) => {
+      const old = cards.get(job.job_id);
+      const inUse = old && (old.contains(document.activeElement) || old.querySelector('[aria-busy="true"]'));
+      return old && (old.dataset.version === String(job.version) || inUse) ? old : recentCard(job);
+    });
+    if (!wanted.length) wanted.push(Object.assign(document.createElement('li'), { textContent: 'No jobs yet.' }));
+    wanted.forEach((li, i) => {
+      if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+    });
+    while (list.children.length > wanted.length) list.lastElementChild?.remove();
   } catch (err) {
     list.replaceChildren(Object.assign(document.createElement('li'), { textContent: `Could not list your jobs: ${plainError(err)}` }));
   }
+}
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let recentTimer;
+/** One listing for jobs that end together. */
+function refreshRecentSoon() {
+  clearTimeout(recentTimer);
+  recentTimer = setTimeout(refreshRecent, 1000);
 }
 $('refresh-recent').addEventListener('click', refreshRecent);
 
@@ -972,7 +1143,7 @@ async function showDeliveries(endpoint, box) {
   }
   const table = document.createElement('table');
   const head = table.createTHead().insertRow();
-  for (const title of ['Event', 'Status', 'Tries', 'Last answer', 'Next try', '']) {
+  for (const title of ['Event', 'Status', 'Tries', 'Last answer', 'Next try', 'Action']) {
     head.append(Object.assign(document.createElement('th'), { textContent: title, scope: 'col' }));
   }
   const body = table.createTBody();
@@ -1019,28 +1190,30 @@ function endpointItem(endpoint) {
   actions.className = 'actions';
   const deliveries = document.createElement('div');
   deliveries.className = 'deliveries';
+  // Each button's name starts with its visible words, then says which endpoint.
   /** @param {string} text @param {string} label @param {() => Promise<void>} act */
   const button = (text, label, act) => {
     const b = Object.assign(document.createElement('button'), { type: 'button', textContent: text });
-    b.setAttribute('aria-label', `${label} ${endpoint.url}`);
+    b.setAttribute('aria-label', `${text} ${label} ${endpoint.url}`);
     b.addEventListener('click', () => act().catch((err) => sayWebhooks(`${text} failed: ${plainError(err)}`, true)));
     actions.append(b);
   };
-  button('Send test', 'Send a test event to', async () => {
+  button('Send test', 'to', async () => {
     await ok(client.POST('/api/v1/webhooks/endpoints/{endpoint_id}/test', {
       params: { path: { endpoint_id: endpoint.endpoint_id } },
     }));
     sayWebhooks(`Test event sent to ${endpoint.url}; see its deliveries.`);
     await showDeliveries(endpoint, deliveries);
   });
-  button('Deliveries', 'Show the deliveries to', () => showDeliveries(endpoint, deliveries));
-  button('Delete', 'Delete the endpoint', async () => {
+  button('Deliveries', 'to', () => showDeliveries(endpoint, deliveries));
+  button('Delete', 'the endpoint', async () => {
     if (!confirm(`Stop sending events to ${endpoint.url}?`)) return;
     await ok(client.DELETE('/api/v1/webhooks/endpoints/{endpoint_id}', {
       params: { path: { endpoint_id: endpoint.endpoint_id } },
     }).then((answer) => ({ ...answer, data: answer.response.ok ? {} : undefined })));
     sayWebhooks(`${endpoint.url} deleted.`);
     await refreshWebhooks();
+    $('webhook-url').focus(); // Its buttons are gone: the focus goes back to the form.
   });
   li.append(url, state, actions, deliveries);
   return li;
@@ -1086,11 +1259,7 @@ $('webhook-form').addEventListener('submit', async (/** @type {SubmitEvent} */ e
 showApiNotice();
 $('api-key').value = apiKey;
 loadModels().catch((err) => showAuth(`Could not list the models: ${plainError(err)}`, true));
-setViewer('empty', 'No model yet: drop a photo above, or choose View on a finished job.');
+clearViewer();
 checkKey().then((accepted) => {
-  if (accepted) {
-    refreshRecent();
-    refreshWebhooks();
-    restoreViewer();
-  }
+  if (accepted) loadPerson();
 });
