@@ -325,10 +325,16 @@ mod tests {
             (JobStatus::Completed, 100, 1)
         );
         let result = done.result.unwrap();
-        assert_eq!(result.filename, "photo.glb");
         assert_eq!(
-            t.storage.get(&result.object_key).await.unwrap(),
-            Bytes::from_static(b"glTF model bytes")
+            (result.filename.as_str(), result.content_type.as_str()),
+            ("photo.glb", "model/gltf-binary")
+        );
+        let stored_model = t.storage.get(&result.object_key).await.unwrap();
+        assert_eq!(stored_model, Bytes::from_static(b"glTF model bytes"));
+        assert_eq!(
+            result.size,
+            stored_model.len() as u64,
+            "the size recorded is the model's"
         );
         // A redelivery of the same message finds the job ended and runs nothing.
         assert_eq!(
