@@ -1,22 +1,43 @@
 #!/usr/bin/env bash
-# Runs the functions under `cargo lambda watch` (the Lambda runtime emulator) and invokes one of
-# each event kind from tests/fixtures/events: API Gateway HTTP events (health, a FAL webhook),
-# an S3 object-created event and an SQS batch. The functions use whatever adapters the
-# environment selects (the emulator's, when called from scripts/test.sh). Exits non-zero when an
-# answer is wrong.
+# Runs the functions under cargo-lambda's Lambda runtime emulator (`cargo lambda watch
+# --only-lambda-apis`) and invokes one of each event kind from tests/fixtures/events with `cargo
+# lambda invoke`: API Gateway HTTP events (health, a FAL webhook), an S3 object-created event and
+# an SQS batch. The functions use whatever adapters the environment selects (the emulator's, when
+# called from scripts/test.sh). Exits non-zero when an answer is wrong.
+#
+# The four binaries are built here and started against the emulator's runtime API
+# (`.rt/<function>`), instead of letting `cargo lambda watch` build them: its build leaves out the
+# dev-dependencies' features (tokio's `test-util`), so after the test build it recompiled every
+# dependency of tokio. Built together with `--tests`, the features are the test build's and only
+# the binaries themselves are compiled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
+functions=(image2model-health image2model-ingest image2model-worker image2model-webhook)
+
+bins=()
+for function in "${functions[@]}"; do bins+=(--bin "$function"); done
+cargo build --locked --quiet --workspace --tests "${bins[@]}"
 
 port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p target
-cargo lambda watch --invoke-port "$port" --ignore-changes > target/cargo-lambda-watch.log 2>&1 &
-watch_pid=$!
-trap 'kill "$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true' EXIT
+log=target/cargo-lambda-watch.log
+cargo lambda watch --only-lambda-apis --invoke-port "$port" > "$log" 2>&1 &
+pids=($!)
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true' EXIT
+# A function that finds no runtime API exits: they start once the emulator listens.
+for _ in $(seq 100); do
+    "$python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break
+    sleep 0.2
+done
+for function in "${functions[@]}"; do
+    env AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$port/.rt/$function" AWS_LAMBDA_FUNCTION_NAME="$function"         AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512         "${CARGO_TARGET_DIR:-target}/debug/$function" >> "$log" 2>&1 &
+    pids+=($!)
+done
 
 invoke() {
     local function=$1 fixture=$2
-    for _ in $(seq 120); do
+    for _ in $(seq 60); do
         if out=$(cargo lambda invoke "$function" --invoke-port "$port" --data-file "tests/fixtures/events/$fixture" --output-format json 2>/dev/null); then
             printf '%s' "$out"
             return 0
