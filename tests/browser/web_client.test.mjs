@@ -617,6 +617,12 @@ for (const size of SIZES) {
       const why = await page.textContent(`${notes} .message`);
       assert.match(why, /JPEG, PNG or WebP|photo that can be read/, why);
       assert.doesNotMatch(why, /[A-Z]{2,}_[A-Z]/, 'no error code for a person');
+      await page.route((url) => isUpload(url), (route) => route.abort('connectionreset'));
+      await page.setInputFiles('#files', path.join(photos, 'coffee.png'));
+      const cut = 'li.job.failed:has(.name:text-is("coffee.png"))';
+      await page.waitForSelector(`${cut} button:text-is("Try again")`, { timeout: DEADLINE });
+      assert.match(await page.textContent(`${cut} .message`), /^Not uploaded\. The upload was cut off/);
+      await page.unrouteAll({ behavior: 'ignoreErrors' });
       await page.route((url) => isModel(url), (route) => route.abort('connectionreset'));
       await page.click('#viewer-news button');
       await waitViewer(page, 'error');
@@ -628,6 +634,10 @@ for (const size of SIZES) {
       await page.click('#viewer-state button:text-is("Try again")');
       await waitViewer(page, 'shown', 'horse.png');
       assert.equal(await page.evaluate(() => document.activeElement?.id), 'viewer-canvas');
+      // The cut-off upload, tried again, becomes a model; the focus goes to its new card.
+      await page.click(`${cut} button:text-is("Try again")`);
+      assert.equal(await page.evaluate(() => document.activeElement?.matches('li.job')), true, 'the focus is on the new card');
+      await page.waitForSelector('li.job.completed:has(.name:text-is("coffee.png"))', { timeout: DEADLINE });
       await fetch(`${base}/api/v1/webhooks/endpoints/${endpointId}`, { method: 'DELETE', headers: auth });
       assert.deepEqual(errors, [], 'no script errors');
     } finally {
@@ -775,9 +785,20 @@ test('another key is another person: nothing of the first stays on the page', as
     await page.click('#add-webhook');
     await page.waitForSelector('#webhook-secret:not([hidden])', { timeout: DEADLINE });
     await page.waitForSelector('#recent-list li[data-job-id]', { timeout: DEADLINE });
+    // Caught in flight by the switch: an upload (its bytes held) and a listing of jobs and of
+    // webhooks (their answers held); none may land in the second person's page or account.
+    const releaseUpload = await hold(page, isUpload);
+    await page.setInputFiles('#files', path.join(photos, 'horse.png'));
+    await page.waitForSelector('li.job:has(.name:text-is("horse.png"))[data-job-id]', { timeout: DEADLINE });
+    const aliceListing = (url) => url.pathname === '/api/v1/jobs' || url.pathname === '/api/v1/webhooks/endpoints';
+    const releaseListing = await hold(page, aliceListing);
+    await page.click('#refresh-recent');
 
     await page.fill('#api-key', otherKey);
     await page.click('#save-key');
+    await page.waitForTimeout(200); // The switch happened with both still held.
+    await releaseUpload();
+    await releaseListing();
     await page.waitForFunction(() => document.body.dataset.authenticated === 'true', null, { timeout: DEADLINE });
     await page.waitForFunction(() => /No jobs yet/.test(document.getElementById('recent-list').textContent), null, { timeout: DEADLINE });
     const left = await page.evaluate(() => ({
@@ -790,6 +811,10 @@ test('another key is another person: nothing of the first stays on the page', as
       status: document.getElementById('webhook-status').textContent,
     }));
     assert.deepEqual(left, { cards: 0, viewer: 'empty', model: null, secretShown: false, secret: '', endpoints: 0, status: '' });
+    const bobs = await (await fetch(`${base}/api/v1/jobs`, { headers: { Authorization: `Bearer ${otherKey}` } })).json();
+    assert.deepEqual(bobs.jobs, [], 'nothing of the first person went into the second one\'s account');
+    await page.waitForTimeout(1500); // Anything late would have landed by now.
+    assert.equal(await page.$$eval('#recent-list li[data-job-id], #job-list li, #webhook-list li', (l) => l.length), 0);
     // Bob's reload does not bring Alice's model back.
     await page.reload();
     await page.waitForFunction(() => document.body.dataset.authenticated === 'true', null, { timeout: DEADLINE });

@@ -83,11 +83,21 @@ function sentence(text) {
   return `${trimmed.charAt(0).toUpperCase()}${trimmed.slice(1)}${/[.!?]$/.test(trimmed) ? '' : '.'}`;
 }
 
+// Whose page it is: a number that grows when another key is used, and a signal that ends every
+// call still under way for the previous key. What such a call answers is dropped, never shown.
+let person = 0;
+let personCalls = new AbortController();
+/** Thrown when a task of a previous person's is dropped. */
+class Superseded extends Error {}
+/** @param {unknown} err whether this failure only means the key changed meanwhile */
+const superseded = (err) => err instanceof Superseded || (err instanceof Error && err.name === 'AbortError');
+
 /** @type {import('./vendor/openapi-fetch/index.mjs').Client<import('./api').paths>} */
 const client = createClient({ baseUrl: apiBase });
 client.use({
   onRequest({ request }) {
     if (apiKey) request.headers.set('Authorization', `Bearer ${apiKey}`);
+    return new Request(request, { signal: AbortSignal.any([request.signal, personCalls.signal]) });
   },
   // The key's status follows the server: a call that gets no answer says the server stopped
   // answering (the key is kept) and the page asks again every few seconds; the first answer
@@ -99,7 +109,8 @@ client.use({
       recover();
     }
   },
-  onError() {
+  onError({ error }) {
+    if (error instanceof Error && error.name === 'AbortError') return; // Ended on purpose.
     if (!serverDown) {
       serverDown = true;
       showAuth(`${UNREACHABLE} Your key is kept.`, true);
@@ -112,10 +123,18 @@ let serverDown = false;
 /** @type {ReturnType<typeof setInterval> | undefined} */
 let serverWatch;
 const SERVER_WATCH_MS = 3000;
+// An idle page asks too, now and then, so its status does not say "accepted" of a server gone.
+const IDLE_WATCH_MS = 30_000;
+let asking = false;
 /** One call that only tells whether the server answers (the client's hooks do the rest). */
 function askServer() {
-  client.GET('/api/v1/health').catch(() => {});
+  if (asking) return; // Many streams dropping at once ask once.
+  asking = true;
+  client.GET('/api/v1/health').catch(() => {}).finally(() => { asking = false; });
 }
+setInterval(() => {
+  if (!serverDown && document.visibilityState === 'visible') askServer();
+}, IDLE_WATCH_MS);
 // What a person can do when the server does not answer.
 const UNREACHABLE = location.origin === apiBase
   ? 'The server is not answering. Check that it is still running (it prints "listening on" when it starts), then reload.'
@@ -235,12 +254,12 @@ function downloadFailure(err, format) {
       case 401: return 'The server refused your key (it may have expired or been revoked). Paste a valid key above and try again.';
       case 403: return 'Your key may not download models. Ask whoever gave it for one that may.';
       case 404: return 'This job no longer exists (it may have been deleted).';
-      case 409: return `The model is not ready to download yet (${err.message}).`;
+      case 409: return 'The model is not ready to download yet. Wait until the job is done, then try again.';
       case 429: return 'Too many requests just now. Wait a moment and try again.';
       case 503: return 'The server could not reach the storage or the converter. Try again shortly.';
       default:
         if (err.status >= 500) return `The server had a problem preparing the ${name} download. Try again in a moment.`;
-        return `Could not get the ${name} download: ${sentence(err.message)}`;
+        return `Could not get the ${name} download. Reload the page and try again.`;
     }
   }
   if (err && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
@@ -488,18 +507,23 @@ function showAuth(text, error = false) {
 async function checkKey() {
   if (!apiKey) {
     showAuth('Paste an API key to start.');
+    delete document.body.dataset.authenticated;
     return false;
   }
+  const me = person;
   try {
     await ok(client.GET('/api/v1/jobs', { params: { query: { limit: 1 } } }));
     showAuth('Key accepted.');
     document.body.dataset.authenticated = 'true';
     return true;
   } catch (err) {
+    if (me !== person || superseded(err)) return false;
     if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
       showAuth('This key was not accepted. Check that you pasted all of it, or ask for a new one.', true);
+    } else if (err instanceof ApiError && err.status === 429) {
+      showAuth('Too many requests just now. Wait a minute, then press “Use key” again.', true);
     } else if (err instanceof ApiError) {
-      showAuth(`The server could not check the key just now (HTTP ${err.status}). Try again in a moment.`, true);
+      showAuth('The server could not check the key just now. Try again in a moment.', true);
     } else {
       showAuth(`${UNREACHABLE} Your key is kept.`, true);
     }
@@ -518,6 +542,9 @@ function loadPerson() {
 /** After the server answers again: whatever could not load while it was away. */
 async function recover() {
   if (!catalog.size) await loadModels().catch(() => {});
+  // What failed while the server was away is tried again, not left saying so.
+  if ($('webhook-status').classList.contains('error')) sayWebhooks('');
+  if ($('viewer').dataset.state === 'error') clearViewer();
   if (await checkKey()) loadPerson();
 }
 
@@ -526,6 +553,9 @@ async function recover() {
  * the model in view, webhooks and their secret).
  */
 function forgetPerson() {
+  person += 1;
+  personCalls.abort();
+  personCalls = new AbortController();
   for (const source of streams) source.close();
   streams.clear();
   $('job-list').replaceChildren();
@@ -638,8 +668,6 @@ function jobCard(kind, name, about) {
   const actions = Object.assign(document.createElement('span'), { className: 'actions' });
   const meta = Object.assign(document.createElement('span'), { className: 'meta', textContent: about });
   const message = Object.assign(document.createElement('span'), { className: 'message' });
-  // The page's own uploads say what happens to them as it happens.
-  if (kind === 'job') message.setAttribute('role', 'status');
   li.append(title, actions, meta, message);
   return li;
 }
@@ -689,6 +717,15 @@ function addResult(li, jobId, name, formats) {
   /** @type {HTMLElement} */ (li.querySelector('.actions')).replaceChildren(preview, view);
 }
 
+/**
+ * Says an event to screen readers once (a job done or failed), without making every progress
+ * step of every card a live region.
+ * @param {string} text
+ */
+function announce(text) {
+  $('announcer').textContent = text;
+}
+
 // --- uploads and progress ------------------------------------------------------------------
 
 /** The streams of the jobs this page follows (closed when another key is used). @type {Set<EventSource>} */
@@ -699,28 +736,43 @@ const UPLOAD_WAIT_MS = 120_000;
 /** @param {number} ms */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// Presigns run one at a time: photos dropped together meet a rate limit once, the first waits
+// out its `retry_after` and the others queue behind it instead of all asking again together.
+/** @type {Promise<unknown>} */
+let presignTurn = Promise.resolve();
+
 /**
- * The presigned upload of one file, waiting its turn (`retry_after`) when the key's rate limit
- * refuses it, until UPLOAD_WAIT_MS passed.
+ * The presigned upload of one file, in its turn, waiting (`retry_after`) when the key's rate
+ * limit refuses it, until UPLOAD_WAIT_MS passed; dropped when another key is used meanwhile.
  * @param {Schemas['PresignRequest']} body
+ * @param {number} me the person it is for
  * @param {(seconds: number) => void} waiting told before each wait
  */
-async function presign(body, waiting) {
+function presign(body, me, waiting) {
   const deadline = Date.now() + UPLOAD_WAIT_MS;
-  for (;;) {
-    try {
-      return await ok(client.POST('/api/v1/uploads/presign', { body }));
-    } catch (err) {
-      const seconds = err instanceof ApiError && err.status === 429 ? Number(err.details.retry_after) : NaN;
-      if (!(seconds > 0) || Date.now() + seconds * 1000 > deadline) throw err;
-      waiting(seconds);
-      await sleep(seconds * 1000);
+  const mine = presignTurn.then(async () => {
+    for (;;) {
+      if (me !== person) throw new Superseded();
+      try {
+        return await ok(client.POST('/api/v1/uploads/presign', { body }));
+      } catch (err) {
+        const seconds = err instanceof ApiError && err.status === 429 ? Number(err.details.retry_after) : NaN;
+        if (!(seconds > 0) || Date.now() + seconds * 1000 > deadline) throw err;
+        waiting(seconds);
+        await sleep(seconds * 1000);
+      }
     }
-  }
+  });
+  presignTurn = mine.catch(() => {});
+  return mine;
 }
 
-/** @param {File} file */
-async function upload(file) {
+/**
+ * Uploads one photo for a new job, and follows the job; the card says each step.
+ * @param {File} file
+ * @returns {HTMLLIElement} the job's card
+ */
+function upload(file) {
   const model = /** @type {HTMLSelectElement} */ ($('model-type')).value;
   const faces = $('face-limit').value;
   // Detail goes only to a model that takes it, and never past its maximum.
@@ -729,11 +781,23 @@ async function upload(file) {
   const li = jobCard('job', file.name, `${modelName(model)} · ${detailName(faceLimit)}`);
   setJob(li, 'queued', 'Uploading…', 0);
   $('job-list').prepend(li);
+  send(li, file, model, faceLimit);
+  return li;
+}
+
+/**
+ * @param {HTMLLIElement} li the job's card
+ * @param {File} file
+ * @param {string} model
+ * @param {number | undefined} faceLimit
+ */
+async function send(li, file, model, faceLimit) {
+  const me = person;
   /** @type {string | undefined} */
   let jobId;
   try {
     /** @type {Schemas['GenerateSpec']} */
-    const generate = { model_type: $('model-type').value || undefined };
+    const generate = { model_type: /** @type {any} */ (model) || undefined };
     /** @type {Schemas['JobOptions']} */
     const options = {};
     if (faceLimit) options.face_limit = faceLimit;
@@ -744,25 +808,34 @@ async function upload(file) {
       // The server reads the bytes' type and refuses any but the image types it names.
       files: [{ filename: file.name, content_type: /** @type {Schemas['ImageType']} */ (file.type), size: file.size }],
       generate,
-    }, (seconds) => setJob(li, 'queued', `Many uploads at once: this one waits its turn (${seconds} s)…`, 0));
+    }, me, (seconds) => setJob(li, 'queued', `Many uploads at once: this one waits its turn (${seconds} s)…`, 0));
     const { upload: signed, events_url: eventsUrl } = presigned.files[0];
     jobId = presigned.files[0].job_id || undefined;
     // Asked for a job (`generate`, which brings its links) and the default upload method, a PUT.
     if (!jobId || !eventsUrl || !('headers' in signed)) throw new Error('The server offered no way to upload this photo. Try again.');
     li.dataset.jobId = jobId;
-    const put = await fetch(signed.url, { method: 'PUT', headers: signed.headers, body: file });
+    const put = await fetch(signed.url, { method: 'PUT', headers: signed.headers, body: file, signal: personCalls.signal })
+      .catch((err) => {
+        if (superseded(err)) throw err;
+        throw new Error('The upload was cut off before it finished. Check your connection and try again.');
+      });
     if (!put.ok) throw new Error('The storage refused the upload. Try again.');
+    if (me !== person) return;
     setJob(li, 'queued', 'Uploaded; waiting for the generator…', 0);
     follow(li, jobId, file.name, eventsUrl);
   } catch (err) {
+    if (me !== person || superseded(err)) return; // Another key: this card is gone already.
     // A job whose photo never arrived would wait for it in vain: it is cancelled.
     if (jobId) client.DELETE('/api/v1/jobs/{job_id}', { params: { path: { job_id: jobId } } }).catch(() => {});
     setJob(li, 'failed', `Not uploaded. ${plainError(err)}`);
+    announce(`${file.name} was not uploaded.`);
     const again = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Try again' });
-    again.setAttribute('aria-label', `Upload ${file.name} again`);
+    again.setAttribute('aria-label', `Try again: upload ${file.name}`);
     again.addEventListener('click', () => {
-      li.remove();
-      upload(file);
+      const card = upload(file);
+      li.replaceWith(card);
+      card.tabIndex = -1;
+      card.focus(); // The focus goes to the new card, not to the page.
     });
     /** @type {HTMLElement} */ (li.querySelector('.actions')).replaceChildren(again);
   }
@@ -777,6 +850,7 @@ async function upload(file) {
  * @param {string} eventsUrl
  */
 function follow(li, jobId, name, eventsUrl) {
+  const LOST = 'Lost the connection to the server; reconnecting…';
   const started = performance.now();
   const source = new EventSource(eventsUrl);
   streams.add(source);
@@ -792,9 +866,14 @@ function follow(li, jobId, name, eventsUrl) {
   };
   source.addEventListener('task_queued', update);
   source.addEventListener('task_progress', update);
+  source.onopen = () => {
+    const message = /** @type {HTMLElement} */ (li.querySelector('.message'));
+    if (message.textContent === LOST) message.textContent = 'Connected again; waiting for news of the job…';
+  };
   source.addEventListener('task_completed', async (event) => {
     end();
     setJob(li, 'completed', 'Done.');
+    announce(`The model of ${name} is done.`);
     li.dataset.seconds = ((performance.now() - started) / 1000).toFixed(2);
     // The formats and their sizes come with the job; the card works without them.
     const job = await ok(client.GET('/api/v1/jobs/{job_id}', { params: { path: { job_id: jobId } } })).catch(() => null);
@@ -808,13 +887,14 @@ function follow(li, jobId, name, eventsUrl) {
     const data = JSON.parse(event.data);
     // The public view has no `error`, only the code.
     setJob(li, 'failed', failureWords(data.error_code, 'error' in data ? data.error : null));
+    announce(`${name} failed: ${failureWords(data.error_code, 'error' in data ? data.error : null)}`);
     refreshRecentSoon();
   });
   source.onerror = () => {
     if (source.readyState === EventSource.CONNECTING) {
       // The browser reconnects by itself; the card says so, and the key status learns whether
       // the server is away.
-      /** @type {HTMLElement} */ (li.querySelector('.message')).textContent = 'Lost the connection to the server; reconnecting…';
+      /** @type {HTMLElement} */ (li.querySelector('.message')).textContent = LOST;
       askServer();
     } else if (!li.classList.contains('completed')) {
       end();
@@ -863,6 +943,9 @@ const touch = matchMedia('(pointer: coarse)').matches;
 if (touch) controls.rotateSpeed = 0.6;
 const HOW_TO_TURN = touch ? 'drag to turn, pinch to zoom' : 'drag or use the arrow keys to turn, scroll or + and - to zoom';
 const HOW_TO_TURN_SENTENCE = `${HOW_TO_TURN[0].toUpperCase()}${HOW_TO_TURN.slice(1)}.`;
+canvas.setAttribute('aria-label', touch
+  ? 'The model in 3D: drag to turn it, pinch to zoom'
+  : 'The model in 3D: the arrow keys turn it, + and - zoom');
 const EMPTY_VIEWER = touch
   ? 'No model yet: choose a photo above, or tap View on a finished job.'
   : 'No model yet: drop a photo above, or choose View on a finished job.';
@@ -1075,8 +1158,10 @@ function recentCard(job) {
 async function refreshRecent() {
   if (!apiKey) return;
   const list = $('recent-list');
+  const me = person;
   try {
     const page = await ok(client.GET('/api/v1/jobs', { params: { query: { limit: 10 } } }));
+    if (me !== person) return;
     /** @type {Map<string, HTMLElement>} */
     const cards = new Map();
     for (const li of list.querySelectorAll(':scope > li[data-job-id]')) cards.set(li.dataset.jobId, li);
@@ -1091,6 +1176,7 @@ async function refreshRecent() {
     });
     while (list.children.length > wanted.length) list.lastElementChild?.remove();
   } catch (err) {
+    if (me !== person || superseded(err)) return;
     list.replaceChildren(Object.assign(document.createElement('li'), { textContent: `Could not list your jobs: ${plainError(err)}` }));
   }
 }
@@ -1195,7 +1281,12 @@ function endpointItem(endpoint) {
   const button = (text, label, act) => {
     const b = Object.assign(document.createElement('button'), { type: 'button', textContent: text });
     b.setAttribute('aria-label', `${text} ${label} ${endpoint.url}`);
-    b.addEventListener('click', () => act().catch((err) => sayWebhooks(`${text} failed: ${plainError(err)}`, true)));
+    b.addEventListener('click', () => {
+      const me = person;
+      act().catch((err) => {
+        if (me === person && !superseded(err)) sayWebhooks(`${text} failed: ${plainError(err)}`, true);
+      });
+    });
     actions.append(b);
   };
   button('Send test', 'to', async () => {
@@ -1221,10 +1312,13 @@ function endpointItem(endpoint) {
 
 async function refreshWebhooks() {
   if (!apiKey) return;
+  const me = person;
   try {
     const { endpoints } = await ok(client.GET('/api/v1/webhooks/endpoints'));
+    if (me !== person) return;
     $('webhook-list').replaceChildren(...endpoints.map(endpointItem));
   } catch (err) {
+    if (me !== person || superseded(err)) return;
     sayWebhooks(`Could not list your webhooks: ${plainError(err)}`, true);
   }
 }
@@ -1239,17 +1333,20 @@ $('webhook-form').addEventListener('submit', async (/** @type {SubmitEvent} */ e
     return;
   }
   const description = $('webhook-description').value.trim();
+  const me = person;
   try {
     const made = await ok(client.POST('/api/v1/webhooks/endpoints', {
       body: { url: $('webhook-url').value.trim(), events, ...(description ? { description } : {}) },
     }));
+    if (me !== person) return;
     $('webhook-secret-url').textContent = made.url;
     $('webhook-secret-value').textContent = made.secret;
     $('webhook-secret').hidden = false;
-    sayWebhooks(`Added ${made.url}.`);
+    sayWebhooks(`Added ${made.url}. Its signing secret is below, shown this once: copy it now.`);
     $('webhook-form').reset();
     await refreshWebhooks();
   } catch (err) {
+    if (me !== person || superseded(err)) return;
     sayWebhooks(`Could not add it: ${plainError(err)}`, true);
   }
 });
