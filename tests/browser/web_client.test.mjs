@@ -850,3 +850,20 @@ test('a page opened while the server is away fills itself in once it answers', a
     await page.close();
   }
 });
+
+test('a browser from before AbortSignal.any and Object.hasOwn (Safari 15, Chrome 115) still signs in, uploads and shows the model', async () => {
+  const { page, errors } = await newPage();
+  try {
+    await page.addInitScript(() => {
+      delete AbortSignal.any;
+      delete Object.hasOwn;
+    });
+    await page.goto(base);
+    await signIn(page);
+    await page.setInputFiles('#files', path.join(photos, 'coffee.webp'));
+    await waitViewer(page, 'shown', 'coffee.webp');
+    assert.deepEqual(errors, [], 'no script errors');
+  } finally {
+    await page.close();
+  }
+});

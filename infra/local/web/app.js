@@ -60,7 +60,7 @@ class ApiError extends Error {
  */
 function plainError(err) {
   if (err instanceof ApiError) {
-    if (err.code && Object.hasOwn(FAILURES, err.code)) return FAILURES[err.code];
+    if (err.code && Object.prototype.hasOwnProperty.call(FAILURES, err.code)) return FAILURES[err.code];
     switch (err.status) {
       case 401: return 'The server did not accept your key. Paste a valid key above.';
       case 403: return 'Your key may not do this.';
@@ -97,6 +97,8 @@ const client = createClient({ baseUrl: apiBase });
 client.use({
   onRequest({ request }) {
     if (apiKey) request.headers.set('Authorization', `Bearer ${apiKey}`);
+    // Browsers without AbortSignal.any (before 2024) keep only the checks of `person` below.
+    if (typeof AbortSignal.any !== 'function') return request;
     return new Request(request, { signal: AbortSignal.any([request.signal, personCalls.signal]) });
   },
   // The key's status follows the server: a call that gets no answer says the server stopped
@@ -648,7 +650,7 @@ const FAILURES = {
  * @param {string | null | undefined} [message] the server's own words, when the code is new
  */
 function failureWords(code, message) {
-  if (code && Object.hasOwn(FAILURES, code)) return FAILURES[code];
+  if (code && Object.prototype.hasOwnProperty.call(FAILURES, code)) return FAILURES[code];
   return message ? `It failed: ${message}.` : 'It failed.';
 }
 
