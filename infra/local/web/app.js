@@ -142,6 +142,9 @@ const UNREACHABLE = location.origin === apiBase
   ? 'The server is not answering. Check that it is still running (it prints "listening on" when it starts), then reload.'
   : `The API at ${apiBase} is not answering. Check your connection, or that the deployment is up, then reload.`;
 
+/** @param {number} ms */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
  * The data of a successful answer; any other answer throws an ApiError.
  * @template T
@@ -220,7 +223,7 @@ async function freshLink(jobId, format = 'glb', converting) {
     const seconds = retryAfter(response, data);
     if (Date.now() + seconds * 1000 >= deadline) throw new ConversionTimeout(format);
     converting?.(seconds);
-    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    await sleep(seconds * 1000);
   }
 }
 
@@ -734,9 +737,6 @@ function announce(text) {
 const streams = new Set();
 // How long an upload refused for too many at once keeps waiting its turn.
 const UPLOAD_WAIT_MS = 120_000;
-
-/** @param {number} ms */
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Presigns run one at a time: photos dropped together meet a rate limit once, the first waits
 // out its `retry_after` and the others queue behind it instead of all asking again together.
