@@ -356,7 +356,7 @@ async fn fal_job_on_s3_dynamodb_and_sqs() {
     // The worker takes messages as Lambda would: submit, then delayed polls until completion.
     let client = aws_sdk_sqs::Client::new(&sdk);
     let worker = Worker::new(ctx.clone(), Vec::new()).with_fal(
-        image2model_shared::fal::FalClient::new(&ctx.config.fal)
+        image2model_shared::adapters::fal::FalClient::new(&ctx.config.fal)
             .unwrap()
             .unwrap(),
     );

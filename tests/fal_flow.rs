@@ -4,6 +4,7 @@
 //! stored model is what FAL served.
 
 use image2model_shared::config::Config;
+use image2model_shared::ports::FalQueue;
 use image2model_tests::fake_fal::{
     FakeFal, Output, Reply, Script, Webhooks, depth_png, sample_glb,
 };
@@ -413,7 +414,7 @@ async fn a_webhook_message_ahead_of_the_record_waits_for_it() {
     let adapters =
         image2model_shared::context::EmbeddedAdapters::open(&config, "http://127.0.0.1:9").unwrap();
     let ctx = image2model_shared::AppContext::embedded(config, &adapters);
-    let client = image2model_shared::fal::FalClient::new(&ctx.config.fal)
+    let client = image2model_shared::adapters::fal::FalClient::new(&ctx.config.fal)
         .unwrap()
         .unwrap();
     let worker =
@@ -453,7 +454,7 @@ async fn a_webhook_message_ahead_of_the_record_waits_for_it() {
     assert_eq!(ctx.queue.depth().await.unwrap().delayed, 0);
 
     // Once the submission is recorded, the same message looks at FAL and starts no chain.
-    let client = image2model_shared::fal::FalClient::new(&ctx.config.fal)
+    let client = image2model_shared::adapters::fal::FalClient::new(&ctx.config.fal)
         .unwrap()
         .unwrap();
     let submitted = client

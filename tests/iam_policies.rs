@@ -476,7 +476,7 @@ async fn drive(d: &Deployment, client: &Client, fake: &FakeFal, env: &BTreeMap<S
         ))],
     )
     .with_fal(
-        image2model_shared::fal::FalClient::new(&d.ctx("image2model-worker").config.fal)
+        image2model_shared::adapters::fal::FalClient::new(&d.ctx("image2model-worker").config.fal)
             .unwrap()
             .unwrap(),
     );

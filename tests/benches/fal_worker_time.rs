@@ -7,10 +7,10 @@
 use bytes::Bytes;
 use chrono::Utc;
 use image2model_shared::AppContext;
+use image2model_shared::adapters::fal::FalClient;
 use image2model_shared::app::work::{MessageOutcome, Worker};
 use image2model_shared::context::EmbeddedAdapters;
 use image2model_shared::domain::{JobId, JobStatus};
-use image2model_shared::fal::FalClient;
 use image2model_tests::contract::file;
 use image2model_tests::fake_fal::{FakeFal, Script};
 use image2model_tests::{jpeg, test_config};

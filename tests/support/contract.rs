@@ -60,7 +60,7 @@ pub async fn files_are_created_once_and_updated_conditionally(store: &dyn Store)
     // A second writer holding the old version loses.
     let rejected = f
         .reject(image2model_shared::domain::FileRejection {
-            code: "X".into(),
+            code: image2model_shared::domain::JobErrorCode::InvalidImage,
             message: "x".into(),
         })
         .unwrap();
@@ -109,7 +109,12 @@ pub async fn job_updates_are_conditional_and_monotonic(store: &dyn Store) {
         store.update_job(&backwards).await,
         Err(StoreError::Conflict)
     ));
-    let failed = at_60.fail(JobError::new("E", "e"), now).unwrap();
+    let failed = at_60
+        .fail(
+            JobError::from(image2model_shared::domain::JobErrorCode::GenerationFailed),
+            now,
+        )
+        .unwrap();
     store.update_job(&failed).await.unwrap();
     // Nothing leaves a terminal state through an ordinary update, whatever it claims.
     let mut escape = failed.clone();

@@ -482,7 +482,7 @@ pub fn public_status(snapshot: &Snapshot) -> PublicTaskStatus {
         progress: snapshot.progress,
         message,
         files: FileCounts::of(snapshot),
-        error_code: snapshot.error().map(|e| e.code),
+        error_code: snapshot.error().map(|e| e.code.to_string()),
         created_at,
         updated_at,
         chord_task_id: group_id(snapshot),
@@ -501,7 +501,7 @@ pub fn owner_status(snapshot: &Snapshot) -> TaskStatus {
         files: FileCounts::of(snapshot),
         result: result(snapshot),
         error: error.as_ref().map(|e| e.message.clone()),
-        error_code: error.as_ref().map(|e| e.code.clone()),
+        error_code: error.as_ref().map(|e| e.code.to_string()),
         error_details: error.as_ref().map(JobErrorView::from),
         created_at,
         updated_at,
@@ -614,7 +614,9 @@ mod tests {
                     done(),
                     job()
                         .fail(
-                            image2model_shared::domain::JobError::new("E", "e"),
+                            image2model_shared::domain::JobError::from(
+                                image2model_shared::domain::JobErrorCode::GenerationFailed,
+                            ),
                             Utc::now(),
                         )
                         .unwrap(),
@@ -676,7 +678,10 @@ mod tests {
         assert!(!public.to_string().contains("secret"), "{public}");
         let failed = retrying
             .fail(
-                image2model_shared::domain::JobError::new("FAL_INVALID_INPUT", "secret detail"),
+                image2model_shared::domain::JobError::new(
+                    image2model_shared::domain::JobErrorCode::FalInvalidInput,
+                    "secret detail",
+                ),
                 Utc::now(),
             )
             .unwrap();

@@ -2,9 +2,9 @@
 //! (`ReportBatchItemFailures`).
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use image2model_shared::adapters::fal::FalClient;
 use image2model_shared::app::work::Worker;
 use image2model_shared::builtin_generator::BuiltinGenerator;
-use image2model_shared::fal::FalClient;
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 

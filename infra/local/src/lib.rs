@@ -10,12 +10,13 @@ mod web_client;
 
 use axum::Router;
 use image2model_shared::AppContext;
+use image2model_shared::adapters::fal::FalClient;
 use image2model_shared::app::deliver::Deliverer;
 use image2model_shared::app::work::Worker;
 use image2model_shared::builtin_generator::BuiltinGenerator;
 use image2model_shared::config::Config;
 use image2model_shared::context::{ContextError, EmbeddedAdapters};
-use image2model_shared::fal::{FalClient, FalError};
+use image2model_shared::ports::FalError;
 use image2model_webhook::SignatureVerifier;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -338,7 +338,7 @@ mod tests {
 
         let rejected = pending
             .reject(FileRejection {
-                code: "INVALID_IMAGE".into(),
+                code: crate::domain::JobErrorCode::InvalidImage,
                 message: "truncated".into(),
             })
             .unwrap();

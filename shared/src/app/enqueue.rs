@@ -5,7 +5,9 @@
 use super::error::AppError;
 use super::job_update::fail_job;
 use crate::context::AppContext;
-use crate::domain::{FileId, FileStatus, GenerationJob, JobError, JobId, ModelFormat};
+use crate::domain::{
+    FileId, FileStatus, GenerationJob, JobError, JobErrorCode, JobId, ModelFormat,
+};
 use crate::ports::{QueueError, WorkQueue};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -93,7 +95,7 @@ pub async fn enqueue_if_ready(ctx: &AppContext, job: &GenerationJob) -> Result<H
             .map(|job| Handover::Failed(Box::new(job)))
     };
     let Some(file) = ctx.store.get_file(job.file_id).await? else {
-        return failed(JobError::new("FILE_NOT_FOUND", "the uploaded file is gone")).await;
+        return failed(JobError::from(JobErrorCode::FileNotFound)).await;
     };
     match file.status {
         FileStatus::Ready => {
@@ -108,7 +110,7 @@ pub async fn enqueue_if_ready(ctx: &AppContext, job: &GenerationJob) -> Result<H
         FileStatus::Pending => Ok(Handover::Waiting),
         FileStatus::Rejected => {
             failed(file.rejection.map_or_else(
-                || JobError::new("FILE_REJECTED", "the file was rejected"),
+                || JobError::from(JobErrorCode::FileRejected),
                 |r| JobError::new(r.code, r.message),
             ))
             .await

@@ -9,7 +9,8 @@ use super::inspect::inspect;
 use super::job_update::fail_job;
 use crate::context::AppContext;
 use crate::domain::{
-    AcceptedImage, FileId, FileRejection, FileStatus, JobError, JobStatus, UploadedFile,
+    AcceptedImage, FileId, FileRejection, FileStatus, JobError, JobErrorCode, JobStatus,
+    UploadedFile,
 };
 use crate::ports::StoreError;
 use crate::validation::ImageRejection;
@@ -24,7 +25,7 @@ pub enum IngestOutcome {
     },
     Rejected {
         file_id: FileId,
-        code: String,
+        code: JobErrorCode,
         failed_jobs: usize,
     },
     /// The file had already left `pending` (a duplicate event).
@@ -112,8 +113,8 @@ async fn check_rewrite(ctx: &AppContext, file: &UploadedFile) -> Result<IngestOu
                 return Ok(already);
             }
             let reason = FileRejection {
-                code: "UPLOAD_TAMPERED".to_owned(),
-                message: "the upload was written again after it was validated".to_owned(),
+                code: JobErrorCode::UploadTampered,
+                message: JobErrorCode::UploadTampered.meaning().to_owned(),
             };
             let Ok(revoked) = file.revoke(reason.clone()) else {
                 return Ok(already);
@@ -182,7 +183,7 @@ async fn reject(
     rejection: &ImageRejection,
 ) -> Result<IngestOutcome, AppError> {
     let reason = FileRejection {
-        code: rejection.code().to_owned(),
+        code: rejection.code(),
         message: rejection.to_string(),
     };
     let already = IngestOutcome::AlreadyProcessed {
@@ -215,10 +216,7 @@ async fn settle_refused(
         Err(e) => return Err(e.into()),
     }
     ctx.storage.delete(&file.object_key).await?;
-    let error = JobError::new(
-        reason.code.clone(),
-        format!("upload rejected: {}", reason.message),
-    );
+    let error = JobError::new(reason.code, format!("upload rejected: {}", reason.message));
     let mut failed = 0;
     for job in ctx.store.list_jobs_for_file(file.file_id).await? {
         if job.status.is_terminal() {
@@ -333,7 +331,7 @@ mod tests {
             outcome,
             IngestOutcome::Rejected {
                 file_id: file.file_id,
-                code: "INVALID_FILE_TYPE".into(),
+                code: JobErrorCode::InvalidFileType,
                 failed_jobs: 1
             }
         );
@@ -357,7 +355,7 @@ mod tests {
         upload_bytes(&t, &file).await;
         let outcome = ingest_object(&t, &file.object_key).await.unwrap();
         assert!(
-            matches!(outcome, IngestOutcome::Rejected { ref code, .. } if code == "FILE_TOO_LARGE"),
+            matches!(outcome, IngestOutcome::Rejected { ref code, .. } if *code == JobErrorCode::FileTooLarge),
             "{outcome:?}"
         );
     }

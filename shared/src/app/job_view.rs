@@ -102,7 +102,7 @@ pub struct JobErrorView {
 impl From<&JobError> for JobErrorView {
     fn from(error: &JobError) -> Self {
         Self {
-            code: error.code.clone(),
+            code: error.code.as_str().to_owned(),
             message: error.message.clone(),
         }
     }

@@ -42,7 +42,10 @@ mod tests {
         t.store
             .update_job(
                 &failed
-                    .fail(JobError::new("GENERATION_FAILED", "boom"), now)
+                    .fail(
+                        JobError::new(crate::domain::JobErrorCode::GenerationFailed, "boom"),
+                        now,
+                    )
                     .unwrap(),
             )
             .await

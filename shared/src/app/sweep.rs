@@ -8,7 +8,7 @@ use super::error::AppError;
 use super::ingest::ingest_object;
 use super::job_update::fail_job;
 use crate::context::AppContext;
-use crate::domain::{FileId, JobError, JobId, JobStatus};
+use crate::domain::{FileId, JobError, JobErrorCode, JobId, JobStatus};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::Duration;
@@ -45,7 +45,7 @@ pub async fn sweep(ctx: &AppContext, now: DateTime<Utc>) -> Result<SweepReport, 
         for job in ctx.store.list_jobs_by_status(status, now, PAGE).await? {
             if job.created_at < deadline {
                 let error = JobError::new(
-                    "JOB_DEADLINE_EXCEEDED",
+                    JobErrorCode::JobDeadlineExceeded,
                     format!(
                         "the job did not finish within {} s",
                         config.job_deadline.as_secs()

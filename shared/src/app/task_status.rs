@@ -7,7 +7,7 @@ use super::access::{Task, any_task, owned_task};
 use super::error::AppError;
 use super::status_token;
 use crate::context::AppContext;
-use crate::domain::{GenerationJob, JobError, JobId, JobStatus};
+use crate::domain::{GenerationJob, JobError, JobErrorCode, JobId, JobStatus};
 use crate::keys::Caller;
 use chrono::{DateTime, Utc};
 
@@ -192,7 +192,7 @@ impl Snapshot {
     pub fn error(&self) -> Option<JobError> {
         if self.status.is_terminal() && self.status != JobStatus::Completed {
             let error = self.jobs.iter().find_map(|j| j.error.clone());
-            Some(error.unwrap_or_else(|| JobError::new("CANCELLED", "the task was cancelled")))
+            Some(error.unwrap_or_else(|| JobError::from(JobErrorCode::Cancelled)))
         } else {
             None
         }
@@ -261,7 +261,9 @@ mod tests {
             ..JobResult::default()
         };
         let done = job().start(now).unwrap().complete(result, now).unwrap();
-        let failed = job().fail(JobError::new("E", "e"), now).unwrap();
+        let failed = job()
+            .fail(JobError::from(JobErrorCode::GenerationFailed), now)
+            .unwrap();
 
         assert_eq!(
             aggregate(&[queued.clone(), queued.clone()]).0,
@@ -300,7 +302,7 @@ mod tests {
     fn a_task_that_ended_without_a_model_says_why() {
         let now = Utc::now();
         let failed = job()
-            .fail(JobError::new("INVALID_IMAGE", "no"), now)
+            .fail(JobError::new(JobErrorCode::InvalidImage, "no"), now)
             .unwrap();
         let cancelled = job().cancel(now).unwrap();
         assert_eq!(single(&failed).error().unwrap().code, "INVALID_IMAGE");

@@ -3,10 +3,10 @@
 
 use super::enqueue::WorkMessage;
 use super::work::Worker;
+use crate::adapters::fal::FalClient;
 use crate::config::{Config, NamedKey, Secret};
 use crate::context::{AppContext, EmbeddedAdapters};
 use crate::domain::{FalRequest, GenerationJob, JobResult, UploadedFile};
-use crate::fal::FalClient;
 use crate::keys::Caller;
 use crate::validation::inspect_image;
 use bytes::Bytes;

@@ -3,7 +3,7 @@
 //! key, and serves the catalog's built-in model; it also turns a depth map computed at FAL into
 //! the same mesh. The geometry itself is the `image2model-relief` crate.
 
-use crate::domain::models;
+use crate::domain::{JobErrorCode, models};
 use crate::ports::{
     GeneratedModel, GenerationRequest, Generator, GeneratorError, PreviewImage, ProgressReporter,
 };
@@ -28,11 +28,11 @@ impl From<ReliefError> for GeneratorError {
     fn from(err: ReliefError) -> Self {
         match err {
             ReliefError::UnreadablePhoto(_) => Self::InvalidInput {
-                code: "INVALID_IMAGE",
+                code: JobErrorCode::InvalidImage,
                 message: err.to_string(),
             },
             ReliefError::UnreadableDepthMap(_) => Self::InvalidInput {
-                code: "FAL_BAD_OUTPUT",
+                code: JobErrorCode::FalBadOutput,
                 message: err.to_string(),
             },
             ReliefError::Encoding(_) => Self::Transient(err.to_string()),

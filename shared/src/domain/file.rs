@@ -1,6 +1,7 @@
 //! An uploaded file and its ingestion state (`pending -> ready | rejected`).
 
 use super::ids::FileId;
+use super::job_error::JobErrorCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +29,7 @@ impl FileStatus {
 /// Why ingestion refused a file: a stable error code and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRejection {
-    pub code: String,
+    pub code: JobErrorCode,
     pub message: String,
 }
 
@@ -258,7 +259,7 @@ mod tests {
         let ready = pending.accept(image.clone()).unwrap();
         assert_eq!(ready.version, pending.version + 1);
         let reason = FileRejection {
-            code: "X".into(),
+            code: JobErrorCode::InvalidImage,
             message: "x".into(),
         };
         assert!(ready.accept(image).is_err());

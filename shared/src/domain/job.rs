@@ -5,6 +5,7 @@
 
 use super::format::{Converted, FormatFailure, ModelFormat, RESULTS_PREFIX, StoredFormat};
 use super::ids::{BatchId, FileId, JobId};
+use super::job_error::JobError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -209,21 +210,6 @@ impl JobResult {
             .next()?
             .parse()
             .ok()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobError {
-    pub code: String,
-    pub message: String,
-}
-
-impl JobError {
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            code: code.into(),
-            message: message.into(),
-        }
     }
 }
 
@@ -548,7 +534,10 @@ mod tests {
             .unwrap()
             .report_progress(60, "meshing", now)
             .unwrap()
-            .fail(JobError::new("E", "e"), now)
+            .fail(
+                JobError::from(crate::domain::JobErrorCode::GenerationFailed),
+                now,
+            )
             .unwrap();
         let mut failed = failed;
         failed.fal = Some(FalRequest {
@@ -671,7 +660,12 @@ mod tests {
     #[test]
     fn terminal_states_refuse_everything_but_reopen() {
         let now = Utc::now();
-        let failed = job().fail(JobError::new("X", "boom"), now).unwrap();
+        let failed = job()
+            .fail(
+                JobError::new(crate::domain::JobErrorCode::GenerationFailed, "boom"),
+                now,
+            )
+            .unwrap();
         assert!(failed.start(now).is_err());
         assert!(failed.cancel(now).is_err());
         assert!(failed.report_progress(10, "", now).is_err());
@@ -732,7 +726,7 @@ mod tests {
                     1 => current.report_progress(value, "p", now),
                     2 => current.requeue("r", now),
                     3 => current.complete(JobResult { object_key: "k".into(), filename: "f".into(), size: 1, content_type: "c".into(), preview_key: None, ..JobResult::default() }, now),
-                    4 => current.fail(JobError::new("E", "e"), now),
+                    4 => current.fail(JobError::from(crate::domain::JobErrorCode::GenerationFailed), now),
                     5 => current.cancel(now),
                     _ => current.report_progress(current.progress, "same", now),
                 };

@@ -7,6 +7,7 @@ pub mod format;
 pub mod ids;
 pub mod integer;
 pub mod job;
+pub mod job_error;
 pub mod models;
 pub mod webhook;
 
@@ -15,5 +16,6 @@ pub use file::{AcceptedImage, FileRejection, FileStatus, UPLOADS_PREFIX, Uploade
 pub use format::{Converted, FormatFailure, ModelFormat, RESULTS_PREFIX, StoredFormat, stem_of};
 pub use ids::{BatchId, DeliveryId, EndpointId, FileId, InvalidId, JobId};
 pub use job::{
-    FalRequest, GenerationJob, JobError, JobOptions, JobResult, JobStatus, Texture, TransitionError,
+    FalRequest, GenerationJob, JobOptions, JobResult, JobStatus, Texture, TransitionError,
 };
+pub use job_error::{JobError, JobErrorCode};

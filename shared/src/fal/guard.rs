@@ -241,7 +241,10 @@ mod tests {
         );
         // The holder ends (without giving its slot back): the slot is reclaimed.
         let failed = running
-            .fail(crate::domain::JobError::new("X", "x"), now)
+            .fail(
+                crate::domain::JobError::from(crate::domain::JobErrorCode::GenerationFailed),
+                now,
+            )
             .unwrap();
         db.update_job(&failed).await.unwrap();
         assert!(acquire_slot(&db, other, 1, now).await.unwrap());

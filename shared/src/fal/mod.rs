@@ -1,12 +1,11 @@
-//! FAL.AI: the queue client, the circuit breaker every worker shares, and the cost guard (the
-//! in-flight slots, daily quotas and spend), whose state lives in the store.
+//! FAL.AI's shared state: the circuit breaker every worker shares, and the cost guard (the
+//! in-flight slots, daily quotas and spend), both kept in the store. The queue itself is the
+//! port [`crate::ports::FalQueue`].
 
 pub mod breaker;
-pub mod client;
 pub mod guard;
 
 pub use breaker::{Admission, BreakerState, CircuitBreaker};
-pub use client::{FalClient, FalError, QueueStatus, RetryPolicy, Submission};
 
 use crate::config::FalSettings;
 

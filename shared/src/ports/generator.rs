@@ -1,5 +1,6 @@
 //! The generator: turns an image into a 3D model (glTF binary), reporting progress as it goes.
 
+use crate::domain::JobErrorCode;
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -7,7 +8,7 @@ use bytes::Bytes;
 pub enum GeneratorError {
     /// The input cannot produce a model; retrying will not help.
     #[error("{message}")]
-    InvalidInput { code: &'static str, message: String },
+    InvalidInput { code: JobErrorCode, message: String },
     /// The model type is not served by this generator.
     #[error("model type {0:?} is not available")]
     Unavailable(String),
@@ -20,9 +21,10 @@ impl GeneratorError {
     /// A generator that panicked on this input: it would panic again, so the job fails (once,
     /// with `GENERATOR_CRASHED`) instead of being retried.
     pub fn crashed() -> Self {
+        let code = JobErrorCode::GeneratorCrashed;
         Self::InvalidInput {
-            code: "GENERATOR_CRASHED",
-            message: "the generator could not process this photo".to_owned(),
+            code,
+            message: code.meaning().to_owned(),
         }
     }
 
@@ -30,11 +32,11 @@ impl GeneratorError {
         matches!(self, Self::Transient(_))
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> JobErrorCode {
         match self {
-            Self::InvalidInput { code, .. } => code,
-            Self::Unavailable(_) => "MODEL_UNAVAILABLE",
-            Self::Transient(_) => "GENERATION_FAILED",
+            Self::InvalidInput { code, .. } => *code,
+            Self::Unavailable(_) => JobErrorCode::ModelUnavailable,
+            Self::Transient(_) => JobErrorCode::GenerationFailed,
         }
     }
 }

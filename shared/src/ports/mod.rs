@@ -1,12 +1,15 @@
 //! The ports: traits every function talks to, each with an embedded implementation (in
-//! [`crate::adapters`]) and, on AWS, an S3 / DynamoDB / SQS one.
+//! [`crate::adapters`]) and, on AWS, an S3 / DynamoDB / SQS one; FAL.AI's queue has its HTTPS
+//! client.
 
+pub mod fal;
 pub mod generator;
 pub mod queue;
 pub mod storage;
 pub mod store;
 pub mod webhooks;
 
+pub use fal::{FalError, FalQueue, QueueStatus, Submission};
 pub use generator::{
     GeneratedModel, GenerationRequest, Generator, GeneratorError, PreviewImage, ProgressReporter,
 };

@@ -3,6 +3,7 @@
 //! decode it fully, so that only a well-formed JPEG, PNG or WebP is ever accepted.
 
 use crate::domain::file::AcceptedImage;
+use crate::domain::job_error::JobErrorCode;
 use image::{ImageDecoder, ImageFormat, ImageReader, Limits};
 use sha2::{Digest, Sha256};
 use std::io::Cursor;
@@ -127,14 +128,16 @@ pub enum ImageRejection {
 }
 
 impl ImageRejection {
-    /// The stable `error_code` of this rejection.
-    pub fn code(&self) -> &'static str {
+    /// The stable `error_code` of this rejection (a request's, and its jobs').
+    pub fn code(&self) -> JobErrorCode {
         match self {
-            Self::Empty => "EMPTY_FILE",
-            Self::TooLarge { .. } => "FILE_TOO_LARGE",
-            Self::NotAnImage | Self::Unsupported { .. } => "INVALID_FILE_TYPE",
-            Self::TooManyPixels { .. } | Self::DecodesTooLarge { .. } => "IMAGE_TOO_LARGE",
-            Self::Corrupt { .. } | Self::TrailingData { .. } => "INVALID_IMAGE",
+            Self::Empty => JobErrorCode::EmptyFile,
+            Self::TooLarge { .. } => JobErrorCode::FileTooLarge,
+            Self::NotAnImage | Self::Unsupported { .. } => JobErrorCode::InvalidFileType,
+            Self::TooManyPixels { .. } | Self::DecodesTooLarge { .. } => {
+                JobErrorCode::ImageTooLarge
+            }
+            Self::Corrupt { .. } | Self::TrailingData { .. } => JobErrorCode::InvalidImage,
         }
     }
 }

@@ -222,44 +222,11 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::App(err) => app_status(err),
-            Self::InvalidJobId
-            | Self::InvalidFileId
-            | Self::InvalidId
-            | Self::SignedRequestMismatch(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized | Self::WebhookUnverified(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::SignatureInvalid => StatusCode::FORBIDDEN,
-            Self::RouteNotFound(_) | Self::ObjectNotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::RateLimited { .. } | Self::WorkOverLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Rejected { status, .. } => *status,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Gone { .. } => StatusCode::GONE,
-        }
+        self.refusal().status
     }
 
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::App(err) => app_code(err),
-            Self::InvalidJobId => "INVALID_JOB_ID",
-            Self::InvalidFileId => "INVALID_FILE_ID",
-            Self::InvalidId => "INVALID_ID",
-            Self::Unauthorized => "UNAUTHORIZED",
-            Self::Forbidden => "FORBIDDEN",
-            Self::Gone { .. } => "GONE",
-            Self::RouteNotFound(_) => "NOT_FOUND",
-            Self::ObjectNotFound(_) => "FILE_NOT_FOUND",
-            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Self::RateLimited { .. } | Self::WorkOverLimit { .. } => "RATE_LIMITED",
-            Self::WebhookUnverified(_) => "WEBHOOK_SIGNATURE_INVALID",
-            Self::SignatureInvalid => "SIGNATURE_INVALID",
-            Self::SignedRequestMismatch(_) => "SIGNED_REQUEST_MISMATCH",
-            Self::Unavailable { .. } | Self::NotReady { .. } => "SERVICE_UNAVAILABLE",
-            Self::Rejected { status, .. } => rejection_code(*status),
-            Self::Internal => "INTERNAL_ERROR",
-        }
+        self.refusal().code
     }
 
     /// The envelope's `message`: the specific reason in a few stable words, as the old API's
@@ -267,27 +234,13 @@ impl ApiError {
     /// title; where no short phrase says more than the detail, the detail itself. For
     /// readiness, the components that failed (as monitors of the old API read it).
     fn message(&self) -> String {
-        let reason = match self {
-            Self::App(err) => app_reason(err),
-            Self::InvalidJobId => Some("Invalid job ID"),
-            Self::InvalidFileId => Some("Invalid file ID"),
-            Self::InvalidId => Some("Invalid id"),
-            Self::Unauthorized => Some("Missing or invalid credentials"),
-            Self::Forbidden => Some("Invalid admin API key"),
-            Self::Gone { .. } => Some("This route was removed"),
-            Self::RouteNotFound(_) => Some("Not found"),
-            Self::ObjectNotFound(_) => Some("File not found"),
-            Self::MethodNotAllowed => Some("Method not allowed"),
-            Self::RateLimited { .. } => Some("Rate limit exceeded"),
-            Self::WorkOverLimit { .. } => Some("Request larger than the rate limit"),
-            Self::WebhookUnverified(_) => Some("Webhook signature invalid"),
-            Self::SignatureInvalid => Some("Invalid or expired signature"),
-            Self::SignedRequestMismatch(_) => Some("Request does not match the signed URL"),
-            Self::Internal => Some("An unexpected error occurred"),
-            Self::NotReady { .. } => return self.to_string(),
-            Self::Unavailable { .. } | Self::Rejected { .. } => None,
-        };
-        reason.map_or_else(|| self.detail(), str::to_owned)
+        match self {
+            Self::NotReady { .. } => self.to_string(),
+            _ => self
+                .refusal()
+                .reason
+                .map_or_else(|| self.detail(), str::to_owned),
+        }
     }
 
     /// What the client reads as `detail`: the message, without what a backend said.
@@ -302,17 +255,6 @@ impl ApiError {
         }
     }
 
-    fn details(&self) -> Value {
-        match self {
-            Self::App(err) => app_details(err),
-            Self::RateLimited { retry_after_secs } => json!({"retry_after": retry_after_secs}),
-            Self::WorkOverLimit { units, limit } => json!({"units": units, "limit": limit}),
-            Self::Unavailable { component, .. } => json!({"component": component}),
-            Self::Gone { replacement } => json!({"replacement": replacement}),
-            _ => json!({}),
-        }
-    }
-
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after_secs }
@@ -321,6 +263,108 @@ impl ApiError {
             }) => Some(*retry_after_secs),
             _ => None,
         }
+    }
+
+    /// The table of this module: what a client is told of each error.
+    fn refusal(&self) -> Refusal {
+        use StatusCode as S;
+        match self {
+            Self::App(err) => app_refusal(err),
+            Self::InvalidJobId => Refusal::new(S::BAD_REQUEST, "INVALID_JOB_ID", "Invalid job ID"),
+            Self::InvalidFileId => {
+                Refusal::new(S::BAD_REQUEST, "INVALID_FILE_ID", "Invalid file ID")
+            }
+            Self::InvalidId => Refusal::new(S::BAD_REQUEST, "INVALID_ID", "Invalid id"),
+            Self::SignedRequestMismatch(_) => Refusal::new(
+                S::BAD_REQUEST,
+                "SIGNED_REQUEST_MISMATCH",
+                "Request does not match the signed URL",
+            ),
+            Self::Unauthorized => Refusal::new(
+                S::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "Missing or invalid credentials",
+            ),
+            Self::WebhookUnverified(_) => Refusal::new(
+                S::UNAUTHORIZED,
+                "WEBHOOK_SIGNATURE_INVALID",
+                "Webhook signature invalid",
+            ),
+            Self::Forbidden => Refusal::new(S::FORBIDDEN, "FORBIDDEN", "Invalid admin API key"),
+            Self::SignatureInvalid => Refusal::new(
+                S::FORBIDDEN,
+                "SIGNATURE_INVALID",
+                "Invalid or expired signature",
+            ),
+            Self::RouteNotFound(_) => Refusal::new(S::NOT_FOUND, "NOT_FOUND", "Not found"),
+            Self::ObjectNotFound(_) => {
+                Refusal::new(S::NOT_FOUND, "FILE_NOT_FOUND", "File not found")
+            }
+            Self::MethodNotAllowed => Refusal::new(
+                S::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "Method not allowed",
+            ),
+            Self::RateLimited { retry_after_secs } => {
+                Refusal::new(S::TOO_MANY_REQUESTS, "RATE_LIMITED", "Rate limit exceeded")
+                    .with(json!({"retry_after": retry_after_secs}))
+            }
+            Self::WorkOverLimit { units, limit } => Refusal::new(
+                S::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "Request larger than the rate limit",
+            )
+            .with(json!({"units": units, "limit": limit})),
+            Self::Unavailable { component, .. } => {
+                Refusal::detailed(S::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+                    .with(json!({"component": component}))
+            }
+            Self::NotReady { .. } => {
+                Refusal::detailed(S::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+            }
+            Self::Rejected { status, .. } => Refusal::detailed(*status, rejection_code(*status)),
+            Self::Internal => Refusal::new(
+                S::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "An unexpected error occurred",
+            ),
+            Self::Gone { replacement } => Refusal::new(S::GONE, "GONE", "This route was removed")
+                .with(json!({"replacement": replacement})),
+        }
+    }
+}
+
+/// What a client is told of one error: the status, the stable code, the short reason of the
+/// envelope's `message` (`None` where the detail says more) and the `details` object.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    reason: Option<&'static str>,
+    details: Value,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, reason: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            reason: Some(reason),
+            details: json!({}),
+        }
+    }
+
+    /// A refusal whose detail is its message.
+    fn detailed(status: StatusCode, code: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            reason: None,
+            details: json!({}),
+        }
+    }
+
+    fn with(self, details: Value) -> Self {
+        Self { details, ..self }
     }
 }
 
@@ -340,193 +384,184 @@ fn rejection_code(status: StatusCode) -> &'static str {
     }
 }
 
-fn image_status(rejection: &ImageRejection) -> StatusCode {
+/// What a client is told of an image that was refused.
+fn image_refusal(rejection: &ImageRejection) -> Refusal {
+    use StatusCode as S;
+    let code = rejection.code().as_str();
     match rejection {
-        ImageRejection::TooLarge { .. }
-        | ImageRejection::TooManyPixels { .. }
-        | ImageRejection::DecodesTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        ImageRejection::Empty | ImageRejection::NotAnImage | ImageRejection::Unsupported { .. } => {
-            StatusCode::BAD_REQUEST
+        ImageRejection::Empty => Refusal::new(S::BAD_REQUEST, code, "Empty file"),
+        ImageRejection::NotAnImage => Refusal::new(S::BAD_REQUEST, code, "Not an image"),
+        ImageRejection::Unsupported { .. } => {
+            Refusal::new(S::BAD_REQUEST, code, "Unsupported image format")
         }
-        ImageRejection::Corrupt { .. } | ImageRejection::TrailingData { .. } => {
-            StatusCode::UNPROCESSABLE_ENTITY
+        ImageRejection::TooLarge { size, limit } => {
+            Refusal::new(S::PAYLOAD_TOO_LARGE, code, "File too large")
+                .with(json!({"size": size, "limit": limit}))
         }
-    }
-}
-
-fn app_status(err: &AppError) -> StatusCode {
-    match err {
-        AppError::JobNotFound(_)
-        | AppError::EndpointNotFound(_)
-        | AppError::DeliveryNotFound(_)
-        | AppError::FileNotFound(_)
-        | AppError::ResultFileNotFound { .. } => StatusCode::NOT_FOUND,
-        AppError::InvalidFilename(_) => StatusCode::BAD_REQUEST,
-        AppError::TooLargeForRoute { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        AppError::StatusToken(_) => StatusCode::UNAUTHORIZED,
-        AppError::Storage(StorageError::InvalidKey(_)) => StatusCode::BAD_REQUEST,
-        AppError::InvalidImage(rejection) => image_status(rejection),
-        AppError::TooManyFiles { .. }
-        | AppError::InvalidFileType { .. }
-        | AppError::ModelUnavailable(_)
-        | AppError::UnsupportedOption { .. }
-        | AppError::OptionAboveModelLimit { .. } => StatusCode::BAD_REQUEST,
-        AppError::FileNotReady { .. }
-        | AppError::UploadAlreadyReceived { .. }
-        | AppError::JobStateConflict { .. }
-        | AppError::Transition(_)
-        | AppError::ResultNotReady { .. }
-        | AppError::TooManyEndpoints { .. }
-        | AppError::EndpointDisabled(_)
-        | AppError::DeliveryInProgress(_)
-        | AppError::Conflict => StatusCode::CONFLICT,
-        AppError::Invalid { .. }
-        | AppError::IdempotencyKeyReused { .. }
-        | AppError::FormatNotConvertible { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        AppError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
-        AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-    }
-}
-
-fn app_code(err: &AppError) -> &'static str {
-    match err {
-        AppError::JobNotFound(_) => "JOB_NOT_FOUND",
-        AppError::EndpointNotFound(_) => "ENDPOINT_NOT_FOUND",
-        AppError::DeliveryNotFound(_) => "DELIVERY_NOT_FOUND",
-        AppError::EndpointDisabled(_) => "ENDPOINT_DISABLED",
-        AppError::DeliveryInProgress(_) => "DELIVERY_IN_PROGRESS",
-        AppError::TooManyEndpoints { .. } => "TOO_MANY_ENDPOINTS",
-        AppError::FileNotFound(_) => "FILE_NOT_FOUND",
-        AppError::ResultFileNotFound { .. } => "RESULT_FILE_NOT_FOUND",
-        AppError::InvalidFilename(_) => "INVALID_FILENAME",
-        AppError::TooLargeForRoute { .. } => "FILE_TOO_LARGE",
-        AppError::StatusToken(TokenError::Invalid) => "STATUS_TOKEN_INVALID",
-        AppError::StatusToken(TokenError::Expired) => "STATUS_TOKEN_EXPIRED",
-        AppError::Storage(StorageError::InvalidKey(_)) => "INVALID_OBJECT_KEY",
-        AppError::InvalidImage(rejection) => rejection.code(),
-        AppError::TooManyFiles { .. } => "TOO_MANY_FILES",
-        AppError::InvalidFileType { .. } => "INVALID_FILE_TYPE",
-        AppError::FileNotReady { .. } => "FILE_NOT_READY",
-        AppError::UploadAlreadyReceived { .. } => "UPLOAD_ALREADY_RECEIVED",
-        AppError::ModelUnavailable(_) => "MODEL_UNAVAILABLE",
-        AppError::UnsupportedOption { .. } | AppError::OptionAboveModelLimit { .. } => {
-            "UNSUPPORTED_OPTION"
-        }
-        AppError::Invalid { .. } => "VALIDATION_ERROR",
-        AppError::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
-        AppError::JobStateConflict { .. } | AppError::Transition(_) => "INVALID_JOB_STATE",
-        AppError::ResultNotReady { .. } => "RESULT_NOT_READY",
-        AppError::FormatNotConvertible { .. } => "FORMAT_NOT_CONVERTIBLE",
-        AppError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
-        AppError::Conflict => "CONFLICT",
-        AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => "SERVICE_UNAVAILABLE",
-    }
-}
-
-/// The specific reason of a service's refusal, where a short phrase says it (see
-/// [`ApiError::message`]).
-fn app_reason(err: &AppError) -> Option<&'static str> {
-    Some(match err {
-        AppError::JobNotFound(_) => "Job not found",
-        AppError::EndpointNotFound(_) => "Webhook endpoint not found",
-        AppError::DeliveryNotFound(_) => "Webhook delivery not found",
-        AppError::EndpointDisabled(_) => "Webhook endpoint disabled",
-        AppError::DeliveryInProgress(_) => "Webhook delivery in progress",
-        AppError::TooManyEndpoints { .. } => "Too many webhook endpoints",
-        AppError::FileNotFound(_) => "File not found",
-        AppError::ResultFileNotFound { .. } => "Result file not found",
-        AppError::InvalidFilename(_) => "Invalid filename",
-        AppError::TooLargeForRoute { .. } => "File too large",
-        AppError::StatusToken(TokenError::Invalid) => "Invalid status token",
-        AppError::StatusToken(TokenError::Expired) => "Expired status token",
-        AppError::Storage(StorageError::InvalidKey(_)) => "Invalid object key",
-        AppError::InvalidImage(rejection) => image_reason(rejection),
-        AppError::InvalidFileType { .. } => "Invalid file type",
-        AppError::TooManyFiles { .. } => "Too many files",
-        AppError::FileNotReady { .. } => "File not ready",
-        AppError::UploadAlreadyReceived { .. } => "Upload already received",
-        AppError::ModelUnavailable(_) => "Model unavailable",
-        AppError::UnsupportedOption { .. } => "Unsupported option",
-        AppError::OptionAboveModelLimit { .. } => "Option above the model's limit",
-        AppError::Invalid { .. } => "Request validation failed",
-        AppError::IdempotencyKeyReused { .. } => "Idempotency key reused",
-        AppError::JobStateConflict { .. } | AppError::Transition(_) => "Invalid job state",
-        AppError::ResultNotReady { .. } => "Result not ready",
-        AppError::FormatNotConvertible { .. } => "Model cannot be converted to this format",
-        AppError::QuotaExceeded { .. } => "Daily quota exceeded",
-        AppError::Conflict | AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => {
-            return None;
-        }
-    })
-}
-
-fn image_reason(rejection: &ImageRejection) -> &'static str {
-    match rejection {
-        ImageRejection::Empty => "Empty file",
-        ImageRejection::TooLarge { .. } => "File too large",
-        ImageRejection::NotAnImage => "Not an image",
-        ImageRejection::Unsupported { .. } => "Unsupported image format",
-        ImageRejection::TooManyPixels { .. } => "Image has too many pixels",
-        ImageRejection::DecodesTooLarge { .. } => "Image too large to decode",
-        ImageRejection::Corrupt { .. } => "Corrupt image",
-        ImageRejection::TrailingData { .. } => "Data after the end of the image",
-    }
-}
-
-fn app_details(err: &AppError) -> Value {
-    match err {
-        AppError::TooManyFiles { count, limit } => json!({"count": count, "limit": limit}),
-        AppError::InvalidImage(ImageRejection::TooLarge { size, limit }) => {
-            json!({"size": size, "limit": limit})
-        }
-        AppError::InvalidImage(ImageRejection::TooManyPixels {
+        ImageRejection::TooManyPixels {
             width,
             height,
             limit,
-        }) => json!({"width": width, "height": height, "max_pixels": limit}),
-        AppError::InvalidImage(ImageRejection::DecodesTooLarge { needed, limit }) => {
-            json!({"decoded_bytes": needed, "max_decode_bytes": limit})
+        } => Refusal::new(S::PAYLOAD_TOO_LARGE, code, "Image has too many pixels")
+            .with(json!({"width": width, "height": height, "max_pixels": limit})),
+        ImageRejection::DecodesTooLarge { needed, limit } => {
+            Refusal::new(S::PAYLOAD_TOO_LARGE, code, "Image too large to decode")
+                .with(json!({"decoded_bytes": needed, "max_decode_bytes": limit}))
         }
-        AppError::FileNotReady { status, .. } | AppError::UploadAlreadyReceived { status, .. } => {
-            json!({"file_status": status})
+        ImageRejection::Corrupt { .. } => {
+            Refusal::new(S::UNPROCESSABLE_ENTITY, code, "Corrupt image")
         }
-        AppError::ModelUnavailable(model) => json!({"model_type": model}),
+        ImageRejection::TrailingData { .. } => Refusal::new(
+            S::UNPROCESSABLE_ENTITY,
+            code,
+            "Data after the end of the image",
+        ),
+    }
+}
+
+/// What a client is told of a service's error.
+fn app_refusal(err: &AppError) -> Refusal {
+    use StatusCode as S;
+    match err {
+        AppError::JobNotFound(_) => Refusal::new(S::NOT_FOUND, "JOB_NOT_FOUND", "Job not found"),
+        AppError::EndpointNotFound(_) => Refusal::new(
+            S::NOT_FOUND,
+            "ENDPOINT_NOT_FOUND",
+            "Webhook endpoint not found",
+        ),
+        AppError::DeliveryNotFound(_) => Refusal::new(
+            S::NOT_FOUND,
+            "DELIVERY_NOT_FOUND",
+            "Webhook delivery not found",
+        ),
+        AppError::FileNotFound(_) => Refusal::new(S::NOT_FOUND, "FILE_NOT_FOUND", "File not found"),
+        AppError::ResultFileNotFound { filename, .. } => Refusal::new(
+            S::NOT_FOUND,
+            "RESULT_FILE_NOT_FOUND",
+            "Result file not found",
+        )
+        .with(json!({"filename": filename})),
+        AppError::InvalidFilename(_) => {
+            Refusal::new(S::BAD_REQUEST, "INVALID_FILENAME", "Invalid filename")
+        }
+        AppError::Storage(StorageError::InvalidKey(_)) => {
+            Refusal::new(S::BAD_REQUEST, "INVALID_OBJECT_KEY", "Invalid object key")
+        }
+        AppError::TooManyFiles { count, limit } => {
+            Refusal::new(S::BAD_REQUEST, "TOO_MANY_FILES", "Too many files")
+                .with(json!({"count": count, "limit": limit}))
+        }
+        AppError::InvalidFileType { .. } => {
+            Refusal::new(S::BAD_REQUEST, "INVALID_FILE_TYPE", "Invalid file type")
+        }
+        AppError::ModelUnavailable(model) => {
+            Refusal::new(S::BAD_REQUEST, "MODEL_UNAVAILABLE", "Model unavailable")
+                .with(json!({"model_type": model}))
+        }
         AppError::UnsupportedOption {
             model,
             field,
             accepted,
-        } => json!({"field": field, "model_type": model, "accepted": accepted}),
-        AppError::JobStateConflict { status, .. } | AppError::ResultNotReady { status, .. } => {
-            json!({"job_status": status})
+        } => Refusal::new(S::BAD_REQUEST, "UNSUPPORTED_OPTION", "Unsupported option")
+            .with(json!({"field": field, "model_type": model, "accepted": accepted})),
+        AppError::OptionAboveModelLimit { model, field, max } => Refusal::new(
+            S::BAD_REQUEST,
+            "UNSUPPORTED_OPTION",
+            "Option above the model's limit",
+        )
+        .with(json!({"field": field, "model_type": model, "max": max})),
+        AppError::TooLargeForRoute { size, limit, max } => {
+            Refusal::new(S::PAYLOAD_TOO_LARGE, "FILE_TOO_LARGE", "File too large").with(json!({
+                "size": size, "limit": limit, "max_upload_bytes": max,
+                "use": "POST /api/v1/uploads/presign",
+            }))
         }
-        AppError::Transition(_) => json!({}),
-        AppError::IdempotencyKeyReused { job_id } => json!({"job_id": job_id}),
-        AppError::TooManyEndpoints { limit } => json!({"limit": limit}),
-        AppError::OptionAboveModelLimit { model, field, max } => {
-            json!({"field": field, "model_type": model, "max": max})
+        AppError::StatusToken(TokenError::Invalid) => Refusal::new(
+            S::UNAUTHORIZED,
+            "STATUS_TOKEN_INVALID",
+            "Invalid status token",
+        ),
+        AppError::StatusToken(TokenError::Expired) => Refusal::new(
+            S::UNAUTHORIZED,
+            "STATUS_TOKEN_EXPIRED",
+            "Expired status token",
+        ),
+        AppError::InvalidImage(rejection) => image_refusal(rejection),
+        AppError::FileNotReady { status, .. } => {
+            Refusal::new(S::CONFLICT, "FILE_NOT_READY", "File not ready")
+                .with(json!({"file_status": status}))
         }
-        AppError::FormatNotConvertible { format, reason } => {
-            json!({"format": format, "reason": reason})
+        AppError::UploadAlreadyReceived { status, .. } => Refusal::new(
+            S::CONFLICT,
+            "UPLOAD_ALREADY_RECEIVED",
+            "Upload already received",
+        )
+        .with(json!({"file_status": status})),
+        AppError::JobStateConflict { status, .. } => {
+            Refusal::new(S::CONFLICT, "INVALID_JOB_STATE", "Invalid job state")
+                .with(json!({"job_status": status}))
         }
-        AppError::ResultFileNotFound { filename, .. } => json!({"filename": filename}),
-        AppError::TooLargeForRoute { size, limit, max } => json!({
-            "size": size, "limit": limit, "max_upload_bytes": max,
-            "use": "POST /api/v1/uploads/presign",
-        }),
+        AppError::Transition(_) => {
+            Refusal::new(S::CONFLICT, "INVALID_JOB_STATE", "Invalid job state")
+        }
+        AppError::ResultNotReady { status, .. } => {
+            Refusal::new(S::CONFLICT, "RESULT_NOT_READY", "Result not ready")
+                .with(json!({"job_status": status}))
+        }
+        AppError::TooManyEndpoints { limit } => Refusal::new(
+            S::CONFLICT,
+            "TOO_MANY_ENDPOINTS",
+            "Too many webhook endpoints",
+        )
+        .with(json!({"limit": limit})),
+        AppError::EndpointDisabled(_) => Refusal::new(
+            S::CONFLICT,
+            "ENDPOINT_DISABLED",
+            "Webhook endpoint disabled",
+        ),
+        AppError::DeliveryInProgress(_) => Refusal::new(
+            S::CONFLICT,
+            "DELIVERY_IN_PROGRESS",
+            "Webhook delivery in progress",
+        ),
+        AppError::Conflict => Refusal::detailed(S::CONFLICT, "CONFLICT"),
+        AppError::Invalid { field, .. } => Refusal::new(
+            S::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            "Request validation failed",
+        )
+        .with(
+            field
+                .as_ref()
+                .map_or_else(|| json!({}), |f| json!({"field": f})),
+        ),
+        AppError::IdempotencyKeyReused { job_id } => Refusal::new(
+            S::UNPROCESSABLE_ENTITY,
+            "IDEMPOTENCY_KEY_REUSED",
+            "Idempotency key reused",
+        )
+        .with(json!({"job_id": job_id})),
+        AppError::FormatNotConvertible { format, reason } => Refusal::new(
+            S::UNPROCESSABLE_ENTITY,
+            "FORMAT_NOT_CONVERTIBLE",
+            "Model cannot be converted to this format",
+        )
+        .with(json!({"format": format, "reason": reason})),
         AppError::QuotaExceeded {
             limit,
             used,
             retry_after_secs,
-        } => json!({"limit": limit, "used": used, "retry_after": retry_after_secs}),
-        AppError::Invalid {
-            field: Some(field), ..
-        } => json!({"field": field}),
-        other => match other.failed_component() {
-            Some(component) => json!({"component": component}),
-            None => json!({}),
-        },
+        } => Refusal::new(
+            S::TOO_MANY_REQUESTS,
+            "QUOTA_EXCEEDED",
+            "Daily quota exceeded",
+        )
+        .with(json!({"limit": limit, "used": used, "retry_after": retry_after_secs})),
+        AppError::Store(_) | AppError::Storage(_) | AppError::Queue(_) => {
+            let component = err.failed_component();
+            Refusal::detailed(S::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+                .with(json!({"component": component}))
+        }
     }
 }
 
@@ -544,7 +579,7 @@ impl IntoResponse for ApiError {
             message: self.message(),
             detail: self.detail(),
             status_code: status.as_u16(),
-            details: self.details(),
+            details: self.refusal().details,
             request_id: current_request_id(),
             report: Map::new(),
         };

@@ -100,7 +100,7 @@ pub struct FileRejectionView {
 impl From<&FileRejection> for FileRejectionView {
     fn from(rejection: &FileRejection) -> Self {
         Self {
-            code: rejection.code.clone(),
+            code: rejection.code.as_str().to_owned(),
             message: rejection.message.clone(),
         }
     }

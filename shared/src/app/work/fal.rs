@@ -2,30 +2,31 @@
 //! the circuit breaker and the in-flight cap allow), records FAL's request on the job with a
 //! conditional write and returns. Poll messages, re-enqueued with a delay that backs off, and
 //! verified webhooks then look at the request, doing what [`decide`] says at each answer:
-//! progress from the queue position and logs, and on completion the result copied into our
-//! storage and the job completed, exactly once. A job past its generation timeout is cancelled at
-//! FAL and fails with `GENERATION_TIMEOUT`.
+//! progress from the queue position and logs, and on completion our model made of FAL's output.
+//! A job past its generation timeout is cancelled at FAL and fails with `GENERATION_TIMEOUT`.
+//! A job holds one of the FAL slots from its submission until its run at FAL ends: each step says
+//! whether it ended ([`Step::freeing`]), and [`Worker::release_slot`] frees it.
 
 use super::fal_decision::{
     Answer, Ask, Decision, End, FalOutput, checked_mesh, decide, queued_progress,
 };
-use super::{JobProgress, MessageOutcome, STORAGE_UNAVAILABLE, StepResult, Worker};
+use super::{JobProgress, Outcome, STORAGE_UNAVAILABLE, Step, Worker};
 use crate::app::enqueue::{WorkMessage, WorkStep};
 use crate::app::error::AppError;
 use crate::app::job_update::update_job;
 use crate::builtin_generator::{blocking, relief_from_depth_image};
-use crate::domain::models;
-use crate::domain::{FalRequest, GenerationJob, JobId, UploadedFile};
-use crate::fal::{Admission, FalClient, FalError, guard};
+use crate::domain::models::{self, ModelSpec};
+use crate::domain::{FalRequest, GenerationJob, JobErrorCode, JobId, UploadedFile};
+use crate::fal::{Admission, guard};
 use crate::metrics::record_generation;
-use crate::ports::{GeneratorError, PreviewImage, ProgressReporter, StorageError};
+use crate::ports::{
+    FalError, FalQueue, GeneratedModel, GeneratorError, PreviewImage, ProgressReporter,
+    StorageError,
+};
 use bytes::Bytes;
 use chrono::Utc;
 use std::time::Duration;
 
-/// How often a webhook that overtook its submission's record waits for it.
-const WEBHOOK_WAITS: u32 = 5;
-const WEBHOOK_WAIT: Duration = Duration::from_secs(2);
 const GLB_CONTENT_TYPE: &str = "model/gltf-binary";
 
 /// Our webhook URL for `job_id`.
@@ -35,20 +36,15 @@ fn webhook_for(base: &str, job_id: JobId) -> String {
 }
 
 impl Worker {
-    fn poll_delay(&self, attempt: u32) -> Duration {
-        let fal = &self.ctx.config.fal;
-        fal.poll_initial
-            .saturating_mul(2u32.saturating_pow(attempt))
-            .min(fal.poll_max)
-    }
-
     async fn report(&self, job: &GenerationJob, (progress, message): (u8, String)) {
         JobProgress::new(&self.ctx, job)
             .report(progress, &message)
             .await;
     }
 
-    async fn release_slot(&self, job_id: JobId) {
+    /// Frees the FAL slot `job_id` holds (called by `handle` alone, after a step that ended the
+    /// job's run at FAL). A slot that cannot be freed now is reclaimed when one is needed.
+    pub(super) async fn release_slot(&self, job_id: JobId) {
         if let Err(err) = guard::release_slot(self.ctx.store.as_ref(), job_id).await {
             tracing::warn!(job_id = %job_id, error = %err, "FAL slot not released; it is reclaimed when needed");
         }
@@ -71,63 +67,59 @@ impl Worker {
         }
     }
 
-    /// Ends a FAL job with an error and frees its slot.
-    async fn fail_at_fal(&self, job: &GenerationJob, code: &str, message: String) -> StepResult {
-        let outcome = self.fail(job, code, message).await;
-        self.release_slot(job.job_id).await;
-        outcome
-    }
-
-    async fn cancel_at_fal(&self, client: &FalClient, job_id: JobId, request: &FalRequest) {
-        if let Err(err) = client.cancel(&request.cancel_url).await {
+    async fn cancel_at_fal(&self, fal: &dyn FalQueue, job_id: JobId, request: &FalRequest) {
+        if let Err(err) = fal.cancel(&request.cancel_url).await {
             tracing::warn!(job_id = %job_id, error = %err, "FAL cancel failed");
         }
     }
 
-    /// Sends the generate message again later without touching the job (it stays queued).
-    async fn defer(&self, job_id: JobId, delay: Duration, why: &str) -> StepResult {
-        tracing::info!(job_id = %job_id, delay_s = delay.as_secs_f64(), why, "submission deferred");
-        self.send(
-            WorkMessage::generate(job_id),
-            delay.max(Duration::from_secs(1)),
-        )
-        .await
-    }
-
+    /// Submits the job to FAL when the breaker and a free slot allow, deferring it otherwise.
     pub(super) async fn submit_to_fal(
         &self,
-        client: &FalClient,
+        fal: &dyn FalQueue,
         job: &GenerationJob,
         file: &UploadedFile,
-    ) -> StepResult {
+    ) -> Result<Step, AppError> {
         let settings = &self.ctx.config.fal;
         let store = self.ctx.store.as_ref();
         let Some(model) = models::find(&job.model_type) else {
-            return self
-                .fail(
-                    job,
-                    "MODEL_UNAVAILABLE",
-                    format!("unknown model type {:?}", job.model_type),
-                )
-                .await;
+            let message = format!("unknown model type {:?}", job.model_type);
+            return Ok(Outcome::fail(job, JobErrorCode::ModelUnavailable, message).into());
         };
-        if let Admission::Wait(left) = settings.breaker().admit(store, Utc::now()).await? {
-            return self
-                .defer(job.job_id, left, "FAL circuit breaker is open")
-                .await;
-        }
         let job_id = job.job_id;
-        if !guard::acquire_slot(store, job_id, settings.max_in_flight, Utc::now()).await? {
-            return self
-                .defer(job_id, settings.poll_initial, "every FAL slot is taken")
-                .await;
+        if let Admission::Wait(left) = settings.breaker().admit(store, Utc::now()).await? {
+            tracing::info!(job_id = %job_id, "FAL circuit breaker is open; submission deferred");
+            return Ok(self.retries.deferred(job_id, left).into());
         }
+        if !guard::acquire_slot(store, job_id, settings.max_in_flight, Utc::now()).await? {
+            tracing::info!(job_id = %job_id, "every FAL slot is taken; submission deferred");
+            return Ok(self.retries.deferred(job_id, settings.poll_initial).into());
+        }
+        // The job holds a slot now: every way out but a recorded submission frees it.
+        match self.submit_holding_slot(fal, model, job, file).await {
+            Ok((outcome, true)) => Ok(outcome.into()),
+            Ok((outcome, false)) => Ok(Step::freeing(outcome)),
+            Err(err) => {
+                tracing::warn!(job_id = %job_id, error = %err, "submission not made; it will be redelivered");
+                Ok(Step::freeing(Outcome::Redeliver))
+            }
+        }
+    }
+
+    /// Claims the job and submits it; the outcome, and whether FAL now runs the job (recorded
+    /// on it, holding its slot).
+    async fn submit_holding_slot(
+        &self,
+        fal: &dyn FalQueue,
+        model: &ModelSpec,
+        job: &GenerationJob,
+        file: &UploadedFile,
+    ) -> Result<(Outcome, bool), AppError> {
+        let settings = &self.ctx.config.fal;
+        let job_id = job.job_id;
         let claimed = match self.claim(job).await? {
             Ok(claimed) => claimed,
-            Err(outcome) => {
-                self.release_slot(job_id).await;
-                return Ok(outcome);
-            }
+            Err(outcome) => return Ok((outcome, false)),
         };
         // The input URL must outlive queueing, the whole generation and retries.
         let input_expiry = settings.generation_timeout + Duration::from_secs(15 * 60);
@@ -138,34 +130,33 @@ impl Worker {
             .await
         {
             Ok(presigned) => presigned.url,
-            Err(err) => {
-                self.release_slot(job_id).await;
-                return self.storage_failed(&claimed, &err).await;
-            }
+            Err(err) => return Ok((Outcome::storage_failed(&claimed, &err), false)),
         };
         let input = model.fal_input(&image_url, &claimed.options);
         let webhook = settings
             .webhook_url
             .as_deref()
             .map(|u| webhook_for(u, job_id));
-        let submitted = client
-            .submit(model.fal_app, &input, webhook.as_deref())
-            .await;
+        let submitted = fal.submit(model.fal_app, &input, webhook.as_deref()).await;
         self.record_answer(submitted.as_ref().err()).await;
         let submission = match submitted {
             Ok(submission) => submission,
             Err(err) => {
-                self.release_slot(job_id).await;
                 tracing::warn!(job_id = %job_id, error = %err, "FAL submission failed");
-                return if err.is_retryable() {
-                    self.retry_later(&claimed, err.code(), &err.to_string(), err.retry_after())
-                        .await
+                let outcome = if err.is_retryable() {
+                    Outcome::RetryLater {
+                        job: Box::new(claimed),
+                        code: err.code(),
+                        reason: err.to_string(),
+                        after: err.retry_after(),
+                    }
                 } else {
-                    self.fail(&claimed, err.code(), err.to_string()).await
+                    Outcome::fail(&claimed, err.code(), err.to_string())
                 };
+                return Ok((outcome, false));
             }
         };
-        if let Err(err) = guard::record_run(store, model.id, Utc::now()).await {
+        if let Err(err) = guard::record_run(self.ctx.store.as_ref(), model.id, Utc::now()).await {
             tracing::warn!(error = %err, "FAL run not counted");
         }
         let request = FalRequest {
@@ -185,75 +176,52 @@ impl Worker {
                 tracing::info!(job_id = %job_id, request_id = %request.request_id, app = model.fal_app, "submitted to FAL");
                 self.report(&job, queued_progress(submission.queue_position))
                     .await;
+                let poll = WorkMessage {
+                    job_id,
+                    step: WorkStep::Poll { attempt: 0 },
+                };
+                Ok((Outcome::Later(poll, self.retries.poll_delay(0)), true))
             }
             Err(err) => {
                 // Cancelled (or changed beyond recognition) meanwhile: FAL must not run it.
                 tracing::warn!(job_id = %job_id, error = %err, "submission not recorded; cancelling it at FAL");
-                if let Err(cancel) = client.cancel(&request.cancel_url).await {
-                    tracing::warn!(job_id = %job_id, error = %cancel, "FAL cancel failed");
-                }
-                self.release_slot(job_id).await;
-                return match err {
-                    AppError::Transition(_) | AppError::JobNotFound(_) => Ok(MessageOutcome::Done),
+                self.cancel_at_fal(fal, job_id, &request).await;
+                match err {
+                    AppError::Transition(_) | AppError::JobNotFound(_) => {
+                        Ok((Outcome::Done, false))
+                    }
                     other => Err(other),
-                };
-            }
-        }
-        self.send(
-            WorkMessage {
-                job_id,
-                step: WorkStep::Poll { attempt: 0 },
-            },
-            self.poll_delay(0),
-        )
-        .await
-    }
-
-    /// The next poll of a poll chain; webhooks start no chain of their own.
-    async fn next_poll(&self, job_id: JobId, step: WorkStep) -> StepResult {
-        match step {
-            WorkStep::Poll { attempt } => {
-                let attempt = attempt.saturating_add(1);
-                self.send(
-                    WorkMessage {
-                        job_id,
-                        step: WorkStep::Poll { attempt },
-                    },
-                    self.poll_delay(attempt),
-                )
-                .await
-            }
-            WorkStep::Webhook { .. } | WorkStep::Generate | WorkStep::Convert { .. } => {
-                Ok(MessageOutcome::Done)
+                }
             }
         }
     }
 
     /// Looks at a job's FAL request (a poll, or a webhook's signal): asks FAL what [`decide`]
     /// wants to know until it decides how this look ends.
-    pub(super) async fn check_at_fal(&self, job_id: JobId, step: WorkStep) -> StepResult {
+    pub(super) async fn check_at_fal(
+        &self,
+        job_id: JobId,
+        step: WorkStep,
+    ) -> Result<Step, AppError> {
         let Some(job) = self.ctx.store.get_job(job_id).await? else {
-            self.release_slot(job_id).await;
-            return Ok(MessageOutcome::Done);
+            return Ok(Step::freeing(Outcome::Done));
         };
-        let Some(client) = self.fal.as_ref() else {
+        let Some(fal) = self.fal.as_deref() else {
             tracing::warn!(job_id = %job_id, "a FAL step arrived but no FAL key is configured");
-            return Ok(MessageOutcome::Done);
+            return Ok(Outcome::Done.into());
         };
         let Some(request) = job.fal.clone() else {
+            // A webhook that overtook the record of its submission looks again shortly.
             if let WorkStep::Webhook { attempt } = step
-                && attempt < WEBHOOK_WAITS
                 && !job.status.is_terminal()
+                && let Some(wait) = self.retries.webhook_wait(attempt)
             {
-                // The webhook overtook the record of its submission; look again shortly.
-                let next = WorkStep::Webhook {
+                let step = WorkStep::Webhook {
                     attempt: attempt + 1,
                 };
-                return self
-                    .send(WorkMessage { job_id, step: next }, WEBHOOK_WAIT)
-                    .await;
+                return Ok(Outcome::Later(WorkMessage { job_id, step }, wait).into());
             }
-            return Ok(MessageOutcome::Done);
+            return Ok(Outcome::Done.into());
         };
         let model = models::find(&job.model_type);
         let timeout = self.ctx.config.fal.generation_timeout;
@@ -263,14 +231,14 @@ impl Worker {
         loop {
             answer = match decide(&job, &request, model, answer, now, timeout) {
                 Decision::Next(Ask::Status) => {
-                    let status = client.status(&request.status_url).await;
+                    let status = fal.status(&request.status_url).await;
                     self.record_answer(status.as_ref().err()).await;
                     Answer::Status(status)
                 }
                 Decision::Next(Ask::Result) => {
                     self.report(&job, (85, "Fetching the result from FAL.AI".to_owned()))
                         .await;
-                    let result = client.result(&request.response_url).await;
+                    let result = fal.result(&request.response_url).await;
                     self.record_answer(result.as_ref().err()).await;
                     Answer::Result(result)
                 }
@@ -279,11 +247,11 @@ impl Worker {
                     preview_url: preview,
                 }) => {
                     preview_url = preview;
-                    Answer::File(client.download(&url).await)
+                    Answer::File(fal.download(&url).await)
                 }
                 Decision::End(end) => {
                     return self
-                        .end_look(client, &job, &request, step, end, preview_url)
+                        .end_look(fal, &job, &request, step, end, preview_url)
                         .await;
                 }
             };
@@ -293,110 +261,98 @@ impl Worker {
     /// Does what ends a look at FAL (`preview_url`: FAL's picture of a completed mesh).
     async fn end_look(
         &self,
-        client: &FalClient,
+        fal: &dyn FalQueue,
         job: &GenerationJob,
         request: &FalRequest,
         step: WorkStep,
         end: End,
         preview_url: Option<String>,
-    ) -> StepResult {
+    ) -> Result<Step, AppError> {
         let job_id = job.job_id;
-        match end {
+        Ok(match end {
             End::Stop { cancel_at_fal } => {
                 if cancel_at_fal {
-                    self.cancel_at_fal(client, job_id, request).await;
+                    self.cancel_at_fal(fal, job_id, request).await;
                 }
-                self.release_slot(job_id).await;
-                Ok(MessageOutcome::Done)
+                Step::freeing(Outcome::Done)
             }
             End::TimedOut { message } => {
-                self.cancel_at_fal(client, job_id, request).await;
-                self.fail_at_fal(job, "GENERATION_TIMEOUT", message).await
+                self.cancel_at_fal(fal, job_id, request).await;
+                Step::freeing(Outcome::fail(job, JobErrorCode::GenerationTimeout, message))
             }
             End::Progress { progress, message } => {
                 self.report(job, (progress, message)).await;
-                self.next_poll(job_id, step).await
+                self.retries.next_poll(job_id, step).into()
             }
             End::PollLater => {
                 tracing::info!(job_id = %job_id, "FAL could not answer; polling again later");
-                self.next_poll(job_id, step).await
+                self.retries.next_poll(job_id, step).into()
             }
-            End::Rerun { code, message } => {
-                self.release_slot(job_id).await;
-                self.retry_later(job, code, &message, None).await
-            }
-            End::Fail { code, message } => self.fail_at_fal(job, code, message).await,
+            End::Rerun { code, message } => Step::freeing(Outcome::retry(job, code, message)),
+            End::Fail { code, message } => Step::freeing(Outcome::fail(job, code, message)),
             End::Complete(output) => {
-                self.complete_from_fal(client, job, request, output, preview_url)
-                    .await
+                let outcome = self
+                    .model_from_fal(fal, job, request, output, preview_url)
+                    .await?;
+                Step::freeing(outcome)
             }
-        }
+        })
     }
 
-    /// Makes our model of FAL's output, stores it and completes the job, freeing its slot.
-    async fn complete_from_fal(
+    /// Makes our model of FAL's output, to complete the job with.
+    async fn model_from_fal(
         &self,
-        client: &FalClient,
+        fal: &dyn FalQueue,
         job: &GenerationJob,
         request: &FalRequest,
         output: FalOutput,
         preview_url: Option<String>,
-    ) -> StepResult {
+    ) -> Result<Outcome, AppError> {
         self.report(job, (90, "Storing the model".to_owned())).await;
         let Some(file) = self.ctx.store.get_file(job.file_id).await? else {
-            return self
-                .fail_at_fal(
-                    job,
-                    "FILE_NOT_FOUND",
-                    "the uploaded file is gone".to_owned(),
-                )
-                .await;
+            let gone = JobErrorCode::FileNotFound;
+            return Ok(Outcome::fail(job, gone, gone.meaning()));
         };
-        let (model_bytes, preview) = match output {
+        let (bytes, preview) = match output {
             FalOutput::Mesh { field, bytes } => match checked_mesh(field, bytes) {
-                Ok(mesh) => (mesh, self.rendered_image(client, job, preview_url).await),
-                Err((code, message)) => return self.fail_at_fal(job, code, message).await,
+                Ok(mesh) => (mesh, self.rendered_image(fal, job, preview_url).await),
+                Err((code, message)) => return Ok(Outcome::fail(job, code, message)),
             },
             FalOutput::DepthMap(depth_map) => {
                 match self.relief_from_depth_map(job, &file, depth_map).await {
                     Ok((relief, preview)) => (relief, Some(PreviewImage::png(preview))),
                     Err(err) if err.is_retryable() => {
-                        self.release_slot(job.job_id).await;
-                        return self
-                            .retry_later(job, err.code(), &err.to_string(), None)
-                            .await;
+                        return Ok(Outcome::retry(job, err.code(), err.to_string()));
                     }
-                    Err(err) => return self.fail_at_fal(job, err.code(), err.to_string()).await,
+                    Err(err) => return Ok(Outcome::fail(job, err.code(), err.to_string())),
                 }
             }
         };
-        let outcome = self
-            .store_result(
-                job,
-                &file.filename,
-                model_bytes,
-                GLB_CONTENT_TYPE,
-                "glb",
-                preview,
-            )
-            .await;
         let at_fal = (Utc::now() - request.submitted_at)
             .to_std()
             .unwrap_or_default();
         record_generation(&job.model_type, "success", at_fal);
-        self.release_slot(job.job_id).await;
-        outcome
+        Ok(Outcome::Complete {
+            job: Box::new(job.clone()),
+            model: GeneratedModel {
+                bytes,
+                content_type: GLB_CONTENT_TYPE,
+                file_extension: "glb",
+                preview,
+            },
+            source_name: file.filename,
+        })
     }
 
     /// FAL's picture of the mesh, copied so that it outlives FAL's URL: best effort, as a model
     /// without its picture is still the model.
     async fn rendered_image(
         &self,
-        client: &FalClient,
+        fal: &dyn FalQueue,
         job: &GenerationJob,
         url: Option<String>,
     ) -> Option<PreviewImage> {
-        let bytes = match client.download(&url?).await {
+        let bytes = match fal.download(&url?).await {
             Ok(bytes) => bytes,
             Err(err) => {
                 tracing::warn!(job_id = %job.job_id, error = %err, "FAL's rendered image could not be fetched");
@@ -422,7 +378,7 @@ impl Worker {
             Ok(photo) => photo,
             Err(StorageError::NotFound(_)) => {
                 return Err(GeneratorError::InvalidInput {
-                    code: "FILE_NOT_FOUND",
+                    code: JobErrorCode::FileNotFound,
                     message: "the uploaded bytes are gone".to_owned(),
                 });
             }
@@ -447,6 +403,7 @@ mod tests {
         FakeFal, TestContext, fal_context, fal_worker, png, queued_job, ready_file, stored,
         submitted_job, take_queued, tiny_glb,
     };
+    use crate::app::work::MessageOutcome;
     use crate::builtin_generator::relief_from_depth_image;
     use crate::config::Config;
     use crate::domain::JobStatus;
@@ -485,21 +442,6 @@ mod tests {
             adjust(c);
         });
         (fal, t)
-    }
-
-    #[tokio::test]
-    async fn polls_wait_twice_as_long_each_time_up_to_the_longest_wait() {
-        let (_fal, t) = at_fal(|c| {
-            c.fal.poll_initial = Duration::from_secs(2);
-            c.fal.poll_max = Duration::from_secs(20);
-        })
-        .await;
-        let worker = fal_worker(&t);
-        let waits: Vec<u64> = [0, 1, 2, 3, 4, 40]
-            .into_iter()
-            .map(|attempt| worker.poll_delay(attempt).as_secs())
-            .collect();
-        assert_eq!(waits, [2, 4, 8, 16, 20, 20]);
     }
 
     #[tokio::test]

@@ -4,8 +4,8 @@
 //! with the next answer; every branch is unit-tested here without a network.
 
 use crate::domain::models::{ModelOutput, ModelSpec};
-use crate::domain::{FalRequest, GenerationJob, JobStatus};
-use crate::fal::{FalError, QueueStatus};
+use crate::domain::{FalRequest, GenerationJob, JobErrorCode, JobStatus};
+use crate::ports::{FalError, QueueStatus};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -49,9 +49,9 @@ pub enum End {
     /// FAL could not answer now: poll again later.
     PollLater,
     /// FAL no longer has the result file: run the job again (a new attempt).
-    Rerun { code: &'static str, message: String },
+    Rerun { code: JobErrorCode, message: String },
     /// The job fails with `code`.
-    Fail { code: &'static str, message: String },
+    Fail { code: JobErrorCode, message: String },
     /// FAL's output is here: make our model of it, store it and complete the job.
     Complete(FalOutput),
 }
@@ -67,12 +67,12 @@ pub enum FalOutput {
 
 /// FAL's mesh if it is a glTF 2.0 binary; the job's `FAL_BAD_OUTPUT` failure (code and
 /// message) otherwise.
-pub fn checked_mesh(field: &'static str, bytes: Bytes) -> Result<Bytes, (&'static str, String)> {
+pub fn checked_mesh(field: &'static str, bytes: Bytes) -> Result<Bytes, (JobErrorCode, String)> {
     if is_glb(&bytes) {
         Ok(bytes)
     } else {
         Err((
-            "FAL_BAD_OUTPUT",
+            JobErrorCode::FalBadOutput,
             format!("FAL.AI's `{field}` is not a glTF 2.0 binary"),
         ))
     }
@@ -122,7 +122,7 @@ fn progress((progress, message): (u8, String)) -> Decision {
     Decision::End(End::Progress { progress, message })
 }
 
-fn fail(code: &'static str, message: String) -> Decision {
+fn fail(code: JobErrorCode, message: String) -> Decision {
     Decision::End(End::Fail { code, message })
 }
 
@@ -170,7 +170,7 @@ pub fn decide(
         Answer::Status(Ok(QueueStatus::Completed { .. })) => match model {
             Some(_) => Decision::Next(Ask::Result),
             None => fail(
-                "MODEL_UNAVAILABLE",
+                JobErrorCode::ModelUnavailable,
                 format!("unknown model type {:?}", job.model_type),
             ),
         },
@@ -180,7 +180,7 @@ pub fn decide(
         Answer::Result(Ok(document)) => {
             let Some(model) = model else {
                 return fail(
-                    "MODEL_UNAVAILABLE",
+                    JobErrorCode::ModelUnavailable,
                     format!("unknown model type {:?}", job.model_type),
                 );
             };
@@ -198,7 +198,7 @@ pub fn decide(
                         .map(str::to_owned),
                 }),
                 None => fail(
-                    "FAL_OUTPUT_MISSING",
+                    JobErrorCode::FalOutputMissing,
                     format!("FAL.AI completed without `{field}` in its output"),
                 ),
             }
@@ -216,7 +216,7 @@ pub fn decide(
                 Decision::End(End::Complete(FalOutput::DepthMap(bytes)))
             }
             None => fail(
-                "MODEL_UNAVAILABLE",
+                JobErrorCode::ModelUnavailable,
                 format!("unknown model type {:?}", job.model_type),
             ),
         },
@@ -280,7 +280,7 @@ mod tests {
         Bytes::from(glb)
     }
 
-    fn code_of(decision: Decision) -> &'static str {
+    fn code_of(decision: Decision) -> JobErrorCode {
         match decision {
             Decision::End(End::Fail { code, .. } | End::Rerun { code, .. }) => code,
             other => panic!("not a failure: {other:?}"),
@@ -299,7 +299,9 @@ mod tests {
     fn ended_jobs_stop_and_only_unfinished_ones_are_cancelled_at_fal() {
         let now = soon();
         let cancelled = running().cancel(now).unwrap();
-        let failed = running().fail(JobError::new("X", "x"), now).unwrap();
+        let failed = running()
+            .fail(JobError::from(JobErrorCode::GenerationFailed), now)
+            .unwrap();
         let result = JobResult {
             object_key: "k".into(),
             filename: "f.glb".into(),
@@ -477,7 +479,7 @@ mod tests {
         assert!(matches!(
             expired,
             Decision::End(End::Rerun {
-                code: "FAL_RESULT_EXPIRED",
+                code: JobErrorCode::FalResultExpired,
                 ..
             })
         ));

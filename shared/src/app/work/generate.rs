@@ -1,29 +1,30 @@
 //! The generate step: a queued job is checked (ended, submitted already, held by a live worker,
 //! out of attempts, file not ready), claimed, and run: at FAL.AI when a key is configured,
-//! otherwise on the generator that serves its model type, whose model is stored and completes
-//! the job.
+//! otherwise on the generator that serves its model type, whose model then completes the job.
 
-use super::{JobProgress, MessageOutcome, StepResult, Worker};
+use super::{JobProgress, Outcome, Step, Worker};
 use crate::app::enqueue::WorkStep;
+use crate::app::error::AppError;
 use crate::app::ingest::sha256_hex;
-use crate::domain::{FileStatus, JobId, JobStatus, models};
+use crate::domain::models;
+use crate::domain::{FileStatus, GenerationJob, JobErrorCode, JobId, JobStatus, UploadedFile};
 use crate::metrics::record_generation;
-use crate::ports::{GenerationRequest, GeneratorError, StorageError};
+use crate::ports::{GenerationRequest, Generator, GeneratorError, StorageError};
 use chrono::Utc;
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 impl Worker {
-    pub(super) async fn generate(&self, job_id: JobId) -> StepResult {
-        let config = &self.ctx.config;
+    pub(super) async fn generate(&self, job_id: JobId) -> Result<Step, AppError> {
         let Some(job) = self.ctx.store.get_job(job_id).await? else {
-            return Ok(MessageOutcome::Done);
+            return Ok(Outcome::Done.into());
         };
         if job.status.is_terminal() {
-            return Ok(MessageOutcome::Done);
+            return Ok(Outcome::Done.into());
         }
-        let lease = chrono::Duration::from_std(config.visibility_timeout).unwrap_or_default();
+        let lease =
+            chrono::Duration::from_std(self.ctx.config.visibility_timeout).unwrap_or_default();
         if job.fal.is_some() {
             // Redelivered (or re-sent by the sweeper) after the submission was recorded: never
             // submit twice, look instead. Polls write a heartbeat, so a job updated within the
@@ -37,34 +38,23 @@ impl Worker {
         }
         if job.status == JobStatus::Processing && job.updated_at > Utc::now() - lease {
             // Another worker holds a live lease; let the message come back later.
-            return Ok(MessageOutcome::Retry);
+            return Ok(Outcome::Redeliver.into());
         }
-        if job.attempts >= config.max_attempts {
-            return self
-                .fail(
-                    &job,
-                    "GENERATION_FAILED",
-                    format!("gave up after {} attempts", job.attempts),
-                )
-                .await;
+        if let Some(gave_up) = self.gave_up(&job) {
+            return Ok(gave_up.into());
         }
         let file = match self.ctx.store.get_file(job.file_id).await? {
             Some(file) if file.status == FileStatus::Ready => file,
-            Some(file) if file.status == FileStatus::Pending => return Ok(MessageOutcome::Done),
+            Some(file) if file.status == FileStatus::Pending => return Ok(Outcome::Done.into()),
             _ => {
-                return self
-                    .fail(
-                        &job,
-                        "FILE_NOT_FOUND",
-                        "the uploaded file is gone".to_owned(),
-                    )
-                    .await;
+                let gone = JobErrorCode::FileNotFound;
+                return Ok(Outcome::fail(&job, gone, gone.meaning()).into());
             }
         };
-        if let Some(client) = &self.fal
+        if let Some(fal) = &self.fal
             && models::find(&job.model_type).is_some_and(|m| m.runs_at_fal())
         {
-            return self.submit_to_fal(client, &job, &file).await;
+            return self.submit_to_fal(fal.as_ref(), &job, &file).await;
         }
         let Some(generator) = self
             .generators
@@ -72,45 +62,38 @@ impl Worker {
             .find(|g| g.supports(&job.model_type))
             .cloned()
         else {
-            return self
-                .fail(
-                    &job,
-                    "MODEL_UNAVAILABLE",
-                    format!("no generator serves {:?}", job.model_type),
-                )
-                .await;
+            let message = format!("no generator serves {:?}", job.model_type);
+            return Ok(Outcome::fail(&job, JobErrorCode::ModelUnavailable, message).into());
         };
-
         let claimed = match self.claim(&job).await? {
             Ok(claimed) => claimed,
-            Err(outcome) => return Ok(outcome),
+            Err(outcome) => return Ok(outcome.into()),
         };
+        Ok(self.run(generator.as_ref(), &claimed, file).await.into())
+    }
 
+    /// Runs the claimed job on `generator`, from the validated bytes of `file`.
+    async fn run(
+        &self,
+        generator: &dyn Generator,
+        claimed: &GenerationJob,
+        file: UploadedFile,
+    ) -> Outcome {
         let image = match self.ctx.storage.get(&file.object_key).await {
             Ok(bytes) => bytes,
             Err(StorageError::NotFound(_)) => {
-                return self
-                    .fail(
-                        &claimed,
-                        "FILE_NOT_FOUND",
-                        "the uploaded bytes are gone".to_owned(),
-                    )
-                    .await;
+                let gone = "the uploaded bytes are gone";
+                return Outcome::fail(claimed, JobErrorCode::FileNotFound, gone);
             }
-            Err(err) => return self.storage_failed(&claimed, &err).await,
+            Err(err) => return Outcome::storage_failed(claimed, &err),
         };
         // Never generate from bytes that are not the validated ones (a second write on S3,
         // where a signed URL cannot be revoked, before ingestion noticed it).
         if file.sha256.as_deref() != Some(sha256_hex(image.clone()).await.as_str()) {
-            return self
-                .fail(
-                    &claimed,
-                    "UPLOAD_TAMPERED",
-                    "the uploaded bytes are not the ones validated".to_owned(),
-                )
-                .await;
+            let message = "the uploaded bytes are not the ones validated";
+            return Outcome::fail(claimed, JobErrorCode::UploadTampered, message);
         }
-        let progress = JobProgress::new(&self.ctx, &claimed);
+        let progress = JobProgress::new(&self.ctx, claimed);
         let request = GenerationRequest {
             model_type: claimed.model_type.clone(),
             options: claimed.options.clone(),
@@ -135,26 +118,17 @@ impl Worker {
         };
         record_generation(&claimed.model_type, outcome, started.elapsed());
         match generated {
-            Ok(model) => {
-                if progress.settled() {
-                    tracing::info!(job_id = %claimed.job_id, "job settled elsewhere during generation; result discarded");
-                    return Ok(MessageOutcome::Done);
-                }
-                self.store_result(
-                    &claimed,
-                    &file.filename,
-                    model.bytes,
-                    model.content_type,
-                    model.file_extension,
-                    model.preview,
-                )
-                .await
+            Ok(_) if progress.settled() => {
+                tracing::info!(job_id = %claimed.job_id, "job settled elsewhere during generation; result discarded");
+                Outcome::Done
             }
-            Err(err) if err.is_retryable() => {
-                self.retry_later(&claimed, err.code(), &err.to_string(), None)
-                    .await
-            }
-            Err(err) => self.fail(&claimed, err.code(), err.to_string()).await,
+            Ok(model) => Outcome::Complete {
+                job: Box::new(claimed.clone()),
+                model,
+                source_name: file.filename,
+            },
+            Err(err) if err.is_retryable() => Outcome::retry(claimed, err.code(), err.to_string()),
+            Err(err) => Outcome::fail(claimed, err.code(), err.to_string()),
         }
     }
 }
@@ -164,6 +138,7 @@ mod tests {
     use super::*;
     use crate::app::enqueue::WorkMessage;
     use crate::app::testing::{FakeFal, fal_context, fal_worker, submitted_job, take_queued};
+    use crate::app::work::MessageOutcome;
     use std::time::Duration;
 
     /// A generate message for a job already submitted to FAL (redelivered, or re-sent by the

@@ -1,28 +1,32 @@
-//! The work step: what the worker does with one queue message. A generate message claims the
-//! job (one conditional write, so of several deliveries exactly one wins) and runs it, on the
-//! built-in generator (`generate.rs`) or at FAL.AI (`fal.rs`, whose decisions are the pure
-//! function of `fal_decision.rs`); `finish.rs` ends a run: completed with its model, queued
-//! again for a later attempt, or failed. Every step tolerates redelivery: a finished job is
-//! acknowledged, a job another live worker holds is left alone, a job whose worker died is taken
-//! over once its lease lapses.
+//! The work step: what the worker does with one queue message, read top to bottom here.
+//! [`Worker::handle`] reads the message and runs its step: `generate.rs` (a queued job checked,
+//! claimed and run on the built-in generator), `fal.rs` (a job submitted to FAL.AI, then looked at
+//! by polls and webhooks, as the pure `fal_decision.rs` decides) or a format conversion. Every step
+//! returns one [`Outcome`], which [`Worker::act`] carries out: `finish.rs` completes or fails the
+//! job, `retry.rs` queues it again under the [`RetryPolicy`]. A step of a job at FAL also says
+//! whether the job's FAL slot is free afterwards, and `handle` releases it: the one exit. Every
+//! step tolerates redelivery: a finished job is acknowledged, a job another live worker holds is
+//! left alone, a job whose worker died is taken over once its lease lapses.
 
 mod fal;
 pub mod fal_decision;
 mod finish;
 mod generate;
+mod progress;
+mod retry;
+
+pub use retry::RetryPolicy;
 
 use super::enqueue::{WorkMessage, WorkStep, send_work};
 use super::error::AppError;
-use super::job_update::update_job;
 use crate::context::AppContext;
-use crate::domain::GenerationJob;
-use crate::fal::FalClient;
-use crate::ports::{Generator, GeneratorError, ProgressReporter, StoreError};
+use crate::domain::{GenerationJob, JobError, JobErrorCode, JobId, ModelFormat};
+use crate::ports::{FalQueue, GeneratedModel, Generator, StorageError, StoreError};
 use chrono::Utc;
 use futures_util::FutureExt;
+use progress::JobProgress;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// What to do with the message after handling it.
@@ -37,77 +41,110 @@ pub enum MessageOutcome {
 /// What a job's message says when object storage failed under it (the error is logged).
 const STORAGE_UNAVAILABLE: &str = "object storage is unavailable";
 
-/// The result of one step: what to do with the message, or an error of a port (the message is
-/// then left for redelivery).
-type StepResult = Result<MessageOutcome, AppError>;
+/// What a step decided. [`Worker::act`] carries it out; carrying out one may lead to another
+/// (a model that cannot be stored retries the job, a job out of attempts fails).
+#[derive(Debug)]
+enum Outcome {
+    /// Nothing more to do: acknowledge the message.
+    Done,
+    /// Leave the message for redelivery (another live worker holds the job).
+    Redeliver,
+    /// Store the model (named after the photo `source_name`) and complete the job.
+    Complete {
+        job: Box<GenerationJob>,
+        model: GeneratedModel,
+        source_name: String,
+    },
+    /// A failure a later attempt may not meet: queue the job again (after `after`, or the
+    /// policy's wait), or fail it with `code` after its last attempt.
+    RetryLater {
+        job: Box<GenerationJob>,
+        code: JobErrorCode,
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// Fail the job.
+    Fail {
+        job: Box<GenerationJob>,
+        error: JobError,
+    },
+    /// Send `message` after the delay: a poll, a deferred submission, a webhook's wait.
+    Later(WorkMessage, Duration),
+}
+
+impl Outcome {
+    fn fail(job: &GenerationJob, code: JobErrorCode, message: impl Into<String>) -> Self {
+        Self::Fail {
+            job: Box::new(job.clone()),
+            error: JobError::new(code, message),
+        }
+    }
+
+    fn retry(job: &GenerationJob, code: JobErrorCode, reason: impl Into<String>) -> Self {
+        Self::RetryLater {
+            job: Box::new(job.clone()),
+            code,
+            reason: reason.into(),
+            after: None,
+        }
+    }
+
+    /// Object storage failed under a running job: the error goes to the log, the job is retried
+    /// later with a message that names no backend detail.
+    fn storage_failed(job: &GenerationJob, err: &StorageError) -> Self {
+        tracing::warn!(job_id = %job.job_id, error = %err, "object storage failed");
+        Self::retry(job, JobErrorCode::GenerationFailed, STORAGE_UNAVAILABLE)
+    }
+}
+
+/// A step's outcome, and whether the job's FAL slot is free once it is carried out.
+struct Step {
+    outcome: Outcome,
+    frees_slot: bool,
+}
+
+impl Step {
+    /// An outcome after which the job's FAL slot is free.
+    fn freeing(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            frees_slot: true,
+        }
+    }
+}
+
+impl From<Outcome> for Step {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            frees_slot: false,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Worker {
     ctx: AppContext,
     generators: Vec<Arc<dyn Generator>>,
     /// Set when a FAL key is configured: every catalog model then runs at FAL.
-    fal: Option<FalClient>,
-}
-
-/// Writes progress to the job, and notices when the job was settled elsewhere (cancelled).
-struct JobProgress<'a> {
-    ctx: &'a AppContext,
-    job: &'a GenerationJob,
-    settled: AtomicBool,
-}
-
-impl<'a> JobProgress<'a> {
-    fn new(ctx: &'a AppContext, job: &'a GenerationJob) -> Self {
-        Self {
-            ctx,
-            job,
-            settled: AtomicBool::new(false),
-        }
-    }
-
-    /// Whether the job ended (or vanished) while it was reported on.
-    fn settled(&self) -> bool {
-        self.settled.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait::async_trait]
-impl ProgressReporter for JobProgress<'_> {
-    async fn report(&self, progress: u8, message: &str) {
-        let now = Utc::now();
-        let result = update_job(self.ctx, self.job.job_id, |job| {
-            if job.progress > progress {
-                Ok(None)
-            } else {
-                job.report_progress(progress, message, now).map(Some)
-            }
-        })
-        .await;
-        match result {
-            Ok(job) if job.status.is_terminal() => self.settled.store(true, Ordering::SeqCst),
-            Ok(_) => {}
-            Err(AppError::Transition(_) | AppError::JobNotFound(_)) => {
-                self.settled.store(true, Ordering::SeqCst)
-            }
-            Err(err) => {
-                tracing::warn!(job_id = %self.job.job_id, error = %err, "progress not recorded")
-            }
-        }
-    }
+    fal: Option<Arc<dyn FalQueue>>,
+    retries: RetryPolicy,
 }
 
 impl Worker {
     pub fn new(ctx: AppContext, generators: Vec<Arc<dyn Generator>>) -> Self {
+        let retries = RetryPolicy::of(&ctx.config);
         Self {
             ctx,
             generators,
             fal: None,
+            retries,
         }
     }
 
-    /// Runs jobs through FAL.AI with `client` instead of the built-in generators.
-    pub fn with_fal(mut self, client: FalClient) -> Self {
-        self.fal = Some(client);
+    /// Runs jobs through FAL.AI's queue `fal` instead of the built-in generators.
+    pub fn with_fal(mut self, fal: impl FalQueue + 'static) -> Self {
+        self.fal = Some(Arc::new(fal));
         self
     }
 
@@ -123,6 +160,9 @@ impl Worker {
             })
     }
 
+    /// Runs the message's step, carries out its outcome, and frees the job's FAL slot when the
+    /// step says so (the one place a slot is released). An error of a port leaves the message
+    /// for redelivery.
     async fn handle(&self, body: &str) -> MessageOutcome {
         let message: WorkMessage = match serde_json::from_str(body) {
             Ok(message) => message,
@@ -132,33 +172,60 @@ impl Worker {
             }
         };
         let job_id = message.job_id;
-        let result = match message.step {
+        let step = match message.step {
             WorkStep::Generate => self.generate(job_id).await,
-            WorkStep::Convert { format } => self.convert(job_id, format).await,
+            WorkStep::Convert { format } => self.convert(job_id, format).await.map(Step::from),
             step => self.check_at_fal(job_id, step).await,
         };
-        match result {
-            Ok(outcome) => outcome,
-            Err(err) => {
-                tracing::warn!(job_id = %job_id, error = %err, "job step failed; message will be redelivered");
-                MessageOutcome::Retry
+        let result = match step {
+            Ok(step) => {
+                let acted = self.act(step.outcome).await;
+                if step.frees_slot {
+                    self.release_slot(job_id).await;
+                }
+                acted
             }
+            Err(err) => Err(err),
+        };
+        result.unwrap_or_else(|err| {
+            tracing::warn!(job_id = %job_id, error = %err, "job step failed; message will be redelivered");
+            MessageOutcome::Retry
+        })
+    }
+
+    /// Carries out what a step decided, and what that leads to, until the message is settled.
+    async fn act(&self, mut outcome: Outcome) -> Result<MessageOutcome, AppError> {
+        loop {
+            outcome = match outcome {
+                Outcome::Done => return Ok(MessageOutcome::Done),
+                Outcome::Redeliver => return Ok(MessageOutcome::Retry),
+                Outcome::Later(message, delay) => return Ok(self.send(message, delay).await),
+                Outcome::Complete {
+                    job,
+                    model,
+                    source_name,
+                } => self.complete(&job, model, &source_name).await?,
+                Outcome::RetryLater {
+                    job,
+                    code,
+                    reason,
+                    after,
+                } => self.retry_later(&job, code, &reason, after).await?,
+                Outcome::Fail { job, error } => self.fail(&job, &error).await?,
+            };
         }
     }
 
     /// Claims the job with one conditional write on the version we read: of several deliveries
     /// of the same job, exactly one wins; the others find it changed and stand down (with the
     /// outcome for their message).
-    async fn claim(
-        &self,
-        job: &GenerationJob,
-    ) -> Result<Result<GenerationJob, MessageOutcome>, AppError> {
+    async fn claim(&self, job: &GenerationJob) -> Result<Result<GenerationJob, Outcome>, AppError> {
         let Ok(claimed) = job.start(Utc::now()) else {
-            return Ok(Err(MessageOutcome::Done));
+            return Ok(Err(Outcome::Done));
         };
         match self.ctx.store.update_job(&claimed).await {
             Ok(()) => {}
-            Err(StoreError::Conflict) => return Ok(Err(MessageOutcome::Retry)),
+            Err(StoreError::Conflict) => return Ok(Err(Outcome::Redeliver)),
             Err(e) => return Err(e.into()),
         }
         tracing::info!(job_id = %claimed.job_id, attempt = claimed.attempts, model_type = %claimed.model_type, "job started");
@@ -166,39 +233,35 @@ impl Worker {
     }
 
     /// One of the decode permits, held while an image is decoded and a model built from it.
-    async fn decode_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, GeneratorError> {
-        self.ctx
-            .decodes
-            .acquire()
-            .await
-            .map_err(|_| GeneratorError::Transient("the decode permits are closed".to_owned()))
+    async fn decode_permit(
+        &self,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, crate::ports::GeneratorError> {
+        self.ctx.decodes.acquire().await.map_err(|_| {
+            crate::ports::GeneratorError::Transient("the decode permits are closed".to_owned())
+        })
     }
 
     /// Converts a completed job's model to `format` (a first download asked for it); nothing to
     /// do for a job that is gone or has no model.
-    async fn convert(
-        &self,
-        job_id: crate::domain::JobId,
-        format: crate::domain::ModelFormat,
-    ) -> StepResult {
+    async fn convert(&self, job_id: JobId, format: ModelFormat) -> Result<Outcome, AppError> {
         let Some(job) = self.ctx.store.get_job(job_id).await? else {
-            return Ok(MessageOutcome::Done);
+            return Ok(Outcome::Done);
         };
         if let Some(result) = job.result.as_ref().filter(|_| job.status.is_terminal()) {
             let converted = crate::app::convert::convert(&self.ctx, job_id, result, format).await?;
             crate::app::job_update::record_format(self.ctx.store.as_ref(), job_id, &converted)
                 .await?;
         }
-        Ok(MessageOutcome::Done)
+        Ok(Outcome::Done)
     }
 
     /// Enqueues `message`; when that fails, the current message is retried instead.
-    async fn send(&self, message: WorkMessage, delay: Duration) -> StepResult {
+    async fn send(&self, message: WorkMessage, delay: Duration) -> MessageOutcome {
         match send_work(self.ctx.queue.as_ref(), &message, delay).await {
-            Ok(()) => Ok(MessageOutcome::Done),
+            Ok(()) => MessageOutcome::Done,
             Err(err) => {
                 tracing::warn!(job_id = %message.job_id, error = %err, "follow-up not enqueued; redelivery will retry");
-                Ok(MessageOutcome::Retry)
+                MessageOutcome::Retry
             }
         }
     }
@@ -207,42 +270,18 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::job_update::update_job;
     use crate::app::testing::TestContext;
     use crate::app::testing::{
         context, context_with, pending_file, queued_job, ready_file, stored,
     };
     use crate::domain::models::RELIEF_MODEL;
     use crate::domain::{GenerationJob, JobId, JobOptions, JobStatus, ModelFormat, RESULTS_PREFIX};
-    use crate::ports::{GeneratedModel, GenerationRequest, GeneratorError};
+    use crate::ports::{GenerationRequest, GeneratorError, ProgressReporter};
     use bytes::Bytes;
     use std::collections::VecDeque;
     use std::sync::Mutex;
-    use std::sync::atomic::AtomicUsize;
-
-    #[tokio::test]
-    async fn progress_only_moves_forward_and_a_job_that_ended_meanwhile_settles_the_run() {
-        let t = context();
-        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
-        let running = job.start(Utc::now()).unwrap();
-        t.store.update_job(&running).await.unwrap();
-        let progress = JobProgress::new(&t, &running);
-        progress.report(60, "meshing").await;
-        // The same figure with news is recorded; a lower one is not (reports may overtake).
-        progress.report(60, "texturing").await;
-        progress.report(50, "late").await;
-        let seen = stored(&t, &job).await;
-        assert_eq!((seen.progress, seen.message.as_str()), (60, "texturing"));
-        assert!(!progress.settled());
-        // Its owner cancels it; the next report (however low) finds it ended.
-        let current = stored(&t, &job).await;
-        t.store
-            .update_job(&current.cancel(Utc::now()).unwrap())
-            .await
-            .unwrap();
-        progress.report(10, "still going").await;
-        assert!(progress.settled());
-        assert_eq!(stored(&t, &job).await.status, JobStatus::Cancelled);
-    }
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A generator that answers from a script, counts its runs, and may cancel the job it runs
     /// (as its owner would, mid-generation).
@@ -553,7 +592,7 @@ mod tests {
     async fn input_the_generator_cannot_use_fails_at_once() {
         let t = context();
         let refused = Err(GeneratorError::InvalidInput {
-            code: "INVALID_IMAGE",
+            code: JobErrorCode::InvalidImage,
             message: "no subject".into(),
         });
         let worker = Worker::new(t.ctx.clone(), vec![Scripted::answering([refused])]);
@@ -605,7 +644,7 @@ mod tests {
         // A file that ingestion refused is not waited for: the job fails.
         let refused = pending_file(&t, "alice").await;
         let rejection = crate::domain::FileRejection {
-            code: "INVALID_FILE_TYPE".into(),
+            code: JobErrorCode::InvalidFileType,
             message: "not an image".into(),
         };
         t.store

@@ -1,110 +1,18 @@
-//! The FAL.AI queue protocol: submit, status (with logs), result, cancel, and downloading the
+//! FAL.AI's queue over HTTPS, the [`FalQueue`] that runs: submit, status (with logs), result, cancel, and downloading the
 //! files a result points to. Status, result and cancel use the URLs FAL returned at submission,
 //! never rebuilt ones. Transport errors, 429 and 5xx are retried with capped exponential backoff
 //! and full jitter, honouring `Retry-After`; 401, 403 and 422 are not retried.
 
 use crate::config::FalSettings;
 use crate::metrics::record_fal_call;
+use crate::ports::fal::{FalError, FalQueue, QueueStatus, Submission};
+use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
-
-/// How a FAL call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FalError {
-    #[error("FAL refused the key (401): {0}")]
-    Unauthorized(String),
-    #[error("the FAL account is locked (403): {0}")]
-    Locked(String),
-    #[error("FAL refused the input (422): {0}")]
-    InvalidInput(String),
-    #[error("FAL is rate limiting (429): {message}")]
-    RateLimited {
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    #[error("FAL failed ({status}): {message}")]
-    Server { status: u16, message: String },
-    #[error("FAL answered {status}: {message}")]
-    Rejected { status: u16, message: String },
-    #[error("FAL could not be reached: {0}")]
-    Transport(String),
-    #[error("FAL answered something unreadable: {0}")]
-    Malformed(String),
-    #[error("the result file is gone from FAL ({0})")]
-    Expired(String),
-    #[error("the result file is larger than {0} bytes")]
-    TooLarge(u64),
-}
-
-impl FalError {
-    /// The `error_code` a job fails with.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Unauthorized(_) => "FAL_UNAUTHORIZED",
-            Self::Locked(_) => "FAL_ACCOUNT_LOCKED",
-            Self::InvalidInput(_) => "FAL_INVALID_INPUT",
-            Self::RateLimited { .. } => "FAL_RATE_LIMITED",
-            Self::Server { .. } | Self::Transport(_) => "FAL_UNAVAILABLE",
-            Self::Rejected { .. } => "FAL_REQUEST_REJECTED",
-            Self::Malformed(_) => "FAL_BAD_RESPONSE",
-            Self::Expired(_) => "FAL_RESULT_EXPIRED",
-            Self::TooLarge(_) => "FAL_RESULT_TOO_LARGE",
-        }
-    }
-
-    /// Whether the same call may succeed later.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited { .. } | Self::Server { .. } | Self::Transport(_)
-        )
-    }
-
-    /// Whether the failure says FAL itself is unwell (what the circuit breaker counts).
-    pub fn is_outage(&self) -> bool {
-        matches!(
-            self,
-            Self::Server { .. } | Self::Transport(_) | Self::Malformed(_)
-        )
-    }
-
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::RateLimited { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-}
-
-/// What `POST {base}/{app}` answers.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Submission {
-    pub request_id: String,
-    pub status_url: String,
-    pub response_url: String,
-    pub cancel_url: String,
-    #[serde(default)]
-    pub queue_position: Option<u32>,
-}
-
-/// Where a request stands in FAL's queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QueueStatus {
-    InQueue {
-        position: Option<u32>,
-    },
-    InProgress {
-        logs: Vec<String>,
-    },
-    /// Finished; the result (success or the model's own error) is at the response URL.
-    Completed {
-        logs: Vec<String>,
-    },
-}
 
 #[derive(Deserialize)]
 struct StatusBody {
@@ -121,15 +29,15 @@ struct LogLine {
     message: String,
 }
 
-/// The retry policy of one call.
+/// How one call is retried.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
+pub struct Backoff {
     pub max_retries: u32,
     pub base: Duration,
     pub max: Duration,
 }
 
-impl RetryPolicy {
+impl Backoff {
     /// The wait before retry number `retry` (0-based): full jitter over a capped exponential,
     /// but never less than the server's `Retry-After`. `None` when the server asks for a longer
     /// wait than this policy's cap (the caller then re-queues instead of sleeping).
@@ -152,7 +60,7 @@ pub struct FalClient {
     http: reqwest::Client,
     key: String,
     base_url: String,
-    policy: RetryPolicy,
+    backoff: Backoff,
     download_timeout: Duration,
     max_download_bytes: u64,
 }
@@ -265,7 +173,7 @@ impl FalClient {
                     http,
                     key,
                     base_url: settings.base_url.clone(),
-                    policy: RetryPolicy {
+                    backoff: Backoff {
                         max_retries: settings.max_retries,
                         base: settings.retry_base,
                         max: settings.retry_max,
@@ -299,11 +207,11 @@ impl FalClient {
                 }
                 Err(err) => err,
             };
-            record_fal_call(operation, err.code(), started.elapsed());
+            record_fal_call(operation, err.code().as_str(), started.elapsed());
             if !err.is_retryable() || retry >= max_retries {
                 return Err(err);
             }
-            let Some(delay) = self.policy.delay(retry, err.retry_after()) else {
+            let Some(delay) = self.backoff.delay(retry, err.retry_after()) else {
                 return Err(err);
             };
             tracing::info!(operation, error = %err, retry = retry + 1, delay_ms = delay.as_millis() as u64, "FAL call failed; retrying");
@@ -319,7 +227,7 @@ impl FalClient {
         operation: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<String, FalError> {
-        self.retrying(operation, self.policy.max_retries, || async {
+        self.retrying(operation, self.backoff.max_retries, || async {
             let response = build()
                 .header(AUTHORIZATION, format!("Key {}", self.key))
                 .send()
@@ -339,76 +247,6 @@ impl FalClient {
 
     fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, FalError> {
         serde_json::from_str(body).map_err(|e| FalError::Malformed(e.to_string()))
-    }
-
-    /// Queues `input` on the FAL application `app`; FAL will POST the outcome to `webhook`.
-    pub async fn submit(
-        &self,
-        app: &str,
-        input: &Value,
-        webhook: Option<&str>,
-    ) -> Result<Submission, FalError> {
-        let url = format!("{}/{app}", self.base_url);
-        let body = self
-            .call("submit", || {
-                let request = self.http.post(&url).json(input);
-                match webhook {
-                    Some(hook) => request.query(&[("fal_webhook", hook)]),
-                    None => request,
-                }
-            })
-            .await?;
-        Self::parse(&body)
-    }
-
-    /// Where the request stands, with its logs.
-    pub async fn status(&self, status_url: &str) -> Result<QueueStatus, FalError> {
-        let body = self
-            .call("status", || {
-                self.http.get(status_url).query(&[("logs", "1")])
-            })
-            .await?;
-        let parsed: StatusBody = Self::parse(&body)?;
-        let logs = parsed
-            .logs
-            .unwrap_or_default()
-            .into_iter()
-            .map(|l| l.message)
-            .filter(|m| !m.trim().is_empty())
-            .collect();
-        match parsed.status.as_str() {
-            "IN_QUEUE" => Ok(QueueStatus::InQueue {
-                position: parsed.queue_position,
-            }),
-            "IN_PROGRESS" => Ok(QueueStatus::InProgress { logs }),
-            "COMPLETED" => Ok(QueueStatus::Completed { logs }),
-            other => Err(FalError::Malformed(format!("unknown status {other:?}"))),
-        }
-    }
-
-    /// The model's output (its own error status becomes the error, e.g. 422 with details).
-    pub async fn result(&self, response_url: &str) -> Result<Value, FalError> {
-        let body = self.call("result", || self.http.get(response_url)).await?;
-        Self::parse(&body)
-    }
-
-    /// Asks FAL to stop the request. A request that already finished cannot be cancelled; that
-    /// is not an error here.
-    pub async fn cancel(&self, cancel_url: &str) -> Result<(), FalError> {
-        match self.call("cancel", || self.http.put(cancel_url)).await {
-            Ok(_) | Err(FalError::Rejected { status: 400, .. }) => Ok(()),
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Downloads a file a result points to, without our key (it is not FAL's API), up to the
-    /// size limit. A file that is gone (404, 403, 410) is [`FalError::Expired`]. Retried once
-    /// at most: a download may take its whole timeout, and the next poll tries again anyway.
-    pub async fn download(&self, url: &str) -> Result<Bytes, FalError> {
-        self.retrying("download", self.policy.max_retries.min(1), || {
-            self.download_once(url)
-        })
-        .await
     }
 
     async fn download_once(&self, url: &str) -> Result<Bytes, FalError> {
@@ -445,13 +283,86 @@ impl FalClient {
     }
 }
 
+#[async_trait]
+impl FalQueue for FalClient {
+    /// Queues `input` on the FAL application `app`; FAL will POST the outcome to `webhook`.
+    async fn submit(
+        &self,
+        app: &str,
+        input: &Value,
+        webhook: Option<&str>,
+    ) -> Result<Submission, FalError> {
+        let url = format!("{}/{app}", self.base_url);
+        let body = self
+            .call("submit", || {
+                let request = self.http.post(&url).json(input);
+                match webhook {
+                    Some(hook) => request.query(&[("fal_webhook", hook)]),
+                    None => request,
+                }
+            })
+            .await?;
+        Self::parse(&body)
+    }
+
+    /// Where the request stands, with its logs.
+    async fn status(&self, status_url: &str) -> Result<QueueStatus, FalError> {
+        let body = self
+            .call("status", || {
+                self.http.get(status_url).query(&[("logs", "1")])
+            })
+            .await?;
+        let parsed: StatusBody = Self::parse(&body)?;
+        let logs = parsed
+            .logs
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| l.message)
+            .filter(|m| !m.trim().is_empty())
+            .collect();
+        match parsed.status.as_str() {
+            "IN_QUEUE" => Ok(QueueStatus::InQueue {
+                position: parsed.queue_position,
+            }),
+            "IN_PROGRESS" => Ok(QueueStatus::InProgress { logs }),
+            "COMPLETED" => Ok(QueueStatus::Completed { logs }),
+            other => Err(FalError::Malformed(format!("unknown status {other:?}"))),
+        }
+    }
+
+    /// The model's output (its own error status becomes the error, e.g. 422 with details).
+    async fn result(&self, response_url: &str) -> Result<Value, FalError> {
+        let body = self.call("result", || self.http.get(response_url)).await?;
+        Self::parse(&body)
+    }
+
+    /// Asks FAL to stop the request. A request that already finished cannot be cancelled; that
+    /// is not an error here.
+    async fn cancel(&self, cancel_url: &str) -> Result<(), FalError> {
+        match self.call("cancel", || self.http.put(cancel_url)).await {
+            Ok(_) | Err(FalError::Rejected { status: 400, .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Downloads a file a result points to, without our key (it is not FAL's API), up to the
+    /// size limit. A file that is gone (404, 403, 410) is [`FalError::Expired`]. Retried once
+    /// at most: a download may take its whole timeout, and the next poll tries again anyway.
+    async fn download(&self, url: &str) -> Result<Bytes, FalError> {
+        self.retrying("download", self.backoff.max_retries.min(1), || {
+            self.download_once(url)
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn backoff_is_capped_jittered_and_honours_retry_after() {
-        let policy = RetryPolicy {
+        let policy = Backoff {
             max_retries: 5,
             base: Duration::from_millis(100),
             max: Duration::from_secs(2),
