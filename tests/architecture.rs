@@ -80,7 +80,7 @@ fn no_function_crate_depends_on_another_function_crate() {
 /// The shared crate's top-level modules, lowest layer first. A module may import only modules
 /// of a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["domain", "host", "metrics", "telemetry", "shutdown"],
+    &["domain", "host", "jwks", "metrics", "telemetry", "shutdown"],
     &["validation", "ports", "jwt"],
     &["config", "builtin_generator"],
     &["keys", "adapters", "fal", "webhooks"],

@@ -1,25 +1,20 @@
 //! Sign-in for browser users without shared keys: `Authorization: Bearer <JWT>` from an OpenID
 //! Connect provider (`JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_JWKS_URL`). RS256 and ES256 only;
 //! `exp`, `nbf`, `iss` and `aud` checked with 30 s of clock skew; signatures verified by
-//! `jsonwebtoken` against the provider's published keys, cached and refreshed when a token
-//! names an unknown `kid`, at most once a minute (the slot is claimed before fetching, so a
-//! burst of bad tokens or an unreachable provider costs one fetch a minute, not one per request).
+//! `jsonwebtoken` against the provider's published keys, cached ([`JwksCache`]) and fetched
+//! again when a token names an unknown `kid`, at most once a minute.
 //! The caller's owner is `jwt.` and a hash of issuer and subject: no API key's name (names are
 //! `[A-Za-z0-9_-]`, never a `.`) nor the admin owner can equal it, and it is safe in object keys.
 
+use crate::jwks::{FetchError, JwksCache};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Seconds of clock skew allowed on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
-/// Fewest seconds between two fetches of the provider's keys.
-const REFRESH_EVERY: Duration = Duration::from_secs(60);
-/// Keys are fetched again after this long even when every `kid` is known.
-const KEYS_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Where tokens come from, and for whom they must be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,19 +24,10 @@ pub struct JwtSettings {
     pub jwks_url: String,
 }
 
-#[derive(Default)]
-struct Keys {
-    set: Option<JwkSet>,
-    fetched_at: Option<Instant>,
-    /// When a fetch was last tried (claimed before fetching).
-    tried_at: Option<Instant>,
-}
-
 /// Verifies provider tokens; built once per process.
 pub struct JwtVerifier {
     settings: JwtSettings,
-    http: reqwest::Client,
-    keys: Mutex<Keys>,
+    keys: JwksCache<JwkSet>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,58 +46,33 @@ pub fn looks_like_jwt(credential: &str) -> bool {
     credential.starts_with("eyJ") && credential.split('.').count() == 3
 }
 
+/// The key set of a JWKS document.
+fn parse_key_set(body: &str) -> Result<JwkSet, String> {
+    serde_json::from_str(body).map_err(|e| e.to_string())
+}
+
 impl JwtVerifier {
     pub fn new(settings: JwtSettings) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
-        Self {
-            settings,
-            http,
-            keys: Mutex::new(Keys::default()),
-        }
+        let keys = JwksCache::new(http, &settings.jwks_url, parse_key_set);
+        Self { settings, keys }
     }
 
+    /// The fresh key named `kid`.
     fn cached(&self, kid: &str) -> Option<jsonwebtoken::jwk::Jwk> {
-        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh = keys.fetched_at.is_some_and(|at| at.elapsed() < KEYS_TTL);
-        keys.set
-            .as_ref()
-            .filter(|_| fresh)
-            .and_then(|set| set.find(kid))
-            .cloned()
+        let (set, fresh) = self.keys.cached()?;
+        set.find(kid).filter(|_| fresh).cloned()
     }
 
-    /// Fetches the keys if no fetch was tried in the last minute; returns whether it did.
-    async fn refresh(&self) -> bool {
-        {
-            let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-            if keys.tried_at.is_some_and(|at| at.elapsed() < REFRESH_EVERY) {
-                return false;
-            }
-            keys.tried_at = Some(Instant::now());
-        }
-        let fetched = async {
-            self.http
-                .get(&self.settings.jwks_url)
-                .send()
-                .await?
-                .error_for_status()?
-                .json::<JwkSet>()
-                .await
-        }
-        .await;
-        match fetched {
-            Ok(set) => {
-                let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-                keys.set = Some(set);
-                keys.fetched_at = Some(Instant::now());
-                true
-            }
+    /// Fetches the keys again, unless that was tried within the minute.
+    async fn refresh(&self) {
+        match self.keys.refresh().await {
+            Ok(_) | Err(FetchError::TooSoon) => {}
             Err(error) => {
                 tracing::warn!(%error, url = %self.settings.jwks_url, "the sign-in provider's keys could not be fetched");
-                false
             }
         }
     }

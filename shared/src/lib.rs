@@ -20,6 +20,7 @@ pub mod context;
 pub mod domain;
 pub mod fal;
 pub mod host;
+pub mod jwks;
 pub mod jwt;
 pub mod keys;
 pub mod metrics;

@@ -1,15 +1,12 @@
-//! Lambda entry point of the download function: wires configuration and adapters, serves the routes.
+//! Lambda entry point of the download function: serves its routes.
+
+use image2model_shared::web::lambda::{Answers, Error, serve};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    image2model_shared::telemetry::init();
-    let ctx = image2model_shared::context::from_env().await?;
-    let service = image2model_shared::web::into_service(
-        image2model_download::router()
-            .split_for_parts()
-            .0
-            .with_state(ctx.clone()),
-        &ctx.config,
-    );
-    lambda_http::run(service).await
+async fn main() -> Result<(), Error> {
+    serve(
+        |_| Ok::<_, Error>(image2model_download::router()),
+        Answers::Whole,
+    )
+    .await
 }

@@ -2,16 +2,13 @@
 //! URL (`InvokeMode: RESPONSE_STREAM`), so Server-Sent Events reach the client as they happen;
 //! the same URL answers plain status polls.
 
+use image2model_shared::web::lambda::{Answers, Error, serve};
+
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    image2model_shared::telemetry::init();
-    let ctx = image2model_shared::context::from_env().await?;
-    let service = image2model_shared::web::into_service(
-        image2model_status::router(&ctx)
-            .split_for_parts()
-            .0
-            .with_state(ctx.clone()),
-        &ctx.config,
-    );
-    lambda_http::run_with_streaming_response(service).await
+async fn main() -> Result<(), Error> {
+    serve(
+        |ctx| Ok::<_, Error>(image2model_status::router(ctx)),
+        Answers::Streamed,
+    )
+    .await
 }

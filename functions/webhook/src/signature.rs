@@ -1,7 +1,8 @@
 //! FAL's webhook signatures: Ed25519 over `request_id \n user_id \n timestamp \n
 //! hex(sha256(body))`, hex encoded in `X-Fal-Webhook-Signature`, with FAL's public keys from a
-//! JWKS URL. Keys are cached; an unknown signature refreshes them (at most once a minute) so key
-//! rotation needs no restart. Timestamps more than 5 minutes away are refused (replays).
+//! JWKS URL. Keys are cached ([`JwksCache`]); an unknown signature fetches them again (at most
+//! once a minute) so key rotation needs no restart. Timestamps more than 5 minutes away are
+//! refused (replays).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,17 +10,13 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, VerifyingKey};
 use http::HeaderMap;
 use image2model_shared::config::FalSettings;
+use image2model_shared::jwks::{FetchError, JwksCache};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::time::Duration;
-use tokio::sync::RwLock;
+use std::sync::Arc;
 
 /// Largest accepted distance between a delivery's timestamp and our clock.
 pub const TIMESTAMP_TOLERANCE_SECS: i64 = 300;
-/// Cached keys are used this long before they are fetched again.
-const KEYS_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Keys are refreshed at most this often when a signature does not verify.
-const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -52,18 +49,8 @@ struct Jwk {
     x: String,
 }
 
-struct CachedKeys {
-    keys: Vec<VerifyingKey>,
-    fetched_at: tokio::time::Instant,
-}
-
 pub struct SignatureVerifier {
-    http: reqwest::Client,
-    jwks_url: String,
-    cache: RwLock<Option<CachedKeys>>,
-    /// When a fetch was last tried, claimed before fetching: at most one a minute, whether
-    /// fetches succeed or not, however many deliveries arrive at once.
-    tried_at: std::sync::Mutex<Option<tokio::time::Instant>>,
+    keys: JwksCache<Vec<VerifyingKey>>,
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, VerifyError> {
@@ -114,9 +101,8 @@ pub fn signed_headers(
 }
 
 /// The Ed25519 keys of a JWKS document (other key types are skipped).
-fn parse_jwks(body: &str) -> Result<Vec<VerifyingKey>, VerifyError> {
-    let jwks: Jwks =
-        serde_json::from_str(body).map_err(|e| VerifyError::KeysUnavailable(e.to_string()))?;
+fn parse_jwks(body: &str) -> Result<Vec<VerifyingKey>, String> {
+    let jwks: Jwks = serde_json::from_str(body).map_err(|e| e.to_string())?;
     let keys: Vec<VerifyingKey> = jwks
         .keys
         .iter()
@@ -127,9 +113,7 @@ fn parse_jwks(body: &str) -> Result<Vec<VerifyingKey>, VerifyError> {
         })
         .collect();
     if keys.is_empty() {
-        return Err(VerifyError::KeysUnavailable(
-            "the key set holds no Ed25519 key".to_owned(),
-        ));
+        return Err("the key set holds no Ed25519 key".to_owned());
     }
     Ok(keys)
 }
@@ -144,77 +128,40 @@ pub fn signed_message(request_id: &str, user_id: &str, timestamp: &str, body: &[
 
 impl SignatureVerifier {
     pub fn new(settings: &FalSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .build()?;
         Ok(Self {
-            http: reqwest::Client::builder()
-                .timeout(settings.request_timeout)
-                .build()?,
-            jwks_url: settings.jwks_url.clone(),
-            cache: RwLock::new(None),
-            tried_at: std::sync::Mutex::new(None),
+            keys: JwksCache::new(http, &settings.jwks_url, parse_jwks),
         })
     }
 
-    /// Takes the one fetch a minute allows; `false` when one was tried within the minute.
-    fn claim_fetch(&self) -> bool {
-        let mut tried = self.tried_at.lock().unwrap_or_else(|p| p.into_inner());
-        if tried.is_some_and(|at| at.elapsed() < REFRESH_AT_MOST_EVERY) {
-            return false;
-        }
-        *tried = Some(tokio::time::Instant::now());
-        true
-    }
-
-    async fn fetch_keys(&self) -> Result<Vec<VerifyingKey>, VerifyError> {
-        let unavailable = |e: reqwest::Error| VerifyError::KeysUnavailable(e.to_string());
-        let body = self
-            .http
-            .get(&self.jwks_url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(unavailable)?
-            .text()
-            .await
-            .map_err(unavailable)?;
-        let keys = parse_jwks(&body)?;
-        *self.cache.write().await = Some(CachedKeys {
-            keys: keys.clone(),
-            fetched_at: tokio::time::Instant::now(),
-        });
-        Ok(keys)
-    }
-
-    /// The cached keys, fetched when absent or old if a fetch may be tried now (old keys are
-    /// used while it may not); none at all is `KeysUnavailable` (503: FAL delivers again).
-    async fn keys(&self) -> Result<Vec<VerifyingKey>, VerifyError> {
-        let cached = self
-            .cache
-            .read()
-            .await
-            .as_ref()
-            .map(|c| (c.keys.clone(), c.fetched_at.elapsed() < KEYS_TTL));
-        match cached {
+    /// The cached keys, fetched when absent or a day old if a fetch may be tried now (old keys
+    /// are used while it may not, or when it fails); none at all is `KeysUnavailable` (503: FAL
+    /// delivers again).
+    async fn keys(&self) -> Result<Arc<Vec<VerifyingKey>>, VerifyError> {
+        match self.keys.cached() {
             Some((keys, true)) => Ok(keys),
-            Some((keys, false)) if !self.claim_fetch() => Ok(keys),
-            None if !self.claim_fetch() => Err(VerifyError::KeysUnavailable(
-                "the keys were tried less than a minute ago".to_owned(),
-            )),
-            _ => self.fetch_keys().await,
+            Some((stale, false)) => Ok(self.refreshed_keys().await.unwrap_or(stale)),
+            None => self
+                .keys
+                .refresh()
+                .await
+                .map_err(|err| VerifyError::KeysUnavailable(err.to_string())),
         }
     }
 
-    /// Keys fetched again for a signature the cached ones do not verify (a rotation), if a
+    /// Keys fetched again (for a signature the cached ones do not verify: a rotation), if a
     /// fetch may be tried now; a failed fetch is logged and changes nothing.
-    async fn refreshed_keys(&self) -> Option<Vec<VerifyingKey>> {
-        if !self.claim_fetch() {
-            return None;
+    async fn refreshed_keys(&self) -> Option<Arc<Vec<VerifyingKey>>> {
+        match self.keys.refresh().await {
+            Ok(keys) => Some(keys),
+            Err(FetchError::TooSoon) => None,
+            Err(err) => {
+                tracing::warn!(error = %err, "FAL's webhook keys could not be refreshed");
+                None
+            }
         }
-        self.fetch_keys()
-            .await
-            .inspect_err(
-                |err| tracing::warn!(error = %err, "FAL's webhook keys could not be refreshed"),
-            )
-            .ok()
     }
 
     /// Verifies a delivery: its headers, its timestamp against `now`, and its signature over
@@ -260,10 +207,7 @@ mod tests {
             ..FalSettings::default()
         })
         .unwrap();
-        *verifier.cache.try_write().unwrap() = Some(CachedKeys {
-            keys: vec![key.verifying_key()],
-            fetched_at: tokio::time::Instant::now(),
-        });
+        verifier.keys.hold(vec![key.verifying_key()]);
         verifier
     }
 
@@ -337,13 +281,10 @@ mod tests {
                 Err(VerifyError::BadSignature)
             ));
         }
-        assert!(
-            verifier.tried_at.lock().unwrap().is_some(),
-            "one refresh was tried"
-        );
-        assert!(
-            !verifier.claim_fetch(),
-            "and it took the minute's only fetch"
+        assert_eq!(
+            verifier.keys.refresh().await,
+            Err(FetchError::TooSoon),
+            "one refresh was tried, and it took the minute's only fetch"
         );
         // Genuine deliveries still verify from the cache meanwhile.
         let genuine = headers(&key, "r-2", NOW, body);

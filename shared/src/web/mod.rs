@@ -11,6 +11,8 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod layers;
 pub mod links;
 pub mod openapi;

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -76,8 +77,8 @@ impl DiskStorage {
         .map_err(|e| StorageError::Backend(e.to_string()))?;
         blocking_io(move || {
             create_parents(&[&data, &meta])?;
-            let sidecar = TempFile::write(&tmp_dir, &sidecar)?;
-            let bytes = TempFile::write(&tmp_dir, &bytes)?;
+            let sidecar = temp_file(&tmp_dir, &sidecar)?;
+            let bytes = temp_file(&tmp_dir, &bytes)?;
             // A hard link fails if the name exists: the one atomic "create if absent".
             match std::fs::hard_link(bytes.path(), &data) {
                 Ok(()) => {}
@@ -87,7 +88,7 @@ impl DiskStorage {
             if let Err(e) = sidecar.persist(&meta) {
                 // Bytes without their type are no object: take the link back.
                 let _ = std::fs::remove_file(&data);
-                return Err(e.into());
+                return Err(e.error.into());
             }
             Ok(true)
         })
@@ -139,7 +140,10 @@ fn remove_temp_files(tmp_dir: &Path, older_than: Duration) -> Result<usize, Stor
 
 fn write_atomically(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
     create_parents(&[target])?;
-    TempFile::write(tmp_dir, bytes)?.persist(target)
+    temp_file(tmp_dir, bytes)?
+        .persist(target)
+        .map(drop)
+        .map_err(|e| e.error)
 }
 
 fn create_parents(paths: &[&Path]) -> std::io::Result<()> {
@@ -149,41 +153,12 @@ fn create_parents(paths: &[&Path]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A file under `tmp/`, removed when dropped unless it was moved into place: a write cut short
-/// by a full disk leaves nothing behind.
-struct TempFile {
-    path: PathBuf,
-    placed: bool,
-}
-
-impl TempFile {
-    fn write(tmp_dir: &Path, bytes: &[u8]) -> std::io::Result<Self> {
-        let file = Self {
-            path: tmp_dir.join(uuid::Uuid::new_v4().simple().to_string()),
-            placed: false,
-        };
-        std::fs::write(&file.path, bytes)?;
-        Ok(file)
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Moves the file to `target` (replacing what is there).
-    fn persist(mut self, target: &Path) -> std::io::Result<()> {
-        std::fs::rename(&self.path, target)?;
-        self.placed = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.placed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
+/// A file under `tmp/` holding `bytes`, removed when dropped unless it was persisted (moved into
+/// place): a write cut short by a full disk leaves nothing behind.
+fn temp_file(tmp_dir: &Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut file = tempfile::NamedTempFile::new_in(tmp_dir)?;
+    file.write_all(bytes)?;
+    Ok(file)
 }
 
 async fn blocking_io<T: Send + 'static>(
@@ -215,10 +190,10 @@ impl ObjectStorage for DiskStorage {
         blocking_io(move || {
             create_parents(&[&data, &meta])?;
             // Both written before either is moved into place: a full disk changes nothing.
-            let sidecar = TempFile::write(&tmp, &sidecar)?;
-            let bytes = TempFile::write(&tmp, &bytes)?;
-            bytes.persist(&data)?;
-            sidecar.persist(&meta)?;
+            let sidecar = temp_file(&tmp, &sidecar)?;
+            let bytes = temp_file(&tmp, &bytes)?;
+            bytes.persist(&data).map_err(|e| e.error)?;
+            sidecar.persist(&meta).map_err(|e| e.error)?;
             Ok(())
         })
         .await
