@@ -86,6 +86,7 @@ const LAYERS: &[&[&str]] = &[
     &["keys", "adapters", "fal", "webhooks"],
     &["context"],
     &["app"],
+    &["wiring"],
     &["web"],
 ];
 

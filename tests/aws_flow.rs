@@ -12,7 +12,7 @@ use image2model_shared::app::ingest::IngestOutcome;
 use image2model_shared::app::work::Worker;
 use image2model_shared::builtin_generator::BuiltinGenerator;
 use image2model_shared::config::Config;
-use image2model_shared::context::aws_context;
+use image2model_shared::wiring::aws_context;
 use image2model_tests::contract::file;
 use image2model_tests::fake_fal::{FakeFal, Script, sample_glb};
 use image2model_tests::{ADMIN, ALICE, aws, inspect_glb, jpeg, test_config};

@@ -411,9 +411,12 @@ async fn a_webhook_message_ahead_of_the_record_waits_for_it() {
     let mut config = image2model_tests::test_config(dir.path());
     let fake = FakeFal::start(Script::default()).await;
     fake.configure(&mut config);
-    let adapters =
-        image2model_shared::context::EmbeddedAdapters::open(&config, "http://127.0.0.1:9").unwrap();
-    let ctx = image2model_shared::AppContext::embedded(config, &adapters);
+    let adapters = image2model_shared::adapters::embedded::EmbeddedAdapters::open(
+        &config,
+        "http://127.0.0.1:9",
+    )
+    .unwrap();
+    let ctx = image2model_shared::wiring::embedded_context(config, &adapters).unwrap();
     let client = image2model_shared::adapters::fal::FalClient::new(&ctx.config.fal)
         .unwrap()
         .unwrap();

@@ -9,8 +9,7 @@
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use image2model_shared::AppContext;
-use image2model_shared::context::EmbeddedAdapters;
+use image2model_shared::adapters::embedded::EmbeddedAdapters;
 use image2model_shared::web::HttpService;
 use image2model_tests::{ADMIN, ALICE, png, test_config};
 use proptest::prelude::*;
@@ -39,7 +38,7 @@ fn api() -> &'static Api {
             .unwrap();
         let service = runtime.block_on(async {
             let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").unwrap();
-            let ctx = AppContext::embedded(config, &adapters);
+            let ctx = image2model_shared::wiring::embedded_context(config, &adapters).unwrap();
             let router = image2model_local::api_router(&ctx)
                 .unwrap()
                 .with_state(ctx.clone());

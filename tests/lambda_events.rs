@@ -9,10 +9,10 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use image2model_ingest::handle_s3_event;
 use image2model_shared::AppContext;
+use image2model_shared::adapters::embedded::EmbeddedAdapters;
 use image2model_shared::app::ingest::IngestOutcome;
 use image2model_shared::app::work::Worker;
 use image2model_shared::builtin_generator::BuiltinGenerator;
-use image2model_shared::context::EmbeddedAdapters;
 use image2model_shared::domain::{FileId, FileStatus, JobId, JobStatus, UploadedFile};
 use image2model_shared::ports::{
     GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter,
@@ -34,7 +34,10 @@ fn context() -> (tempfile::TempDir, AppContext) {
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path());
     let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").unwrap();
-    (dir, AppContext::embedded(config, &adapters))
+    (
+        dir,
+        image2model_shared::wiring::embedded_context(config, &adapters).unwrap(),
+    )
 }
 
 fn fixed_id(n: u8) -> uuid::Uuid {

@@ -6,12 +6,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{Duration as Span, Utc};
 use image2model_shared::AppContext;
+use image2model_shared::adapters::embedded::EmbeddedAdapters;
 use image2model_shared::app::cleanup::{CleanupPass, cleanup};
 use image2model_shared::app::enqueue::WorkMessage;
 use image2model_shared::app::work::{MessageOutcome, Worker};
 use image2model_shared::builtin_generator::BuiltinGenerator;
 use image2model_shared::config::Config;
-use image2model_shared::context::EmbeddedAdapters;
 use image2model_shared::domain::{FileStatus, GenerationJob, JobStatus, UploadedFile};
 use image2model_shared::ports::{
     GeneratedModel, GenerationRequest, Generator, GeneratorError, ProgressReporter,
@@ -59,7 +59,7 @@ fn setup(fail_transiently: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path());
     let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").unwrap();
-    let ctx = AppContext::embedded(config, &adapters);
+    let ctx = image2model_shared::wiring::embedded_context(config, &adapters).unwrap();
     let generator = Arc::new(Counting {
         inner: BuiltinGenerator::new(Config::default().image_limits()),
         runs: AtomicUsize::new(0),

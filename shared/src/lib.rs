@@ -2,13 +2,17 @@
 //!
 //! - `domain/`: ids, files, jobs and their state machine, batches, the model catalog;
 //! - `validation/`: image bytes and filenames, never trusted by extension;
-//! - `ports/`: the traits the services talk to (store, object storage, queue, generator);
-//! - `adapters/`: the ports on this machine (`embedded/`) and on AWS (`aws/`);
+//! - `ports/`: the traits the services talk to (store, object storage, queue, generator, FAL's
+//!   queue);
+//! - `adapters/`: the ports on this machine (`embedded/`), on AWS (`aws/`) and FAL over HTTPS;
 //! - `builtin_generator/` and `fal/`: how models are made, here and at FAL.AI;
+//! - `context.rs`: what every service gets (the configuration, the keys, the ports);
 //! - `app/`: the application services, one file per use case;
-//! - `web/`: the HTTP layer of the functions that serve routes;
-//! - `jwt.rs`: sign-in with an OpenID Connect provider's tokens;
-//! - `config.rs`, `keys.rs`, `context.rs`, `host.rs`, `metrics.rs`, `telemetry.rs`, `shutdown.rs`.
+//! - `wiring.rs`: which adapters run, chosen from the configuration;
+//! - `web/`: the HTTP layer of the functions that serve routes, and serving it on Lambda;
+//! - `jwt.rs`, `jwks.rs`: sign-in with an OpenID Connect provider's tokens, and the one cache of
+//!   a provider's published keys;
+//! - `config.rs`, `keys.rs`, `host.rs`, `metrics.rs`, `telemetry.rs`, `shutdown.rs`.
 //!
 //! Lower layers never import higher ones (`tests/architecture.rs` checks it).
 
@@ -30,6 +34,7 @@ pub mod telemetry;
 pub mod validation;
 pub mod web;
 pub mod webhooks;
+pub mod wiring;
 
 pub use app::AppError;
 pub use context::AppContext;

@@ -7,9 +7,9 @@
 use bytes::Bytes;
 use chrono::Utc;
 use image2model_shared::AppContext;
+use image2model_shared::adapters::embedded::EmbeddedAdapters;
 use image2model_shared::adapters::fal::FalClient;
 use image2model_shared::app::work::{MessageOutcome, Worker};
-use image2model_shared::context::EmbeddedAdapters;
 use image2model_shared::domain::{JobId, JobStatus};
 use image2model_tests::contract::file;
 use image2model_tests::fake_fal::{FakeFal, Script};
@@ -65,7 +65,7 @@ async fn worker_time() {
     config.fal.daily_quota = 1000;
     // Nobody serves these presigned input URLs: fetching the input is FAL's time, not ours.
     let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:9").unwrap();
-    let ctx = AppContext::embedded(config, &adapters);
+    let ctx = image2model_shared::wiring::embedded_context(config, &adapters).unwrap();
     let worker = Worker::new(ctx.clone(), Vec::new())
         .with_fal(FalClient::new(&ctx.config.fal).unwrap().unwrap());
     let jobs = create_jobs(&ctx).await;

@@ -2,8 +2,8 @@
 //! dummy credentials and the resource names it provisioned from `template.yaml`.
 
 use image2model_shared::config::Config;
-use image2model_shared::context::aws_context;
 use image2model_shared::ports::{ObjectStorage, Store, WebhookStore, WorkQueue};
+use image2model_shared::wiring::aws_context;
 use std::sync::Arc;
 
 pub struct AwsAdapters {

@@ -8,7 +8,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     image2model_shared::telemetry::init();
-    let ctx = image2model_shared::context::from_env().await?;
+    let ctx = image2model_shared::wiring::from_env().await?;
     let deliverer = Deliverer::new(ctx)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let deliverer = deliverer.clone();

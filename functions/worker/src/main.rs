@@ -11,7 +11,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     image2model_shared::telemetry::init();
-    let ctx = image2model_shared::context::from_env().await?;
+    let ctx = image2model_shared::wiring::from_env().await?;
     let generator = Arc::new(BuiltinGenerator::new(ctx.config.image_limits()));
     let fal = FalClient::new(&ctx.config.fal).transpose()?;
     let mut worker = Worker::new(ctx, vec![generator]);

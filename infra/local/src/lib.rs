@@ -10,13 +10,14 @@ mod web_client;
 
 use axum::Router;
 use image2model_shared::AppContext;
+use image2model_shared::adapters::embedded::EmbeddedAdapters;
 use image2model_shared::adapters::fal::FalClient;
 use image2model_shared::app::deliver::Deliverer;
 use image2model_shared::app::work::Worker;
 use image2model_shared::builtin_generator::BuiltinGenerator;
 use image2model_shared::config::Config;
-use image2model_shared::context::{ContextError, EmbeddedAdapters};
 use image2model_shared::ports::FalError;
+use image2model_shared::wiring::{BootError, embedded_context};
 use image2model_webhook::SignatureVerifier;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     #[error(transparent)]
-    Context(#[from] ContextError),
+    Context(#[from] BootError),
     #[error("network error: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot build the FAL client: {0}")]
@@ -102,7 +103,7 @@ async fn start_with(
         .public_base_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let adapters = EmbeddedAdapters::open(&config, &base_url)?;
+    let adapters = EmbeddedAdapters::open(&config, &base_url).map_err(BootError::from)?;
     // The web client this server serves may be opened under any of its loopback names while
     // signed URLs name one of them: those origins are its own, so they may call across.
     let mut config = config;
@@ -117,7 +118,7 @@ async fn start_with(
             config.cors_origins.push(origin);
         }
     }
-    let ctx = AppContext::embedded(config, &adapters);
+    let ctx = embedded_context(config, &adapters)?;
     let page_policy = web_client::policy(&base_url);
 
     let app = api_router(&ctx)?

@@ -3,11 +3,12 @@
 
 use super::enqueue::WorkMessage;
 use super::work::Worker;
+use crate::adapters::embedded::EmbeddedAdapters;
 use crate::adapters::fal::FalClient;
 use crate::config::{Config, NamedKey, Secret};
-use crate::context::{AppContext, EmbeddedAdapters};
+use crate::context::AppContext;
 use crate::domain::{FalRequest, GenerationJob, JobResult, UploadedFile};
-use crate::keys::Caller;
+use crate::keys::{Caller, random_secret};
 use crate::validation::inspect_image;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -47,7 +48,7 @@ pub fn context_with(adjust: impl FnOnce(&mut Config)) -> TestContext {
     adjust(&mut config);
     let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").expect("adapters open");
     TestContext {
-        ctx: AppContext::embedded(config, &adapters),
+        ctx: AppContext::new(config, Secret(random_secret()), adapters.ports()),
         _dir: dir,
     }
 }

@@ -22,3 +22,15 @@ pub use store::{
     read_state, update_state,
 };
 pub use webhooks::WebhookStore;
+
+use std::sync::Arc;
+
+/// The ports a context runs on: one implementation of each.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    pub storage: Arc<dyn ObjectStorage>,
+    pub queue: Arc<dyn WorkQueue>,
+    pub webhooks: Arc<dyn WebhookStore>,
+    pub deliveries: Arc<dyn WorkQueue>,
+}

@@ -29,7 +29,7 @@ where
     E: Into<Error>,
 {
     crate::telemetry::init();
-    let ctx = crate::context::from_env().await?;
+    let ctx = crate::wiring::from_env().await?;
     let (router, _) = routes(&ctx).map_err(Into::into)?.split_for_parts();
     let service = into_service(router.with_state(ctx.clone()), &ctx.config);
     match answers {

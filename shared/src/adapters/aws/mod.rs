@@ -10,7 +10,44 @@ pub use dynamodb::DynamoStore;
 pub use s3::S3Storage;
 pub use sqs::SqsQueue;
 
+use crate::config::AwsResources;
+use crate::ports::Ports;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use std::sync::Arc;
+
+/// The ports on the deployment's `resources`, with clients built from one SDK configuration.
+pub fn ports(resources: &AwsResources, sdk: &aws_config::SdkConfig) -> Ports {
+    // Emulators serve buckets on the path, not on a subdomain.
+    let s3 = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(std::env::var_os("AWS_ENDPOINT_URL").is_some())
+        .build();
+    // One client for both queues (the work queue and the deliveries').
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    // One table holds the jobs and the webhooks: one adapter serves both ports.
+    let table = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        &resources.table,
+    ));
+    Ports {
+        store: table.clone(),
+        storage: Arc::new(S3Storage::new(
+            aws_sdk_s3::Client::from_conf(s3),
+            &resources.bucket,
+            sdk,
+        )),
+        queue: Arc::new(SqsQueue::new(
+            sqs.clone(),
+            &resources.queue_url,
+            &resources.dead_letter_queue_url,
+        )),
+        webhooks: table,
+        deliveries: Arc::new(SqsQueue::new(
+            sqs,
+            &resources.webhook_queue_url,
+            &resources.webhook_dead_letter_queue_url,
+        )),
+    }
+}
 
 /// Loads the SDK configuration from the environment (region, credentials, endpoint override).
 pub async fn sdk_config() -> aws_config::SdkConfig {
