@@ -271,7 +271,7 @@ async fn unknown_routes_and_methods_get_the_envelope() {
 
 #[tokio::test]
 async fn presign_refuses_bad_requests_before_signing() {
-    let server = TestServer::start_with(|c| c.max_upload_bytes = 5000).await;
+    let server = TestServer::start_with(|c| c.limits.max_upload_bytes = 5000).await;
     let file = |name: &str, ct: &str, size: u64| json!({"filename": name, "content_type": ct, "size": size});
     let cases = [
         (json!({"files": []}), 422, "VALIDATION_ERROR"),
@@ -391,7 +391,7 @@ async fn presign_refuses_bad_requests_before_signing() {
 
 #[tokio::test]
 async fn synchronous_upload_validates_content_not_names() {
-    let server = TestServer::start_with(|c| c.max_upload_bytes = 40_000).await;
+    let server = TestServer::start_with(|c| c.limits.max_upload_bytes = 40_000).await;
     for (bytes, mime, content_type, name, stored_name) in [
         (png(64, 48), "image/png", "image/png", "photo", "photo.png"),
         (
@@ -672,7 +672,7 @@ async fn jobs_on_a_rejected_file_are_refused() {
 
 #[tokio::test]
 async fn uploads_are_rate_limited_per_key_with_headers() {
-    let server = TestServer::start_with(|c| c.rate_limit_per_minute = 3).await;
+    let server = TestServer::start_with(|c| c.limits.rate_limit_per_minute = 3).await;
     let body = json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": 10}]});
     for remaining in (0..3).rev() {
         let response = server
@@ -928,7 +928,7 @@ async fn a_thousand_concurrent_probes_never_report_a_healthy_store_down() {
 /// `X-RateLimit-*` headers say what is left.
 #[tokio::test]
 async fn the_rate_limit_counts_files_and_jobs_and_refuses_a_request_whole() {
-    let server = TestServer::start_with(|c| c.rate_limit_per_minute = 8).await;
+    let server = TestServer::start_with(|c| c.limits.rate_limit_per_minute = 8).await;
     let batch = |files: usize| {
         let mut form = reqwest::multipart::Form::new();
         for n in 0..files {
@@ -998,7 +998,7 @@ async fn the_rate_limit_counts_files_and_jobs_and_refuses_a_request_whole() {
 /// address.
 #[tokio::test]
 async fn keyless_traffic_cannot_use_up_the_budget_of_someone_elses_signed_upload() {
-    let server = TestServer::start_with(|c| c.rate_limit_per_minute = 3).await;
+    let server = TestServer::start_with(|c| c.limits.rate_limit_per_minute = 3).await;
     let photo = png(32, 32);
     let body =
         json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": photo.len()}]});
@@ -1212,8 +1212,8 @@ async fn on_lambda_the_gateway_answers_for_cors() {
         "image2model-health".to_owned(),
     )]))
     .unwrap();
-    assert!(!ctx.cors_in_code);
-    let server = TestServer::start_with(|c| c.cors_in_code = false).await;
+    assert!(!ctx.sign_in.cors_in_code);
+    let server = TestServer::start_with(|c| c.sign_in.cors_in_code = false).await;
     let response = server
         .request(Method::GET, "/api/v1/health", None)
         .header("origin", "http://localhost:5173")
@@ -1578,7 +1578,8 @@ async fn admin_routes_list_retry_delete_and_report() {
 #[tokio::test]
 async fn sse_sends_heartbeats_only_when_nothing_changes() {
     let server =
-        TestServer::start_with(|c| c.sse_heartbeat = std::time::Duration::from_millis(200)).await;
+        TestServer::start_with(|c| c.status.sse_heartbeat = std::time::Duration::from_millis(200))
+            .await;
     let file_id = pending_file(&server, ALICE).await;
     let (_, job) = server
         .post_json("/api/v1/jobs", Some(ALICE), &json!({"file_id": file_id}))

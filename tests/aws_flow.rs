@@ -100,7 +100,7 @@ async fn receive_raw(url: &str) -> Vec<aws_sdk_sqs::types::Message> {
 async fn a_deployment_without_the_status_token_secret_refuses_to_start() {
     let mut config = Config::from_env().expect("valid environment");
     let resources = config.aws.clone().expect("run `bash scripts/test.sh`");
-    config.status_token_secret = None;
+    config.status.status_token_secret = None;
     let sdk = image2model_shared::adapters::aws::sdk_config().await;
     let Err(refused) = aws_context(config, &resources, &sdk) else {
         panic!("a context without STATUS_TOKEN_SECRET was built");
@@ -316,8 +316,8 @@ async fn fal_job_on_s3_dynamodb_and_sqs() {
     let mut resources = config.aws.clone().expect("run `bash scripts/test.sh`");
     (resources.queue_url, resources.dead_letter_queue_url) = own_queue_url().await;
     let keys = test_config(std::path::Path::new("."));
-    config.user_keys = keys.user_keys;
-    config.admin_key = keys.admin_key;
+    config.sign_in.user_keys = keys.sign_in.user_keys;
+    config.sign_in.admin_key = keys.sign_in.admin_key;
     fake.configure(&mut config);
     config.fal.poll_initial = Duration::from_secs(1);
     config.fal.poll_max = Duration::from_secs(1);
@@ -466,8 +466,8 @@ async fn a_worker_that_dies_after_claiming_is_taken_over_on_redelivery() {
     let mut resources = config.aws.clone().expect("run `bash scripts/test.sh`");
     (resources.queue_url, resources.dead_letter_queue_url) = (urls[1].clone(), urls[0].clone());
     let keys = test_config(std::path::Path::new("."));
-    config.user_keys = keys.user_keys;
-    config.visibility_timeout = Duration::from_secs(2);
+    config.sign_in.user_keys = keys.sign_in.user_keys;
+    config.jobs.visibility_timeout = Duration::from_secs(2);
     let ctx = aws_context(config, &resources, &sdk)
         .expect("STATUS_TOKEN_SECRET is provisioned by scripts/test.sh");
 

@@ -137,7 +137,7 @@ async fn signed_links_open_their_task_and_nothing_else_without_a_key() {
 
 #[tokio::test]
 async fn an_expired_token_is_refused_with_its_own_code() {
-    let server = TestServer::start_with(|c| c.status_token_ttl = Duration::ZERO).await;
+    let server = TestServer::start_with(|c| c.status.status_token_ttl = Duration::ZERO).await;
     let file = completed_job(&server).await;
     let (status, body) = json_of(
         server
@@ -153,7 +153,7 @@ async fn an_expired_token_is_refused_with_its_own_code() {
 
 #[tokio::test]
 async fn the_public_view_is_reduced_rate_limited_and_can_be_turned_off() {
-    let server = TestServer::start_with(|c| c.public_status_rate_limit_per_minute = 4).await;
+    let server = TestServer::start_with(|c| c.limits.public_status_rate_limit_per_minute = 4).await;
     let file = completed_job(&server).await;
     let job_id = file["job_id"].as_str().unwrap();
     let (status, public) = server
@@ -237,7 +237,7 @@ async fn the_public_view_is_reduced_rate_limited_and_can_be_turned_off() {
         .await;
     assert_eq!(status, StatusCode::OK);
     // With the public view off, only keys and tokens open a task.
-    let fresh = TestServer::start_with(|c| c.public_task_status = false).await;
+    let fresh = TestServer::start_with(|c| c.status.public_task_status = false).await;
     let file = completed_job(&fresh).await;
     let job_id = file["job_id"].as_str().unwrap();
     let (status, body) = fresh
@@ -308,7 +308,8 @@ async fn a_reconnect_resumes_without_repeating_or_losing_the_terminal_event() {
 #[tokio::test]
 async fn a_stream_opened_with_a_token_outlives_the_token() {
     // Expiries are whole seconds: a 2 s token lives more than 1 s and at most 2 s.
-    let server = TestServer::start_with(|c| c.status_token_ttl = Duration::from_secs(2)).await;
+    let server =
+        TestServer::start_with(|c| c.status.status_token_ttl = Duration::from_secs(2)).await;
     let photo = png(64, 48);
     let (status, presigned) = server
         .post_json(

@@ -67,6 +67,7 @@ fn queue_and_worker_timing_follow_aws_advice() {
         download.as_secs()
     );
     let job_deadline = image2model_shared::config::Config::default()
+        .jobs
         .job_deadline
         .as_secs();
     assert!(

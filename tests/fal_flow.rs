@@ -209,7 +209,7 @@ async fn tripo_job_is_submitted_once_polled_with_real_progress_and_copied_into_s
 
 #[tokio::test]
 async fn duplicate_and_redelivered_messages_never_submit_twice() {
-    let (fake, server) = setup(Script::default(), false, |c| c.worker_concurrency = 4).await;
+    let (fake, server) = setup(Script::default(), false, |c| c.local.worker_concurrency = 4).await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
     let id = job_id.parse().unwrap();
     let queue = server.ctx.queue.as_ref();
@@ -680,7 +680,7 @@ async fn persistent_outages_fail_after_the_last_attempt() {
         },
         false,
         |c| {
-            c.max_attempts = 2;
+            c.jobs.max_attempts = 2;
             c.fal.max_retries = 2;
             c.fal.breaker_threshold = 100;
         },
@@ -798,7 +798,7 @@ async fn an_expired_result_url_resubmits_the_job() {
             ..Script::default()
         },
         false,
-        |c| c.max_attempts = 1,
+        |c| c.jobs.max_attempts = 1,
     )
     .await;
     let (job_id, _) = start_job(&server, ALICE, "tripo3d", json!({})).await;
@@ -875,7 +875,7 @@ async fn the_circuit_breaker_opens_holds_submissions_and_closes_after_one_probe(
         },
         false,
         |c| {
-            c.max_attempts = 1;
+            c.jobs.max_attempts = 1;
             c.fal.max_retries = 0;
             c.fal.breaker_threshold = 2;
             c.fal.breaker_cooldown = Duration::from_secs(5);
@@ -938,7 +938,7 @@ async fn the_in_flight_cap_holds_across_jobs() {
         false,
         |c| {
             c.fal.max_in_flight = 1;
-            c.worker_concurrency = 4;
+            c.local.worker_concurrency = 4;
         },
     )
     .await;

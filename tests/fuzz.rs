@@ -29,7 +29,7 @@ fn api() -> &'static Api {
     API.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
-        config.rate_limit_per_minute = u64::MAX / 4;
+        config.limits.rate_limit_per_minute = u64::MAX / 4;
         config.fal.jwks_url = "http://127.0.0.1:9/jwks.json".to_owned();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -19,8 +19,8 @@ const SERVER: &str = env!("CARGO_BIN_EXE_local-server");
 /// A server whose connection timeouts are short, so the suite waits seconds, not minutes.
 async fn impatient_server() -> TestServer {
     TestServer::start_with(|c| {
-        c.header_read_timeout = Duration::from_millis(500);
-        c.body_idle_timeout = Duration::from_millis(500);
+        c.local.header_read_timeout = Duration::from_millis(500);
+        c.local.body_idle_timeout = Duration::from_millis(500);
     })
     .await
 }
@@ -241,7 +241,7 @@ async fn an_oversized_body_is_refused_before_100_continue_on_every_route() {
     println!("oversized bodies refused from Content-Length: {checked} requests, all 413");
     assert!(checked >= 20, "{checked} routes");
     // Within the server's largest body but over an upload route's own limit: still no 100.
-    let server = TestServer::start_with(|c| c.max_sync_upload_bytes = 1 << 20).await;
+    let server = TestServer::start_with(|c| c.limits.max_sync_upload_bytes = 1 << 20).await;
     let line = first_answer(
         &server,
         format!(
@@ -309,8 +309,8 @@ async fn trickle_from(from: std::net::IpAddr, to: std::net::SocketAddr) -> (Stri
 #[tokio::test]
 async fn slow_senders_cannot_take_the_server() {
     let server = TestServer::start_with(|c| {
-        c.body_read.grace = Duration::from_secs(3);
-        c.max_connections_per_client = 200;
+        c.local.body_read.grace = Duration::from_secs(3);
+        c.local.max_connections_per_client = 200;
     })
     .await;
     let (_, job) = server
@@ -364,7 +364,7 @@ async fn slow_senders_cannot_take_the_server() {
 
 #[tokio::test]
 async fn liveness_answers_while_a_thousand_sockets_idle() {
-    let server = TestServer::start_with(|c| c.max_connections_per_client = 1000).await;
+    let server = TestServer::start_with(|c| c.local.max_connections_per_client = 1000).await;
     let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     // From another address than the probe's: one client's idle sockets are its own to waste.
     let mut idle = Vec::new();
@@ -463,7 +463,8 @@ async fn every_refusal_is_the_json_envelope() {
 
 #[tokio::test]
 async fn a_stream_timeout_beyond_any_duration_is_the_longest_stream() {
-    let server = TestServer::start_with(|c| c.sse_max_duration = Duration::from_millis(300)).await;
+    let server =
+        TestServer::start_with(|c| c.status.sse_max_duration = Duration::from_millis(300)).await;
     let (_, job) = server
         .upload_presigned(ALICE, &png(32, 32), "image/png", true)
         .await;

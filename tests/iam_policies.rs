@@ -21,7 +21,7 @@ use image2model_shared::AppContext;
 use image2model_shared::app::maintenance::run_maintenance;
 use image2model_shared::app::work::Worker;
 use image2model_shared::builtin_generator::BuiltinGenerator;
-use image2model_shared::config::{AwsResources, Config};
+use image2model_shared::config::AwsResources;
 use image2model_shared::web::HttpService;
 use image2model_shared::wiring::aws_context;
 use image2model_tests::aws_calls::{Authorization, RecordingProxy, iam_match};
@@ -858,7 +858,7 @@ async fn drive(d: &Deployment, client: &Client, fake: &FakeFal, env: &BTreeMap<S
     let config = &sweeper.config;
     let first = run_maintenance(
         sweeper,
-        later(config.visibility_timeout + Duration::from_secs(180)),
+        later(config.jobs.visibility_timeout + Duration::from_secs(180)),
     )
     .await
     .unwrap();
@@ -880,7 +880,7 @@ async fn drive(d: &Deployment, client: &Client, fake: &FakeFal, env: &BTreeMap<S
     );
     let second = run_maintenance(
         sweeper,
-        later(config.job_deadline + Duration::from_secs(60)),
+        later(config.jobs.job_deadline + Duration::from_secs(60)),
     )
     .await
     .unwrap();
@@ -892,9 +892,12 @@ async fn drive(d: &Deployment, client: &Client, fake: &FakeFal, env: &BTreeMap<S
             .any(|j| j.to_string() == lost_id),
         "{second:?}"
     );
-    let last = run_maintenance(sweeper, later(config.retention + Duration::from_secs(3600)))
-        .await
-        .unwrap();
+    let last = run_maintenance(
+        sweeper,
+        later(config.jobs.retention + Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
     assert!(!last.cleanup.files.is_empty(), "{last:?}");
 }
 
@@ -1059,17 +1062,16 @@ async fn every_function_role_allows_what_its_code_calls_and_nothing_else() {
     let mut contexts = HashMap::new();
     let mut services = HashMap::new();
     for binary in FUNCTIONS {
-        let mut config = Config {
-            max_receives: env["MAX_RECEIVES"].parse().unwrap(),
-            public_base_url: Some(base.clone()),
-            ..test_config(std::path::Path::new("."))
-        };
+        let mut config = test_config(std::path::Path::new("."));
+        config.jobs.max_receives = env["MAX_RECEIVES"].parse().unwrap();
+        config.local.public_base_url = Some(base.clone());
         fake.configure(&mut config);
         config.fal.webhook_url = Some(format!("{base}/api/v1/webhooks/fal"));
-        config.status_token_secret = Some(image2model_shared::config::Secret("k".repeat(32)));
+        config.status.status_token_secret =
+            Some(image2model_shared::config::Secret("k".repeat(32)));
         // Deliveries to the test's receiver on loopback, retried within the drive.
-        config.webhook_allow_private = true;
-        config.webhook_retry_schedule = vec![Duration::from_millis(300); 7];
+        config.webhooks.allow_private = true;
+        config.webhooks.retry_schedule = vec![Duration::from_millis(300); 7];
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&proxy.url)
             .region(aws_config::Region::new("us-east-1"))

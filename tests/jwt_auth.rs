@@ -116,7 +116,7 @@ fn with(mut claims: Value, key: &str, value: Value) -> Value {
 #[tokio::test]
 async fn only_a_good_token_signs_in() {
     let provider = Provider::start().await;
-    let server = TestServer::start_with(|c| c.jwt = Some(provider.settings())).await;
+    let server = TestServer::start_with(|c| c.sign_in.jwt = Some(provider.settings())).await;
     let jobs = |token: String| {
         let server = &server;
         async move { server.get_json("/api/v1/jobs", Some(&token)).await }
@@ -201,7 +201,7 @@ async fn only_a_good_token_signs_in() {
 #[tokio::test]
 async fn a_token_user_is_a_user_of_its_own() {
     let provider = Provider::start().await;
-    let server = TestServer::start_with(|c| c.jwt = Some(provider.settings())).await;
+    let server = TestServer::start_with(|c| c.sign_in.jwt = Some(provider.settings())).await;
     let token = provider.rs256("rsa-1", &claims("admin"));
     // Its jobs are its own; a subject named like the admin owner is still a plain user.
     let (file_id, job_id) = server
@@ -226,7 +226,7 @@ async fn a_token_user_is_a_user_of_its_own() {
 #[tokio::test]
 async fn unknown_key_ids_fetch_the_keys_at_most_once_a_minute() {
     let provider = Provider::start().await;
-    let server = TestServer::start_with(|c| c.jwt = Some(provider.settings())).await;
+    let server = TestServer::start_with(|c| c.sign_in.jwt = Some(provider.settings())).await;
     let (status, _) = server
         .get_json("/api/v1/jobs", Some(&provider.rs256("rsa-1", &claims("u"))))
         .await;

@@ -254,7 +254,7 @@ async fn compatibility_batch_upload_runs_one_job_per_file() {
     assert_error(status, &body, 404, "JOB_NOT_FOUND");
 
     // Too many files: refused as a whole, nothing stored.
-    let server = TestServer::start_with(|c| c.max_files = 2).await;
+    let server = TestServer::start_with(|c| c.limits.max_files = 2).await;
     let mut form = reqwest::multipart::Form::new();
     for _ in 0..3 {
         form = form.part(
@@ -288,7 +288,7 @@ async fn compatibility_batch_upload_runs_one_job_per_file() {
 
 #[tokio::test]
 async fn signed_urls_refuse_tampering_expiry_and_mismatched_bodies() {
-    let server = TestServer::start_with(|c| c.presign_expiry = Duration::from_secs(1)).await;
+    let server = TestServer::start_with(|c| c.jobs.presign_expiry = Duration::from_secs(1)).await;
     let bytes = png(40, 40);
     let body =
         json!({"files": [{"filename": "a.png", "content_type": "image/png", "size": bytes.len()}]});

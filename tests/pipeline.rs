@@ -215,18 +215,18 @@ async fn transient_failures_retry_with_a_delay_then_fail() {
         (1, 0),
         "the retry waits before it is delivered"
     );
-    for _ in 1..s.ctx.config.max_attempts {
+    for _ in 1..s.ctx.config.jobs.max_attempts {
         s.worker.handle_message(&body(&j)).await;
     }
     let failed = stored_job(&s.ctx, &j).await;
     assert_eq!(
         (failed.status, failed.attempts),
-        (JobStatus::Failed, s.ctx.config.max_attempts)
+        (JobStatus::Failed, s.ctx.config.jobs.max_attempts)
     );
     assert_eq!(failed.error.unwrap().code, "GENERATION_FAILED");
     assert_eq!(
         s.generator.runs.load(Ordering::SeqCst),
-        s.ctx.config.max_attempts as usize
+        s.ctx.config.jobs.max_attempts as usize
     );
 }
 
@@ -249,7 +249,7 @@ async fn malformed_or_orphan_messages_do_not_loop_forever() {
     );
     // Retried malformed messages end in the dead letters after the receive limit.
     s.ctx.queue.send("{not json", Duration::ZERO).await.unwrap();
-    for _ in 0..=s.ctx.config.max_receives {
+    for _ in 0..=s.ctx.config.jobs.max_receives {
         for m in s.ctx.queue.receive(10, Duration::ZERO).await.unwrap() {
             assert_eq!(
                 s.worker.handle_message(&m.body).await,
@@ -259,7 +259,7 @@ async fn malformed_or_orphan_messages_do_not_loop_forever() {
     }
     let dead = s.ctx.queue.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].receive_count, s.ctx.config.max_receives);
+    assert_eq!(dead[0].receive_count, s.ctx.config.jobs.max_receives);
 }
 
 #[tokio::test]

@@ -961,7 +961,7 @@ async fn deliberate_differences_from_the_old_api() {
         )]))
         .unwrap();
     assert_eq!(lambda.sync_upload_limit(), 4 * 1024 * 1024);
-    let sync_limited = TestServer::start_with(|c| c.max_sync_upload_bytes = 1000).await;
+    let sync_limited = TestServer::start_with(|c| c.limits.max_sync_upload_bytes = 1000).await;
     let photo = noisy_png(64, 64);
     let (status, body) =
         upload_batch(&sync_limited, ALICE, &[("big.png", photo.clone())], &[]).await;
@@ -981,7 +981,7 @@ async fn deliberate_differences_from_the_old_api() {
         sync_limited.wait_for_file(ALICE, &file_id).await["status"],
         "ready"
     );
-    let small = TestServer::start_with(|c| c.max_upload_bytes = 1000).await;
+    let small = TestServer::start_with(|c| c.limits.max_upload_bytes = 1000).await;
     let (status, body) = upload_batch(&small, ALICE, &[("big.png", noisy_png(64, 64))], &[]).await;
     assert_error(status, &body, 413, "FILE_TOO_LARGE");
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn endpoints_are_registered_shown_rotated_tested_and_deleted_by_their_owner_only() {
-    let server = TestServer::start_with(|c| c.max_webhook_endpoints = 2).await;
+    let server = TestServer::start_with(|c| c.limits.max_webhook_endpoints = 2).await;
     let (status, made) = server
         .post_json(
             "/api/v1/webhooks/endpoints",
@@ -82,7 +82,7 @@ async fn endpoints_are_registered_shown_rotated_tested_and_deleted_by_their_owne
 
 #[tokio::test]
 async fn bad_ids_urls_events_limits_and_the_endpoint_limit_are_refused() {
-    let server = TestServer::start_with(|c| c.max_webhook_endpoints = 1).await;
+    let server = TestServer::start_with(|c| c.limits.max_webhook_endpoints = 1).await;
     for path in [
         "/api/v1/webhooks/endpoints/not-an-id",
         "/api/v1/webhooks/endpoints/123/deliveries",

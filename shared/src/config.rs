@@ -181,23 +181,30 @@ impl FalSettings {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Everything a function or the local server can be told, in groups: each part of the code
+/// reads the group it needs.
+#[derive(Debug, Clone, Default)]
 pub struct Config {
-    pub data_dir: PathBuf,
-    /// Base URL clients use to reach this deployment, when set explicitly (signed local-storage
-    /// URLs start with it); the local server otherwise uses the address it listens on.
-    pub public_base_url: Option<String>,
-    /// Port of the local server.
-    pub port: u16,
-    pub user_keys: Vec<NamedKey>,
-    pub user_key_hashes: Vec<NamedKeyHash>,
-    pub admin_key: Option<Secret>,
-    pub admin_key_hash: Option<[u8; 32]>,
-    pub cors_origins: Vec<String>,
-    /// Whether this process answers CORS itself (the local server) or a gateway does (on
-    /// Lambda, API Gateway's and the function URL's CORS configurations, from the same origins):
-    /// one owner per entry point, so a browser never sees the headers twice.
-    pub cors_in_code: bool,
+    /// What one request, one client and one owner may do.
+    pub limits: Limits,
+    /// How long uploads, links and records live; how jobs are leased and retried.
+    pub jobs: JobSettings,
+    /// Task status: the stream, the public view, status tokens.
+    pub status: StatusSettings,
+    /// Owners' outbound webhooks.
+    pub webhooks: WebhookSettings,
+    /// Who may call: API keys, the admin key, sign-in tokens, browser origins.
+    pub sign_in: SignInSettings,
+    /// The local server (and the embedded adapters' data directory).
+    pub local: LocalSettings,
+    /// S3, DynamoDB and SQS names when running on AWS (or an emulator); embedded otherwise.
+    pub aws: Option<AwsResources>,
+    pub fal: FalSettings,
+}
+
+/// What one request, one client and one owner may do.
+#[derive(Debug, Clone)]
+pub struct Limits {
     pub max_upload_bytes: u64,
     /// Largest file the upload routes that carry the bytes in the request take
     /// (`MAX_SYNC_UPLOAD_BYTES`): on Lambda the platform's payload limit (6 MB per invocation,
@@ -210,11 +217,36 @@ pub struct Config {
     /// the memory decoding takes.
     pub max_concurrent_decodes: usize,
     pub max_files: usize,
+    pub rate_limit_per_minute: u64,
+    /// Requests per minute and client address to the public status views.
+    pub public_status_rate_limit_per_minute: u64,
+    /// Webhook endpoints an owner may register (`MAX_WEBHOOK_ENDPOINTS`).
+    pub max_webhook_endpoints: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 50 * 1024 * 1024,
+            max_sync_upload_bytes: u64::MAX,
+            max_pixels: 40_000_000,
+            max_decode_bytes: 160 * 1024 * 1024,
+            max_concurrent_decodes: std::thread::available_parallelism().map_or(2, usize::from),
+            max_files: 25,
+            rate_limit_per_minute: 60,
+            public_status_rate_limit_per_minute: 120,
+            max_webhook_endpoints: 10,
+        }
+    }
+}
+
+/// How long uploads, links and records live; how jobs are leased and retried.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
     pub presign_expiry: Duration,
     pub download_expiry: Duration,
     /// How long uploads and results are kept before cleanup.
     pub retention: Duration,
-    pub rate_limit_per_minute: u64,
     /// A job not finished this long after creation is failed.
     pub job_deadline: Duration,
     /// How long a received queue message stays hidden; also the lease of a running job.
@@ -223,25 +255,31 @@ pub struct Config {
     pub max_receives: u32,
     /// Attempts of a job before it fails.
     pub max_attempts: u32,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            presign_expiry: Duration::from_secs(15 * 60),
+            download_expiry: Duration::from_secs(5 * 60),
+            retention: Duration::from_secs(24 * 3600),
+            job_deadline: Duration::from_secs(30 * 60),
+            visibility_timeout: Duration::from_secs(120),
+            max_receives: 5,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Task status: the stream, the public view, status tokens.
+#[derive(Debug, Clone)]
+pub struct StatusSettings {
     pub sse_poll_interval: Duration,
     pub sse_heartbeat: Duration,
     pub sse_max_duration: Duration,
     /// Whether a task's status and stream answer without a credential, by id, with a reduced
     /// view (`PUBLIC_TASK_STATUS`; ids are random UUIDv4, so the id is the capability).
     pub public_task_status: bool,
-    /// Requests per minute and client address to those public views.
-    pub public_status_rate_limit_per_minute: u64,
-    /// Webhook endpoints an owner may register (`MAX_WEBHOOK_ENDPOINTS`).
-    pub max_webhook_endpoints: usize,
-    /// Whether webhooks may go to `http` URLs and to addresses that are not public
-    /// (`WEBHOOK_ALLOW_PRIVATE`: local development and the tests only; the server says so at
-    /// start).
-    pub webhook_allow_private: bool,
-    /// The waits before each retry of a failed delivery (`WEBHOOK_RETRY_SCHEDULE_SECONDS`, a
-    /// comma-separated list; [`crate::domain::webhook::RETRY_SCHEDULE`] by default).
-    pub webhook_retry_schedule: Vec<Duration>,
-    /// How long a receiver has to answer a delivery (`WEBHOOK_TIMEOUT_SECONDS`).
-    pub webhook_timeout: Duration,
     /// Lifetime of the signed `token` in `events_url` and `status_url`.
     pub status_token_ttl: Duration,
     /// The HMAC key of status tokens (`STATUS_TOKEN_SECRET`, shared by every function on AWS);
@@ -250,74 +288,116 @@ pub struct Config {
     /// Base of `events_url` (`STATUS_STREAM_BASE_URL`: on AWS the status function's streaming
     /// URL); the request's own origin otherwise.
     pub status_stream_base_url: Option<String>,
-    /// How often the local server sweeps stuck jobs and missed uploads.
-    pub sweep_interval: Duration,
-    /// Messages the local worker runs at once.
-    pub worker_concurrency: usize,
-    /// Local server: a request's headers must arrive within this (it also closes idle
-    /// keep-alive connections and sockets that never send).
-    pub header_read_timeout: Duration,
-    /// Local server: longest pause between two chunks of a request body.
-    pub body_idle_timeout: Duration,
-    /// Local server: how fast a request body must arrive (after a grace period, on average),
-    /// and the longest a whole body may take.
-    pub body_read: ReadLimits,
-    /// Local server: connections served at once (within the open-file limit).
-    pub max_connections: usize,
-    /// Local server: connections one client (an IPv4 address, an IPv6 /64) may hold open at
-    /// once; 0 counts nothing (behind a proxy, where every client has the proxy's address).
-    pub max_connections_per_client: usize,
-    /// Local server: how long in-flight requests may finish after a shutdown signal.
-    pub shutdown_grace: Duration,
-    /// S3, DynamoDB and SQS names when running on AWS (or an emulator); embedded otherwise.
-    pub aws: Option<AwsResources>,
-    pub fal: FalSettings,
+}
+
+impl Default for StatusSettings {
+    fn default() -> Self {
+        Self {
+            sse_poll_interval: Duration::from_millis(250),
+            sse_heartbeat: Duration::from_secs(15),
+            sse_max_duration: Duration::from_secs(15 * 60),
+            public_task_status: true,
+            status_token_ttl: Duration::from_secs(3600),
+            status_token_secret: None,
+            status_stream_base_url: None,
+        }
+    }
+}
+
+/// Owners' outbound webhooks.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Whether webhooks may go to `http` URLs and to addresses that are not public
+    /// (`WEBHOOK_ALLOW_PRIVATE`: local development and the tests only; the server says so at
+    /// start).
+    pub allow_private: bool,
+    /// The waits before each retry of a failed delivery (`WEBHOOK_RETRY_SCHEDULE_SECONDS`, a
+    /// comma-separated list; [`crate::domain::webhook::RETRY_SCHEDULE`] by default).
+    pub retry_schedule: Vec<Duration>,
+    /// How long a receiver has to answer a delivery (`WEBHOOK_TIMEOUT_SECONDS`).
+    pub timeout: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            retry_schedule: crate::domain::webhook::RETRY_SCHEDULE.to_vec(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Who may call: API keys, the admin key, sign-in tokens, browser origins.
+#[derive(Debug, Clone)]
+pub struct SignInSettings {
+    pub user_keys: Vec<NamedKey>,
+    pub user_key_hashes: Vec<NamedKeyHash>,
+    pub admin_key: Option<Secret>,
+    pub admin_key_hash: Option<[u8; 32]>,
     /// Sign-in with an OpenID Connect provider's tokens (`JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `JWT_JWKS_URL`, all three or none).
     pub jwt: Option<JwtSettings>,
+    pub cors_origins: Vec<String>,
+    /// Whether this process answers CORS itself (the local server) or a gateway does (on
+    /// Lambda, API Gateway's and the function URL's CORS configurations, from the same origins):
+    /// one owner per entry point, so a browser never sees the headers twice.
+    pub cors_in_code: bool,
 }
 
-impl Default for Config {
+impl Default for SignInSettings {
     fn default() -> Self {
         Self {
-            data_dir: PathBuf::from("./.image2model"),
-            public_base_url: None,
-            port: 8000,
             user_keys: Vec::new(),
             user_key_hashes: Vec::new(),
             admin_key: None,
             admin_key_hash: None,
+            jwt: None,
             cors_origins: vec![
                 "http://localhost:3000".to_owned(),
                 "http://localhost:5173".to_owned(),
             ],
             cors_in_code: true,
-            max_upload_bytes: 50 * 1024 * 1024,
-            max_sync_upload_bytes: u64::MAX,
-            max_pixels: 40_000_000,
-            max_decode_bytes: 160 * 1024 * 1024,
-            max_concurrent_decodes: std::thread::available_parallelism().map_or(2, usize::from),
-            max_files: 25,
-            presign_expiry: Duration::from_secs(15 * 60),
-            download_expiry: Duration::from_secs(5 * 60),
-            retention: Duration::from_secs(24 * 3600),
-            rate_limit_per_minute: 60,
-            job_deadline: Duration::from_secs(30 * 60),
-            visibility_timeout: Duration::from_secs(120),
-            max_receives: 5,
-            max_attempts: 3,
-            sse_poll_interval: Duration::from_millis(250),
-            sse_heartbeat: Duration::from_secs(15),
-            sse_max_duration: Duration::from_secs(15 * 60),
-            public_task_status: true,
-            public_status_rate_limit_per_minute: 120,
-            max_webhook_endpoints: 10,
-            webhook_allow_private: false,
-            webhook_retry_schedule: crate::domain::webhook::RETRY_SCHEDULE.to_vec(),
-            webhook_timeout: Duration::from_secs(10),
-            status_token_ttl: Duration::from_secs(3600),
-            status_token_secret: None,
-            status_stream_base_url: None,
+        }
+    }
+}
+
+/// The local server (and the embedded adapters' data directory).
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    pub data_dir: PathBuf,
+    /// Base URL clients use to reach this deployment, when set explicitly (signed local-storage
+    /// URLs start with it); the local server otherwise uses the address it listens on.
+    pub public_base_url: Option<String>,
+    /// Port of the local server.
+    pub port: u16,
+    /// How often the local server sweeps stuck jobs and missed uploads.
+    pub sweep_interval: Duration,
+    /// Messages the local worker runs at once.
+    pub worker_concurrency: usize,
+    /// A request's headers must arrive within this (it also closes idle keep-alive connections
+    /// and sockets that never send).
+    pub header_read_timeout: Duration,
+    /// Longest pause between two chunks of a request body.
+    pub body_idle_timeout: Duration,
+    /// How fast a request body must arrive (after a grace period, on average), and the longest
+    /// a whole body may take.
+    pub body_read: ReadLimits,
+    /// Connections served at once (within the open-file limit).
+    pub max_connections: usize,
+    /// Connections one client (an IPv4 address, an IPv6 /64) may hold open at once; 0 counts
+    /// nothing (behind a proxy, where every client has the proxy's address).
+    pub max_connections_per_client: usize,
+    /// How long in-flight requests may finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for LocalSettings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./.image2model"),
+            public_base_url: None,
+            port: 8000,
             sweep_interval: Duration::from_secs(30),
             worker_concurrency: 2,
             header_read_timeout: Duration::from_secs(15),
@@ -330,9 +410,6 @@ impl Default for Config {
             max_connections: 4096,
             max_connections_per_client: 256,
             shutdown_grace: Duration::from_secs(5),
-            aws: None,
-            fal: FalSettings::default(),
-            jwt: None,
         }
     }
 }
@@ -528,16 +605,100 @@ fn aws_resources(vars: &HashMap<String, String>) -> Result<Option<AwsResources>,
     }
 }
 
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(&std::env::vars().collect())
-    }
-
-    /// Reads configuration from a map of variables (the environment, or a test's own map).
-    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+impl Limits {
+    fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let d = Self::default();
-        let port: u16 = parse(vars, "PORT", 8000)?;
+        let on_lambda = vars.contains_key("AWS_LAMBDA_FUNCTION_NAME");
+        Ok(Self {
+            max_upload_bytes: parse(vars, "MAX_UPLOAD_BYTES", d.max_upload_bytes)?,
+            max_sync_upload_bytes: parse(
+                vars,
+                "MAX_SYNC_UPLOAD_BYTES",
+                if on_lambda {
+                    LAMBDA_SYNC_UPLOAD_BYTES
+                } else {
+                    d.max_sync_upload_bytes
+                },
+            )?,
+            max_pixels: parse(vars, "MAX_PIXELS", d.max_pixels)?,
+            max_decode_bytes: parse(vars, "MAX_DECODE_BYTES", d.max_decode_bytes)?,
+            max_concurrent_decodes: parse(
+                vars,
+                "MAX_CONCURRENT_DECODES",
+                d.max_concurrent_decodes,
+            )?
+            .max(1),
+            max_files: parse(vars, "MAX_FILES", d.max_files)?,
+            rate_limit_per_minute: parse(vars, "RATE_LIMIT_PER_MINUTE", d.rate_limit_per_minute)?,
+            public_status_rate_limit_per_minute: parse(
+                vars,
+                "PUBLIC_STATUS_RATE_LIMIT_PER_MINUTE",
+                d.public_status_rate_limit_per_minute,
+            )?,
+            max_webhook_endpoints: parse(vars, "MAX_WEBHOOK_ENDPOINTS", d.max_webhook_endpoints)?,
+        })
+    }
+}
+
+impl JobSettings {
+    fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            presign_expiry: seconds(vars, "PRESIGN_EXPIRY_SECONDS", d.presign_expiry)?,
+            download_expiry: seconds(vars, "DOWNLOAD_EXPIRY_SECONDS", d.download_expiry)?,
+            retention: at_least(
+                seconds(vars, "RETENTION_SECONDS", d.retention)?,
+                "RETENTION_SECONDS",
+                MIN_RETENTION,
+            )?,
+            job_deadline: seconds(vars, "JOB_DEADLINE_SECONDS", d.job_deadline)?,
+            visibility_timeout: seconds(vars, "VISIBILITY_TIMEOUT_SECONDS", d.visibility_timeout)?,
+            max_receives: parse(vars, "MAX_RECEIVES", d.max_receives)?,
+            max_attempts: parse(vars, "MAX_ATTEMPTS", d.max_attempts)?,
+        })
+    }
+}
+
+impl StatusSettings {
+    fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            sse_poll_interval: seconds(vars, "SSE_POLL_SECONDS", d.sse_poll_interval)?,
+            sse_heartbeat: seconds(vars, "SSE_HEARTBEAT_SECONDS", d.sse_heartbeat)?,
+            sse_max_duration: seconds(vars, "SSE_MAX_SECONDS", d.sse_max_duration)?,
+            public_task_status: parse(vars, "PUBLIC_TASK_STATUS", d.public_task_status)?,
+            status_token_ttl: seconds(vars, "STATUS_TOKEN_TTL_SECONDS", d.status_token_ttl)?,
+            status_token_secret: vars
+                .get("STATUS_TOKEN_SECRET")
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .map(Secret),
+            status_stream_base_url: vars
+                .get("STATUS_STREAM_BASE_URL")
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
+        })
+    }
+}
+
+impl WebhookSettings {
+    fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            allow_private: parse(vars, "WEBHOOK_ALLOW_PRIVATE", d.allow_private)?,
+            retry_schedule: retry_schedule(vars)?.unwrap_or(d.retry_schedule),
+            timeout: at_least(
+                seconds(vars, "WEBHOOK_TIMEOUT_SECONDS", d.timeout)?,
+                "WEBHOOK_TIMEOUT_SECONDS",
+                Duration::from_millis(100),
+            )?,
+        })
+    }
+}
+
+impl SignInSettings {
+    fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let d = Self::default();
         let mut user_keys = Vec::new();
         if let Some(key) = vars.get("API_KEY").filter(|k| !k.trim().is_empty()) {
             user_keys.push(NamedKey {
@@ -574,15 +735,6 @@ impl Config {
             None => d.cors_origins,
         };
         Ok(Self {
-            data_dir: vars
-                .get("DATA_DIR")
-                .map(PathBuf::from)
-                .unwrap_or(d.data_dir),
-            public_base_url: vars
-                .get("PUBLIC_BASE_URL")
-                .map(|u| u.trim().trim_end_matches('/').to_owned())
-                .filter(|u| !u.is_empty()),
-            port,
             user_keys,
             user_key_hashes: key_hashes(vars)?,
             admin_key_hash: vars
@@ -594,66 +746,26 @@ impl Config {
                 .map(|k| k.trim().to_owned())
                 .filter(|k| !k.is_empty())
                 .map(Secret),
+            jwt: jwt_settings(vars)?,
             cors_origins,
             cors_in_code: !vars.contains_key("AWS_LAMBDA_FUNCTION_NAME"),
-            max_upload_bytes: parse(vars, "MAX_UPLOAD_BYTES", d.max_upload_bytes)?,
-            max_sync_upload_bytes: parse(
-                vars,
-                "MAX_SYNC_UPLOAD_BYTES",
-                if vars.contains_key("AWS_LAMBDA_FUNCTION_NAME") {
-                    LAMBDA_SYNC_UPLOAD_BYTES
-                } else {
-                    u64::MAX
-                },
-            )?,
-            max_pixels: parse(vars, "MAX_PIXELS", d.max_pixels)?,
-            max_decode_bytes: parse(vars, "MAX_DECODE_BYTES", d.max_decode_bytes)?,
-            max_concurrent_decodes: parse(
-                vars,
-                "MAX_CONCURRENT_DECODES",
-                d.max_concurrent_decodes,
-            )?
-            .max(1),
-            max_files: parse(vars, "MAX_FILES", d.max_files)?,
-            presign_expiry: seconds(vars, "PRESIGN_EXPIRY_SECONDS", d.presign_expiry)?,
-            download_expiry: seconds(vars, "DOWNLOAD_EXPIRY_SECONDS", d.download_expiry)?,
-            retention: at_least(
-                seconds(vars, "RETENTION_SECONDS", d.retention)?,
-                "RETENTION_SECONDS",
-                MIN_RETENTION,
-            )?,
-            rate_limit_per_minute: parse(vars, "RATE_LIMIT_PER_MINUTE", d.rate_limit_per_minute)?,
-            job_deadline: seconds(vars, "JOB_DEADLINE_SECONDS", d.job_deadline)?,
-            visibility_timeout: seconds(vars, "VISIBILITY_TIMEOUT_SECONDS", d.visibility_timeout)?,
-            max_receives: parse(vars, "MAX_RECEIVES", d.max_receives)?,
-            max_attempts: parse(vars, "MAX_ATTEMPTS", d.max_attempts)?,
-            sse_poll_interval: seconds(vars, "SSE_POLL_SECONDS", d.sse_poll_interval)?,
-            sse_heartbeat: seconds(vars, "SSE_HEARTBEAT_SECONDS", d.sse_heartbeat)?,
-            sse_max_duration: seconds(vars, "SSE_MAX_SECONDS", d.sse_max_duration)?,
-            public_task_status: parse(vars, "PUBLIC_TASK_STATUS", d.public_task_status)?,
-            max_webhook_endpoints: parse(vars, "MAX_WEBHOOK_ENDPOINTS", d.max_webhook_endpoints)?,
-            webhook_allow_private: parse(vars, "WEBHOOK_ALLOW_PRIVATE", d.webhook_allow_private)?,
-            webhook_retry_schedule: retry_schedule(vars)?.unwrap_or(d.webhook_retry_schedule),
-            webhook_timeout: at_least(
-                seconds(vars, "WEBHOOK_TIMEOUT_SECONDS", d.webhook_timeout)?,
-                "WEBHOOK_TIMEOUT_SECONDS",
-                Duration::from_millis(100),
-            )?,
-            public_status_rate_limit_per_minute: parse(
-                vars,
-                "PUBLIC_STATUS_RATE_LIMIT_PER_MINUTE",
-                d.public_status_rate_limit_per_minute,
-            )?,
-            status_token_ttl: seconds(vars, "STATUS_TOKEN_TTL_SECONDS", d.status_token_ttl)?,
-            status_token_secret: vars
-                .get("STATUS_TOKEN_SECRET")
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .map(Secret),
-            status_stream_base_url: vars
-                .get("STATUS_STREAM_BASE_URL")
+        })
+    }
+}
+
+impl LocalSettings {
+    fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            data_dir: vars
+                .get("DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or(d.data_dir),
+            public_base_url: vars
+                .get("PUBLIC_BASE_URL")
                 .map(|u| u.trim().trim_end_matches('/').to_owned())
                 .filter(|u| !u.is_empty()),
+            port: parse(vars, "PORT", d.port)?,
             sweep_interval: seconds(vars, "SWEEP_INTERVAL_SECONDS", d.sweep_interval)?,
             worker_concurrency: parse(vars, "WORKER_CONCURRENCY", d.worker_concurrency)?.max(1),
             header_read_timeout: seconds(
@@ -678,9 +790,27 @@ impl Config {
                 d.max_connections_per_client,
             )?,
             shutdown_grace: seconds(vars, "SHUTDOWN_GRACE_SECONDS", d.shutdown_grace)?,
+        })
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads configuration from a map of variables (the environment, or a test's own map).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            limits: Limits::from_vars(vars)?,
+            jobs: JobSettings::from_vars(vars)?,
+            status: StatusSettings::from_vars(vars)?,
+            webhooks: WebhookSettings::from_vars(vars)?,
+            sign_in: SignInSettings::from_vars(vars)?,
+            local: LocalSettings::from_vars(vars)?,
             aws: aws_resources(vars)?,
             fal: FalSettings::from_vars(vars)?,
-            jwt: jwt_settings(vars)?,
         })
     }
 
@@ -692,20 +822,22 @@ impl Config {
 
     /// When what is created at `now` (uploads, their records) is due for cleanup.
     pub fn expires_at(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
-        now + chrono::Duration::from_std(self.retention)
+        now + chrono::Duration::from_std(self.jobs.retention)
             .unwrap_or_else(|_| chrono::Duration::days(1))
     }
 
     /// The largest file an upload route that carries the bytes in the request takes.
     pub fn sync_upload_limit(&self) -> u64 {
-        self.max_sync_upload_bytes.min(self.max_upload_bytes)
+        self.limits
+            .max_sync_upload_bytes
+            .min(self.limits.max_upload_bytes)
     }
 
     pub fn image_limits(&self) -> crate::validation::ImageLimits {
         crate::validation::ImageLimits {
-            max_bytes: self.max_upload_bytes,
-            max_pixels: self.max_pixels,
-            max_decode_bytes: self.max_decode_bytes,
+            max_bytes: self.limits.max_upload_bytes,
+            max_pixels: self.limits.max_pixels,
+            max_decode_bytes: self.limits.max_decode_bytes,
         }
     }
 }
@@ -724,10 +856,10 @@ mod tests {
     #[test]
     fn defaults_are_safe() {
         let c = Config::from_vars(&HashMap::new()).unwrap();
-        assert_eq!(c.max_upload_bytes, 50 * 1024 * 1024);
-        assert_eq!(c.max_files, 25);
-        assert_eq!(c.rate_limit_per_minute, 60);
-        assert!(c.user_keys.is_empty() && c.admin_key.is_none());
+        assert_eq!(c.limits.max_upload_bytes, 50 * 1024 * 1024);
+        assert_eq!(c.limits.max_files, 25);
+        assert_eq!(c.limits.rate_limit_per_minute, 60);
+        assert!(c.sign_in.user_keys.is_empty() && c.sign_in.admin_key.is_none());
         // No secret is ever printed, whatever the configuration holds.
         let secrets = vars(&[
             ("API_KEYS", "alice:alice-secret-key-1"),
@@ -744,7 +876,7 @@ mod tests {
         ] {
             assert!(!printed.contains(secret), "{secret} printed");
         }
-        assert_eq!((c.public_base_url, c.port), (None, 8000));
+        assert_eq!((c.local.public_base_url, c.local.port), (None, 8000));
     }
 
     #[test]
@@ -758,12 +890,20 @@ mod tests {
             ("PORT", "9001"),
         ]))
         .unwrap();
-        let names: Vec<_> = c.user_keys.iter().map(|k| k.name.as_str()).collect();
+        let names: Vec<_> = c
+            .sign_in
+            .user_keys
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect();
         assert_eq!(names, ["default", "alice", "bob"]);
-        assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
-        assert_eq!(c.max_upload_bytes, 1000);
-        assert_eq!(c.port, 9001);
-        assert!(!format!("{:?}", c.user_keys).contains("alice-key-1"));
+        assert_eq!(
+            c.sign_in.cors_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(c.limits.max_upload_bytes, 1000);
+        assert_eq!(c.local.port, 9001);
+        assert!(!format!("{:?}", c.sign_in.user_keys).contains("alice-key-1"));
     }
 
     #[test]
@@ -786,7 +926,7 @@ mod tests {
             assert!(err.to_string().contains("RETENTION_SECONDS"), "{err}");
         }
         let minute = Config::from_vars(&vars(&[("RETENTION_SECONDS", "60")])).unwrap();
-        assert_eq!(minute.retention, Duration::from_secs(60));
+        assert_eq!(minute.jobs.retention, Duration::from_secs(60));
         assert!(Config::from_vars(&vars(&[("TABLE_NAME", "t")])).is_err());
         assert!(Config::from_vars(&vars(&[("API_KEY_HASHES", "a:zz")])).is_err());
         assert!(Config::from_vars(&vars(&[("ADMIN_API_KEY_HASH", "abcd")])).is_err());

@@ -35,7 +35,7 @@ impl AppContext {
     pub fn new(config: Config, status_secret: Secret, ports: Ports) -> Self {
         let keys = KeyRing::from_config(&config);
         crate::host::uptime(); // Uptime counts from here.
-        let decodes = Arc::new(Semaphore::new(config.max_concurrent_decodes));
+        let decodes = Arc::new(Semaphore::new(config.limits.max_concurrent_decodes));
         let Ports {
             store,
             storage,

@@ -68,19 +68,24 @@ impl KeyRing {
     /// Every key of the configuration: plain keys (hashed here) and configured hashes.
     pub fn from_config(config: &Config) -> Self {
         let mut ring = Self::new(
-            &config.user_keys,
-            config.admin_key.as_ref().map(|k| k.0.as_str()),
+            &config.sign_in.user_keys,
+            config.sign_in.admin_key.as_ref().map(|k| k.0.as_str()),
         );
         ring.users.extend(
             config
+                .sign_in
                 .user_key_hashes
                 .iter()
                 .map(|k| (k.name.clone(), k.sha256)),
         );
         if ring.admin.is_none() {
-            ring.admin = config.admin_key_hash;
+            ring.admin = config.sign_in.admin_key_hash;
         }
-        ring.jwt = config.jwt.clone().map(|s| Arc::new(JwtVerifier::new(s)));
+        ring.jwt = config
+            .sign_in
+            .jwt
+            .clone()
+            .map(|s| Arc::new(JwtVerifier::new(s)));
         ring
     }
 

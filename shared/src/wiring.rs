@@ -48,9 +48,10 @@ pub async fn from_env() -> Result<AppContext, BootError> {
         #[cfg(feature = "embedded")]
         None => {
             let base_url = config
+                .local
                 .public_base_url
                 .clone()
-                .unwrap_or_else(|| format!("http://127.0.0.1:{}", config.port));
+                .unwrap_or_else(|| format!("http://127.0.0.1:{}", config.local.port));
             let adapters = EmbeddedAdapters::open(&config, &base_url)?;
             embedded_context(config, &adapters)
         }
@@ -68,6 +69,7 @@ pub fn aws_context(
     sdk: &aws_config::SdkConfig,
 ) -> Result<AppContext, BootError> {
     let status_secret = config
+        .status
         .status_token_secret
         .clone()
         .ok_or(BootError::MissingStatusSecret)?;
@@ -83,10 +85,10 @@ pub fn embedded_context(
     config: Config,
     adapters: &EmbeddedAdapters,
 ) -> Result<AppContext, BootError> {
-    let status_secret = match config.status_token_secret.clone() {
+    let status_secret = match config.status.status_token_secret.clone() {
         Some(secret) => secret,
         None => crate::config::Secret(crate::keys::kept_secret_file(
-            &config.data_dir.join("status-token.key"),
+            &config.local.data_dir.join("status-token.key"),
             32,
             crate::keys::random_secret,
         )?),

@@ -27,7 +27,7 @@ pub async fn adapters() -> AwsAdapters {
     };
     resources.queue_url = contract_queue("CONTRACT_QUEUE_URL");
     resources.dead_letter_queue_url = contract_queue("CONTRACT_DEAD_LETTER_QUEUE_URL");
-    let max_receives = config.max_receives;
+    let max_receives = config.jobs.max_receives;
     let sdk = image2model_shared::adapters::aws::sdk_config().await;
     let ctx = aws_context(config, &resources, &sdk)
         .expect("STATUS_TOKEN_SECRET is provisioned by scripts/test.sh");
@@ -48,8 +48,8 @@ pub async fn context() -> image2model_shared::AppContext {
         .clone()
         .expect("run `bash scripts/test.sh`: it starts the emulator");
     let keys = crate::test_config(std::path::Path::new("."));
-    config.user_keys = keys.user_keys;
-    config.admin_key = keys.admin_key;
+    config.sign_in.user_keys = keys.sign_in.user_keys;
+    config.sign_in.admin_key = keys.sign_in.admin_key;
     let sdk = image2model_shared::adapters::aws::sdk_config().await;
     aws_context(config, &resources, &sdk)
         .expect("STATUS_TOKEN_SECRET is provisioned by scripts/test.sh")

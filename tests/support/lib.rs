@@ -43,23 +43,22 @@ pub async fn send_generate(queue: &dyn WorkQueue, job_id: JobId) -> Result<Strin
 
 /// The configuration every test starts from: two users, an admin, fast polling.
 pub fn test_config(dir: &std::path::Path) -> Config {
-    Config {
-        data_dir: dir.to_owned(),
-        user_keys: vec![
-            NamedKey {
-                name: "alice".into(),
-                key: ALICE.into(),
-            },
-            NamedKey {
-                name: "bob".into(),
-                key: BOB.into(),
-            },
-        ],
-        admin_key: Some(image2model_shared::config::Secret(ADMIN.into())),
-        sse_poll_interval: Duration::from_millis(50),
-        sweep_interval: Duration::from_secs(3600),
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.local.data_dir = dir.to_owned();
+    config.local.sweep_interval = Duration::from_secs(3600);
+    config.sign_in.user_keys = vec![
+        NamedKey {
+            name: "alice".into(),
+            key: ALICE.into(),
+        },
+        NamedKey {
+            name: "bob".into(),
+            key: BOB.into(),
+        },
+    ];
+    config.sign_in.admin_key = Some(image2model_shared::config::Secret(ADMIN.into()));
+    config.status.sse_poll_interval = Duration::from_millis(50);
+    config
 }
 
 pub struct TestServer {

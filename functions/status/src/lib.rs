@@ -51,7 +51,7 @@ fn viewer(
     match (caller, token) {
         (Some(caller), _) => Ok(Viewer::Caller(caller)),
         (None, Some(token)) => Ok(Viewer::Token(token)),
-        (None, None) if ctx.config.public_task_status => Ok(Viewer::Public),
+        (None, None) if ctx.config.status.public_task_status => Ok(Viewer::Public),
         (None, None) => Err(ApiError::Unauthorized),
     }
 }
@@ -185,7 +185,7 @@ async fn events(
     ApiQuery(params): ApiQuery<StreamParams>,
 ) -> Result<Response, ApiError> {
     let viewer = viewer(&ctx, caller, params.token)?;
-    let max = ctx.config.sse_max_duration;
+    let max = ctx.config.status.sse_max_duration;
     let timeout = match params.timeout {
         None => max,
         Some(raw) => stream_timeout(&raw, max)?,
@@ -301,6 +301,7 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
             Some(opening) => Ok(opening),
             None => {
                 let pause = config
+                    .status
                     .sse_poll_interval
                     .min(s.deadline.saturating_duration_since(Instant::now()));
                 tokio::select! {
@@ -344,7 +345,7 @@ async fn next_frame(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
                 tracing::warn!(task_id = %s.id, error = %err, "status poll failed; retrying")
             }
         }
-        if s.last_frame.elapsed() >= config.sse_heartbeat {
+        if s.last_frame.elapsed() >= config.status.sse_heartbeat {
             s.last_frame = Instant::now();
             let beat = StreamEvent::Heartbeat(Heartbeat {
                 task_id: s.id,

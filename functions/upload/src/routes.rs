@@ -104,7 +104,7 @@ async fn presign(
 ) -> Result<Json<PresignedFiles>, ApiError> {
     // Each file announced, and each job with `generate`, counts against the rate limit.
     let files = request.files.len();
-    AppError::check_file_count(files, ctx.config.max_files)?;
+    AppError::check_file_count(files, ctx.config.limits.max_files)?;
     let per_file = if request.generate.is_some() { 2 } else { 1 };
     let units = per_file * files as u64;
     budget.cover(units).await?;
@@ -137,7 +137,10 @@ async fn validated_part(
     field: axum::extract::multipart::Field<'_>,
 ) -> Result<ValidatedUpload, ApiError> {
     let filename = field.file_name().unwrap_or("upload").to_owned();
-    let (limit, max) = (ctx.config.sync_upload_limit(), ctx.config.max_upload_bytes);
+    let (limit, max) = (
+        ctx.config.sync_upload_limit(),
+        ctx.config.limits.max_upload_bytes,
+    );
     let bytes = read_limited(field, limit).await.map_err(|err| match err {
         // Over this route's limit but within what presigned uploads take: say where to go.
         ApiError::App(AppError::InvalidImage(ImageRejection::TooLarge { size, .. }))
@@ -229,7 +232,7 @@ async fn upload_multiple(
     {
         match field.name() {
             Some("files") | Some("files[]") | Some("file") => {
-                AppError::check_file_count(parts.len() + 1, ctx.config.max_files)?;
+                AppError::check_file_count(parts.len() + 1, ctx.config.limits.max_files)?;
                 // A file and its job: refused before its photo is decoded when they cannot fit.
                 budget.check(2 * (parts.len() as u64 + 1))?;
                 parts.push(validated_part(&ctx, field).await?);

@@ -104,8 +104,8 @@ pub async fn run_worker(ctx: AppContext, worker: Worker) {
     consume(
         ctx.queue.clone(),
         ctx.shutdown.clone(),
-        ctx.config.worker_concurrency,
-        ctx.config.visibility_timeout,
+        ctx.config.local.worker_concurrency,
+        ctx.config.jobs.visibility_timeout,
         |body| {
             let worker = worker.clone();
             async move { worker.handle_message(&body).await }
@@ -122,7 +122,7 @@ pub async fn run_deliveries(ctx: AppContext, deliverer: Deliverer) {
         ctx.deliveries.clone(),
         ctx.shutdown.clone(),
         DELIVERY_CONCURRENCY,
-        ctx.config.webhook_timeout * 3,
+        ctx.config.webhooks.timeout * 3,
         |body| {
             let deliverer = deliverer.clone();
             async move { deliverer.handle_message(&body).await }
@@ -136,14 +136,14 @@ pub async fn run_deliveries(ctx: AppContext, deliverer: Deliverer) {
 /// that is shorter, so a short retention is kept to.
 pub async fn run_sweeper(ctx: AppContext, disk: Arc<DiskStorage>) {
     let shutdown = ctx.shutdown.clone();
-    let cleanup_every = CLEANUP_EVERY.min(ctx.config.retention);
+    let cleanup_every = CLEANUP_EVERY.min(ctx.config.jobs.retention);
     let mut last_cleanup = Instant::now();
     // Uploads the previous process stored and was killed before ingesting.
     if let Err(err) = ingest_stored_uploads(&ctx, Utc::now()).await {
         tracing::warn!(error = %err, "stored uploads not ingested at start");
     }
     loop {
-        if pause(&shutdown, ctx.config.sweep_interval).await {
+        if pause(&shutdown, ctx.config.local.sweep_interval).await {
             break;
         }
         if let Err(err) = sweep(&ctx, Utc::now()).await {
@@ -152,7 +152,7 @@ pub async fn run_sweeper(ctx: AppContext, disk: Arc<DiskStorage>) {
         if last_cleanup.elapsed() >= cleanup_every {
             last_cleanup = Instant::now();
             let pass = CleanupPass {
-                older_than: ctx.config.retention,
+                older_than: ctx.config.jobs.retention,
                 dry_run: false,
                 budget: CLEANUP_BUDGET,
             };

@@ -64,26 +64,26 @@ async fn run() -> Result<(), String> {
         vars.insert("PORT".to_owned(), port);
     }
     let mut config = Config::from_vars(&vars).map_err(|e| e.to_string())?;
-    if config.user_keys.is_empty() {
-        let key = persistent_key(&config.data_dir, "dev-api-key", "i2m_dev_")
+    if config.sign_in.user_keys.is_empty() {
+        let key = persistent_key(&config.local.data_dir, "dev-api-key", "i2m_dev_")
             .map_err(|e| e.to_string())?;
         println!("dev API key: {key}");
-        config.user_keys.push(NamedKey {
+        config.sign_in.user_keys.push(NamedKey {
             name: "dev".to_owned(),
             key,
         });
     }
-    if config.admin_key.is_none() {
-        let key = persistent_key(&config.data_dir, "dev-admin-key", "i2m_admin_")
+    if config.sign_in.admin_key.is_none() {
+        let key = persistent_key(&config.local.data_dir, "dev-admin-key", "i2m_admin_")
             .map_err(|e| e.to_string())?;
         println!("dev admin key: {key}");
-        config.admin_key = Some(Secret(key));
+        config.sign_in.admin_key = Some(Secret(key));
     }
     let host = vars.get("HOST").map_or("127.0.0.1", String::as_str);
-    let listener = tokio::net::TcpListener::bind((host, config.port))
+    let listener = tokio::net::TcpListener::bind((host, config.local.port))
         .await
-        .map_err(|e| format!("cannot listen on {host}:{}: {e}", config.port))?;
-    let data_dir = config.data_dir.clone();
+        .map_err(|e| format!("cannot listen on {host}:{}: {e}", config.local.port))?;
+    let data_dir = config.local.data_dir.clone();
     let server = crate::start(config, listener)
         .await
         .map_err(|e| e.to_string())?;
@@ -91,7 +91,7 @@ async fn run() -> Result<(), String> {
         Some(_) => println!("models run at FAL.AI ({})", server.ctx.config.fal.base_url),
         None => println!("models run on the built-in generator (set FAL_KEY to use FAL.AI)"),
     }
-    if server.ctx.config.webhook_allow_private {
+    if server.ctx.config.webhooks.allow_private {
         println!(
             "WEBHOOK_ALLOW_PRIVATE is set: webhooks may go to http URLs and to loopback, private \
              and link-local addresses (for local development and tests only)"

@@ -87,7 +87,7 @@ pub fn openapi(ctx: &AppContext) -> Result<String, LocalError> {
     Ok(json)
 }
 
-/// Starts the server on `listener` with the embedded adapters under `config.data_dir`.
+/// Starts the server on `listener` with the embedded adapters under `config.local.data_dir`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<RunningServer, LocalError> {
     start_with(config, listener, Router::new()).await
 }
@@ -100,6 +100,7 @@ async fn start_with(
 ) -> Result<RunningServer, LocalError> {
     let addr = listener.local_addr()?;
     let base_url = config
+        .local
         .public_base_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
@@ -108,14 +109,14 @@ async fn start_with(
     // signed URLs name one of them: those origins are its own, so they may call across.
     let mut config = config;
     // The port the links of webhook payloads name, when bound to any free one.
-    config.port = addr.port();
+    config.local.port = addr.port();
     for origin in [
         format!("http://localhost:{}", addr.port()),
         format!("http://127.0.0.1:{}", addr.port()),
         format!("http://[::1]:{}", addr.port()),
     ] {
-        if !config.cors_origins.contains(&origin) {
-            config.cors_origins.push(origin);
+        if !config.sign_in.cors_origins.contains(&origin) {
+            config.sign_in.cors_origins.push(origin);
         }
     }
     let ctx = embedded_context(config, &adapters)?;
@@ -170,10 +171,8 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_answers_a_500_envelope_and_the_server_goes_on() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: dir.path().to_owned(),
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.local.data_dir = dir.path().to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let panics = Router::new().route(
             "/test/panic",

@@ -38,7 +38,7 @@ const RESERVED_FDS: u64 = 64;
 pub fn connection_cap(config: &Config) -> usize {
     let open_files = raise_open_file_limit().unwrap_or(1024);
     let fit = usize::try_from(open_files.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(usize::MAX);
-    config.max_connections.min(fit)
+    config.local.max_connections.min(fit)
 }
 
 /// Raises the soft limit of open files to the hard limit; returns the limit in force.
@@ -185,13 +185,13 @@ pub async fn serve(
     shutdown: Shutdown,
 ) {
     let permits = Arc::new(Semaphore::new(connection_cap(&config)));
-    let per_client = ClientConnections::new(config.max_connections_per_client);
+    let per_client = ClientConnections::new(config.local.max_connections_per_client);
     let lingering = Arc::new(Semaphore::new(LINGERING));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
+        .header_read_timeout(config.local.header_read_timeout)
         .keep_alive(true);
     loop {
         let permit = tokio::select! {
@@ -216,14 +216,14 @@ pub async fn serve(
             refuse_busy_client(stream, &lingering);
             continue;
         };
-        let body_read = config.body_read;
+        let body_read = config.local.body_read;
         let service = ServiceBuilder::new()
             .map_request(move |req: Request<_>| {
                 let (mut parts, body) = req.into_parts();
                 parts.extensions.insert(ConnectInfo(peer));
                 Request::from_parts(parts, read_deadline::within(Body::new(body), body_read))
             })
-            .layer(RequestBodyTimeoutLayer::new(config.body_idle_timeout))
+            .layer(RequestBodyTimeoutLayer::new(config.local.body_idle_timeout))
             .service(app.clone());
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
@@ -236,7 +236,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    let grace = config.shutdown_grace;
+    let grace = config.local.shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()

@@ -36,7 +36,7 @@ struct StorageState {
 
 pub fn router(ctx: AppContext, disk: Arc<DiskStorage>) -> Router {
     // The form endpoint reads its own limit from the signed policy; this only bounds the body.
-    let form_limit = ctx.config.max_upload_bytes + 1024 * 1024;
+    let form_limit = ctx.config.limits.max_upload_bytes + 1024 * 1024;
     // Uploads are rate limited, as the API's upload routes are: a PUT was paid for when its URL
     // was signed, a form POST counts per client (its policy is in the body); downloads are not
     // limited.

@@ -68,7 +68,7 @@ pub async fn convert_bytes(
     glb: Bytes,
     format: ModelFormat,
 ) -> Result<Converted, AppError> {
-    let budget = ctx.config.max_decode_bytes;
+    let budget = ctx.config.limits.max_decode_bytes;
     let permit = ctx.decodes.acquire().await;
     let encoded = tokio::task::spawn_blocking(move || encode(&glb, format, budget))
         .await

@@ -30,7 +30,10 @@ pub struct Deliverer {
 impl Deliverer {
     /// A deliverer whose attempts obey `WEBHOOK_ALLOW_PRIVATE` and `WEBHOOK_TIMEOUT_SECONDS`.
     pub fn new(ctx: AppContext) -> Result<Self, reqwest::Error> {
-        let sender = Sender::new(ctx.config.webhook_allow_private, ctx.config.webhook_timeout)?;
+        let sender = Sender::new(
+            ctx.config.webhooks.allow_private,
+            ctx.config.webhooks.timeout,
+        )?;
         Ok(Self { ctx, sender })
     }
 
@@ -118,7 +121,7 @@ impl Deliverer {
             .await;
         let after = delivery.after_attempt(
             &outcome,
-            &ctx.config.webhook_retry_schedule,
+            &ctx.config.webhooks.retry_schedule,
             fastrand::f64(),
             Utc::now(),
         );
@@ -235,9 +238,9 @@ mod tests {
     /// Deliveries to loopback, retried at once (`waits` of zero, as many as given).
     fn webhook_context(waits: usize) -> TestContext {
         context_with(|c| {
-            c.webhook_allow_private = true;
-            c.webhook_retry_schedule = vec![Duration::ZERO; waits];
-            c.webhook_timeout = Duration::from_secs(2);
+            c.webhooks.allow_private = true;
+            c.webhooks.retry_schedule = vec![Duration::ZERO; waits];
+            c.webhooks.timeout = Duration::from_secs(2);
         })
     }
 
@@ -415,8 +418,8 @@ mod tests {
     #[tokio::test]
     async fn a_wait_longer_than_the_queue_delays_is_chained() {
         let t = context_with(|c| {
-            c.webhook_allow_private = true;
-            c.webhook_retry_schedule = vec![Duration::from_secs(3600)];
+            c.webhooks.allow_private = true;
+            c.webhooks.retry_schedule = vec![Duration::from_secs(3600)];
         });
         let r = receiver(&[("/down", &[503])]).await;
         let e = endpoint(&t, "alice", format!("{}/down", r.origin), None).await;

@@ -90,7 +90,7 @@ pub async fn upload_batch(
             Some("files"),
         ));
     }
-    AppError::check_file_count(uploads.len(), ctx.config.max_files)?;
+    AppError::check_file_count(uploads.len(), ctx.config.limits.max_files)?;
     let model = resolve_model(ctx, model_type)?;
     validate_options(model, &options, "")?;
     for upload in &uploads {

@@ -71,7 +71,7 @@ async fn sign_preview(ctx: &AppContext, result: &JobResult) -> Result<Option<Pre
     Ok(Some(Preview {
         signed: ctx
             .storage
-            .presign_get(key, &name, ctx.config.download_expiry)
+            .presign_get(key, &name, ctx.config.jobs.download_expiry)
             .await?,
         size: meta.size,
         content_type: meta.content_type,
@@ -90,7 +90,7 @@ async fn sign_with_preview(
         .presign_get(
             &result.object_key,
             &result.filename,
-            ctx.config.download_expiry,
+            ctx.config.jobs.download_expiry,
         )
         .await?;
     Ok(Download {

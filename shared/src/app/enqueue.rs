@@ -198,7 +198,7 @@ mod tests {
         // A job nobody re-checked: the sweeper's re-send fails it instead of waiting forever.
         let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         t.store.delete_file(job.file_id).await.unwrap();
-        let later = chrono::Utc::now() + t.config.visibility_timeout * 2;
+        let later = chrono::Utc::now() + t.config.jobs.visibility_timeout * 2;
         sweep(&t, later).await.unwrap();
         failed(t.store.get_job(job.job_id).await.unwrap().unwrap());
     }

@@ -350,7 +350,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_object_over_the_limit_is_rejected_by_its_size_alone() {
-        let t = context_with(|c| c.max_upload_bytes = 100);
+        let t = context_with(|c| c.limits.max_upload_bytes = 100);
         let file = pending_file(&t, "alice").await;
         upload_bytes(&t, &file).await;
         let outcome = ingest_object(&t, &file.object_key).await.unwrap();
@@ -363,7 +363,7 @@ mod tests {
     #[tokio::test]
     async fn an_object_of_exactly_the_limit_is_accepted() {
         let size = crate::app::testing::png(48, 32).len() as u64;
-        let t = context_with(|c| c.max_upload_bytes = size);
+        let t = context_with(|c| c.limits.max_upload_bytes = size);
         let file = pending_file(&t, "alice").await;
         upload_bytes(&t, &file).await;
         let outcome = ingest_object(&t, &file.object_key).await.unwrap();

@@ -30,7 +30,7 @@ mod tests {
 
     #[tokio::test]
     async fn validation_waits_for_a_decode_permit() {
-        let t = context_with(|c| c.max_concurrent_decodes = 1);
+        let t = context_with(|c| c.limits.max_concurrent_decodes = 1);
         let held = t.decodes.clone().acquire_owned().await.unwrap();
         let bytes = Bytes::from(png(8, 8));
         let waiting = tokio::spawn({

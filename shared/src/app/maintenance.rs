@@ -25,7 +25,7 @@ pub async fn run_maintenance(
 ) -> Result<MaintenanceReport, AppError> {
     let sweep = sweep(ctx, now).await?;
     let pass = CleanupPass {
-        older_than: ctx.config.retention,
+        older_than: ctx.config.jobs.retention,
         dry_run: false,
         budget: CLEANUP_BUDGET,
     };

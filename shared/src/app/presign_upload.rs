@@ -129,8 +129,8 @@ pub async fn presign_uploads(
             Some("files"),
         ));
     }
-    AppError::check_file_count(request.files.len(), ctx.config.max_files)?;
-    let limit = ctx.config.max_upload_bytes;
+    AppError::check_file_count(request.files.len(), ctx.config.limits.max_files)?;
+    let limit = ctx.config.limits.max_upload_bytes;
     let mut kinds = Vec::with_capacity(request.files.len());
     for file in &request.files {
         let kind = declared_kind(&file.content_type, &file.filename)?;
@@ -154,7 +154,7 @@ pub async fn presign_uploads(
     }
 
     let now = Utc::now();
-    let expiry = ctx.config.presign_expiry;
+    let expiry = ctx.config.jobs.presign_expiry;
     // Everything is signed before anything is written (signing writes nothing).
     let mut signed = Vec::with_capacity(request.files.len());
     for (file, kind) in request.files.iter().zip(kinds) {
@@ -322,7 +322,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_file_is_checked_by_type_extension_and_size_before_anything_is_written() {
-        let t = context_with(|c| c.max_upload_bytes = 1000);
+        let t = context_with(|c| c.limits.max_upload_bytes = 1000);
         let with = |filename: &str, content_type: &str, size: u64| PresignRequest {
             files: vec![PresignFile {
                 filename: filename.into(),

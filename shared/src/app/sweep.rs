@@ -39,8 +39,8 @@ pub struct SweepReport {
 pub async fn sweep(ctx: &AppContext, now: DateTime<Utc>) -> Result<SweepReport, AppError> {
     let config = &ctx.config;
     let mut report = SweepReport::default();
-    let deadline = ago(now, config.job_deadline);
-    let stale = ago(now, config.visibility_timeout);
+    let deadline = ago(now, config.jobs.job_deadline);
+    let stale = ago(now, config.jobs.visibility_timeout);
     for status in [JobStatus::Queued, JobStatus::Processing] {
         for job in ctx.store.list_jobs_by_status(status, now, PAGE).await? {
             if job.created_at < deadline {
@@ -48,7 +48,7 @@ pub async fn sweep(ctx: &AppContext, now: DateTime<Utc>) -> Result<SweepReport, 
                     JobErrorCode::JobDeadlineExceeded,
                     format!(
                         "the job did not finish within {} s",
-                        config.job_deadline.as_secs()
+                        config.jobs.job_deadline.as_secs()
                     ),
                 );
                 match fail_job(ctx, job.job_id, &error).await {
@@ -110,7 +110,7 @@ mod tests {
 
     #[tokio::test]
     async fn jobs_past_the_deadline_fail_whatever_their_state() {
-        let t = context_with(|c| c.job_deadline = Duration::from_secs(60));
+        let t = context_with(|c| c.jobs.job_deadline = Duration::from_secs(60));
         let queued = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         let running = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
         t.store
@@ -137,7 +137,7 @@ mod tests {
         let waiting = queued_job(&t, &pending_file(&t, "alice").await, RELIEF_MODEL).await;
         // Within the lease (the visibility timeout) a job may still be on its way.
         assert!(sweep(&t, Utc::now()).await.unwrap().requeued.is_empty());
-        let lease = t.config.visibility_timeout.as_secs() as i64;
+        let lease = t.config.jobs.visibility_timeout.as_secs() as i64;
         let report = sweep(&t, later(lease + 1)).await.unwrap();
         assert_eq!(report.requeued, [lost.job_id]);
         assert_eq!(drain(&t).await, [WorkMessage::generate(lost.job_id)]);

@@ -37,14 +37,12 @@ pub fn context() -> TestContext {
 
 pub fn context_with(adjust: impl FnOnce(&mut Config)) -> TestContext {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config {
-        data_dir: dir.path().to_owned(),
-        user_keys: vec![NamedKey {
-            name: "alice".into(),
-            key: "alice-key-0123456789".into(),
-        }],
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.local.data_dir = dir.path().to_owned();
+    config.sign_in.user_keys = vec![NamedKey {
+        name: "alice".into(),
+        key: "alice-key-0123456789".into(),
+    }];
     adjust(&mut config);
     let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").expect("adapters open");
     TestContext {
@@ -200,7 +198,8 @@ pub async fn drain(ctx: &AppContext) -> Vec<WorkMessage> {
 /// Takes every message off the work queue, delayed or not, each with the delay it was sent with
 /// (messages never received: receiving one moves its visibility).
 pub fn take_queued(t: &TestContext) -> Vec<(WorkMessage, Duration)> {
-    let db = rusqlite::Connection::open(t.config.data_dir.join("image2model.db")).expect("db");
+    let db =
+        rusqlite::Connection::open(t.config.local.data_dir.join("image2model.db")).expect("db");
     let messages = db
         .prepare("SELECT body, visible_at - sent_at FROM queue ORDER BY sent_at")
         .expect("the queue table")

@@ -37,7 +37,7 @@ pub async fn register(
     owner: &str,
     new: NewEndpoint,
 ) -> Result<WithSecret, AppError> {
-    let url = check_url(new.url.trim(), ctx.config.webhook_allow_private)
+    let url = check_url(new.url.trim(), ctx.config.webhooks.allow_private)
         .map_err(|why| AppError::invalid(format!("url: {why}"), Some("url")))?;
     if let Some(events) = &new.events {
         if events.is_empty() {
@@ -81,7 +81,7 @@ pub async fn register(
         secret.clone(),
         Utc::now(),
     );
-    let limit = ctx.config.max_webhook_endpoints;
+    let limit = ctx.config.limits.max_webhook_endpoints;
     match ctx.webhooks.create_endpoint(&endpoint, limit).await {
         Ok(()) => Ok(WithSecret { endpoint, secret }),
         Err(StoreError::Conflict) => Err(AppError::TooManyEndpoints { limit }),
@@ -196,7 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn urls_events_descriptions_and_the_limit_are_checked() {
-        let t = context_with(|c| c.max_webhook_endpoints = 1);
+        let t = context_with(|c| c.limits.max_webhook_endpoints = 1);
         for (url, field) in [
             ("http://example.com/hooks", "url"),
             ("https://127.0.0.1/hooks", "url"),
@@ -228,7 +228,7 @@ mod tests {
             .await
             .unwrap();
 
-        let local = context_with(|c| c.webhook_allow_private = true);
+        let local = context_with(|c| c.webhooks.allow_private = true);
         assert!(
             register(&local, "alice", new("http://127.0.0.1:9/hook"))
                 .await

@@ -121,9 +121,10 @@ pub struct PingData {
 /// The origin the links of a payload name: `PUBLIC_BASE_URL`, else this machine's port.
 fn api_origin(ctx: &AppContext) -> String {
     ctx.config
+        .local
         .public_base_url
         .clone()
-        .unwrap_or_else(|| format!("http://127.0.0.1:{}", ctx.config.port))
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", ctx.config.local.port))
 }
 
 fn job_data(ctx: &AppContext, job: &GenerationJob) -> JobEventData {
@@ -270,7 +271,7 @@ async fn deliver_to_owner(
                 // Untried for longer than an attempt takes: its first message was never sent.
                 // (A younger one is being handled: queueing it again would send it twice.)
                 let stalled = now
-                    - chrono::Duration::from_std(ctx.config.webhook_timeout * 2)
+                    - chrono::Duration::from_std(ctx.config.webhooks.timeout * 2)
                         .unwrap_or_default();
                 let lost = ctx
                     .webhooks

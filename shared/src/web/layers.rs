@@ -121,7 +121,7 @@ pub const JSON_BODY_LIMIT: u64 = 2 * 1024 * 1024;
 
 /// The largest request body any route takes: a form upload of the largest file.
 pub fn largest_body(config: &Config) -> u64 {
-    config.max_upload_bytes.saturating_add(1024 * 1024)
+    config.limits.max_upload_bytes.saturating_add(1024 * 1024)
 }
 
 /// Middleware that refuses, from its `Content-Length` alone, a body over `limit` bytes: 413
@@ -189,6 +189,7 @@ pub const CORS_EXPOSE_HEADERS: [&str; 6] = [
 /// CORS answered in code, where no gateway does it (the local server).
 fn cors(config: &Config) -> CorsLayer {
     let origins: Vec<HeaderValue> = config
+        .sign_in
         .cors_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
@@ -254,7 +255,7 @@ pub fn into_service(router: Router, config: &Config) -> HttpService {
             "max-age=63072000; includeSubDomains",
         ))
         .layer(security_header(header::CACHE_CONTROL, "no-store"));
-    let router = if config.cors_in_code {
+    let router = if config.sign_in.cors_in_code {
         router.layer(middleware::from_fn_with_state(
             cors(config),
             cors_for_browsers,

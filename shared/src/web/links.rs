@@ -55,7 +55,7 @@ impl FromRequestParts<AppContext> for Origin {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &AppContext) -> Result<Self, Infallible> {
-        if let Some(base) = &ctx.config.public_base_url {
+        if let Some(base) = &ctx.config.local.public_base_url {
             return Ok(Self(base.clone()));
         }
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
@@ -63,9 +63,10 @@ impl FromRequestParts<AppContext> for Origin {
             Some(p) if p.eq_ignore_ascii_case("https") => "https",
             _ => "http",
         };
-        let host = header("host")
-            .filter(|h| plain_host(h))
-            .map_or_else(|| format!("127.0.0.1:{}", ctx.config.port), str::to_owned);
+        let host = header("host").filter(|h| plain_host(h)).map_or_else(
+            || format!("127.0.0.1:{}", ctx.config.local.port),
+            str::to_owned,
+        );
         Ok(Self(format!("{scheme}://{host}")))
     }
 }
@@ -76,11 +77,12 @@ pub fn task_links(ctx: &AppContext, origin: &Origin, task_id: JobId, owner: &str
         ctx.status_secret(),
         task_id,
         owner,
-        ctx.config.status_token_ttl,
+        ctx.config.status.status_token_ttl,
         Utc::now(),
     );
     let streams = ctx
         .config
+        .status
         .status_stream_base_url
         .as_deref()
         .unwrap_or(&origin.0);

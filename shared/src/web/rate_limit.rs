@@ -328,7 +328,7 @@ pub fn limited(
 /// Middleware for the routes that are rate limited.
 pub async fn limit(State(ctx): State<AppContext>, req: Request, next: Next) -> Response {
     let subject = subject(&ctx, credential(&req), address(&req)).await;
-    let limit = ctx.config.rate_limit_per_minute;
+    let limit = ctx.config.limits.rate_limit_per_minute;
     apply(&ctx, &subject, limit, req, next).await
 }
 
@@ -341,7 +341,7 @@ pub async fn limit_keyless(State(ctx): State<AppContext>, req: Request, next: Ne
         return next.run(req).await;
     }
     let subject = format!("public-{}", address(&req));
-    let limit = ctx.config.public_status_rate_limit_per_minute;
+    let limit = ctx.config.limits.public_status_rate_limit_per_minute;
     apply(&ctx, &subject, limit, req, next).await
 }
 
@@ -521,12 +521,12 @@ mod tests {
         /// `/` limited at 2 a minute, `/public` at 1 for requests without a key.
         fn app() -> (TestContext, Router) {
             let t = context_with(|c| {
-                c.user_keys.push(NamedKey {
+                c.sign_in.user_keys.push(NamedKey {
                     name: "bob".into(),
                     key: BOB.into(),
                 });
-                c.rate_limit_per_minute = 2;
-                c.public_status_rate_limit_per_minute = 1;
+                c.limits.rate_limit_per_minute = 2;
+                c.limits.public_status_rate_limit_per_minute = 1;
             });
             let ok = axum::routing::get(|| async { "ok" });
             let (_, _, keyed) = limited((Vec::new(), Default::default(), ok.clone()), &t);
@@ -723,7 +723,7 @@ mod tests {
     /// budget is refused and leaves the budget as it was; one that fits spends it all.
     #[tokio::test]
     async fn work_is_covered_whole_or_refused_whole() {
-        let t = crate::app::testing::context_with(|c| c.rate_limit_per_minute = 8);
+        let t = crate::app::testing::context_with(|c| c.limits.rate_limit_per_minute = 8);
         let budget = |remaining| {
             RateBudget(Some(Arc::new(BudgetState {
                 ctx: t.ctx.clone(),

@@ -41,8 +41,11 @@ impl EmbeddedAdapters {
     /// Opens `image2model.db` and `objects/` under the configured data directory; signed URLs
     /// start with `base_url`.
     pub fn open(config: &Config, base_url: &str) -> Result<Self, OpenError> {
-        let db = EmbeddedDb::open(&config.data_dir.join("image2model.db"), config.max_receives)?;
-        let storage = DiskStorage::open(&config.data_dir.join("objects"), base_url)?;
+        let db = EmbeddedDb::open(
+            &config.local.data_dir.join("image2model.db"),
+            config.jobs.max_receives,
+        )?;
+        let storage = DiskStorage::open(&config.local.data_dir.join("objects"), base_url)?;
         Ok(Self { db, storage })
     }
 

@@ -704,6 +704,7 @@ mod tests {
         let file = t.store.get_file(job.file_id).await.unwrap().unwrap();
         let path = t
             .config
+            .local
             .data_dir
             .join("objects/data")
             .join(&file.object_key);

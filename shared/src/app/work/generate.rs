@@ -24,7 +24,7 @@ impl Worker {
             return Ok(Outcome::Done.into());
         }
         let lease =
-            chrono::Duration::from_std(self.ctx.config.visibility_timeout).unwrap_or_default();
+            chrono::Duration::from_std(self.ctx.config.jobs.visibility_timeout).unwrap_or_default();
         if job.fal.is_some() {
             // Redelivered (or re-sent by the sweeper) after the submission was recorded: never
             // submit twice, look instead. Polls write a heartbeat, so a job updated within the
@@ -148,7 +148,7 @@ mod tests {
     async fn a_submitted_job_is_looked_at_and_polled_again_only_without_a_live_poll_chain() {
         let fal = FakeFal::start().await;
         let t = fal_context(&fal, |c| {
-            c.visibility_timeout = Duration::from_secs(600);
+            c.jobs.visibility_timeout = Duration::from_secs(600);
             c.fal.generation_timeout = Duration::from_secs(3600);
         });
         let running = serde_json::json!({"status": "IN_PROGRESS", "logs": []});

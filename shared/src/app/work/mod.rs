@@ -513,7 +513,7 @@ mod tests {
             assert!(crate::app::testing::take_queued(&t).is_empty(), "no retry");
             assert_eq!(
                 t.decodes.available_permits(),
-                t.config.max_concurrent_decodes
+                t.config.limits.max_concurrent_decodes
             );
         }
     }
@@ -533,7 +533,7 @@ mod tests {
         assert_eq!((generator.runs(), stored(&t, &job).await.attempts), (0, 1));
 
         // With a lease of zero every holder's lease has lapsed: the job is taken over.
-        let lapsed = context_with(|c| c.visibility_timeout = Duration::ZERO);
+        let lapsed = context_with(|c| c.jobs.visibility_timeout = Duration::ZERO);
         let worker = Worker::new(lapsed.ctx.clone(), vec![generator.clone()]);
         let job = queued_job(&lapsed, &ready_file(&lapsed, "alice").await, RELIEF_MODEL).await;
         let held = job.start(Utc::now()).unwrap();
@@ -548,7 +548,7 @@ mod tests {
 
     #[tokio::test]
     async fn transient_failures_queue_the_job_again_later_until_the_last_attempt_fails_it() {
-        let t = context_with(|c| c.max_attempts = 2);
+        let t = context_with(|c| c.jobs.max_attempts = 2);
         let generator = Scripted::answering([transient(), transient()]);
         let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
         let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;

@@ -29,7 +29,7 @@ const WEBHOOK_WAIT: Duration = Duration::from_secs(2);
 impl RetryPolicy {
     pub fn of(config: &Config) -> Self {
         Self {
-            max_attempts: config.max_attempts,
+            max_attempts: config.jobs.max_attempts,
             poll_initial: config.fal.poll_initial,
             poll_max: config.fal.poll_max,
         }
