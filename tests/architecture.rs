@@ -77,6 +77,61 @@ fn no_function_crate_depends_on_another_function_crate() {
     }
 }
 
+/// Every function crate that serves routes tests them itself, in-process: its
+/// `src/route_tests.rs` sends requests through its router (`web::testing::call`), and every
+/// `#[utoipa::path]` route of the crate is called there at least once.
+#[test]
+fn every_function_with_routes_tests_them_in_its_own_crate() {
+    let mut untested = Vec::new();
+    let Ok(crates) = std::fs::read_dir(root().join("functions")) else {
+        panic!("functions/ is readable");
+    };
+    for entry in crates.flatten() {
+        let src = entry.path().join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let code: String = files
+            .iter()
+            .filter(|f| !f.ends_with("route_tests.rs"))
+            .map(|f| std::fs::read_to_string(f).expect("a source file"))
+            .collect();
+        let paths: Vec<String> = code
+            .split("#[utoipa::path(")
+            .skip(1)
+            .filter_map(|attr| {
+                let start = attr.find("path = \"")? + "path = \"".len();
+                let end = attr[start..].find('"')?;
+                Some(attr[start..start + end].to_owned())
+            })
+            .collect();
+        if paths.is_empty() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(tests) = std::fs::read_to_string(src.join("route_tests.rs")) else {
+            untested.push(format!("{name}: no src/route_tests.rs"));
+            continue;
+        };
+        assert!(
+            tests.contains("call(") && tests.contains("#[tokio::test]"),
+            "{name}'s route tests call its router"
+        );
+        // A path is called when its fixed first segments after `/api/v1` (or the path itself,
+        // for the few outside it) appear in a test.
+        for path in paths {
+            let fixed: String = path.split("/{").next().unwrap_or(&path).to_owned();
+            if !tests.contains(&fixed) {
+                untested.push(format!("{name}: {path}"));
+            }
+        }
+    }
+    assert!(
+        untested.is_empty(),
+        "routes their function crate does not call in-process:\n{}",
+        untested.join("\n")
+    );
+}
+
 /// The shared crate's top-level modules, lowest layer first. A module may import only modules
 /// of a lower layer.
 const LAYERS: &[&[&str]] = &[

@@ -9,3 +9,6 @@ mod routes;
 mod views;
 
 pub use routes::router;
+
+#[cfg(test)]
+mod route_tests;

@@ -181,3 +181,6 @@ async fn download_file(
 ) -> Result<Response, ApiError> {
     signed_redirect(&download_named(&ctx, &caller, id, &filename).await?.signed)
 }
+
+#[cfg(test)]
+mod route_tests;

@@ -7,3 +7,6 @@ mod routes;
 mod views;
 
 pub use routes::router;
+
+#[cfg(test)]
+mod route_tests;

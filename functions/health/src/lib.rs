@@ -324,3 +324,6 @@ async fn prometheus(State(ctx): State<AppContext>) -> Response {
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
+
+#[cfg(test)]
+mod route_tests;

@@ -6,3 +6,6 @@ mod routes;
 mod views;
 
 pub use routes::router;
+
+#[cfg(test)]
+mod route_tests;

@@ -390,3 +390,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod route_tests;

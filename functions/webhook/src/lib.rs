@@ -9,3 +9,6 @@ mod signature;
 
 pub use route::router;
 pub use signature::{SignatureVerifier, VerifyError};
+
+#[cfg(test)]
+mod route_tests;

@@ -136,6 +136,18 @@ impl SignatureVerifier {
         })
     }
 
+    /// A verifier that already holds `keys` (the route tests').
+    #[cfg(test)]
+    pub(crate) fn holding(keys: Vec<VerifyingKey>) -> Self {
+        let verifier = Self::new(&FalSettings {
+            jwks_url: "http://127.0.0.1:9/jwks.json".to_owned(),
+            ..FalSettings::default()
+        })
+        .expect("a client");
+        verifier.keys.hold(keys);
+        verifier
+    }
+
     /// The cached keys, fetched when absent or a day old if a fetch may be tried now (old keys
     /// are used while it may not, or when it fails); none at all is `KeysUnavailable` (503: FAL
     /// delivers again).
@@ -202,13 +214,7 @@ mod tests {
 
     /// A verifier whose key cache already holds `key` (nothing is fetched).
     fn verifier_with(key: &SigningKey) -> SignatureVerifier {
-        let verifier = SignatureVerifier::new(&FalSettings {
-            jwks_url: "http://127.0.0.1:9/jwks.json".to_owned(),
-            ..FalSettings::default()
-        })
-        .unwrap();
-        verifier.keys.hold(vec![key.verifying_key()]);
-        verifier
+        SignatureVerifier::holding(vec![key.verifying_key()])
     }
 
     fn headers(key: &SigningKey, request_id: &str, timestamp: i64, body: &[u8]) -> HeaderMap {

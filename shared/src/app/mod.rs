@@ -55,7 +55,9 @@ pub mod webhook_endpoints;
 pub mod webhook_events;
 pub mod work;
 
-#[cfg(test)]
-pub(crate) mod testing;
+/// Test support: the services' unit tests, and (feature `testing`) the function crates' route
+/// tests.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::AppError;

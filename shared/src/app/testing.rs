@@ -1,5 +1,7 @@
-//! What the services' unit tests share: a context on the embedded adapters in a temp dir, files
-//! made of real image bytes, a look into the work queue, and a scripted FAL.AI on loopback.
+//! What the services' unit tests (and, with the feature `testing`, the function crates' route
+//! tests) share: a context on the embedded adapters in a temp dir, with a user key and the admin
+//! key, files made of real image bytes, a look into the work queue, and a scripted FAL.AI on
+//! loopback.
 
 use super::enqueue::WorkMessage;
 use super::work::Worker;
@@ -17,6 +19,11 @@ use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
+
+/// The key of the user `alice` in every test context.
+pub const ALICE_KEY: &str = "alice-key-0123456789";
+/// The admin key of every test context.
+pub const ADMIN_KEY: &str = "admin-key-0123456789";
 
 /// A context on the embedded adapters of its own temp dir (removed when dropped).
 pub struct TestContext {
@@ -41,8 +48,9 @@ pub fn context_with(adjust: impl FnOnce(&mut Config)) -> TestContext {
     config.local.data_dir = dir.path().to_owned();
     config.sign_in.user_keys = vec![NamedKey {
         name: "alice".into(),
-        key: "alice-key-0123456789".into(),
+        key: ALICE_KEY.into(),
     }];
+    config.sign_in.admin_key = Some(Secret(ADMIN_KEY.into()));
     adjust(&mut config);
     let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").expect("adapters open");
     TestContext {

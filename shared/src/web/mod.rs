@@ -20,6 +20,8 @@ pub mod rate_limit;
 pub mod read_deadline;
 pub mod request_id;
 pub mod strict_json;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod views;
 
 pub use crate::keys::Caller;

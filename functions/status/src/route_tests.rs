@@ -1,0 +1,87 @@
+//! The status function's routes, in-process on the embedded adapters.
+
+use super::router;
+use axum::http::{Method, StatusCode};
+use image2model_shared::AppContext;
+use image2model_shared::app::testing::{
+    ALICE_KEY, completed_with_model, context, context_with, queued_job, ready_file,
+};
+use image2model_shared::domain::models::RELIEF_MODEL;
+use image2model_shared::web::testing::{Answer, call, request};
+use std::time::Duration;
+
+async fn get(t: &AppContext, path: &str, key: Option<&str>) -> Answer {
+    let answer = call(router(t), t, request(Method::GET, path, key, None));
+    tokio::time::timeout(Duration::from_secs(30), answer)
+        .await
+        .expect("the route answers within 30 s")
+}
+
+#[tokio::test]
+async fn the_owner_sees_the_whole_status_and_links_and_nobody_else_more_than_the_public_view() {
+    let t = context();
+    let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
+    let path = format!("/api/v1/status/tasks/{}/status", job.job_id);
+    let owner = get(&t, &path, Some(ALICE_KEY)).await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
+    assert_eq!(owner.body["status"], "queued");
+    let events_url = owner.body["events_url"].as_str().expect("links for a key");
+    assert!(events_url.contains("token="), "{events_url}");
+    // The signed link opens the task without a key.
+    let token_path = events_url
+        .split_once("/api/")
+        .map(|(_, rest)| format!("/api/{rest}"))
+        .unwrap()
+        .replace("/stream?", "/status?");
+    let by_token = get(&t, &token_path, None).await;
+    assert_eq!(by_token.status, StatusCode::OK, "{}", by_token.body);
+    assert_eq!(by_token.body["task_id"], owner.body["task_id"]);
+
+    // Without a credential: the public view, which names no file.
+    let public = get(&t, &path, None).await;
+    assert_eq!(public.status, StatusCode::OK, "{}", public.body);
+    assert_eq!(public.body["status"], "queued");
+    assert!(
+        !public.raw.windows(9).any(|w| w == b"photo.png"),
+        "{}",
+        public.body
+    );
+
+    let unknown = format!("/api/v1/status/tasks/{}/status", uuid_v4());
+    get(&t, &unknown, Some(ALICE_KEY))
+        .await
+        .assert_error(404, "JOB_NOT_FOUND");
+    get(&t, "/api/v1/status/tasks/x/status", Some(ALICE_KEY))
+        .await
+        .assert_error(400, "INVALID_JOB_ID");
+    get(&t, &format!("{path}?token=forged"), None)
+        .await
+        .assert_error(401, "STATUS_TOKEN_INVALID");
+}
+
+#[tokio::test]
+async fn without_the_public_view_a_credential_is_required() {
+    let t = context_with(|c| c.status.public_task_status = false);
+    let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
+    let path = format!("/api/v1/status/tasks/{}/status", job.job_id);
+    get(&t, &path, None).await.assert_error(401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn the_stream_of_a_completed_job_says_so_and_ends() {
+    let t = context();
+    let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
+    completed_with_model(&t, &job).await;
+    for route in ["sse", "stream"] {
+        let path = format!("/api/v1/status/tasks/{}/{route}", job.job_id);
+        let stream = get(&t, &path, Some(ALICE_KEY)).await;
+        assert_eq!(stream.status, StatusCode::OK);
+        assert_eq!(stream.headers["content-type"], "text/event-stream");
+        let text = String::from_utf8(stream.raw.to_vec()).unwrap();
+        assert!(text.contains("event: task_completed"), "{text}");
+    }
+}
+
+fn uuid_v4() -> String {
+    image2model_shared::domain::JobId::new().to_string()
+}
