@@ -1,6 +1,8 @@
-//! The job pipeline without HTTP: worker idempotency under redelivery and concurrency, takeover
-//! of a dead worker's job, retries, the sweeper (deadlines, lost messages, missed uploads) and
-//! cleanup, on the embedded adapters.
+//! The job pipeline without HTTP, on the embedded adapters, where it crosses what one service's
+//! unit tests see: concurrent deliveries of one job racing on the real generator, messages that
+//! always fail ending in the dead letters, the sweeper's finds run on by the worker and
+//! ingestion, and cleanup after the worker's results. (Redelivery, takeover of a dead worker's
+//! job and retries are the worker's own unit tests, in `shared/src/app/work/mod.rs`.)
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,11 +25,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// The built-in generator, counting how often it runs (or failing transiently when asked).
+/// The built-in generator, counting how often it runs.
 struct Counting {
     inner: BuiltinGenerator,
     runs: AtomicUsize,
-    fail_transiently: bool,
 }
 
 #[async_trait]
@@ -41,9 +42,6 @@ impl Generator for Counting {
         progress: &dyn ProgressReporter,
     ) -> Result<GeneratedModel, GeneratorError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
-        if self.fail_transiently {
-            return Err(GeneratorError::Transient("upstream hiccup".into()));
-        }
         self.inner.generate(request, progress).await
     }
 }
@@ -55,7 +53,7 @@ struct Setup {
     worker: Worker,
 }
 
-fn setup(fail_transiently: bool) -> Setup {
+fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path());
     let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").unwrap();
@@ -63,7 +61,6 @@ fn setup(fail_transiently: bool) -> Setup {
     let generator = Arc::new(Counting {
         inner: BuiltinGenerator::new(Config::default().image_limits()),
         runs: AtomicUsize::new(0),
-        fail_transiently,
     });
     let worker = Worker::new(ctx.clone(), vec![generator.clone()]);
     Setup {
@@ -97,47 +94,8 @@ fn body(job: &GenerationJob) -> String {
 }
 
 #[tokio::test]
-async fn a_redelivered_message_never_runs_a_job_twice() {
-    let s = setup(false);
-    let f = ready_file(&s.ctx).await;
-    let j = job("alice", f.file_id);
-    insert_job(s.ctx.store.as_ref(), &j).await;
-    assert_eq!(
-        s.worker.handle_message(&body(&j)).await,
-        MessageOutcome::Done
-    );
-    let done = stored_job(&s.ctx, &j).await;
-    assert_eq!(
-        (done.status, done.progress, done.attempts),
-        (JobStatus::Completed, 100, 1)
-    );
-    let result = done.result.clone().unwrap();
-    assert_eq!(
-        s.ctx
-            .storage
-            .head(&result.object_key)
-            .await
-            .unwrap()
-            .unwrap()
-            .size,
-        result.size
-    );
-
-    assert_eq!(
-        s.worker.handle_message(&body(&j)).await,
-        MessageOutcome::Done
-    );
-    assert_eq!(s.generator.runs.load(Ordering::SeqCst), 1);
-    assert_eq!(
-        stored_job(&s.ctx, &j).await,
-        done,
-        "the redelivery changed nothing"
-    );
-}
-
-#[tokio::test]
 async fn concurrent_deliveries_run_the_job_once() {
-    let s = setup(false);
+    let s = setup();
     let f = ready_file(&s.ctx).await;
     let j = job("alice", f.file_id);
     insert_job(s.ctx.store.as_ref(), &j).await;
@@ -150,104 +108,8 @@ async fn concurrent_deliveries_run_the_job_once() {
 }
 
 #[tokio::test]
-async fn a_dead_workers_job_is_taken_over_but_a_live_one_is_left_alone() {
-    let s = setup(false);
-    let f = ready_file(&s.ctx).await;
-    let j = job("alice", f.file_id);
-    insert_job(s.ctx.store.as_ref(), &j).await;
-    let live = j
-        .start(Utc::now())
-        .unwrap()
-        .report_progress(30, "working", Utc::now())
-        .unwrap();
-    s.ctx
-        .store
-        .update_job(&j.start(Utc::now()).unwrap())
-        .await
-        .unwrap();
-    s.ctx.store.update_job(&live).await.unwrap();
-    assert_eq!(
-        s.worker.handle_message(&body(&j)).await,
-        MessageOutcome::Retry
-    );
-    assert_eq!(s.generator.runs.load(Ordering::SeqCst), 0);
-
-    // The same job, its worker silent for longer than the lease.
-    let long_ago = Utc::now() - Span::minutes(10);
-    let mut j2 = job("alice", f.file_id);
-    (j2.created_at, j2.updated_at) = (long_ago, long_ago);
-    insert_job(s.ctx.store.as_ref(), &j2).await;
-    let dead = j2
-        .start(long_ago)
-        .unwrap()
-        .report_progress(40, "working", long_ago)
-        .unwrap();
-    s.ctx
-        .store
-        .update_job(&j2.start(long_ago).unwrap())
-        .await
-        .unwrap();
-    s.ctx.store.update_job(&dead).await.unwrap();
-    assert_eq!(
-        s.worker.handle_message(&body(&j2)).await,
-        MessageOutcome::Done
-    );
-    let done = stored_job(&s.ctx, &j2).await;
-    assert_eq!((done.status, done.attempts), (JobStatus::Completed, 2));
-}
-
-#[tokio::test]
-async fn transient_failures_retry_with_a_delay_then_fail() {
-    let s = setup(true);
-    let f = ready_file(&s.ctx).await;
-    let j = job("alice", f.file_id);
-    insert_job(s.ctx.store.as_ref(), &j).await;
-    assert_eq!(
-        s.worker.handle_message(&body(&j)).await,
-        MessageOutcome::Done
-    );
-    let requeued = stored_job(&s.ctx, &j).await;
-    assert_eq!((requeued.status, requeued.attempts), (JobStatus::Queued, 1));
-    assert!(requeued.message.contains("upstream hiccup"));
-    let depth = s.ctx.queue.depth().await.unwrap();
-    assert_eq!(
-        (depth.delayed, depth.visible),
-        (1, 0),
-        "the retry waits before it is delivered"
-    );
-    for _ in 1..s.ctx.config.jobs.max_attempts {
-        s.worker.handle_message(&body(&j)).await;
-    }
-    let failed = stored_job(&s.ctx, &j).await;
-    assert_eq!(
-        (failed.status, failed.attempts),
-        (JobStatus::Failed, s.ctx.config.jobs.max_attempts)
-    );
-    assert_eq!(failed.error.unwrap().code, "GENERATION_FAILED");
-    assert_eq!(
-        s.generator.runs.load(Ordering::SeqCst),
-        s.ctx.config.jobs.max_attempts as usize
-    );
-}
-
-#[tokio::test]
-async fn malformed_or_orphan_messages_do_not_loop_forever() {
-    let s = setup(false);
-    assert_eq!(
-        s.worker.handle_message("{not json").await,
-        MessageOutcome::Retry
-    );
-    assert_eq!(
-        s.worker.handle_message(r#"{"job_id":"nope"}"#).await,
-        MessageOutcome::Retry
-    );
-    let orphan = job("alice", file("alice").file_id);
-    assert_eq!(
-        s.worker.handle_message(&body(&orphan)).await,
-        MessageOutcome::Done,
-        "a deleted job is acknowledged"
-    );
-    // Retried malformed messages end in the dead letters after the receive limit.
+async fn a_message_that_always_fails_ends_in_the_dead_letters_after_the_receive_limit() {
+    let s = setup();
     s.ctx.queue.send("{not json", Duration::ZERO).await.unwrap();
     for _ in 0..=s.ctx.config.jobs.max_receives {
         for m in s.ctx.queue.receive(10, Duration::ZERO).await.unwrap() {
@@ -264,7 +126,7 @@ async fn malformed_or_orphan_messages_do_not_loop_forever() {
 
 #[tokio::test]
 async fn the_sweeper_fails_overdue_jobs_and_requeues_lost_ones() {
-    let s = setup(false);
+    let s = setup();
     let f = ready_file(&s.ctx).await;
     let mut overdue = job("alice", f.file_id);
     overdue.created_at = Utc::now() - Span::hours(2);
@@ -310,7 +172,7 @@ async fn the_sweeper_fails_overdue_jobs_and_requeues_lost_ones() {
 
 #[tokio::test]
 async fn the_sweeper_ingests_uploads_whose_event_never_came() {
-    let s = setup(false);
+    let s = setup();
     let mut pending = file("alice");
     pending.created_at = Utc::now() - Span::minutes(5);
     let bytes = png(20, 20);
@@ -349,7 +211,7 @@ async fn the_sweeper_ingests_uploads_whose_event_never_came() {
 
 #[tokio::test]
 async fn cleanup_deletes_old_uploads_results_and_records_but_not_live_work() {
-    let s = setup(false);
+    let s = setup();
     let old_file = ready_file(&s.ctx).await;
     let j = job("alice", old_file.file_id);
     insert_job(s.ctx.store.as_ref(), &j).await;
