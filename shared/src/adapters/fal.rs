@@ -159,6 +159,71 @@ fn transport(err: &reqwest::Error) -> FalError {
     })
 }
 
+// The readers of FAL's answers, shared by this client and the unit tests' scripted FAL (so a
+// scripted answer means to the worker what the same answer from FAL would).
+
+/// The body of an answer with `status`: itself when it is a success, the error it says otherwise.
+pub fn answer_body(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: String,
+) -> Result<String, FalError> {
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(status_error(status, headers, &body))
+    }
+}
+
+/// The error of a result file's download that answered `status` (no success): a file that is
+/// gone (404, 403, 410) has expired; any other answer is FAL's error.
+pub fn download_error(status: StatusCode, headers: &HeaderMap, body: &str) -> FalError {
+    if matches!(status.as_u16(), 403 | 404 | 410) {
+        FalError::Expired(format!("HTTP {status}"))
+    } else {
+        status_error(status, headers, body)
+    }
+}
+
+/// A JSON document of FAL's (the result), or `Malformed`.
+pub fn read_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, FalError> {
+    serde_json::from_str(body).map_err(|e| FalError::Malformed(e.to_string()))
+}
+
+/// What a submission answered.
+pub fn read_submission(body: &str) -> Result<Submission, FalError> {
+    read_json(body)
+}
+
+/// Where a request stands, from `GET status_url?logs=1` (its blank log lines left out).
+pub fn read_queue_status(body: &str) -> Result<QueueStatus, FalError> {
+    let parsed: StatusBody = read_json(body)?;
+    let logs = parsed
+        .logs
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| l.message)
+        .filter(|m| !m.trim().is_empty())
+        .collect();
+    match parsed.status.as_str() {
+        "IN_QUEUE" => Ok(QueueStatus::InQueue {
+            position: parsed.queue_position,
+        }),
+        "IN_PROGRESS" => Ok(QueueStatus::InProgress { logs }),
+        "COMPLETED" => Ok(QueueStatus::Completed { logs }),
+        other => Err(FalError::Malformed(format!("unknown status {other:?}"))),
+    }
+}
+
+/// A cancel's outcome: a request that already finished cannot be cancelled (400), which is no
+/// error.
+pub fn read_cancel(answer: Result<String, FalError>) -> Result<(), FalError> {
+    match answer {
+        Ok(_) | Err(FalError::Rejected { status: 400, .. }) => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
 impl FalClient {
     /// A client for `settings`; `None` when no key is configured.
     pub fn new(settings: &FalSettings) -> Option<Result<Self, FalError>> {
@@ -236,17 +301,9 @@ impl FalClient {
             let status = response.status();
             let headers = response.headers().clone();
             let body = response.text().await.map_err(|e| transport(&e))?;
-            if status.is_success() {
-                Ok(body)
-            } else {
-                Err(status_error(status, &headers, &body))
-            }
+            answer_body(status, &headers, body)
         })
         .await
-    }
-
-    fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, FalError> {
-        serde_json::from_str(body).map_err(|e| FalError::Malformed(e.to_string()))
     }
 
     async fn download_once(&self, url: &str) -> Result<Bytes, FalError> {
@@ -258,13 +315,10 @@ impl FalClient {
             .await
             .map_err(|e| transport(&e))?;
         let status = response.status();
-        if matches!(status.as_u16(), 403 | 404 | 410) {
-            return Err(FalError::Expired(format!("HTTP {status}")));
-        }
         if !status.is_success() {
             let headers = response.headers().clone();
             let body = response.text().await.unwrap_or_default();
-            return Err(status_error(status, &headers, &body));
+            return Err(download_error(status, &headers, &body));
         }
         if response
             .content_length()
@@ -302,7 +356,7 @@ impl FalQueue for FalClient {
                 }
             })
             .await?;
-        Self::parse(&body)
+        read_submission(&body)
     }
 
     /// Where the request stands, with its logs.
@@ -312,37 +366,19 @@ impl FalQueue for FalClient {
                 self.http.get(status_url).query(&[("logs", "1")])
             })
             .await?;
-        let parsed: StatusBody = Self::parse(&body)?;
-        let logs = parsed
-            .logs
-            .unwrap_or_default()
-            .into_iter()
-            .map(|l| l.message)
-            .filter(|m| !m.trim().is_empty())
-            .collect();
-        match parsed.status.as_str() {
-            "IN_QUEUE" => Ok(QueueStatus::InQueue {
-                position: parsed.queue_position,
-            }),
-            "IN_PROGRESS" => Ok(QueueStatus::InProgress { logs }),
-            "COMPLETED" => Ok(QueueStatus::Completed { logs }),
-            other => Err(FalError::Malformed(format!("unknown status {other:?}"))),
-        }
+        read_queue_status(&body)
     }
 
     /// The model's output (its own error status becomes the error, e.g. 422 with details).
     async fn result(&self, response_url: &str) -> Result<Value, FalError> {
         let body = self.call("result", || self.http.get(response_url)).await?;
-        Self::parse(&body)
+        read_json(&body)
     }
 
     /// Asks FAL to stop the request. A request that already finished cannot be cancelled; that
     /// is not an error here.
     async fn cancel(&self, cancel_url: &str) -> Result<(), FalError> {
-        match self.call("cancel", || self.http.put(cancel_url)).await {
-            Ok(_) | Err(FalError::Rejected { status: 400, .. }) => Ok(()),
-            Err(err) => Err(err),
-        }
+        read_cancel(self.call("cancel", || self.http.put(cancel_url)).await)
     }
 
     /// Downloads a file a result points to, without our key (it is not FAL's API), up to the

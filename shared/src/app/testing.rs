@@ -6,14 +6,18 @@
 use super::enqueue::WorkMessage;
 use super::work::Worker;
 use crate::adapters::embedded::EmbeddedAdapters;
-use crate::adapters::fal::FalClient;
+use crate::adapters::fal::{
+    answer_body, download_error, read_cancel, read_json, read_queue_status, read_submission,
+};
 use crate::config::{Config, NamedKey, Secret};
 use crate::context::AppContext;
 use crate::domain::{FalRequest, GenerationJob, JobResult, UploadedFile};
 use crate::keys::{Caller, random_secret};
+use crate::ports::{FalError, FalQueue, QueueStatus, Submission};
 use crate::validation::inspect_image;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use http::HeaderMap;
 use std::collections::{HashMap, VecDeque};
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
@@ -25,9 +29,11 @@ pub const ALICE_KEY: &str = "alice-key-0123456789";
 /// The admin key of every test context.
 pub const ADMIN_KEY: &str = "admin-key-0123456789";
 
-/// A context on the embedded adapters of its own temp dir (removed when dropped).
+/// A context on the embedded adapters of its own temp dir (removed when dropped), and the
+/// scripted FAL its worker calls (`fal_context`).
 pub struct TestContext {
     pub ctx: AppContext,
+    pub fal: Option<FakeFal>,
     _dir: TempDir,
 }
 
@@ -55,6 +61,7 @@ pub fn context_with(adjust: impl FnOnce(&mut Config)) -> TestContext {
     let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").expect("adapters open");
     TestContext {
         ctx: AppContext::new(config, Secret(random_secret()), adapters.ports()),
+        fal: None,
         _dir: dir,
     }
 }
@@ -234,57 +241,67 @@ struct FalScript {
     unscripted: Vec<String>,
 }
 
-/// A scripted FAL.AI on loopback: each route (`"POST /app"`, `"GET /r/1/status"`) answers from
-/// its own list of replies, the last of which repeats, and every request's body is recorded by
-/// route. A request to a route without replies answers 404 and fails the test when the fake is
-/// dropped: a worker calling where it should not is never mistaken for FAL's refusal.
-pub struct FakeFal {
-    pub base: String,
-    script: Arc<Mutex<FalScript>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeFal {
+impl Drop for FalScript {
     fn drop(&mut self) {
-        self.task.abort();
-        let unscripted = std::mem::take(&mut self.script.lock().unwrap().unscripted);
         if !std::thread::panicking() {
-            assert_eq!(unscripted, Vec::<String>::new(), "unscripted FAL calls");
+            assert_eq!(
+                self.unscripted,
+                Vec::<String>::new(),
+                "unscripted FAL calls"
+            );
         }
     }
 }
 
+/// A scripted FAL.AI, the unit tests' implementation of the [`FalQueue`] port (the HTTPS client
+/// is the other). Each call is a route (`"POST /app"`, `"GET /r/1/status"`, `"PUT /r/1/cancel"`:
+/// the method and the path of the URL called) that answers from its own list of replies, the last
+/// of which repeats, read by the client's own readers (`adapters::fal::read_*`), so a scripted
+/// 422 is the error FAL's 422 is. Every call's body is recorded by route. A call to a route
+/// without replies answers 404 and fails the test when the script is dropped: a worker calling
+/// where it should not is never mistaken for FAL's refusal.
+#[derive(Clone)]
+pub struct FakeFal {
+    pub base: String,
+    script: Arc<Mutex<FalScript>>,
+}
+
 impl FakeFal {
     pub async fn start() -> Self {
-        let script: Arc<Mutex<FalScript>> = Arc::default();
-        let serving = script.clone();
-        let app = axum::Router::new().fallback(
-            move |method: http::Method, uri: http::Uri, body: Bytes| {
-                let route = format!("{method} {}", uri.path());
-                let mut script = serving.lock().unwrap();
-                script.calls.entry(route.clone()).or_default().push(body);
-                let reply = match script.replies.get_mut(&route) {
-                    Some(replies) if replies.len() > 1 => replies.pop_front(),
-                    Some(replies) => replies.front().cloned(),
-                    None => None,
-                };
-                let reply = reply.unwrap_or_else(|| {
-                    script.unscripted.push(route);
-                    (http::StatusCode::NOT_FOUND, Bytes::from_static(b"{}"))
-                });
-                async move { reply }
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let base = format!("http://{}", listener.local_addr().expect("its address"));
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("the fake FAL serves");
-        });
-        Self { base, script, task }
+        Self {
+            base: "https://fal.test".to_owned(),
+            script: Arc::default(),
+        }
+    }
+
+    /// The scripted answer of `method` on `url`, recording `body`.
+    fn reply(&self, method: &str, url: &str, body: Bytes) -> (http::StatusCode, Bytes) {
+        let path = url
+            .strip_prefix(&self.base)
+            .unwrap_or(url)
+            .split('?')
+            .next()
+            .unwrap_or_default();
+        let route = format!("{method} {path}");
+        let mut script = self.script.lock().unwrap();
+        script.calls.entry(route.clone()).or_default().push(body);
+        let reply = match script.replies.get_mut(&route) {
+            Some(replies) if replies.len() > 1 => replies.pop_front(),
+            Some(replies) => replies.front().cloned(),
+            None => None,
+        };
+        reply.unwrap_or_else(|| {
+            script.unscripted.push(route);
+            (http::StatusCode::NOT_FOUND, Bytes::from_static(b"{}"))
+        })
+    }
+
+    /// The scripted answer of `method` on `url` as FAL's API gives it: the body of a success,
+    /// the error an answer's status says otherwise.
+    fn answer_to(&self, method: &str, url: &str, body: Bytes) -> Result<String, FalError> {
+        let (status, body) = self.reply(method, url, body);
+        let text = String::from_utf8_lossy(&body).into_owned();
+        answer_body(status, &HeaderMap::new(), text)
     }
 
     /// Adds a reply to `route`'s list.
@@ -337,24 +354,57 @@ impl FakeFal {
     }
 }
 
+#[async_trait::async_trait]
+impl FalQueue for FakeFal {
+    async fn submit(
+        &self,
+        app: &str,
+        input: &serde_json::Value,
+        _webhook: Option<&str>,
+    ) -> Result<Submission, FalError> {
+        let url = self.url(&format!("/{app}"));
+        read_submission(&self.answer_to("POST", &url, Bytes::from(input.to_string()))?)
+    }
+
+    async fn status(&self, status_url: &str) -> Result<QueueStatus, FalError> {
+        read_queue_status(&self.answer_to("GET", status_url, Bytes::new())?)
+    }
+
+    async fn result(&self, response_url: &str) -> Result<serde_json::Value, FalError> {
+        read_json(&self.answer_to("GET", response_url, Bytes::new())?)
+    }
+
+    async fn cancel(&self, cancel_url: &str) -> Result<(), FalError> {
+        read_cancel(self.answer_to("PUT", cancel_url, Bytes::new()))
+    }
+
+    async fn download(&self, url: &str) -> Result<Bytes, FalError> {
+        match self.reply("GET", url, Bytes::new()) {
+            (status, body) if status.is_success() => Ok(body),
+            (status, body) => Err(download_error(
+                status,
+                &HeaderMap::new(),
+                &String::from_utf8_lossy(&body),
+            )),
+        }
+    }
+}
+
 /// A context whose FAL calls go to `fal` (with a key, no retries), adjusted by `adjust`.
 pub fn fal_context(fal: &FakeFal, adjust: impl FnOnce(&mut Config)) -> TestContext {
-    context_with(|c| {
+    let mut t = context_with(|c| {
         c.fal.key = Some(Secret("fal-test-key".into()));
         c.fal.base_url = fal.base.clone();
-        c.fal.max_retries = 0;
-        c.fal.request_timeout = Duration::from_secs(10);
-        c.fal.download_timeout = Duration::from_secs(10);
         adjust(c);
-    })
+    });
+    t.fal = Some(fal.clone());
+    t
 }
 
 /// A worker that runs every job at the FAL of `t`'s settings.
 pub fn fal_worker(t: &TestContext) -> Worker {
-    let client = FalClient::new(&t.config.fal)
-        .expect("a key is set")
-        .expect("the client builds");
-    Worker::new(t.ctx.clone(), Vec::new()).with_fal(client)
+    let fal = t.fal.clone().expect("a context made by fal_context");
+    Worker::new(t.ctx.clone(), Vec::new()).with_fal(fal)
 }
 
 /// A job of `model_type` on a new ready file, created, claimed and recorded as submitted to FAL
