@@ -4,7 +4,7 @@ use super::router;
 use axum::http::{Method, StatusCode, header};
 use image2model_shared::AppContext;
 use image2model_shared::app::testing::{
-    ADMIN_KEY, ALICE_KEY, completed_with_model, context, queued_job, ready_file,
+    ADMIN_KEY, ALICE_KEY, BOB_KEY, completed_with_model, context, queued_job, ready_file,
 };
 use image2model_shared::domain::models::RELIEF_MODEL;
 use image2model_shared::web::testing::{Answer, call, request};
@@ -44,18 +44,11 @@ async fn a_completed_model_is_a_signed_redirect_or_link_and_nothing_before() {
 
 #[tokio::test]
 async fn downloads_are_refused_to_others_and_for_bad_ids_or_formats() {
-    let t = image2model_shared::app::testing::context_with(|c| {
-        c.sign_in
-            .user_keys
-            .push(image2model_shared::config::NamedKey {
-                name: "bob".into(),
-                key: "bob-key-0123456789".into(),
-            })
-    });
+    let t = context();
     let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
     completed_with_model(&t, &job).await;
     let path = format!("/api/v1/download/{}", job.job_id);
-    get(&t, &path, "bob-key-0123456789")
+    get(&t, &path, BOB_KEY)
         .await
         .assert_error(404, "JOB_NOT_FOUND");
     get(&t, "/api/v1/download/not-a-uuid", ALICE_KEY)

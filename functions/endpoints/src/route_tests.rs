@@ -3,12 +3,10 @@
 use super::router;
 use axum::http::{Method, StatusCode};
 use image2model_shared::AppContext;
-use image2model_shared::app::testing::{ALICE_KEY, context_with};
-use image2model_shared::config::NamedKey;
+use image2model_shared::app::testing::{ALICE_KEY, BOB_KEY, context};
 use image2model_shared::web::testing::{Answer, call, request};
 use serde_json::{Value, json};
 
-const BOB_KEY: &str = "bob-key-0123456789";
 const ENDPOINTS: &str = "/api/v1/webhooks/endpoints";
 
 async fn send(
@@ -23,12 +21,7 @@ async fn send(
 
 #[tokio::test]
 async fn an_owner_registers_lists_reads_and_deletes_an_endpoint_and_no_one_else_sees_it() {
-    let t = context_with(|c| {
-        c.sign_in.user_keys.push(NamedKey {
-            name: "bob".into(),
-            key: BOB_KEY.into(),
-        })
-    });
+    let t = context();
     let hook = json!({"url": "https://hooks.example.com/image2model", "events": ["job.completed"]});
     let created = send(&t, Method::POST, ENDPOINTS, ALICE_KEY, Some(hook)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
@@ -72,7 +65,7 @@ async fn an_owner_registers_lists_reads_and_deletes_an_endpoint_and_no_one_else_
 
 #[tokio::test]
 async fn internal_plain_or_malformed_urls_and_unknown_events_are_refused() {
-    let t = context_with(|_| {});
+    let t = context();
     for url in [
         "http://hooks.example.com/x",
         "https://127.0.0.1/x",
@@ -99,7 +92,7 @@ async fn internal_plain_or_malformed_urls_and_unknown_events_are_refused() {
 
 #[tokio::test]
 async fn a_delivery_that_does_not_exist_cannot_be_sent_again() {
-    let t = context_with(|_| {});
+    let t = context();
     let path = format!(
         "/api/v1/webhooks/deliveries/{}/retry",
         image2model_shared::domain::DeliveryId::new()

@@ -3,23 +3,10 @@
 use super::router;
 use axum::http::{Method, StatusCode};
 use image2model_shared::AppContext;
-use image2model_shared::app::testing::{ALICE_KEY, context_with, pending_file};
-use image2model_shared::config::NamedKey;
+use image2model_shared::app::testing::{ALICE_KEY, BOB_KEY, context, pending_file};
 use image2model_shared::domain::{FileRejection, JobErrorCode};
 use image2model_shared::web::testing::{Answer, call, request};
 use serde_json::{Value, json};
-
-const BOB_KEY: &str = "bob-key-0123456789";
-
-/// A context whose users are alice and bob.
-fn two_users() -> image2model_shared::app::testing::TestContext {
-    context_with(|c| {
-        c.sign_in.user_keys.push(NamedKey {
-            name: "bob".into(),
-            key: BOB_KEY.into(),
-        })
-    })
-}
 
 async fn send(
     t: &AppContext,
@@ -33,7 +20,7 @@ async fn send(
 
 #[tokio::test]
 async fn job_creation_idempotency_ownership_and_listing() {
-    let t = two_users();
+    let t = context();
     let file_id = pending_file(&t, "alice").await.file_id.to_string();
     let create = json!({"file_id": file_id});
     for path in ["/api/v1/jobs", "/api/v1/generate/3d-model"] {
@@ -153,7 +140,7 @@ async fn job_creation_idempotency_ownership_and_listing() {
 
 #[tokio::test]
 async fn jobs_on_a_rejected_file_are_refused() {
-    let t = two_users();
+    let t = context();
     let file = pending_file(&t, "alice").await;
     let rejection = FileRejection {
         code: JobErrorCode::InvalidFileType,
@@ -171,7 +158,7 @@ async fn jobs_on_a_rejected_file_are_refused() {
 
 #[tokio::test]
 async fn models_available_reflects_the_deployment() {
-    let t = two_users();
+    let t = context();
     let answer = call(
         router(&t),
         &t,
@@ -200,7 +187,7 @@ async fn models_available_reflects_the_deployment() {
 /// asked for before it exists.
 #[tokio::test]
 async fn the_old_models_routes_create_and_show_a_job() {
-    let t = two_users();
+    let t = context();
     let file_id = image2model_shared::app::testing::ready_file(&t, "alice")
         .await
         .file_id

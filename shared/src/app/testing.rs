@@ -24,8 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
 
-/// The key of the user `alice` in every test context.
+/// The keys of the users `alice` and `bob` in every test context.
 pub const ALICE_KEY: &str = "alice-key-0123456789";
+pub const BOB_KEY: &str = "bob-key-0123456789";
 /// The admin key of every test context.
 pub const ADMIN_KEY: &str = "admin-key-0123456789";
 
@@ -52,10 +53,16 @@ pub fn context_with(adjust: impl FnOnce(&mut Config)) -> TestContext {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
     config.local.data_dir = dir.path().to_owned();
-    config.sign_in.user_keys = vec![NamedKey {
-        name: "alice".into(),
-        key: ALICE_KEY.into(),
-    }];
+    config.sign_in.user_keys = vec![
+        NamedKey {
+            name: "alice".into(),
+            key: ALICE_KEY.into(),
+        },
+        NamedKey {
+            name: "bob".into(),
+            key: BOB_KEY.into(),
+        },
+    ];
     config.sign_in.admin_key = Some(Secret(ADMIN_KEY.into()));
     adjust(&mut config);
     let adapters = EmbeddedAdapters::open(&config, "http://127.0.0.1:1").expect("adapters open");
