@@ -1,8 +1,10 @@
 //! A provider's published keys (a JWKS document), with the one caching policy both users follow
 //! (the sign-in provider's keys in `jwt.rs`, FAL's webhook keys in the webhook function): keys
-//! are used for a day, and fetched again at most once a minute, the fetch claimed before it is
-//! made, so a burst of bad tokens or signatures, or an unreachable provider, costs one fetch a
-//! minute, never one per request.
+//! are fresh for a day after their fetch, and fetched again at most once a minute, the fetch
+//! claimed before it is made, so a burst of bad tokens or signatures, or an unreachable
+//! provider, costs one fetch a minute, never one per request. What a user does with keys that
+//! are no longer fresh is its own: sign-in refuses the token, the webhook uses them only while a
+//! fetch may not be tried (and answers 503, for FAL to deliver again, when a fetch fails).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

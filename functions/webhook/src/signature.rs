@@ -148,18 +148,18 @@ impl SignatureVerifier {
         verifier
     }
 
-    /// The cached keys, fetched when absent or a day old if a fetch may be tried now (old keys
-    /// are used while it may not, or when it fails); none at all is `KeysUnavailable` (503: FAL
-    /// delivers again).
+    /// The cached keys, fetched again when absent or a day old if a fetch may be tried now (a
+    /// day-old set is used while one may not). No keys, or a fetch that fails, is
+    /// `KeysUnavailable` (503: FAL delivers again, rather than a rotated key being refused).
     async fn keys(&self) -> Result<Arc<Vec<VerifyingKey>>, VerifyError> {
+        let unavailable = |err: FetchError| VerifyError::KeysUnavailable(err.to_string());
         match self.keys.cached() {
             Some((keys, true)) => Ok(keys),
-            Some((stale, false)) => Ok(self.refreshed_keys().await.unwrap_or(stale)),
-            None => self
-                .keys
-                .refresh()
-                .await
-                .map_err(|err| VerifyError::KeysUnavailable(err.to_string())),
+            Some((stale, false)) => match self.keys.refresh().await {
+                Err(FetchError::TooSoon) => Ok(stale),
+                fetched => fetched.map_err(unavailable),
+            },
+            None => self.keys.refresh().await.map_err(unavailable),
         }
     }
 
@@ -297,6 +297,26 @@ mod tests {
         assert_eq!(
             verifier.verify(&genuine, body, at(NOW)).await.unwrap(),
             "r-2"
+        );
+    }
+
+    /// Keys a day old are fetched again before use; a fetch that fails then is a 503 (FAL
+    /// delivers again), never a refusal of a key that may have rotated. Within the minute after
+    /// that try, no fetch may be tried and the day-old keys are used.
+    #[tokio::test(start_paused = true)]
+    async fn day_old_keys_are_fetched_again_and_a_failed_fetch_is_unavailable_not_a_refusal() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let verifier = verifier_with(&key);
+        tokio::time::advance(std::time::Duration::from_secs(24 * 3600 + 1)).await;
+        let body = b"{}";
+        let signed = headers(&key, "r-1", NOW, body);
+        assert!(matches!(
+            verifier.verify(&signed, body, at(NOW)).await,
+            Err(VerifyError::KeysUnavailable(_))
+        ));
+        assert_eq!(
+            verifier.verify(&signed, body, at(NOW)).await.unwrap(),
+            "r-1"
         );
     }
 

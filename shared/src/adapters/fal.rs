@@ -1,5 +1,5 @@
-//! FAL.AI's queue over HTTPS, the [`FalQueue`] that runs: submit, status (with logs), result, cancel, and downloading the
-//! files a result points to. Status, result and cancel use the URLs FAL returned at submission,
+//! FAL.AI's queue over HTTPS, the [`FalQueue`] that runs: submit, status (with logs), result,
+//! cancel, and downloading the files a result points to. Status, result and cancel use the URLs FAL returned at submission,
 //! never rebuilt ones. Transport errors, 429 and 5xx are retried with capped exponential backoff
 //! and full jitter, honouring `Retry-After`; 401, 403 and 422 are not retried.
 

@@ -1,7 +1,7 @@
 //! What the services' unit tests (and, with the feature `testing`, the function crates' route
-//! tests) share: a context on the embedded adapters in a temp dir, with a user key and the admin
-//! key, files made of real image bytes, a look into the work queue, and a scripted FAL.AI on
-//! loopback.
+//! tests) share: a context on the embedded adapters in a temp dir, with two users' keys and the
+//! admin key, files made of real image bytes, a look into the work queue, and a scripted FAL.AI
+//! in memory.
 
 use super::enqueue::WorkMessage;
 use super::work::Worker;
@@ -273,14 +273,16 @@ pub struct FakeFal {
     script: Arc<Mutex<FalScript>>,
 }
 
-impl FakeFal {
-    pub async fn start() -> Self {
+impl Default for FakeFal {
+    fn default() -> Self {
         Self {
             base: "https://fal.test".to_owned(),
             script: Arc::default(),
         }
     }
+}
 
+impl FakeFal {
     /// The scripted answer of `method` on `url`, recording `body`.
     fn reply(&self, method: &str, url: &str, body: Bytes) -> (http::StatusCode, Bytes) {
         let path = url
@@ -397,7 +399,7 @@ impl FalQueue for FakeFal {
     }
 }
 
-/// A context whose FAL calls go to `fal` (with a key, no retries), adjusted by `adjust`.
+/// A context with a FAL key whose worker (`fal_worker`) calls `fal`, adjusted by `adjust`.
 pub fn fal_context(fal: &FakeFal, adjust: impl FnOnce(&mut Config)) -> TestContext {
     let mut t = context_with(|c| {
         c.fal.key = Some(Secret("fal-test-key".into()));

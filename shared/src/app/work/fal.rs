@@ -95,32 +95,35 @@ impl Worker {
             tracing::info!(job_id = %job_id, "every FAL slot is taken; submission deferred");
             return Ok(self.retries.deferred(job_id, settings.poll_initial).into());
         }
+        // A delivery that loses the claim leaves the slot to the one that won it (of the same
+        // job, so `acquire_slot` answered with the winner's slot); a job that ended meanwhile
+        // has its slot reclaimed when one is needed.
+        let claimed = match self.claim(job).await? {
+            Ok(claimed) => claimed,
+            Err(outcome) => return Ok(outcome.into()),
+        };
         // The job holds a slot now: every way out but a recorded submission frees it.
-        match self.submit_holding_slot(fal, model, job, file).await {
+        match self.submit_claimed(fal, model, &claimed, file).await {
             Ok((outcome, true)) => Ok(outcome.into()),
             Ok((outcome, false)) => Ok(Step::freeing(outcome)),
             Err(err) => {
-                tracing::warn!(job_id = %job_id, error = %err, "submission not made; it will be redelivered");
+                tracing::warn!(job_id = %job_id, error = %err, "submission not completed; the message will be redelivered");
                 Ok(Step::freeing(Outcome::Redeliver))
             }
         }
     }
 
-    /// Claims the job and submits it; the outcome, and whether FAL now runs the job (recorded
-    /// on it, holding its slot).
-    async fn submit_holding_slot(
+    /// Submits the claimed job; the outcome, and whether FAL now runs the job (recorded on it,
+    /// holding its slot).
+    async fn submit_claimed(
         &self,
         fal: &dyn FalQueue,
         model: &ModelSpec,
-        job: &GenerationJob,
+        claimed: &GenerationJob,
         file: &UploadedFile,
     ) -> Result<(Outcome, bool), AppError> {
         let settings = &self.ctx.config.fal;
-        let job_id = job.job_id;
-        let claimed = match self.claim(job).await? {
-            Ok(claimed) => claimed,
-            Err(outcome) => return Ok((outcome, false)),
-        };
+        let job_id = claimed.job_id;
         // The input URL must outlive queueing, the whole generation and retries.
         let input_expiry = settings.generation_timeout + Duration::from_secs(15 * 60);
         let image_url = match self
@@ -130,7 +133,7 @@ impl Worker {
             .await
         {
             Ok(presigned) => presigned.url,
-            Err(err) => return Ok((Outcome::storage_failed(&claimed, &err), false)),
+            Err(err) => return Ok((Outcome::storage_failed(claimed, &err), false)),
         };
         let input = model.fal_input(&image_url, &claimed.options);
         let webhook = settings
@@ -145,13 +148,13 @@ impl Worker {
                 tracing::warn!(job_id = %job_id, error = %err, "FAL submission failed");
                 let outcome = if err.is_retryable() {
                     Outcome::RetryLater {
-                        job: Box::new(claimed),
+                        job: Box::new(claimed.clone()),
                         code: err.code(),
                         reason: err.to_string(),
                         after: err.retry_after(),
                     }
                 } else {
-                    Outcome::fail(&claimed, err.code(), err.to_string())
+                    Outcome::fail(claimed, err.code(), err.to_string())
                 };
                 return Ok((outcome, false));
             }
@@ -436,7 +439,7 @@ mod tests {
 
     /// A fake FAL and a context on it with a generation timeout of an hour.
     async fn at_fal(adjust: impl FnOnce(&mut Config)) -> (FakeFal, TestContext) {
-        let fal = FakeFal::start().await;
+        let fal = FakeFal::default();
         let t = fal_context(&fal, |c| {
             c.fal.generation_timeout = Duration::from_secs(3600);
             adjust(c);
@@ -482,6 +485,26 @@ mod tests {
             (before + lifetime..=after + lifetime).contains(&expires),
             "expires {expires}, handled from {before} to {after}"
         );
+    }
+
+    /// Deliveries of one generate message at once: one claims and submits, the others stand
+    /// down, and the slot stays with the job FAL now runs (a delivery that lost the claim once
+    /// freed the winner's slot).
+    #[tokio::test]
+    async fn concurrent_deliveries_submit_once_and_the_job_keeps_its_slot() {
+        let (fal, t) = at_fal(|_| {}).await;
+        fal.accept(app(MESH_MODEL), "req-c", 0);
+        // A delivery that reads the job after the submission was recorded looks at FAL instead.
+        let queued = json!({"status": "IN_QUEUE", "queue_position": 0});
+        fal.answer_json("GET /r/req-c/status", 200, queued);
+        let job = queued_job(&t, &ready_file(&t, "alice").await, MESH_MODEL).await;
+        let worker = fal_worker(&t);
+        let generate = message(job.job_id, WorkStep::Generate);
+        let deliveries = (0..8).map(|_| worker.handle_message(&generate));
+        futures_util::future::join_all(deliveries).await;
+        assert_eq!(fal.calls(&format!("POST /{}", app(MESH_MODEL))).len(), 1);
+        assert_eq!(stored(&t, &job).await.status, JobStatus::Processing);
+        assert_eq!(slots_in_use(&t).await, 1, "the job at FAL holds its slot");
     }
 
     #[tokio::test]

@@ -146,7 +146,7 @@ mod tests {
     /// lease, a poll chain is alive and the look starts no second one; otherwise it starts one.
     #[tokio::test]
     async fn a_submitted_job_is_looked_at_and_polled_again_only_without_a_live_poll_chain() {
-        let fal = FakeFal::start().await;
+        let fal = FakeFal::default();
         let t = fal_context(&fal, |c| {
             c.jobs.visibility_timeout = Duration::from_secs(600);
             c.fal.generation_timeout = Duration::from_secs(3600);

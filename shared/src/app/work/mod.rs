@@ -160,9 +160,10 @@ impl Worker {
             })
     }
 
-    /// Runs the message's step, carries out its outcome, and frees the job's FAL slot when the
-    /// step says so (the one place a slot is released). An error of a port leaves the message
-    /// for redelivery.
+    /// Runs the message's step, frees the job's FAL slot when the step says so (the one place a
+    /// slot is released), and carries out the step's outcome. The slot goes first: an outcome
+    /// that queues the job again may be delivered at once, and must find the slot free to take
+    /// it. An error of a port leaves the message for redelivery.
     async fn handle(&self, body: &str) -> MessageOutcome {
         let message: WorkMessage = match serde_json::from_str(body) {
             Ok(message) => message,
@@ -179,11 +180,10 @@ impl Worker {
         };
         let result = match step {
             Ok(step) => {
-                let acted = self.act(step.outcome).await;
                 if step.frees_slot {
                     self.release_slot(job_id).await;
                 }
-                acted
+                self.act(step.outcome).await
             }
             Err(err) => Err(err),
         };
