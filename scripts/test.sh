@@ -66,10 +66,11 @@ cargo machete
 # Coverage: everything from here on runs instrumented (one build in the one target dir; only
 # the workspace's crates are instrumented), the child processes and the cargo-lambda functions
 # included, and the report at the end fails under the floor. Lambda `main.rs` files are wiring
-# that only AWS runs; test code (the inline test modules, the services' test helpers) is not
-# product code, and the floor applies to the product code alone. Nothing else is left out.
+# that only AWS runs; test code (the inline test modules, the functions' route tests, the test
+# helpers of the services and of the web layer) is not product code, and the floor applies to
+# the product code alone. Nothing else is left out.
 coverage_floor=90 # % of product lines
-coverage_ignore='functions/[^/]+/src/main\.rs$|shared/src/app/testing\.rs$'
+coverage_ignore='functions/[^/]+/src/(main|route_tests)\.rs$|shared/src/(app|web)/testing\.rs$'
 llvm_cov_version=0.9.1
 if ! cargo llvm-cov --version 2>/dev/null | grep -q "$llvm_cov_version"; then
     cargo install --locked "cargo-llvm-cov@$llvm_cov_version"
