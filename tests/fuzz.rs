@@ -327,3 +327,74 @@ proptest! {
         check(request, &[401, 422, 503])?;
     }
 }
+
+/// Every setting the README's configuration table names.
+fn settings() -> &'static [String] {
+    static SETTINGS: OnceLock<Vec<String>> = OnceLock::new();
+    SETTINGS.get_or_init(|| {
+        let readme = std::fs::read_to_string(image2model_tests::template::root().join("README.md"))
+            .expect("README.md");
+        let start = readme
+            .find("### Configuration (environment variables)")
+            .expect("the configuration table");
+        let table = &readme[start..];
+        let table = &table[..table[1..].find("\n## ").map_or(table.len(), |end| end + 1)];
+        let mut names: Vec<String> = table
+            .lines()
+            .filter_map(|line| line.strip_prefix("| ")?.split(" |").next())
+            .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+            .filter(|name| {
+                name.len() > 2
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .map(str::to_owned)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.len() > 40, "the table was read: {names:?}");
+        names
+    })
+}
+
+/// A value someone might set: any text, numbers of every spelling, URLs and origins of every
+/// shape, lists of named keys, a wildcard, nothing.
+fn setting_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        ".{0,40}",
+        "-?[0-9]{1,25}(\\.[0-9]{0,5})?([eE]-?[0-9]{1,3})?",
+        "(https?|ftp|)(://)?[a-z0-9.*-]{0,14}(:[0-9]{0,6})?(/[a-z*]{0,6})?/?",
+        "[a-z*]{1,8}:[a-zA-Z0-9*-]{0,14}(,[a-z]{1,8}:[a-zA-Z0-9-]{0,14}){0,2}",
+        prop::sample::select(vec![
+            "*", "", " ", "0", "true", "false", "inf", "NaN", "1e400"
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
+proptest! {
+    /// Whatever one setting is set to, the process either refuses to start with an error naming
+    /// that setting, or its configuration builds the web layers every function serves through
+    /// without a panic (a wildcard `CORS_ORIGINS` once passed the configuration and panicked
+    /// while CORS was built).
+    #[test]
+    fn any_value_of_any_setting_is_refused_by_name_or_serves(value in setting_value()) {
+        for name in settings() {
+            let vars = std::collections::HashMap::from([(name.clone(), value.clone())]);
+            match image2model_shared::config::Config::from_vars(&vars) {
+                Err(err) => {
+                    prop_assert!(err.to_string().contains(name.as_str()), "{name}={value:?}: {err}")
+                }
+                Ok(config) => {
+                    let built = std::panic::catch_unwind(|| {
+                        let routes =
+                            axum::Router::new().route("/", axum::routing::get(|| async {}));
+                        image2model_shared::web::into_service(routes, &config)
+                    });
+                    prop_assert!(built.is_ok(), "{name}={value:?} panicked the web layers");
+                }
+            }
+        }
+    }
+}

@@ -137,19 +137,7 @@ impl FalSettings {
     fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let d = Self::default();
         let url = |name: &'static str, default: String| -> Result<String, ConfigError> {
-            let value = vars
-                .get(name)
-                .map(|v| v.trim().trim_end_matches('/').to_owned())
-                .filter(|v| !v.is_empty())
-                .unwrap_or(default);
-            if value.starts_with("https://") || value.starts_with("http://") {
-                Ok(value)
-            } else {
-                Err(ConfigError::Invalid {
-                    name,
-                    reason: "an http(s) URL is expected".to_owned(),
-                })
-            }
+            Ok(optional_url(vars, name)?.unwrap_or(default))
         };
         Ok(Self {
             key: vars
@@ -159,10 +147,7 @@ impl FalSettings {
                 .map(Secret),
             enabled: parse(vars, "FAL_ENABLED", false)?,
             base_url: url("FAL_BASE_URL", d.base_url)?,
-            webhook_url: match vars.get("FAL_WEBHOOK_URL").filter(|v| !v.trim().is_empty()) {
-                Some(_) => Some(url("FAL_WEBHOOK_URL", String::new())?),
-                None => None,
-            },
+            webhook_url: optional_url(vars, "FAL_WEBHOOK_URL")?,
             jwks_url: url("FAL_JWKS_URL", d.jwks_url)?,
             request_timeout: seconds(vars, "FAL_REQUEST_TIMEOUT_SECONDS", d.request_timeout)?,
             download_timeout: seconds(vars, "FAL_DOWNLOAD_TIMEOUT_SECONDS", d.download_timeout)?,
@@ -422,10 +407,10 @@ fn jwt_settings(vars: &HashMap<String, String>) -> Result<Option<JwtSettings>, C
             .filter(|v| !v.is_empty())
     };
     match (get("JWT_ISSUER"), get("JWT_AUDIENCE"), get("JWT_JWKS_URL")) {
-        (Some(issuer), Some(audience), Some(jwks_url)) => Ok(Some(JwtSettings {
+        (Some(issuer), Some(audience), Some(_)) => Ok(Some(JwtSettings {
             issuer,
             audience,
-            jwks_url,
+            jwks_url: optional_url(vars, "JWT_JWKS_URL")?.unwrap_or_default(),
         })),
         (None, None, None) => Ok(None),
         _ => Err(ConfigError::Invalid {
@@ -433,6 +418,64 @@ fn jwt_settings(vars: &HashMap<String, String>) -> Result<Option<JwtSettings>, C
             reason: "JWT_ISSUER, JWT_AUDIENCE and JWT_JWKS_URL go together".to_owned(),
         }),
     }
+}
+
+/// The setting `name` when it is set: an absolute http(s) URL with a host, kept without a
+/// trailing slash; an error naming the setting otherwise.
+fn optional_url(
+    vars: &HashMap<String, String>,
+    name: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(value) = vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    http_url(name, value).map(|_| Some(value.trim_end_matches('/').to_owned()))
+}
+
+/// `value` read as an absolute http(s) URL with a host, or an error naming `name`.
+fn http_url(name: &'static str, value: &str) -> Result<reqwest::Url, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { name, reason };
+    let url = reqwest::Url::parse(value)
+        .map_err(|e| invalid(format!("an http(s) URL is expected: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("an http(s) URL with a host is expected".to_owned()));
+    }
+    Ok(url)
+}
+
+/// A browser origin of `CORS_ORIGINS`: a scheme, a host and a port, nothing else (no wildcard:
+/// requests carry credentials, which a browser never sends to `*`).
+fn cors_origin(value: &str) -> Result<String, ConfigError> {
+    const NAME: &str = "CORS_ORIGINS";
+    let url = http_url(NAME, value)?;
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(ConfigError::Invalid {
+            name: NAME,
+            reason: format!("{value:?} is no origin: a scheme, a host and a port, without a path"),
+        });
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// A key given alone (`API_KEY`, `ADMIN_API_KEY`): at least 8 characters, as in `API_KEYS`.
+fn single_key(
+    vars: &HashMap<String, String>,
+    name: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(key) = vars.get(name).map(|k| k.trim()).filter(|k| !k.is_empty()) else {
+        return Ok(None);
+    };
+    if key.chars().count() < 8 {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "keys are at least 8 characters".to_owned(),
+        });
+    }
+    Ok(Some(key.to_owned()))
 }
 
 /// What a Lambda behind API Gateway can take in one request body: 6 MB per invocation, with
@@ -673,10 +716,7 @@ impl StatusSettings {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .map(Secret),
-            status_stream_base_url: vars
-                .get("STATUS_STREAM_BASE_URL")
-                .map(|u| u.trim().trim_end_matches('/').to_owned())
-                .filter(|u| !u.is_empty()),
+            status_stream_base_url: optional_url(vars, "STATUS_STREAM_BASE_URL")?,
         })
     }
 }
@@ -700,10 +740,10 @@ impl SignInSettings {
     fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let d = Self::default();
         let mut user_keys = Vec::new();
-        if let Some(key) = vars.get("API_KEY").filter(|k| !k.trim().is_empty()) {
+        if let Some(key) = single_key(vars, "API_KEY")? {
             user_keys.push(NamedKey {
                 name: "default".to_owned(),
-                key: key.trim().to_owned(),
+                key,
             });
         }
         if let Some(list) = vars.get("API_KEYS") {
@@ -729,9 +769,10 @@ impl SignInSettings {
         let cors_origins = match vars.get("CORS_ORIGINS") {
             Some(list) => list
                 .split(',')
-                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .map(str::trim)
                 .filter(|o| !o.is_empty())
-                .collect(),
+                .map(cors_origin)
+                .collect::<Result<_, _>>()?,
             None => d.cors_origins,
         };
         Ok(Self {
@@ -741,11 +782,7 @@ impl SignInSettings {
                 .get("ADMIN_API_KEY_HASH")
                 .map(|h| sha256_hex("ADMIN_API_KEY_HASH", h))
                 .transpose()?,
-            admin_key: vars
-                .get("ADMIN_API_KEY")
-                .map(|k| k.trim().to_owned())
-                .filter(|k| !k.is_empty())
-                .map(Secret),
+            admin_key: single_key(vars, "ADMIN_API_KEY")?.map(Secret),
             jwt: jwt_settings(vars)?,
             cors_origins,
             cors_in_code: !vars.contains_key("AWS_LAMBDA_FUNCTION_NAME"),
@@ -761,10 +798,7 @@ impl LocalSettings {
                 .get("DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or(d.data_dir),
-            public_base_url: vars
-                .get("PUBLIC_BASE_URL")
-                .map(|u| u.trim().trim_end_matches('/').to_owned())
-                .filter(|u| !u.is_empty()),
+            public_base_url: optional_url(vars, "PUBLIC_BASE_URL")?,
             port: parse(vars, "PORT", d.port)?,
             sweep_interval: seconds(vars, "SWEEP_INTERVAL_SECONDS", d.sweep_interval)?,
             worker_concurrency: parse(vars, "WORKER_CONCURRENCY", d.worker_concurrency)?.max(1),
@@ -932,6 +966,75 @@ mod tests {
         assert!(Config::from_vars(&vars(&[("ADMIN_API_KEY_HASH", "abcd")])).is_err());
         assert!(Config::from_vars(&vars(&[("FAL_BASE_URL", "queue.fal.run")])).is_err());
         assert!(Config::from_vars(&vars(&[("FAL_POLL_MAX_SECONDS", "soon")])).is_err());
+    }
+
+    /// Every setting that is a URL is an absolute http(s) URL with a host, every origin of
+    /// `CORS_ORIGINS` an origin, every key at least 8 characters; anything else refuses to start,
+    /// naming the setting (a wildcard origin once panicked the server at start).
+    #[test]
+    fn urls_origins_and_keys_are_checked_and_named_when_refused() {
+        let jwt = [
+            ("JWT_ISSUER", "https://id.example"),
+            ("JWT_AUDIENCE", "image2model"),
+        ];
+        let urls = [
+            "PUBLIC_BASE_URL",
+            "STATUS_STREAM_BASE_URL",
+            "FAL_BASE_URL",
+            "FAL_WEBHOOK_URL",
+            "FAL_JWKS_URL",
+            "JWT_JWKS_URL",
+            "CORS_ORIGINS",
+        ];
+        // The JWKS URL goes with the issuer and the audience.
+        let with = |name: &str, value: &str| {
+            let mut set = if name == "JWT_JWKS_URL" {
+                vars(&jwt)
+            } else {
+                HashMap::new()
+            };
+            set.insert(name.to_owned(), value.to_owned());
+            set
+        };
+        for name in urls {
+            for junk in [
+                "nohost",
+                "ftp://files.example",
+                "http://",
+                "*",
+                "https://a b",
+                "/api",
+            ] {
+                let err =
+                    Config::from_vars(&with(name, junk)).expect_err(&format!("{name}={junk}"));
+                assert!(err.to_string().contains(name), "{name}={junk}: {err}");
+            }
+            let set = with(name, "https://api.example:8443/");
+            assert!(Config::from_vars(&set).is_ok(), "{name}");
+        }
+        for origin in [
+            "https://a.example/app",
+            "https://a.example?x=1",
+            "https://u@a.example",
+            "*",
+        ] {
+            let err = Config::from_vars(&vars(&[("CORS_ORIGINS", origin)])).unwrap_err();
+            assert!(err.to_string().contains("CORS_ORIGINS"), "{origin}: {err}");
+        }
+        let c = Config::from_vars(&vars(&[(
+            "CORS_ORIGINS",
+            "HTTPS://App.Example/, http://localhost:5173",
+        )]))
+        .unwrap();
+        assert_eq!(
+            c.sign_in.cors_origins,
+            ["https://app.example", "http://localhost:5173"]
+        );
+        for name in ["API_KEY", "ADMIN_API_KEY"] {
+            let err = Config::from_vars(&vars(&[(name, "x")])).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+            assert!(Config::from_vars(&vars(&[(name, "eight-ch")])).is_ok());
+        }
     }
 
     #[test]

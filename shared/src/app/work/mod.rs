@@ -546,6 +546,33 @@ mod tests {
         assert_eq!((done.status, done.attempts), (JobStatus::Completed, 2));
     }
 
+    /// A job whose last attempt died with its worker (its lease lapsed, its attempts spent) is
+    /// failed when its message comes back, never run once more.
+    #[tokio::test]
+    async fn a_job_whose_attempts_are_spent_is_failed_not_run_again() {
+        let t = context_with(|c| {
+            c.jobs.max_attempts = 1;
+            c.jobs.visibility_timeout = Duration::ZERO;
+        });
+        let generator = Scripted::answering([]);
+        let worker = Worker::new(t.ctx.clone(), vec![generator.clone()]);
+        let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
+        t.store
+            .update_job(&job.start(Utc::now()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            worker.handle_message(&generate_message(job.job_id)).await,
+            MessageOutcome::Done
+        );
+        let failed = stored(&t, &job).await;
+        assert_eq!((failed.status, failed.attempts), (JobStatus::Failed, 1));
+        let error = failed.error.unwrap();
+        assert_eq!(error.code, "GENERATION_FAILED");
+        assert_eq!(error.message, "gave up after 1 attempts");
+        assert_eq!(generator.runs(), 0);
+    }
+
     #[tokio::test]
     async fn transient_failures_queue_the_job_again_later_until_the_last_attempt_fails_it() {
         let t = context_with(|c| c.jobs.max_attempts = 2);
