@@ -233,13 +233,10 @@ impl ApiError {
     /// `message` named it ("Invalid admin API key", "File too large"), never a mere status
     /// title; where no short phrase says more than the detail, the detail itself. For
     /// readiness, the components that failed (as monitors of the old API read it).
-    fn message(&self) -> String {
+    fn message(&self, reason: Option<&str>) -> String {
         match self {
             Self::NotReady { .. } => self.to_string(),
-            _ => self
-                .refusal()
-                .reason
-                .map_or_else(|| self.detail(), str::to_owned),
+            _ => reason.map_or_else(|| self.detail(), str::to_owned),
         }
     }
 
@@ -567,19 +564,24 @@ fn app_refusal(err: &AppError) -> Refusal {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
+        let Refusal {
+            status,
+            code,
+            reason,
+            details,
+        } = self.refusal();
         if status.is_server_error() {
-            tracing::error!(error_code = self.code(), error = %self, "request failed");
+            tracing::error!(error_code = code, error = %self, "request failed");
         } else {
-            tracing::info!(error_code = self.code(), error = %self, "request refused");
+            tracing::info!(error_code = code, error = %self, "request refused");
         }
         let mut body = ErrorBody {
             error: true,
-            error_code: self.code(),
-            message: self.message(),
+            error_code: code,
+            message: self.message(reason),
             detail: self.detail(),
             status_code: status.as_u16(),
-            details: self.refusal().details,
+            details,
             request_id: current_request_id(),
             report: Map::new(),
         };
