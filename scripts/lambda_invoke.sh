@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs the functions under cargo-lambda's Lambda runtime emulator (`cargo lambda watch
 # --only-lambda-apis`) and invokes one of each event kind from tests/fixtures/events with `cargo
-# lambda invoke`: API Gateway HTTP events (health, a FAL webhook), an S3 object-created event and
-# an SQS batch. The functions use whatever adapters the environment selects (the emulator's, when
-# called from scripts/test.sh). Exits non-zero when an answer is wrong.
+# lambda invoke`: API Gateway HTTP events (health, a FAL webhook, a status stream asked on the
+# API's address, which answers a redirect to the streaming URL), an S3 object-created event and
+# an SQS batch. Then it replays on-failure records from the failed-events queue through
+# cargo-lambda's Invoke API (infra/deploy/replay_failed_events.py). The functions use whatever
+# adapters the environment selects (the emulator's, when called from scripts/test.sh, which also
+# provisions FAILED_EVENTS_QUEUE_URL). Exits non-zero when an answer is wrong.
 #
 # The four binaries are built here and started against the emulator's runtime API
 # (`.rt/<function>`), instead of letting `cargo lambda watch` build them: its build leaves out the
@@ -13,7 +16,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
-functions=(image2model-health image2model-ingest image2model-worker image2model-webhook)
+functions=(image2model-health image2model-ingest image2model-worker image2model-webhook image2model-status)
+failed_events=${FAILED_EVENTS_QUEUE_URL:?the failed-events queue: run from scripts/test.sh}
+stream_base=https://a1b2c3d4.lambda-url.us-east-1.on.aws
+# boto3 (the replay) reads its region from AWS_DEFAULT_REGION.
+export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}
 
 bins=()
 for function in "${functions[@]}"; do bins+=(--bin "$function"); done
@@ -31,7 +38,7 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 for function in "${functions[@]}"; do
-    env AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$port/.rt/$function" AWS_LAMBDA_FUNCTION_NAME="$function"         AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512         "${CARGO_TARGET_DIR:-target}/debug/$function" >> "$log" 2>&1 &
+    env AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$port/.rt/$function" AWS_LAMBDA_FUNCTION_NAME="$function"         AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 STATUS_STREAM_BASE_URL="$stream_base"         "${CARGO_TARGET_DIR:-target}/debug/$function" >> "$log" 2>&1 &
     pids+=($!)
 done
 
@@ -78,3 +85,31 @@ check "FAL webhook event -> webhook function refuses the stale signature" "$webh
 emf=$(grep -m1 '"_aws"' target/cargo-lambda-watch.log || true)
 check "the health function's request written as an EMF metric" "${emf:-null}" \
     'd["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "image2model" and d["Requests"] == 1 and d["Route"] == "/api/v1/health"'
+
+status=$(invoke image2model-status apigw_http_status_stream.json)
+check "a stream asked on the API's address -> status function answers whole: a redirect to the streaming URL" "$status" \
+    'd["statusCode"] == 307 and d["headers"]["location"] == "'"$stream_base"'/api/v1/status/tasks/00000000-0000-4000-8000-000000000001/stream?token=abc&timeout=60" and d["headers"]["x-request-id"] == "JKJbYnQMwIdFTIC="'
+
+# Two on-failure records in the failed-events queue: an upload event Lambda gave up on (replayed,
+# then deleted) and one whose event the function cannot read (failed again, kept).
+"$python" - "$failed_events" <<'PY'
+import json, sys, boto3
+sqs = boto3.client("sqs")
+good = open("tests/fixtures/events/lambda_on_failure_s3.json").read()
+bad = json.loads(good)
+bad["requestPayload"] = {"Records": "not a list"}
+for body in (good, json.dumps(bad)):
+    sqs.send_message(QueueUrl=sys.argv[1], MessageBody=body)
+PY
+set +e
+replayed=$(AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$port" "$python" infra/deploy/replay_failed_events.py "$failed_events" 2>&1)
+replay_rc=$?
+set -e
+echo "$replayed"
+left=$("$python" -c '
+import boto3, sys
+a = boto3.client("sqs").get_queue_attributes(QueueUrl=sys.argv[1], AttributeNames=["All"])["Attributes"]
+print(int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"]))' "$failed_events")
+check "failed events replayed: the readable one delivered and deleted, the other kept (exit 1)" \
+    "{\"rc\": $replay_rc, \"left\": $left, \"summary\": $("$python" -c 'import json,sys; print(json.dumps(sys.argv[1].splitlines()[-1]))' "$replayed")}" \
+    'd["rc"] == 1 and d["left"] == 1 and d["summary"] == "1 replayed, 1 kept, 2 read"'

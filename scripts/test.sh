@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting, lints, the SAM template lint, then every unit, contract
+# Runs the whole test suite: formatting, lints, the SAM template lint and checkov, then every unit, contract
 # and flow test, with the AWS adapters tested against a moto server started (and stopped) here,
 # then schemathesis against the local server, the generated Python client, webhooks to
 # receivers verified by the Standard Webhooks library (scripts/webhooks.sh), every model format through its reference checker
@@ -52,6 +52,17 @@ echo "== [${SECONDS}s] cfn-lint and sam validate --lint"
 cfn-lint template.yaml
 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy SAM_CLI_TELEMETRY=0 \
     sam validate --lint --template template.yaml
+
+echo "== [${SECONDS}s] checkov (an infrastructure scanner nobody here wrote): no failed check, every skip with its reason in the template"
+checkov_venv="$root/.venv-checkov"
+checkov_requirements="$root/infra/deploy/requirements.txt"
+if ! cmp -s "$checkov_requirements" "$checkov_venv/.installed-requirements" 2>/dev/null; then
+    python3 -m venv "$checkov_venv"
+    "$checkov_venv/bin/pip" install --quiet --disable-pip-version-check -r "$checkov_requirements"
+    cp "$checkov_requirements" "$checkov_venv/.installed-requirements"
+fi
+# Exits non-zero on any failed check; --quiet lists only those.
+"$checkov_venv/bin/checkov" --file template.yaml --framework cloudformation --quiet --compact --skip-download
 
 echo "== [${SECONDS}s] the OpenAPI document against the OpenAPI 3.1 specification (openapi-spec-validator)"
 openapi-spec-validator functions/health/openapi.json

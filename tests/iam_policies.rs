@@ -80,16 +80,25 @@ impl Deployment {
     }
 }
 
-/// API Gateway and the function URLs: each request goes to the function the template names.
+/// API Gateway (one address) or the function URL (another): each request goes to the function
+/// the template names for that address. API Gateway buffers answers, so its requests are marked
+/// as Lambda's adapter marks them.
 async fn gateway(
-    axum::extract::State(deployment): axum::extract::State<Arc<Deployment>>,
-    request: axum::extract::Request,
+    axum::extract::State((deployment, api)): axum::extract::State<(Arc<Deployment>, bool)>,
+    mut request: axum::extract::Request,
 ) -> axum::response::Response {
     let path = request.uri().path().to_owned();
-    let binary = deployment
-        .routes
-        .function_for(request.method().as_str(), &path)
-        .unwrap_or_else(|| panic!("no function serves {path}"));
+    let binary = if api {
+        request
+            .extensions_mut()
+            .insert(image2model_shared::web::buffered::Buffered);
+        deployment
+            .routes
+            .function_for(request.method().as_str(), &path)
+            .unwrap_or_else(|| panic!("the HTTP API routes no {path}"))
+    } else {
+        deployment.routes.with_url[0].as_str()
+    };
     let service = deployment.services[binary].clone();
     let response = service.oneshot(request).await.expect("infallible");
     response.map(axum::body::Body::new)
@@ -685,14 +694,35 @@ impl Drive<'_> {
         let job = client
             .ok(ALICE, "GET", &format!("/api/v1/jobs/{done}"), None)
             .await;
-        for url in [
-            format!("{}/api/v1/status/tasks/{done}/status", client.base),
-            job["status_url"].as_str().unwrap().to_owned(),
-            job["events_url"].as_str().unwrap().to_owned(),
+        let (status_url, events_url) = (
+            job["status_url"].as_str().unwrap(),
+            job["events_url"].as_str().unwrap(),
+        );
+        assert!(status_url.starts_with(&client.base), "{status_url}");
+        assert!(!events_url.starts_with(&client.base), "{events_url}");
+        let api_stream = status_url.replace("/status?", "/stream?");
+        let streams = &events_url[..events_url.find("/api/").unwrap()];
+        let api = client.base.as_str();
+        for (url, answered_by) in [
+            (format!("{api}/api/v1/status/tasks/{done}/status"), api),
+            (status_url.to_owned(), api),
+            (events_url.to_owned(), streams),
+            // The old site's EventSource on the API's base, and the signed stream asked there:
+            // API Gateway buffers, so both are redirected to the streaming URL.
+            (format!("{api}/api/v1/status/tasks/{done}/stream"), streams),
+            (api_stream, streams),
         ] {
             let got = client.http.get(&url).send().await.unwrap();
             assert!(got.status().is_success(), "{url}: {}", got.status());
-            got.bytes().await.unwrap();
+            assert!(
+                got.url().as_str().starts_with(answered_by),
+                "{url} ended at {}",
+                got.url()
+            );
+            let text = String::from_utf8(got.bytes().await.unwrap().to_vec()).unwrap();
+            if url.contains("/stream") {
+                assert!(text.contains("event: task_completed"), "{url}: {text}");
+            }
         }
         let link = client
             .ok(
@@ -1222,6 +1252,8 @@ async fn every_function_role_allows_what_its_code_calls_and_nothing_else() {
     .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let url_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let function_url = format!("http://{}", url_listener.local_addr().unwrap());
     let resources = AwsResources {
         table: env["TABLE_NAME"].clone(),
         bucket: env["BUCKET_NAME"].clone(),
@@ -1236,6 +1268,8 @@ async fn every_function_role_allows_what_its_code_calls_and_nothing_else() {
         let mut config = test_config(std::path::Path::new("."));
         config.jobs.max_receives = env["MAX_RECEIVES"].parse().unwrap();
         config.local.public_base_url = Some(base.clone());
+        // As the template sets it: events_url on the status function's URL.
+        config.status.status_stream_base_url = Some(function_url.clone());
         fake.configure(&mut config);
         config.fal.webhook_url = Some(format!("{base}/api/v1/webhooks/fal"));
         config.status.status_token_secret =
@@ -1267,10 +1301,12 @@ async fn every_function_role_allows_what_its_code_calls_and_nothing_else() {
         contexts,
         services,
     });
-    let app = axum::Router::new()
-        .fallback(gateway)
-        .with_state(deployment.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    for (listener, api) in [(listener, true), (url_listener, false)] {
+        let app = axum::Router::new()
+            .fallback(gateway)
+            .with_state((deployment.clone(), api));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    }
     let client = Client {
         base,
         http: reqwest::Client::new(),
@@ -1303,6 +1339,21 @@ async fn every_function_role_allows_what_its_code_calls_and_nothing_else() {
             );
         }
         let platform = role["platform"].as_array().unwrap();
+        // Lambda's own sends of a failed asynchronous event: exactly one action on exactly the
+        // failed-events queue, for the two functions AWS invokes asynchronously.
+        let failed_events = format!(
+            "arn:aws:sqs:us-east-1:123456789012:{}",
+            env["FAILED_EVENTS_QUEUE_URL"].rsplit('/').next().unwrap()
+        );
+        let expected = if ["image2model-ingest", "image2model-sweeper"].contains(&binary) {
+            serde_json::json!([{"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": failed_events}])
+        } else {
+            serde_json::json!([])
+        };
+        assert_eq!(
+            role["destinations"], expected,
+            "{binary}: the on-failure destination's grant"
+        );
         let used: BTreeSet<&Authorization> =
             seen.iter().filter(|a| a.access_key == binary).collect();
         for a in &used {

@@ -4,11 +4,14 @@ The SAM transform (aws-sam-translator, the code CloudFormation runs) turns each 
 `Policies` into the statements of its role; intrinsic functions are then resolved against the
 resources `provision.py` created, read from the environment the same way the functions read
 them (the template's `Globals` say which variable holds which resource). Prints one JSON object:
-binary name -> {"statements": [...], "platform": [...]}, where `platform` holds the statements
-of AWS managed policies (logs, the SQS event source's polling), which Lambda itself uses.
+binary name -> {"statements": [...], "platform": [...], "destinations": [...]}, where `platform`
+holds the statements of AWS managed policies (logs, the SQS event source's polling) and
+`destinations` those SAM adds for an on-failure destination (`EventInvokeConfig`): Lambda itself
+uses both. Conditions (`Fn::If`) take the parameters' defaults: no FAL key, no sign-in, AWS
+managed keys.
 
-usage: python iam_policies.py TEMPLATE        (with TABLE_NAME, BUCKET_NAME, QUEUE_URL,
-                                               DEAD_LETTER_QUEUE_URL and AWS_REGION set)
+usage: python iam_policies.py TEMPLATE        (with the variables provision.py prints and
+                                               AWS_REGION set)
 """
 
 import json
@@ -53,11 +56,16 @@ class NoManagedPolicyNames:
         return {}
 
 
+NO_VALUE = object()  # AWS::NoValue: the element is left out
+
+
 class Resolver:
     """Evaluates the intrinsic functions of policy statements with the emulator's names."""
 
     def __init__(self, template, region):
         self.region = region
+        self.parameters = {name: p.get("Default") for name, p in template.get("Parameters", {}).items()}
+        self.conditions = template.get("Conditions", {})
         env = template["Globals"]["Function"]["Environment"]["Variables"]
         self.refs = {}
         for variable, value in env.items():
@@ -65,6 +73,8 @@ class Resolver:
                 self.refs[value["Ref"]] = os.environ[variable]
         # The uploads bucket is the one named by the BucketName parameter.
         self.refs["UploadsBucket"] = self.refs["BucketName"]
+        # No function reads the failed-events queue; Lambda sends to it.
+        self.refs["FailedEventsQueue"] = os.environ["FAILED_EVENTS_QUEUE_URL"]
         self.refs.update({"AWS::Region": region, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"})
 
     def queue(self, logical, attribute):
@@ -74,19 +84,38 @@ class Resolver:
         ]
 
     def get_att(self, logical, attribute):
-        if logical in ("WorkQueue", "DeadLetterQueue", "WebhookQueue", "WebhookDeadLetterQueue"):
+        if logical in ("WorkQueue", "DeadLetterQueue", "WebhookQueue", "WebhookDeadLetterQueue", "FailedEventsQueue"):
             return self.queue(logical, attribute)
         if logical == "JobsTable" and attribute == "Arn":
             return f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/{self.refs['JobsTable']}"
         raise ValueError(f"no emulator value for Fn::GetAtt {logical}.{attribute}")
 
+    def condition(self, value):
+        """A condition's truth with the parameters' defaults."""
+        if isinstance(value, str):
+            return self.condition(self.conditions[value])
+        (key, arg), = value.items()
+        if key == "Fn::Not":
+            return not self.condition(arg[0])
+        if key == "Fn::Equals":
+            left, right = (self.parameters[v["Ref"]] if isinstance(v, dict) else v for v in arg)
+            return left == right
+        if key == "Condition":
+            return self.condition(self.conditions[arg])
+        raise ValueError(f"a condition this check cannot evaluate: {value}")
+
     def resolve(self, value):
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [v for v in (self.resolve(v) for v in value) if v is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             (key, arg), = value.items()
+            if key == "Ref" and arg == "AWS::NoValue":
+                return NO_VALUE
+            if key == "Fn::If":
+                name, yes, no = arg
+                return self.resolve(yes if self.condition(name) else no)
             if key == "Ref":
                 if arg not in self.refs:
                     raise ValueError(f"no emulator value for Ref {arg}")
@@ -141,14 +170,24 @@ def main(template_path):
     for logical, binary in functions.items():
         role_ref = resources[logical]["Properties"]["Role"]
         role = resources[role_ref["Fn::GetAtt"][0]]["Properties"]
-        own = [s for policy in role.get("Policies", []) for s in statements(policy["PolicyDocument"])]
+        own, destinations = [], []
+        for policy in role.get("Policies", []):
+            for_lambda = policy["PolicyName"] == f"{logical}EventInvokeConfigOnFailureSQSPolicy"
+            (destinations if for_lambda else own).extend(statements(policy["PolicyDocument"]))
         platform = []
-        for arn in role.get("ManagedPolicyArns", []):
-            arn = resolver.resolve(arn)
+        for arn in resolver.resolve(role.get("ManagedPolicyArns", [])):
             if arn not in MANAGED:
                 raise ValueError(f"{logical}: unknown managed policy {arn}")
             platform.extend(MANAGED[arn])
-        roles[binary] = {"statements": resolver.resolve(own), "platform": platform}
+        role = {
+            "statements": resolver.resolve(own),
+            "platform": platform,
+            "destinations": resolver.resolve(destinations),
+        }
+        # A binary deployed as two functions (the status function's URL and its API twin) must
+        # be allowed the same in both, since the drive runs its code once.
+        if roles.setdefault(binary, role) != role:
+            raise ValueError(f"{binary}: its functions' roles differ")
     json.dump(roles, sys.stdout, indent=1, sort_keys=True)
 
 

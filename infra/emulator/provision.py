@@ -82,6 +82,11 @@ def main(template_path, endpoint, name):
     webhook_url, webhook_dead_url = create_queue_pair(
         sqs, resources, f"{name}-webhooks", "WebhookQueue", "WebhookDeadLetterQueue"
     )
+    failed = resources["FailedEventsQueue"]["Properties"]
+    failed_url = sqs.create_queue(
+        QueueName=f"{name}-failed-events",
+        Attributes={"MessageRetentionPeriod": str(failed["MessageRetentionPeriod"])},
+    )["QueueUrl"]
     # A second pair with the same definitions, so the queue contract test owns its messages.
     contract_url, contract_dead_url = create_queue_pair(sqs, resources, f"{name}-contract")
 
@@ -120,6 +125,7 @@ def main(template_path, endpoint, name):
     print(f"DEAD_LETTER_QUEUE_URL={dead_url}")
     print(f"WEBHOOK_QUEUE_URL={webhook_url}")
     print(f"WEBHOOK_DEAD_LETTER_QUEUE_URL={webhook_dead_url}")
+    print(f"FAILED_EVENTS_QUEUE_URL={failed_url}")
     print(f"CONTRACT_QUEUE_URL={contract_url}")
     print(f"CONTRACT_DEAD_LETTER_QUEUE_URL={contract_dead_url}")
     # What Secrets Manager hands every function on AWS (template.yaml's StatusTokenSecret).

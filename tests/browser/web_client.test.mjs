@@ -878,3 +878,70 @@ test('a browser from before AbortSignal.any and Object.hasOwn (Safari 15, Chrome
     await page.close();
   }
 });
+
+/// The CORS origins `template.yaml` gives the status function's streaming URL.
+async function functionUrlOrigins() {
+  const template = await readFile(new URL('../../template.yaml', import.meta.url), 'utf8');
+  const status = template.slice(template.indexOf('\n  StatusFunction:\n'));
+  const line = status.split('\n').find((l) => l.trim().startsWith('AllowOrigins:'));
+  return JSON.parse(line.split('AllowOrigins:')[1].trim());
+}
+
+test('on AWS, an EventSource on the API\'s address follows its redirect to the streaming URL and gets the whole stream', async () => {
+  const { createServer, request } = await import('node:http');
+  const listen = (server) => new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${server.address().port}`)));
+  // The old site, on an origin of its own.
+  const site = createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/html' }); res.end('<!doctype html><title>site</title>'); });
+  const siteOrigin = await listen(site);
+  // The streaming function URL: the stream itself comes from the local server, and CORS is
+  // answered as Lambda answers a function URL's configuration (`*`, or the listed origins).
+  const seenOrigins = [];
+  let allowed = await functionUrlOrigins();
+  const functionUrl = createServer((req, res) => {
+    seenOrigins.push(req.headers.origin);
+    const cors = allowed.includes('*') ? '*' : (allowed.includes(req.headers.origin) ? req.headers.origin : null);
+    const upstream = request(`${base}${req.url}`, { headers: { accept: 'text/event-stream' } }, (answer) => {
+      res.writeHead(answer.statusCode, { ...answer.headers, ...(cors ? { 'access-control-allow-origin': cors } : {}) });
+      answer.pipe(res);
+    });
+    upstream.end();
+  });
+  const streams = await listen(functionUrl);
+  // The HTTP API: CORS for the site's origin, and a stream answered by the status function as
+  // it answers behind API Gateway (functions/status route tests, scripts/lambda_invoke.sh).
+  const api = createServer((req, res) => {
+    res.writeHead(307, {
+      location: `${streams}${req.url}`,
+      'cache-control': 'no-store',
+      ...(req.headers.origin === siteOrigin ? { 'access-control-allow-origin': siteOrigin } : {}),
+    });
+    res.end();
+  });
+  const apiBase = await listen(api);
+  const { page, errors } = await newPage();
+  try {
+    const job = await completedJob('coffee.webp', 'image/webp');
+    await page.goto(`${siteOrigin}/`);
+    const follow = (url) => page.evaluate((u) => new Promise((resolve) => {
+      const source = new EventSource(u);
+      const timer = setTimeout(() => { source.close(); resolve('no terminal event'); }, 30000);
+      source.addEventListener('task_completed', (e) => { clearTimeout(timer); source.close(); resolve(JSON.parse(e.data).job_id); });
+      source.onerror = () => { clearTimeout(timer); source.close(); resolve('error'); };
+    }), url);
+    // The old site's URL (the API's base and the id) and the signed one, both on the API.
+    const signed = job.status_url.replace(/^https?:\/\/[^/]+/, apiBase).replace('/status?', '/stream?');
+    for (const url of [`${apiBase}/api/v1/status/tasks/${job.job_id}/stream`, signed]) {
+      assert.equal(await follow(url), job.job_id, url);
+    }
+    // Redirected across origins, the request arrives with `Origin: null`: a function URL that
+    // listed the site's origins instead would refuse it.
+    assert.deepEqual([...new Set(seenOrigins)], ['null']);
+    allowed = [siteOrigin];
+    assert.equal(await follow(signed), 'error');
+    errors.length = 0; // the refused stream's console error is the point
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+    for (const server of [site, api, functionUrl]) server.close();
+  }
+});

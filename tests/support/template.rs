@@ -68,7 +68,7 @@ pub fn route_matches(pattern: &str, path: &str) -> bool {
 }
 
 impl HttpRoutes {
-    /// The function a request reaches through the HTTP API, or else through a function URL.
+    /// The function a request to the HTTP API's address reaches, if any.
     pub fn function_for(&self, method: &str, path: &str) -> Option<&str> {
         self.events
             .iter()
@@ -76,7 +76,6 @@ impl HttpRoutes {
                 route_matches(p, path) && (m == "ANY" || m.eq_ignore_ascii_case(method))
             })
             .map(|(binary, _, _)| binary.as_str())
-            .or_else(|| self.with_url.first().map(String::as_str))
     }
 }
 

@@ -19,7 +19,7 @@ use image2model_shared::domain::JobId;
 use image2model_shared::web::extract::{ApiQuery, JobIdParam};
 use image2model_shared::web::links::{Origin, task_links};
 use image2model_shared::web::openapi::ApiErrors;
-use image2model_shared::web::{ApiError, Caller, rate_limit};
+use image2model_shared::web::{ApiError, Caller, buffered, rate_limit};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -32,10 +32,17 @@ use view::{
 
 pub fn router(ctx: &AppContext) -> OpenApiRouter<AppContext> {
     // Requests without a credential (the public view) are rate limited per client address.
-    OpenApiRouter::new()
-        .routes(routes!(status))
+    // A stream asked where answers are buffered (API Gateway) goes to the streaming URL.
+    let streams = OpenApiRouter::new()
         .routes(routes!(sse))
         .routes(routes!(stream))
+        .route_layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            buffered::redirect_streams,
+        ));
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .merge(streams)
         .route_layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             rate_limit::limit_keyless,
@@ -116,6 +123,7 @@ struct StreamParams {
     responses(
         (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each status change has an `id:`, the task's version (send it back as `Last-Event-ID` to resume); the `task_failed` of a task deleted while followed has none"),
         (status = 204, description = "A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come"),
+        (status = 307, description = "Asked where answers are buffered (on AWS, the HTTP API's address): the same path and query on the streaming URL, which `events_url` names; an `EventSource` follows it", headers(("location" = String, description = "The stream on the streaming URL"))),
         ApiErrors,
     ),
 )]
@@ -137,6 +145,7 @@ async fn sse(
     responses(
         (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each status change has an `id:`, the task's version (send it back as `Last-Event-ID` to resume); the `task_failed` of a task deleted while followed has none"),
         (status = 204, description = "A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come"),
+        (status = 307, description = "Asked where answers are buffered (on AWS, the HTTP API's address): the same path and query on the streaming URL, which `events_url` names; an `EventSource` follows it", headers(("location" = String, description = "The stream on the streaming URL"))),
         ApiErrors,
     ),
 )]

@@ -82,6 +82,43 @@ async fn the_stream_of_a_completed_job_says_so_and_ends() {
     }
 }
 
+/// Behind API Gateway (answers buffered whole) a stream is redirected, path, query and token
+/// kept, to the streaming URL; polls are answered there; where answers stream, streams are served.
+#[tokio::test]
+async fn a_stream_asked_where_answers_are_buffered_is_redirected_to_the_streaming_url() {
+    let t = context_with(|c| {
+        c.status.status_stream_base_url = Some("https://stream.example".into());
+    });
+    let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
+    completed_with_model(&t, &job).await;
+    let buffered = |path: String| {
+        let mut req = request(Method::GET, &path, None, None);
+        req.extensions_mut()
+            .insert(image2model_shared::web::buffered::Buffered);
+        call(router(&t), &t, req)
+    };
+    for route in ["sse", "stream"] {
+        let path = format!(
+            "/api/v1/status/tasks/{}/{route}?token=t0k&timeout=60",
+            job.job_id
+        );
+        let redirect = buffered(path.clone()).await;
+        assert_eq!(redirect.status, StatusCode::TEMPORARY_REDIRECT, "{route}");
+        assert_eq!(
+            redirect.headers["location"],
+            format!("https://stream.example{path}").as_str()
+        );
+        assert_eq!(redirect.headers["cache-control"], "no-store");
+        // Where answers stream (the function URL, the local server) the stream is served.
+        let served = get(&t, &path.replace("token=t0k&", ""), Some(ALICE_KEY)).await;
+        assert_eq!(served.status, StatusCode::OK, "{route}");
+        assert_eq!(served.headers["content-type"], "text/event-stream");
+    }
+    let poll = buffered(format!("/api/v1/status/tasks/{}/status", job.job_id)).await;
+    assert_eq!(poll.status, StatusCode::OK, "{}", poll.body);
+    assert_eq!(poll.body["status"], "completed");
+}
+
 fn uuid_v4() -> String {
     image2model_shared::domain::JobId::new().to_string()
 }

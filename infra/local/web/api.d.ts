@@ -6439,6 +6439,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Asked where answers are buffered (on AWS, the HTTP API's address): the same path and query on the streaming URL, which `events_url` names; an `EventSource` follows it */
+            307: {
+                headers: {
+                    /** @description The stream on the streaming URL */
+                    location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Malformed: an invalid id, a body that cannot be read, a foreign file type. */
             400: {
                 headers: {
@@ -6697,6 +6706,15 @@ export interface operations {
             /** @description A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come */
             204: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Asked where answers are buffered (on AWS, the HTTP API's address): the same path and query on the streaming URL, which `events_url` names; an `EventSource` follows it */
+            307: {
+                headers: {
+                    /** @description The stream on the streaming URL */
+                    location?: string;
                     [name: string]: unknown;
                 };
                 content?: never;

@@ -4,11 +4,12 @@
 //! read strictly (`strict_json.rs`), the OpenAPI document's shared parts (`openapi.rs`), authentication
 //! (`auth.rs`), rate limiting (`rate_limit.rs`), request bodies that must keep a minimum rate
 //! (`read_deadline.rs`), the links a browser follows a task by
-//! (`links.rs`) and the response bodies several
+//! (`links.rs`), streams asked where answers are buffered (`buffered.rs`) and the response bodies several
 //! functions share (`views.rs`). Routes call the application services
 //! (`crate::app`) and map their answers; no service knows about HTTP.
 
 pub mod auth;
+pub mod buffered;
 pub mod error;
 pub mod extract;
 #[cfg(feature = "lambda")]

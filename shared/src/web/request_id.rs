@@ -24,10 +24,15 @@ pub async fn scope<F: Future>(id: String, handling: F) -> F::Output {
 /// A client-supplied request id is kept only if it is short and plain.
 pub fn incoming_request_id(req: &Request) -> Option<String> {
     let raw = req.headers().get(REQUEST_ID_HEADER)?.to_str().ok()?;
-    let plain = !raw.is_empty()
-        && raw.len() <= 64
-        && raw
+    plain_request_id(raw).then(|| raw.to_owned())
+}
+
+/// Whether `id` may name a request: 1 to 64 letters, digits and `-_.=` (API Gateway's ids end
+/// in `=`).
+pub fn plain_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    plain.then(|| raw.to_owned())
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
 }
