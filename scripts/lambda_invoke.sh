@@ -2,7 +2,7 @@
 # Runs the functions under cargo-lambda's Lambda runtime emulator (`cargo lambda watch
 # --only-lambda-apis`) and invokes one of each event kind from tests/fixtures/events with `cargo
 # lambda invoke`: API Gateway HTTP events (health, a FAL webhook, a status stream asked on the
-# API's address, which answers a redirect to the streaming URL), an S3 object-created event and
+# API's address, which the streaming status function answers whole), an S3 object-created event and
 # an SQS batch. Then it replays on-failure records from the failed-events queue through
 # cargo-lambda's Invoke API (infra/deploy/replay_failed_events.py). The functions use whatever
 # adapters the environment selects (the emulator's, when called from scripts/test.sh, which also
@@ -87,22 +87,25 @@ check "the health function's request written as an EMF metric" "${emf:-null}" \
     'd["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "image2model" and d["Requests"] == 1 and d["Route"] == "/api/v1/health"'
 
 status=$(invoke image2model-status apigw_http_status_stream.json)
-check "a stream asked on the API's address -> status function answers whole: a redirect to the streaming URL" "$status" \
-    'd["statusCode"] == 307 and d["headers"]["location"] == "'"$stream_base"'/api/v1/status/tasks/00000000-0000-4000-8000-000000000001/stream?token=abc&timeout=60" and d["headers"]["x-request-id"] == "JKJbYnQMwIdFTIC="'
+check "a stream asked on the API's address -> the streaming status function answers it whole, named by the gateway's id (the task is unknown: checked before any redirect)" "$status" \
+    'd["statusCode"] == 404 and json.loads(d["body"])["error_code"] == "JOB_NOT_FOUND" and json.loads(d["body"])["request_id"] == "JKJbYnQMwIdFTIC=" and d["headers"]["x-request-id"] == "JKJbYnQMwIdFTIC="'
 
-# Two on-failure records in the failed-events queue: an upload event Lambda gave up on (replayed,
-# then deleted) and one whose event the function cannot read (failed again, kept).
+# On-failure records in the failed-events queue: an upload event Lambda gave up on (replayed,
+# then deleted), one whose event the function cannot read (failed again, kept), one naming a
+# function the replay was not given (kept, never sent) and one Lambda kept no event of (kept).
 "$python" - "$failed_events" <<'PY'
 import json, sys, boto3
 sqs = boto3.client("sqs")
 good = open("tests/fixtures/events/lambda_on_failure_s3.json").read()
-bad = json.loads(good)
-bad["requestPayload"] = {"Records": "not a list"}
-for body in (good, json.dumps(bad)):
+unreadable, foreign, eventless = json.loads(good), json.loads(good), json.loads(good)
+unreadable["requestPayload"] = {"Records": "not a list"}
+foreign["requestContext"]["functionArn"] = "arn:aws:lambda:us-east-1:123456789012:function:image2model-admin"
+del eventless["requestPayload"]
+for body in (good, json.dumps(unreadable), json.dumps(foreign), json.dumps(eventless)):
     sqs.send_message(QueueUrl=sys.argv[1], MessageBody=body)
 PY
 set +e
-replayed=$(AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$port" "$python" infra/deploy/replay_failed_events.py "$failed_events" 2>&1)
+replayed=$(AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$port" "$python" infra/deploy/replay_failed_events.py "$failed_events" --function image2model-ingest 2>&1)
 replay_rc=$?
 set -e
 echo "$replayed"
@@ -110,6 +113,6 @@ left=$("$python" -c '
 import boto3, sys
 a = boto3.client("sqs").get_queue_attributes(QueueUrl=sys.argv[1], AttributeNames=["All"])["Attributes"]
 print(int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"]))' "$failed_events")
-check "failed events replayed: the readable one delivered and deleted, the other kept (exit 1)" \
+check "failed events replayed: the readable one delivered and deleted, the three others kept (exit 1)" \
     "{\"rc\": $replay_rc, \"left\": $left, \"summary\": $("$python" -c 'import json,sys; print(json.dumps(sys.argv[1].splitlines()[-1]))' "$replayed")}" \
-    'd["rc"] == 1 and d["left"] == 1 and d["summary"] == "1 replayed, 1 kept, 2 read"'
+    'd["rc"] == 1 and d["left"] == 3 and d["summary"] == "1 replayed, 3 kept, 4 read"'

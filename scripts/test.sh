@@ -38,14 +38,10 @@ for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
 
+# shellcheck source=scripts/venv.sh
+source scripts/venv.sh
 venv="$root/.venv"
-requirements="$root/infra/emulator/requirements.txt"
-if ! cmp -s "$requirements" "$venv/.installed-requirements" 2>/dev/null; then
-    echo "== python venv (moto, cfn-lint, aws-sam-cli, cargo-lambda, schemathesis)"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    cp "$requirements" "$venv/.installed-requirements"
-fi
+ensure_venv "$venv" "$root/infra/emulator/requirements.txt"
 
 export PATH="$venv/bin:$PATH"
 echo "== [${SECONDS}s] cfn-lint and sam validate --lint"
@@ -54,15 +50,9 @@ AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy
     sam validate --lint --template template.yaml
 
 echo "== [${SECONDS}s] checkov (an infrastructure scanner nobody here wrote): no failed check, every skip with its reason in the template"
-checkov_venv="$root/.venv-checkov"
-checkov_requirements="$root/infra/deploy/requirements.txt"
-if ! cmp -s "$checkov_requirements" "$checkov_venv/.installed-requirements" 2>/dev/null; then
-    python3 -m venv "$checkov_venv"
-    "$checkov_venv/bin/pip" install --quiet --disable-pip-version-check -r "$checkov_requirements"
-    cp "$checkov_requirements" "$checkov_venv/.installed-requirements"
-fi
+ensure_venv "$root/.venv-checkov" "$root/infra/deploy/requirements.txt"
 # Exits non-zero on any failed check; --quiet lists only those.
-"$checkov_venv/bin/checkov" --file template.yaml --framework cloudformation --quiet --compact --skip-download
+"$root/.venv-checkov/bin/checkov" --file template.yaml --framework cloudformation --quiet --compact --skip-download
 
 echo "== [${SECONDS}s] the OpenAPI document against the OpenAPI 3.1 specification (openapi-spec-validator)"
 openapi-spec-validator functions/health/openapi.json

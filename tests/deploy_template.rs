@@ -311,6 +311,24 @@ fn reserved_concurrency_fits_the_account_and_follows_the_event_sources() {
         readme.contains(&format!("Reserved in all: {total} executions")),
         "the README's total of reserved executions is {total}"
     );
+    // The least an operator can reserve with the parameters' minimums.
+    let least: u64 = resources(&template, "AWS::Serverless::Function")
+        .iter()
+        .map(|(_, f)| {
+            let reserved = field(f, "ReservedConcurrentExecutions").unwrap();
+            match reserved.strip_prefix("!Ref ") {
+                Some(p) => number(block(&template, &format!("  {p}:")), "MinValue"),
+                None => reserved.parse().unwrap(),
+            }
+        })
+        .sum();
+    assert!(
+        readme.contains(&format!(
+            "the parameters' minimums still reserve {least}, so ask for a quota of at\nleast {}",
+            least + 100
+        )),
+        "the README's least reservation is {least}"
+    );
     for (function, parameter) in [
         ("  WorkerFunction:", "!Ref WorkerMaxConcurrency"),
         ("  DeliverFunction:", "!Ref DeliverConcurrency"),
@@ -363,6 +381,18 @@ fn no_asynchronous_event_is_lost_unseen() {
             destination.is_some(),
             "{id}: on-failure destination"
         );
+        if asynchronous {
+            // Lambda failing to send there loses the event: that too is alarmed.
+            assert!(
+                resources(&template, "AWS::CloudWatch::Alarm")
+                    .iter()
+                    .any(
+                        |(_, alarm)| alarm.contains("MetricName: DestinationDeliveryFailures")
+                            && alarm.contains(&format!("Value: !Ref {id}"))
+                    ),
+                "{id}: no alarm on DestinationDeliveryFailures"
+            );
+        }
         if let Some(queue) = destination {
             ends.push(
                 queue
@@ -384,6 +414,13 @@ fn no_asynchronous_event_is_lost_unseen() {
         }
     }
     let alarms = resources(&template, "AWS::CloudWatch::Alarm");
+    // Every alarm tells someone, when an operator names a topic.
+    for (id, alarm) in &alarms {
+        assert!(
+            alarm.contains("AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn]"),
+            "{id} notifies AlarmTopicArn"
+        );
+    }
     for end in &ends {
         assert!(
             alarms.iter().any(|(_, alarm)| alarm

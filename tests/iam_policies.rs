@@ -703,6 +703,23 @@ impl Drive<'_> {
         let api_stream = status_url.replace("/status?", "/stream?");
         let streams = &events_url[..events_url.find("/api/").unwrap()];
         let api = client.base.as_str();
+        // With a key on the API's address: the key does not follow the redirect across origins
+        // (reqwest drops `Authorization` there, as browsers do); the fresh token in its place
+        // opens the owner's whole stream.
+        let keyed = client
+            .http
+            .get(format!("{api}/api/v1/status/tasks/{done}/stream"))
+            .header("authorization", format!("Bearer {ALICE}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(keyed.url().as_str().starts_with(streams), "{}", keyed.url());
+        assert!(keyed.url().query().unwrap_or_default().contains("token="));
+        let text = keyed.text().await.unwrap();
+        assert!(
+            text.contains("event: task_completed") && text.contains("\"result\""),
+            "{text}"
+        );
         for (url, answered_by) in [
             (format!("{api}/api/v1/status/tasks/{done}/status"), api),
             (status_url.to_owned(), api),

@@ -16,10 +16,11 @@ use image2model_shared::AppContext;
 use image2model_shared::app::AppError;
 use image2model_shared::app::task_status::{Snapshot, Viewer, task_snapshot};
 use image2model_shared::domain::JobId;
+use image2model_shared::web::buffered::{self, Buffered};
 use image2model_shared::web::extract::{ApiQuery, JobIdParam};
-use image2model_shared::web::links::{Origin, task_links};
+use image2model_shared::web::links::{Origin, task_links, task_token};
 use image2model_shared::web::openapi::ApiErrors;
-use image2model_shared::web::{ApiError, Caller, buffered, rate_limit};
+use image2model_shared::web::{ApiError, Caller, rate_limit};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -32,17 +33,10 @@ use view::{
 
 pub fn router(ctx: &AppContext) -> OpenApiRouter<AppContext> {
     // Requests without a credential (the public view) are rate limited per client address.
-    // A stream asked where answers are buffered (API Gateway) goes to the streaming URL.
-    let streams = OpenApiRouter::new()
-        .routes(routes!(sse))
-        .routes(routes!(stream))
-        .route_layer(axum::middleware::from_fn_with_state(
-            ctx.clone(),
-            buffered::redirect_streams,
-        ));
     OpenApiRouter::new()
         .routes(routes!(status))
-        .merge(streams)
+        .routes(routes!(sse))
+        .routes(routes!(stream))
         .route_layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             rate_limit::limit_keyless,
@@ -130,11 +124,11 @@ struct StreamParams {
 async fn sse(
     State(ctx): State<AppContext>,
     caller: Option<Caller>,
-    headers: HeaderMap,
+    asked: Asked,
     id: JobIdParam,
     params: ApiQuery<StreamParams>,
 ) -> Result<Response, ApiError> {
-    events(ctx, caller, &headers, id, params).await
+    events(ctx, caller, asked, id, params).await
 }
 
 /// The same events (the old API's path).
@@ -152,11 +146,33 @@ async fn sse(
 async fn stream(
     State(ctx): State<AppContext>,
     caller: Option<Caller>,
-    headers: HeaderMap,
+    asked: Asked,
     id: JobIdParam,
     params: ApiQuery<StreamParams>,
 ) -> Result<Response, ApiError> {
-    events(ctx, caller, &headers, id, params).await
+    events(ctx, caller, asked, id, params).await
+}
+
+/// How a stream was asked for: its headers, its path, and whether its answer is buffered.
+struct Asked {
+    headers: HeaderMap,
+    path: String,
+    buffered: bool,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Asked {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            headers: parts.headers.clone(),
+            path: parts.uri.path().to_owned(),
+            buffered: parts.extensions.get::<Buffered>().is_some(),
+        })
+    }
 }
 
 struct StreamState {
@@ -189,20 +205,22 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
 async fn events(
     ctx: AppContext,
     caller: Option<Caller>,
-    headers: &HeaderMap,
+    asked: Asked,
     JobIdParam(id): JobIdParam,
     ApiQuery(params): ApiQuery<StreamParams>,
 ) -> Result<Response, ApiError> {
-    let viewer = viewer(&ctx, caller, params.token)?;
+    let headers = &asked.headers;
+    let viewer = viewer(&ctx, caller, params.token.clone())?;
     let max = ctx.config.status.sse_max_duration;
-    let timeout = match params.timeout {
+    let timeout = match &params.timeout {
         None => max,
-        Some(raw) => stream_timeout(&raw, max)?,
+        Some(raw) => stream_timeout(raw, max)?,
     };
     // Refuse unknown or foreign ids (and bad tokens) before the stream starts. A token is
     // checked once: the stream then follows the task as its owner would, so a token expiring
     // mid-stream costs no event (the stream's own length is bounded by `SSE_MAX_SECONDS`).
     let current = task_snapshot(&ctx, &viewer, id).await?;
+    let keyed = matches!(viewer, Viewer::Caller(_));
     let viewer = match viewer {
         Viewer::Token(_) => Viewer::Caller(Caller {
             owner: current.owner.clone(),
@@ -215,6 +233,27 @@ async fn events(
     let seen = last_event_id(headers).filter(|seen| *seen == current.version());
     if seen.is_some() && current.is_terminal() {
         return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    // Where answers are buffered (API Gateway) the stream is on the streaming URL. A key does
+    // not follow the client there (a redirect across origins drops `Authorization`; an
+    // `EventSource` sends no header at all), so its holder is sent with a fresh token; a
+    // token's holder keeps that token, and the public view needs none.
+    if asked.buffered
+        && let Some(base) = ctx.config.status.status_stream_base_url.as_deref()
+    {
+        let token = if keyed {
+            Some(task_token(&ctx, id, &current.owner).token)
+        } else {
+            params.token
+        };
+        return Ok(buffered::redirect(
+            base,
+            &asked.path,
+            &[
+                ("token", token.as_deref()),
+                ("timeout", params.timeout.as_deref()),
+            ],
+        ));
     }
     let now = Instant::now();
     let (last, opening) = match seen {

@@ -82,8 +82,11 @@ async fn the_stream_of_a_completed_job_says_so_and_ends() {
     }
 }
 
-/// Behind API Gateway (answers buffered whole) a stream is redirected, path, query and token
-/// kept, to the streaming URL; polls are answered there; where answers stream, streams are served.
+/// Behind API Gateway (answers buffered whole) a stream is redirected to the streaming URL: the
+/// public view as asked, a token's holder with that token, a key's holder (whose key a redirect
+/// across origins drops) with a fresh token; what is refused is refused on the spot. Polls are
+/// answered there, and where answers stream (the function URL, the local server) streams are
+/// served.
 #[tokio::test]
 async fn a_stream_asked_where_answers_are_buffered_is_redirected_to_the_streaming_url() {
     let t = context_with(|c| {
@@ -91,30 +94,65 @@ async fn a_stream_asked_where_answers_are_buffered_is_redirected_to_the_streamin
     });
     let job = queued_job(&t, &ready_file(&t, "alice").await, RELIEF_MODEL).await;
     completed_with_model(&t, &job).await;
-    let buffered = |path: String| {
-        let mut req = request(Method::GET, &path, None, None);
+    let buffered = |path: String, key: Option<&str>| {
+        let mut req = request(Method::GET, &path, key, None);
         req.extensions_mut()
             .insert(image2model_shared::web::buffered::Buffered);
         call(router(&t), &t, req)
     };
+    let owner_view = get(
+        &t,
+        &format!("/api/v1/status/tasks/{}/status", job.job_id),
+        Some(ALICE_KEY),
+    )
+    .await;
+    let events_url = owner_view.body["events_url"].as_str().unwrap();
+    let token = events_url.split("token=").nth(1).unwrap();
     for route in ["sse", "stream"] {
-        let path = format!(
-            "/api/v1/status/tasks/{}/{route}?token=t0k&timeout=60",
-            job.job_id
-        );
-        let redirect = buffered(path.clone()).await;
-        assert_eq!(redirect.status, StatusCode::TEMPORARY_REDIRECT, "{route}");
+        let path = format!("/api/v1/status/tasks/{}/{route}", job.job_id);
+        let location = |answer: &image2model_shared::web::testing::Answer| {
+            assert_eq!(
+                answer.status,
+                StatusCode::TEMPORARY_REDIRECT,
+                "{route}: {}",
+                answer.body
+            );
+            assert_eq!(answer.headers["cache-control"], "no-store");
+            answer.headers["location"].to_str().unwrap().to_owned()
+        };
+        let public = buffered(format!("{path}?timeout=60"), None).await;
         assert_eq!(
-            redirect.headers["location"],
-            format!("https://stream.example{path}").as_str()
+            location(&public),
+            format!("https://stream.example{path}?timeout=60")
         );
-        assert_eq!(redirect.headers["cache-control"], "no-store");
-        // Where answers stream (the function URL, the local server) the stream is served.
-        let served = get(&t, &path.replace("token=t0k&", ""), Some(ALICE_KEY)).await;
-        assert_eq!(served.status, StatusCode::OK, "{route}");
-        assert_eq!(served.headers["content-type"], "text/event-stream");
+        let by_token = buffered(format!("{path}?token={token}&timeout=60"), None).await;
+        assert_eq!(
+            location(&by_token),
+            format!("https://stream.example{path}?token={token}&timeout=60")
+        );
+        let by_key = location(&buffered(path.clone(), Some(ALICE_KEY)).await);
+        let fresh = by_key
+            .strip_prefix(&format!("https://stream.example{path}?token="))
+            .unwrap_or_else(|| panic!("{by_key}"));
+        // The fresh token opens the owner's whole stream where it streams, with no key.
+        let followed = get(&t, &format!("{path}?token={fresh}"), None).await;
+        assert_eq!(followed.status, StatusCode::OK, "{route}");
+        assert_eq!(followed.headers["content-type"], "text/event-stream");
+        let text = String::from_utf8(followed.raw.to_vec()).unwrap();
+        assert!(text.contains("event: task_completed"), "{text}");
+        assert!(text.contains("\"result\""), "the owner's view: {text}");
+        // Refusals are answered where asked.
+        buffered(format!("{path}?token=forged"), None)
+            .await
+            .assert_error(401, "STATUS_TOKEN_INVALID");
+        buffered(
+            format!("/api/v1/status/tasks/{}/{route}", uuid_v4()),
+            Some(ALICE_KEY),
+        )
+        .await
+        .assert_error(404, "JOB_NOT_FOUND");
     }
-    let poll = buffered(format!("/api/v1/status/tasks/{}/status", job.job_id)).await;
+    let poll = buffered(format!("/api/v1/status/tasks/{}/status", job.job_id), None).await;
     assert_eq!(poll.status, StatusCode::OK, "{}", poll.body);
     assert_eq!(poll.body["status"], "completed");
 }

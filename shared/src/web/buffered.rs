@@ -1,36 +1,33 @@
 //! Answers that reach the client whole. API Gateway buffers a function's answer, so an event
 //! stream asked through it would arrive only when it ends. The Lambda adapter marks such
-//! requests [`Buffered`]; a stream route asked on one answers `307 Temporary Redirect` to the
-//! same path and query on the streaming URL (`STATUS_STREAM_BASE_URL`, the status function's
-//! URL), which an `EventSource` follows with its token.
+//! requests [`Buffered`]; a stream route asked on one answers [`redirect`]: `307 Temporary
+//! Redirect` to the same stream on the streaming URL (`STATUS_STREAM_BASE_URL`, the status
+//! function's URL), which an `EventSource` follows.
 
-use crate::context::AppContext;
-use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, LOCATION};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// Marks a request whose answer is buffered whole before the client sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Buffered;
 
-/// Middleware of the stream routes: a buffered request is sent to the streaming URL, when there
-/// is one (without, the stream is served and arrives whole at its end).
-pub async fn redirect_streams(State(ctx): State<AppContext>, req: Request, next: Next) -> Response {
-    let streams = ctx.config.status.status_stream_base_url.as_deref();
-    match (req.extensions().get::<Buffered>(), streams) {
-        (Some(Buffered), Some(base)) => {
-            let target = format!(
-                "{base}{}",
-                req.uri().path_and_query().map_or("", |p| p.as_str())
-            );
-            (
-                StatusCode::TEMPORARY_REDIRECT,
-                [(LOCATION, target), (CACHE_CONTROL, "no-store".to_owned())],
-            )
-                .into_response()
-        }
-        _ => next.run(req).await,
-    }
+/// `307` to `path` on `base` with the query parameters of `query` that have a value. The path
+/// and values come from a parsed request, so the `Location` is always a valid header value.
+pub fn redirect(base: &str, path: &str, query: &[(&str, Option<&str>)]) -> Response {
+    let present: Vec<(&str, &str)> = query
+        .iter()
+        .filter_map(|(name, value)| value.map(|v| (*name, v)))
+        .collect();
+    let query = serde_urlencoded::to_string(&present).unwrap_or_default();
+    let target = if query.is_empty() {
+        format!("{base}{path}")
+    } else {
+        format!("{base}{path}?{query}")
+    };
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [(LOCATION, target), (CACHE_CONTROL, "no-store".to_owned())],
+    )
+        .into_response()
 }

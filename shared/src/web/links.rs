@@ -5,7 +5,7 @@
 //! them); streams go to `STATUS_STREAM_BASE_URL` when set (on AWS, the streaming function URL).
 
 use super::views::TaskLinks;
-use crate::app::status_token;
+use crate::app::status_token::{self, StatusToken};
 use crate::context::AppContext;
 use crate::domain::JobId;
 use axum::extract::FromRequestParts;
@@ -71,15 +71,20 @@ impl FromRequestParts<AppContext> for Origin {
     }
 }
 
-/// The links task `task_id` of `owner` is followed by.
-pub fn task_links(ctx: &AppContext, origin: &Origin, task_id: JobId, owner: &str) -> TaskLinks {
-    let token = status_token::issue(
+/// A fresh token that opens task `task_id` of `owner` without a key.
+pub fn task_token(ctx: &AppContext, task_id: JobId, owner: &str) -> StatusToken {
+    status_token::issue(
         ctx.status_secret(),
         task_id,
         owner,
         ctx.config.status.status_token_ttl,
         Utc::now(),
-    );
+    )
+}
+
+/// The links task `task_id` of `owner` is followed by.
+pub fn task_links(ctx: &AppContext, origin: &Origin, task_id: JobId, owner: &str) -> TaskLinks {
+    let token = task_token(ctx, task_id, owner);
     let streams = ctx
         .config
         .status
