@@ -117,7 +117,7 @@ struct StreamParams {
     responses(
         (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each status change has an `id:`, the task's version (send it back as `Last-Event-ID` to resume); the `task_failed` of a task deleted while followed has none"),
         (status = 204, description = "A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come"),
-        (status = 307, description = "Asked where answers are buffered (on AWS, the HTTP API's address): the same path and query on the streaming URL, which `events_url` names; an `EventSource` follows it", headers(("location" = String, description = "The stream on the streaming URL"))),
+        (status = 307, description = "Asked where answers are buffered (on AWS, the HTTP API's address), once the key or token and the task are checked: the same stream on the streaming URL, which `events_url` names, with the query as asked, or with a fresh `token` for a key's holder (a redirect across origins drops `Authorization`); an `EventSource` follows it", headers(("location" = String, description = "The stream on the streaming URL"))),
         ApiErrors,
     ),
 )]
@@ -139,7 +139,7 @@ async fn sse(
     responses(
         (status = 200, body = StreamEvent, content_type = "text/event-stream", description = "The events: `event:` is the `event` of `StreamEvent` and `data:` its `data` as JSON (`task_queued`, `task_progress`, `task_completed` carry `TaskEvent`, or `PublicTaskEvent` without a credential; `task_failed` also `TaskGone`; `heartbeat` carries `Heartbeat`; `timeout` and `shutdown` `StreamEnd`). Each status change has an `id:`, the task's version (send it back as `Last-Event-ID` to resume); the `task_failed` of a task deleted while followed has none"),
         (status = 204, description = "A reconnect whose `Last-Event-ID` names the task's terminal event: nothing more will come"),
-        (status = 307, description = "Asked where answers are buffered (on AWS, the HTTP API's address): the same path and query on the streaming URL, which `events_url` names; an `EventSource` follows it", headers(("location" = String, description = "The stream on the streaming URL"))),
+        (status = 307, description = "Asked where answers are buffered (on AWS, the HTTP API's address), once the key or token and the task are checked: the same stream on the streaming URL, which `events_url` names, with the query as asked, or with a fresh `token` for a key's holder (a redirect across origins drops `Authorization`); an `EventSource` follows it", headers(("location" = String, description = "The stream on the streaming URL"))),
         ApiErrors,
     ),
 )]

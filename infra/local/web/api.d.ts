@@ -6439,7 +6439,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Asked where answers are buffered (on AWS, the HTTP API's address): the same path and query on the streaming URL, which `events_url` names; an `EventSource` follows it */
+            /** @description Asked where answers are buffered (on AWS, the HTTP API's address), once the key or token and the task are checked: the same stream on the streaming URL, which `events_url` names, with the query as asked, or with a fresh `token` for a key's holder (a redirect across origins drops `Authorization`); an `EventSource` follows it */
             307: {
                 headers: {
                     /** @description The stream on the streaming URL */
@@ -6710,7 +6710,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Asked where answers are buffered (on AWS, the HTTP API's address): the same path and query on the streaming URL, which `events_url` names; an `EventSource` follows it */
+            /** @description Asked where answers are buffered (on AWS, the HTTP API's address), once the key or token and the task are checked: the same stream on the streaming URL, which `events_url` names, with the query as asked, or with a fresh `token` for a key's holder (a redirect across origins drops `Authorization`); an `EventSource` follows it */
             307: {
                 headers: {
                     /** @description The stream on the streaming URL */
