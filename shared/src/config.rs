@@ -400,12 +400,13 @@ impl Default for LocalSettings {
 }
 
 /// The sign-in settings: all three variables, or none.
+/// The setting `name`, trimmed, when it is set to something.
+fn setting<'a>(vars: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
 fn jwt_settings(vars: &HashMap<String, String>) -> Result<Option<JwtSettings>, ConfigError> {
-    let get = |name: &str| {
-        vars.get(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let get = |name: &str| setting(vars, name).map(str::to_owned);
     match (get("JWT_ISSUER"), get("JWT_AUDIENCE"), get("JWT_JWKS_URL")) {
         (Some(issuer), Some(audience), Some(_)) => Ok(Some(JwtSettings {
             issuer,
@@ -426,7 +427,7 @@ fn optional_url(
     vars: &HashMap<String, String>,
     name: &'static str,
 ) -> Result<Option<String>, ConfigError> {
-    let Some(value) = vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+    let Some(value) = setting(vars, name) else {
         return Ok(None);
     };
     http_url(name, value).map(|_| Some(value.trim_end_matches('/').to_owned()))
@@ -466,7 +467,7 @@ fn single_key(
     vars: &HashMap<String, String>,
     name: &'static str,
 ) -> Result<Option<String>, ConfigError> {
-    let Some(key) = vars.get(name).map(|k| k.trim()).filter(|k| !k.is_empty()) else {
+    let Some(key) = setting(vars, name) else {
         return Ok(None);
     };
     if key.chars().count() < 8 {
@@ -490,7 +491,7 @@ fn parse<T: std::str::FromStr>(
 where
     T::Err: std::fmt::Display,
 {
-    match vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+    match setting(vars, name) {
         None => Ok(default),
         Some(raw) => raw.parse().map_err(|e: T::Err| ConfigError::Invalid {
             name,
@@ -530,7 +531,7 @@ fn seconds(
 /// `WEBHOOK_RETRY_SCHEDULE_SECONDS`: one to twenty waits of at most a day each, in seconds.
 fn retry_schedule(vars: &HashMap<String, String>) -> Result<Option<Vec<Duration>>, ConfigError> {
     const NAME: &str = "WEBHOOK_RETRY_SCHEDULE_SECONDS";
-    let Some(raw) = vars.get(NAME).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+    let Some(raw) = setting(vars, NAME) else {
         return Ok(None);
     };
     let invalid = |reason: String| ConfigError::Invalid { name: NAME, reason };
@@ -616,11 +617,7 @@ fn aws_resources(vars: &HashMap<String, String>) -> Result<Option<AwsResources>,
     ];
     let values: Vec<Option<String>> = names
         .iter()
-        .map(|n| {
-            vars.get(*n)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        })
+        .map(|n| setting(vars, n).map(str::to_owned))
         .collect();
     match values.as_slice() {
         [
