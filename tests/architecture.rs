@@ -135,8 +135,16 @@ fn every_function_with_routes_tests_them_in_its_own_crate() {
 /// The shared crate's top-level modules, lowest layer first. A module may import only modules
 /// of a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["domain", "host", "jwks", "metrics", "telemetry", "shutdown"],
-    &["validation", "ports", "jwt"],
+    &[
+        "domain",
+        "host",
+        "jwks",
+        "metrics",
+        "telemetry",
+        "shutdown",
+        "rate_window",
+    ],
+    &["validation", "ports", "jwt", "issued_tokens"],
     &["config", "builtin_generator"],
     &["keys", "adapters", "fal", "webhooks"],
     &["context"],

@@ -477,3 +477,17 @@ fn the_readmes_flood_ceiling_is_what_the_defaults_allow() {
     );
     assert!(readme.contains(&line), "the README should say: {line}");
 }
+
+/// The README's cost of a model is computed from the AWS calls `tests/iam_policies.rs` holds
+/// (`support/costs.rs`) and the prices cited there: a change of either shows here.
+#[test]
+fn the_readmes_cost_table_is_computed_from_the_held_calls_and_prices() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let table = image2model_tests::costs::table();
+    assert!(
+        readme.contains(&table),
+        "the README's cost table should read:\n{table}"
+    );
+}

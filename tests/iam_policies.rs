@@ -27,7 +27,7 @@ use image2model_shared::wiring::aws_context;
 use image2model_tests::aws_calls::{Authorization, RecordingProxy, iam_match};
 use image2model_tests::fake_fal::{FakeFal, Output, Script, Webhooks, depth_png};
 use image2model_tests::template::{self, HttpRoutes};
-use image2model_tests::{ADMIN, ALICE, jpeg, png, test_config};
+use image2model_tests::{ADMIN, ALICE, BOB, costs, jpeg, png, test_config};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -363,7 +363,13 @@ struct Jobs {
 }
 
 /// Drives every route and handler of the product through the deployment, journey by journey.
-async fn drive(d: &Deployment, client: &Client, fake: &FakeFal, env: &BTreeMap<String, String>) {
+async fn drive(
+    d: &Deployment,
+    client: &Client,
+    fake: &FakeFal,
+    env: &BTreeMap<String, String>,
+    proxy: &RecordingProxy,
+) {
     let sdk = image2model_shared::adapters::aws::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -392,6 +398,7 @@ async fn drive(d: &Deployment, client: &Client, fake: &FakeFal, env: &BTreeMap<S
         s3: &s3,
         worker: &worker,
     };
+    drive.one_model_and_what_following_it_costs(proxy).await;
     let endpoints = drive.register_webhook_endpoints().await;
     let uploads = drive.upload_every_way().await;
     let file_id = uploads.plain["file_id"].as_str().unwrap().to_owned();
@@ -410,7 +417,185 @@ async fn drive(d: &Deployment, client: &Client, fake: &FakeFal, env: &BTreeMap<S
     drive.sweep_on_its_own_clock(&file_id).await;
 }
 
+/// The AWS calls recorded since the `from`th, per function and action.
+fn calls_since(proxy: &RecordingProxy, from: usize) -> costs::Calls {
+    let mut calls = costs::Calls::new();
+    for a in &proxy.authorizations()[from..] {
+        *calls
+            .entry((a.access_key.clone(), a.action.clone()))
+            .or_default() += 1;
+    }
+    calls
+}
+
+/// A webhook receiver that answers every delivery 200; returns its origin and how many came.
+async fn counting_receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let app = axum::Router::new().fallback(move || {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { axum::http::StatusCode::OK }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (origin, count)
+}
+
 impl Drive<'_> {
+    /// One model on the built-in generator, step by step, with the AWS calls each step makes
+    /// held to `support::costs` (the README's cost table is computed from it): made (presigned,
+    /// uploaded, ingested, generated) and downloaded once; followed by a poll with the key, a
+    /// poll without one, the stream, and a webhook endpoint told of its end. Bob's, before
+    /// anything else, so that no other journey's records or endpoints weigh in.
+    async fn one_model_and_what_following_it_costs(&self, proxy: &RecordingProxy) {
+        let Drive {
+            d,
+            client,
+            env,
+            sqs,
+            ..
+        } = self;
+        let (receiver, delivered) = counting_receiver().await;
+        client
+            .ok(
+                BOB,
+                "POST",
+                "/api/v1/webhooks/endpoints",
+                Some(json!({"url": format!("{receiver}/hook")})),
+            )
+            .await;
+        let photo = png(96, 64);
+        let mut observed = Vec::new();
+        let make = async |generate: Value| {
+            let from = proxy.authorizations().len();
+            let clock = std::time::Instant::now();
+            let presigned = client
+                .ok(
+                    BOB,
+                    "POST",
+                    "/api/v1/uploads/presign",
+                    Some(json!({"files": [{"filename": "photo.png", "content_type": "image/png", "size": photo.len()}], "generate": generate})),
+                )
+                .await;
+            let grant = &presigned["files"][0]["upload"];
+            let mut put = client
+                .http
+                .put(grant["url"].as_str().unwrap())
+                .body(photo.clone());
+            for (name, value) in grant["headers"].as_object().unwrap() {
+                put = put.header(name.as_str(), value.as_str().unwrap());
+            }
+            assert!(put.send().await.unwrap().status().is_success());
+            let job = presigned["files"][0]["job_id"].as_str().unwrap().to_owned();
+            ingest(d, sqs, &env["UPLOAD_EVENTS_QUEUE_URL"], 1).await;
+            work_until(self.worker, sqs, &env["QUEUE_URL"], async || {
+                let answer = client
+                    .ok(BOB, "GET", &format!("/api/v1/jobs/{job}"), None)
+                    .await;
+                job_status(&answer) == "completed"
+            })
+            .await;
+            eprintln!(
+                "{generate}: made in {:?} against the emulator",
+                clock.elapsed()
+            );
+            let mut calls = calls_since(proxy, from);
+            // The test's own polls for the end (a client following the job is priced apart).
+            calls.retain(|(function, _), _| function != "image2model-jobs");
+            (job, calls)
+        };
+        let (job, made) = make(json!({"model_type": "relief"})).await;
+        observed.push(("make", made));
+        let delivered_by = |count: usize| {
+            let delivered = &delivered;
+            deliver_until(d, sqs, &env["WEBHOOK_QUEUE_URL"], move || {
+                delivered.load(std::sync::atomic::Ordering::SeqCst) >= count
+            })
+        };
+        let from = proxy.authorizations().len();
+        delivered_by(1).await;
+        observed.push(("webhook", calls_since(proxy, from)));
+
+        let from = proxy.authorizations().len();
+        let link = client
+            .ok(
+                BOB,
+                "GET",
+                &format!("/api/v1/download/{job}?redirect=false"),
+                None,
+            )
+            .await;
+        let got = client
+            .http
+            .get(link["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert!(got.status().is_success());
+        observed.push(("download", calls_since(proxy, from)));
+
+        let status = format!("/api/v1/status/tasks/{job}/status");
+        let from = proxy.authorizations().len();
+        let polled = client.ok(BOB, "GET", &status, None).await;
+        observed.push(("poll with a key", calls_since(proxy, from)));
+
+        let from = proxy.authorizations().len();
+        let public = client
+            .http
+            .get(format!("{}{status}", client.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(public.status().is_success());
+        observed.push(("poll without a key", calls_since(proxy, from)));
+
+        let from = proxy.authorizations().len();
+        let events = polled["events_url"].as_str().unwrap();
+        let text = client
+            .http
+            .get(events)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains("event: task_completed"), "{text}");
+        observed.push(("stream", calls_since(proxy, from)));
+
+        let (_, made_at_fal) = make(json!({"model_type": "tripo3d"})).await;
+        observed.push(("make at FAL", made_at_fal));
+        delivered_by(2).await;
+        for (step, calls) in observed {
+            let held = costs::STEPS
+                .iter()
+                .find(|(name, _)| *name == step)
+                .map(|(_, held)| held.calls())
+                .unwrap();
+            if step == "make at FAL" {
+                // The worker's calls grow with FAL's time; the other functions' are fixed.
+                let (worker, others): (costs::Calls, costs::Calls) = calls
+                    .into_iter()
+                    .partition(|((function, _), _)| function == "image2model-worker");
+                let (held_worker, held_others): (costs::Calls, costs::Calls) = held
+                    .into_iter()
+                    .partition(|((function, _), _)| function == "image2model-worker");
+                assert_eq!(
+                    others, held_others,
+                    "{step}: support/costs.rs holds other calls"
+                );
+                let total = |c: &costs::Calls| c.values().sum::<u32>();
+                assert!(
+                    total(&worker) <= 2 * total(&held_worker),
+                    "{step}: the worker made {worker:?}"
+                );
+            } else {
+                assert_eq!(calls, held, "{step}: support/costs.rs holds other calls");
+            }
+        }
+    }
+
     /// Whether every job of `ids` ended.
     async fn all_done(&self, ids: &[String]) -> bool {
         for id in ids {
@@ -1329,7 +1514,7 @@ async fn every_function_role_allows_what_its_code_calls_and_nothing_else() {
         http: reqwest::Client::new(),
     };
 
-    drive(&deployment, &client, &fake, &env).await;
+    drive(&deployment, &client, &fake, &env, &proxy).await;
 
     assert!(
         proxy.unknown().is_empty(),

@@ -3,14 +3,29 @@
 //! event. It knows no adapter: which ones run is chosen above the services, in `wiring.rs`.
 
 use crate::config::{Config, Secret};
+use crate::issued_tokens::IssuedTokens;
 use crate::keys::KeyRing;
 use crate::ports::{ObjectStorage, Ports, Store, WebhookStore, WorkQueue};
+use crate::rate_window::LocalCounts;
 use crate::shutdown::Shutdown;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
+/// One allocation shared by every clone: a request, its layers and its handler each hold one,
+/// so a clone is one reference count, not one per dependency.
 #[derive(Clone)]
-pub struct AppContext {
+pub struct AppContext(Arc<Dependencies>);
+
+impl std::ops::Deref for AppContext {
+    type Target = Dependencies;
+
+    fn deref(&self) -> &Dependencies {
+        &self.0
+    }
+}
+
+/// What an [`AppContext`] holds.
+pub struct Dependencies {
     pub config: Arc<Config>,
     pub keys: Arc<KeyRing>,
     status_secret: Arc<Secret>,
@@ -25,6 +40,11 @@ pub struct AppContext {
     /// Permits to decode an image (`MAX_CONCURRENT_DECODES`): validation and generation each
     /// hold one, so decoding's memory stays within the permits times `MAX_DECODE_BYTES`.
     pub decodes: Arc<Semaphore>,
+    /// This instance's counts of keyless status requests between writes to the store's
+    /// shared counters (`web::rate_limit`).
+    pub keyless_counts: LocalCounts,
+    /// The status tokens this instance issued lately (`web::links`).
+    pub issued_tokens: IssuedTokens,
     /// Triggered when the process stops (the local server); open streams end on it.
     pub shutdown: Shutdown,
 }
@@ -43,7 +63,7 @@ impl AppContext {
             webhooks,
             deliveries,
         } = ports;
-        Self {
+        Self(Arc::new(Dependencies {
             config: Arc::new(config),
             keys: Arc::new(keys),
             status_secret: Arc::new(status_secret),
@@ -53,8 +73,10 @@ impl AppContext {
             webhooks,
             deliveries,
             decodes,
+            keyless_counts: LocalCounts::default(),
+            issued_tokens: IssuedTokens::default(),
             shutdown: Shutdown::default(),
-        }
+        }))
     }
 
     /// The key status tokens are signed with.

@@ -1,10 +1,12 @@
 //! API keys: the configured keys, kept only as SHA-256 hashes, and who a presented key belongs
-//! to, found by comparing in constant time against every stored hash; and, when sign-in is
+//! to, found by its hash (one lookup, however many keys: what a lookup's timing could tell is
+//! about the hash of what was sent, which tells nothing about any key); and, when sign-in is
 //! configured, provider tokens (`jwt.rs`) as a second kind of bearer credential.
 
 use crate::config::{Config, NamedKey};
 use crate::jwt::{JwtVerifier, looks_like_jwt};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -21,18 +23,18 @@ fn hash(key: &str) -> KeyHash {
 /// The configured keys, as hashes, and the sign-in provider's verifier.
 #[derive(Clone, Default)]
 pub struct KeyRing {
-    users: Vec<(String, KeyHash)>,
+    /// Each key's hash and its user (the first name given, for a key listed twice).
+    users: HashMap<KeyHash, String>,
     admin: Option<KeyHash>,
     jwt: Option<Arc<JwtVerifier>>,
 }
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut users: Vec<&String> = self.users.values().collect();
+        users.sort();
         f.debug_struct("KeyRing")
-            .field(
-                "users",
-                &self.users.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            )
+            .field("users", &users)
             .field("admin", &self.admin.is_some())
             .field("jwt", &self.jwt.is_some())
             .finish()
@@ -55,14 +57,12 @@ pub enum Identity {
 
 impl KeyRing {
     pub fn new(users: &[NamedKey], admin: Option<&str>) -> Self {
-        Self {
-            users: users
-                .iter()
-                .map(|k| (k.name.clone(), hash(&k.key)))
-                .collect(),
+        let mut ring = Self {
             admin: admin.map(hash),
-            jwt: None,
-        }
+            ..Self::default()
+        };
+        ring.add_users(users.iter().map(|k| (hash(&k.key), &k.name)));
+        ring
     }
 
     /// Every key of the configuration: plain keys (hashed here) and configured hashes.
@@ -71,12 +71,12 @@ impl KeyRing {
             &config.sign_in.user_keys,
             config.sign_in.admin_key.as_ref().map(|k| k.0.as_str()),
         );
-        ring.users.extend(
+        ring.add_users(
             config
                 .sign_in
                 .user_key_hashes
                 .iter()
-                .map(|k| (k.name.clone(), k.sha256)),
+                .map(|k| (k.sha256, &k.name)),
         );
         if ring.admin.is_none() {
             ring.admin = config.sign_in.admin_key_hash;
@@ -100,21 +100,24 @@ impl KeyRing {
         }
     }
 
-    /// Looks a presented key up, touching every stored hash so timing reveals nothing.
+    /// Adds users' key hashes; a hash already there keeps its first name.
+    fn add_users<'a>(&mut self, users: impl Iterator<Item = (KeyHash, &'a String)>) {
+        for (hash, name) in users {
+            self.users.entry(hash).or_insert_with(|| name.clone());
+        }
+    }
+
+    /// Looks a presented key up by its hash; the admin key, compared in constant time, wins.
     pub fn identify(&self, presented: &str) -> Option<Identity> {
         let presented = hash(presented);
-        let mut found = None;
-        for (name, stored) in &self.users {
-            if bool::from(stored.ct_eq(&presented)) && found.is_none() {
-                found = Some(Identity::User(name.clone()));
-            }
-        }
         if let Some(admin) = &self.admin
             && bool::from(admin.ct_eq(&presented))
         {
-            found = Some(Identity::Admin);
+            return Some(Identity::Admin);
         }
-        found
+        self.users
+            .get(&presented)
+            .map(|name| Identity::User(name.clone()))
     }
 }
 

@@ -189,11 +189,11 @@ fn method_label(method: &str) -> &str {
     KNOWN.into_iter().find(|m| *m == method).unwrap_or("OTHER")
 }
 
-pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+pub fn record_request(method: &str, route: &str, status: http::StatusCode, elapsed: Duration) {
     let method = method_label(method);
     let m = metrics();
     m.requests
-        .with_label_values(&[method, route, &status.to_string()])
+        .with_label_values(&[method, route, status.as_str()])
         .inc();
     m.request_seconds
         .with_label_values(&[method, route])
@@ -202,7 +202,11 @@ pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration)
         Some(("Route", route)),
         &[
             ("Requests", "Count", 1.0),
-            ("ServerErrors", "Count", f64::from(u8::from(status >= 500))),
+            (
+                "ServerErrors",
+                "Count",
+                f64::from(u8::from(status.is_server_error())),
+            ),
             ("Latency", "Milliseconds", elapsed.as_secs_f64() * 1000.0),
         ],
     );
@@ -303,9 +307,14 @@ mod tests {
     #[test]
     fn labels_stay_bounded_whatever_method_arrives() {
         for i in 0..50 {
-            record_request(&format!("X{i}"), "unmatched", 404, Duration::ZERO);
+            record_request(
+                &format!("X{i}"),
+                "unmatched",
+                http::StatusCode::NOT_FOUND,
+                Duration::ZERO,
+            );
         }
-        record_request("GET", "/health", 200, Duration::ZERO);
+        record_request("GET", "/health", http::StatusCode::OK, Duration::ZERO);
         let text = render();
         assert!(!text.contains("X7"), "a client's method became a label");
         assert!(

@@ -48,6 +48,9 @@ impl Server {
             // The per-client limits guard a deployment; every client here comes from one
             // address, so they are lifted: the server's capacity is what is measured.
             .env("RATE_LIMIT_PER_MINUTE", "10000000")
+            // The connection cap per client address too (0 turns it off): a thousand clients
+            // on one address hold a thousand connections.
+            .env("MAX_CONNECTIONS_PER_CLIENT", "0")
             .env("RUST_LOG", "error")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

@@ -32,10 +32,10 @@ pub async fn adapters() -> AwsAdapters {
     let ctx = aws_context(config, &resources, &sdk)
         .expect("STATUS_TOKEN_SECRET is provisioned by scripts/test.sh");
     AwsAdapters {
-        store: ctx.store,
-        queue: ctx.queue,
-        storage: ctx.storage,
-        webhooks: ctx.webhooks,
+        store: ctx.store.clone(),
+        queue: ctx.queue.clone(),
+        storage: ctx.storage.clone(),
+        webhooks: ctx.webhooks.clone(),
         max_receives,
     }
 }

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod aws_calls;
 pub mod contract;
+pub mod costs;
 pub mod fake_fal;
 pub mod process;
 pub mod template;

@@ -608,7 +608,7 @@ mod tests {
         let task_id = batch.batch_id.as_uuid();
         let snapshot = Snapshot::of(
             image2model_shared::domain::JobId::from_uuid(task_id),
-            &Task::Batch(
+            Task::Batch(
                 batch,
                 vec![
                     done(),
@@ -650,7 +650,7 @@ mod tests {
     #[test]
     fn a_single_job_reads_as_itself() {
         let job = done();
-        let snapshot = Snapshot::of(job.job_id, &Task::Job(Box::new(job.clone())));
+        let snapshot = Snapshot::of(job.job_id, Task::Job(Box::new(job.clone())));
         let json = to_json(&snapshot);
         assert_eq!(
             json["result"]["download_url"],
@@ -694,6 +694,6 @@ mod tests {
     }
 
     fn job_snapshot(job: GenerationJob) -> Snapshot {
-        Snapshot::of(job.job_id, &Task::Job(Box::new(job)))
+        Snapshot::of(job.job_id, Task::Job(Box::new(job)))
     }
 }

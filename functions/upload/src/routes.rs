@@ -388,7 +388,7 @@ async fn batch_status(
     let Task::Batch(batch, jobs) = owned_task(&ctx, &caller, id).await? else {
         return Err(AppError::JobNotFound(id).into());
     };
-    let snapshot = Snapshot::of(id, &Task::Batch(batch, jobs));
+    let snapshot = Snapshot::of(id, Task::Batch(batch, jobs));
     let counts = snapshot.counts();
     Ok(Json(LegacyBatchStatus {
         batch_id: id,

@@ -44,7 +44,7 @@ pub async fn task_snapshot(
         }
         Viewer::Public => any_task(ctx, id).await?,
     };
-    Ok(Snapshot::of(id, &task))
+    Ok(Snapshot::of(id, task))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,27 +118,27 @@ fn aggregate(jobs: &[GenerationJob]) -> (JobStatus, u8, String) {
 }
 
 impl Snapshot {
-    pub fn of(task_id: JobId, task: &Task) -> Self {
+    pub fn of(task_id: JobId, task: Task) -> Self {
         match task {
             Task::Job(job) => Self {
                 task_id,
                 status: job.status,
                 progress: job.progress,
                 message: job.message.clone(),
-                jobs: vec![(**job).clone()],
-                is_batch: false,
                 owner: job.owner.clone(),
+                jobs: vec![*job],
+                is_batch: false,
             },
             Task::Batch(batch, jobs) => {
-                let (status, progress, message) = aggregate(jobs);
+                let (status, progress, message) = aggregate(&jobs);
                 Self {
                     task_id,
                     status,
                     progress,
                     message,
-                    jobs: jobs.clone(),
+                    jobs,
                     is_batch: true,
-                    owner: batch.owner.clone(),
+                    owner: batch.owner,
                 }
             }
         }
@@ -218,7 +218,7 @@ mod tests {
 
     /// The snapshot of a task that is this one job.
     fn single(job: &GenerationJob) -> Snapshot {
-        Snapshot::of(job.job_id, &Task::Job(Box::new(job.clone())))
+        Snapshot::of(job.job_id, Task::Job(Box::new(job.clone())))
     }
 
     /// The snapshot of a batch of these jobs.
@@ -229,7 +229,7 @@ mod tests {
             job_ids: vec![],
             created_at: Utc::now(),
         };
-        Snapshot::of(JobId::new(), &Task::Batch(owner, jobs))
+        Snapshot::of(JobId::new(), Task::Batch(owner, jobs))
     }
 
     #[test]

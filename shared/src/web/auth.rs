@@ -32,6 +32,11 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     }
 }
 
+/// Who the request's credential is, once a layer in front of the route (the rate limit) has
+/// identified it: the extractors below take it instead of checking the key again.
+#[derive(Debug, Clone)]
+pub(crate) struct Identified(pub(crate) Identity);
+
 fn non_empty(value: &str) -> Option<&str> {
     Some(value.trim()).filter(|v| !v.is_empty())
 }
@@ -44,13 +49,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let key = presented_key(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        let keys = Arc::<KeyRing>::from_ref(state);
-        match keys
-            .identify_credential(key)
-            .await
-            .ok_or(ApiError::Unauthorized)?
-        {
+        let identity = match parts.extensions.get::<Identified>() {
+            Some(Identified(identity)) => identity.clone(),
+            None => {
+                let key = presented_key(&parts.headers).ok_or(ApiError::Unauthorized)?;
+                let keys = Arc::<KeyRing>::from_ref(state);
+                keys.identify_credential(key)
+                    .await
+                    .ok_or(ApiError::Unauthorized)?
+            }
+        };
+        match identity {
             Identity::User(owner) => Ok(Self {
                 owner,
                 is_admin: false,

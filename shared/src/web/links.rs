@@ -8,8 +8,9 @@ use super::views::TaskLinks;
 use crate::app::status_token::{self, StatusToken};
 use crate::context::AppContext;
 use crate::domain::JobId;
+use crate::issued_tokens::Issued;
 use axum::extract::FromRequestParts;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use http::request::Parts;
 use std::convert::Infallible;
 
@@ -71,15 +72,24 @@ impl FromRequestParts<AppContext> for Origin {
     }
 }
 
-/// A fresh token that opens task `task_id` of `owner` without a key.
+/// A token that opens task `task_id` of `owner` without a key: the one this instance issued
+/// for it within the last minute (see [`crate::issued_tokens`]), else a new one.
 pub fn task_token(ctx: &AppContext, task_id: JobId, owner: &str) -> StatusToken {
-    status_token::issue(
-        ctx.status_secret(),
-        task_id,
-        owner,
-        ctx.config.status.status_token_ttl,
-        Utc::now(),
-    )
+    let ttl = ctx.config.status.status_token_ttl;
+    let now = Utc::now();
+    let issued = ctx
+        .issued_tokens
+        .get_or_issue(task_id, owner, ttl, now.timestamp(), || {
+            let fresh = status_token::issue(ctx.status_secret(), task_id, owner, ttl, now);
+            Issued {
+                token: fresh.token,
+                expires: fresh.expires_at.timestamp(),
+            }
+        });
+    StatusToken {
+        token: issued.token,
+        expires_at: DateTime::from_timestamp(issued.expires, 0).unwrap_or(now),
+    }
 }
 
 /// The links task `task_id` of `owner` is followed by.

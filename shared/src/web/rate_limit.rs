@@ -6,11 +6,12 @@
 //! `RATE_LIMITED` with `Retry-After` (none for work larger than a whole minute's budget, which
 //! no wait lets through).
 
-use super::auth::presented_key;
+use super::auth::{Identified, presented_key};
 use super::error::ApiError;
 use crate::context::AppContext;
 use crate::keys::{ADMIN_OWNER, Identity};
 use crate::ports::{Store, StoreError};
+use crate::rate_window::{Step, Verdict, WINDOW_SECS, judge, window_start};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,17 +21,6 @@ use http::{HeaderMap, HeaderValue};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use utoipa_axum::router::UtoipaMethodRouter;
-
-const WINDOW_SECS: i64 = 60;
-
-/// Who is counted: the key's (or token's) owner, or the client address.
-async fn subject(ctx: &AppContext, presented: Option<String>, address: String) -> String {
-    match identify(ctx, presented).await {
-        Some(Identity::User(name)) => owner_subject(&name),
-        Some(Identity::Admin) => owner_subject(ADMIN_OWNER),
-        None => address,
-    }
-}
 
 async fn identify(ctx: &AppContext, presented: Option<String>) -> Option<Identity> {
     match presented {
@@ -74,103 +64,107 @@ fn set_headers(headers: &mut HeaderMap, limit: u64, verdict: &Verdict) {
     );
 }
 
-/// What the window says about one more request.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Verdict {
-    allowed: bool,
-    /// Units that would still pass now.
-    remaining: u64,
-    /// When everything counted so far has left the window: the whole budget is back.
-    reset: DateTime<Utc>,
-    /// For a refusal, how long until the same units would pass (when nothing else is counted
-    /// meanwhile); 0 when allowed.
-    retry_after_secs: u64,
-}
-
-/// Counts one request of `subject` at `now` in a sliding window of a minute, estimated from two
-/// fixed-window counters (this minute's, and last minute's weighted by how much of it still
-/// lies within the last 60 s): unlike a fixed window, a burst at the end of one minute and
-/// another at the start of the next cannot pass twice the limit.
+/// Counts one request of `subject` at `now` in the sliding window of a minute (see
+/// [`judge`]).
 async fn count_request(
     store: &dyn Store,
     subject: &str,
     limit: u64,
     now: DateTime<Utc>,
 ) -> Result<Verdict, StoreError> {
-    count_units(store, subject, 1, limit, now).await
+    count_units(store, subject, 0, 1, limit, now)
+        .await
+        .map(|counted| counted.verdict)
 }
 
-/// Counts `units` of `subject`'s work at `now` (see [`count_request`]). Refused units are taken
-/// back: a client that is refused, and retries, is not kept out by its own refusals.
+/// A count in the store: the verdict, and the shared counts it read (this window's, refused
+/// units taken back, and last window's).
+struct Counted {
+    verdict: Verdict,
+    current: f64,
+    previous: f64,
+}
+
+/// Counts `units` of `subject`'s work at `now`, written with `settled` units allowed already
+/// (counted by this instance, see [`LocalCounts`](crate::rate_window::LocalCounts)): refused units are taken back, so a client
+/// that is refused, and retries, is not kept out by its own refusals.
 async fn count_units(
     store: &dyn Store,
     subject: &str,
+    settled: i64,
     units: i64,
     limit: u64,
     now: DateTime<Utc>,
-) -> Result<Verdict, StoreError> {
-    let window_start = now.timestamp() - now.timestamp().rem_euclid(WINDOW_SECS);
-    let key = |start: i64| format!("ratelimit:{subject}:{start}");
-    // A counter lives two windows: the next one weighs it.
-    let expires = DateTime::from_timestamp(window_start + 2 * WINDOW_SECS, 0).unwrap_or(now);
+) -> Result<Counted, StoreError> {
+    let start = window_start(now);
     let current = store
-        .add_to_counter(&key(window_start), units, expires)
+        .add_to_counter(
+            &counter_key(subject, start),
+            settled.saturating_add(units),
+            counter_expiry(start, now),
+        )
         .await?
         .max(0) as f64;
     let previous = store
-        .get_counter(&key(window_start - WINDOW_SECS))
+        .get_counter(&counter_key(subject, start - WINDOW_SECS))
         .await?
         .max(0) as f64;
-    let window_ms = (WINDOW_SECS * 1000) as f64;
-    let elapsed = ((now - DateTime::from_timestamp(window_start, 0).unwrap_or(now))
-        .num_milliseconds() as f64
-        / window_ms)
-        .clamp(0.0, 1.0);
-    let limit_f = limit as f64;
-    let allowed = previous * (1.0 - elapsed) + current <= limit_f;
-    let counted = if allowed {
+    let verdict = judge(start, previous, current, units as f64, limit, now);
+    let current = if verdict.allowed {
         current
     } else {
         store
-            .add_to_counter(&key(window_start), -units, expires)
+            .add_to_counter(
+                &counter_key(subject, start),
+                -units,
+                counter_expiry(start, now),
+            )
             .await?;
         (current - units as f64).max(0.0)
     };
-    let estimated = previous * (1.0 - elapsed) + counted;
-    // `windows_ahead` windows after this one's start.
-    let at = |windows_ahead: f64| {
-        let ms = (window_start as f64 * 1000.0 + windows_ahead * window_ms).ceil() as i64;
-        DateTime::from_timestamp_millis(ms).unwrap_or(now)
-    };
-    let reset = if counted > 0.0 {
-        at(2.0)
-    } else if previous > 0.0 {
-        at(1.0)
-    } else {
-        now
-    };
-    let retry_after_secs = if allowed {
-        0
-    } else {
-        let units = units as f64;
-        // Within this minute, last minute's weight fades; after it, this minute's does.
-        let ready = if counted + units <= limit_f && previous > 0.0 {
-            at(1.0 - (limit_f - counted - units) / previous)
-        } else if units <= limit_f && counted > 0.0 {
-            at(2.0 - (limit_f - units) / counted)
-        } else {
-            // More units than the whole budget never pass: come back when it is whole.
-            reset
-        };
-        let wait = (ready - now).num_milliseconds().max(0) as u64;
-        wait.div_ceil(1000).max(1)
-    };
-    Ok(Verdict {
-        allowed,
-        remaining: (limit_f - estimated).max(0.0).floor() as u64,
-        reset,
-        retry_after_secs,
+    Ok(Counted {
+        verdict,
+        current,
+        previous,
     })
+}
+
+/// The store's counter of `subject`'s window starting at `start`.
+fn counter_key(subject: &str, start: i64) -> String {
+    format!("ratelimit:{subject}:{start}")
+}
+
+/// A counter lives two windows: the next one weighs it.
+fn counter_expiry(start: i64, now: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(start + 2 * WINDOW_SECS, 0).unwrap_or(now)
+}
+
+/// Counts one keyless request of `subject`: decided by this instance's [`LocalCounts`](crate::rate_window::LocalCounts) between
+/// its writes, else counted in the store with what this instance counted since its last write.
+async fn count_keyless(
+    ctx: &AppContext,
+    subject: &str,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<Verdict, StoreError> {
+    let (pending, earlier) = match ctx.keyless_counts.count(subject, limit, now) {
+        Step::Decided(verdict) => return Ok(verdict),
+        Step::Write { pending, earlier } => (pending, earlier),
+    };
+    let store = ctx.store.as_ref();
+    if let Some((start, units)) = earlier {
+        store
+            .add_to_counter(
+                &counter_key(subject, start),
+                units,
+                counter_expiry(start, now),
+            )
+            .await?;
+    }
+    let counted = count_units(store, subject, pending, 1, limit, now).await?;
+    ctx.keyless_counts
+        .read(subject, counted.current, counted.previous, now);
+    Ok(counted.verdict)
 }
 
 /// Takes back `units` counted at `now` (work refused after it was counted is not done).
@@ -180,13 +174,12 @@ async fn uncount_units(
     units: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let window_start = now.timestamp() - now.timestamp().rem_euclid(WINDOW_SECS);
-    let expires = DateTime::from_timestamp(window_start + 2 * WINDOW_SECS, 0).unwrap_or(now);
+    let start = window_start(now);
     store
         .add_to_counter(
-            &format!("ratelimit:{subject}:{window_start}"),
+            &counter_key(subject, start),
             -units,
-            expires,
+            counter_expiry(start, now),
         )
         .await
         .map(drop)
@@ -236,8 +229,8 @@ impl RateBudget {
         }
         let store = state.ctx.store.as_ref();
         let now = Utc::now();
-        let verdict = match count_units(store, &state.subject, extra, state.limit, now).await {
-            Ok(verdict) => verdict,
+        let verdict = match count_units(store, &state.subject, 0, extra, state.limit, now).await {
+            Ok(counted) => counted.verdict,
             Err(err) => {
                 // As for requests: the limit fails open while the store hiccups.
                 tracing::warn!(error = %err, "rate limit counter unavailable");
@@ -326,33 +319,64 @@ pub fn limited(
 }
 
 /// Middleware for the routes that are rate limited.
-pub async fn limit(State(ctx): State<AppContext>, req: Request, next: Next) -> Response {
-    let subject = subject(&ctx, credential(&req), address(&req)).await;
+pub async fn limit(State(ctx): State<AppContext>, mut req: Request, next: Next) -> Response {
+    let identity = identify(&ctx, credential(&req)).await;
+    let subject = match &identity {
+        Some(Identity::User(name)) => owner_subject(name),
+        Some(Identity::Admin) => owner_subject(ADMIN_OWNER),
+        None => address(&req),
+    };
+    if let Some(identity) = identity {
+        req.extensions_mut().insert(Identified(identity));
+    }
     let limit = ctx.config.limits.rate_limit_per_minute;
-    apply(&ctx, &subject, limit, req, next).await
+    apply(&ctx, &subject, limit, Counting::Shared, req, next).await
 }
 
 /// Middleware for routes that also answer without a key (a task's status by token, or its
 /// public view): requests without a valid key are counted, per client address, under
 /// `PUBLIC_STATUS_RATE_LIMIT_PER_MINUTE`, whatever token they carry; a key that is no key counts
 /// as none. A valid key passes untouched.
-pub async fn limit_keyless(State(ctx): State<AppContext>, req: Request, next: Next) -> Response {
-    if identify(&ctx, credential(&req)).await.is_some() {
+/// Keyless requests are counted by this instance between its writes to the store (see
+/// [`LocalCounts`](crate::rate_window::LocalCounts)): a browser polling once a second costs a store write every 10 s, not every
+/// poll.
+pub async fn limit_keyless(
+    State(ctx): State<AppContext>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if let Some(identity) = identify(&ctx, credential(&req)).await {
+        req.extensions_mut().insert(Identified(identity));
         return next.run(req).await;
     }
     let subject = format!("public-{}", address(&req));
     let limit = ctx.config.limits.public_status_rate_limit_per_minute;
-    apply(&ctx, &subject, limit, req, next).await
+    apply(&ctx, &subject, limit, Counting::Keyless, req, next).await
+}
+
+/// Where a request is counted.
+#[derive(Clone, Copy, PartialEq)]
+enum Counting {
+    /// In the store, every request.
+    Shared,
+    /// By this instance first ([`count_keyless`]).
+    Keyless,
 }
 
 async fn apply(
     ctx: &AppContext,
     subject: &str,
     limit: u64,
+    counting: Counting,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let verdict = match count_request(ctx.store.as_ref(), subject, limit, Utc::now()).await {
+    let now = Utc::now();
+    let counted = match counting {
+        Counting::Shared => count_request(ctx.store.as_ref(), subject, limit, now).await,
+        Counting::Keyless => count_keyless(ctx, subject, limit, now).await,
+    };
+    let verdict = match counted {
         Ok(verdict) => verdict,
         Err(err) => {
             // Failing open keeps uploads working while the store hiccups; the store error
@@ -381,8 +405,12 @@ async fn apply(
     if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
         // Refused after all (its work would pass the budget): the request is not counted
         // either, so that a client that waits `Retry-After` gets through.
-        let now = Utc::now();
-        match uncount_units(ctx.store.as_ref(), subject, 1, now).await {
+        let uncounted = if counting == Counting::Keyless && ctx.keyless_counts.uncount(subject) {
+            Ok(())
+        } else {
+            uncount_units(ctx.store.as_ref(), subject, 1, Utc::now()).await
+        };
+        match uncounted {
             Ok(()) => {
                 let mut verdict = state.verdict.lock().unwrap_or_else(|e| e.into_inner());
                 verdict.remaining = verdict.remaining.saturating_add(1).min(limit);

@@ -1,12 +1,13 @@
 //! The embedded database: one SQLite file holding the store's records and the work queue, so a
-//! restart loses nothing. This file opens it and runs statements off the async runtime;
+//! restart loses nothing. This file opens it and runs statements off the async runtime (point
+//! reads in place when the connection is free);
 //! [`super::store`] and [`super::queue`] implement the two ports on it.
 
 use crate::ports::StoreError;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 const SCHEMA: &str = "
@@ -56,11 +57,22 @@ CREATE TABLE IF NOT EXISTS delivery_dead_letters (
     sent_at INTEGER NOT NULL, dead_at INTEGER NOT NULL);
 ";
 
-/// The store and queue in one SQLite database file.
+/// The store and queue in one SQLite database file: one connection that writes (and reads
+/// inside its writes), and a few that only read, so that point reads from every worker thread
+/// run at once, beside a write (WAL), instead of queueing for one connection.
 #[derive(Clone)]
 pub struct EmbeddedDb {
-    conn: Arc<Mutex<Connection>>,
+    /// The writing connection first, then the reading ones.
+    connections: Arc<[Mutex<Connection>]>,
     pub(super) max_receives: u32,
+}
+
+/// Where the writing connection is in [`EmbeddedDb::connections`]; the reading ones follow.
+const WRITER: usize = 0;
+
+/// The connections that only read: one per core, and one more.
+fn reader_count() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from) + 1
 }
 
 impl EmbeddedDb {
@@ -79,21 +91,58 @@ impl EmbeddedDb {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| fail(&e))?;
         conn.execute_batch(SCHEMA).map_err(|e| fail(&e))?;
+        let readers = (0..reader_count()).map(|_| {
+            let reader = Connection::open(path)?;
+            reader.busy_timeout(Duration::from_secs(5))?;
+            reader.pragma_update(None, "query_only", true)?;
+            Ok(Mutex::new(reader))
+        });
+        let connections = std::iter::once(Ok(Mutex::new(conn)))
+            .chain(readers)
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| fail(&e))?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            connections: connections.into(),
             max_receives: max_receives.max(1),
         })
     }
 
-    /// Runs `f` on the connection in the blocking pool.
+    /// Runs `f` on the writing connection in the blocking pool.
     pub(super) async fn call<T, F>(&self, f: F) -> rusqlite::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        self.in_blocking_pool(WRITER, f).await
+    }
+
+    /// Runs the point read `f` here, on the first free reading connection (a point read from
+    /// SQLite's cache takes microseconds, less than the hop to the blocking pool and back); when
+    /// every one is busy, in the blocking pool on the first.
+    pub(super) async fn read<T, F>(&self, f: F) -> rusqlite::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        for reader in &self.connections[WRITER + 1..] {
+            match reader.try_lock() {
+                Ok(mut guard) => return f(&mut guard),
+                Err(TryLockError::Poisoned(poisoned)) => return f(&mut poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.in_blocking_pool(WRITER + 1, f).await
+    }
+
+    /// Runs `f` on connection `index` in the blocking pool, once it is free.
+    async fn in_blocking_pool<T, F>(&self, index: usize, f: F) -> rusqlite::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let connections = Arc::clone(&self.connections);
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
+            let mut guard = connections[index]
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             f(&mut guard)

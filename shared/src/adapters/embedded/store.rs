@@ -80,8 +80,9 @@ impl EmbeddedDb {
     where
         T: serde::de::DeserializeOwned + Send + 'static,
     {
-        self.call(move |conn| {
-            conn.query_row(sql, [id], |r| r.get::<_, String>(0))
+        self.read(move |conn| {
+            conn.prepare_cached(sql)?
+                .query_row([id], |r| r.get::<_, String>(0))
                 .optional()?
                 .map(|raw| from_json(&raw))
                 .transpose()
@@ -432,14 +433,11 @@ impl Store for EmbeddedDb {
     async fn get_counter(&self, key: &str) -> Result<i64, StoreError> {
         let key = key.to_owned();
         let now = micros(Utc::now());
-        self.call(move |conn| {
-            conn.query_row(
-                "SELECT value FROM counters WHERE key = ?1 AND expires_at > ?2",
-                params![key, now],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::unwrap_or_default)
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT value FROM counters WHERE key = ?1 AND expires_at > ?2")?
+                .query_row(params![key, now], |r| r.get(0))
+                .optional()
+                .map(Option::unwrap_or_default)
         })
         .await
         .map_err(backend)
