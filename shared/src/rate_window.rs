@@ -4,10 +4,11 @@
 //! views, polled once a second by every browser following a job).
 //!
 //! `LocalCounts`' promise: one instance decides on the shared count it last read plus what it
-//! counted itself since, and writes what it counted to the store at least every
-//! [`SYNC_EVERY_MS`] and every [`batch`] requests (a tenth of the limit). One instance holds the
-//! limit exactly; a subject spread over N instances can pass it by at most N batches, until each
-//! instance's next write.
+//! counted itself since, and writes what it counted with the subject's next request once
+//! [`SYNC_EVERY_MS`] passed or [`batch`] requests (a tenth of the limit) were counted; while
+//! that write is under way, the subject's requests are counted in the store. One instance holds
+//! the limit exactly; a subject spread over N instances can pass it by at most N batches, until
+//! each instance's next write (what an instance counted when it stops is lost: at most a batch).
 
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -127,6 +128,9 @@ struct Entry {
     previous: f64,
     /// Requests counted here since, in `window_start`'s window, not yet in the store.
     pending: i64,
+    /// A write of this instance's count is under way: until its answer is read, requests are
+    /// counted in the store (decided here on the old count, a batch could pass per write).
+    writing: bool,
 }
 
 /// What to do with one request.
@@ -159,6 +163,12 @@ impl LocalCounts {
                 earlier: None,
             };
         };
+        if entry.writing {
+            return Step::Write {
+                pending: 0,
+                earlier: None,
+            };
+        }
         if entry.window_start == start
             && now_ms.saturating_sub(entry.read_at) < SYNC_EVERY_MS
             && entry.pending < batch(limit)
@@ -171,6 +181,7 @@ impl LocalCounts {
             return Step::Decided(verdict);
         }
         let pending = std::mem::take(&mut entry.pending);
+        entry.writing = true;
         if entry.window_start == start {
             Step::Write {
                 pending,
@@ -185,20 +196,27 @@ impl LocalCounts {
     }
 
     /// What the store said after a write at `now`: `current` (this window's count, refused
-    /// units taken back) and `previous`.
+    /// units taken back) and `previous`. Answers can arrive out of order: an older window's is
+    /// ignored, and within a window the higher count is kept.
     pub fn read(&self, subject: &str, current: f64, previous: f64, now: DateTime<Utc>) {
         let start = window_start(now);
         let now_ms = now.timestamp_millis();
         let mut subjects = self.subjects();
         if let Some(entry) = subjects.entries.get_mut(subject) {
-            if entry.window_start != start {
+            entry.writing = false;
+            if start < entry.window_start {
+                return;
+            }
+            if start == entry.window_start {
+                entry.current = entry.current.max(current);
+            } else {
                 // Requests counted meanwhile in the earlier window are dropped: that window
                 // only weighs on this one now (at most a batch, once a minute).
+                entry.current = current;
                 entry.pending = 0;
             }
             entry.window_start = start;
-            entry.read_at = now_ms;
-            entry.current = current;
+            entry.read_at = entry.read_at.max(now_ms);
             entry.previous = previous;
             return;
         }
@@ -219,6 +237,7 @@ impl LocalCounts {
                     current,
                     previous,
                     pending: 0,
+                    writing: false,
                 },
             );
         }
@@ -327,6 +346,39 @@ mod tests {
         assert!(shared.write(&local, "ip:a", 120, at(start + WINDOW_SECS, 0)));
         assert_eq!(shared.0[&start], 5.0);
         assert_eq!(shared.0[&(start + WINDOW_SECS)], 1.0);
+    }
+
+    /// While one write is under way, nothing more is decided on the old count, and a late
+    /// answer neither lowers the count nor moves the window back.
+    #[test]
+    fn during_a_write_requests_go_to_the_store_and_late_answers_change_nothing() {
+        let local = LocalCounts::default();
+        let start = 6_000_000_000 / WINDOW_SECS * WINDOW_SECS;
+        let now = at(start, 0);
+        local.read("ip:a", 100.0, 0.0, now);
+        for _ in 0..batch(120) {
+            assert!(matches!(local.count("ip:a", 120, now), Step::Decided(v) if v.allowed));
+        }
+        assert_eq!(
+            local.count("ip:a", 120, now),
+            Step::Write {
+                pending: 12,
+                earlier: None
+            }
+        );
+        for _ in 0..50 {
+            assert_eq!(
+                local.count("ip:a", 120, now),
+                Step::Write {
+                    pending: 0,
+                    earlier: None
+                }
+            );
+        }
+        local.read("ip:a", 120.0, 0.0, now);
+        local.read("ip:a", 113.0, 0.0, now);
+        local.read("ip:a", 5.0, 0.0, at(start - WINDOW_SECS, 0));
+        assert!(matches!(local.count("ip:a", 120, now), Step::Decided(v) if !v.allowed));
     }
 
     #[test]

@@ -201,7 +201,7 @@ pub const PUBLIC_POLL: Step = Step {
 };
 
 /// A stream opened (on the streaming URL, no API Gateway): one read to open; each second it
-/// stays open it reads once more and bills its execution.
+/// stays open it reads [`STREAM_READS_A_SECOND`] times more and bills its execution.
 pub const STREAM: Step = Step {
     name: "the stream opened",
     api_requests: 0,
@@ -242,9 +242,14 @@ pub const STEPS: [(&str, &Step); 7] = [
 pub const FOLLOW_BUILT_IN_SECS: u32 = 1;
 pub const FOLLOW_FAL_SECS: u32 = 60;
 
+/// The stream's reads a second: `SSE_POLL_SECONDS` is 0.25 by default, and the template keeps
+/// it.
+pub const STREAM_READS_A_SECOND: f64 = 4.0;
+
 /// Following a job for `secs` seconds: by polling every second, by the stream, by a webhook.
 pub fn following(secs: u32) -> [(&'static str, f64); 3] {
-    let stream_second = 512.0 / 1024.0 * price::LAMBDA_GB_SECOND + price::DYNAMODB_READ;
+    let stream_second =
+        512.0 / 1024.0 * price::LAMBDA_GB_SECOND + STREAM_READS_A_SECOND * price::DYNAMODB_READ;
     [
         ("polling every second", f64::from(secs) * POLL.cost()),
         (
