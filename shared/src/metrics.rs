@@ -12,9 +12,11 @@
 //! fixed shapes and the `metrics` facade would add a second metrics system beside Prometheus.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -184,20 +186,58 @@ pub fn metrics() -> &'static Metrics {
 
 /// A method as a label: the standard ones, and `OTHER` for whatever else a client sends (the
 /// label set must stay bounded whatever arrives).
-fn method_label(method: &str) -> &str {
+fn method_label(method: &str) -> &'static str {
     const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
     KNOWN.into_iter().find(|m| *m == method).unwrap_or("OTHER")
 }
 
-pub fn record_request(method: &str, route: &str, status: http::StatusCode, elapsed: Duration) {
-    let method = method_label(method);
-    let m = metrics();
-    m.requests
-        .with_label_values(&[method, route, status.as_str()])
-        .inc();
-    m.request_seconds
-        .with_label_values(&[method, route])
-        .observe(elapsed.as_secs_f64());
+/// The series one kind of answer is counted in: `http_requests_total` and
+/// `http_request_duration_seconds` for a method, route and status.
+struct RequestSeries {
+    route: Box<str>,
+    count: IntCounter,
+    seconds: Histogram,
+}
+
+thread_local! {
+    /// Each thread's series by method, route template (where its text lives: a router's
+    /// templates live as long as it does; the text is compared on each use all the same) and
+    /// status, so that an answer is counted without hashing its labels into the registry.
+    /// Bounded: methods, templates and statuses are.
+    static REQUEST_SERIES: RefCell<HashMap<(&'static str, usize, u16), RequestSeries>> =
+        RefCell::default();
+}
+
+pub fn record_request(
+    method: &http::Method,
+    route: &str,
+    status: http::StatusCode,
+    elapsed: Duration,
+) {
+    let method = method_label(method.as_str());
+    REQUEST_SERIES.with_borrow_mut(|series| {
+        let key = (method, route.as_ptr() as usize, status.as_u16());
+        let known = series.get(&key).filter(|known| *known.route == *route);
+        let known = match known {
+            Some(known) => known,
+            None => {
+                let m = metrics();
+                series.insert(
+                    key,
+                    RequestSeries {
+                        route: route.into(),
+                        count: m
+                            .requests
+                            .with_label_values(&[method, route, status.as_str()]),
+                        seconds: m.request_seconds.with_label_values(&[method, route]),
+                    },
+                );
+                &series[&key]
+            }
+        };
+        known.count.inc();
+        known.seconds.observe(elapsed.as_secs_f64());
+    });
     emit(
         Some(("Route", route)),
         &[
@@ -308,13 +348,18 @@ mod tests {
     fn labels_stay_bounded_whatever_method_arrives() {
         for i in 0..50 {
             record_request(
-                &format!("X{i}"),
+                &http::Method::from_bytes(format!("X{i}").as_bytes()).unwrap(),
                 "unmatched",
                 http::StatusCode::NOT_FOUND,
                 Duration::ZERO,
             );
         }
-        record_request("GET", "/health", http::StatusCode::OK, Duration::ZERO);
+        record_request(
+            &http::Method::GET,
+            "/health",
+            http::StatusCode::OK,
+            Duration::ZERO,
+        );
         let text = render();
         assert!(!text.contains("X7"), "a client's method became a label");
         assert!(
@@ -324,5 +369,39 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"method="GET""#));
+    }
+
+    #[test]
+    fn a_template_is_counted_under_its_own_text_wherever_it_lives() {
+        let count = |route: &str| {
+            render()
+                .lines()
+                .find(|l| {
+                    l.starts_with("http_requests_total{")
+                        && l.contains(&format!(r#"endpoint="{route}""#))
+                        && l.contains(r#"status_code="418""#)
+                })
+                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // Two templates at one address, one after the other, as a router dropped and another
+        // built in its place would have them.
+        let mut route = String::from("/series/a");
+        for _ in 0..3 {
+            record_request(
+                &http::Method::PUT,
+                &route,
+                http::StatusCode::IM_A_TEAPOT,
+                Duration::ZERO,
+            );
+        }
+        route.replace_range(8.., "b");
+        record_request(
+            &http::Method::PUT,
+            &route,
+            http::StatusCode::IM_A_TEAPOT,
+            Duration::ZERO,
+        );
+        assert_eq!((count("/series/a"), count("/series/b")), (3, 1));
     }
 }

@@ -6,7 +6,6 @@
 
 mod view;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
@@ -20,6 +19,7 @@ use image2model_shared::web::buffered::{self, Buffered};
 use image2model_shared::web::extract::{ApiQuery, JobIdParam};
 use image2model_shared::web::links::{Origin, task_links, task_token};
 use image2model_shared::web::openapi::ApiErrors;
+use image2model_shared::web::views::SizedJson;
 use image2model_shared::web::{ApiError, Caller, rate_limit};
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -78,10 +78,10 @@ async fn status(
     origin: Origin,
     JobIdParam(id): JobIdParam,
     ApiQuery(params): ApiQuery<StatusParams>,
-) -> Result<Json<StatusAnswer>, ApiError> {
+) -> Result<SizedJson<StatusAnswer>, ApiError> {
     let viewer = viewer(&ctx, caller, params.token)?;
     let snapshot = task_snapshot(&ctx, &viewer, id).await?;
-    Ok(Json(match viewer {
+    let answer = match viewer {
         Viewer::Public => StatusAnswer::Public(view::public_status(&snapshot)),
         // A token's holder already has the links: new ones would outlive the token's expiry.
         Viewer::Token(_) => StatusAnswer::Owner(Box::new(LinkedTaskStatus {
@@ -92,7 +92,9 @@ async fn status(
             status: view::owner_status(&snapshot),
             links: Some(task_links(&ctx, &origin, id, &snapshot.owner)).into(),
         })),
-    }))
+    };
+    // An owner's answer with its links is about a kilobyte, a batch's more.
+    Ok(SizedJson(answer, 2048))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -11,6 +11,8 @@
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
+use hyper::body::Body as _;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -28,7 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceBuilder;
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::timeout::TimeoutBody;
 
 /// File descriptors kept for everything but connections (database, objects, logs).
 const RESERVED_FDS: u64 = 64;
@@ -177,6 +179,15 @@ fn refuse_busy_client(mut stream: TcpStream, lingering: &Arc<Semaphore>) {
     });
 }
 
+/// A request's body with its pauses bounded by `idle` and its pace by `limits`; a body that is
+/// over before it starts (a `GET`'s) is left as it is, with no timer to set.
+fn watched_body(body: Incoming, idle: Duration, limits: read_deadline::ReadLimits) -> Body {
+    if body.is_end_stream() {
+        return Body::new(body);
+    }
+    read_deadline::within(Body::new(TimeoutBody::new(idle, body)), limits)
+}
+
 /// Serves `app` on `listener` until `shutdown`, then drains.
 pub async fn serve(
     listener: TcpListener,
@@ -216,14 +227,13 @@ pub async fn serve(
             refuse_busy_client(stream, &lingering);
             continue;
         };
-        let body_read = config.local.body_read;
+        let (body_read, body_idle) = (config.local.body_read, config.local.body_idle_timeout);
         let service = ServiceBuilder::new()
-            .map_request(move |req: Request<_>| {
+            .map_request(move |req: Request<Incoming>| {
                 let (mut parts, body) = req.into_parts();
                 parts.extensions.insert(ConnectInfo(peer));
-                Request::from_parts(parts, read_deadline::within(Body::new(body), body_read))
+                Request::from_parts(parts, watched_body(body, body_idle, body_read))
             })
-            .layer(RequestBodyTimeoutLayer::new(config.local.body_idle_timeout))
             .service(app.clone());
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));

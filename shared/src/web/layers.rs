@@ -10,17 +10,18 @@ use crate::config::Config;
 use crate::metrics;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use http::{HeaderName, HeaderValue, Method, header};
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 use tower::{Layer, Service, ServiceExt};
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tracing::Instrument;
@@ -29,87 +30,130 @@ use tracing::Instrument;
 #[derive(Clone)]
 struct RouteTemplate(MatchedPath);
 
-/// What the outermost layer holds, built once: CORS (when answered in code) and the largest
+/// What [`Edge`] holds, built once per service: CORS (when answered in code) and the largest
 /// body any route takes.
-struct Edge {
+struct EdgeSettings {
     cors: Option<CorsLayer>,
     largest_body: u64,
 }
 
 /// The headers every answer carries unless its route set its own.
-const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
-    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    (header::X_FRAME_OPTIONS, "DENY"),
-    (header::REFERRER_POLICY, "no-referrer"),
+const SECURITY_HEADERS: [(HeaderName, HeaderValue); 6] = [
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ),
     (
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; frame-ancestors 'none'",
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     ),
     (
         header::STRICT_TRANSPORT_SECURITY,
-        "max-age=63072000; includeSubDomains",
+        HeaderValue::from_static("max-age=63072000; includeSubDomains"),
     ),
-    (header::CACHE_CONTROL, "no-store"),
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
 ];
 
-/// The one layer in front of the routes (each `from_fn` layer costs a boxed clone of the
-/// service per request, each tower layer a future around the next): names the request (its id,
-/// in logs, the envelope and `X-Request-Id`), answers browsers' CORS (see
-/// [`cors_for_browsers`]), refuses what no route takes ([`guarded`]), adds the security headers,
-/// and logs and counts the answer by route template.
-async fn request_context(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> Response {
-    let id = incoming_request_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
-    let started = Instant::now();
-    let handling = async move {
-        let limit = edge.largest_body;
-        match &edge.cors {
-            Some(cors) if from_a_browser(&req) => {
-                let inner = tower::service_fn(move |req: Request| {
-                    let next = next.clone();
-                    async move { Ok::<_, Infallible>(guarded(req, next, limit).await) }
-                });
-                match cors.layer(inner).oneshot(req).await {
-                    Ok(response) => response.map(axum::body::Body::new),
-                    Err(never) => match never {},
-                }
-            }
-            _ => guarded(req, next, limit).await,
-        }
-    };
-    let mut response = request_id::scope(id.clone(), handling.instrument(span.clone())).await;
-    for (name, value) in SECURITY_HEADERS {
-        response
-            .headers_mut()
-            .entry(name)
-            .or_insert(HeaderValue::from_static(value));
-    }
-    let elapsed = started.elapsed();
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    let route = response
-        .extensions()
-        .get::<RouteTemplate>()
-        .map_or("unmatched", |r| r.0.as_str());
-    let status = response.status();
-    metrics::record_request(method.as_str(), route, status, elapsed);
-    let status = status.as_u16();
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            route,
-            elapsed_ms = elapsed.as_millis() as u64,
-            "request finished"
-        );
-    });
-    response
+/// The one service in front of the router: names the request (its id, in logs, the envelope
+/// and `X-Request-Id`), answers browsers' CORS (see [`from_a_browser`]), refuses what no route
+/// takes ([`guarded`]), answers a panic as the 500 envelope ([`unpanicked`]), adds the security
+/// headers, and logs and counts the answer by route template.
+///
+/// A plain tower service around the whole router, not a layer added with `Router::layer` (which
+/// wraps every route in a boxed service, cloned and boxed again per request) nor a `from_fn`
+/// (a boxed clone of the rest per request): one boxed future per request is its whole cost.
+#[derive(Clone)]
+pub struct Edge<S> {
+    inner: S,
+    settings: Arc<EdgeSettings>,
 }
 
-/// The layer on every route that carries its template to [`request_context`] in the response:
-/// a plain service (no boxed clone per request, as a `from_fn` layer makes).
+impl<S, B> Service<http::Request<B>> for Edge<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        // The ready service answers this request; a fresh clone waits for the next one.
+        let inner = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, inner);
+        let settings = Arc::clone(&self.settings);
+        let req = req.map(axum::body::Body::new);
+        let id = incoming_request_id(&req).unwrap_or_else(request_id::new_request_id);
+        let method = req.method().clone();
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id::as_text(&id),
+            method = %method,
+            path = %req.uri().path()
+        );
+        let started = Instant::now();
+        Box::pin(async move {
+            let handling = async move {
+                let limit = settings.largest_body;
+                match &settings.cors {
+                    Some(cors) if from_a_browser(&req) => {
+                        let guard = tower::service_fn(move |req: Request| {
+                            let inner = inner.clone();
+                            async move { Ok::<_, Infallible>(guarded(req, inner, limit).await) }
+                        });
+                        // tower-http's CORS service owns its layer: a browser's request costs
+                        // a clone of it (a request without `Origin` never does).
+                        match cors.layer(guard).oneshot(req).await {
+                            Ok(response) => response.map(axum::body::Body::new),
+                            Err(never) => match never {},
+                        }
+                    }
+                    _ => guarded(req, inner, limit).await,
+                }
+            };
+            let mut response =
+                request_id::scope(id.clone(), handling.instrument(span.clone())).await;
+            let headers = response.headers_mut();
+            headers.reserve(SECURITY_HEADERS.len() + 1);
+            for (name, value) in SECURITY_HEADERS {
+                headers.entry(name).or_insert(value);
+            }
+            headers.insert(request_id::HEADER, id);
+            let elapsed = started.elapsed();
+            let route = response
+                .extensions()
+                .get::<RouteTemplate>()
+                .map_or("unmatched", |r| r.0.as_str());
+            let status = response.status();
+            metrics::record_request(&method, route, status, elapsed);
+            let status = status.as_u16();
+            span.in_scope(|| {
+                tracing::info!(
+                    status,
+                    route,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "request finished"
+                );
+            });
+            Ok(response)
+        })
+    }
+}
+
+/// The layer on every route that carries its template to [`Edge`] in the response (a panic in
+/// the route is answered here, as [`panic_response`], so that it is counted under its route): a
+/// plain service (no boxed clone per request, as a `from_fn` layer makes).
 #[derive(Clone)]
 struct RememberRoute<S>(S);
 
@@ -148,7 +192,13 @@ where
     type Output = Result<Response, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut response = ready!(Pin::new(&mut self.answer).poll(cx))?;
+        // A panic here is answered here, so that it is counted under its route.
+        let polled =
+            std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut self.answer).poll(cx)));
+        let mut response = match polled {
+            Ok(answer) => ready!(answer)?,
+            Err(panic) => panic_response(panic),
+        };
         if let Some(matched) = self.matched.take() {
             response.extensions_mut().insert(RouteTemplate(matched));
         }
@@ -247,11 +297,31 @@ async fn envelope(response: Response) -> Response {
 /// What every request passes before its route: a repeated single-value header is 400, a
 /// declared body over `limit` 413, and the route's answer gets the envelope when it is an error
 /// without it.
-async fn guarded(req: Request, next: Next, limit: u64) -> Response {
+async fn guarded<S>(req: Request, route: S, limit: u64) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
     if let Some(refused) = repeated_header(&req).or_else(|| body_over(&req, limit)) {
         return refused;
     }
-    envelope(next.run(req).await).await
+    envelope(unpanicked(route, req).await).await
+}
+
+/// `route`'s answer to `req`, or the 500 envelope when it panics ([`panic_response`]): the
+/// process and the connection's other requests go on.
+async fn unpanicked<S>(mut route: S, req: Request) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let answer = match std::panic::catch_unwind(AssertUnwindSafe(|| route.call(req))) {
+        Ok(answer) => answer,
+        Err(panic) => return panic_response(panic),
+    };
+    match AssertUnwindSafe(answer).catch_unwind().await {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        Err(panic) => panic_response(panic),
+    }
 }
 
 /// What a panic in a handler answers: the 500 envelope (the panic itself goes to the log).
@@ -326,20 +396,104 @@ fn from_a_browser(req: &Request) -> bool {
             || headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD))
 }
 
-/// The service a function (or the local server) runs: `router` with its state applied, wrapped
-/// in the common layers.
-pub type HttpService = NormalizePath<Router>;
+/// The service a function (or the local server) runs: `router` with its state applied, behind
+/// [`Edge`].
+pub type HttpService = NormalizePath<Edge<Router>>;
 
 pub fn into_service(router: Router, config: &Config) -> HttpService {
     let router = router
         .route_layer(tower::layer::layer_fn(RememberRoute))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(CatchPanicLayer::custom(panic_response));
-    let edge = Arc::new(Edge {
-        cors: config.sign_in.cors_in_code.then(|| cors(config)),
-        largest_body: largest_body(config),
-    });
-    let router = router.layer(middleware::from_fn_with_state(edge, request_context));
-    NormalizePathLayer::trim_trailing_slash().layer(router)
+        .method_not_allowed_fallback(method_not_allowed);
+    let edge = Edge {
+        inner: router,
+        settings: Arc::new(EdgeSettings {
+            cors: config.sign_in.cors_in_code.then(|| cors(config)),
+            largest_body: largest_body(config),
+        }),
+    };
+    NormalizePathLayer::trim_trailing_slash().layer(edge)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+
+    async fn panics() -> &'static str {
+        panic!("in the handler")
+    }
+
+    /// A service whose `call` itself panics, before any future exists.
+    #[derive(Clone)]
+    struct PanicsWhenCalled;
+
+    impl Service<Request> for PanicsWhenCalled {
+        type Response = Response;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request) -> Self::Future {
+            panic!("in call")
+        }
+    }
+
+    /// A panic in a handler, or in a service's `call`, is answered as the 500 envelope with the
+    /// request's id and the security headers, counted by its route; the service answers the
+    /// next request as before.
+    #[tokio::test]
+    async fn a_panic_is_a_500_envelope_and_the_service_goes_on() {
+        let router = Router::new()
+            .route("/future", get(panics))
+            .route_service("/call", PanicsWhenCalled)
+            .route("/fine", get(|| async { "fine" }));
+        let mut service = into_service(router, &Config::default());
+        for path in ["/future", "/call"] {
+            let request = http::Request::get(path)
+                .header(REQUEST_ID_HEADER, "panic-test-1")
+                .body(Body::empty())
+                .unwrap();
+            let response = ServiceExt::<Request>::ready(&mut service)
+                .await
+                .unwrap()
+                .call(request)
+                .await
+                .unwrap();
+            assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(response.headers()[REQUEST_ID_HEADER], "panic-test-1");
+            assert_eq!(
+                response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+                "nosniff"
+            );
+            let body = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error_code"], "INTERNAL_ERROR", "{path}: {body}");
+            assert_eq!(body["request_id"], "panic-test-1", "{path}: {body}");
+        }
+        let fine = http::Request::get("/fine").body(Body::empty()).unwrap();
+        let response = ServiceExt::<Request>::ready(&mut service)
+            .await
+            .unwrap()
+            .call(fine)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), http::StatusCode::OK);
+        let id = response.headers()[REQUEST_ID_HEADER].to_str().unwrap();
+        assert!(
+            uuid::Uuid::parse_str(id).is_ok(),
+            "a made-up id is a UUID: {id}"
+        );
+        let text = crate::metrics::render();
+        assert!(
+            text.contains(r#"endpoint="/future",method="GET",status_code="500""#),
+            "{text}"
+        );
+    }
 }

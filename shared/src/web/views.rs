@@ -15,6 +15,31 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// `T` as a JSON answer, serialized into a buffer of `capacity` bytes from the start (axum's
+/// `Json` starts at 128 bytes and copies the answer each time it grows: four times for a
+/// status answer of about a kilobyte, the route polled most).
+pub struct SizedJson<T>(pub T, pub usize);
+
+impl<T: Serialize> IntoResponse for SizedJson<T> {
+    fn into_response(self) -> Response {
+        let mut body = Vec::with_capacity(self.1);
+        match serde_json::to_writer(&mut body, &self.0) {
+            Ok(()) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            Err(err) => {
+                tracing::error!(error = %err, "an answer could not be serialized");
+                ApiError::Internal.into_response()
+            }
+        }
+    }
+}
+
 /// A 302 to `signed`: how a model leaves through the download routes.
 pub fn signed_redirect(signed: &PresignedRequest) -> Result<Response, ApiError> {
     let location = HeaderValue::from_str(&signed.url).map_err(|_| ApiError::Unavailable {

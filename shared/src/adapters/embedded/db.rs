@@ -5,7 +5,7 @@
 
 use crate::ports::StoreError;
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
+use rusqlite::{Connection, ErrorCode};
 use std::path::Path;
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
@@ -70,6 +70,13 @@ pub struct EmbeddedDb {
 /// Where the writing connection is in [`EmbeddedDb::connections`]; the reading ones follow.
 const WRITER: usize = 0;
 
+/// How long a statement in the blocking pool waits for a lock another connection holds.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a read on an async worker thread waits for a lock: not at all (see
+/// [`EmbeddedDb::read`]).
+const READER_WAIT: Duration = Duration::ZERO;
+
 /// The connections that only read: one per core, and one more.
 fn reader_count() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from) + 1
@@ -84,8 +91,7 @@ impl EmbeddedDb {
             std::fs::create_dir_all(parent).map_err(|e| fail(&e))?;
         }
         let conn = Connection::open(path).map_err(|e| fail(&e))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(|e| fail(&e))?;
+        conn.busy_timeout(BUSY_WAIT).map_err(|e| fail(&e))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| fail(&e))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -93,7 +99,7 @@ impl EmbeddedDb {
         conn.execute_batch(SCHEMA).map_err(|e| fail(&e))?;
         let readers = (0..reader_count()).map(|_| {
             let reader = Connection::open(path)?;
-            reader.busy_timeout(Duration::from_secs(5))?;
+            reader.busy_timeout(READER_WAIT)?;
             reader.pragma_update(None, "query_only", true)?;
             Ok(Mutex::new(reader))
         });
@@ -117,21 +123,32 @@ impl EmbeddedDb {
     }
 
     /// Runs the point read `f` here, on the first free reading connection (a point read from
-    /// SQLite's cache takes microseconds, less than the hop to the blocking pool and back); when
-    /// every one is busy, in the blocking pool on the first.
+    /// SQLite's cache takes microseconds, less than the hop to the blocking pool and back). Here
+    /// a read never waits for a lock ([`READER_WAIT`] is zero): when the database is busy, or
+    /// every reading connection is, it runs in the blocking pool, where it may wait.
     pub(super) async fn read<T, F>(&self, f: F) -> rusqlite::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         for reader in &self.connections[WRITER + 1..] {
-            match reader.try_lock() {
-                Ok(mut guard) => return f(&mut guard),
-                Err(TryLockError::Poisoned(poisoned)) => return f(&mut poisoned.into_inner()),
-                Err(TryLockError::WouldBlock) => {}
+            let answer = match reader.try_lock() {
+                Ok(mut guard) => f(&mut guard),
+                Err(TryLockError::Poisoned(poisoned)) => f(&mut poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => continue,
+            };
+            match answer {
+                Err(err) if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => break,
+                answer => return answer,
             }
         }
-        self.in_blocking_pool(WRITER + 1, f).await
+        self.in_blocking_pool(WRITER + 1, move |conn| {
+            conn.busy_timeout(BUSY_WAIT)?;
+            let answer = f(conn);
+            conn.busy_timeout(READER_WAIT)?;
+            answer
+        })
+        .await
     }
 
     /// Runs `f` on connection `index` in the blocking pool, once it is free.
@@ -158,4 +175,60 @@ pub(super) fn micros(t: DateTime<Utc>) -> i64 {
 
 pub(super) fn from_micros(v: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread::ThreadId;
+
+    /// A read that finds the database busy (another connection holding it) is not kept waiting
+    /// on the async thread: it runs again in the blocking pool, where it may wait.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_read_that_finds_the_database_busy_waits_in_the_blocking_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = EmbeddedDb::open(&dir.path().join("db.sqlite"), 3).unwrap();
+        let threads = Arc::new(Mutex::new(Vec::<ThreadId>::new()));
+        let answer = db
+            .read({
+                let threads = Arc::clone(&threads);
+                move |conn| {
+                    let mut seen = threads.lock().unwrap();
+                    seen.push(std::thread::current().id());
+                    if seen.len() == 1 {
+                        return Err(rusqlite::Error::SqliteFailure(
+                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                            None,
+                        ));
+                    }
+                    conn.query_row("SELECT 7", [], |r| r.get::<_, i64>(0))
+                }
+            })
+            .await;
+        assert_eq!(answer.unwrap(), 7);
+        let seen = threads.lock().unwrap().clone();
+        let here = std::thread::current().id();
+        assert_eq!(seen.len(), 2, "tried once here and once in the pool");
+        assert_eq!(seen[0], here);
+        assert_ne!(seen[1], here, "the retry ran on the async thread");
+    }
+
+    /// Any other error is the read's answer, not retried.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_read_that_fails_otherwise_fails_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = EmbeddedDb::open(&dir.path().join("db.sqlite"), 3).unwrap();
+        let tries = Arc::new(Mutex::new(0));
+        let answer = db
+            .read({
+                let tries = Arc::clone(&tries);
+                move |conn| {
+                    *tries.lock().unwrap() += 1;
+                    conn.query_row("SELECT * FROM no_such_table", [], |r| r.get::<_, i64>(0))
+                }
+            })
+            .await;
+        assert!(answer.is_err());
+        assert_eq!(*tries.lock().unwrap(), 1);
+    }
 }

@@ -82,7 +82,7 @@ impl EmbeddedDb {
     {
         self.read(move |conn| {
             conn.prepare_cached(sql)?
-                .query_row([id], |r| r.get::<_, String>(0))
+                .query_row([&id], |r| r.get::<_, String>(0))
                 .optional()?
                 .map(|raw| from_json(&raw))
                 .transpose()
