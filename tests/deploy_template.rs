@@ -491,3 +491,24 @@ fn the_readmes_cost_table_is_computed_from_the_held_calls_and_prices() {
         "the README's cost table should read:\n{table}"
     );
 }
+
+/// The memory each invocation is priced at is the memory `template.yaml` gives its function.
+#[test]
+fn the_cost_tables_memory_sizes_are_the_templates() {
+    let sizes = template::memory_sizes();
+    assert_eq!(
+        sizes["image2model-worker"],
+        [2048].into(),
+        "the template is read: {sizes:?}"
+    );
+    for (_, step) in image2model_tests::costs::STEPS {
+        for (function, mb, _, _) in step.invocations {
+            assert_eq!(
+                sizes.get(*function),
+                Some(&[*mb].into()),
+                "{}: {function} is priced at {mb} MB",
+                step.name
+            );
+        }
+    }
+}

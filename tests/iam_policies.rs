@@ -271,8 +271,9 @@ fn job_status(job: &Value) -> &str {
     job["status"].as_str().unwrap_or_default()
 }
 
-/// A webhook receiver on loopback: `/flaky` answers 500 to its first delivery and 200 after,
-/// `/gone` answers 410. Returns its origin and the (path, `webhook-id`) of each delivery.
+/// A webhook receiver on loopback: `/ok` answers 200 to every delivery, `/gone` 410, any other
+/// path (`/flaky`) 500 to its first delivery and 200 after. Returns its origin and the (path,
+/// `webhook-id`) of each delivery.
 async fn webhook_receiver() -> (String, Arc<std::sync::Mutex<Vec<(String, String)>>>) {
     let seen: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
     let log = seen.clone();
@@ -288,6 +289,7 @@ async fn webhook_receiver() -> (String, Arc<std::sync::Mutex<Vec<(String, String
                     let first = !seen.iter().any(|(p, _)| *p == name);
                     seen.push((name.clone(), id));
                     match name.as_str() {
+                        "ok" => axum::http::StatusCode::OK,
                         "gone" => axum::http::StatusCode::GONE,
                         _ if first => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                         _ => axum::http::StatusCode::OK,
@@ -428,20 +430,6 @@ fn calls_since(proxy: &RecordingProxy, from: usize) -> costs::Calls {
     calls
 }
 
-/// A webhook receiver that answers every delivery 200; returns its origin and how many came.
-async fn counting_receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = count.clone();
-    let app = axum::Router::new().fallback(move || {
-        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        async { axum::http::StatusCode::OK }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (origin, count)
-}
-
 impl Drive<'_> {
     /// One model on the built-in generator, step by step, with the AWS calls each step makes
     /// held to `support::costs` (the README's cost table is computed from it): made (presigned,
@@ -456,13 +444,13 @@ impl Drive<'_> {
             sqs,
             ..
         } = self;
-        let (receiver, delivered) = counting_receiver().await;
+        let (receiver, delivered) = webhook_receiver().await;
         client
             .ok(
                 BOB,
                 "POST",
                 "/api/v1/webhooks/endpoints",
-                Some(json!({"url": format!("{receiver}/hook")})),
+                Some(json!({"url": format!("{receiver}/ok")})),
             )
             .await;
         let photo = png(96, 64);
@@ -510,7 +498,7 @@ impl Drive<'_> {
         let delivered_by = |count: usize| {
             let delivered = &delivered;
             deliver_until(d, sqs, &env["WEBHOOK_QUEUE_URL"], move || {
-                delivered.load(std::sync::atomic::Ordering::SeqCst) >= count
+                delivered.lock().unwrap().len() >= count
             })
         };
         let from = proxy.authorizations().len();

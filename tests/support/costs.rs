@@ -54,8 +54,8 @@ pub struct Step {
     pub name: &'static str,
     /// HTTP API requests.
     pub api_requests: u32,
-    /// Lambda invocations: (function, memory in MB as `template.yaml` gives it, billed
-    /// milliseconds each, how many).
+    /// Lambda invocations: (function, memory in MB as `template.yaml` gives it (a test holds
+    /// them together), billed milliseconds each, how many).
     pub invocations: &'static [(&'static str, u32, u32, u32)],
     /// The AWS calls: (function, IAM action, how many).
     pub calls: &'static [(&'static str, &'static str, u32)],
@@ -248,8 +248,9 @@ pub const STREAM_READS_A_SECOND: f64 = 4.0;
 
 /// Following a job for `secs` seconds: by polling every second, by the stream, by a webhook.
 pub fn following(secs: u32) -> [(&'static str, f64); 3] {
-    let stream_second =
-        512.0 / 1024.0 * price::LAMBDA_GB_SECOND + STREAM_READS_A_SECOND * price::DYNAMODB_READ;
+    let (_, stream_mb, _, _) = STREAM.invocations[0];
+    let stream_second = f64::from(stream_mb) / 1024.0 * price::LAMBDA_GB_SECOND
+        + STREAM_READS_A_SECOND * price::DYNAMODB_READ;
     [
         ("polling every second", f64::from(secs) * POLL.cost()),
         (

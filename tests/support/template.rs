@@ -79,6 +79,48 @@ impl HttpRoutes {
     }
 }
 
+/// Each binary's memory sizes in MB, as `template.yaml` gives the functions that run it (a
+/// function without its own `MemorySize` has the one of `Globals`).
+pub fn memory_sizes() -> std::collections::BTreeMap<String, std::collections::BTreeSet<u32>> {
+    let template = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
+    let size = |line: &str| {
+        line.trim()
+            .strip_prefix("MemorySize: ")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+    };
+    // `Globals` → `Function` → `MemorySize`, four spaces in.
+    let global = template
+        .lines()
+        .find(|l| l.starts_with("    MemorySize: "))
+        .and_then(size)
+        .expect("a MemorySize in Globals");
+    let mut sizes: std::collections::BTreeMap<_, std::collections::BTreeSet<u32>> =
+        Default::default();
+    let mut function: (Option<String>, Option<u32>) = (None, None);
+    let mut close = |function: &mut (Option<String>, Option<u32>)| {
+        if let (Some(binary), own) = std::mem::take(function) {
+            sizes
+                .entry(binary)
+                .or_default()
+                .insert(own.unwrap_or(global));
+        }
+    };
+    for line in template.lines() {
+        let resource = line.starts_with("  ") && !line.starts_with("   ") && line.ends_with(':');
+        if resource || !line.starts_with(' ') {
+            close(&mut function);
+        }
+        if let Some(rest) = line.split("Binary: ").nth(1) {
+            function.0 = rest.split([' ', '}']).next().map(str::to_owned);
+        }
+        if line.starts_with("      MemorySize: ") {
+            function.1 = size(line);
+        }
+    }
+    close(&mut function);
+    sizes
+}
+
 #[cfg(test)]
 mod tests {
     use super::route_matches;

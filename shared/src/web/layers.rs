@@ -124,6 +124,11 @@ where
             };
             let mut response =
                 request_id::scope(id.clone(), handling.instrument(span.clone())).await;
+            if method == Method::HEAD {
+                // The router empties the answers of its routes; these are the ones made here
+                // (refusals, envelopes), which Lambda would send whole.
+                *response.body_mut() = axum::body::Body::empty();
+            }
             let headers = response.headers_mut();
             headers.reserve(SECURITY_HEADERS.len() + 1);
             for (name, value) in SECURITY_HEADERS {
@@ -313,6 +318,10 @@ async fn unpanicked<S>(mut route: S, req: Request) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
+    let route = match route.ready().await {
+        Ok(ready) => ready,
+        Err(never) => match never {},
+    };
     let answer = match std::panic::catch_unwind(AssertUnwindSafe(|| route.call(req))) {
         Ok(answer) => answer,
         Err(panic) => return panic_response(panic),
@@ -421,11 +430,23 @@ mod tests {
     use axum::body::Body;
     use axum::routing::get;
 
+    /// `service`'s answer to `request`.
+    async fn send<S>(service: S, request: Request) -> Response
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+    {
+        match service.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
     async fn panics() -> &'static str {
         panic!("in the handler")
     }
 
-    /// A service whose `call` itself panics, before any future exists.
+    /// A service whose `call` itself panics, before any future exists (behind the router,
+    /// axum calls it inside its own future: [`RouteAnswer`] answers that one).
     #[derive(Clone)]
     struct PanicsWhenCalled;
 
@@ -443,27 +464,22 @@ mod tests {
         }
     }
 
-    /// A panic in a handler, or in a service's `call`, is answered as the 500 envelope with the
-    /// request's id and the security headers, counted by its route; the service answers the
-    /// next request as before.
+    /// A panic in a handler, or in a service's `call` (behind the router or straight behind
+    /// [`Edge`]), is answered as the 500 envelope with the request's id and the security
+    /// headers, counted by its route; the service answers the next request as before.
     #[tokio::test]
     async fn a_panic_is_a_500_envelope_and_the_service_goes_on() {
         let router = Router::new()
             .route("/future", get(panics))
             .route_service("/call", PanicsWhenCalled)
             .route("/fine", get(|| async { "fine" }));
-        let mut service = into_service(router, &Config::default());
+        let service = into_service(router, &Config::default());
         for path in ["/future", "/call"] {
             let request = http::Request::get(path)
                 .header(REQUEST_ID_HEADER, "panic-test-1")
                 .body(Body::empty())
                 .unwrap();
-            let response = ServiceExt::<Request>::ready(&mut service)
-                .await
-                .unwrap()
-                .call(request)
-                .await
-                .unwrap();
+            let response = send(service.clone(), request).await;
             assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
             assert_eq!(response.headers()[REQUEST_ID_HEADER], "panic-test-1");
             assert_eq!(
@@ -477,13 +493,18 @@ mod tests {
             assert_eq!(body["error_code"], "INTERNAL_ERROR", "{path}: {body}");
             assert_eq!(body["request_id"], "panic-test-1", "{path}: {body}");
         }
+        let bare = Edge {
+            inner: PanicsWhenCalled,
+            settings: Arc::new(EdgeSettings {
+                cors: None,
+                largest_body: 1024,
+            }),
+        };
+        let request = http::Request::get("/").body(Body::empty()).unwrap();
+        let response = send(bare.clone(), request).await;
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
         let fine = http::Request::get("/fine").body(Body::empty()).unwrap();
-        let response = ServiceExt::<Request>::ready(&mut service)
-            .await
-            .unwrap()
-            .call(fine)
-            .await
-            .unwrap();
+        let response = send(service.clone(), fine).await;
         assert_eq!(response.status(), http::StatusCode::OK);
         let id = response.headers()[REQUEST_ID_HEADER].to_str().unwrap();
         assert!(
@@ -495,5 +516,30 @@ mod tests {
             text.contains(r#"endpoint="/future",method="GET",status_code="500""#),
             "{text}"
         );
+    }
+
+    /// A `HEAD` answered before or around the routes (a refusal, an envelope) has no body, as
+    /// the routes' own answers to `HEAD` have none.
+    #[tokio::test]
+    async fn a_head_refused_in_front_of_the_routes_has_no_body() {
+        let router = Router::new().route("/thing", get(|| async { "thing" }));
+        let service = into_service(router, &Config::default());
+        for request in [
+            http::Request::head("/thing")
+                .header(header::AUTHORIZATION, "Bearer a")
+                .header(header::AUTHORIZATION, "Bearer b")
+                .body(Body::empty())
+                .unwrap(),
+            http::Request::head("/nothing-here")
+                .body(Body::empty())
+                .unwrap(),
+        ] {
+            let response = send(service.clone(), request).await;
+            assert!(response.status().is_client_error(), "{}", response.status());
+            let body = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            assert!(body.is_empty(), "{body:?}");
+        }
     }
 }

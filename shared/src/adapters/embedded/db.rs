@@ -124,8 +124,9 @@ impl EmbeddedDb {
 
     /// Runs the point read `f` here, on the first free reading connection (a point read from
     /// SQLite's cache takes microseconds, less than the hop to the blocking pool and back). Here
-    /// a read never waits for a lock ([`READER_WAIT`] is zero): when the database is busy, or
-    /// every reading connection is, it runs in the blocking pool, where it may wait.
+    /// a read does not wait for a lock another connection holds ([`READER_WAIT`] is zero; only
+    /// SQLite's own brief WAL retries remain): when the database is busy, or every reading
+    /// connection is, it runs in the blocking pool, where it may wait.
     pub(super) async fn read<T, F>(&self, f: F) -> rusqlite::Result<T>
     where
         T: Send + 'static,
@@ -144,9 +145,10 @@ impl EmbeddedDb {
         }
         self.in_blocking_pool(WRITER + 1, move |conn| {
             conn.busy_timeout(BUSY_WAIT)?;
-            let answer = f(conn);
+            // Even a read that panics leaves the connection as the async threads use it.
+            let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
             conn.busy_timeout(READER_WAIT)?;
-            answer
+            answer.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
         .await
     }
